@@ -1,0 +1,81 @@
+/*
+ * config.h -- configuration, parsed once and passed down as const.
+ *
+ * Sources, later overriding earlier: built-in defaults, an optional INI file
+ * (--config FILE; keys are the variable names without the PF_ prefix, in
+ * any case, in any section), then PF_* environment variables.  Unknown PF_
+ * variables, unknown file keys and malformed values are errors naming the
+ * key.
+ */
+#ifndef PF_COMMON_CONFIG_H
+#define PF_COMMON_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+#define PF_CONFIG_STR 512
+
+typedef struct pf_config {
+	/* PF_LISTEN: client HTTP address, host:port (default 127.0.0.1:3000) */
+	char listen[PF_CONFIG_STR];
+	/* PF_DATABASE_URL: libpq conninfo or postgres:// URL (secret) */
+	char database_url[PF_CONFIG_STR];
+	/* PF_REDIS_URL: redis://host:port[/db] (secret: may hold a password) */
+	char redis_url[PF_CONFIG_STR];
+	/* PF_WORKER_URL: NNG URLs workers listen on; the ingress dials each
+	 * (comma-separated).  Default inproc://pf-worker. */
+	char worker_url[PF_CONFIG_STR];
+	/* PF_REPLY_URL: NNG URL the ingress listens on for worker replies and
+	 * puts in relay.request.  Default inproc://pf-reply. */
+	char reply_url[PF_CONFIG_STR];
+	/* PF_ACCOUNTANT_URL: NNG URL of the accountant.  Default
+	 * inproc://pf-accountant. */
+	char accountant_url[PF_CONFIG_STR];
+	/* PF_BODY_MAX: client request body cap, bytes */
+	uint32_t body_max;
+	/* PF_HTTP_THREADS: ingress HTTP threads (default 2) */
+	uint32_t http_threads;
+	/* PF_WORKER_THREADS: upstream transfer threads per worker (default 1) */
+	uint32_t worker_threads;
+	/* PF_CONNECT_TIMEOUT_MS, PF_FIRST_BYTE_TIMEOUT_MS, PF_IDLE_TIMEOUT_MS,
+	 * PF_TOTAL_TIMEOUT_MS: upstream defaults, channels may override */
+	uint32_t connect_timeout_ms;
+	uint32_t first_byte_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t total_timeout_ms;
+	/* PF_CLIENT_TIMEOUT_S: idle client connection timeout */
+	uint32_t client_timeout_s;
+	/* PF_AUTH_CACHE_TTL_MS: how long a token lookup is trusted */
+	uint32_t auth_cache_ttl_ms;
+	/* PF_CHANNEL_REFRESH_MS: channel/routing snapshot reload interval */
+	uint32_t channel_refresh_ms;
+	/* PF_QUOTA_PER_UNIT: quota units per USD (default 500000) */
+	int64_t quota_per_unit;
+	/* PF_LOG_LEVEL: debug|info|warn|error (default info) */
+	pf_log_level log_level;
+} pf_config;
+
+/* pf_config_defaults fills cfg with built-in defaults. */
+void pf_config_defaults(pf_config *cfg);
+
+/*
+ * pf_config_load builds a configuration from defaults, the optional file
+ * (path may be NULL) and the environment (envp, NULL-terminated "K=V"
+ * strings; pass environ).  On error writes a message naming the key or
+ * file line into errbuf (errlen bytes) and returns PF_ECONFIG (or PF_EIO
+ * when the file cannot be read); *ret_cfg is written only on success.
+ */
+PF_NODISCARD pf_err pf_config_load(const char *path, char *const *envp,
+    pf_config *ret_cfg, char *errbuf, size_t errlen);
+
+/*
+ * pf_config_set applies one key (with or without "PF_" prefix, any case)
+ * to cfg.  Errors: PF_ECONFIG with a message in errbuf.
+ */
+PF_NODISCARD pf_err pf_config_set(pf_config *cfg, const char *key,
+    const char *value, char *errbuf, size_t errlen);
+
+#endif /* PF_COMMON_CONFIG_H */

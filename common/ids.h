@@ -1,0 +1,36 @@
+/*
+ * ids.h -- random 16-byte ids (request ids = usage event ids) and hex.
+ */
+#ifndef PF_COMMON_IDS_H
+#define PF_COMMON_IDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/msg.h"
+
+#define PF_ID_HEX_LEN (PF_ID_LEN * 2)
+
+/* pf_id_new fills id with 16 bytes from the OS CSPRNG (getrandom, falling
+ * back to OpenSSL RAND_bytes).  Errors: PF_ECRYPTO. */
+PF_NODISCARD pf_err pf_id_new(uint8_t id[PF_ID_LEN]);
+
+/* pf_random_bytes fills buf with n cryptographically random bytes.
+ * Errors: PF_ECRYPTO. */
+PF_NODISCARD pf_err pf_random_bytes(void *buf, size_t n);
+
+/* pf_hex_encode writes 2*n lowercase hex digits and a NUL to out, which
+ * must hold 2*n+1 bytes. */
+void pf_hex_encode(const uint8_t *in, size_t n, char *out);
+
+/* pf_hex_decode parses exactly 2*n hex digits (either case) from in into
+ * out[n].  Errors: PF_EINVAL (wrong length or non-hex); out untouched. */
+PF_NODISCARD pf_err pf_hex_decode(
+    const char *in, size_t inlen, uint8_t *out, size_t n);
+
+/* pf_sha256_hex writes the SHA-256 of data as 64 hex digits + NUL into
+ * out[65].  Errors: PF_ECRYPTO. */
+PF_NODISCARD pf_err pf_sha256_hex(const void *data, size_t len, char out[65]);
+
+#endif /* PF_COMMON_IDS_H */

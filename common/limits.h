@@ -1,0 +1,45 @@
+/*
+ * limits.h -- every cap on a buffer fed from outside lives here.
+ *
+ * Runtime-configurable limits (request body cap, timeouts) have their
+ * defaults here and their values in pf_config.
+ */
+#ifndef PF_COMMON_LIMITS_H
+#define PF_COMMON_LIMITS_H
+
+/* HTTP ingress */
+#define PF_BODY_MAX_DEFAULT (4u * 1024u * 1024u)  /* PF_BODY_MAX */
+#define PF_BODY_MAX_CEILING (64u * 1024u * 1024u) /* hard upper bound */
+#define PF_HTTP_HEADER_POOL (32u * 1024u)         /* MHD per-connection pool */
+#define PF_HTTP_CONN_TIMEOUT_S 30u                /* idle client connection */
+#define PF_HTTP_MAX_CONNS 20000u
+#define PF_JSON_MAX_DEPTH 64u    /* nesting in request bodies */
+#define PF_MODEL_NAME_MAX 128u   /* bytes in a model name */
+#define PF_API_KEY_MAX 128u      /* bytes in an sk- key */
+#define PF_API_KEY_PREFIX_LEN 8u /* visible prefix kept in the DB */
+
+/* Relay */
+#define PF_RELAY_MAX_CANDIDATES 16u           /* channels tried per request */
+#define PF_STREAM_BUFFER_MAX (256u * 1024u)   /* bytes queued per stream */
+#define PF_RESPONSE_MAX (16u * 1024u * 1024u) /* non-stream response */
+#define PF_SSE_EVENT_MAX (1024u * 1024u)      /* one SSE event from upstream */
+#define PF_UPSTREAM_HEADER_MAX (64u * 1024u)  /* upstream response headers */
+#define PF_ERROR_BODY_MAX (64u * 1024u)       /* upstream error body kept */
+
+/* Messages between roles */
+#define PF_MSG_MAX (PF_BODY_MAX_CEILING + 64u * 1024u)
+#define PF_MSG_MAX_DEPTH 8u                /* msgpack nesting */
+#define PF_MSG_STR_MAX PF_BODY_MAX_CEILING /* one str/bin field */
+#define PF_MSG_ARRAY_MAX 4096u             /* entries in one array */
+#define PF_EVENT_ID_MAX 128u               /* bytes in an event id */
+#define PF_URL_MAX 2048u                   /* base URLs, proxy URLs, NNG URLs */
+#define PF_SECRET_MAX 4096u                /* channel keys */
+
+/* Configuration */
+#define PF_CONFIG_VALUE_MAX 2048u
+#define PF_CONFIG_FILE_MAX (256u * 1024u)
+
+/* Caches */
+#define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
+
+#endif /* PF_COMMON_LIMITS_H */

@@ -1,0 +1,38 @@
+/*
+ * server.h -- the ingress role: the client-facing HTTP API.
+ *
+ * Listens on cfg->listen (libmicrohttpd), authenticates sk- tokens
+ * (PostgreSQL lookups cached in memory), picks candidate channels, sends
+ * relay.request to workers over NNG (dialing cfg->worker_url) and writes
+ * the worker's replies, received on cfg->reply_url, back to the client.
+ */
+#ifndef PF_INGRESS_SERVER_H
+#define PF_INGRESS_SERVER_H
+
+#include "common/config.h"
+#include "common/err.h"
+
+typedef struct ing_server ing_server;
+
+/*
+ * ing_server_start connects to PostgreSQL, loads the routing snapshot,
+ * opens the NNG sockets and starts serving HTTP.  cfg must outlive the
+ * server.  Errors: PF_EDB, PF_ENET, PF_EIO (cannot listen), PF_ENOMEM.
+ */
+PF_NODISCARD pf_err ing_server_start(const pf_config *cfg, ing_server **ret);
+
+/* ing_server_port returns the TCP port actually bound (useful with
+ * PF_LISTEN=127.0.0.1:0). */
+unsigned ing_server_port(const ing_server *srv);
+
+/* ing_server_stop stops accepting, ends in-flight requests and joins the
+ * server's threads.  Blocks; idempotent. */
+void ing_server_stop(ing_server *srv);
+
+/* ing_server_free stops (if needed) and frees srv; NULL is a no-op. */
+void ing_server_free(ing_server *srv);
+
+/* ing_cmd is `planktonfly ingress`: argv[0] is "ingress". */
+int ing_cmd(int argc, char **argv);
+
+#endif /* PF_INGRESS_SERVER_H */

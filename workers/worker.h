@@ -1,0 +1,34 @@
+/*
+ * worker.h -- the worker role: relays requests to upstream providers.
+ *
+ * A worker listens on every URL in cfg->worker_url (NNG pull), takes
+ * relay.request messages, runs the upstream transfers with libcurl multi
+ * (event-driven, many per thread), fails over across the candidates, and
+ * sends relay.head / relay.data / relay.end to the request's reply_addr.
+ */
+#ifndef PF_WORKERS_WORKER_H
+#define PF_WORKERS_WORKER_H
+
+#include "common/config.h"
+#include "common/err.h"
+
+typedef struct wrk_worker wrk_worker;
+
+/*
+ * wrk_worker_start starts a worker with cfg->worker_threads transfer
+ * threads.  cfg must outlive the worker.  On success *ret owns the
+ * worker.  Errors: PF_ENET (cannot listen), PF_ENOMEM, PF_EIO.
+ */
+PF_NODISCARD pf_err wrk_worker_start(const pf_config *cfg, wrk_worker **ret);
+
+/* wrk_worker_stop stops accepting requests, ends transfers and joins the
+ * threads.  Blocks; idempotent; never call from a worker callback. */
+void wrk_worker_stop(wrk_worker *w);
+
+/* wrk_worker_free stops (if needed) and frees w; NULL is a no-op. */
+void wrk_worker_free(wrk_worker *w);
+
+/* wrk_cmd is `planktonfly worker`: argv[0] is "worker". */
+int wrk_cmd(int argc, char **argv);
+
+#endif /* PF_WORKERS_WORKER_H */
