@@ -11,6 +11,7 @@
 #define PF_COMMON_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -77,5 +78,9 @@ PF_NODISCARD pf_err pf_config_load(const char *path, char *const *envp,
  */
 PF_NODISCARD pf_err pf_config_set(pf_config *cfg, const char *key,
     const char *value, char *errbuf, size_t errlen);
+
+/* pf_config_usage prints every key, its meaning and its default to f, for
+ * the --help of every subcommand. */
+void pf_config_usage(FILE *f);
 
 #endif /* PF_COMMON_CONFIG_H */
