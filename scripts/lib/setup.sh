@@ -1,0 +1,68 @@
+# shellcheck shell=bash
+# setup.sh -- shared by scripts/demo and scripts/test: Debian packages and
+# the meson build.  Source it; it defines functions only.
+
+# Packages the build, the services and the checks need (Debian 12 names).
+PF_PACKAGES=(
+	build-essential meson ninja-build pkg-config cmake python3
+	libnng-dev libmicrohttpd-dev libcurl4-openssl-dev libpq-dev
+	libhiredis-dev libmsgpack-dev libjansson-dev libinih-dev libssl-dev
+	postgresql postgresql-client redis-server redis-tools curl
+	clang-format clang
+)
+
+pf_log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
+pf_die() { pf_log "error: $*"; exit 1; }
+
+# pf_sudo runs a command as root: directly when we are root, else via sudo.
+pf_sudo() {
+	if [ "$(id -u)" -eq 0 ]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		pf_die "need root (or sudo) to run: $*"
+	fi
+}
+
+pf_installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+# pf_install_packages installs whatever of PF_PACKAGES is missing.  The
+# package lists are refreshed only if the first attempt fails (a fresh
+# container has none).
+pf_install_packages() {
+	local missing=() p
+	command -v dpkg-query >/dev/null 2>&1 || pf_die "not a Debian system (no dpkg-query)"
+	for p in "${PF_PACKAGES[@]}"; do
+		pf_installed "$p" || missing+=("$p")
+	done
+	[ "${#missing[@]}" -eq 0 ] && return 0
+	pf_log "installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	if ! pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends "${missing[@]}"; then
+		pf_log "install failed; refreshing package lists and retrying"
+		pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+		    pf_die "apt-get update failed"
+		pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		    --no-install-recommends "${missing[@]}" ||
+		    pf_die "apt-get install failed: ${missing[*]}"
+	fi
+}
+
+# pf_build DIR [MESON_ARGS...] configures DIR if needed (reconfiguring an
+# existing one so MESON_ARGS apply, wiping it if it is unusable) and builds.
+pf_build() {
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" ||
+		    meson setup --wipe "$dir" "$@" || return 1
+	else
+		rm -rf "$dir"
+		meson setup "$dir" "$@" || return 1
+	fi
+	ninja -C "$dir"
+}
