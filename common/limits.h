@@ -39,6 +39,10 @@
 #define PF_CONFIG_VALUE_MAX 2048u
 #define PF_CONFIG_FILE_MAX (256u * 1024u)
 
+/* Admin CLI and logins */
+#define PF_PASSWORD_MAX 1024u              /* bytes in a password */
+#define PF_MODEL_MAPPING_MAX (64u * 1024u) /* channel model_mapping JSON */
+
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
 
