@@ -1,0 +1,348 @@
+"""harness.py -- shared pieces of the integration tests (stdlib only).
+
+Each test file is one meson test speaking TAP.  It gets the planktonfly
+binary as argv[1] and the services from PF_TEST_DATABASE_URL (a superuser
+URL to a maintenance database) and PF_TEST_REDIS_URL, as exported by
+scripts/test.  Every test file works in databases of its own, created here
+and dropped at the end; every process it starts is killed at the end, also
+when a check throws or meson's timeout sends SIGTERM.
+"""
+import atexit
+import hashlib
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA_DIR = os.path.join(HERE, "..", "..", "schema")
+REQUEST_ID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+def sha256_hex(s):
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+class Tap:
+    """Minimal TAP producer: plan at the end, diagnostics as '# ' lines."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def diag(self, text):
+        for line in str(text).rstrip("\n").splitlines():
+            print("# " + line)
+        sys.stdout.flush()
+
+    def ok(self, cond, desc, diag=None):
+        self.n += 1
+        print(("ok" if cond else "not ok") + f" {self.n} - {desc}")
+        if not cond:
+            self.failed += 1
+            if diag is not None:
+                self.diag(diag)
+        sys.stdout.flush()
+        return bool(cond)
+
+    def eq(self, got, want, desc):
+        return self.ok(got == want, desc, f"got:  {got!r}\nwant: {want!r}")
+
+    def skip_all(self, reason):
+        print(f"1..0 # SKIP {reason}")
+        sys.stdout.flush()
+        sys.exit(0)
+
+    def done(self):
+        print(f"1..{self.n}")
+        sys.stdout.flush()
+        return 1 if self.failed else 0
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra=None):
+    """The caller's environment without any PF_* variable (the config
+    loader rejects unknown ones, PF_TEST_* included), plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PF_")}
+    env.update(extra or {})
+    return env
+
+
+def fetch(method, url, body=None, headers=None, timeout=30):
+    """One HTTP request; returns (status, headers with lower-case names,
+    body bytes).  body may be bytes, str or a JSON-able object."""
+    u = urllib.parse.urlsplit(url)
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    hdrs = dict(headers or {})
+    if body is not None:
+        hdrs.setdefault("Content-Type", "application/json")
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        path = u.path + ("?" + u.query if u.query else "")
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def json_or_none(data):
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def parse_sse(body):
+    """Splits an SSE body into events.  Returns (events, problems): events
+    are the payloads after "data: ", problems the framing violations."""
+    problems = []
+    text = body.decode("utf-8", errors="replace")
+    if not text.endswith("\n\n"):
+        problems.append("body does not end with a blank line")
+    events = []
+    for raw in text.split("\n\n"):
+        if raw == "":
+            continue
+        if "\n" in raw or not raw.startswith("data: "):
+            problems.append(f"event not framed as 'data: ...': {raw[:120]!r}")
+            continue
+        events.append(raw[len("data: "):])
+    return events, problems
+
+
+class Proc:
+    """A started subprocess with its output in a temporary file."""
+
+    def __init__(self, name, args, env):
+        self.name = name
+        self.out = tempfile.TemporaryFile()
+        self.p = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
+                                  stdout=self.out, stderr=subprocess.STDOUT)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def output(self, limit=4000):
+        self.out.seek(0)
+        data = self.out.read().decode("utf-8", errors="replace")
+        return data[-limit:]
+
+    def stop(self, sig=signal.SIGTERM, wait=10):
+        if self.alive():
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(wait)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.p.returncode
+
+
+class Harness:
+    """Owns the databases and processes of one test file.  Use as
+    `with Harness() as h:`; cleanup also runs on SIGTERM and at exit."""
+
+    def __init__(self, need_services=True):
+        self.tap = Tap()
+        self.binary = os.path.abspath(sys.argv[1] if len(sys.argv) > 1
+                                      else os.environ.get("PLANKTONFLY", ""))
+        self.admin_url = os.environ.get("PF_TEST_DATABASE_URL", "")
+        self.redis_url = os.environ.get("PF_TEST_REDIS_URL", "")
+        self.procs = []
+        self.dbs = []
+        if not os.access(self.binary, os.X_OK):
+            print(f"Bail out! planktonfly binary not found: {self.binary!r}")
+            sys.exit(1)
+        if need_services and not self.admin_url:
+            self.tap.skip_all("no services")
+        signal.signal(signal.SIGTERM, self._on_term)
+        atexit.register(self.cleanup)
+
+    def _on_term(self, signum, frame):
+        raise SystemExit(143)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, etype, exc, tb):
+        if etype is not None and etype is not SystemExit:
+            self.tap.ok(False, "test file ran to the end",
+                        "".join(traceback.format_exception(etype, exc, tb)))
+        self.cleanup()
+        if etype is None or etype is not SystemExit:
+            sys.exit(self.tap.done())
+        return False
+
+    def cleanup(self):
+        for proc in self.procs:
+            proc.stop()
+        self.procs = []
+        for db in self.dbs:
+            self.psql(self.admin_url,
+                      f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)',
+                      check=False)
+        self.dbs = []
+
+    # --- PostgreSQL --------------------------------------------------------
+
+    def psql(self, url, sql, check=True):
+        """Runs sql; returns rows as lists of strings."""
+        r = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t",
+                            "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                           env=clean_env(), capture_output=True, text=True,
+                           timeout=60)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"psql failed: {sql}\n{r.stderr}")
+        return [line.split("\t") for line in r.stdout.splitlines()]
+
+    def scalar(self, url, sql):
+        rows = self.psql(url, sql)
+        return rows[0][0] if rows else None
+
+    def new_db(self):
+        """Creates an empty database; returns its URL."""
+        name = "pf_it_" + secrets.token_hex(6)
+        self.psql(self.admin_url, f'CREATE DATABASE "{name}"')
+        self.dbs.append(name)
+        u = urllib.parse.urlsplit(self.admin_url)
+        return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name,
+                                        u.query, u.fragment))
+
+    # --- planktonfly -------------------------------------------------------
+
+    def env(self, db_url=None, extra=None):
+        e = {}
+        if db_url:
+            e["PF_DATABASE_URL"] = db_url
+        if self.redis_url:
+            e["PF_REDIS_URL"] = self.redis_url
+        e.update(extra or {})
+        return clean_env(e)
+
+    def run(self, args, db_url=None, extra_env=None, timeout=60):
+        """Runs `planktonfly ARGS` to completion; returns CompletedProcess
+        (text).  A hang is a failure, not a stuck test."""
+        try:
+            return subprocess.run([self.binary] + args,
+                                  env=self.env(db_url, extra_env),
+                                  stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            return subprocess.CompletedProcess(
+                e.cmd, -999, e.stdout or "", (e.stderr or "") + "\n(timed out)")
+
+    def migrate(self, db_url):
+        r = self.run(["migrate"], db_url)
+        if r.returncode != 0:
+            raise RuntimeError(f"migrate failed ({r.returncode}):\n"
+                               f"{r.stdout}{r.stderr}")
+        return r
+
+    def admin(self, db_url, *args):
+        """Runs an admin command that must succeed; returns its stdout
+        stripped."""
+        r = self.run(["admin"] + list(args), db_url)
+        if r.returncode != 0:
+            raise RuntimeError(f"admin {' '.join(args[:1])} failed "
+                               f"({r.returncode}): {r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def start(self, name, args, env, ready, timeout=30):
+        """Starts a long-running planktonfly ARGS; ready() -> bool polls
+        readiness.  Returns the Proc, or raises with its output."""
+        proc = Proc(name, [self.binary] + args, env)
+        self.procs.append(proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive():
+                raise RuntimeError(f"{name} exited with {proc.p.returncode}:"
+                                   f"\n{proc.output()}")
+            try:
+                if ready():
+                    return proc
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} not ready after {timeout}s:\n"
+                           f"{proc.output()}")
+
+    def start_mock(self, extra_args=()):
+        port = free_port()
+        listen = f"127.0.0.1:{port}"
+
+        def ready():
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+
+        self.start("mock-model", ["mock-model", "--listen", listen]
+                   + list(extra_args), self.env(), ready)
+        return f"http://{listen}/v1"
+
+    def start_serve(self, db_url, extra_env=None):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = self.env(db_url, dict({"PF_LISTEN": f"127.0.0.1:{port}"},
+                                    **(extra_env or {})))
+
+        def ready():
+            return fetch("GET", base + "/health", timeout=2)[0] == 200
+
+        proc = self.start("serve", ["serve"], env, ready)
+        return base + "/v1", proc
+
+    def gateway(self, models="mock-gpt,gpt-4o-mini", serve_env=None):
+        """The walking skeleton: a migrated database, a mock model, a user
+        with balance, a token, an openai channel to the mock with `models`,
+        a price, and `serve`.  Returns a Gateway."""
+        g = Gateway()
+        g.db = self.new_db()
+        self.migrate(g.db)
+        g.mock_url = self.start_mock()
+        g.user_id = self.admin(g.db, "user-create", "--username", "alice",
+                               "--quota", "500000000")
+        g.key = self.admin(g.db, "token-create", "--user", "alice",
+                           "--name", "it", "--unlimited")
+        g.models = models.split(",")
+        g.channel_id = self.admin(g.db, "channel-add", "--name", "mock",
+                                  "--type", "openai", "--base-url",
+                                  g.mock_url, "--key", "sk-upstream-secret",
+                                  "--models", models)
+        for m in g.models:
+            self.admin(g.db, "price-set", "--model", m, "--input", "0.5",
+                       "--output", "1.5")
+        g.base_url, g.proc = self.start_serve(g.db, serve_env)
+        return g
+
+
+class Gateway:
+    db = mock_url = base_url = key = user_id = channel_id = None
+    models = []
+    proc = None
+
+    def auth(self, key=None):
+        return {"Authorization": "Bearer " + (key or self.key)}
+
+    def chat(self, body, headers=None, key=None):
+        h = self.auth(key)
+        h.update(headers or {})
+        return fetch("POST", self.base_url + "/chat/completions", body, h)
