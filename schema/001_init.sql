@@ -103,7 +103,11 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER channels_abilities AFTER INSERT OR UPDATE ON channels
+-- Only the columns abilities copy: counters (used_quota, response_time_ms,
+-- fail_count...) are updated per request and must not rewrite abilities.
+CREATE TRIGGER channels_abilities
+	AFTER INSERT OR UPDATE OF models, "group", status, priority, weight
+	ON channels
 	FOR EACH ROW EXECUTE FUNCTION channels_rebuild_abilities();
 
 -- Prices, micro-USD: per 1M tokens, or per call when call_micros > 0.
