@@ -641,6 +641,7 @@ parse_mapping(const char *text, char **ret_json)
 	const char *k;
 	json_t *v;
 	char *out;
+	int empty;
 
 	if (strlen(text) > PF_MODEL_MAPPING_MAX)
 		return 0;
@@ -659,11 +660,10 @@ parse_mapping(const char *text, char **ret_json)
 			return 0;
 		}
 	}
-	out = json_object_size(root) == 0
-	    ? NULL
-	    : json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	empty = json_object_size(root) == 0;
+	out = empty ? NULL : json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(root);
-	if (json_object_size(root) != 0 && out == NULL)
+	if (!empty && out == NULL)
 		return 0;
 	*ret_json = out;
 	return 1;
