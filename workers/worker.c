@@ -1,31 +1,362 @@
+/*
+ * worker.c -- the worker role: NNG intake, transfer threads, lifecycle.
+ *
+ * One pull0 socket listens on every URL of cfg->worker_url.  Each transfer
+ * thread owns a CURLM (its connection cache: keep-alive and HTTP/2
+ * multiplexing across requests), its reply sockets and its relays, and
+ * runs one loop: take requests (non-blocking), curl_multi_perform, reap,
+ * tick timeouts, then curl_multi_poll on curl's sockets plus the pull
+ * socket's receive fd (a request wakes the loop) and the send fds of
+ * reply sockets relays wait on.  curl_multi_wakeup stops it.
+ */
+#include <curl/curl.h>
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/msg.h"
+#include "workers/reply.h"
 #include "workers/worker.h"
+#include "workers/xfer.h"
+
+/* Requests taken per loop turn, so curl is never starved. */
+#define RECV_BATCH 64
+/* Longest sleep of a loop turn; a safety net only. */
+#define POLL_MAX_MS 1000
+/* Extra fds in curl_multi_poll: pull fd + reply send fds. */
+#define POLL_FDS 16
+
+typedef struct wrk_thread {
+	wrk_worker *w;
+	pthread_t tid;
+	CURLM *multi;
+	wrk_replies *replies;
+	int started;
+} wrk_thread;
+
+struct wrk_worker {
+	const pf_config *cfg;
+	nng_socket pull;
+	int pull_open;
+	int recv_fd;
+	atomic_int stop;
+	int stopped;
+	uint32_t n_threads;
+	wrk_thread *threads;
+	int curl_inited;
+};
+
+/* Take up to RECV_BATCH requests without blocking. */
+static void
+take_requests(wrk_thread *t, wrk_env *env)
+{
+	for (int i = 0; i < RECV_BATCH; i++) {
+		nng_msg *m;
+		pf_msg *pm;
+		pf_err err;
+		int rv = nng_recvmsg(t->w->pull, &m, NNG_FLAG_NONBLOCK);
+
+		if (rv != 0) {
+			if (rv != NNG_EAGAIN && rv != NNG_ECLOSED)
+				pf_warn("PF-WRK-RECV", "err=\"%s\"",
+				    nng_strerror(rv));
+			return;
+		}
+		err = pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &pm);
+		nng_msg_free(m);
+		if (err != PF_OK) {
+			pf_warn(
+			    "PF-WRK-DECODE", "err=\"%s\"", pf_strerror(err));
+			continue;
+		}
+		wrk_env_take(env, pm);
+	}
+}
+
+static void *
+thread_main(void *arg)
+{
+	wrk_thread *t = arg;
+	wrk_worker *w = t->w;
+	wrk_env env;
+	struct curl_waitfd wfd[POLL_FDS];
+	int fds[POLL_FDS];
+
+	wrk_env_init(&env, t->multi, w->cfg, t->replies);
+	while (!atomic_load(&w->stop)) {
+		int running = 0, nfd = 0;
+		int64_t wait;
+		size_t nsend;
+
+		take_requests(t, &env);
+		curl_multi_perform(t->multi, &running);
+		wrk_env_reap(&env);
+		wait = wrk_env_tick(&env, wrk_now_ms());
+		/* failover may have added transfers: let curl see them */
+		if (wait == 0)
+			continue;
+		if (wait < 0 || wait > POLL_MAX_MS)
+			wait = POLL_MAX_MS;
+		wfd[nfd].fd = w->recv_fd;
+		wfd[nfd].events = CURL_WAIT_POLLIN;
+		wfd[nfd].revents = 0;
+		nfd++;
+		nsend = wrk_replies_poll_fds(t->replies, fds, POLL_FDS - 1);
+		for (size_t i = 0; i < nsend; i++) {
+			wfd[nfd].fd = fds[i];
+			wfd[nfd].events = CURL_WAIT_POLLIN;
+			wfd[nfd].revents = 0;
+			nfd++;
+		}
+		curl_multi_poll(t->multi, wfd, (unsigned)nfd, (int)wait, NULL);
+	}
+	wrk_env_fini(&env);
+	return NULL;
+}
+
+static void
+worker_release(wrk_worker *w)
+{
+	for (uint32_t i = 0; i < w->n_threads; i++) {
+		wrk_thread *t = &w->threads[i];
+
+		wrk_replies_free(t->replies);
+		if (t->multi != NULL)
+			curl_multi_cleanup(t->multi);
+	}
+	free(w->threads);
+	w->threads = NULL;
+	w->n_threads = 0;
+	if (w->pull_open) {
+		nng_close(w->pull);
+		w->pull_open = 0;
+	}
+	if (w->curl_inited) {
+		curl_global_cleanup();
+		w->curl_inited = 0;
+	}
+}
+
+/* Listen on each comma-separated URL. */
+static pf_err
+listen_all(wrk_worker *w, const char *urls)
+{
+	char one[PF_URL_MAX + 1];
+	const char *p = urls;
+	int any = 0;
+
+	while (*p != 0) {
+		const char *e = strchr(p, ',');
+		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+		int rv;
+
+		while (n > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			n--;
+		}
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n > PF_URL_MAX)
+			return PF_EINVAL;
+		if (n > 0) {
+			memcpy(one, p, n);
+			one[n] = 0;
+			rv = nng_listen(w->pull, one, NULL, 0);
+			if (rv != 0) {
+				pf_error("PF-WRK-LISTEN", "url=%s err=\"%s\"",
+				    one, nng_strerror(rv));
+				return PF_ENET;
+			}
+			pf_info("PF-WRK-LISTEN", "url=%s", one);
+			any = 1;
+		}
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	return any ? PF_OK : PF_EINVAL;
+}
 
 pf_err
 wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 {
-	(void)cfg;
-	(void)ret;
-	return PF_EINVAL;
+	wrk_worker *w;
+	pf_err err = PF_OK;
+	int rv;
+
+	w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return PF_ENOMEM;
+	w->cfg = cfg;
+	atomic_init(&w->stop, 0);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		free(w);
+		return PF_EIO;
+	}
+	w->curl_inited = 1;
+	rv = nng_pull0_open(&w->pull);
+	if (rv != 0) {
+		err = PF_ENET;
+		goto fail;
+	}
+	w->pull_open = 1;
+	rv = nng_socket_set_size(w->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX);
+	if (rv != 0) {
+		err = PF_ENET;
+		goto fail;
+	}
+	err = listen_all(w, cfg->worker_url);
+	if (err != PF_OK)
+		goto fail;
+	rv = nng_socket_get_int(w->pull, NNG_OPT_RECVFD, &w->recv_fd);
+	if (rv != 0) {
+		err = PF_ENET;
+		goto fail;
+	}
+	w->n_threads = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
+	w->threads = calloc(w->n_threads, sizeof *w->threads);
+	if (w->threads == NULL) {
+		w->n_threads = 0;
+		err = PF_ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < w->n_threads; i++) {
+		wrk_thread *t = &w->threads[i];
+
+		t->w = w;
+		t->multi = curl_multi_init();
+		if (t->multi == NULL) {
+			err = PF_ENOMEM;
+			goto fail;
+		}
+		curl_multi_setopt(
+		    t->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+		err = wrk_replies_new(&t->replies);
+		if (err != PF_OK)
+			goto fail;
+	}
+	for (uint32_t i = 0; i < w->n_threads; i++) {
+		wrk_thread *t = &w->threads[i];
+
+		if (pthread_create(&t->tid, NULL, thread_main, t) != 0) {
+			err = PF_EIO;
+			goto fail;
+		}
+		t->started = 1;
+	}
+	*ret = w;
+	return PF_OK;
+fail:
+	wrk_worker_stop(w);
+	worker_release(w);
+	free(w);
+	return err;
 }
 
 void
 wrk_worker_stop(wrk_worker *w)
 {
-	(void)w;
+	if (w == NULL || w->stopped)
+		return;
+	w->stopped = 1;
+	atomic_store(&w->stop, 1);
+	for (uint32_t i = 0; i < w->n_threads; i++)
+		if (w->threads[i].started)
+			curl_multi_wakeup(w->threads[i].multi);
+	for (uint32_t i = 0; i < w->n_threads; i++) {
+		if (w->threads[i].started) {
+			pthread_join(w->threads[i].tid, NULL);
+			w->threads[i].started = 0;
+		}
+	}
+	if (w->pull_open) {
+		nng_close(w->pull);
+		w->pull_open = 0;
+	}
 }
 
 void
 wrk_worker_free(wrk_worker *w)
 {
-	(void)w;
+	if (w == NULL)
+		return;
+	wrk_worker_stop(w);
+	worker_release(w);
+	free(w);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: planktonfly worker [--config FILE]\n\n"
+	    "Relays requests from the ingress to upstream providers.  Listens\n"
+	    "on PF_WORKER_URL (NNG pull) and replies to each request's reply\n"
+	    "address; PF_WORKER_THREADS transfer threads.\n\n"
+	    "options:\n"
+	    "  --config FILE  read settings from FILE (PF_* env overrides)\n"
+	    "  --help         this text\n\n");
+	pf_config_usage(f);
 }
 
 int
 wrk_cmd(int argc, char **argv)
 {
-	(void)argc;
-	fprintf(stderr, "%s: not built yet\n", argv[0]);
-	return 1;
+	extern char **environ;
+	const char *path = NULL;
+	char errbuf[512];
+	pf_config cfg;
+	wrk_worker *w = NULL;
+	sigset_t set;
+	pf_err err;
+	int sig = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0
+		    || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			path = argv[i] + 9;
+		} else {
+			fprintf(stderr, "worker: unknown option %s\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	err = pf_config_load(path, environ, &cfg, errbuf, sizeof errbuf);
+	if (err != PF_OK) {
+		fprintf(stderr, "worker: %s\n", errbuf);
+		return 1;
+	}
+	pf_log_set_level(cfg.log_level);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	err = wrk_worker_start(&cfg, &w);
+	if (err != PF_OK) {
+		pf_error("PF-WRK-START", "err=\"%s\"", pf_strerror(err));
+		return 1;
+	}
+	pf_info("PF-WRK-READY", "threads=%u", cfg.worker_threads);
+	while (sig != SIGINT && sig != SIGTERM) {
+		if (sigwait(&set, &sig) != 0)
+			break;
+	}
+	pf_info("PF-WRK-STOP", "signal=%d", sig);
+	wrk_worker_free(w);
+	return 0;
 }

@@ -1,0 +1,80 @@
+/*
+ * provider.h -- what differs between upstream API dialects.
+ *
+ * A provider knows how to authenticate to a channel of its type, how to
+ * shape the request body for it (model rename, asking for usage) and how
+ * to read usage from its responses.  The transfer machinery (xfer.c) is
+ * the same for all.  Adding a dialect is one new provider_<name>.c that
+ * defines a wrk_provider and one line in wrk_provider_for().
+ *
+ * Conversion between dialects (an Anthropic client on an OpenAI channel)
+ * will hook in here too: body() sees the client's dialect in
+ * rq->client_api, stream_event() may rewrite events.
+ */
+#ifndef PF_WORKERS_PROVIDER_H
+#define PF_WORKERS_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/msg.h"
+#include "workers/buf.h"
+#include "workers/usage.h"
+
+struct curl_slist;
+
+/* The upstream request body: either the client's bytes or a rewrite. */
+typedef struct wrk_body {
+	char *_owned; /* rewrite (malloc), or NULL */
+	const uint8_t *ptr;
+	size_t len;
+} wrk_body;
+
+/* wrk_body_fini frees a rewrite; NULL-safe on an empty body. */
+void wrk_body_fini(wrk_body *b);
+
+typedef struct wrk_provider {
+	const char *name;
+	/* headers appends the auth and content headers for candidate c to
+	 * *list (curl copies the strings).  Errors: PF_EINVAL (a key with
+	 * control characters), PF_ENOMEM. */
+	pf_err (*headers)(const pf_relay_request *rq, const pf_candidate *c,
+	    struct curl_slist **list);
+	/* body builds the upstream body for candidate c into *ret (which
+	 * may point into rq).  Errors: PF_EINVAL, PF_ENOMEM. */
+	pf_err (*body)(
+	    const pf_relay_request *rq, const pf_candidate *c, wrk_body *ret);
+	/* stream_event inspects one complete SSE event before it goes to
+	 * the client: records usage and delivered text in u, sets *ret_drop
+	 * when the event must not be forwarded.  scratch is a reusable
+	 * buffer. */
+	void (*stream_event)(const pf_relay_request *rq, wrk_usage *u,
+	    wrk_buf *scratch, const uint8_t *ev, size_t len, int *ret_drop);
+	/* response inspects a complete non-stream success body. */
+	void (*response)(const pf_relay_request *rq, wrk_usage *u,
+	    const uint8_t *body, size_t len);
+} wrk_provider;
+
+/* wrk_provider_for returns the provider for a pf_api_type, or NULL when
+ * none is built in. */
+const wrk_provider *wrk_provider_for(int32_t type);
+
+extern const wrk_provider wrk_provider_openai;
+
+/*
+ * wrk_openai_rewrite_body returns in *ret the body for an OpenAI-type
+ * upstream: "model" set to model (when mlen > 0 and it differs) and, when
+ * force_usage, stream_options.include_usage set to true.  The client's
+ * bytes are used unchanged (ret->ptr = body) when nothing changes or the
+ * body is not a JSON object jansson can hold.  Numbers keep their exact
+ * value.  Errors: PF_EINVAL (model not UTF-8), PF_ENOMEM.
+ */
+PF_NODISCARD pf_err wrk_openai_rewrite_body(const uint8_t *body, size_t len,
+    const char *model, size_t mlen, int force_usage, wrk_body *ret);
+
+/* wrk_openai_wants_usage says whether an OpenAI path accepts
+ * stream_options (chat completions and legacy completions). */
+int wrk_openai_wants_usage(const uint8_t *path, size_t len);
+
+#endif /* PF_WORKERS_PROVIDER_H */

@@ -1,0 +1,245 @@
+/*
+ * provider_openai.c -- OpenAI-compatible channels (OpenAI, DeepSeek,
+ * OpenRouter, vLLM, Gemini's OpenAI endpoint, ...).
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/limits.h"
+#include "workers/provider.h"
+#include "workers/sse.h"
+
+static int
+header_safe(pf_bytes v)
+{
+	for (size_t i = 0; i < v.len; i++)
+		if (v.ptr[i] < 0x20 || v.ptr[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static pf_err
+openai_headers(
+    const pf_relay_request *rq, const pf_candidate *c, struct curl_slist **list)
+{
+	static const char bearer[] = "Authorization: Bearer ";
+	char line[sizeof bearer + PF_SECRET_MAX];
+	struct curl_slist *l = *list, *n;
+
+	(void)rq;
+	if (!header_safe(c->key) || c->key.len > PF_SECRET_MAX)
+		return PF_EINVAL;
+	if (c->key.len > 0) {
+		memcpy(line, bearer, sizeof bearer - 1);
+		memcpy(line + sizeof bearer - 1, c->key.ptr, c->key.len);
+		line[sizeof bearer - 1 + c->key.len] = 0;
+		n = curl_slist_append(l, line);
+		explicit_bzero(line, sizeof line);
+		if (n == NULL)
+			return PF_ENOMEM;
+		l = n;
+	}
+	n = curl_slist_append(l, "Content-Type: application/json");
+	if (n == NULL)
+		goto nomem;
+	l = n;
+	/* no 100-continue round trip for large bodies */
+	n = curl_slist_append(l, "Expect:");
+	if (n == NULL)
+		goto nomem;
+	*list = n;
+	return PF_OK;
+nomem:
+	*list = l;
+	return PF_ENOMEM;
+}
+
+int
+wrk_openai_wants_usage(const uint8_t *path, size_t len)
+{
+	static const char chat[] = "/chat/completions";
+	static const char legacy[] = "/completions";
+
+	return (len == sizeof chat - 1 && memcmp(path, chat, len) == 0)
+	    || (len == sizeof legacy - 1 && memcmp(path, legacy, len) == 0);
+}
+
+/* Does any real in v need 17 significant digits to survive a round
+ * trip?  Then the dump uses 17, else 16 (0.7 stays "0.7"). */
+static int
+needs_17_digits(const json_t *v, unsigned depth)
+{
+	const char *key;
+	const json_t *m;
+	size_t i;
+	char tmp[40];
+
+	if (depth > PF_JSON_MAX_DEPTH * 4)
+		return 1;
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+
+		snprintf(tmp, sizeof tmp, "%.16g", d);
+		return strtod(tmp, NULL) != d;
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+		{
+			if (needs_17_digits(m, depth + 1))
+				return 1;
+		}
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, m)
+		{
+			if (needs_17_digits(m, depth + 1))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+pf_err
+wrk_openai_rewrite_body(const uint8_t *body, size_t len, const char *model,
+    size_t mlen, int force_usage, wrk_body *ret)
+{
+	json_t *root, *cur, *so, *v;
+	json_error_t jerr;
+	int changed = 0, prec;
+	char *out;
+	pf_err err = PF_OK;
+
+	ret->_owned = NULL;
+	ret->ptr = body;
+	ret->len = len;
+	root = json_loadb((const char *)body, len, 0, &jerr);
+	if (!json_is_object(root))
+		goto done;
+	cur = json_object_get(root, "model");
+	if (mlen > 0
+	    && !(json_is_string(cur) && json_string_length(cur) == mlen
+	        && memcmp(json_string_value(cur), model, mlen) == 0)) {
+		v = json_stringn(model, mlen);
+		if (v == NULL) {
+			err = PF_EINVAL;
+			goto done;
+		}
+		if (json_object_set_new(root, "model", v) != 0) {
+			err = PF_ENOMEM;
+			goto done;
+		}
+		changed = 1;
+	}
+	if (force_usage) {
+		so = json_object_get(root, "stream_options");
+		if (!json_is_object(so)) {
+			so = json_object();
+			if (so == NULL
+			    || json_object_set_new(root, "stream_options", so)
+			        != 0) {
+				err = PF_ENOMEM;
+				goto done;
+			}
+		}
+		if (!json_is_true(json_object_get(so, "include_usage"))) {
+			if (json_object_set_new(
+			        so, "include_usage", json_true())
+			    != 0) {
+				err = PF_ENOMEM;
+				goto done;
+			}
+			changed = 1;
+		}
+	}
+	if (!changed)
+		goto done;
+	prec = needs_17_digits(root, 0) ? 17 : 16;
+	out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(prec));
+	if (out == NULL) {
+		err = PF_ENOMEM;
+		goto done;
+	}
+	ret->_owned = out;
+	ret->ptr = (const uint8_t *)out;
+	ret->len = strlen(out);
+done:
+	json_decref(root);
+	return err;
+}
+
+static pf_err
+openai_body(const pf_relay_request *rq, const pf_candidate *c, wrk_body *ret)
+{
+	int force
+	    = rq->stream && wrk_openai_wants_usage(rq->path.ptr, rq->path.len);
+
+	if (rq->body.len == 0) {
+		ret->_owned = NULL;
+		ret->ptr = rq->body.ptr;
+		ret->len = 0;
+		return PF_OK;
+	}
+	return wrk_openai_rewrite_body(rq->body.ptr, rq->body.len,
+	    (const char *)c->upstream_model.ptr, c->upstream_model.len, force,
+	    ret);
+}
+
+static void
+openai_stream_event(const pf_relay_request *rq, wrk_usage *u, wrk_buf *scratch,
+    const uint8_t *ev, size_t len, int *ret_drop)
+{
+	json_t *root;
+	json_error_t jerr;
+	pf_usage_tokens t;
+	int has;
+
+	*ret_drop = 0;
+	has = wrk_sse_data(ev, len, scratch);
+	if (has <= 0 || strcmp((const char *)scratch->data, "[DONE]") == 0)
+		return;
+	root = json_loadb((const char *)scratch->data, scratch->len, 0, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return;
+	}
+	u->completion_units += wrk_usage_openai_content_units(root);
+	if (wrk_usage_openai_read(root, &t)) {
+		u->reported = t;
+		u->found = 1;
+	}
+	if (wrk_usage_openai_is_usage_chunk(root) && !rq->client_usage)
+		*ret_drop = 1;
+	json_decref(root);
+}
+
+static void
+openai_response(
+    const pf_relay_request *rq, wrk_usage *u, const uint8_t *body, size_t len)
+{
+	json_t *root;
+	json_error_t jerr;
+	pf_usage_tokens t;
+
+	(void)rq;
+	root = json_loadb((const char *)body, len, 0, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return;
+	}
+	u->completion_units += wrk_usage_openai_content_units(root);
+	if (wrk_usage_openai_read(root, &t)) {
+		u->reported = t;
+		u->found = 1;
+	}
+	json_decref(root);
+}
+
+const wrk_provider wrk_provider_openai = {
+	.name = "openai",
+	.headers = openai_headers,
+	.body = openai_body,
+	.stream_event = openai_stream_event,
+	.response = openai_response,
+};

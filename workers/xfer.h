@@ -1,0 +1,75 @@
+/*
+ * xfer.h -- relays: one relay.request carried out against upstream.
+ *
+ * A relay tries its candidates in order, one curl easy transfer at a time
+ * on its thread's CURLM.  Before anything went to the ingress, a connect
+ * error, a timeout, a 429 or a 5xx moves on to the next candidate; after
+ * the first byte went out the relay ends where it stands.  Streams are
+ * split into SSE events and each event is sent as its own relay.data the
+ * moment it is complete; other bodies are collected (capped) and sent as
+ * one relay.data.  relay.end always comes last, with the usage found or
+ * estimated.
+ *
+ * Timeouts: connect is enforced by curl; first byte (from attempt start to
+ * the first body byte), idle gap (between body bytes, not counted while
+ * the relay waits for the ingress), total per attempt and the request
+ * deadline are enforced by wrk_env_tick.
+ *
+ * Everything here runs on the owning thread; nothing is locked.
+ */
+#ifndef PF_WORKERS_XFER_H
+#define PF_WORKERS_XFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/msg.h"
+#include "workers/buf.h"
+#include "workers/reply.h"
+
+typedef struct wrk_xfer wrk_xfer;
+
+/* What one transfer thread lends to its relays. */
+typedef struct wrk_env {
+	void *multi; /* the thread's CURLM * */
+	const pf_config *cfg;
+	wrk_replies *replies;
+	pf_buf enc;      /* reusable message encoding buffer */
+	wrk_buf scratch; /* reusable event data buffer */
+	wrk_xfer *_head; /* live relays */
+	size_t n_live;
+} wrk_env;
+
+/* wrk_now_ms returns a monotonic clock in milliseconds. */
+int64_t wrk_now_ms(void);
+
+/* wrk_env_init prepares env for a thread; multi is its CURLM *, rs its
+ * reply socket cache (both stay owned by the caller). */
+void wrk_env_init(
+    wrk_env *env, void *multi, const pf_config *cfg, wrk_replies *rs);
+
+/* wrk_env_fini ends every live relay (relay.end "worker stopping", best
+ * effort, no waiting) and frees them and env's buffers. */
+void wrk_env_fini(wrk_env *env);
+
+/*
+ * wrk_env_take handles one decoded message from the ingress and takes
+ * ownership of msg.  A relay.request starts a relay; failures to start
+ * are answered with relay.end where a reply address is usable.  Other
+ * kinds are dropped (relay.cancel is not routed to workers yet).
+ */
+void wrk_env_take(wrk_env *env, pf_msg *msg);
+
+/* wrk_env_reap collects the curl transfers that finished (call after
+ * curl_multi_perform). */
+void wrk_env_reap(wrk_env *env);
+
+/*
+ * wrk_env_tick resumes relays whose ingress became writable, enforces
+ * timeouts and frees finished relays.  now is wrk_now_ms().  Returns the
+ * milliseconds until the next deadline, or -1 when none.
+ */
+int64_t wrk_env_tick(wrk_env *env, int64_t now);
+
+#endif /* PF_WORKERS_XFER_H */
