@@ -2,7 +2,6 @@
  * migrate.c -- apply embedded migrations under an advisory lock.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "accountant/db.h"
