@@ -1,11 +1,95 @@
+/*
+ * serve.c -- `planktonfly serve`: the worker and the ingress in one
+ * process, wired over inproc:// (PF_WORKER_URL, PF_REPLY_URL defaults).
+ */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmd/serve.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "ingress/server.h"
+#include "workers/worker.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: planktonfly serve [--config FILE]\n\n"
+	    "Runs every role in one process: the HTTP ingress on PF_LISTEN\n"
+	    "and a worker, connected over inproc://.  Stops on SIGINT or\n"
+	    "SIGTERM.\n\n"
+	    "options:\n"
+	    "  --config FILE  read settings from FILE (env overrides it)\n"
+	    "  --help         show this help\n\n");
+	pf_config_usage(f);
+}
 
 int
 pf_cmd_serve(int argc, char **argv)
 {
-	(void)argc;
-	fprintf(stderr, "%s: not built yet\n", argv[0]);
-	return 1;
+	const char *path = NULL;
+	char errbuf[512];
+	pf_config cfg;
+	wrk_worker *wrk = NULL;
+	ing_server *srv = NULL;
+	sigset_t set;
+	int sig = 0;
+	pf_err err;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0
+		    || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			path = argv[++i];
+			continue;
+		}
+		fprintf(stderr, "planktonfly serve: unknown option '%s'\n",
+		    argv[i]);
+		usage(stderr);
+		return 2;
+	}
+	err = pf_config_load(path, environ, &cfg, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		fprintf(stderr, "planktonfly serve: %s\n", errbuf);
+		return 2;
+	}
+	pf_log_set_level(cfg.log_level);
+	if (cfg.database_url[0] == '\0') {
+		fprintf(
+		    stderr, "planktonfly serve: PF_DATABASE_URL is not set\n");
+		return 2;
+	}
+	/* before any thread starts, so every thread inherits the mask */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	err = wrk_worker_start(&cfg, &wrk);
+	if (err != PF_OK) {
+		pf_error("PF-SERVE-WORKER", "err=\"%s\"", pf_strerror(err));
+		return 1;
+	}
+	err = ing_server_start(&cfg, &srv);
+	if (err != PF_OK) {
+		pf_error("PF-SERVE-INGRESS", "err=\"%s\"", pf_strerror(err));
+		wrk_worker_free(wrk);
+		return 1;
+	}
+	pf_info("PF-SERVE-READY", "listen=%s port=%u", cfg.listen,
+	    ing_server_port(srv));
+	sigdelset(&set, SIGPIPE);
+	sigwait(&set, &sig);
+	pf_info("PF-SERVE-STOP", "signal=%d", sig);
+	ing_server_free(srv);
+	wrk_worker_free(wrk);
+	return 0;
 }

@@ -1,38 +1,848 @@
+/*
+ * server.c -- the ingress HTTP server (libmicrohttpd): routes, auth,
+ * request checks, and the client side of a relayed request.
+ */
+#include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "common/ids.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "ingress/acl.h"
+#include "ingress/apierr.h"
+#include "ingress/auth.h"
+#include "ingress/body.h"
+#include "ingress/relay.h"
+#include "ingress/router.h"
 #include "ingress/server.h"
+
+#define STREAM_BLOCK (16u * 1024u) /* MHD reader block */
+#define DISCARD_MAX_FACTOR 2u      /* over-cap bytes we swallow, x body_max */
+
+struct ing_server {
+	const pf_config *cfg;
+	struct MHD_Daemon *mhd;
+	ing_router *router;
+	ing_auth *auth;
+	ing_relay *relay;
+	int draining;
+	int stopped;
+	unsigned port;
+};
+
+typedef enum route_kind {
+	R_NOT_FOUND = 0,
+	R_HEALTH,
+	R_MODELS,
+	R_MODEL_GET,
+	R_RELAY, /* chat/completions, completions, embeddings */
+} route_kind;
+
+/* per-request state, freed by the completed callback */
+typedef struct conn_state {
+	ing_server *srv;
+	route_kind route;
+	const char *url; /* MHD's, valid for the request */
+	uint8_t id[PF_ID_LEN];
+	char id_hex[PF_ID_HEX_LEN + 1];
+	char *body;
+	size_t len, cap;
+	int too_large;
+	int queued; /* a response is queued */
+	size_t discarded;
+	ing_flight *flight;
+} conn_state;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- responses ---------------------------------------------------------
+ */
+
+/* queue_take queues body (malloc'ed, taken even on failure). */
+static enum MHD_Result
+queue_take(struct MHD_Connection *conn, conn_state *st, unsigned status,
+    char *body, size_t len, const char *ctype)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, "x-request-id", st->id_hex);
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	if (ret == MHD_YES)
+		st->queued = 1;
+	return ret;
+}
+
+static enum MHD_Result
+queue_error(struct MHD_Connection *conn, conn_state *st, const ing_apierr *e,
+    const char *message)
+{
+	size_t len = 0;
+	char *body = ing_apierr_json(e, message, &len);
+
+	if (body == NULL)
+		return MHD_NO;
+	return queue_take(conn, st, e->status, body, len, "application/json");
+}
+
+static enum MHD_Result
+queue_json(
+    struct MHD_Connection *conn, conn_state *st, unsigned status, json_t *j)
+{
+	char *body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+	json_decref(j);
+	if (body == NULL)
+		return queue_error(
+		    conn, st, &ING_ERR_INTERNAL, "out of memory");
+	return queue_take(
+	    conn, st, status, body, strlen(body), "application/json");
+}
+
+/* --- authentication ----------------------------------------------------
+ */
+
+/* authenticate: MHD_YES with *ret_tok set, or an error response queued
+ * (*ret_tok NULL). */
+static enum MHD_Result
+authenticate(struct MHD_Connection *conn, conn_state *st, ing_token **ret_tok)
+{
+	const char *h;
+	const char *key = NULL;
+	size_t len;
+	ing_token *tok = NULL;
+	pf_err err;
+
+	*ret_tok = NULL;
+	h = MHD_lookup_connection_value(
+	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0)
+		key = h + 7;
+	if (key == NULL)
+		key = MHD_lookup_connection_value(
+		    conn, MHD_HEADER_KIND, "x-api-key");
+	if (key != NULL) {
+		while (*key == ' ' || *key == '\t')
+			key++;
+	}
+	if (key == NULL || key[0] == '\0')
+		return queue_error(conn, st, &ING_ERR_INVALID_KEY,
+		    "You didn't provide an API key. You need to provide your "
+		    "API key in an Authorization header using Bearer auth "
+		    "(i.e. Authorization: Bearer YOUR_KEY).");
+	len = strlen(key);
+	while (len > 0 && (key[len - 1] == ' ' || key[len - 1] == '\t'))
+		len--;
+	err = ing_auth_lookup(st->srv->auth, key, len, &tok);
+	if (err == PF_EDENIED)
+		return queue_error(conn, st, &ING_ERR_INVALID_KEY,
+		    "Incorrect API key provided.");
+	if (err != PF_OK)
+		return queue_error(conn, st, &ING_ERR_UNAVAILABLE,
+		    "Authentication is temporarily unavailable; try again.");
+	const union MHD_ConnectionInfo *ci
+	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!ing_acl_ip_allowed(
+	        tok->allow_ips, ci != NULL ? ci->client_addr : NULL)) {
+		ing_token_unref(tok);
+		return queue_error(conn, st, &ING_ERR_IP_DENIED,
+		    "This API key may not be used from your IP address.");
+	}
+	*ret_tok = tok;
+	return MHD_YES;
+}
+
+/* --- GET /v1/models ----------------------------------------------------
+ */
+
+typedef struct models_ctx {
+	json_t *data;
+	const ing_token *tok;
+	const char *only; /* GET /v1/models/{id} */
+	json_t *found;
+	int64_t created;
+} models_ctx;
+
+static json_t *
+model_object(const char *model, int32_t type, int64_t created)
+{
+	return json_pack("{s:s, s:s, s:I, s:s}", "id", model, "object", "model",
+	    "created", (json_int_t)created, "owned_by",
+	    type == PF_API_ANTHROPIC ? "anthropic" : "openai");
+}
+
+static int
+add_model_cb(const char *model, int32_t type, void *arg)
+{
+	models_ctx *mc = arg;
+	json_t *o;
+
+	if (!ing_acl_model_allowed(mc->tok->models, model))
+		return 0;
+	if (mc->only != NULL && strcmp(mc->only, model) != 0)
+		return 0;
+	o = model_object(model, type, mc->created);
+	if (o == NULL)
+		return -1;
+	if (mc->only != NULL) {
+		mc->found = o;
+		return 1;
+	}
+	return json_array_append_new(mc->data, o) != 0 ? -1 : 0;
+}
+
+static enum MHD_Result
+serve_models(struct MHD_Connection *conn, conn_state *st, const char *only)
+{
+	ing_token *tok;
+	enum MHD_Result ret = authenticate(conn, st, &tok);
+	ing_snapshot *snap;
+	models_ctx mc = { 0 };
+	int rc;
+
+	if (tok == NULL)
+		return ret;
+	snap = ing_router_acquire(st->srv->router);
+	mc.data = json_array();
+	mc.tok = tok;
+	mc.only = only;
+	mc.created = ing_snapshot_built_at(snap);
+	rc = mc.data != NULL
+	    ? ing_snapshot_each_model(snap, tok->group, add_model_cb, &mc)
+	    : -1;
+	ing_snapshot_unref(snap);
+	ing_token_unref(tok);
+	if (rc < 0) {
+		json_decref(mc.data);
+		json_decref(mc.found);
+		return queue_error(
+		    conn, st, &ING_ERR_INTERNAL, "out of memory");
+	}
+	if (only != NULL) {
+		json_decref(mc.data);
+		if (mc.found == NULL) {
+			char msg[PF_MODEL_NAME_MAX + 64];
+			snprintf(msg, sizeof(msg),
+			    "The model '%.*s' does not exist", 128, only);
+			return queue_error(
+			    conn, st, &ING_ERR_MODEL_NOT_FOUND, msg);
+		}
+		return queue_json(conn, st, MHD_HTTP_OK, mc.found);
+	}
+	json_t *root
+	    = json_pack("{s:s, s:o}", "object", "list", "data", mc.data);
+	if (root == NULL)
+		return queue_error(
+		    conn, st, &ING_ERR_INTERNAL, "out of memory");
+	return queue_json(conn, st, MHD_HTTP_OK, root);
+}
+
+/* --- relayed requests --------------------------------------------------
+ */
+
+static void
+resume_cb(void *conn)
+{
+	MHD_resume_connection(conn);
+}
+
+static ssize_t
+stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	ing_flight *f = cls;
+	ssize_t n;
+
+	(void)pos;
+	pthread_mutex_lock(&f->mu);
+	if (f->failed) {
+		n = MHD_CONTENT_READER_END_WITH_ERROR;
+	} else if (f->len > f->off) {
+		size_t take = f->len - f->off;
+		if (take > max)
+			take = max;
+		memcpy(buf, f->buf + f->off, take);
+		f->off += take;
+		n = (ssize_t)take;
+	} else if (f->ended) {
+		n = f->reason == PF_END_DONE
+		    ? MHD_CONTENT_READER_END_OF_STREAM
+		    : MHD_CONTENT_READER_END_WITH_ERROR;
+	} else if (f->conn != NULL) {
+		/* nothing yet: park until the reply thread wakes us;
+		 * returning 0 without this would busy-loop */
+		f->suspended = 1;
+		MHD_suspend_connection(f->conn);
+		n = 0;
+	} else {
+		n = MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+static void
+stream_free_cb(void *cls)
+{
+	ing_flight_unref(cls);
+}
+
+/* flight_step runs on every call after the request went to a worker:
+ * park until there is something to do, then answer. */
+static enum MHD_Result
+flight_step(struct MHD_Connection *conn, conn_state *st)
+{
+	ing_flight *f = st->flight;
+	char *body = NULL;
+	size_t len = 0;
+	int status = 0;
+	char ctype[sizeof(f->content_type)];
+	const ing_apierr *e = NULL;
+	char msg[sizeof(f->error)];
+	int stream_now = 0;
+
+	if (st->queued)
+		return MHD_YES;
+	pthread_mutex_lock(&f->mu);
+	if (!ing_flight_ready_locked(f)) {
+		f->suspended = 1;
+		MHD_suspend_connection(conn);
+		pthread_mutex_unlock(&f->mu);
+		return MHD_YES;
+	}
+	if (f->stream && f->head && f->status >= 200 && f->status < 300
+	    && !f->failed) {
+		stream_now = 1;
+		f->responded = 1;
+		status = f->status;
+	} else if (f->failed) {
+		e = f->head && f->reason != PF_END_DONE
+		    ? ing_apierr_for_end(f->reason)
+		    : &ING_ERR_UPSTREAM;
+		snprintf(msg, sizeof(msg), "%s", f->error);
+	} else if (f->head
+	    && (f->reason == PF_END_DONE
+	        || f->reason == PF_END_UPSTREAM_ERROR)) {
+		status = f->status;
+		snprintf(ctype, sizeof(ctype), "%s",
+		    f->content_type[0] != '\0' ? f->content_type
+		                               : "application/json");
+		body = (char *)f->buf;
+		len = f->len - f->off;
+		if (f->off > 0 && body != NULL)
+			memmove(body, body + f->off, len);
+		f->buf = NULL;
+		f->len = f->off = f->cap = 0;
+	} else {
+		e = ing_apierr_for_end(f->reason);
+		snprintf(msg, sizeof(msg), "%s",
+		    f->error[0] != '\0' ? f->error : "upstream request failed");
+	}
+	pthread_mutex_unlock(&f->mu);
+
+	if (e != NULL)
+		return queue_error(conn, st, e, msg);
+	if (!stream_now) {
+		if (body == NULL) {
+			body = malloc(1);
+			if (body == NULL)
+				return MHD_NO;
+		}
+		if (status < 100 || status > 599)
+			status = MHD_HTTP_BAD_GATEWAY;
+		return queue_take(conn, st, (unsigned)status, body, len, ctype);
+	}
+	struct MHD_Response *r
+	    = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+	        stream_reader_cb, ing_flight_ref(f), stream_free_cb);
+	if (r == NULL) {
+		ing_flight_unref(f);
+		return MHD_NO;
+	}
+	MHD_add_response_header(
+	    r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	MHD_add_response_header(r, "X-Accel-Buffering", "no");
+	MHD_add_response_header(r, "x-request-id", st->id_hex);
+	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	if (ret == MHD_YES)
+		st->queued = 1;
+	return ret;
+}
+
+static void
+fill_candidates(const ing_pick *pick, pf_candidate *c)
+{
+	for (unsigned i = 0; i < pick->n; i++) {
+		const ing_channel *ch = pick->channel[i];
+		c[i] = (pf_candidate) {
+			.channel_id = ch->id,
+			.type = ch->type,
+			.base_url = { (const uint8_t *)ch->base_url,
+			    strlen(ch->base_url) },
+			.key = { (const uint8_t *)ch->key, strlen(ch->key) },
+			.proxy
+			= { (const uint8_t *)ch->proxy, strlen(ch->proxy) },
+			.upstream_model
+			= { (const uint8_t *)pick->upstream_model[i],
+			    strlen(pick->upstream_model[i]) },
+			.connect_timeout_ms = ch->connect_timeout_ms,
+			.first_byte_timeout_ms = ch->first_byte_timeout_ms,
+			.idle_timeout_ms = ch->idle_timeout_ms,
+			.total_timeout_ms = ch->total_timeout_ms,
+		};
+	}
+}
+
+static uint64_t
+seed_from_id(const uint8_t id[PF_ID_LEN])
+{
+	uint64_t s;
+
+	memcpy(&s, id + 8, sizeof(s));
+	return s;
+}
+
+static enum MHD_Result
+serve_relay(struct MHD_Connection *conn, conn_state *st)
+{
+	const pf_config *cfg = st->srv->cfg;
+	ing_token *tok;
+	enum MHD_Result ret = authenticate(conn, st, &tok);
+	ing_body_info info;
+	char msg[512];
+	ing_snapshot *snap;
+	ing_pick pick;
+	pf_candidate cands[PF_RELAY_MAX_CANDIDATES];
+	uint64_t rng;
+	pf_err err;
+
+	if (tok == NULL)
+		return ret;
+	err = ing_body_parse(st->body, st->len, &info, msg, sizeof(msg));
+	if (err != PF_OK) {
+		ing_token_unref(tok);
+		if (err != PF_EINVAL)
+			return queue_error(
+			    conn, st, &ING_ERR_INTERNAL, "out of memory");
+		return queue_error(conn, st, &ING_ERR_BAD_REQUEST, msg);
+	}
+	if (!ing_acl_model_allowed(tok->models, info.model)) {
+		ing_token_unref(tok);
+		snprintf(msg, sizeof(msg),
+		    "This API key is not allowed to use the model '%s'.",
+		    info.model);
+		return queue_error(conn, st, &ING_ERR_MODEL_DENIED, msg);
+	}
+	snap = ing_router_acquire(st->srv->router);
+	rng = seed_from_id(st->id);
+	err = ing_snapshot_pick(snap, tok->group, info.model, &rng, &pick);
+	ing_token_unref(tok);
+	if (err != PF_OK) {
+		ing_snapshot_unref(snap);
+		if (err != PF_ENOTFOUND)
+			return queue_error(
+			    conn, st, &ING_ERR_INTERNAL, "out of memory");
+		snprintf(msg, sizeof(msg),
+		    "The model '%s' does not exist or you do not have access "
+		    "to it.",
+		    info.model);
+		return queue_error(conn, st, &ING_ERR_MODEL_NOT_FOUND, msg);
+	}
+	fill_candidates(&pick, cands);
+
+	int64_t deadline = now_ms() + (int64_t)cfg->total_timeout_ms;
+	pf_msg m = { .kind = PF_MSG_RELAY_REQUEST };
+	pf_relay_request *rq = &m.u.relay_request;
+	memcpy(rq->id, st->id, PF_ID_LEN);
+	rq->reply_addr = (pf_bytes) { (const uint8_t *)cfg->reply_url,
+		strlen(cfg->reply_url) };
+	rq->deadline_ms = deadline;
+	rq->method = (pf_bytes) { (const uint8_t *)"POST", 4 };
+	rq->path
+	    = (pf_bytes) { (const uint8_t *)st->url + 3, strlen(st->url) - 3 };
+	rq->stream = (uint8_t)info.stream;
+	rq->client_usage = (uint8_t)info.client_usage;
+	rq->client_api = PF_API_OPENAI;
+	rq->body = (pf_bytes) { (const uint8_t *)st->body, st->len };
+	rq->n_candidates = pick.n;
+	rq->candidates = cands;
+
+	st->flight
+	    = ing_flight_new(st->id, info.stream, deadline, conn, resume_cb);
+	if (st->flight == NULL) {
+		ing_snapshot_unref(snap);
+		return queue_error(
+		    conn, st, &ING_ERR_INTERNAL, "out of memory");
+	}
+	err = ing_relay_send(st->srv->relay, st->flight, &m);
+	ing_snapshot_unref(snap);
+	if (err != PF_OK) {
+		ing_flight_unref(st->flight);
+		st->flight = NULL;
+		if (err == PF_EAGAIN)
+			return queue_error(conn, st, &ING_ERR_NO_WORKER,
+			    "no worker available");
+		if (err == PF_ECLOSED)
+			return queue_error(conn, st, &ING_ERR_UNAVAILABLE,
+			    "server shutting down");
+		if (err == PF_ETOOBIG)
+			return queue_error(
+			    conn, st, &ING_ERR_TOO_LARGE, "request too large");
+		return queue_error(
+		    conn, st, &ING_ERR_INTERNAL, "could not relay request");
+	}
+	/* the body went out; keep no copy */
+	free(st->body);
+	st->body = NULL;
+	st->len = st->cap = 0;
+	return flight_step(conn, st);
+}
+
+/* --- MHD callbacks -----------------------------------------------------
+ */
+
+static route_kind
+classify(const char *method, const char *url, int *wrong_method)
+{
+	int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+	int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	route_kind k = R_NOT_FOUND;
+	int want_post = 0;
+
+	if (strcmp(url, "/health") == 0) {
+		k = R_HEALTH;
+	} else if (strcmp(url, "/v1/models") == 0) {
+		k = R_MODELS;
+	} else if (strncmp(url, "/v1/models/", 11) == 0 && url[11] != '\0') {
+		k = R_MODEL_GET;
+	} else if (strcmp(url, "/v1/chat/completions") == 0
+	    || strcmp(url, "/v1/completions") == 0
+	    || strcmp(url, "/v1/embeddings") == 0) {
+		k = R_RELAY;
+		want_post = 1;
+	}
+	*wrong_method = k != R_NOT_FOUND && (want_post ? !post : !get);
+	return k;
+}
+
+static enum MHD_Result
+body_piece(
+    struct MHD_Connection *conn, conn_state *st, const char *data, size_t n)
+{
+	size_t max = st->srv->cfg->body_max;
+
+	if (st->queued)
+		return MHD_YES;
+	if (st->too_large) {
+		st->discarded += n;
+		/* an endless body: stop reading, close */
+		return st->discarded > (size_t)max * DISCARD_MAX_FACTOR
+		    ? MHD_NO
+		    : MHD_YES;
+	}
+	if (st->len + n > max) {
+		st->too_large = 1;
+		free(st->body);
+		st->body = NULL;
+		st->len = st->cap = 0;
+		return MHD_YES;
+	}
+	if (st->len + n > st->cap) {
+		size_t want = st->cap ? st->cap : 4096;
+		while (want < st->len + n)
+			want *= 2;
+		if (want > max)
+			want = max;
+		char *b = realloc(st->body, want);
+		if (b == NULL)
+			return MHD_NO;
+		st->body = b;
+		st->cap = want;
+	}
+	memcpy(st->body + st->len, data, n);
+	st->len += n;
+	return MHD_YES;
+}
+
+static enum MHD_Result
+too_large(struct MHD_Connection *conn, conn_state *st)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg),
+	    "Request body too large: the limit is %u bytes.",
+	    st->srv->cfg->body_max);
+	return queue_error(conn, st, &ING_ERR_TOO_LARGE, msg);
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	ing_server *srv = cls;
+	conn_state *st = *con_cls;
+
+	(void)version;
+	if (st == NULL) {
+		int wrong_method = 0;
+		st = calloc(1, sizeof(*st));
+		if (st == NULL)
+			return MHD_NO;
+		*con_cls = st;
+		st->srv = srv;
+		st->url = url;
+		if (pf_id_new(st->id) != PF_OK)
+			return MHD_NO;
+		pf_hex_encode(st->id, PF_ID_LEN, st->id_hex);
+		st->route = classify(method, url, &wrong_method);
+		if (wrong_method)
+			st->route = R_NOT_FOUND;
+		const char *cl = MHD_lookup_connection_value(
+		    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL && strtoull(cl, NULL, 10) > srv->cfg->body_max) {
+			st->too_large = 1;
+			return too_large(conn, st);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		return body_piece(conn, st, upload_data, n);
+	}
+	if (st->flight != NULL)
+		return flight_step(conn, st);
+	if (st->queued)
+		return MHD_YES;
+	if (st->too_large)
+		return too_large(conn, st);
+	switch (st->route) {
+	case R_HEALTH:
+		if (__atomic_load_n(&srv->draining, __ATOMIC_ACQUIRE)) {
+			char *b = strdup("{\"status\":\"draining\"}");
+			return b != NULL ? queue_take(conn, st, 503, b,
+			           strlen(b), "application/json")
+			                 : MHD_NO;
+		} else {
+			char *b = strdup("{\"status\":\"ok\"}");
+			return b != NULL ? queue_take(conn, st, 200, b,
+			           strlen(b), "application/json")
+			                 : MHD_NO;
+		}
+	case R_MODELS:
+		return serve_models(conn, st, NULL);
+	case R_MODEL_GET:
+		return serve_models(conn, st, url + 11);
+	case R_RELAY:
+		return serve_relay(conn, st);
+	case R_NOT_FOUND:
+	default:
+		break;
+	}
+	char msg[256];
+	snprintf(msg, sizeof(msg), "Invalid URL (%.16s %.200s)", method, url);
+	return queue_error(conn, st, &ING_ERR_NOT_FOUND, msg);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	ing_server *srv = cls;
+	conn_state *st = *con_cls;
+
+	(void)conn;
+	(void)toe;
+	if (st == NULL)
+		return;
+	if (st->flight != NULL) {
+		ing_flight *f = st->flight;
+		ing_relay_forget(srv->relay, f);
+		pthread_mutex_lock(&f->mu);
+		f->conn = NULL;
+		f->suspended = 0;
+		pthread_mutex_unlock(&f->mu);
+		ing_flight_unref(f);
+	}
+	free(st->body);
+	free(st);
+	*con_cls = NULL;
+}
+
+static void
+mhd_log_cb(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\r\n")] = '\0';
+	pf_debug("PF-HTTP-MHD", "msg=\"%s\"", line);
+}
+
+/* --- lifecycle ---------------------------------------------------------
+ */
+
+/* split_listen parses "host:port" / "[v6]:port" into host and port. */
+static pf_err
+split_listen(
+    const char *listen, char *host, size_t hostlen, char *port, size_t portlen)
+{
+	const char *colon;
+	const char *h = listen;
+	size_t hl;
+
+	if (listen[0] == '[') {
+		const char *close = strchr(listen, ']');
+		if (close == NULL || close[1] != ':')
+			return PF_ECONFIG;
+		h = listen + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (colon == NULL)
+			return PF_ECONFIG;
+		hl = (size_t)(colon - listen);
+	}
+	if (hl >= hostlen || strlen(colon + 1) >= portlen || colon[1] == '\0')
+		return PF_ECONFIG;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	snprintf(port, portlen, "%s", colon + 1);
+	return PF_OK;
+}
+
+static pf_err
+start_http(ing_server *srv)
+{
+	const pf_config *cfg = srv->cfg;
+	char host[256], port[16];
+	struct addrinfo hints = { 0 };
+	struct addrinfo *ai = NULL;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD
+	    | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	unsigned threads = cfg->http_threads > 0 ? cfg->http_threads : 1;
+	pf_err err;
+
+	err = split_listen(cfg->listen, host, sizeof(host), port, sizeof(port));
+	if (err != PF_OK)
+		return err;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if (getaddrinfo(host[0] != '\0' && strcmp(host, "*") != 0 ? host : NULL,
+	        port, &hints, &ai)
+	    != 0)
+		return PF_ECONFIG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
+	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+	    threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)cfg->client_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)PF_HTTP_MAX_CONNS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)PF_HTTP_HEADER_POOL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+	    (unsigned)1, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, srv, MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (srv->mhd == NULL)
+		return PF_EIO;
+	const union MHD_DaemonInfo *di
+	    = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = di != NULL ? di->port : 0;
+	return PF_OK;
+}
 
 pf_err
 ing_server_start(const pf_config *cfg, ing_server **ret)
 {
-	(void)cfg;
-	(void)ret;
-	return PF_EINVAL;
-}
+	ing_server *srv = calloc(1, sizeof(*srv));
+	pf_err err;
 
-void
-ing_server_stop(ing_server *w)
-{
-	(void)w;
-}
-
-void
-ing_server_free(ing_server *w)
-{
-	(void)w;
-}
-
-int
-ing_cmd(int argc, char **argv)
-{
-	(void)argc;
-	fprintf(stderr, "%s: not built yet\n", argv[0]);
-	return 1;
+	if (srv == NULL)
+		return PF_ENOMEM;
+	srv->cfg = cfg;
+	if (cfg->database_url[0] == '\0') {
+		err = PF_ECONFIG;
+		goto fail;
+	}
+	err = ing_router_start(cfg, &srv->router);
+	if (err != PF_OK)
+		goto fail;
+	err = ing_auth_new(cfg, &srv->auth);
+	if (err != PF_OK)
+		goto fail;
+	err = ing_relay_start(cfg, &srv->relay);
+	if (err != PF_OK)
+		goto fail;
+	err = start_http(srv);
+	if (err != PF_OK)
+		goto fail;
+	*ret = srv;
+	return PF_OK;
+fail:
+	srv->stopped = 1;
+	ing_server_free(srv);
+	return err;
 }
 
 unsigned
 ing_server_port(const ing_server *srv)
 {
-	(void)srv;
-	return 0;
+	return srv->port;
+}
+
+void
+ing_server_stop(ing_server *srv)
+{
+	if (srv == NULL || srv->stopped)
+		return;
+	srv->stopped = 1;
+	__atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
+	/* every parked connection must be resumed before the daemon stops */
+	if (srv->relay != NULL)
+		ing_relay_close_all(srv->relay);
+	if (srv->mhd != NULL)
+		MHD_stop_daemon(srv->mhd);
+	srv->mhd = NULL;
+}
+
+void
+ing_server_free(ing_server *srv)
+{
+	if (srv == NULL)
+		return;
+	ing_server_stop(srv);
+	if (srv->mhd != NULL)
+		MHD_stop_daemon(srv->mhd);
+	ing_relay_free(srv->relay);
+	ing_auth_free(srv->auth);
+	ing_router_free(srv->router);
+	free(srv);
 }

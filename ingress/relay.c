@@ -1,0 +1,560 @@
+/*
+ * relay.c -- NNG push/pull to the workers and the in-flight table.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "common/limits.h"
+#include "common/log.h"
+#include "ingress/relay.h"
+
+#define TABLE_BUCKETS 4096u /* power of two */
+#define SEND_TRIES 100      /* x SEND_WAIT_MS before "no worker" */
+#define SEND_WAIT_MS 2
+#define RECV_POLL_MS 250
+#define SWEEP_EVERY_MS 500
+
+struct ing_relay {
+	const pf_config *cfg;
+	nng_socket push;
+	nng_socket pull;
+	int push_open, pull_open;
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu; /* guards table, closed */
+	ing_flight *table[TABLE_BUCKETS];
+	int closed;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned
+bucket_of(const uint8_t id[PF_ID_LEN])
+{
+	uint32_t h;
+
+	memcpy(&h, id, sizeof(h));
+	return h & (TABLE_BUCKETS - 1);
+}
+
+ing_flight *
+ing_flight_new(const uint8_t id[PF_ID_LEN], int stream, int64_t deadline_ms,
+    void *conn, void (*resume)(void *conn))
+{
+	ing_flight *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	pthread_mutex_init(&f->mu, NULL);
+	memcpy(f->id, id, PF_ID_LEN);
+	f->stream = stream;
+	f->deadline_ms = deadline_ms;
+	f->conn = conn;
+	f->resume = resume;
+	f->_refs = 1;
+	return f;
+}
+
+ing_flight *
+ing_flight_ref(ing_flight *f)
+{
+	__atomic_add_fetch(&f->_refs, 1, __ATOMIC_RELAXED);
+	return f;
+}
+
+void
+ing_flight_unref(ing_flight *f)
+{
+	if (f == NULL)
+		return;
+	if (__atomic_sub_fetch(&f->_refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	pthread_mutex_destroy(&f->mu);
+	free(f->buf);
+	free(f);
+}
+
+static int
+streaming(const ing_flight *f)
+{
+	return f->stream && f->head && f->status >= 200 && f->status < 300;
+}
+
+int
+ing_flight_ready_locked(const ing_flight *f)
+{
+	if (f->failed || f->ended)
+		return 1;
+	if (!f->responded)
+		return streaming(f);
+	return f->len > f->off;
+}
+
+/* wake resumes a parked connection that has something to do (f locked). */
+static void
+wake(ing_flight *f)
+{
+	if (f->suspended && f->conn != NULL && ing_flight_ready_locked(f)) {
+		f->suspended = 0;
+		f->resume(f->conn);
+	}
+}
+
+static void
+fail(ing_flight *f, const char *why)
+{
+	if (!f->failed) {
+		f->failed = 1;
+		snprintf(f->error, sizeof(f->error), "%s", why);
+	}
+}
+
+/* append adds data to f->buf, keeping at most cap unread bytes. */
+static int
+append(ing_flight *f, const uint8_t *p, size_t n, size_t cap)
+{
+	if (f->off > 0 && f->off == f->len) {
+		f->off = 0;
+		f->len = 0;
+	}
+	if (f->len - f->off + n > cap)
+		return -1;
+	if (f->len + n > f->cap && f->off > 0) {
+		memmove(f->buf, f->buf + f->off, f->len - f->off);
+		f->len -= f->off;
+		f->off = 0;
+	}
+	if (f->len + n > f->cap) {
+		size_t want = f->cap ? f->cap : 4096;
+		while (want < f->len + n)
+			want *= 2;
+		uint8_t *b = realloc(f->buf, want);
+		if (b == NULL)
+			return -1;
+		f->buf = b;
+		f->cap = want;
+	}
+	memcpy(f->buf + f->len, p, n);
+	f->len += n;
+	return 0;
+}
+
+/* --- the table ---------------------------------------------------------
+ */
+
+static ing_flight *
+table_get(ing_relay *r, const uint8_t id[PF_ID_LEN])
+{
+	ing_flight *f;
+
+	pthread_mutex_lock(&r->mu);
+	for (f = r->table[bucket_of(id)]; f != NULL; f = f->_next) {
+		if (memcmp(f->id, id, PF_ID_LEN) == 0) {
+			ing_flight_ref(f);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->mu);
+	return f;
+}
+
+static pf_err
+table_put(ing_relay *r, ing_flight *f)
+{
+	unsigned b = bucket_of(f->id);
+
+	pthread_mutex_lock(&r->mu);
+	if (r->closed) {
+		pthread_mutex_unlock(&r->mu);
+		return PF_ECLOSED;
+	}
+	f->_next = r->table[b];
+	r->table[b] = ing_flight_ref(f);
+	f->_in_table = 1;
+	pthread_mutex_unlock(&r->mu);
+	return PF_OK;
+}
+
+void
+ing_relay_forget(ing_relay *r, ing_flight *f)
+{
+	unsigned b = bucket_of(f->id);
+	int found = 0;
+
+	pthread_mutex_lock(&r->mu);
+	if (f->_in_table) {
+		for (ing_flight **pp = &r->table[b]; *pp != NULL;
+		     pp = &(*pp)->_next) {
+			if (*pp == f) {
+				*pp = f->_next;
+				break;
+			}
+		}
+		f->_in_table = 0;
+		f->_next = NULL;
+		found = 1;
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (found)
+		ing_flight_unref(f);
+}
+
+/* end_flight ends f unless it already ended (f unlocked). */
+static void
+end_flight(ing_relay *r, ing_flight *f, int reason, const char *why)
+{
+	pthread_mutex_lock(&f->mu);
+	if (!f->ended) {
+		f->ended = 1;
+		f->reason = reason;
+		snprintf(f->error, sizeof(f->error), "%s", why);
+	}
+	wake(f);
+	pthread_mutex_unlock(&f->mu);
+	ing_relay_forget(r, f);
+}
+
+/* collect takes a reference to every filed flight matching pred. */
+static size_t
+collect(ing_relay *r, int64_t older_than, ing_flight ***ret)
+{
+	size_t n = 0, cap = 0;
+	ing_flight **v = NULL;
+
+	pthread_mutex_lock(&r->mu);
+	for (unsigned b = 0; b < TABLE_BUCKETS; b++) {
+		for (ing_flight *f = r->table[b]; f != NULL; f = f->_next) {
+			if (older_than != 0
+			    && f->deadline_ms + PF_RELAY_GRACE_MS >= older_than)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				ing_flight **nv = realloc(v, nc * sizeof(*nv));
+				if (nv == NULL)
+					goto out;
+				v = nv;
+				cap = nc;
+			}
+			v[n++] = ing_flight_ref(f);
+		}
+	}
+out:
+	pthread_mutex_unlock(&r->mu);
+	*ret = v;
+	return n;
+}
+
+static void
+sweep(ing_relay *r)
+{
+	ing_flight **v;
+	size_t n = collect(r, now_ms(), &v);
+
+	for (size_t i = 0; i < n; i++) {
+		end_flight(r, v[i], PF_END_WORKER_LOST,
+		    "no answer from the worker before the deadline");
+		ing_flight_unref(v[i]);
+	}
+	free(v);
+}
+
+void
+ing_relay_close_all(ing_relay *r)
+{
+	ing_flight **v;
+	size_t n;
+
+	pthread_mutex_lock(&r->mu);
+	r->closed = 1;
+	pthread_mutex_unlock(&r->mu);
+	n = collect(r, 0, &v);
+	for (size_t i = 0; i < n; i++) {
+		end_flight(r, v[i], PF_END_WORKER_LOST, "server shutting down");
+		ing_flight_unref(v[i]);
+	}
+	free(v);
+}
+
+/* --- replies -----------------------------------------------------------
+ */
+
+static void
+on_head(ing_flight *f, const pf_relay_head *h)
+{
+	if (f->head || f->ended) {
+		fail(f, "worker sent a second head");
+		return;
+	}
+	f->head = 1;
+	f->status = h->status;
+	size_t n = h->content_type.len;
+	if (n >= sizeof(f->content_type))
+		n = sizeof(f->content_type) - 1;
+	if (n > 0)
+		memcpy(f->content_type, h->content_type.ptr, n);
+	f->content_type[n] = '\0';
+}
+
+static void
+on_data(ing_flight *f, const pf_relay_data *d)
+{
+	if (f->failed || f->ended)
+		return;
+	if (d->seq != f->next_seq) {
+		fail(f, "worker reply out of order");
+		return;
+	}
+	f->next_seq++;
+	if (streaming(f)) {
+		if (append(f, d->data.ptr, d->data.len, PF_STREAM_BUFFER_MAX)
+		    != 0)
+			fail(f, "client too slow: stream buffer full");
+	} else if (append(f, d->data.ptr, d->data.len, PF_RESPONSE_MAX) != 0) {
+		fail(f, "upstream response too large");
+	}
+}
+
+static void
+on_end(ing_flight *f, const pf_relay_end *e)
+{
+	if (f->ended)
+		return;
+	f->ended = 1;
+	f->reason = e->reason;
+	f->upstream_status = e->upstream_status;
+	if (e->seq != f->next_seq && !f->failed)
+		fail(f, "worker reply lost");
+	size_t n = e->error.len;
+	if (n >= sizeof(f->error))
+		n = sizeof(f->error) - 1;
+	if (!f->failed) {
+		if (n > 0)
+			memcpy(f->error, e->error.ptr, n);
+		f->error[n] = '\0';
+	}
+}
+
+static void
+dispatch(ing_relay *r, const pf_msg *m)
+{
+	const uint8_t *id;
+	ing_flight *f;
+
+	switch (m->kind) {
+	case PF_MSG_RELAY_HEAD:
+		id = m->u.relay_head.id;
+		break;
+	case PF_MSG_RELAY_DATA:
+		id = m->u.relay_data.id;
+		break;
+	case PF_MSG_RELAY_END:
+		id = m->u.relay_end.id;
+		break;
+	default:
+		pf_warn("PF-RELAY-KIND", "kind=%s", pf_msg_kind_name(m->kind));
+		return;
+	}
+	f = table_get(r, id);
+	if (f == NULL)
+		return; /* the client is gone or the flight timed out */
+	pthread_mutex_lock(&f->mu);
+	if (m->kind == PF_MSG_RELAY_HEAD)
+		on_head(f, &m->u.relay_head);
+	else if (m->kind == PF_MSG_RELAY_DATA)
+		on_data(f, &m->u.relay_data);
+	else
+		on_end(f, &m->u.relay_end);
+	int done = f->ended || f->failed;
+	wake(f);
+	pthread_mutex_unlock(&f->mu);
+	if (done)
+		ing_relay_forget(r, f);
+	ing_flight_unref(f);
+}
+
+static void *
+reply_main(void *arg)
+{
+	ing_relay *r = arg;
+	int64_t last_sweep = now_ms();
+
+	for (;;) {
+		nng_msg *nm;
+		int rv = nng_recvmsg(r->pull, &nm, 0);
+
+		if (rv == NNG_ECLOSED)
+			break;
+		if (rv == 0) {
+			pf_msg *m = NULL;
+			pf_err err = pf_msg_decode(
+			    nng_msg_body(nm), nng_msg_len(nm), &m);
+			nng_msg_free(nm);
+			if (err == PF_OK)
+				dispatch(r, m);
+			else
+				pf_warn("PF-RELAY-DECODE", "err=\"%s\"",
+				    pf_strerror(err));
+			pf_msg_free(m);
+		} else if (rv != NNG_ETIMEDOUT) {
+			pf_warn(
+			    "PF-RELAY-RECV", "err=\"%s\"", nng_strerror(rv));
+			nng_msleep(RECV_POLL_MS);
+		}
+		int64_t now = now_ms();
+		if (now - last_sweep >= SWEEP_EVERY_MS) {
+			sweep(r);
+			last_sweep = now;
+		}
+	}
+	return NULL;
+}
+
+/* --- sending ----------------------------------------------------------- */
+
+pf_err
+ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
+{
+	pf_buf b;
+	nng_msg *nm = NULL;
+	pf_err err;
+	int rv;
+
+	pf_buf_init(&b);
+	err = pf_msg_encode(req, &b);
+	if (err != PF_OK)
+		goto done;
+	if (nng_msg_alloc(&nm, 0) != 0 || nng_msg_append(nm, b.data, b.len)) {
+		err = PF_ENOMEM;
+		goto done;
+	}
+	pf_buf_fini(&b);
+	err = table_put(r, f);
+	if (err != PF_OK)
+		goto done;
+	rv = NNG_EAGAIN;
+	for (int i = 0; i < SEND_TRIES; i++) {
+		rv = nng_sendmsg(r->push, nm, NNG_FLAG_NONBLOCK);
+		if (rv != NNG_EAGAIN)
+			break;
+		nng_msleep(SEND_WAIT_MS);
+	}
+	if (rv == 0) {
+		nm = NULL; /* the socket took it */
+	} else {
+		err = rv == NNG_EAGAIN  ? PF_EAGAIN
+		    : rv == NNG_ECLOSED ? PF_ECLOSED
+		                        : PF_ENET;
+		ing_relay_forget(r, f);
+	}
+done:
+	pf_buf_fini(&b);
+	if (nm != NULL)
+		nng_msg_free(nm);
+	return err;
+}
+
+/* --- lifecycle ---------------------------------------------------------
+ */
+
+static pf_err
+dial_all(ing_relay *r, const char *urls)
+{
+	char url[PF_URL_MAX];
+	const char *p = urls;
+	int n = 0;
+
+	while (*p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len >= sizeof(url))
+			return PF_ECONFIG;
+		if (len > 0) {
+			memcpy(url, p, len);
+			url[len] = '\0';
+			if (nng_dial(r->push, url, NULL, NNG_FLAG_NONBLOCK)
+			    != 0)
+				return PF_ENET;
+			n++;
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return n > 0 ? PF_OK : PF_ECONFIG;
+}
+
+pf_err
+ing_relay_start(const pf_config *cfg, ing_relay **ret)
+{
+	ing_relay *r = calloc(1, sizeof(*r));
+	pf_err err = PF_ENET;
+
+	if (r == NULL)
+		return PF_ENOMEM;
+	r->cfg = cfg;
+	pthread_mutex_init(&r->mu, NULL);
+	if (nng_push0_open(&r->push) != 0)
+		goto fail;
+	r->push_open = 1;
+	nng_socket_set_ms(r->push, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(r->push, NNG_OPT_RECONNMAXT, 1000);
+	if (nng_pull0_open(&r->pull) != 0)
+		goto fail;
+	r->pull_open = 1;
+	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
+	    || nng_socket_set_ms(r->pull, NNG_OPT_RECVTIMEO, RECV_POLL_MS) != 0)
+		goto fail;
+	if (nng_listen(r->pull, cfg->reply_url, NULL, 0) != 0)
+		goto fail;
+	err = dial_all(r, cfg->worker_url);
+	if (err != PF_OK)
+		goto fail;
+	if (pthread_create(&r->thread, NULL, reply_main, r) != 0) {
+		err = PF_EIO;
+		goto fail;
+	}
+	r->thread_started = 1;
+	*ret = r;
+	return PF_OK;
+fail:
+	ing_relay_free(r);
+	return err;
+}
+
+void
+ing_relay_free(ing_relay *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->closed = 1;
+	pthread_mutex_unlock(&r->mu);
+	if (r->pull_open)
+		nng_close(r->pull);
+	if (r->thread_started)
+		pthread_join(r->thread, NULL);
+	if (r->push_open)
+		nng_close(r->push);
+	ing_relay_close_all(r);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}

@@ -1,0 +1,113 @@
+/*
+ * relay.h -- requests in flight between the ingress and the workers.
+ *
+ * The relay owns two NNG sockets: a push socket dialing every worker URL
+ * (relay.request goes out there) and a pull socket listening on
+ * cfg->reply_url, read by one reply thread that files relay.head /
+ * relay.data / relay.end into the matching flight and wakes its client
+ * connection.  The same thread ends flights that outlive their deadline by
+ * PF_RELAY_GRACE_MS (PF_END_WORKER_LOST).
+ *
+ * A flight is shared by the HTTP thread serving the client and the reply
+ * thread; it is reference-counted and every field below the mutex is
+ * guarded by it.  The HTTP side parks its connection by setting suspended
+ * under the lock (then suspending it); whoever changes a flight so that
+ * ing_flight_ready_locked() becomes true resumes a parked connection,
+ * under the same lock.
+ */
+#ifndef PF_INGRESS_RELAY_H
+#define PF_INGRESS_RELAY_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/msg.h"
+
+#define PF_RELAY_GRACE_MS 5000 /* past the deadline before worker_lost */
+
+typedef struct ing_relay ing_relay;
+
+typedef struct ing_flight {
+	pthread_mutex_t mu;
+	uint8_t id[PF_ID_LEN];
+	int stream;          /* client asked for SSE */
+	int64_t deadline_ms; /* unix ms */
+	/* the client connection and how to wake it; conn is NULL once the
+	 * connection completed */
+	void *conn;
+	void (*resume)(void *conn);
+	int suspended; /* conn parked by the HTTP side */
+	int responded; /* streaming response queued: reader phase */
+	/* what the worker sent */
+	int head;
+	int status;
+	char content_type[128];
+	uint32_t next_seq;
+	uint8_t *buf; /* stream: queue [off, len); else the whole body */
+	size_t off, len, cap;
+	int ended;
+	int reason; /* pf_end_reason, valid when ended */
+	int upstream_status;
+	int failed; /* cut: overflow or a protocol error */
+	char error[256];
+	/* private to relay.c */
+	int _refs;
+	int _in_table;
+	struct ing_flight *_next;
+} ing_flight;
+
+/*
+ * ing_relay_start opens the sockets (dials cfg->worker_url non-blocking,
+ * listens on cfg->reply_url) and starts the reply thread.  cfg must
+ * outlive the relay.  Errors: PF_ENET, PF_ENOMEM, PF_EIO.
+ */
+PF_NODISCARD pf_err ing_relay_start(const pf_config *cfg, ing_relay **ret);
+
+/*
+ * ing_flight_new returns a flight with one reference for the caller, or
+ * NULL when out of memory.  resume(conn) is called (under the flight lock)
+ * to wake a parked connection.
+ */
+ing_flight *ing_flight_new(const uint8_t id[PF_ID_LEN], int stream,
+    int64_t deadline_ms, void *conn, void (*resume)(void *conn));
+
+/* ing_flight_ref adds a reference and returns f. */
+ing_flight *ing_flight_ref(ing_flight *f);
+
+/* ing_flight_unref drops a reference; NULL is a no-op. */
+void ing_flight_unref(ing_flight *f);
+
+/*
+ * ing_flight_ready_locked says (f locked) whether the HTTP side has
+ * something to do: the flight ended or failed, or a streaming head came
+ * (before the response), or queued bytes (after it).
+ */
+int ing_flight_ready_locked(const ing_flight *f);
+
+/*
+ * ing_relay_send files f under its id and sends req (a relay.request with
+ * the same id) to a worker without blocking for long.  Errors: PF_EAGAIN
+ * (no worker took it), PF_ECLOSED (relay stopping), PF_ETOOBIG,
+ * PF_ENOMEM, PF_ENET; f is then not filed.
+ */
+PF_NODISCARD pf_err ing_relay_send(
+    ing_relay *r, ing_flight *f, const pf_msg *req);
+
+/* ing_relay_forget unfiles f (late replies are then dropped).  Idempotent. */
+void ing_relay_forget(ing_relay *r, ing_flight *f);
+
+/*
+ * ing_relay_close_all refuses new flights and ends every filed one
+ * (PF_END_WORKER_LOST, "server shutting down"), waking parked
+ * connections.  Call before stopping the HTTP daemon.
+ */
+void ing_relay_close_all(ing_relay *r);
+
+/* ing_relay_free joins the reply thread, closes the sockets and frees r;
+ * NULL is a no-op.  Blocks. */
+void ing_relay_free(ing_relay *r);
+
+#endif /* PF_INGRESS_RELAY_H */

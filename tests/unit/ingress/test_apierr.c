@@ -1,0 +1,78 @@
+/* test_apierr.c -- OpenAI error JSON shapes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/msg.h"
+#include "ingress/apierr.h"
+#include "tests/tap.h"
+
+static json_t *
+parse(const ing_apierr *e, const char *msg)
+{
+	size_t len = 0;
+	char *s = ing_apierr_json(e, msg, &len);
+	json_t *j = NULL;
+
+	ok(s != NULL && len == strlen(s), "body built for %u", e->status);
+	if (s != NULL)
+		j = json_loadb(s, len, 0, NULL);
+	free(s);
+	return j;
+}
+
+int
+main(void)
+{
+	json_t *j = parse(&ING_ERR_INVALID_KEY, "Incorrect API key \"x\"");
+	json_t *err = json_object_get(j, "error");
+
+	ok(json_is_object(err), "top-level error object");
+	ok(json_object_size(j) == 1, "only the error key");
+	ok(strcmp(json_string_value(json_object_get(err, "message")),
+	       "Incorrect API key \"x\"")
+	        == 0,
+	    "message escaped and round-trips");
+	ok(strcmp(json_string_value(json_object_get(err, "type")),
+	       "invalid_request_error")
+	        == 0,
+	    "401 type");
+	ok(strcmp(json_string_value(json_object_get(err, "code")),
+	       "invalid_api_key")
+	        == 0,
+	    "401 code");
+	ok(json_is_null(json_object_get(err, "param")), "param is null");
+	json_decref(j);
+
+	j = parse(&ING_ERR_BAD_REQUEST, "bad");
+	err = json_object_get(j, "error");
+	ok(json_is_null(json_object_get(err, "code")), "400 code is null");
+	json_decref(j);
+
+	j = parse(&ING_ERR_TOO_LARGE, "\xff\xfe not utf8");
+	err = json_object_get(j, "error");
+	ok(j != NULL, "invalid UTF-8 message still gives valid JSON");
+	ok(strcmp(json_string_value(json_object_get(err, "code")),
+	       "request_too_large")
+	        == 0,
+	    "413 code");
+	json_decref(j);
+
+	j = parse(&ING_ERR_MODEL_NOT_FOUND, "nope");
+	err = json_object_get(j, "error");
+	ok(strcmp(json_string_value(json_object_get(err, "code")),
+	       "model_not_found")
+	        == 0,
+	    "404 model code");
+	json_decref(j);
+
+	ok(ing_apierr_for_end(PF_END_UPSTREAM_ERROR)->status == 502,
+	    "upstream error -> 502");
+	ok(ing_apierr_for_end(PF_END_TIMEOUT)->status == 504, "timeout -> 504");
+	ok(ing_apierr_for_end(PF_END_WORKER_LOST)->status == 504,
+	    "worker lost -> 504");
+	ok(ing_apierr_for_end(PF_END_NO_CHANNEL)->status == 503,
+	    "no channel -> 503");
+	return tap_done();
+}
