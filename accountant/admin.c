@@ -140,12 +140,7 @@ valid_text(const char *s, size_t max)
 	return strlen(s) <= max && !has_control(s);
 }
 
-/*
- * Normalizes a comma list "a, b,c" into out ("a,b,c"): items trimmed of
- * spaces, each a valid_word of at most max bytes.  With check_cidr each item
- * must be an IPv4/IPv6 address or CIDR.  Returns 0 when malformed (empty
- * list included).  out holds at least strlen(in)+1 bytes.
- */
+/* 1 when item is an IPv4/IPv6 address, optionally with a /prefix. */
 static int
 valid_cidr(const char *item)
 {
@@ -169,6 +164,12 @@ valid_cidr(const char *item)
 	    == PF_OK;
 }
 
+/*
+ * Normalizes a comma list "a, b,c" into out ("a,b,c"): items trimmed of
+ * spaces, each a valid_word of at most max bytes.  With check_cidr each item
+ * must be an IPv4/IPv6 address or CIDR.  Returns 0 when malformed (empty
+ * list included).  out holds at least strlen(in)+1 bytes.
+ */
 static int
 normalize_list(const char *in, size_t max, int check_cidr, char *out)
 {
