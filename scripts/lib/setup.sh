@@ -42,19 +42,24 @@ pf_install_packages() {
 	pf_log "installing: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	if ! pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	    --no-install-recommends "${missing[@]}"; then
+	    --no-install-recommends "${missing[@]}" >&2; then
 		pf_log "install failed; refreshing package lists and retrying"
-		pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+		pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 ||
 		    pf_die "apt-get update failed"
 		pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		    --no-install-recommends "${missing[@]}" ||
+		    --no-install-recommends "${missing[@]}" >&2 ||
 		    pf_die "apt-get install failed: ${missing[*]}"
 	fi
 }
 
 # pf_build DIR [MESON_ARGS...] configures DIR if needed (reconfiguring an
 # existing one so MESON_ARGS apply, wiping it if it is unusable) and builds.
+# Its chatter goes to stderr: stdout belongs to the calling script.
 pf_build() {
+	build_dir "$@" >&2
+}
+
+build_dir() {
 	local dir=$1
 	shift
 	if [ -f "$dir/build.ninja" ]; then
