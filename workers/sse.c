@@ -111,25 +111,24 @@ wrk_sse_feed(
 pf_err
 wrk_sse_finish(wrk_sse *s, wrk_sse_event_cb cb, void *arg)
 {
-	static const uint8_t blank[] = "\n\n";
+	static const uint8_t none[1] = { 0 };
+	size_t start = 0;
 	pf_err err;
 
-	if (s->_line > 0 || s->_cr)
-		s->_content = s->_content || s->_line > 0;
-	if (!s->_content || s->_tail.len == 0) {
-		s->_tail.len = 0;
-		return PF_OK;
+	if (s->_cr) {
+		/* a CR at the very end ends its line after all */
+		s->_cr = 0;
+		err = end_line(s, none, &start, 0, cb, arg);
+		if (err != PF_OK)
+			return err;
 	}
-	/* Strip a partial terminator, then close the event properly. */
-	while (s->_tail.len > 0
-	    && (s->_tail.data[s->_tail.len - 1] == '\n'
-	        || s->_tail.data[s->_tail.len - 1] == '\r'))
-		s->_tail.len--;
-	err = emit(s, blank, 0, 2, cb, arg);
+	/* An event the stream ended inside is discarded (as the SSE
+	 * spec's parser does): a half JSON line would only break
+	 * clients. */
+	s->_tail.len = 0;
 	s->_content = 0;
 	s->_line = 0;
-	s->_cr = 0;
-	return err;
+	return PF_OK;
 }
 
 int

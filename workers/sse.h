@@ -50,9 +50,10 @@ PF_NODISCARD pf_err wrk_sse_feed(
     wrk_sse *s, const void *data, size_t len, wrk_sse_event_cb cb, void *arg);
 
 /*
- * wrk_sse_finish is called at the end of the stream: an unfinished event
- * with content is completed with "\n\n" and passed to cb (a stream cut
- * before its blank line still delivers its last event).  Errors as
+ * wrk_sse_finish is called at the end of the stream.  A CR that was the
+ * last byte still ends its line (and may complete an event, passed to
+ * cb); an event the stream ended inside is discarded, as the SSE spec's
+ * parser does -- check wrk_sse_buffered first to notice one.  Errors as
  * wrk_sse_feed.
  */
 PF_NODISCARD pf_err wrk_sse_finish(wrk_sse *s, wrk_sse_event_cb cb, void *arg);

@@ -1,0 +1,538 @@
+/*
+ * test_relay.c -- the worker driven end to end without the ingress.
+ *
+ * The test plays the ingress: it sends relay.request over inproc:// with
+ * the codec and reads relay.head/data/end from its reply socket.
+ * Upstreams: the mock model (our product, started in-process) for normal
+ * answers, and a small scripted HTTP server in this file for the faults
+ * (status codes, a hang, a connection dropped mid-stream, an echo of what
+ * the worker sent).  A closed port stands for an unreachable channel.
+ * No services; no timing assertions.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench/mock.h"
+#include "common/config.h"
+#include "common/ids.h"
+#include "common/log.h"
+#include "common/msg.h"
+#include "tests/tap.h"
+#include "workers/worker.h"
+
+#define WORKER_URL "inproc://test-relay-worker"
+#define REPLY_URL "inproc://test-relay-reply"
+#define KEY "sk-test-secret-key-0123456789"
+
+/* ---- scripted upstream ------------------------------------------------ */
+
+typedef struct fake {
+	int fd;
+	unsigned port;
+	pthread_t tid;
+} fake;
+
+static void
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+respond(int fd, int status, const char *ctype, const char *body)
+{
+	char head[512];
+	int n = snprintf(head, sizeof head,
+	    "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n",
+	    status, ctype, strlen(body));
+
+	write_all(fd, head, (size_t)n);
+	write_all(fd, body, strlen(body));
+}
+
+/* Serve one connection; the path prefix picks the behaviour. */
+static void *
+conn_main(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char req[65536], out[70000];
+	size_t len = 0;
+	char *end = NULL, *body;
+	long clen = 0;
+
+	while (len < sizeof req - 1) {
+		ssize_t r = read(fd, req + len, sizeof req - 1 - len);
+
+		if (r <= 0)
+			goto done;
+		len += (size_t)r;
+		req[len] = 0;
+		end = strstr(req, "\r\n\r\n");
+		if (end != NULL) {
+			char *cl = strcasestr(req, "content-length:");
+
+			if (cl != NULL && cl < end)
+				clen = strtol(cl + 15, NULL, 10);
+			if ((size_t)(end + 4 - req) + (size_t)clen <= len)
+				break;
+		}
+	}
+	if (end == NULL)
+		goto done;
+	body = end + 4;
+	if (strncmp(req, "POST /s500/", 11) == 0) {
+		respond(fd, 500, "application/json",
+		    "{\"error\":{\"message\":\"boom\"}}");
+	} else if (strncmp(req, "POST /s429/", 11) == 0) {
+		respond(fd, 429, "application/json",
+		    "{\"error\":{\"message\":\"slow down\"}}");
+	} else if (strncmp(req, "POST /s400/", 11) == 0) {
+		respond(fd, 400, "application/json",
+		    "{\"error\":{\"message\":\"bad key " KEY "\"}}");
+	} else if (strncmp(req, "POST /hang/", 11) == 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		(void)poll(&p, 1, 5000);
+	} else if (strncmp(req, "POST /drop/", 11) == 0) {
+		/* chunked, and the connection closes inside a chunk */
+		const char *e1 = "data: {\"choices\":[{\"delta\":{"
+		                 "\"content\":\"abcdefgh\"}}]}\n\n";
+		const char *e2 = "data: {\"choices\":[{\"delta\":{"
+		                 "\"content\":\"ijkl\"}}]}\n\ndata: {\"cho";
+
+		snprintf(out, sizeof out,
+		    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n%zx\r\n%s",
+		    strlen(e1), e1, strlen(e2) + 100, e2);
+		write_all(fd, out, strlen(out));
+	} else if (strncmp(req, "POST /echo/", 11) == 0) {
+		/* {"auth":0|1,"body":<what we got>} */
+		int auth = strstr(req, "\r\nAuthorization: Bearer " KEY "\r\n")
+		    != NULL;
+
+		snprintf(out, sizeof out, "{\"auth\":%d,\"body\":%.*s}", auth,
+		    (int)clen, body);
+		respond(fd, 200, "application/json", out);
+	} else if (strncmp(req, "POST /nousage/", 14) == 0) {
+		respond(fd, 200, "application/json",
+		    "{\"choices\":[{\"message\":{\"content\":"
+		    "\"abcdefghijkl\"}}]}");
+	} else {
+		respond(fd, 404, "text/plain", "no");
+	}
+done:
+	close(fd);
+	return NULL;
+}
+
+static void *
+fake_main(void *arg)
+{
+	fake *f = arg;
+
+	for (;;) {
+		pthread_t t;
+		int c = accept(f->fd, NULL, NULL);
+
+		if (c < 0)
+			return NULL;
+		if (pthread_create(&t, NULL, conn_main, (void *)(intptr_t)c)
+		    != 0) {
+			close(c);
+			continue;
+		}
+		pthread_detach(t);
+	}
+}
+
+static int
+listen_any(unsigned *port)
+{
+	struct sockaddr_in a;
+	socklen_t alen = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0
+	    || getsockname(fd, (struct sockaddr *)&a, &alen) != 0)
+		return -1;
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+/* A port with nothing listening: bound, never listened, then closed. */
+static unsigned
+closed_port(void)
+{
+	unsigned port = 0;
+	int fd = listen_any(&port);
+
+	close(fd);
+	return port;
+}
+
+/* ---- the ingress side ----------------------------------------------- */
+
+typedef struct result {
+	int got_head, got_end;
+	int32_t status;
+	char ctype[128];
+	int64_t head_channel;
+	uint32_t attempts;
+	int n_data;
+	int seq_ok;       /* data seq 0,1,2,... */
+	int one_event_ok; /* (streams) each data is exactly one event */
+	char data[65536];
+	size_t data_len;
+	pf_relay_end end;
+	char error[256];
+} result;
+
+typedef struct cand {
+	const char *base;
+	int64_t channel;
+	uint32_t first_byte_ms;
+	const char *model;
+} cand;
+
+static nng_socket to_worker, from_worker;
+
+static int
+run(const char *body, int stream, int client_usage, const cand *cs, int n,
+    result *r)
+{
+	pf_candidate c[8];
+	pf_msg m;
+	pf_buf b;
+	nng_msg *nm;
+	uint8_t id[PF_ID_LEN];
+
+	memset(r, 0, sizeof *r);
+	r->seq_ok = 1;
+	r->one_event_ok = 1;
+	memset(&m, 0, sizeof m);
+	memset(c, 0, sizeof c);
+	if (pf_id_new(id) != PF_OK)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		c[i].channel_id = cs[i].channel;
+		c[i].type = PF_API_OPENAI;
+		c[i].base_url.ptr = (const uint8_t *)cs[i].base;
+		c[i].base_url.len = strlen(cs[i].base);
+		c[i].key.ptr = (const uint8_t *)KEY;
+		c[i].key.len = strlen(KEY);
+		c[i].first_byte_timeout_ms = cs[i].first_byte_ms;
+		if (cs[i].model != NULL) {
+			c[i].upstream_model.ptr = (const uint8_t *)cs[i].model;
+			c[i].upstream_model.len = strlen(cs[i].model);
+		}
+	}
+	m.kind = PF_MSG_RELAY_REQUEST;
+	memcpy(m.u.relay_request.id, id, PF_ID_LEN);
+	m.u.relay_request.reply_addr.ptr = (const uint8_t *)REPLY_URL;
+	m.u.relay_request.reply_addr.len = strlen(REPLY_URL);
+	m.u.relay_request.method.ptr = (const uint8_t *)"POST";
+	m.u.relay_request.method.len = 4;
+	m.u.relay_request.path.ptr = (const uint8_t *)"/chat/completions";
+	m.u.relay_request.path.len = 17;
+	m.u.relay_request.stream = (uint8_t)stream;
+	m.u.relay_request.client_usage = (uint8_t)client_usage;
+	m.u.relay_request.client_api = PF_API_OPENAI;
+	m.u.relay_request.body.ptr = (const uint8_t *)body;
+	m.u.relay_request.body.len = strlen(body);
+	m.u.relay_request.n_candidates = (uint32_t)n;
+	m.u.relay_request.candidates = c;
+	pf_buf_init(&b);
+	if (pf_msg_encode(&m, &b) != PF_OK || nng_msg_alloc(&nm, 0) != 0
+	    || nng_msg_append(nm, b.data, b.len) != 0)
+		return -1;
+	pf_buf_fini(&b);
+	if (nng_sendmsg(to_worker, nm, 0) != 0)
+		return -1;
+
+	while (!r->got_end) {
+		pf_msg *pm;
+
+		if (nng_recvmsg(from_worker, &nm, 0) != 0)
+			return -1; /* receive timeout: the test fails */
+		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &pm)
+		    != PF_OK) {
+			nng_msg_free(nm);
+			return -1;
+		}
+		nng_msg_free(nm);
+		switch (pm->kind) {
+		case PF_MSG_RELAY_HEAD:
+			r->got_head++;
+			r->status = pm->u.relay_head.status;
+			snprintf(r->ctype, sizeof r->ctype, "%.*s",
+			    (int)pm->u.relay_head.content_type.len,
+			    (const char *)pm->u.relay_head.content_type.ptr);
+			r->head_channel = pm->u.relay_head.channel_id;
+			r->attempts = pm->u.relay_head.attempts;
+			break;
+		case PF_MSG_RELAY_DATA: {
+			const pf_bytes *d = &pm->u.relay_data.data;
+
+			if (pm->u.relay_data.seq != (uint32_t)r->n_data
+			    || !r->got_head)
+				r->seq_ok = 0;
+			r->n_data++;
+			if (stream
+			    && (d->len < 2 || d->ptr[d->len - 1] != '\n'
+			        || d->ptr[d->len - 2] != '\n'
+			        || memmem(d->ptr, d->len - 2, "\n\n", 2)
+			            != NULL))
+				r->one_event_ok = 0;
+			if (r->data_len + d->len < sizeof r->data) {
+				memcpy(r->data + r->data_len, d->ptr, d->len);
+				r->data_len += d->len;
+				r->data[r->data_len] = 0;
+			}
+			break;
+		}
+		case PF_MSG_RELAY_END:
+			r->got_end = 1;
+			r->end = pm->u.relay_end;
+			snprintf(r->error, sizeof r->error, "%.*s",
+			    (int)pm->u.relay_end.error.len,
+			    (const char *)pm->u.relay_end.error.ptr);
+			r->end.error.ptr = NULL;
+			break;
+		default:
+			break;
+		}
+		pf_msg_free(pm);
+	}
+	return 0;
+}
+
+static const char *chat_body
+    = "{\"model\":\"mock-model\",\"messages\":[{\"role\":\"user\","
+      "\"content\":\"hello there\"}]}";
+static const char *stream_body
+    = "{\"model\":\"mock-model\",\"stream\":true,\"messages\":[{\"role\":"
+      "\"user\",\"content\":\"hello there\"}]}";
+
+int
+main(void)
+{
+	pf_config cfg;
+	wrk_worker *w = NULL;
+	mock_options mo;
+	mock_server *mock = NULL;
+	fake f;
+	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
+	char hang[64], drop[64], echo[64], nousage[64];
+	result r;
+
+	pf_log_set_level(PF_LOG_ERROR);
+	mock_options_defaults(&mo);
+	mo.listen = "127.0.0.1:0";
+	mo.chunks = 5;
+	mo.threads = 1;
+	if (mock_server_start(&mo, &mock) != PF_OK) {
+		printf("Bail out! mock model did not start\n");
+		return 1;
+	}
+	f.fd = listen_any(&f.port);
+	if (f.fd < 0 || listen(f.fd, 64) != 0
+	    || pthread_create(&f.tid, NULL, fake_main, &f) != 0) {
+		printf("Bail out! scripted upstream did not start\n");
+		return 1;
+	}
+	snprintf(mock_base, sizeof mock_base, "http://127.0.0.1:%u/v1/",
+	    mock_server_port(mock));
+	snprintf(closed_base, sizeof closed_base, "http://127.0.0.1:%u/v1",
+	    closed_port());
+#define FAKE(buf, what)                                                        \
+	snprintf(buf, sizeof buf, "http://127.0.0.1:%u/" what "/v1", f.port)
+	FAKE(s500, "s500");
+	FAKE(s429, "s429");
+	FAKE(s400, "s400");
+	FAKE(hang, "hang");
+	FAKE(drop, "drop");
+	FAKE(echo, "echo");
+	FAKE(nousage, "nousage");
+
+	pf_config_defaults(&cfg);
+	snprintf(cfg.worker_url, sizeof cfg.worker_url, "%s", WORKER_URL);
+	cfg.worker_threads = 2;
+	if (nng_pull0_open(&from_worker) != 0
+	    || nng_listen(from_worker, REPLY_URL, NULL, 0) != 0
+	    || nng_socket_set_ms(from_worker, NNG_OPT_RECVTIMEO, 20000) != 0
+	    || wrk_worker_start(&cfg, &w) != PF_OK
+	    || nng_push0_open(&to_worker) != 0
+	    || nng_dial(to_worker, WORKER_URL, NULL, 0) != 0) {
+		printf("Bail out! worker or sockets did not start\n");
+		return 1;
+	}
+
+	{
+		cand cs[] = { { mock_base, 7, 0, NULL } };
+
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.got_head == 1
+		        && r.status == 200
+		        && strstr(r.ctype, "application/json") != NULL,
+		    "non-stream: head 200 json");
+		ok(r.n_data == 1 && r.seq_ok
+		        && strstr(r.data, "\"chat.completion\"") != NULL,
+		    "non-stream: the whole body in one relay.data");
+		ok(r.end.reason == PF_END_DONE && r.end.seq == 1
+		        && r.end.channel_id == 7 && r.end.usage.estimated == 0
+		        && r.end.usage.completion == 5
+		        && r.end.usage.prompt > 0,
+		    "non-stream: end DONE with the upstream usage");
+	}
+	{
+		cand cs[] = { { mock_base, 7, 0, NULL } };
+
+		ok(run(stream_body, 1, 0, cs, 1, &r) == 0 && r.got_head == 1
+		        && r.status == 200
+		        && strstr(r.ctype, "text/event-stream") != NULL,
+		    "stream: head 200 event-stream");
+		ok(r.n_data >= 7 && r.seq_ok && r.one_event_ok,
+		    "stream: one SSE event per relay.data, seq in order (%d)",
+		    r.n_data);
+		ok(strstr(r.data, "\"choices\":[]") == NULL
+		        && strstr(r.data, "data: [DONE]\n\n") != NULL,
+		    "stream: usage chunk removed (client did not ask), "
+		    "[DONE] kept");
+		ok(r.end.reason == PF_END_DONE
+		        && r.end.seq == (uint32_t)r.n_data
+		        && r.end.usage.estimated == 0
+		        && r.end.usage.completion == 5,
+		    "stream: end seq = data count, usage from the usage chunk");
+		ok(run(stream_body, 1, 1, cs, 1, &r) == 0
+		        && strstr(r.data, "\"choices\":[]") != NULL
+		        && r.end.usage.completion == 5,
+		    "stream: usage chunk forwarded when the client asked");
+	}
+	{
+		cand cs[] = { { closed_base, 1, 0, NULL },
+			{ mock_base, 2, 0, NULL } };
+
+		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
+		        && r.head_channel == 2 && r.attempts == 2
+		        && r.end.reason == PF_END_DONE,
+		    "failover: connect refused -> next candidate");
+	}
+	{
+		cand cs[] = { { s500, 1, 0, NULL }, { s429, 3, 0, NULL },
+			{ mock_base, 2, 0, NULL } };
+
+		ok(run(chat_body, 0, 0, cs, 3, &r) == 0 && r.status == 200
+		        && r.head_channel == 2 && r.attempts == 3
+		        && r.end.reason == PF_END_DONE,
+		    "failover: 500 and 429 -> next candidates");
+	}
+	{
+		cand cs[]
+		    = { { closed_base, 1, 0, NULL }, { s500, 3, 0, NULL } };
+
+		ok(run(chat_body, 0, 0, cs, 2, &r) == 0 && r.got_head == 0
+		        && r.n_data == 0
+		        && r.end.reason == PF_END_UPSTREAM_ERROR
+		        && r.end.upstream_status == 500 && r.error[0] != 0
+		        && strstr(r.error, "sk-") == NULL
+		        && strstr(r.error, "127.0.0.1") == NULL,
+		    "all failed: only relay.end, last status, no key or URL "
+		    "(%s)",
+		    r.error);
+	}
+	{
+		cand cs[] = { { s400, 1, 0, NULL }, { mock_base, 2, 0, NULL } };
+
+		ok(run(chat_body, 0, 0, cs, 2, &r) == 0 && r.status == 400
+		        && r.head_channel == 1 && r.n_data == 1
+		        && strstr(r.data, "bad key") != NULL
+		        && strstr(r.data, KEY) == NULL
+		        && r.end.reason == PF_END_UPSTREAM_ERROR
+		        && r.end.upstream_status == 400,
+		    "400: passed through without failover, key scrubbed");
+	}
+	{
+		cand cs[]
+		    = { { hang, 1, 300, NULL }, { mock_base, 2, 0, NULL } };
+
+		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
+		        && r.head_channel == 2 && r.attempts == 2
+		        && r.end.reason == PF_END_DONE,
+		    "first-byte timeout -> next candidate");
+	}
+	{
+		cand cs[] = { { hang, 1, 300, NULL } };
+
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.got_head == 0
+		        && r.end.reason == PF_END_TIMEOUT,
+		    "all timed out: relay.end TIMEOUT");
+	}
+	{
+		cand cs[] = { { drop, 1, 0, NULL }, { mock_base, 2, 0, NULL } };
+
+		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
+		        && r.head_channel == 1 && r.n_data == 2
+		        && r.one_event_ok,
+		    "dropped mid-stream: events before the cut delivered, no "
+		    "failover after the first byte");
+		ok(r.end.reason == PF_END_UPSTREAM_ERROR && r.end.seq == 2
+		        && r.end.usage.estimated == 1
+		        && r.end.usage.completion == 3
+		        && r.end.usage.prompt > 0,
+		    "dropped mid-stream: end UPSTREAM_ERROR, usage estimated "
+		    "from delivered text (%lld)",
+		    (long long)r.end.usage.completion);
+	}
+	{
+		cand cs[] = { { echo, 1, 0, "up-model" } };
+
+		ok(run(stream_body, 1, 0, cs, 1, &r) == 0 && r.status == 200
+		        && strstr(r.data, "\"auth\":1") != NULL,
+		    "upstream got Authorization: Bearer <key>");
+		ok(strstr(r.data, "\"model\":\"up-model\"") != NULL
+		        && strstr(r.data, "\"include_usage\":true") != NULL,
+		    "upstream body: model mapped, include_usage forced");
+	}
+	{
+		cand cs[] = { { nousage, 1, 0, NULL } };
+
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0
+		        && r.end.reason == PF_END_DONE
+		        && r.end.usage.estimated == 1
+		        && r.end.usage.completion == 3
+		        && r.end.usage.prompt > 0,
+		    "no usage upstream: estimated and flagged");
+	}
+	ok(run(chat_body, 0, 0, NULL, 0, &r) == 0 && r.got_head == 0
+	        && r.end.reason == PF_END_NO_CHANNEL,
+	    "no candidates: relay.end NO_CHANNEL");
+
+	wrk_worker_free(w);
+	nng_close(to_worker);
+	nng_close(from_worker);
+	shutdown(f.fd, SHUT_RDWR);
+	close(f.fd);
+	pthread_join(f.tid, NULL);
+	mock_server_free(mock);
+	return tap_done();
+}
