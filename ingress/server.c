@@ -549,6 +549,8 @@ classify(const char *method, const char *url, int *wrong_method)
 	return k;
 }
 
+static enum MHD_Result too_large(struct MHD_Connection *conn, conn_state *st);
+
 static enum MHD_Result
 body_piece(
     struct MHD_Connection *conn, conn_state *st, const char *data, size_t n)
@@ -569,6 +571,9 @@ body_piece(
 		free(st->body);
 		st->body = NULL;
 		st->len = st->cap = 0;
+		/* answer at once if MHD lets us queue mid-body; otherwise the
+		 * rest is swallowed (up to a cap) and the 413 follows */
+		(void)too_large(conn, st);
 		return MHD_YES;
 	}
 	if (st->len + n > st->cap) {
@@ -763,13 +768,13 @@ start_http(ing_server *srv)
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
-	    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-	    threads, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)cfg->client_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)PF_HTTP_MAX_CONNS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)PF_HTTP_HEADER_POOL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-	    (unsigned)1, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, srv, MHD_OPTION_END);
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, srv, MHD_OPTION_SOCK_ADDR,
+	    ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->client_timeout_s,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)PF_HTTP_MAX_CONNS,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PF_HTTP_HEADER_POOL,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (srv->mhd == NULL)
 		return PF_EIO;
