@@ -615,7 +615,9 @@ static const char channel_add_usage[]
     = "usage: planktonfly admin channel-add --name N --type openai|anthropic\n"
       "           --base-url URL [--key K] --models m1,m2 [--group g1,g2]\n"
       "           [--priority N] [--weight N] [--model-mapping JSON]\n"
-      "           [--proxy URL]\n"
+      "           [--proxy URL] [--connect-timeout-ms N]\n"
+      "           [--first-byte-timeout-ms N] [--idle-timeout-ms N]\n"
+      "           [--total-timeout-ms N]\n"
       "\n"
       "Adds an upstream channel (enabled) and prints its id alone on\n"
       "stdout.  Routing entries (abilities) follow from models x groups.\n"
@@ -630,7 +632,14 @@ static const char channel_add_usage[]
       "  --priority N         higher tiers are tried first (default 0)\n"
       "  --weight N           weight within a tier, >= 0 (default 1)\n"
       "  --model-mapping JSON object {\"asked model\": \"sent model\"}\n"
-      "  --proxy URL          http(s):// or socks4/4a/5/5h:// proxy\n";
+      "  --proxy URL          http(s):// or socks4/4a/5/5h:// proxy\n"
+      "  --*-timeout-ms N     this channel's upstream timeouts, ms\n"
+      "                       (default 0 = the configured PF_*_TIMEOUT_MS)\n";
+
+/* Per-channel timeout options, in the order of their SQL parameters. */
+static const char *const timeout_opts[] = { "connect-timeout-ms",
+	"first-byte-timeout-ms", "idle-timeout-ms", "total-timeout-ms" };
+#define N_TIMEOUTS (sizeof(timeout_opts) / sizeof(timeout_opts[0]))
 
 /* Checks a model_mapping: a JSON object of model name -> model name.
  * On success *ret_json is a compact re-encoding (free()). */
@@ -675,23 +684,30 @@ admin_channel_add(admin_ctx *ctx, int argc, char **argv)
 {
 	static const char sql[]
 	    = "INSERT INTO channels (name, type, base_url, key, models,"
-	      " \"group\", priority, weight, model_mapping, proxy)"
-	      " VALUES ($1, $2::smallint, $3, $4, $5, $6, $7::bigint,"
-	      " $8::int, $9, $10) RETURNING id";
+	      " \"group\", priority, weight, model_mapping, proxy,"
+	      " connect_timeout_ms, first_byte_timeout_ms, idle_timeout_ms,"
+	      " total_timeout_ms) VALUES ($1, $2::smallint, $3, $4, $5, $6,"
+	      " $7::bigint, $8::int, $9, $10, $11::int, $12::int, $13::int,"
+	      " $14::int) RETURNING id";
 	acct_opt opts[] = { { "config", 1, NULL }, { "name", 1, NULL },
 		{ "type", 1, NULL }, { "base-url", 1, NULL },
 		{ "key", 1, NULL }, { "models", 1, NULL }, { "group", 1, NULL },
 		{ "priority", 1, NULL }, { "weight", 1, NULL },
-		{ "model-mapping", 1, NULL }, { "proxy", 1, NULL } };
+		{ "model-mapping", 1, NULL }, { "proxy", 1, NULL },
+		{ "connect-timeout-ms", 1, NULL },
+		{ "first-byte-timeout-ms", 1, NULL },
+		{ "idle-timeout-ms", 1, NULL },
+		{ "total-timeout-ms", 1, NULL } };
 	const size_t n = sizeof(opts) / sizeof(opts[0]);
 	const char *name, *type, *url, *key, *models, *groups, *prio_s;
 	const char *weight_s, *mapping, *proxy;
 	char *url_n = NULL, *models_n = NULL, *groups_n = NULL;
 	char *mapping_n = NULL;
 	char prio_buf[24], weight_buf[24], errbuf[ERRBUF_MAX];
+	char timeout_buf[N_TIMEOUTS][24];
 	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
-	const char *params[10];
+	const char *params[10 + N_TIMEOUTS];
 	int64_t priority = 0, weight = 1;
 	size_t len;
 	pf_err err;
@@ -744,8 +760,22 @@ admin_channel_add(admin_ctx *ctx, int argc, char **argv)
 		return usage_error(ctx,
 		    "--weight must be an integer 0..2147483647, not '%s'",
 		    weight_s);
+	/* Not echoed: a proxy URL may carry credentials. */
 	if (proxy != NULL && proxy[0] != '\0' && !valid_url(proxy, 1))
-		return usage_error(ctx, "invalid --proxy URL '%s'", proxy);
+		return usage_error(ctx, "%s",
+		    "--proxy must be an http(s)://, socks4(a):// or "
+		    "socks5(h):// URL");
+	for (size_t i = 0; i < N_TIMEOUTS; i++) {
+		const char *v = acct_opt_value(opts, n, timeout_opts[i]);
+		int64_t ms = 0;
+
+		if (v != NULL && acct_parse_int(v, 0, INT32_MAX, &ms) != PF_OK)
+			return usage_error(ctx,
+			    "--%s must be milliseconds 0..2147483647, not '%s'",
+			    timeout_opts[i], v);
+		fmt_i64(timeout_buf[i], sizeof(timeout_buf[i]), ms);
+		params[10 + i] = timeout_buf[i];
+	}
 
 	rc = ACCT_EXIT_USAGE;
 	url_n = strdup(url);
@@ -787,7 +817,8 @@ admin_channel_add(admin_ctx *ctx, int argc, char **argv)
 	params[7] = fmt_i64(weight_buf, sizeof(weight_buf), weight);
 	params[8] = mapping_n != NULL ? mapping_n : "";
 	params[9] = proxy != NULL ? proxy : "";
-	err = acct_db_exec(conn, sql, 10, params, &res, errbuf, sizeof(errbuf));
+	err = acct_db_exec(
+	    conn, sql, 10 + N_TIMEOUTS, params, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		fail(ctx, errbuf);
 		goto out;
@@ -844,6 +875,96 @@ admin_channel_list(admin_ctx *ctx, int argc, char **argv)
 	print_rows(res, 9);
 	acct_db_result_free(res);
 	return ACCT_EXIT_OK;
+}
+
+/* channel-enable, channel-disable */
+
+static const char channel_enable_usage[]
+    = "usage: planktonfly admin channel-enable --id N\n"
+      "\n"
+      "Enables a channel (status 1) and clears its disabled reason and\n"
+      "failure count; its routing entries are enabled with it.\n"
+      "\n"
+      "  --id N  channel id (see channel-list)\n";
+
+static const char channel_disable_usage[]
+    = "usage: planktonfly admin channel-disable --id N [--reason TEXT]\n"
+      "\n"
+      "Disables a channel by hand (status 2); routing stops using it.\n"
+      "\n"
+      "  --id N         channel id (see channel-list)\n"
+      "  --reason TEXT  shown by channel-list (default \"disabled by "
+      "admin\")\n";
+
+static int
+set_channel_status(admin_ctx *ctx, int argc, char **argv, int enable)
+{
+	static const char sql_enable[]
+	    = "UPDATE channels SET status = 1, disabled_reason = '',"
+	      " disabled_at = 0, fail_count = 0,"
+	      " updated_at = EXTRACT(EPOCH FROM now())::BIGINT"
+	      " WHERE id = $1::int RETURNING id";
+	static const char sql_disable[]
+	    = "UPDATE channels SET status = 2, disabled_reason = $2,"
+	      " disabled_at = EXTRACT(EPOCH FROM now())::BIGINT,"
+	      " updated_at = EXTRACT(EPOCH FROM now())::BIGINT"
+	      " WHERE id = $1::int RETURNING id";
+	acct_opt opts[] = { { "config", 1, NULL }, { "id", 1, NULL },
+		{ "reason", 1, NULL } };
+	/* channel-enable takes no --reason. */
+	const size_t n = enable ? 2 : 3;
+	const char *id_s, *reason;
+	char id_buf[24], errbuf[ERRBUF_MAX];
+	struct pg_conn *conn = NULL;
+	struct pg_result *res = NULL;
+	const char *params[2];
+	int64_t id;
+	pf_err err;
+	int rc;
+
+	rc = prepare(ctx, enable ? channel_enable_usage : channel_disable_usage,
+	    argc, argv, opts, n);
+	if (rc != GO_ON)
+		return rc;
+	id_s = acct_opt_value(opts, n, "id");
+	reason = acct_opt_value(opts, n, "reason");
+	if (id_s == NULL)
+		return usage_error(ctx, "%s is required", "--id");
+	if (acct_parse_int(id_s, 1, INT32_MAX, &id) != PF_OK)
+		return usage_error(ctx, "invalid --id '%s'", id_s);
+	if (reason == NULL)
+		reason = "disabled by admin";
+	if (!valid_text(reason, PF_ERROR_BODY_MAX))
+		return usage_error(ctx, "%s",
+		    "--reason is too long or has control characters");
+	rc = connect_db(ctx, &conn);
+	if (rc != GO_ON)
+		return rc;
+	params[0] = fmt_i64(id_buf, sizeof(id_buf), id);
+	params[1] = reason;
+	err = acct_db_exec(conn, enable ? sql_enable : sql_disable,
+	    enable ? 1 : 2, params, &res, errbuf, sizeof(errbuf));
+	acct_db_close(conn);
+	if (err != PF_OK)
+		return fail(ctx, errbuf);
+	rc = acct_db_rows(res) == 1 ? ACCT_EXIT_OK : ACCT_EXIT_FAIL;
+	acct_db_result_free(res);
+	if (rc != ACCT_EXIT_OK)
+		fprintf(stderr, "planktonfly admin %s: no channel with id %s\n",
+		    ctx->sub, params[0]);
+	return rc;
+}
+
+static int
+admin_channel_enable(admin_ctx *ctx, int argc, char **argv)
+{
+	return set_channel_status(ctx, argc, argv, 1);
+}
+
+static int
+admin_channel_disable(admin_ctx *ctx, int argc, char **argv)
+{
+	return set_channel_status(ctx, argc, argv, 0);
 }
 
 /* price-set */
@@ -963,6 +1084,8 @@ static const struct {
 	{ "token-list", admin_token_list, "list a user's tokens (no keys)" },
 	{ "channel-add", admin_channel_add, "add a channel; prints its id" },
 	{ "channel-list", admin_channel_list, "list channels (no keys)" },
+	{ "channel-enable", admin_channel_enable, "enable a channel" },
+	{ "channel-disable", admin_channel_disable, "disable a channel" },
 	{ "price-set", admin_price_set, "set a model's price" },
 };
 
@@ -971,7 +1094,7 @@ admin_usage(FILE *f)
 {
 	fprintf(f, "usage: planktonfly admin COMMAND [OPTIONS]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-		fprintf(f, "  %-13s %s\n", subs[i].name, subs[i].help);
+		fprintf(f, "  %-16s %s\n", subs[i].name, subs[i].help);
 	fprintf(f,
 	    "\nEvery command takes --config FILE and --help; the database is\n"
 	    "PF_DATABASE_URL.  Run 'planktonfly admin COMMAND --help'.\n");
