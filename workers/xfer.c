@@ -184,10 +184,9 @@ finish(wrk_xfer *x, pf_end_reason reason, long status, const char *error,
 	if (usage_too)
 		wrk_usage_result(&x->usage, x->rq->body.ptr, x->rq->body.len,
 		    &m.u.relay_end.usage);
-	if (error != NULL) {
-		m.u.relay_end.error.ptr = (const uint8_t *)error;
-		m.u.relay_end.error.len = strlen(error);
-	}
+	/* never a NULL pointer, even for an empty field */
+	m.u.relay_end.error.ptr = (const uint8_t *)(error ? error : "");
+	m.u.relay_end.error.len = error ? strlen(error) : 0;
 	if (send_msg(x, &m) != PF_OK) {
 		pf_warn("PF-WRK-REPLY-LOST", "req=%s what=end", x->idhex);
 		x->phase = PHASE_DONE;

@@ -242,10 +242,10 @@ run(const char *body, int stream, int client_usage, const cand *cs, int n,
 		c[i].key.ptr = (const uint8_t *)KEY;
 		c[i].key.len = strlen(KEY);
 		c[i].first_byte_timeout_ms = cs[i].first_byte_ms;
-		if (cs[i].model != NULL) {
-			c[i].upstream_model.ptr = (const uint8_t *)cs[i].model;
-			c[i].upstream_model.len = strlen(cs[i].model);
-		}
+		c[i].proxy.ptr = (const uint8_t *)"";
+		c[i].upstream_model.ptr
+		    = (const uint8_t *)(cs[i].model ? cs[i].model : "");
+		c[i].upstream_model.len = cs[i].model ? strlen(cs[i].model) : 0;
 	}
 	m.kind = PF_MSG_RELAY_REQUEST;
 	memcpy(m.u.relay_request.id, id, PF_ID_LEN);
