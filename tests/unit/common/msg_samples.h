@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/msg.h"
 
 #define SAMPLE_VARIANTS 3
@@ -46,7 +47,7 @@ static pf_bytes sample_ids[4];
  * typical, 1 uses extremes (INT64_MIN/MAX, all-ones, max candidates,
  * binary bytes), 2 uses zeros and empty strings.
  */
-static void
+static inline void
 sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 {
 	const int64_t big = variant == 1 ? INT64_MAX : 123456789;
@@ -214,7 +215,7 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 	}
 }
 
-static int
+static inline int
 sample_bytes_eq(pf_bytes a, pf_bytes b)
 {
 	return a.len == b.len
@@ -229,7 +230,7 @@ sample_bytes_eq(pf_bytes a, pf_bytes b)
 		}                                                              \
 	} while (0)
 
-static int
+static inline int
 sample_tokens_eq(const pf_usage_tokens *a, const pf_usage_tokens *b, char *why,
     size_t whylen)
 {
@@ -242,7 +243,7 @@ sample_tokens_eq(const pf_usage_tokens *a, const pf_usage_tokens *b, char *why,
 
 /* msg_equal compares every field of two messages; on a difference it
  * names the field in why and returns 0. */
-static int
+static inline int
 msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 {
 	SAMPLE_CHECK(a->kind == b->kind);
