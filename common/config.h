@@ -11,8 +11,8 @@
 #define PF_COMMON_CONFIG_H
 
 #include <stddef.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/err.h"
 #include "common/log.h"

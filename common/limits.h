@@ -36,7 +36,7 @@
 #define PF_EVENT_ID_MAX 128u               /* bytes in an event id */
 #define PF_URL_MAX 2048u                   /* base URLs, proxy URLs, NNG URLs */
 #define PF_SECRET_MAX 4096u                /* channel keys */
-#define PF_MSG_SHORT_MAX 256u /* method, content type, provider */
+#define PF_MSG_SHORT_MAX 256u              /* method, content type, provider */
 /* msgpack objects in one message: an ack of PF_MSG_ARRAY_MAX ids plus room
  * for fields a newer peer adds; bounds msgpack-c's allocations */
 #define PF_MSG_OBJECTS_MAX (PF_MSG_ARRAY_MAX + 1024u)

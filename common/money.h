@@ -28,23 +28,27 @@ typedef struct pf_price {
 /*
  * pf_money_parse_micros parses a non-negative decimal string such as "0.27",
  * "3", "12.5", "0.000001" into micro-units (0.27 -> 270000).  At most 6
- * fractional digits; no sign, exponent, or spaces.  Errors: PF_EINVAL,
+ * fractional digits; no sign, exponent, or spaces; a digit is required on
+ * both sides of a '.' ("1." and ".5" are rejected).  Errors: PF_EINVAL,
  * PF_EOVERFLOW.  *ret written only on success.
  */
 PF_NODISCARD pf_err pf_money_parse_micros(
     const char *s, size_t len, int64_t *ret);
 
 /* pf_money_format_micros writes v (micro-units) as a minimal decimal
- * ("0.27", "3") into out (outlen bytes). */
+ * ("0.27", "3", "-1.5") into out (outlen bytes, truncated like snprintf). */
 void pf_money_format_micros(int64_t v, char *out, size_t outlen);
 
 /*
  * pf_money_cost computes the quota cost of one request:
- *   micro = call>0 ? call : (prompt-cached)*input + cached*cached_price
- *                            + completion*output   (per 1e6 tokens)
- *   cost  = ceil(micro * group_ratio_ppm * quota_per_unit / (1e6*1e6*1e6))
- * computed exactly with 128-bit intermediates.  cached > prompt is treated
- * as cached = prompt.  Errors: PF_EINVAL (negative input), PF_EOVERFLOW.
+ *   n    = call>0 ? call*1e6 : (prompt-cached)*input + cached*cached_price
+ *                               + completion*output
+ *   cost = ceil(n * group_ratio_ppm * quota_per_unit / (1e6*1e6*1e6))
+ * (n is micro-USD x 1e6: token prices are per 1e6 tokens, a call price is
+ * per call.)  Computed exactly with 128-bit intermediates and rounded up
+ * once.  cached > prompt is treated as cached = prompt.  A zero ratio or
+ * quota_per_unit costs 0.  Errors: PF_EINVAL (negative input),
+ * PF_EOVERFLOW (cost > INT64_MAX).  *ret_cost written only on success.
  */
 PF_NODISCARD pf_err pf_money_cost(const pf_price *price, int64_t prompt,
     int64_t completion, int64_t cached, int64_t group_ratio_ppm,

@@ -15,6 +15,17 @@
  * Ownership: a decoded pf_msg owns one allocation holding the struct and
  * every byte its pf_bytes fields point to; pf_msg_free releases it all.
  * Encoders copy nothing they do not write to the output buffer.
+ *
+ * Encoding details: ids are bin(16); body and data are bin; every other
+ * pf_bytes is str; candidates and usage tokens are nested arrays in struct
+ * order; uint8_t flags are integers.  Caps (encoder and decoder alike):
+ * urls, reply_addr, path PF_URL_MAX; key PF_SECRET_MAX; model names
+ * PF_MODEL_NAME_MAX; method, content_type, provider PF_MSG_SHORT_MAX;
+ * event ids, trade_no PF_EVENT_ID_MAX; error PF_ERROR_BODY_MAX; body, data
+ * PF_MSG_STR_MAX; PF_RELAY_MAX_CANDIDATES candidates; PF_MSG_ARRAY_MAX ack
+ * ids.  In a decoded message every pf_bytes.ptr is non-NULL and followed by
+ * a NUL byte not counted in len, so text fields can be used as C strings
+ * (check for embedded NULs where it matters).
  */
 #ifndef PF_COMMON_MSG_H
 #define PF_COMMON_MSG_H
@@ -244,7 +255,8 @@ PF_NODISCARD pf_err pf_msg_decode(
 void pf_msg_free(pf_msg *msg);
 
 /* pf_msg_peek_kind reads the kind of an encoded message without decoding
- * the rest.  Errors as pf_msg_decode. */
+ * the rest (only the array header, version and kind are checked).  Errors
+ * as pf_msg_decode. */
 PF_NODISCARD pf_err pf_msg_peek_kind(
     const void *buf, size_t len, pf_msg_kind *ret_kind);
 
