@@ -28,6 +28,7 @@ typedef struct mock_options {
 	uint32_t chunk_bytes;    /* text bytes per chunk; 0 = "tok<i> " */
 	uint32_t hang_ms;        /* how long x-mock-hang-after hangs */
 	const char *models;      /* comma-separated ids for GET /v1/models */
+	uint32_t coalesce;       /* 1: pack due stream events into one write */
 } mock_options;
 
 /* mock_options_defaults fills opt with the documented defaults

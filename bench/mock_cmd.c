@@ -47,6 +47,9 @@ usage(FILE *f)
 	    "  --models LIST         comma-separated ids for GET /v1/models\n"
 	    "                        (mock-model)\n"
 	    "  --threads N           event threads; 0 = one per CPU (0)\n"
+	    "  --coalesce            pack stream events that are due into one "
+	    "write\n"
+	    "                        (default: one write per event)\n"
 	    "  --config FILE         configuration file (only PF_LOG_LEVEL "
 	    "matters here)\n"
 	    "  --help                this text\n"
@@ -101,6 +104,7 @@ mock_cmd(int argc, char **argv)
 		O_HANG,
 		O_MODELS,
 		O_THREADS,
+		O_COALESCE,
 		O_CONFIG,
 		O_HELP
 	};
@@ -113,6 +117,7 @@ mock_cmd(int argc, char **argv)
 		{ "hang-ms", required_argument, NULL, O_HANG },
 		{ "models", required_argument, NULL, O_MODELS },
 		{ "threads", required_argument, NULL, O_THREADS },
+		{ "coalesce", no_argument, NULL, O_COALESCE },
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -166,6 +171,9 @@ mock_cmd(int argc, char **argv)
 			break;
 		case O_MODELS:
 			opt.models = optarg;
+			break;
+		case O_COALESCE:
+			opt.coalesce = 1;
 			break;
 		case O_CONFIG:
 			config = optarg;

@@ -775,7 +775,8 @@ static const struct {
 };
 
 void
-mock_error_body(mock_api api, unsigned status, const char *message, mock_out *o)
+mock_error_body(mock_api api, unsigned status, const char *code_override,
+    const char *message, mock_out *o)
 {
 	const char *type
 	    = status >= 500 ? "server_error" : "invalid_request_error";
@@ -792,6 +793,8 @@ mock_error_body(mock_api api, unsigned status, const char *message, mock_out *o)
 			break;
 		}
 	}
+	if (code_override != NULL)
+		code = code_override;
 	if (api == MOCK_API_MESSAGES) {
 		PUT_LIT(o, "{\"type\":\"error\",\"error\":{\"type\":\"");
 		mock_out_put(o, a_type, strlen(a_type));

@@ -89,11 +89,12 @@ void mock_body(const mock_reply *r, mock_out *o);
 /*
  * mock_error_body writes an error body for status in api's format: OpenAI
  * {"error":{"message","type","param","code"}} or, for MOCK_API_MESSAGES,
- * Anthropic {"type":"error","error":{"type","message"}}.  message is plain
+ * Anthropic {"type":"error","error":{"type","message"}}.  code overrides
+ * the OpenAI code that status implies (NULL = implied).  message is plain
  * text (escaped here).
  */
-void mock_error_body(
-    mock_api api, unsigned status, const char *message, mock_out *o);
+void mock_error_body(mock_api api, unsigned status, const char *code,
+    const char *message, mock_out *o);
 
 /* mock_models_body writes the OpenAI model list for the comma-separated
  * names in csv, or (id != NULL) the single model object for id. */

@@ -50,16 +50,16 @@
 #define PF_MODEL_MAPPING_MAX (64u * 1024u) /* channel model_mapping JSON */
 
 /* Mock model (bench/mock*.c) */
-#define PF_MOCK_CHUNKS_MAX 1000000u                /* content chunks */
-#define PF_MOCK_CHUNK_BYTES_MAX (1024u * 1024u)    /* text bytes per chunk */
-#define PF_MOCK_BODY_MAX (64u * 1024u * 1024u)     /* non-stream body built */
-#define PF_MOCK_DELAY_MAX_MS 3600000u              /* any *-ms knob */
-#define PF_MOCK_THREADS_MAX 256u                   /* --threads */
-#define PF_MOCK_EMBED_INPUTS_MAX 2048u             /* embeddings inputs */
-#define PF_MOCK_EMBED_DIMS_MAX 8192u               /* embeddings dimensions */
+#define PF_MOCK_CHUNKS_MAX 1000000u             /* content chunks */
+#define PF_MOCK_CHUNK_BYTES_MAX (1024u * 1024u) /* text bytes per chunk */
+#define PF_MOCK_BODY_MAX (64u * 1024u * 1024u)  /* non-stream body built */
+#define PF_MOCK_DELAY_MAX_MS 3600000u           /* any *-ms knob */
+#define PF_MOCK_THREADS_MAX 256u                /* --threads */
+#define PF_MOCK_EMBED_INPUTS_MAX 2048u          /* embeddings inputs */
+#define PF_MOCK_EMBED_DIMS_MAX 8192u            /* embeddings dimensions */
 #define PF_MOCK_EMBED_DIMS_DEFAULT 16u
-#define PF_MOCK_STATS_BODY_MAX (64u * 1024u)       /* last body kept */
-#define PF_MOCK_STATS_HEADERS_MAX (16u * 1024u)    /* last headers kept */
+#define PF_MOCK_STATS_BODY_MAX (64u * 1024u)    /* last body kept */
+#define PF_MOCK_STATS_HEADERS_MAX (16u * 1024u) /* last headers kept */
 
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
