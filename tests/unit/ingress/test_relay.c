@@ -1,0 +1,294 @@
+/* test_relay.c -- the in-flight table and reply dispatch over inproc://
+ * with a fake worker: head/data/end land in the right flight, wake the
+ * parked connection, order and caps are enforced, late replies are
+ * dropped, and a flight past its deadline is ended as worker_lost. */
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "common/config.h"
+#include "common/ids.h"
+#include "common/limits.h"
+#include "common/msg.h"
+#include "ingress/relay.h"
+#include "tests/tap.h"
+
+typedef struct fake_conn {
+	int resumed;
+} fake_conn;
+
+static void
+resume_cb(void *conn)
+{
+	__atomic_add_fetch(&((fake_conn *)conn)->resumed, 1, __ATOMIC_SEQ_CST);
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+send_msg(nng_socket s, const pf_msg *m)
+{
+	pf_buf b;
+	nng_msg *nm;
+	int rv;
+
+	pf_buf_init(&b);
+	if (pf_msg_encode(m, &b) != PF_OK)
+		return -1;
+	if (nng_msg_alloc(&nm, 0) != 0) {
+		pf_buf_fini(&b);
+		return -1;
+	}
+	rv = nng_msg_append(nm, b.data, b.len);
+	pf_buf_fini(&b);
+	if (rv == 0)
+		rv = nng_sendmsg(s, nm, 0);
+	if (rv != 0)
+		nng_msg_free(nm);
+	return rv;
+}
+
+static void
+send_head(nng_socket s, const uint8_t *id, int status)
+{
+	pf_msg m = { .kind = PF_MSG_RELAY_HEAD };
+	memcpy(m.u.relay_head.id, id, PF_ID_LEN);
+	m.u.relay_head.status = status;
+	m.u.relay_head.content_type
+	    = (pf_bytes) { (const uint8_t *)"text/event-stream", 17 };
+	ok(send_msg(s, &m) == 0, "head sent");
+}
+
+static void
+send_data(
+    nng_socket s, const uint8_t *id, uint32_t seq, const char *d, size_t n)
+{
+	pf_msg m = { .kind = PF_MSG_RELAY_DATA };
+	memcpy(m.u.relay_data.id, id, PF_ID_LEN);
+	m.u.relay_data.seq = seq;
+	m.u.relay_data.data = (pf_bytes) { (const uint8_t *)d, n };
+	ok(send_msg(s, &m) == 0, "data %u sent", seq);
+}
+
+static void
+send_end(nng_socket s, const uint8_t *id, uint32_t seq, int reason)
+{
+	pf_msg m = { .kind = PF_MSG_RELAY_END };
+	memcpy(m.u.relay_end.id, id, PF_ID_LEN);
+	m.u.relay_end.seq = seq;
+	m.u.relay_end.reason = reason;
+	ok(send_msg(s, &m) == 0, "end sent");
+}
+
+/* wait_for polls (no timing assertion: a generous bound, then fail) */
+static int
+wait_for(ing_flight *f, int (*pred)(const ing_flight *f))
+{
+	for (int i = 0; i < 1000; i++) {
+		pthread_mutex_lock(&f->mu);
+		int done = pred(f);
+		pthread_mutex_unlock(&f->mu);
+		if (done)
+			return 1;
+		nng_msleep(10);
+	}
+	return 0;
+}
+
+static int
+has_head(const ing_flight *f)
+{
+	return f->head;
+}
+
+static int
+has_end(const ing_flight *f)
+{
+	return f->ended || f->failed;
+}
+
+static int
+has_two_bytes(const ing_flight *f)
+{
+	return f->len - f->off >= 2 || f->failed;
+}
+
+/* start a request: send it through the relay, receive it as the worker */
+static ing_flight *
+start(ing_relay *r, nng_socket worker, fake_conn *fc, int stream,
+    int64_t deadline)
+{
+	uint8_t id[PF_ID_LEN];
+	pf_candidate cand = { .channel_id = 1,
+		.type = PF_API_OPENAI,
+		.base_url = { (const uint8_t *)"http://x/v1", 11 },
+		.key = { (const uint8_t *)"k", 1 },
+		.upstream_model = { (const uint8_t *)"m", 1 } };
+	pf_msg m = { .kind = PF_MSG_RELAY_REQUEST };
+	ing_flight *f;
+	nng_msg *nm;
+	pf_msg *got = NULL;
+
+	ok(pf_id_new(id) == PF_OK, "id");
+	memcpy(m.u.relay_request.id, id, PF_ID_LEN);
+	m.u.relay_request.reply_addr
+	    = (pf_bytes) { (const uint8_t *)"inproc://t-reply", 16 };
+	m.u.relay_request.deadline_ms = deadline;
+	m.u.relay_request.method = (pf_bytes) { (const uint8_t *)"POST", 4 };
+	m.u.relay_request.path
+	    = (pf_bytes) { (const uint8_t *)"/chat/completions", 17 };
+	m.u.relay_request.stream = (uint8_t)stream;
+	m.u.relay_request.client_api = PF_API_OPENAI;
+	m.u.relay_request.body = (pf_bytes) { (const uint8_t *)"{}", 2 };
+	m.u.relay_request.n_candidates = 1;
+	m.u.relay_request.candidates = &cand;
+	f = ing_flight_new(id, stream, deadline, fc, resume_cb);
+	ok(ing_relay_send(r, f, &m) == PF_OK, "request sent");
+	ok(nng_recvmsg(worker, &nm, 0) == 0, "worker got it");
+	ok(pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &got) == PF_OK
+	        && got->kind == PF_MSG_RELAY_REQUEST
+	        && memcmp(got->u.relay_request.id, id, PF_ID_LEN) == 0
+	        && got->u.relay_request.stream == stream,
+	    "worker decoded the same request");
+	pf_msg_free(got);
+	nng_msg_free(nm);
+	return f;
+}
+
+int
+main(void)
+{
+	pf_config cfg;
+	nng_socket worker, reply;
+	ing_relay *r = NULL;
+	fake_conn fc = { 0 };
+	ing_flight *f;
+
+	pf_config_defaults(&cfg);
+	snprintf(cfg.worker_url, sizeof(cfg.worker_url), "inproc://t-work");
+	snprintf(cfg.reply_url, sizeof(cfg.reply_url), "inproc://t-reply");
+	ok(nng_pull0_open(&worker) == 0
+	        && nng_listen(worker, cfg.worker_url, NULL, 0) == 0,
+	    "fake worker listens");
+	nng_socket_set_ms(worker, NNG_OPT_RECVTIMEO, 5000);
+	ok(ing_relay_start(&cfg, &r) == PF_OK, "relay started");
+	ok(nng_push0_open(&reply) == 0
+	        && nng_dial(reply, cfg.reply_url, NULL, 0) == 0,
+	    "fake worker dials the reply url");
+
+	/* a stream: head wakes the parked connection, data queues */
+	f = start(r, worker, &fc, 1, now_ms() + 60000);
+	pthread_mutex_lock(&f->mu);
+	ok(!ing_flight_ready_locked(f), "nothing to do before the head");
+	f->suspended = 1; /* as the HTTP side would park it */
+	pthread_mutex_unlock(&f->mu);
+	send_head(reply, f->id, 200);
+	ok(wait_for(f, has_head), "head filed");
+	pthread_mutex_lock(&f->mu);
+	ok(fc.resumed == 1 && !f->suspended, "head resumed the connection");
+	ok(f->status == 200
+	        && strcmp(f->content_type, "text/event-stream") == 0,
+	    "status and content type kept");
+	f->responded = 1; /* response queued: reader phase */
+	ok(!ing_flight_ready_locked(f), "reader has nothing yet");
+	f->suspended = 1;
+	pthread_mutex_unlock(&f->mu);
+	send_data(reply, f->id, 0, "a", 1);
+	send_data(reply, f->id, 1, "b", 1);
+	ok(wait_for(f, has_two_bytes), "data queued");
+	pthread_mutex_lock(&f->mu);
+	ok(f->len - f->off == 2 && memcmp(f->buf + f->off, "ab", 2) == 0,
+	    "bytes in order");
+	ok(fc.resumed == 2, "data resumed the reader once");
+	f->off = f->len; /* reader consumed */
+	pthread_mutex_unlock(&f->mu);
+	send_end(reply, f->id, 2, PF_END_DONE);
+	ok(wait_for(f, has_end), "end filed");
+	pthread_mutex_lock(&f->mu);
+	ok(f->ended && f->reason == PF_END_DONE && !f->failed, "clean end");
+	pthread_mutex_unlock(&f->mu);
+	ing_relay_forget(r, f);
+	ing_flight_unref(f);
+
+	/* out-of-order data fails the flight */
+	f = start(r, worker, &fc, 0, now_ms() + 60000);
+	send_head(reply, f->id, 200);
+	send_data(reply, f->id, 1, "x", 1);
+	ok(wait_for(f, has_end), "gap detected");
+	pthread_mutex_lock(&f->mu);
+	ok(f->failed, "out-of-order data fails the request");
+	pthread_mutex_unlock(&f->mu);
+	ing_relay_forget(r, f);
+	ing_flight_unref(f);
+
+	/* stream buffer cap */
+	static char big[PF_STREAM_BUFFER_MAX / 2 + 1];
+	memset(big, 'e', sizeof(big));
+	f = start(r, worker, &fc, 1, now_ms() + 60000);
+	send_head(reply, f->id, 200);
+	send_data(reply, f->id, 0, big, sizeof(big));
+	send_data(reply, f->id, 1, big, sizeof(big));
+	ok(wait_for(f, has_end), "overflow detected");
+	pthread_mutex_lock(&f->mu);
+	ok(f->failed && strstr(f->error, "buffer") != NULL,
+	    "a stream over PF_STREAM_BUFFER_MAX is cut");
+	pthread_mutex_unlock(&f->mu);
+	ing_relay_forget(r, f);
+	ing_flight_unref(f);
+
+	/* end without head: an error end */
+	f = start(r, worker, &fc, 0, now_ms() + 60000);
+	send_end(reply, f->id, 0, PF_END_UPSTREAM_ERROR);
+	ok(wait_for(f, has_end), "end without head filed");
+	pthread_mutex_lock(&f->mu);
+	ok(!f->head && f->reason == PF_END_UPSTREAM_ERROR,
+	    "upstream error recorded");
+	pthread_mutex_unlock(&f->mu);
+	ing_relay_forget(r, f);
+	ing_flight_unref(f);
+
+	/* a deadline long gone: the sweeper ends it as worker_lost */
+	f = start(r, worker, &fc, 0, now_ms() - PF_RELAY_GRACE_MS - 1000);
+	ok(wait_for(f, has_end), "swept");
+	pthread_mutex_lock(&f->mu);
+	ok(f->ended && f->reason == PF_END_WORKER_LOST, "worker_lost");
+	pthread_mutex_unlock(&f->mu);
+	/* a late reply for a finished flight is dropped quietly */
+	send_data(reply, f->id, 0, "late", 4);
+	ing_flight_unref(f);
+
+	/* close_all ends what is left and refuses new flights */
+	f = start(r, worker, &fc, 0, now_ms() + 60000);
+	ing_relay_close_all(r);
+	pthread_mutex_lock(&f->mu);
+	ok(f->ended && f->reason == PF_END_WORKER_LOST, "closed on shutdown");
+	pthread_mutex_unlock(&f->mu);
+	ing_flight_unref(f);
+	uint8_t id[PF_ID_LEN] = { 1 };
+	ing_flight *g = ing_flight_new(id, 0, now_ms() + 1000, &fc, resume_cb);
+	pf_msg m = { .kind = PF_MSG_RELAY_REQUEST };
+	memcpy(m.u.relay_request.id, id, PF_ID_LEN);
+	m.u.relay_request.reply_addr
+	    = (pf_bytes) { (const uint8_t *)"inproc://t-reply", 16 };
+	m.u.relay_request.method = (pf_bytes) { (const uint8_t *)"POST", 4 };
+	m.u.relay_request.path = (pf_bytes) { (const uint8_t *)"/x", 2 };
+	m.u.relay_request.body = (pf_bytes) { (const uint8_t *)"{}", 2 };
+	ok(ing_relay_send(r, g, &m) == PF_ECLOSED, "no sends after close_all");
+	ing_flight_unref(g);
+
+	ing_relay_free(r);
+	nng_close(reply);
+	nng_close(worker);
+	return tap_done();
+}
