@@ -94,10 +94,11 @@ put(char *out, size_t outlen, size_t *pos, const char *s, size_t n)
 	*pos += n;
 }
 
-/* Length of a conninfo value starting at v: up to whitespace, or a
- * single-quoted string with backslash escapes; for URLs also up to '&'. */
+/* Length of a value starting at v: a single-quoted conninfo string with
+ * backslash escapes, else up to whitespace (and, in a URL query, up to
+ * '&' or '#'). */
 static size_t
-value_len(const char *v)
+value_len(const char *v, int in_url)
 {
 	size_t i = 0;
 
@@ -108,8 +109,8 @@ value_len(const char *v)
 		}
 		return v[i] == '\'' ? i + 1 : i;
 	}
-	while (v[i] != '\0' && v[i] != ' ' && v[i] != '\t' && v[i] != '&'
-	    && v[i] != '\n' && v[i] != '#')
+	while (v[i] != '\0' && v[i] != ' ' && v[i] != '\t' && v[i] != '\n'
+	    && !(in_url && (v[i] == '&' || v[i] == '#')))
 		i++;
 	return i;
 }
@@ -118,7 +119,7 @@ void
 pf_log_redact_url(const char *url, char *out, size_t outlen)
 {
 	static const char pw[] = "password";
-	size_t pos = 0, i = 0, auth_end = 0, at = 0;
+	size_t pos = 0, i = 0, at = 0;
 	const char *scheme;
 
 	if (out == NULL || outlen == 0)
@@ -131,9 +132,10 @@ pf_log_redact_url(const char *url, char *out, size_t outlen)
 	if (scheme != NULL) {
 		size_t start = (size_t)(scheme - url) + 3;
 
-		/* userinfo ends at the last '@' before the path. */
-		auth_end = start + strcspn(url + start, "/?#");
-		for (size_t k = start; k < auth_end; k++) {
+		/* The userinfo ends at the last '@'.  Passwords with a raw
+		 * '/', '?' or '#' are common enough that we do not stop at
+		 * the path: hiding a path segment is the lesser harm. */
+		for (size_t k = start; url[k] != '\0'; k++) {
 			if (url[k] == '@')
 				at = k;
 		}
@@ -144,11 +146,10 @@ pf_log_redact_url(const char *url, char *out, size_t outlen)
 		}
 	}
 	while (url[i] != '\0') {
-		int boundary = i == 0 || url[i - 1] == ' ' || url[i - 1] == '\t'
-		    || url[i - 1] == '?' || url[i - 1] == '&';
 		size_t k = i + sizeof(pw) - 1;
 
-		if (boundary && strncasecmp(url + i, pw, sizeof(pw) - 1) == 0) {
+		/* "password", "sslpassword", "PGPASSWORD" ... = value */
+		if (strncasecmp(url + i, pw, sizeof(pw) - 1) == 0) {
 			while (url[k] == ' ')
 				k++;
 			if (url[k] == '=') {
@@ -157,7 +158,7 @@ pf_log_redact_url(const char *url, char *out, size_t outlen)
 					k++;
 				put(out, outlen, &pos, url + i, k - i);
 				put(out, outlen, &pos, "***", 3);
-				i = k + value_len(url + k);
+				i = k + value_len(url + k, scheme != NULL);
 				continue;
 			}
 		}

@@ -302,11 +302,14 @@ test_redact(void)
 		{ "host=h password = 'a b\\' hunter2' dbname=d",
 		    "host=h password = *** dbname=d" },
 		{ "PASSWORD=hunter2", "PASSWORD=***" },
+		{ "host=h password=hun&ter#2 x=y", "host=h password=*** x=y" },
 		{ "postgresql://h/db?user=u&password=hunter2&sslmode=disable",
 		    "postgresql://h/db?user=u&password=***&sslmode=disable" },
 		{ "redis://127.0.0.1:6379", "redis://127.0.0.1:6379" },
-		{ "http://a/b@c", "http://a/b@c" },
-		{ "host=x mypassword=keep", "host=x mypassword=keep" },
+		{ "redis://:pa/ss@127.0.0.1", "redis://***@127.0.0.1" },
+		{ "http://a/b@c", "http://***@c" },
+		{ "host=x sslpassword=hunter2", "host=x sslpassword=***" },
+		{ "passwords are fine", "passwords are fine" },
 		{ "", "" },
 	};
 	char out[256];
