@@ -98,7 +98,10 @@ conn_main(void *arg)
 	if (end == NULL)
 		goto done;
 	body = end + 4;
-	if (strncmp(req, "POST /s500/", 11) == 0) {
+	if (strncmp(req, "POST http://", 12) == 0) {
+		/* absolute URI: we are being used as an HTTP proxy */
+		respond(fd, 200, "application/json", "{\"proxied\":1}");
+	} else if (strncmp(req, "POST /s500/", 11) == 0) {
 		respond(fd, 500, "application/json",
 		    "{\"error\":{\"message\":\"boom\"}}");
 	} else if (strncmp(req, "POST /s429/", 11) == 0) {
@@ -213,6 +216,7 @@ typedef struct cand {
 	int64_t channel;
 	uint32_t first_byte_ms;
 	const char *model;
+	const char *proxy;
 } cand;
 
 static nng_socket to_worker, from_worker;
@@ -242,7 +246,9 @@ run(const char *body, int stream, int client_usage, const cand *cs, int n,
 		c[i].key.ptr = (const uint8_t *)KEY;
 		c[i].key.len = strlen(KEY);
 		c[i].first_byte_timeout_ms = cs[i].first_byte_ms;
-		c[i].proxy.ptr = (const uint8_t *)"";
+		c[i].proxy.ptr
+		    = (const uint8_t *)(cs[i].proxy ? cs[i].proxy : "");
+		c[i].proxy.len = cs[i].proxy ? strlen(cs[i].proxy) : 0;
 		c[i].upstream_model.ptr
 		    = (const uint8_t *)(cs[i].model ? cs[i].model : "");
 		c[i].upstream_model.len = cs[i].model ? strlen(cs[i].model) : 0;
@@ -343,7 +349,8 @@ main(void)
 	mock_server *mock = NULL;
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
-	char hang[64], drop[64], echo[64], nousage[64];
+	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
+	char via_fake[64];
 	result r;
 
 	pf_log_set_level(PF_LOG_ERROR);
@@ -375,6 +382,14 @@ main(void)
 	FAKE(echo, "echo");
 	FAKE(nousage, "nousage");
 
+	/* Environment proxies must be ignored: point them at nothing. */
+	snprintf(
+	    proxy_env, sizeof proxy_env, "http://127.0.0.1:%u", closed_port());
+	setenv("http_proxy", proxy_env, 1);
+	setenv("HTTP_PROXY", proxy_env, 1);
+	setenv("all_proxy", proxy_env, 1);
+	snprintf(via_fake, sizeof via_fake, "http://127.0.0.1:%u", f.port);
+
 	pf_config_defaults(&cfg);
 	snprintf(cfg.worker_url, sizeof cfg.worker_url, "%s", WORKER_URL);
 	cfg.worker_threads = 2;
@@ -389,7 +404,7 @@ main(void)
 	}
 
 	{
-		cand cs[] = { { mock_base, 7, 0, NULL } };
+		cand cs[] = { { mock_base, 7, 0, NULL, NULL } };
 
 		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.got_head == 1
 		        && r.status == 200
@@ -405,7 +420,7 @@ main(void)
 		    "non-stream: end DONE with the upstream usage");
 	}
 	{
-		cand cs[] = { { mock_base, 7, 0, NULL } };
+		cand cs[] = { { mock_base, 7, 0, NULL, NULL } };
 
 		ok(run(stream_body, 1, 0, cs, 1, &r) == 0 && r.got_head == 1
 		        && r.status == 200
@@ -429,8 +444,8 @@ main(void)
 		    "stream: usage chunk forwarded when the client asked");
 	}
 	{
-		cand cs[] = { { closed_base, 1, 0, NULL },
-			{ mock_base, 2, 0, NULL } };
+		cand cs[] = { { closed_base, 1, 0, NULL, NULL },
+			{ mock_base, 2, 0, NULL, NULL } };
 
 		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
 		        && r.head_channel == 2 && r.attempts == 2
@@ -438,8 +453,9 @@ main(void)
 		    "failover: connect refused -> next candidate");
 	}
 	{
-		cand cs[] = { { s500, 1, 0, NULL }, { s429, 3, 0, NULL },
-			{ mock_base, 2, 0, NULL } };
+		cand cs[]
+		    = { { s500, 1, 0, NULL, NULL }, { s429, 3, 0, NULL, NULL },
+			      { mock_base, 2, 0, NULL, NULL } };
 
 		ok(run(chat_body, 0, 0, cs, 3, &r) == 0 && r.status == 200
 		        && r.head_channel == 2 && r.attempts == 3
@@ -447,8 +463,8 @@ main(void)
 		    "failover: 500 and 429 -> next candidates");
 	}
 	{
-		cand cs[]
-		    = { { closed_base, 1, 0, NULL }, { s500, 3, 0, NULL } };
+		cand cs[] = { { closed_base, 1, 0, NULL, NULL },
+			{ s500, 3, 0, NULL, NULL } };
 
 		ok(run(chat_body, 0, 0, cs, 2, &r) == 0 && r.got_head == 0
 		        && r.n_data == 0
@@ -461,7 +477,8 @@ main(void)
 		    r.error);
 	}
 	{
-		cand cs[] = { { s400, 1, 0, NULL }, { mock_base, 2, 0, NULL } };
+		cand cs[] = { { s400, 1, 0, NULL, NULL },
+			{ mock_base, 2, 0, NULL, NULL } };
 
 		ok(run(chat_body, 0, 0, cs, 2, &r) == 0 && r.status == 400
 		        && r.head_channel == 1 && r.n_data == 1
@@ -472,8 +489,8 @@ main(void)
 		    "400: passed through without failover, key scrubbed");
 	}
 	{
-		cand cs[]
-		    = { { hang, 1, 300, NULL }, { mock_base, 2, 0, NULL } };
+		cand cs[] = { { hang, 1, 300, NULL, NULL },
+			{ mock_base, 2, 0, NULL, NULL } };
 
 		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
 		        && r.head_channel == 2 && r.attempts == 2
@@ -481,14 +498,15 @@ main(void)
 		    "first-byte timeout -> next candidate");
 	}
 	{
-		cand cs[] = { { hang, 1, 300, NULL } };
+		cand cs[] = { { hang, 1, 300, NULL, NULL } };
 
 		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.got_head == 0
 		        && r.end.reason == PF_END_TIMEOUT,
 		    "all timed out: relay.end TIMEOUT");
 	}
 	{
-		cand cs[] = { { drop, 1, 0, NULL }, { mock_base, 2, 0, NULL } };
+		cand cs[] = { { drop, 1, 0, NULL, NULL },
+			{ mock_base, 2, 0, NULL, NULL } };
 
 		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
 		        && r.head_channel == 1 && r.n_data == 2
@@ -504,7 +522,7 @@ main(void)
 		    (long long)r.end.usage.completion);
 	}
 	{
-		cand cs[] = { { echo, 1, 0, "up-model" } };
+		cand cs[] = { { echo, 1, 0, "up-model", NULL } };
 
 		ok(run(stream_body, 1, 0, cs, 1, &r) == 0 && r.status == 200
 		        && strstr(r.data, "\"auth\":1") != NULL,
@@ -514,7 +532,7 @@ main(void)
 		    "upstream body: model mapped, include_usage forced");
 	}
 	{
-		cand cs[] = { { nousage, 1, 0, NULL } };
+		cand cs[] = { { nousage, 1, 0, NULL, NULL } };
 
 		ok(run(chat_body, 0, 0, cs, 1, &r) == 0
 		        && r.end.reason == PF_END_DONE
@@ -522,6 +540,14 @@ main(void)
 		        && r.end.usage.completion == 3
 		        && r.end.usage.prompt > 0,
 		    "no usage upstream: estimated and flagged");
+	}
+	{
+		cand cs[] = { { "http://upstream.invalid:1/v1", 1, 0, NULL,
+		    via_fake } };
+
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.status == 200
+		        && strstr(r.data, "\"proxied\":1") != NULL,
+		    "channel proxy used (env proxies ignored elsewhere)");
 	}
 	ok(run(chat_body, 0, 0, NULL, 0, &r) == 0 && r.got_head == 0
 	        && r.end.reason == PF_END_NO_CHANNEL,
