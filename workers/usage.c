@@ -45,15 +45,26 @@ wrk_usage_openai_read(const json_t *root, pf_usage_tokens *ret)
 	const json_t *d;
 	pf_usage_tokens t;
 
+	/* Responses API streams carry it in response.completed */
+	if (!json_is_object(u))
+		u = json_object_get(json_object_get(root, "response"), "usage");
 	if (!json_is_object(u))
 		return 0;
 	memset(&t, 0, sizeof t);
-	t.prompt = int_member(u, "prompt_tokens");
-	t.completion = int_member(u, "completion_tokens");
-	d = json_object_get(u, "prompt_tokens_details");
+	if (json_object_get(u, "prompt_tokens") == NULL
+	    && json_object_get(u, "input_tokens") != NULL) {
+		/* Responses API names; same meaning (input includes cached) */
+		t.prompt = int_member(u, "input_tokens");
+		t.completion = int_member(u, "output_tokens");
+		d = json_object_get(u, "input_tokens_details");
+	} else {
+		/* embeddings report prompt_tokens and total_tokens only */
+		t.prompt = int_member(u, "prompt_tokens");
+		t.completion = int_member(u, "completion_tokens");
+		d = json_object_get(u, "prompt_tokens_details");
+	}
 	if (json_is_object(d))
 		t.cached = int_member(d, "cached_tokens");
-	/* embeddings report prompt_tokens and total_tokens only */
 	*ret = t;
 	return 1;
 }
@@ -108,9 +119,11 @@ uint64_t
 wrk_usage_openai_content_units(const json_t *root)
 {
 	const json_t *choices = json_object_get(root, "choices");
-	const json_t *ch;
+	const json_t *output = json_object_get(root, "output");
+	const json_t *type = json_object_get(root, "type");
+	const json_t *ch, *item, *part;
 	uint64_t units = 0;
-	size_t i;
+	size_t i, j;
 
 	json_array_foreach(choices, i, ch)
 	{
@@ -118,6 +131,23 @@ wrk_usage_openai_content_units(const json_t *root)
 		units += message_units(json_object_get(ch, "delta"));
 		units += string_units(json_object_get(ch, "text"));
 	}
+	/* Responses API: output[].content[].text, output[].arguments, and
+	 * the stream's *.delta events */
+	json_array_foreach(output, i, item)
+	{
+		units += string_units(json_object_get(item, "arguments"));
+		json_array_foreach(json_object_get(item, "content"), j, part)
+		{
+			units += string_units(json_object_get(part, "text"));
+		}
+	}
+	if (json_is_string(type)
+	    && (strcmp(json_string_value(type), "response.output_text.delta")
+	            == 0
+	        || strcmp(json_string_value(type),
+	               "response.function_call_arguments.delta")
+	            == 0))
+		units += string_units(json_object_get(root, "delta"));
 	return units;
 }
 

@@ -52,6 +52,14 @@ test_read(void)
 	    "negative and non-integer counts are 0");
 	json_decref(j);
 
+	j = parse("{\"type\":\"response.completed\",\"response\":{"
+	          "\"usage\":{\"input_tokens\":8,\"output_tokens\":9,"
+	          "\"input_tokens_details\":{\"cached_tokens\":2}}}}");
+	ok(wrk_usage_openai_read(j, &t) == 1 && t.prompt == 8
+	        && t.completion == 9 && t.cached == 2,
+	    "Responses API usage in response.completed");
+	json_decref(j);
+
 	j = parse("{\"choices\":{},\"usage\":{}}");
 	ok(!wrk_usage_openai_is_usage_chunk(j), "choices must be an array");
 	json_decref(j);
@@ -88,6 +96,17 @@ test_estimate(void)
 	          "{\"message\":{\"content\":\"abc\"}},{\"text\":\"x\"}]}");
 	ok(wrk_usage_openai_content_units(j) == 5 + 2 + 3 + 1,
 	    "content units of delta, tool args, message, text");
+	json_decref(j);
+
+	j = parse(
+	    "{\"type\":\"response.output_text.delta\",\"delta\":\"abc\"}");
+	ok(wrk_usage_openai_content_units(j) == 3,
+	    "content units of a Responses API delta event");
+	json_decref(j);
+	j = parse("{\"output\":[{\"type\":\"message\",\"content\":[{"
+	          "\"type\":\"output_text\",\"text\":\"abcd\"}]}]}");
+	ok(wrk_usage_openai_content_units(j) == 4,
+	    "content units of a Responses API response");
 	json_decref(j);
 
 	memset(&u, 0, sizeof u);
