@@ -44,7 +44,7 @@ typedef enum route_kind {
 	R_HEALTH,
 	R_MODELS,
 	R_MODEL_GET,
-	R_RELAY, /* chat/completions, completions, embeddings */
+	R_RELAY, /* chat/completions, completions, embeddings, responses */
 } route_kind;
 
 /* per-request state, freed by the completed callback */
@@ -541,7 +541,8 @@ classify(const char *method, const char *url, int *wrong_method)
 		k = R_MODEL_GET;
 	} else if (strcmp(url, "/v1/chat/completions") == 0
 	    || strcmp(url, "/v1/completions") == 0
-	    || strcmp(url, "/v1/embeddings") == 0) {
+	    || strcmp(url, "/v1/embeddings") == 0
+	    || strcmp(url, "/v1/responses") == 0) {
 		k = R_RELAY;
 		want_post = 1;
 	}
