@@ -94,6 +94,49 @@ done:
 	return out;
 }
 
+static const char *
+anthropic_type(unsigned status)
+{
+	switch (status) {
+	case 400:
+		return "invalid_request_error";
+	case 401:
+		return "authentication_error";
+	case 403:
+		return "permission_error";
+	case 404:
+		return "not_found_error";
+	case 413:
+		return "request_too_large";
+	case 429:
+		return "rate_limit_error";
+	case 503:
+	case 529:
+		return "overloaded_error";
+	default:
+		return "api_error";
+	}
+}
+
+char *
+ing_apierr_anthropic_json(
+    const ing_apierr *e, const char *message, size_t *ret_len)
+{
+	json_t *root = json_pack("{s:s, s:{s:s, s:o}}", "type", "error",
+	    "error", "type", anthropic_type(e->status), "message",
+	    string_lossy(message != NULL ? message : ""));
+	char *out = NULL;
+
+	if (root != NULL)
+		out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (out == NULL)
+		out = strdup(oom_body);
+	if (out != NULL)
+		*ret_len = strlen(out);
+	return out;
+}
+
 const ing_apierr *
 ing_apierr_for_end(int reason)
 {

@@ -42,6 +42,14 @@ char *ing_apierr_json(
     const ing_apierr *e, const char *message, size_t *ret_len);
 
 /*
+ * ing_apierr_anthropic_json is ing_apierr_json in Anthropic's shape, for
+ * /v1/messages: {"type":"error","error":{"type":...,"message":...}} with
+ * the type derived from e->status.  Same ownership and errors.
+ */
+char *ing_apierr_anthropic_json(
+    const ing_apierr *e, const char *message, size_t *ret_len);
+
+/*
  * ing_apierr_for_end maps a relay.end reason (pf_end_reason) that came
  * without a relay.head to the error class the client sees.
  */

@@ -44,13 +44,15 @@ typedef enum route_kind {
 	R_HEALTH,
 	R_MODELS,
 	R_MODEL_GET,
-	R_RELAY, /* chat/completions, completions, embeddings, responses */
+	R_RELAY,    /* chat/completions, completions, embeddings, responses */
+	R_MESSAGES, /* Anthropic messages */
 } route_kind;
 
 /* per-request state, freed by the completed callback */
 typedef struct conn_state {
 	ing_server *srv;
 	route_kind route;
+	int anthropic;   /* errors in Anthropic's shape */
 	const char *url; /* MHD's, valid for the request */
 	uint8_t id[PF_ID_LEN];
 	char id_hex[PF_ID_HEX_LEN + 1];
@@ -101,7 +103,8 @@ queue_error(struct MHD_Connection *conn, conn_state *st, const ing_apierr *e,
     const char *message)
 {
 	size_t len = 0;
-	char *body = ing_apierr_json(e, message, &len);
+	char *body = st->anthropic ? ing_apierr_anthropic_json(e, message, &len)
+	                           : ing_apierr_json(e, message, &len);
 
 	if (body == NULL)
 		return MHD_NO;
@@ -486,7 +489,7 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	    = (pf_bytes) { (const uint8_t *)st->url + 3, strlen(st->url) - 3 };
 	rq->stream = (uint8_t)info.stream;
 	rq->client_usage = (uint8_t)info.client_usage;
-	rq->client_api = PF_API_OPENAI;
+	rq->client_api = st->anthropic ? PF_API_ANTHROPIC : PF_API_OPENAI;
 	rq->body = (pf_bytes) { (const uint8_t *)st->body, st->len };
 	rq->n_candidates = pick.n;
 	rq->candidates = cands;
@@ -544,6 +547,9 @@ classify(const char *method, const char *url, int *wrong_method)
 	    || strcmp(url, "/v1/embeddings") == 0
 	    || strcmp(url, "/v1/responses") == 0) {
 		k = R_RELAY;
+		want_post = 1;
+	} else if (strcmp(url, "/v1/messages") == 0) {
+		k = R_MESSAGES;
 		want_post = 1;
 	}
 	*wrong_method = k != R_NOT_FOUND && (want_post ? !post : !get);
@@ -628,6 +634,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		st->route = classify(method, url, &wrong_method);
 		if (wrong_method)
 			st->route = R_NOT_FOUND;
+		st->anthropic = st->route == R_MESSAGES;
 		const char *cl = MHD_lookup_connection_value(
 		    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) > srv->cfg->body_max) {
@@ -665,6 +672,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	case R_MODEL_GET:
 		return serve_models(conn, st, url + 11);
 	case R_RELAY:
+	case R_MESSAGES:
 		return serve_relay(conn, st);
 	case R_NOT_FOUND:
 	default:

@@ -67,6 +67,35 @@ main(void)
 	    "404 model code");
 	json_decref(j);
 
+	size_t alen = 0;
+	char *a = ing_apierr_anthropic_json(&ING_ERR_INVALID_KEY, "no", &alen);
+	j = a != NULL ? json_loadb(a, alen, 0, NULL) : NULL;
+	free(a);
+	err = json_object_get(j, "error");
+	ok(j != NULL
+	        && strcmp(
+	               json_string_value(json_object_get(j, "type")), "error")
+	            == 0,
+	    "anthropic: type error");
+	ok(err != NULL
+	        && strcmp(json_string_value(json_object_get(err, "type")),
+	               "authentication_error")
+	            == 0
+	        && strcmp(
+	               json_string_value(json_object_get(err, "message")), "no")
+	            == 0,
+	    "anthropic: 401 is authentication_error with the message");
+	json_decref(j);
+	a = ing_apierr_anthropic_json(&ING_ERR_MODEL_NOT_FOUND, "m", &alen);
+	j = a != NULL ? json_loadb(a, alen, 0, NULL) : NULL;
+	free(a);
+	ok(strcmp(json_string_value(
+	              json_object_get(json_object_get(j, "error"), "type")),
+	       "not_found_error")
+	        == 0,
+	    "anthropic: 404 is not_found_error");
+	json_decref(j);
+
 	ok(ing_apierr_for_end(PF_END_UPSTREAM_ERROR)->status == 502,
 	    "upstream error -> 502");
 	ok(ing_apierr_for_end(PF_END_TIMEOUT)->status == 504, "timeout -> 504");
