@@ -17,6 +17,8 @@ wrk_provider_for(int32_t type)
 	switch (type) {
 	case PF_API_OPENAI:
 		return &wrk_provider_openai;
+	case PF_API_ANTHROPIC:
+		return &wrk_provider_anthropic;
 	default:
 		return NULL;
 	}

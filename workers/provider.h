@@ -61,16 +61,28 @@ typedef struct wrk_provider {
 const wrk_provider *wrk_provider_for(int32_t type);
 
 extern const wrk_provider wrk_provider_openai;
+extern const wrk_provider wrk_provider_anthropic;
 
 /*
- * wrk_openai_rewrite_body returns in *ret the body for an OpenAI-type
- * upstream: "model" set to model (when mlen > 0 and it differs) and, when
- * force_usage, stream_options.include_usage set to true.  The client's
+ * wrk_usage_anthropic_read folds an Anthropic "usage" object into u,
+ * converting to OpenAI semantics: prompt = input_tokens +
+ * cache_creation_input_tokens + cache_read_input_tokens, cached =
+ * cache_read_input_tokens, completion = output_tokens.  Counts are
+ * cumulative, so each one present is assigned, never added (message_start
+ * brings the input side, the last message_delta the final output).
+ * Returns 1 when usage was an object.
+ */
+int wrk_usage_anthropic_read(const struct json_t *usage, wrk_usage *u);
+
+/*
+ * wrk_rewrite_body returns in *ret the JSON body for an upstream: "model"
+ * set to model (when mlen > 0 and it differs) and, when force_usage (the
+ * OpenAI stream case), stream_options.include_usage set to true.  The client's
  * bytes are used unchanged (ret->ptr = body) when nothing changes or the
  * body is not a JSON object jansson can hold.  Numbers keep their exact
  * value.  Errors: PF_EINVAL (model not UTF-8), PF_ENOMEM.
  */
-PF_NODISCARD pf_err wrk_openai_rewrite_body(const uint8_t *body, size_t len,
+PF_NODISCARD pf_err wrk_rewrite_body(const uint8_t *body, size_t len,
     const char *model, size_t mlen, int force_usage, wrk_body *ret);
 
 /* wrk_openai_wants_usage says whether an OpenAI path accepts

@@ -102,7 +102,7 @@ needs_17_digits(const json_t *v, unsigned depth)
 }
 
 pf_err
-wrk_openai_rewrite_body(const uint8_t *body, size_t len, const char *model,
+wrk_rewrite_body(const uint8_t *body, size_t len, const char *model,
     size_t mlen, int force_usage, wrk_body *ret)
 {
 	json_t *root, *cur, *so, *v;
@@ -181,7 +181,7 @@ openai_body(const pf_relay_request *rq, const pf_candidate *c, wrk_body *ret)
 		ret->len = 0;
 		return PF_OK;
 	}
-	return wrk_openai_rewrite_body(rq->body.ptr, rq->body.len,
+	return wrk_rewrite_body(rq->body.ptr, rq->body.len,
 	    (const char *)c->upstream_model.ptr, c->upstream_model.len, force,
 	    ret);
 }

@@ -28,6 +28,8 @@ typedef struct wrk_usage {
 	pf_usage_tokens reported;  /* valid when found */
 	uint8_t found;             /* upstream reported usage */
 	uint64_t completion_units; /* estimation units of delivered text */
+	int64_t parts[3]; /* provider's running counts (Anthropic: input,
+			     cache write, cache read) */
 } wrk_usage;
 
 /* wrk_text_units returns the estimation units of len bytes of UTF-8. */

@@ -365,6 +365,9 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	x->prov = wrk_provider_for(c->type);
 	if (x->prov == NULL)
 		return "unsupported channel type";
+	/* dialect conversion is not built yet */
+	if (rq->client_api != 0 && rq->client_api != c->type)
+		return "channel type differs from the client's API";
 	while (blen > 0 && c->base_url.ptr[blen - 1] == '/')
 		blen--;
 	if (blen == 0 || blen + rq->path.len > PF_URL_MAX

@@ -217,13 +217,14 @@ typedef struct cand {
 	uint32_t first_byte_ms;
 	const char *model;
 	const char *proxy;
+	int32_t type; /* 0 = openai */
 } cand;
 
 static nng_socket to_worker, from_worker;
 
 static int
-run(const char *body, int stream, int client_usage, const cand *cs, int n,
-    result *r)
+run_api(const char *path, int32_t api, const char *body, int stream,
+    int client_usage, const cand *cs, int n, result *r)
 {
 	pf_candidate c[8];
 	pf_msg m;
@@ -240,7 +241,7 @@ run(const char *body, int stream, int client_usage, const cand *cs, int n,
 		return -1;
 	for (int i = 0; i < n; i++) {
 		c[i].channel_id = cs[i].channel;
-		c[i].type = PF_API_OPENAI;
+		c[i].type = cs[i].type ? cs[i].type : PF_API_OPENAI;
 		c[i].base_url.ptr = (const uint8_t *)cs[i].base;
 		c[i].base_url.len = strlen(cs[i].base);
 		c[i].key.ptr = (const uint8_t *)KEY;
@@ -259,11 +260,11 @@ run(const char *body, int stream, int client_usage, const cand *cs, int n,
 	m.u.relay_request.reply_addr.len = strlen(REPLY_URL);
 	m.u.relay_request.method.ptr = (const uint8_t *)"POST";
 	m.u.relay_request.method.len = 4;
-	m.u.relay_request.path.ptr = (const uint8_t *)"/chat/completions";
-	m.u.relay_request.path.len = 17;
+	m.u.relay_request.path.ptr = (const uint8_t *)path;
+	m.u.relay_request.path.len = strlen(path);
 	m.u.relay_request.stream = (uint8_t)stream;
 	m.u.relay_request.client_usage = (uint8_t)client_usage;
-	m.u.relay_request.client_api = PF_API_OPENAI;
+	m.u.relay_request.client_api = api;
 	m.u.relay_request.body.ptr = (const uint8_t *)body;
 	m.u.relay_request.body.len = strlen(body);
 	m.u.relay_request.n_candidates = (uint32_t)n;
@@ -332,6 +333,18 @@ run(const char *body, int stream, int client_usage, const cand *cs, int n,
 	}
 	return 0;
 }
+
+static int
+run(const char *body, int stream, int client_usage, const cand *cs, int n,
+    result *r)
+{
+	return run_api("/chat/completions", PF_API_OPENAI, body, stream,
+	    client_usage, cs, n, r);
+}
+
+static const char *msgs_body
+    = "{\"model\":\"claude-x\",\"max_tokens\":50,\"stream\":true,"
+      "\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
 
 static const char *chat_body
     = "{\"model\":\"mock-model\",\"messages\":[{\"role\":\"user\","
@@ -404,7 +417,7 @@ main(void)
 	}
 
 	{
-		cand cs[] = { { mock_base, 7, 0, NULL, NULL } };
+		cand cs[] = { { mock_base, 7, 0, NULL, NULL, 0 } };
 
 		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.got_head == 1
 		        && r.status == 200
@@ -420,7 +433,7 @@ main(void)
 		    "non-stream: end DONE with the upstream usage");
 	}
 	{
-		cand cs[] = { { mock_base, 7, 0, NULL, NULL } };
+		cand cs[] = { { mock_base, 7, 0, NULL, NULL, 0 } };
 
 		ok(run(stream_body, 1, 0, cs, 1, &r) == 0 && r.got_head == 1
 		        && r.status == 200
@@ -444,8 +457,8 @@ main(void)
 		    "stream: usage chunk forwarded when the client asked");
 	}
 	{
-		cand cs[] = { { closed_base, 1, 0, NULL, NULL },
-			{ mock_base, 2, 0, NULL, NULL } };
+		cand cs[] = { { closed_base, 1, 0, NULL, NULL, 0 },
+			{ mock_base, 2, 0, NULL, NULL, 0 } };
 
 		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
 		        && r.head_channel == 2 && r.attempts == 2
@@ -453,9 +466,9 @@ main(void)
 		    "failover: connect refused -> next candidate");
 	}
 	{
-		cand cs[]
-		    = { { s500, 1, 0, NULL, NULL }, { s429, 3, 0, NULL, NULL },
-			      { mock_base, 2, 0, NULL, NULL } };
+		cand cs[] = { { s500, 1, 0, NULL, NULL, 0 },
+			{ s429, 3, 0, NULL, NULL, 0 },
+			{ mock_base, 2, 0, NULL, NULL, 0 } };
 
 		ok(run(chat_body, 0, 0, cs, 3, &r) == 0 && r.status == 200
 		        && r.head_channel == 2 && r.attempts == 3
@@ -463,8 +476,8 @@ main(void)
 		    "failover: 500 and 429 -> next candidates");
 	}
 	{
-		cand cs[] = { { closed_base, 1, 0, NULL, NULL },
-			{ s500, 3, 0, NULL, NULL } };
+		cand cs[] = { { closed_base, 1, 0, NULL, NULL, 0 },
+			{ s500, 3, 0, NULL, NULL, 0 } };
 
 		ok(run(chat_body, 0, 0, cs, 2, &r) == 0 && r.got_head == 0
 		        && r.n_data == 0
@@ -477,8 +490,8 @@ main(void)
 		    r.error);
 	}
 	{
-		cand cs[] = { { s400, 1, 0, NULL, NULL },
-			{ mock_base, 2, 0, NULL, NULL } };
+		cand cs[] = { { s400, 1, 0, NULL, NULL, 0 },
+			{ mock_base, 2, 0, NULL, NULL, 0 } };
 
 		ok(run(chat_body, 0, 0, cs, 2, &r) == 0 && r.status == 400
 		        && r.head_channel == 1 && r.n_data == 1
@@ -489,8 +502,8 @@ main(void)
 		    "400: passed through without failover, key scrubbed");
 	}
 	{
-		cand cs[] = { { hang, 1, 300, NULL, NULL },
-			{ mock_base, 2, 0, NULL, NULL } };
+		cand cs[] = { { hang, 1, 300, NULL, NULL, 0 },
+			{ mock_base, 2, 0, NULL, NULL, 0 } };
 
 		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
 		        && r.head_channel == 2 && r.attempts == 2
@@ -498,15 +511,15 @@ main(void)
 		    "first-byte timeout -> next candidate");
 	}
 	{
-		cand cs[] = { { hang, 1, 300, NULL, NULL } };
+		cand cs[] = { { hang, 1, 300, NULL, NULL, 0 } };
 
 		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.got_head == 0
 		        && r.end.reason == PF_END_TIMEOUT,
 		    "all timed out: relay.end TIMEOUT");
 	}
 	{
-		cand cs[] = { { drop, 1, 0, NULL, NULL },
-			{ mock_base, 2, 0, NULL, NULL } };
+		cand cs[] = { { drop, 1, 0, NULL, NULL, 0 },
+			{ mock_base, 2, 0, NULL, NULL, 0 } };
 
 		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
 		        && r.head_channel == 1 && r.n_data == 2
@@ -522,7 +535,7 @@ main(void)
 		    (long long)r.end.usage.completion);
 	}
 	{
-		cand cs[] = { { echo, 1, 0, "up-model", NULL } };
+		cand cs[] = { { echo, 1, 0, "up-model", NULL, 0 } };
 
 		ok(run(stream_body, 1, 0, cs, 1, &r) == 0 && r.status == 200
 		        && strstr(r.data, "\"auth\":1") != NULL,
@@ -532,7 +545,7 @@ main(void)
 		    "upstream body: model mapped, include_usage forced");
 	}
 	{
-		cand cs[] = { { nousage, 1, 0, NULL, NULL } };
+		cand cs[] = { { nousage, 1, 0, NULL, NULL, 0 } };
 
 		ok(run(chat_body, 0, 0, cs, 1, &r) == 0
 		        && r.end.reason == PF_END_DONE
@@ -543,11 +556,27 @@ main(void)
 	}
 	{
 		cand cs[] = { { "http://upstream.invalid:1/v1", 1, 0, NULL,
-		    via_fake } };
+		    via_fake, 0 } };
 
 		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.status == 200
 		        && strstr(r.data, "\"proxied\":1") != NULL,
 		    "channel proxy used (env proxies ignored elsewhere)");
+	}
+	{
+		cand cs[] = { { mock_base, 1, 0, NULL, NULL, 0 },
+			{ mock_base, 2, 0, NULL, NULL, PF_API_ANTHROPIC } };
+
+		ok(run_api("/messages", PF_API_ANTHROPIC, msgs_body, 1, 0, cs,
+		       2,
+		       &r) == 0
+		        && r.status == 200 && r.head_channel == 2
+		        && r.one_event_ok && r.seq_ok
+		        && strstr(r.data, "event: message_stop") != NULL,
+		    "anthropic: OpenAI channel skipped, events passed through");
+		ok(r.end.reason == PF_END_DONE && r.end.usage.estimated == 0
+		        && r.end.usage.completion == 5
+		        && r.end.usage.prompt > 0,
+		    "anthropic: usage from message_start + message_delta");
 	}
 	ok(run(chat_body, 0, 0, NULL, 0, &r) == 0 && r.got_head == 0
 	        && r.end.reason == PF_END_NO_CHANNEL,

@@ -7,8 +7,8 @@
 static int
 rewrite(const char *body, const char *model, int force, wrk_body *out)
 {
-	return wrk_openai_rewrite_body((const uint8_t *)body, strlen(body),
-	    model, strlen(model), force, out);
+	return wrk_rewrite_body((const uint8_t *)body, strlen(body), model,
+	    strlen(model), force, out);
 }
 
 static int

@@ -163,9 +163,34 @@ test_stream_event(void)
 	wrk_buf_fini(&scratch);
 }
 
+static void
+test_anthropic(void)
+{
+	wrk_usage u;
+	json_t *j;
+
+	memset(&u, 0, sizeof u);
+	j = parse("{\"input_tokens\":10,\"output_tokens\":1,"
+	          "\"cache_creation_input_tokens\":3,"
+	          "\"cache_read_input_tokens\":20}");
+	ok(wrk_usage_anthropic_read(j, &u) == 1 && u.found
+	        && u.reported.prompt == 33 && u.reported.cached == 20
+	        && u.reported.completion == 1,
+	    "anthropic: prompt = input + cache write + cache read");
+	json_decref(j);
+	j = parse("{\"output_tokens\":15}");
+	ok(wrk_usage_anthropic_read(j, &u) == 1 && u.reported.prompt == 33
+	        && u.reported.completion == 15,
+	    "anthropic: message_delta output assigned, input kept");
+	ok(wrk_usage_anthropic_read(j, &u) == 1 && u.reported.completion == 15,
+	    "anthropic: cumulative counts are never added twice");
+	json_decref(j);
+}
+
 int
 main(void)
 {
+	test_anthropic();
 	test_read();
 	test_estimate();
 	test_stream_event();

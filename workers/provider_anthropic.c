@@ -1,0 +1,177 @@
+/*
+ * provider_anthropic.c -- Anthropic Messages channels, for clients that
+ * speak the same dialect (POST /v1/messages passed through).
+ *
+ * Converting between dialects (an Anthropic client on an OpenAI channel
+ * and back) is not here yet: xfer.c skips a candidate whose type differs
+ * from the client's API.
+ */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "common/limits.h"
+#include "workers/provider.h"
+#include "workers/sse.h"
+
+/* The API version we speak; clients' anthropic-version headers are not
+ * carried in relay.request yet. */
+#define ANTHROPIC_VERSION "2023-06-01"
+
+static int
+header_safe(pf_bytes v)
+{
+	for (size_t i = 0; i < v.len; i++)
+		if (v.ptr[i] < 0x20 || v.ptr[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static pf_err
+anthropic_headers(
+    const pf_relay_request *rq, const pf_candidate *c, struct curl_slist **list)
+{
+	static const char xkey[] = "x-api-key: ";
+	static const char *const fixed[] = {
+		"anthropic-version: " ANTHROPIC_VERSION,
+		"Content-Type: application/json",
+		"Expect:",
+	};
+	char line[sizeof xkey + PF_SECRET_MAX];
+	struct curl_slist *n;
+
+	(void)rq;
+	if (!header_safe(c->key) || c->key.len > PF_SECRET_MAX)
+		return PF_EINVAL;
+	if (c->key.len > 0) {
+		memcpy(line, xkey, sizeof xkey - 1);
+		memcpy(line + sizeof xkey - 1, c->key.ptr, c->key.len);
+		line[sizeof xkey - 1 + c->key.len] = 0;
+		n = curl_slist_append(*list, line);
+		explicit_bzero(line, sizeof line);
+		if (n == NULL)
+			return PF_ENOMEM;
+		*list = n;
+	}
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+		n = curl_slist_append(*list, fixed[i]);
+		if (n == NULL)
+			return PF_ENOMEM;
+		*list = n;
+	}
+	return PF_OK;
+}
+
+static pf_err
+anthropic_body(const pf_relay_request *rq, const pf_candidate *c, wrk_body *ret)
+{
+	if (rq->body.len == 0) {
+		ret->_owned = NULL;
+		ret->ptr = rq->body.ptr;
+		ret->len = 0;
+		return PF_OK;
+	}
+	return wrk_rewrite_body(rq->body.ptr, rq->body.len,
+	    (const char *)c->upstream_model.ptr, c->upstream_model.len, 0, ret);
+}
+
+static int
+count(const json_t *obj, const char *key, int64_t *out)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v))
+		return 0;
+	*out = json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : 0;
+	return 1;
+}
+
+int
+wrk_usage_anthropic_read(const json_t *usage, wrk_usage *u)
+{
+	int64_t out;
+
+	if (!json_is_object(usage))
+		return 0;
+	count(usage, "input_tokens", &u->parts[0]);
+	count(usage, "cache_creation_input_tokens", &u->parts[1]);
+	count(usage, "cache_read_input_tokens", &u->parts[2]);
+	if (count(usage, "output_tokens", &out))
+		u->reported.completion = out;
+	u->reported.prompt = u->parts[0] + u->parts[1] + u->parts[2];
+	u->reported.cached = u->parts[2];
+	u->found = 1;
+	return 1;
+}
+
+/* Units of generated text in content blocks or a block delta. */
+static uint64_t
+block_units(const json_t *b)
+{
+	static const char *const keys[]
+	    = { "text", "partial_json", "thinking" };
+	uint64_t units = 0;
+
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		const json_t *v = json_object_get(b, keys[i]);
+
+		if (json_is_string(v))
+			units += wrk_text_units(
+			    json_string_value(v), json_string_length(v));
+	}
+	return units;
+}
+
+static void
+anthropic_stream_event(const pf_relay_request *rq, wrk_usage *u,
+    wrk_buf *scratch, const uint8_t *ev, size_t len, int *ret_drop)
+{
+	json_t *root;
+	json_error_t jerr;
+
+	(void)rq;
+	*ret_drop = 0;
+	if (wrk_sse_data(ev, len, scratch) <= 0)
+		return;
+	root = json_loadb((const char *)scratch->data, scratch->len, 0, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return;
+	}
+	/* message_start: message.usage; message_delta: usage */
+	wrk_usage_anthropic_read(
+	    json_object_get(json_object_get(root, "message"), "usage"), u);
+	wrk_usage_anthropic_read(json_object_get(root, "usage"), u);
+	u->completion_units += block_units(json_object_get(root, "delta"));
+	json_decref(root);
+}
+
+static void
+anthropic_response(
+    const pf_relay_request *rq, wrk_usage *u, const uint8_t *body, size_t len)
+{
+	json_t *root, *b;
+	json_error_t jerr;
+	size_t i;
+
+	(void)rq;
+	root = json_loadb((const char *)body, len, 0, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return;
+	}
+	wrk_usage_anthropic_read(json_object_get(root, "usage"), u);
+	json_array_foreach(json_object_get(root, "content"), i, b)
+	{
+		u->completion_units += block_units(b);
+	}
+	json_decref(root);
+}
+
+const wrk_provider wrk_provider_anthropic = {
+	.name = "anthropic",
+	.headers = anthropic_headers,
+	.body = anthropic_body,
+	.stream_event = anthropic_stream_event,
+	.response = anthropic_response,
+};
