@@ -1,0 +1,77 @@
+/*
+ * admin.h -- internals shared by the `planktonfly admin` subcommands
+ * (admin.c: dispatch, users, prices; admin_token.c; admin_channel.c).
+ *
+ * Each subcommand is acct_admin_NAME(ctx, argc, argv) with argv after the
+ * subcommand name, returning the exit code: 0 success, 1 runtime error,
+ * 2 usage error.  Creating commands print only the new value on stdout.
+ */
+#ifndef PF_ACCOUNTANT_ADMIN_H
+#define PF_ACCOUNTANT_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accountant/cli.h"
+#include "common/config.h"
+
+struct pg_conn;
+struct pg_result;
+
+#define ACCT_ADMIN_ERRBUF 1024
+#define ACCT_ADMIN_GO_ON (-1) /* no reason to stop: go on */
+
+/* Column widths from schema/001_init.sql. */
+#define ACCT_USERNAME_MAX 64
+#define ACCT_GROUP_MAX 64
+#define ACCT_TOKEN_NAME_MAX 64
+#define ACCT_CHANNEL_NAME_MAX 128
+
+typedef struct acct_admin_ctx {
+	const char *sub; /* subcommand name, for messages */
+	pf_config cfg;   /* loaded by acct_admin_prepare */
+} acct_admin_ctx;
+
+/* acct_admin_usage_error prints "planktonfly admin SUB: <message>" and a
+ * pointer to --help on stderr; returns ACCT_EXIT_USAGE. */
+int acct_admin_usage_error(const acct_admin_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* acct_admin_fail prints "planktonfly admin SUB: msg" on stderr; returns
+ * ACCT_EXIT_FAIL. */
+int acct_admin_fail(const acct_admin_ctx *ctx, const char *msg);
+
+/*
+ * acct_admin_prepare parses argv against opts (which must include
+ * "config"), prints usage plus the --config/--help lines and the
+ * configuration keys on --help, and loads the configuration into ctx.
+ * Returns ACCT_ADMIN_GO_ON, or the exit code when the command should stop
+ * (help printed, usage or configuration error reported).
+ */
+int acct_admin_prepare(acct_admin_ctx *ctx, const char *usage, int argc,
+    char **argv, acct_opt *opts, size_t n);
+
+/* acct_admin_connect connects to ctx's database into *ret_conn (close with
+ * acct_db_close).  Returns ACCT_ADMIN_GO_ON, or ACCT_EXIT_FAIL after
+ * reporting the error. */
+int acct_admin_connect(const acct_admin_ctx *ctx, struct pg_conn **ret_conn);
+
+/* acct_admin_fmt_i64 writes v in decimal into buf (len >= 21) and
+ * returns buf. */
+const char *acct_admin_fmt_i64(char *buf, size_t len, int64_t v);
+
+/* acct_admin_print_rows prints ncols columns of every row of res to
+ * stdout, tab-separated, control characters shown as spaces. */
+void acct_admin_print_rows(const struct pg_result *res, int ncols);
+
+int acct_admin_user_create(acct_admin_ctx *ctx, int argc, char **argv);
+int acct_admin_user_list(acct_admin_ctx *ctx, int argc, char **argv);
+int acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv);
+int acct_admin_token_list(acct_admin_ctx *ctx, int argc, char **argv);
+int acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv);
+int acct_admin_channel_list(acct_admin_ctx *ctx, int argc, char **argv);
+int acct_admin_channel_enable(acct_admin_ctx *ctx, int argc, char **argv);
+int acct_admin_channel_disable(acct_admin_ctx *ctx, int argc, char **argv);
+int acct_admin_price_set(acct_admin_ctx *ctx, int argc, char **argv);
+
+#endif /* PF_ACCOUNTANT_ADMIN_H */
