@@ -65,6 +65,15 @@ pf_log(pf_log_level level, const char *id, const char *fmt, ...)
 	va_end(ap);
 	if (n > 0)
 		len += (size_t)n;
+	if (len > sizeof(line) - 1)
+		len = sizeof(line) - 1;
+	/* One call, one line: a value carrying a newline or an escape
+	 * sequence must not forge or garble lines. */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if (c < 0x20 || c == 0x7f)
+			line[i] = '?';
+	}
 	/* Leave room for the newline; a truncated line ends in "...". */
 	if (len > sizeof(line) - 2) {
 		len = sizeof(line) - 2;
@@ -80,6 +89,60 @@ pf_log(pf_log_level level, const char *id, const char *fmt, ...)
 			off += (size_t)w;
 		}
 	}
+}
+
+void
+pf_log_quote(const char *s, size_t len, char *out, size_t outlen)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t pos = 0, i;
+	int plain = len > 0;
+
+	if (out == NULL || outlen == 0)
+		return;
+	for (i = 0; i < len && plain; i++) {
+		unsigned char c = (unsigned char)s[i];
+		plain
+		    = c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=';
+	}
+	if (plain && len < outlen) {
+		memcpy(out, s, len);
+		out[len] = '\0';
+		return;
+	}
+	/* Quoted; keep room for the closing quote, "..." and the NUL. */
+	if (outlen < 6) {
+		out[0] = '\0';
+		return;
+	}
+	out[pos++] = '"';
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[4];
+		size_t n = 1;
+
+		esc[0] = (char)c;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			n = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			esc[0] = '\\';
+			esc[1] = 'x';
+			esc[2] = digits[c >> 4];
+			esc[3] = digits[c & 0x0f];
+			n = 4;
+		}
+		if (pos + n > outlen - 5) {
+			memcpy(out + pos, "...", 3);
+			pos += 3;
+			break;
+		}
+		memcpy(out + pos, esc, n);
+		pos += n;
+	}
+	out[pos++] = '"';
+	out[pos] = '\0';
 }
 
 /* Appends n bytes of s to out at *pos, keeping room for the NUL. */

@@ -41,6 +41,16 @@ void pf_log(pf_log_level level, const char *id, const char *fmt, ...)
 #define pf_error(id, ...) pf_log(PF_LOG_ERROR, id, __VA_ARGS__)
 
 /*
+ * pf_log_quote writes s[0..len) into out (outlen bytes, always
+ * NUL-terminated) as a log value: as is when it is non-empty printable
+ * ASCII without spaces, quotes, backslashes or '='; otherwise in double
+ * quotes with '"' and '\\' escaped and control bytes as \xNN, cut with
+ * "..." inside the quotes when out is too small.  pf_log itself replaces
+ * control bytes in a line with '?', so one call is always one line.
+ */
+void pf_log_quote(const char *s, size_t len, char *out, size_t outlen);
+
+/*
  * pf_log_redact_url copies url into out (outlen bytes, always
  * NUL-terminated) with any "user:password@" part and any "password=..."
  * conninfo value replaced by "***".

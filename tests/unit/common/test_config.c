@@ -324,6 +324,32 @@ test_redact(void)
 	    "redaction truncates to outlen: %s", out);
 }
 
+static void
+test_quote(void)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain", "plain" },
+		{ "", "\"\"" },
+		{ "two words", "\"two words\"" },
+		{ "a\"b\\c", "\"a\\\"b\\\\c\"" },
+		{ "x=y", "\"x=y\"" },
+		{ "line\nbreak\x1b", "\"line\\x0abreak\\x1b\"" },
+	};
+	char out[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pf_log_quote(
+		    cases[i].in, strlen(cases[i].in), out, sizeof(out));
+		ok(strcmp(out, cases[i].out) == 0, "quote -> %s", out);
+	}
+	pf_log_quote("a long value with spaces", 24, out, 12);
+	ok(strcmp(out, "\"a long...\"") == 0, "quote cut to outlen: %s", out);
+	pf_log_quote("abcdefgh", 8, out, 5);
+	ok(strcmp(out, "") == 0, "no room at all -> empty");
+}
+
 /* Runs fn with stderr redirected to a file and returns what it wrote. */
 static size_t
 capture_stderr(void (*fn)(void), char *buf, size_t len)
@@ -357,6 +383,7 @@ log_some(void)
 	pf_info("PF-TEST-HIDDEN", "x=%d", 1);
 	pf_warn("PF-TEST-SHOWN", "key=%s n=%d", "value", 7);
 	pf_error("PF-TEST-LONG", "big=%s", big);
+	pf_warn("PF-TEST-INJECT", "v=%s", "a\nfake 2026 error PF-X\r\x1b[2J");
 	pf_log_set_level(PF_LOG_INFO);
 }
 
@@ -365,7 +392,7 @@ test_log(void)
 {
 	char buf[16384];
 	size_t n = capture_stderr(log_some, buf, sizeof(buf));
-	char *second;
+	char *second, *third;
 
 	ok(!contains(buf, "PF-TEST-HIDDEN"), "below-level line dropped");
 	ok(contains(buf, " warn PF-TEST-SHOWN key=value n=7\n"),
@@ -373,10 +400,14 @@ test_log(void)
 	ok(buf[4] == '-' && buf[10] == 'T' && contains(buf, "Z warn"),
 	    "line starts with a UTC timestamp");
 	second = strchr(buf, '\n');
-	ok(second != NULL && contains(second + 1, " error PF-TEST-LONG big=v")
-	        && n - (size_t)(second + 1 - buf) <= 4096 && buf[n - 1] == '\n'
-	        && contains(second + 1, "...\n"),
+	third = second != NULL ? strchr(second + 1, '\n') : NULL;
+	ok(third != NULL && contains(second + 1, " error PF-TEST-LONG big=v")
+	        && third - second <= 4096 && memcmp(third - 3, "...", 3) == 0,
 	    "an over-long line is cut to one line ending in ...");
+	ok(third != NULL && strchr(third + 1, '\n') == buf + n - 1
+	        && contains(third + 1,
+	            " warn PF-TEST-INJECT v=a?fake 2026 error PF-X??[2J\n"),
+	    "control bytes in values cannot start a new line");
 	ok(pf_log_enabled(PF_LOG_INFO) && !pf_log_enabled(PF_LOG_DEBUG),
 	    "pf_log_enabled follows the level");
 }
@@ -435,6 +466,7 @@ main(void)
 	test_file_errors();
 	test_secrets();
 	test_redact();
+	test_quote();
 	test_log();
 	test_ids();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
