@@ -1,0 +1,369 @@
+/*
+ * test_mock_server.c -- the mock model over loopback: endpoints, knobs,
+ * faults, GET /mock/stats, keep-alive, and a clean stop while connections
+ * are suspended.  Raw sockets, so the test sees exactly what was sent
+ * (including a missing end of a chunked stream).  No timing assertions.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "bench/mock.h"
+#include "tests/tap.h"
+
+static unsigned port;
+
+static int
+dial(void)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = { 20, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+send_req(int fd, const char *method, const char *path, const char *version,
+    const char *headers, const char *body)
+{
+	char head[2048];
+	size_t bl = body != NULL ? strlen(body) : 0;
+	int n = snprintf(head, sizeof(head),
+	    "%s %s %s\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n", method,
+	    path, version, headers != NULL ? headers : "", bl);
+
+	if (write(fd, head, (size_t)n) != n)
+		return;
+	if (bl > 0 && write(fd, body, bl) != (ssize_t)bl)
+		return;
+}
+
+/* read_all reads until the peer closes (or the timeout); returns bytes. */
+static size_t
+read_all(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	while (n + 1 < cap) {
+		ssize_t k = read(fd, buf + n, cap - 1 - n);
+
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+typedef struct resp {
+	int status;
+	char raw[1 << 16];
+	const char *body;
+} resp;
+
+/* http10 does one HTTP/1.0 exchange (the server closes at the end, no
+ * chunking). */
+static void
+http10(resp *r, const char *method, const char *path, const char *headers,
+    const char *body)
+{
+	int fd = dial();
+	const char *b;
+
+	r->status = 0;
+	r->raw[0] = '\0';
+	r->body = r->raw;
+	if (fd < 0)
+		return;
+	send_req(fd, method, path, "HTTP/1.0", headers, body);
+	read_all(fd, r->raw, sizeof(r->raw));
+	close(fd);
+	if (sscanf(r->raw, "HTTP/1.%*d %d", &r->status) != 1)
+		r->status = 0;
+	b = strstr(r->raw, "\r\n\r\n");
+	r->body = b != NULL ? b + 4 : r->raw + strlen(r->raw);
+}
+
+static json_t *
+json_of(const resp *r)
+{
+	return json_loads(r->body, 0, NULL);
+}
+
+static const char *
+jpath_str(json_t *j, const char *a, const char *b)
+{
+	json_t *v = json_object_get(j, a);
+
+	if (b != NULL)
+		v = json_object_get(v, b);
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = strstr(hay, needle); p != NULL;
+	     p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+static resp r;
+
+static void
+test_basics(void)
+{
+	json_t *j;
+
+	/* 12 bytes of content -> 3 prompt tokens */
+	http10(&r, "POST", "/v1/chat/completions",
+	    "Authorization: Bearer sk-up\r\nx-mock-chunks: 3\r\n",
+	    "{\"model\":\"gpt-x\",\"messages\":[{\"role\":\"user\","
+	    "\"content\":\"hello world!\"}]}");
+	j = json_of(&r);
+	ok(r.status == 200 && j != NULL, "chat non-stream: 200 JSON");
+	ok(strcmp(jpath_str(j, "model", NULL), "gpt-x") == 0,
+	    "chat: model echoed");
+	ok(json_integer_value(
+	       json_object_get(json_object_get(j, "usage"), "prompt_tokens"))
+	            == 3
+	        && json_integer_value(json_object_get(
+	               json_object_get(j, "usage"), "completion_tokens"))
+	            == 3,
+	    "chat: prompt 3 (ceil(12/4)), completion 3 (x-mock-chunks)");
+	json_decref(j);
+
+	http10(&r, "POST", "/v1/chat/completions", NULL,
+	    "{\"model\":\"m\",\"stream\":true,"
+	    "\"stream_options\":{\"include_usage\":true}}");
+	ok(r.status == 200 && strstr(r.raw, "text/event-stream") != NULL,
+	    "chat stream: 200 text/event-stream");
+	ok(count(r.body, "data: ") == 16 + 4,
+	    "chat stream: role + 16 chunks + finish + usage + [DONE]");
+	ok(strstr(r.body, "\"choices\":[],\"usage\":{") != NULL
+	        && strstr(r.body, "data: [DONE]\n\n") != NULL,
+	    "chat stream: usage chunk then [DONE]");
+
+	http10(&r, "POST", "/v1/messages", "x-api-key: sk-ant\r\n",
+	    "{\"model\":\"claude\",\"max_tokens\":2,\"stream\":true,"
+	    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+	ok(r.status == 200 && count(r.body, "event: content_block_delta") == 2
+	        && strstr(r.body, "\"stop_reason\":\"max_tokens\"") != NULL
+	        && strstr(r.body, "event: message_stop") != NULL,
+	    "messages stream: 2 deltas (max_tokens), message_stop");
+
+	http10(&r, "GET", "/v1/models", NULL, NULL);
+	j = json_of(&r);
+	ok(r.status == 200 && strcmp(jpath_str(j, "object", NULL), "list") == 0,
+	    "models: list");
+	json_decref(j);
+
+	http10(&r, "POST", "/v1/chat/completions", NULL, "{\"model\":");
+	j = json_of(&r);
+	ok(r.status == 400
+	        && strcmp(
+	               jpath_str(j, "error", "type"), "invalid_request_error")
+	            == 0,
+	    "malformed JSON: 400 invalid_request_error");
+	json_decref(j);
+
+	http10(&r, "POST", "/v1/nothing", NULL, "{}");
+	ok(r.status == 404, "unknown path: 404");
+	http10(&r, "GET", "/v1/chat/completions", NULL, NULL);
+	ok(r.status == 405, "wrong method: 405");
+	http10(&r, "POST", "/v1/chat/completions", "x-mock-chunks: lots\r\n",
+	    "{\"model\":\"m\"}");
+	ok(r.status == 400, "malformed knob: 400");
+}
+
+static void
+test_knobs(void)
+{
+	const char *body = "{\"model\":\"m\",\"stream\":true}";
+	char codes[64] = "";
+	json_t *j;
+
+	http10(&r, "POST", "/v1/chat/completions", "x-mock-status: 503\r\n",
+	    "{\"model\":\"m\"}");
+	j = json_of(&r);
+	ok(r.status == 503
+	        && strcmp(jpath_str(j, "error", "type"), "server_error") == 0,
+	    "x-mock-status 503: OpenAI error body");
+	json_decref(j);
+
+	for (int i = 0; i < 4; i++) {
+		http10(&r, "POST", "/v1/chat/completions",
+		    "x-mock-status: 429\r\nx-mock-error-rate: 50\r\n",
+		    "{\"model\":\"m\"}");
+		snprintf(codes + strlen(codes), sizeof(codes) - strlen(codes),
+		    "%d ", r.status);
+	}
+	ok(strcmp(codes, "200 429 200 429 ") == 0,
+	    "x-mock-error-rate 50: every second request fails (%s)", codes);
+
+	http10(&r, "POST", "/v1/chat/completions",
+	    "x-mock-ttfb-ms: 20\r\nx-mock-chunk-delay-ms: 5\r\n"
+	    "x-mock-chunks: 3\r\n",
+	    body);
+	ok(r.status == 200 && count(r.body, "data: ") == 3 + 3,
+	    "delays: all events still arrive");
+
+	http10(&r, "POST", "/v1/chat/completions", "x-mock-no-usage: 1\r\n",
+	    "{\"model\":\"m\",\"stream\":true,"
+	    "\"stream_options\":{\"include_usage\":true}}");
+	ok(strstr(r.body, "usage") == NULL, "x-mock-no-usage: no usage");
+
+	http10(&r, "POST", "/v1/chat/completions",
+	    "x-mock-chunk-bytes: 9\r\nx-mock-chunks: 2\r\n",
+	    "{\"model\":\"m\"}");
+	ok(strstr(r.body, "\"content\":\"tok0 xxxxtok1 xxxx\"") != NULL,
+	    "x-mock-chunk-bytes 9: padded chunks");
+
+	http10(&r, "POST", "/v1/chat/completions",
+	    "x-mock-drop-after: 2\r\nx-mock-chunks: 5\r\n", body);
+	ok(r.status == 200 && count(r.body, "\"content\":\"tok") == 2
+	        && strstr(r.body, "[DONE]") == NULL,
+	    "x-mock-drop-after 2: two chunks, then closed");
+
+	http10(&r, "POST", "/v1/chat/completions",
+	    "x-mock-hang-after: 1\r\nx-mock-hang-ms: 30\r\n", body);
+	ok(r.status == 200 && count(r.body, "\"content\":\"tok") == 1
+	        && strstr(r.body, "[DONE]") == NULL,
+	    "x-mock-hang-after 1: one chunk, hang, closed");
+
+	http10(&r, "POST", "/v1/chat/completions", "x-mock-drop-after: 0\r\n",
+	    "{\"model\":\"m\"}");
+	ok(r.status == 0 && r.raw[0] == '\0',
+	    "non-stream drop: closed without a response");
+}
+
+static void
+test_chunked_and_keepalive(void)
+{
+	char buf[1 << 16];
+	int fd = dial();
+	size_t n;
+
+	/* drop mid-stream over HTTP/1.1: no terminating zero chunk */
+	send_req(fd, "POST", "/v1/chat/completions", "HTTP/1.1",
+	    "x-mock-drop-after: 1\r\n", "{\"model\":\"m\",\"stream\":true}");
+	n = read_all(fd, buf, sizeof(buf));
+	close(fd);
+	ok(n > 0 && strstr(buf, "Transfer-Encoding: chunked") != NULL
+	        && strstr(buf, "\r\n0\r\n\r\n") == NULL,
+	    "HTTP/1.1 drop: chunked stream without its end");
+
+	/* two requests on one connection */
+	fd = dial();
+	send_req(fd, "POST", "/v1/chat/completions", "HTTP/1.1", NULL,
+	    "{\"model\":\"a\"}");
+	send_req(fd, "POST", "/v1/chat/completions", "HTTP/1.1",
+	    "Connection: close\r\n", "{\"model\":\"b\"}");
+	n = read_all(fd, buf, sizeof(buf));
+	close(fd);
+	ok(n > 0 && count(buf, "HTTP/1.1 200") == 2
+	        && strstr(buf, "\"model\":\"a\"") != NULL
+	        && strstr(buf, "\"model\":\"b\"") != NULL,
+	    "keep-alive: two answers on one connection");
+}
+
+static void
+test_stats(void)
+{
+	json_t *j, *last;
+
+	http10(&r, "POST", "/mock/reset", NULL, NULL);
+	ok(r.status == 200, "POST /mock/reset");
+	http10(&r, "POST", "/v1/chat/completions",
+	    "Authorization: Bearer sk-mapped\r\n",
+	    "{\"model\":\"upstream-m\",\"stream\":true,"
+	    "\"stream_options\":{\"include_usage\":true}}");
+	http10(&r, "GET", "/mock/stats", NULL, NULL);
+	j = json_of(&r);
+	last = json_object_get(j, "last");
+	ok(r.status == 200
+	        && json_integer_value(json_object_get(j, "requests")) == 1,
+	    "stats: one request since reset");
+	ok(strcmp(jpath_str(last, "authorization", NULL), "Bearer sk-mapped")
+	            == 0
+	        && strcmp(jpath_str(last, "model", NULL), "upstream-m") == 0
+	        && json_is_true(json_object_get(last, "include_usage")),
+	    "stats: last authorization, model, include_usage");
+	ok(strstr(jpath_str(last, "body", NULL), "upstream-m") != NULL,
+	    "stats: last body kept");
+	json_decref(j);
+}
+
+/* Stop while a stream hangs and a response waits for its ttfb: the stop
+ * must resume them and return. */
+static void
+test_stop_with_suspended(mock_server *m)
+{
+	int a = dial(), b = dial();
+	char buf[4096];
+	ssize_t n;
+
+	send_req(a, "POST", "/v1/chat/completions", "HTTP/1.1",
+	    "x-mock-hang-after: 0\r\n", "{\"model\":\"m\",\"stream\":true}");
+	send_req(b, "POST", "/v1/chat/completions", "HTTP/1.1",
+	    "x-mock-ttfb-ms: 3600000\r\n", "{\"model\":\"m\"}");
+	/* the hanging stream has sent its headers and role chunk */
+	n = read(a, buf, sizeof(buf));
+	ok(n > 0, "hanging stream started");
+	/* wait (bounded) until the server has seen the second request */
+	for (int i = 0; i < 500; i++) {
+		http10(&r, "GET", "/mock/stats", NULL, NULL);
+		if (strstr(r.body, "\"suspended\":2") != NULL)
+			break;
+		usleep(10000);
+	}
+	ok(strstr(r.body, "\"suspended\":2") != NULL,
+	    "stats: two suspended connections");
+	mock_server_free(m);
+	ok(1, "mock_server_free returned with suspended connections");
+	close(a);
+	close(b);
+}
+
+int
+main(void)
+{
+	mock_options opt;
+	mock_server *m = NULL;
+
+	mock_options_defaults(&opt);
+	opt.listen = "127.0.0.1:0";
+	opt.threads = 2;
+	if (mock_server_start(&opt, &m) != PF_OK) {
+		printf("Bail out! mock did not start\n");
+		return 1;
+	}
+	port = mock_server_port(m);
+	ok(port != 0, "bound port %u", port);
+	test_basics();
+	test_knobs();
+	test_chunked_and_keepalive();
+	test_stats();
+	test_stop_with_suspended(m);
+	return tap_done();
+}
