@@ -863,11 +863,13 @@ pf_msg_decode(const void *buf, size_t len, pf_msg **ret_msg)
 	if (err != PF_OK)
 		goto out;
 	need = a.used;
-	msg = calloc(1, need);
+	/* Not calloc: a relay body may be tens of MB, all overwritten. */
+	msg = malloc(need);
 	if (msg == NULL) {
 		err = PF_ENOMEM;
 		goto out;
 	}
+	memset(msg, 0, sizeof(*msg));
 	a.base = (uint8_t *)msg;
 	a.used = sizeof(pf_msg);
 	err = decode_fields(
