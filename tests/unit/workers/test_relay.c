@@ -14,6 +14,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
+#include <nng/supplemental/util/platform.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -222,19 +223,16 @@ typedef struct cand {
 
 static nng_socket to_worker, from_worker;
 
+/* Send one relay.request; its id goes to id. */
 static int
-run_api(const char *path, int32_t api, const char *body, int stream,
-    int client_usage, const cand *cs, int n, result *r)
+send_req(const char *path, int32_t api, const char *body, int stream,
+    int client_usage, const cand *cs, int n, uint8_t id[PF_ID_LEN])
 {
 	pf_candidate c[8];
 	pf_msg m;
 	pf_buf b;
 	nng_msg *nm;
-	uint8_t id[PF_ID_LEN];
 
-	memset(r, 0, sizeof *r);
-	r->seq_ok = 1;
-	r->one_event_ok = 1;
 	memset(&m, 0, sizeof m);
 	memset(c, 0, sizeof c);
 	if (pf_id_new(id) != PF_OK)
@@ -276,7 +274,21 @@ run_api(const char *path, int32_t api, const char *body, int stream,
 	pf_buf_fini(&b);
 	if (nng_sendmsg(to_worker, nm, 0) != 0)
 		return -1;
+	return 0;
+}
 
+static int
+run_api(const char *path, int32_t api, const char *body, int stream,
+    int client_usage, const cand *cs, int n, result *r)
+{
+	uint8_t id[PF_ID_LEN];
+	nng_msg *nm;
+
+	memset(r, 0, sizeof *r);
+	r->seq_ok = 1;
+	r->one_event_ok = 1;
+	if (send_req(path, api, body, stream, client_usage, cs, n, id) != 0)
+		return -1;
 	while (!r->got_end) {
 		pf_msg *pm;
 
@@ -342,10 +354,6 @@ run(const char *body, int stream, int client_usage, const cand *cs, int n,
 	    client_usage, cs, n, r);
 }
 
-static const char *msgs_body
-    = "{\"model\":\"claude-x\",\"max_tokens\":50,\"stream\":true,"
-      "\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
-
 static const char *chat_body
     = "{\"model\":\"mock-model\",\"messages\":[{\"role\":\"user\","
       "\"content\":\"hello there\"}]}";
@@ -353,17 +361,94 @@ static const char *stream_body
     = "{\"model\":\"mock-model\",\"stream\":true,\"messages\":[{\"role\":"
       "\"user\",\"content\":\"hello there\"}]}";
 
+/*
+ * Send n identical stream requests at once, then read every reply:
+ * returns how many relays ended DONE with their data in order (seq
+ * 0,1,2..., end.seq = count) and *events_each = events of the first.
+ * pause_ms: do not read for that long first, so the worker's reply
+ * socket fills up and it must hold the upstream back.
+ */
+static int
+run_many(const cand *cs, int n, int pause_ms, uint32_t *events_each)
+{
+	enum { MAX = 64 };
+	uint8_t ids[MAX][PF_ID_LEN];
+	uint32_t next[MAX];
+	int ended[MAX], good = 0, done = 0;
+
+	if (n > MAX)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (send_req("/chat/completions", PF_API_OPENAI, stream_body, 1,
+		        0, cs, 1, ids[i])
+		    != 0)
+			return -1;
+		next[i] = 0;
+		ended[i] = 0;
+	}
+	if (pause_ms > 0)
+		nng_msleep((nng_duration)pause_ms);
+	*events_each = 0;
+	while (done < n) {
+		nng_msg *nm;
+		pf_msg *pm;
+		const uint8_t *id;
+		uint32_t seq;
+		int k;
+
+		if (nng_recvmsg(from_worker, &nm, 0) != 0)
+			return -1;
+		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &pm)
+		    != PF_OK) {
+			nng_msg_free(nm);
+			return -1;
+		}
+		nng_msg_free(nm);
+		id = pm->kind == PF_MSG_RELAY_DATA ? pm->u.relay_data.id
+		    : pm->kind == PF_MSG_RELAY_END ? pm->u.relay_end.id
+		                                   : pm->u.relay_head.id;
+		for (k = 0; k < n; k++)
+			if (memcmp(ids[k], id, PF_ID_LEN) == 0)
+				break;
+		if (k == n) {
+			pf_msg_free(pm);
+			return -1;
+		}
+		if (pm->kind == PF_MSG_RELAY_DATA) {
+			seq = pm->u.relay_data.seq;
+			if (seq != next[k])
+				ended[k] = -1; /* out of order: never good */
+			next[k] = seq + 1;
+		} else if (pm->kind == PF_MSG_RELAY_END) {
+			if (ended[k] == 0 && pm->u.relay_end.seq == next[k]
+			    && pm->u.relay_end.reason == PF_END_DONE)
+				good++;
+			if (k == 0)
+				*events_each = next[k];
+			ended[k] = 1;
+			done++;
+		}
+		pf_msg_free(pm);
+	}
+	return good;
+}
+
+static const char *msgs_body
+    = "{\"model\":\"claude-x\",\"max_tokens\":50,\"stream\":true,"
+      "\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
+
 int
 main(void)
 {
 	pf_config cfg;
 	wrk_worker *w = NULL;
 	mock_options mo;
-	mock_server *mock = NULL;
+	mock_server *mock = NULL, *big = NULL;
+	uint32_t each = 0;
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
-	char via_fake[64];
+	char via_fake[64], big_base[64];
 	result r;
 
 	pf_log_set_level(PF_LOG_ERROR);
@@ -375,6 +460,11 @@ main(void)
 		printf("Bail out! mock model did not start\n");
 		return 1;
 	}
+	mo.chunks = 3000;
+	if (mock_server_start(&mo, &big) != PF_OK) {
+		printf("Bail out! mock model did not start\n");
+		return 1;
+	}
 	f.fd = listen_any(&f.port);
 	if (f.fd < 0 || listen(f.fd, 64) != 0
 	    || pthread_create(&f.tid, NULL, fake_main, &f) != 0) {
@@ -383,6 +473,8 @@ main(void)
 	}
 	snprintf(mock_base, sizeof mock_base, "http://127.0.0.1:%u/v1/",
 	    mock_server_port(mock));
+	snprintf(big_base, sizeof big_base, "http://127.0.0.1:%u/v1",
+	    mock_server_port(big));
 	snprintf(closed_base, sizeof closed_base, "http://127.0.0.1:%u/v1",
 	    closed_port());
 #define FAKE(buf, what)                                                        \
@@ -578,6 +670,20 @@ main(void)
 		        && r.end.usage.prompt > 0,
 		    "anthropic: usage from message_start + message_delta");
 	}
+	{
+		cand cs[] = { { mock_base, 1, 0, NULL, NULL, 0 } };
+
+		ok(run_many(cs, 48, 0, &each) == 48 && each == 8,
+		    "48 concurrent streams: all complete, each in order");
+	}
+	{
+		cand cs[] = { { big_base, 1, 0, NULL, NULL, 0 } };
+
+		ok(run_many(cs, 4, 1500, &each) == 4 && each > 3000,
+		    "4 x 3000 events while the reader stalls: the worker holds "
+		    "upstream back, nothing lost or reordered (%u)",
+		    each);
+	}
 	ok(run(chat_body, 0, 0, NULL, 0, &r) == 0 && r.got_head == 0
 	        && r.end.reason == PF_END_NO_CHANNEL,
 	    "no candidates: relay.end NO_CHANNEL");
@@ -589,5 +695,6 @@ main(void)
 	close(f.fd);
 	pthread_join(f.tid, NULL);
 	mock_server_free(mock);
+	mock_server_free(big);
 	return tap_done();
 }
