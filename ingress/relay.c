@@ -15,8 +15,7 @@
 #include "ingress/relay.h"
 
 #define TABLE_BUCKETS 4096u /* power of two */
-#define SEND_TRIES 100      /* x SEND_WAIT_MS before "no worker" */
-#define SEND_WAIT_MS 2
+#define SEND_WAIT_MS 200    /* before "no worker available" */
 #define RECV_POLL_MS 250
 #define SWEEP_EVERY_MS 500
 
@@ -444,19 +443,15 @@ ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 	err = table_put(r, f);
 	if (err != PF_OK)
 		goto done;
-	rv = NNG_EAGAIN;
-	for (int i = 0; i < SEND_TRIES; i++) {
-		rv = nng_sendmsg(r->push, nm, NNG_FLAG_NONBLOCK);
-		if (rv != NNG_EAGAIN)
-			break;
-		nng_msleep(SEND_WAIT_MS);
-	}
+	/* blocks at most NNG_OPT_SENDTIMEO (SEND_WAIT_MS): returns as soon
+	 * as a worker can take it */
+	rv = nng_sendmsg(r->push, nm, 0);
 	if (rv == 0) {
 		nm = NULL; /* the socket took it */
 	} else {
-		err = rv == NNG_EAGAIN  ? PF_EAGAIN
-		    : rv == NNG_ECLOSED ? PF_ECLOSED
-		                        : PF_ENET;
+		err = rv == NNG_ETIMEDOUT || rv == NNG_EAGAIN ? PF_EAGAIN
+		    : rv == NNG_ECLOSED                       ? PF_ECLOSED
+		                                              : PF_ENET;
 		ing_relay_forget(r, f);
 	}
 done:
@@ -517,6 +512,8 @@ ing_relay_start(const pf_config *cfg, ing_relay **ret)
 	r->push_open = 1;
 	nng_socket_set_ms(r->push, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(r->push, NNG_OPT_RECONNMAXT, 1000);
+	if (nng_socket_set_ms(r->push, NNG_OPT_SENDTIMEO, SEND_WAIT_MS) != 0)
+		goto fail;
 	if (nng_pull0_open(&r->pull) != 0)
 		goto fail;
 	r->pull_open = 1;
