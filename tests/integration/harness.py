@@ -310,14 +310,16 @@ class Harness:
         proc = self.start("serve", ["serve"], env, ready)
         return base + "/v1", proc
 
-    def gateway(self, models="mock-gpt,gpt-4o-mini", serve_env=None):
+    def gateway(self, models="mock-gpt,gpt-4o-mini", serve_env=None,
+                mock_args=(), upstream=None):
         """The walking skeleton: a migrated database, a mock model, a user
         with balance, a token, an openai channel to the mock with `models`,
-        a price, and `serve`.  Returns a Gateway."""
+        a price, and `serve`.  upstream (a base URL ending in /v1) replaces
+        the mock model.  Returns a Gateway."""
         g = Gateway()
         g.db = self.new_db()
         self.migrate(g.db)
-        g.mock_url = self.start_mock()
+        g.mock_url = upstream or self.start_mock(mock_args)
         g.user_id = self.admin(g.db, "user-create", "--username", "alice",
                                "--quota", "500000000")
         g.key = self.admin(g.db, "token-create", "--user", "alice",
