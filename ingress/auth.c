@@ -15,6 +15,7 @@
 
 #define BUCKETS 16384u        /* power of two */
 #define NEGATIVE_TTL_MS 1000u /* unknown keys are re-checked soon */
+#define DB_RETRY_MS 1000      /* after a failed connect, fail fast */
 #define KEY_HASH_LEN 64
 
 typedef struct entry {
@@ -29,8 +30,9 @@ struct ing_auth {
 	pthread_mutex_t mu; /* guards buckets, count */
 	entry *buckets[BUCKETS];
 	size_t count;
-	pthread_mutex_t db_mu; /* guards db */
+	pthread_mutex_t db_mu; /* guards db, db_down_until */
 	PGconn *db;
+	int64_t db_down_until; /* monotonic ms; no connect attempts before */
 };
 
 static const char lookup_sql[]
@@ -198,10 +200,17 @@ query(ing_auth *a, const char *hash, ing_token **ret_tok)
 	pf_err err;
 
 	pthread_mutex_lock(&a->db_mu);
-	for (int attempt = 0; attempt < 2; attempt++) {
+	err = PF_EDB;
+	/* a database that just refused us would hold every HTTP thread for
+	 * a connect timeout: answer "unavailable" at once for a while */
+	for (int attempt = 0;
+	     attempt < 2 && (a->db != NULL || mono_ms() >= a->db_down_until);
+	     attempt++) {
 		err = ing_db_ensure(a->cfg->database_url, &a->db);
-		if (err != PF_OK)
+		if (err != PF_OK) {
+			a->db_down_until = mono_ms() + DB_RETRY_MS;
 			break;
+		}
 		res = PQexecParams(
 		    a->db, lookup_sql, 1, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)

@@ -25,8 +25,8 @@
 #include "ingress/router.h"
 #include "ingress/server.h"
 
-#define STREAM_BLOCK (16u * 1024u) /* MHD reader block */
-#define DISCARD_MAX_FACTOR 2u      /* over-cap bytes we swallow, x body_max */
+#define STREAM_BLOCK (8u * 1024u) /* MHD reader block, from the conn pool */
+#define DISCARD_MAX_FACTOR 2u     /* over-cap bytes we swallow, x body_max */
 
 struct ing_server {
 	const pf_config *cfg;
