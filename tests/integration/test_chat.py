@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """End to end through `planktonfly serve` against the mock model: a
 non-stream chat completion, the stream (SSE framing, order, usage chunk
-iff stream_options.include_usage), and GET /v1/models."""
+iff stream_options.include_usage), and GET /v1/models.  Expected content
+and token counts follow docs/mock-model.md: N chunks "tok<i> " (default
+16), completion tokens = N, prompt tokens = ceil(text bytes / 4)."""
 import json
 
 from harness import REQUEST_ID_RE, Harness, fetch, json_or_none, parse_sse
 
 MESSAGES = [{"role": "user", "content": "Say something deterministic."}]
+PROMPT_TOKENS = (len(MESSAGES[0]["content"]) + 3) // 4  # 28 bytes -> 7
+CHUNKS = 16
+CONTENT = "".join(f"tok{i} " for i in range(CHUNKS))
 
 
 def check_request_id(t, hdrs, what):
@@ -63,16 +68,27 @@ with Harness() as h:
     msg = choice.get("message") or {}
     content = msg.get("content")
     t.eq(msg.get("role"), "assistant", "non-stream: assistant message")
-    t.ok(isinstance(content, str) and content != "",
-         "non-stream: non-empty content", body[:300])
+    t.eq(content, CONTENT, "non-stream: the mock's deterministic content")
     t.eq(choice.get("finish_reason"), "stop", "non-stream: finish_reason")
     usage = resp.get("usage") or {}
     p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    t.ok(isinstance(p, int) and p > 0 and isinstance(c, int) and c > 0,
-         "non-stream: prompt and completion tokens > 0", usage)
+    t.eq((p, c), (PROMPT_TOKENS, CHUNKS),
+         "non-stream: prompt and completion tokens as the mock counts them")
     t.ok(isinstance(p, int) and isinstance(c, int)
          and usage.get("total_tokens") == p + c,
          "non-stream: total_tokens = prompt + completion", usage)
+
+    # What the worker sent upstream: the channel's key, the client's body.
+    st, _, sbody = fetch("GET", g.mock_url.replace("/v1", "/mock/stats"))
+    last = (json_or_none(sbody) or {}).get("last") or {}
+    t.eq(last.get("authorization"), "Bearer sk-upstream-secret",
+         "upstream got the channel's key, not the client's")
+    t.ok(last.get("path") == "/v1/chat/completions"
+         and last.get("model") == "mock-gpt" and not last.get("stream"),
+         "upstream got a non-stream POST /v1/chat/completions for the asked "
+         "model", json.dumps(last)[:400])
+    t.ok(g.key not in sbody.decode(errors="replace"),
+         "the client's key never reached the upstream")
 
     # The gateway relays what the upstream said, unchanged.
     mstatus, _, mbody = fetch("POST", g.mock_url + "/chat/completions", req,
@@ -90,6 +106,16 @@ with Harness() as h:
     t.eq(status, 200, "second model of the channel: status 200")
     t.eq((json_or_none(body) or {}).get("model"), "gpt-4o-mini",
          "second model of the channel: model as asked")
+
+    status, hdrs, body = g.chat({"model": "mock-gpt", "messages": MESSAGES,
+                                 "max_tokens": 3})
+    resp = json_or_none(body) or {}
+    choice = (resp.get("choices") or [{}])[0]
+    t.eq(((choice.get("message") or {}).get("content"),
+          choice.get("finish_reason"),
+          (resp.get("usage") or {}).get("completion_tokens")),
+         ("tok0 tok1 tok2 ", "length", 3),
+         "max_tokens reaches the upstream (3 chunks, finish_reason length)")
 
     # --- stream without usage ----------------------------------------------
     req = {"model": "mock-gpt", "messages": MESSAGES, "stream": True}
@@ -134,6 +160,15 @@ with Harness() as h:
                       and isinstance(m.get("created"), int)
                       and isinstance(m.get("owned_by"), str) for m in data),
          "models: OpenAI model objects", body[:300])
+
+    # Every request above reached the upstream exactly once: 5 through the
+    # gateway (chat, second model, max_tokens, two streams) + 1 direct.
+    st, _, sbody = fetch("GET", g.mock_url.replace("/v1", "/mock/stats"))
+    stats = json_or_none(sbody) or {}
+    t.eq((stats.get("by_path") or {}).get("/v1/chat/completions"), 6,
+         "upstream saw each request once (no retry, no duplicate)")
+    t.eq((stats.get("streams") or {}).get("completed"), 2,
+         "upstream streams completed")
 
     status, hdrs, body = fetch("GET", g.base_url.replace("/v1", "/health"))
     t.eq((status, json_or_none(body)), (200, {"status": "ok"}), "health")
