@@ -4,15 +4,36 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/serve.h"
 #include "common/config.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "ingress/server.h"
 #include "workers/worker.h"
+
+/* drain lets requests in flight finish (up to PF_DRAIN_GRACE_MS) while
+ * refusing new ones; a second signal cuts it short. */
+static void
+drain(ing_server *srv, const sigset_t *set)
+{
+	const struct timespec step = { 0, 100L * 1000000L };
+	uint32_t waited = 0;
+
+	ing_server_drain_begin(srv);
+	pf_info("PF-SERVE-DRAIN", "inflight=%zu grace_ms=%u",
+	    ing_server_inflight(srv), PF_DRAIN_GRACE_MS);
+	while (ing_server_inflight(srv) > 0 && waited < PF_DRAIN_GRACE_MS) {
+		if (sigtimedwait(set, NULL, &step) > 0)
+			break;
+		waited += 100;
+	}
+}
 
 static void
 usage(FILE *f)
@@ -20,8 +41,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: planktonfly serve [--config FILE]\n\n"
 	    "Runs every role in one process: the HTTP ingress on PF_LISTEN\n"
-	    "and a worker, connected over inproc://.  Stops on SIGINT or\n"
-	    "SIGTERM.\n\n"
+	    "and a worker, connected over inproc://.  SIGTERM/SIGINT drain:\n"
+	    "new requests get 503 while requests in flight finish (a second\n"
+	    "signal stops at once).\n\n"
 	    "options:\n"
 	    "  --config FILE  read settings from FILE (env overrides it)\n"
 	    "  --help         show this help\n\n");
@@ -89,6 +111,7 @@ pf_cmd_serve(int argc, char **argv)
 	sigdelset(&set, SIGPIPE);
 	sigwait(&set, &sig);
 	pf_info("PF-SERVE-STOP", "signal=%d", sig);
+	drain(srv, &set);
 	ing_server_free(srv);
 	wrk_worker_free(wrk);
 	return 0;

@@ -18,6 +18,8 @@
 #define PF_API_KEY_MAX 128u      /* bytes in an sk- key */
 #define PF_API_KEY_PREFIX_LEN 8u /* visible prefix kept in the DB */
 
+#define PF_DRAIN_GRACE_MS 180000u /* SIGTERM: time left to requests in flight */
+
 /* Relay */
 #define PF_RELAY_MAX_CANDIDATES 16u           /* channels tried per request */
 #define PF_STREAM_BUFFER_MAX (256u * 1024u)   /* bytes queued per stream */

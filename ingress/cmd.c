@@ -3,13 +3,34 @@
  * over PF_WORKER_URL, replies on PF_REPLY_URL).
  */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "ingress/server.h"
+
+/* drain lets requests in flight finish (up to PF_DRAIN_GRACE_MS) while
+ * refusing new ones; a second signal cuts it short. */
+static void
+drain(ing_server *srv, const sigset_t *set)
+{
+	const struct timespec step = { 0, 100L * 1000000L };
+	uint32_t waited = 0;
+
+	ing_server_drain_begin(srv);
+	pf_info("PF-INGRESS-DRAIN", "inflight=%zu grace_ms=%u",
+	    ing_server_inflight(srv), PF_DRAIN_GRACE_MS);
+	while (ing_server_inflight(srv) > 0 && waited < PF_DRAIN_GRACE_MS) {
+		if (sigtimedwait(set, NULL, &step) > 0)
+			break;
+		waited += 100;
+	}
+}
 
 static void
 usage(FILE *f)
@@ -79,6 +100,7 @@ ing_cmd(int argc, char **argv)
 	sigdelset(&set, SIGPIPE);
 	sigwait(&set, &sig);
 	pf_info("PF-INGRESS-STOP", "signal=%d", sig);
+	drain(srv, &set);
 	ing_server_free(srv);
 	return 0;
 }

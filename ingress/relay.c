@@ -28,6 +28,7 @@ struct ing_relay {
 	int thread_started;
 	pthread_mutex_t mu; /* guards table, closed */
 	ing_flight *table[TABLE_BUCKETS];
+	size_t count;
 	int closed;
 };
 
@@ -183,6 +184,7 @@ table_put(ing_relay *r, ing_flight *f)
 	f->_next = r->table[b];
 	r->table[b] = ing_flight_ref(f);
 	f->_in_table = 1;
+	r->count++;
 	pthread_mutex_unlock(&r->mu);
 	return PF_OK;
 }
@@ -204,11 +206,23 @@ ing_relay_forget(ing_relay *r, ing_flight *f)
 		}
 		f->_in_table = 0;
 		f->_next = NULL;
+		r->count--;
 		found = 1;
 	}
 	pthread_mutex_unlock(&r->mu);
 	if (found)
 		ing_flight_unref(f);
+}
+
+size_t
+ing_relay_inflight(ing_relay *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->count;
+	pthread_mutex_unlock(&r->mu);
+	return n;
 }
 
 /* end_flight ends f unless it already ended (f unlocked). */

@@ -96,6 +96,9 @@ int ing_flight_ready_locked(const ing_flight *f);
 PF_NODISCARD pf_err ing_relay_send(
     ing_relay *r, ing_flight *f, const pf_msg *req);
 
+/* ing_relay_inflight returns how many flights are filed. */
+size_t ing_relay_inflight(ing_relay *r);
+
 /* ing_relay_forget unfiles f (late replies are then dropped).  Idempotent. */
 void ing_relay_forget(ing_relay *r, ing_flight *f);
 

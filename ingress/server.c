@@ -445,6 +445,11 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 
 	if (tok == NULL)
 		return ret;
+	if (__atomic_load_n(&st->srv->draining, __ATOMIC_ACQUIRE)) {
+		ing_token_unref(tok);
+		return queue_error(
+		    conn, st, &ING_ERR_UNAVAILABLE, "server shutting down");
+	}
 	err = ing_body_parse(st->body, st->len, &info, msg, sizeof(msg));
 	if (err != PF_OK) {
 		ing_token_unref(tok);
@@ -830,6 +835,18 @@ unsigned
 ing_server_port(const ing_server *srv)
 {
 	return srv->port;
+}
+
+void
+ing_server_drain_begin(ing_server *srv)
+{
+	__atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
+}
+
+size_t
+ing_server_inflight(ing_server *srv)
+{
+	return srv->relay != NULL ? ing_relay_inflight(srv->relay) : 0;
 }
 
 void

@@ -9,6 +9,8 @@
 #ifndef PF_INGRESS_SERVER_H
 #define PF_INGRESS_SERVER_H
 
+#include <stddef.h>
+
 #include "common/config.h"
 #include "common/err.h"
 
@@ -24,6 +26,16 @@ PF_NODISCARD pf_err ing_server_start(const pf_config *cfg, ing_server **ret);
 /* ing_server_port returns the TCP port actually bound (useful with
  * PF_LISTEN=127.0.0.1:0). */
 unsigned ing_server_port(const ing_server *srv);
+
+/*
+ * ing_server_drain_begin starts a graceful stop: GET /health answers 503
+ * and new relayed requests are refused with 503, while requests in flight
+ * go on.  Idempotent; never blocks.
+ */
+void ing_server_drain_begin(ing_server *srv);
+
+/* ing_server_inflight returns how many relayed requests are in flight. */
+size_t ing_server_inflight(ing_server *srv);
 
 /* ing_server_stop stops accepting, ends in-flight requests and joins the
  * server's threads.  Blocks; idempotent. */
