@@ -7,6 +7,8 @@
  *   valid-  decodes, and encode(decode(x)) == x byte for byte
  *   ok-     decodes (not canonical: extra fields, wide integers)
  *   bad-    is rejected
+ *   fz-     anything (inputs libFuzzer found that reach new code; add
+ *           more with fuzz_msg -merge=1 NEW_DIR tests/fuzz/corpus/msg ...)
  * The output is committed; rerun after changing msg.h and commit again.
  */
 #include <stdio.h>

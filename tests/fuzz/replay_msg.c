@@ -15,7 +15,7 @@
 #include "fuzz_check.h"
 #include "tests/tap.h"
 
-#define MAX_FILES 512
+#define MAX_FILES 4096
 #define FILE_CAP (1024u * 1024u) /* corpus seeds are small */
 
 struct seed {
@@ -155,7 +155,7 @@ int
 main(int argc, char **argv)
 {
 	unsigned per_file
-	    = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 5000;
+	    = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 2000;
 	size_t cap = FILE_CAP + 64;
 	uint8_t *buf = malloc(cap);
 	unsigned long tried = 0, accepted = 0, broken = 0;
