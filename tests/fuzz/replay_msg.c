@@ -48,10 +48,13 @@ static int
 load(const char *dir)
 {
 	DIR *d = opendir(dir);
+	uint8_t *tmp = malloc(FILE_CAP);
 	struct dirent *e;
 
-	if (d == NULL)
+	if (d == NULL) {
+		free(tmp);
 		return -1;
+	}
 	while ((e = readdir(d)) != NULL && nseeds < MAX_FILES) {
 		struct seed *s = &seeds[nseeds];
 		char path[1024];
@@ -63,13 +66,15 @@ load(const char *dir)
 		f = fopen(path, "rb");
 		if (f == NULL)
 			continue;
-		s->data = malloc(FILE_CAP);
-		s->len = fread(s->data, 1, FILE_CAP, f);
+		s->len = fread(tmp, 1, FILE_CAP, f);
 		fclose(f);
+		s->data = malloc(s->len ? s->len : 1);
+		memcpy(s->data, tmp, s->len);
 		snprintf(s->name, sizeof(s->name), "%s", e->d_name);
 		nseeds++;
 	}
 	closedir(d);
+	free(tmp);
 	qsort(seeds, nseeds, sizeof(seeds[0]), by_name);
 	return 0;
 }
