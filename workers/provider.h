@@ -85,6 +85,11 @@ int wrk_usage_anthropic_read(const struct json_t *usage, wrk_usage *u);
 PF_NODISCARD pf_err wrk_rewrite_body(const uint8_t *body, size_t len,
     const char *model, size_t mlen, int force_usage, wrk_body *ret);
 
+/* wrk_json_dumps returns compact JSON text of v (malloc; free()), every
+ * number keeping its exact value (reals get 16 significant digits, or 17
+ * when needed), or NULL on allocation failure. */
+char *wrk_json_dumps(const struct json_t *v);
+
 /* wrk_openai_wants_usage says whether an OpenAI path accepts
  * stream_options (chat completions and legacy completions). */
 int wrk_openai_wants_usage(const uint8_t *path, size_t len);

@@ -67,47 +67,13 @@ wrk_openai_wants_usage(const uint8_t *path, size_t len)
 	    || (len == sizeof legacy - 1 && memcmp(path, legacy, len) == 0);
 }
 
-/* Does any real in v need 17 significant digits to survive a round
- * trip?  Then the dump uses 17, else 16 (0.7 stays "0.7"). */
-static int
-needs_17_digits(const json_t *v, unsigned depth)
-{
-	const char *key;
-	const json_t *m;
-	size_t i;
-	char tmp[40];
-
-	if (depth > PF_JSON_MAX_DEPTH * 4)
-		return 1;
-	if (json_is_real(v)) {
-		double d = json_real_value(v);
-
-		snprintf(tmp, sizeof tmp, "%.16g", d);
-		return strtod(tmp, NULL) != d;
-	}
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, m)
-		{
-			if (needs_17_digits(m, depth + 1))
-				return 1;
-		}
-	} else if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, key, m)
-		{
-			if (needs_17_digits(m, depth + 1))
-				return 1;
-		}
-	}
-	return 0;
-}
-
 pf_err
 wrk_rewrite_body(const uint8_t *body, size_t len, const char *model,
     size_t mlen, int force_usage, wrk_body *ret)
 {
 	json_t *root, *cur, *so, *v;
 	json_error_t jerr;
-	int changed = 0, prec;
+	int changed = 0;
 	char *out;
 	pf_err err = PF_OK;
 
@@ -155,8 +121,7 @@ wrk_rewrite_body(const uint8_t *body, size_t len, const char *model,
 	}
 	if (!changed)
 		goto done;
-	prec = needs_17_digits(root, 0) ? 17 : 16;
-	out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(prec));
+	out = wrk_json_dumps(root);
 	if (out == NULL) {
 		err = PF_ENOMEM;
 		goto done;

@@ -3,6 +3,7 @@
  */
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,7 @@
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "workers/convert.h"
 #include "workers/provider.h"
 #include "workers/sse.h"
 #include "workers/xfer.h"
@@ -68,6 +70,8 @@ struct wrk_xfer {
 	char ctype[128];
 	wrk_sse sse;
 	wrk_buf resp;
+	uint8_t conv; /* Anthropic client on an OpenAI channel */
+	wrk_conv cv;
 
 	/* whole relay */
 	uint8_t head_sent;
@@ -233,6 +237,22 @@ decide_mode(wrk_xfer *x)
 	}
 }
 
+/* A translated event (Anthropic client on an OpenAI channel). */
+static pf_err
+conv_emit_cb(void *arg, const uint8_t *ev, size_t len)
+{
+	wrk_xfer *x = arg;
+	pf_err err;
+
+	if (!x->head_sent) {
+		snprintf(x->ctype, sizeof x->ctype, "text/event-stream");
+		err = send_head(x);
+		if (err != PF_OK)
+			return err;
+	}
+	return send_data(x, ev, len);
+}
+
 static pf_err
 event_cb(void *arg, const uint8_t *ev, size_t len)
 {
@@ -242,6 +262,14 @@ event_cb(void *arg, const uint8_t *ev, size_t len)
 
 	x->prov->stream_event(
 	    x->rq, &x->usage, &x->env->scratch, ev, len, &drop);
+	if (x->conv) {
+		wrk_buf *d = &x->env->scratch;
+
+		if (wrk_sse_data(ev, len, d) <= 0)
+			return PF_OK;
+		return wrk_conv_stream_event(
+		    &x->cv, (const char *)d->data, d->len, conv_emit_cb, x);
+	}
 	if (drop)
 		return PF_OK;
 	if (!x->head_sent) {
@@ -360,23 +388,32 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	char url[PF_URL_MAX + 1], proxy[PF_URL_MAX + 1];
 	size_t blen = c->base_url.len;
 	const char *why = "cannot start transfer";
+	pf_bytes path = rq->path;
+	pf_err err;
 
 	x->cand = i;
 	x->prov = wrk_provider_for(c->type);
 	if (x->prov == NULL)
 		return "unsupported channel type";
-	/* dialect conversion is not built yet */
-	if (rq->client_api != 0 && rq->client_api != c->type)
-		return "channel type differs from the client's API";
+	x->conv
+	    = rq->client_api == PF_API_ANTHROPIC && c->type == PF_API_OPENAI;
+	if (x->conv) {
+		if (path.len != 9 || memcmp(path.ptr, "/messages", 9) != 0)
+			return "no conversion for this path";
+		path.ptr = (const uint8_t *)"/chat/completions";
+		path.len = 17;
+	} else if (rq->client_api != 0 && rq->client_api != c->type) {
+		return "no conversion for this channel type";
+	}
 	while (blen > 0 && c->base_url.ptr[blen - 1] == '/')
 		blen--;
-	if (blen == 0 || blen + rq->path.len > PF_URL_MAX
-	    || !text_safe(c->base_url) || !text_safe(rq->path)
-	    || c->proxy.len > PF_URL_MAX || !text_safe(c->proxy))
+	if (blen == 0 || blen + path.len > PF_URL_MAX || !text_safe(c->base_url)
+	    || !text_safe(path) || c->proxy.len > PF_URL_MAX
+	    || !text_safe(c->proxy))
 		return "bad channel url";
 	memcpy(url, c->base_url.ptr, blen);
-	memcpy(url + blen, rq->path.ptr, rq->path.len);
-	url[blen + rq->path.len] = 0;
+	memcpy(url + blen, path.ptr, path.len);
+	url[blen + path.len] = 0;
 	memcpy(proxy, c->proxy.ptr, c->proxy.len);
 	proxy[c->proxy.len] = 0;
 
@@ -398,7 +435,14 @@ attempt_start(wrk_xfer *x, uint32_t i)
 		why = "bad channel key";
 		goto fail;
 	}
-	if (x->prov->body(rq, c, &x->body) != PF_OK) {
+	wrk_conv_init(&x->cv);
+	if (x->conv)
+		err = wrk_conv_request(rq->body.ptr, rq->body.len,
+		    (const char *)c->upstream_model.ptr, c->upstream_model.len,
+		    &x->body);
+	else
+		err = x->prov->body(rq, c, &x->body);
+	if (err != PF_OK) {
 		why = "cannot build upstream body";
 		goto fail;
 	}
@@ -531,6 +575,26 @@ scrub_key(wrk_xfer *x)
 	}
 }
 
+/* Replace the collected body by its Anthropic form (the answer, or an
+ * error object); left as it is when it cannot be translated. */
+static void
+convert_body(wrk_xfer *x, int error)
+{
+	wrk_buf out;
+	pf_err err;
+
+	wrk_buf_init(&out);
+	err = error ? wrk_conv_error(x->status, x->resp.data, x->resp.len, &out)
+	            : wrk_conv_response(x->resp.data, x->resp.len, &out);
+	if (err == PF_OK) {
+		wrk_buf_fini(&x->resp);
+		x->resp = out;
+		snprintf(x->ctype, sizeof x->ctype, "application/json");
+		return;
+	}
+	wrk_buf_fini(&out);
+}
+
 /* curl finished the current transfer with result res. */
 static void
 attempt_done(wrk_xfer *x, CURLcode res)
@@ -565,6 +629,8 @@ attempt_done(wrk_xfer *x, CURLcode res)
 		decide_mode(x);
 	if (x->mode == MODE_SSE) {
 		err = wrk_sse_finish(&x->sse, event_cb, x);
+		if (err == PF_OK && x->conv)
+			err = wrk_conv_stream_end(&x->cv, conv_emit_cb, x);
 		attempt_end(x);
 		if (err != PF_OK) {
 			attempt_failed(x, 0, x->status, "bad end of stream");
@@ -580,6 +646,8 @@ attempt_done(wrk_xfer *x, CURLcode res)
 	attempt_end(x);
 	if (x->mode == MODE_BODY) {
 		x->prov->response(x->rq, &x->usage, x->resp.data, x->resp.len);
+		if (x->conv)
+			convert_body(x, 0);
 		if (send_head(x) != PF_OK
 		    || (x->resp.len > 0
 		        && send_data(x, x->resp.data, x->resp.len) != PF_OK)) {
@@ -598,6 +666,8 @@ attempt_done(wrk_xfer *x, CURLcode res)
 	    "req=%s channel=%" PRId64 " status=%ld", x->idhex, cur_channel(x),
 	    x->status);
 	scrub_key(x);
+	if (x->conv)
+		convert_body(x, 1);
 	x->last_status = x->status;
 	if (send_head(x) != PF_OK
 	    || (x->resp.len > 0

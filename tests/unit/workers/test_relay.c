@@ -433,6 +433,9 @@ run_many(const cand *cs, int n, int pause_ms, uint32_t *events_each)
 	return good;
 }
 
+static const char *msgs_plain
+    = "{\"model\":\"claude-x\",\"max_tokens\":50,\"system\":\"be brief\","
+      "\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
 static const char *msgs_body
     = "{\"model\":\"claude-x\",\"max_tokens\":50,\"stream\":true,"
       "\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
@@ -655,20 +658,80 @@ main(void)
 		    "channel proxy used (env proxies ignored elsewhere)");
 	}
 	{
-		cand cs[] = { { mock_base, 1, 0, NULL, NULL, 0 },
-			{ mock_base, 2, 0, NULL, NULL, PF_API_ANTHROPIC } };
+		cand cs[]
+		    = { { mock_base, 2, 0, NULL, NULL, PF_API_ANTHROPIC } };
 
 		ok(run_api("/messages", PF_API_ANTHROPIC, msgs_body, 1, 0, cs,
-		       2,
+		       1,
 		       &r) == 0
-		        && r.status == 200 && r.head_channel == 2
-		        && r.one_event_ok && r.seq_ok
+		        && r.status == 200 && r.one_event_ok && r.seq_ok
+		        && strstr(r.data, "\"id\":\"msg_mock") != NULL
 		        && strstr(r.data, "event: message_stop") != NULL,
-		    "anthropic: OpenAI channel skipped, events passed through");
+		    "anthropic channel: events passed through");
 		ok(r.end.reason == PF_END_DONE && r.end.usage.estimated == 0
 		        && r.end.usage.completion == 5
 		        && r.end.usage.prompt > 0,
-		    "anthropic: usage from message_start + message_delta");
+		    "anthropic channel: usage from message_start + "
+		    "message_delta");
+	}
+	{
+		cand cs[] = { { mock_base, 1, 0, "mock-gpt", NULL, 0 } };
+		static const char *const order[]
+		    = { "event: message_start", "event: content_block_start",
+			      "event: content_block_delta",
+			      "event: content_block_stop",
+			      "event: message_delta", "event: message_stop" };
+		const char *at;
+		int in_order = 1;
+
+		ok(run_api("/messages", PF_API_ANTHROPIC, msgs_body, 1, 0, cs,
+		       1,
+		       &r) == 0
+		        && r.status == 200
+		        && strstr(r.ctype, "text/event-stream") != NULL
+		        && r.one_event_ok && r.seq_ok
+		        && strstr(r.data, "chat.completion") == NULL,
+		    "anthropic client, OpenAI channel: converted stream, one "
+		    "event per message");
+		at = r.data;
+		for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+			at = strstr(at, order[k]);
+			if (at == NULL) {
+				in_order = 0;
+				break;
+			}
+		}
+		ok(in_order && strstr(r.data, "\"text_delta\"") != NULL
+		        && strstr(r.data, "\"stop_reason\":\"end_turn\"")
+		            != NULL
+		        && strstr(r.data, "\"output_tokens\":5") != NULL,
+		    "converted stream: event order, text deltas, stop reason, "
+		    "usage");
+		ok(r.end.reason == PF_END_DONE && r.end.usage.estimated == 0
+		        && r.end.usage.completion == 5,
+		    "converted stream: relay.end usage from the usage chunk");
+		ok(run_api("/messages", PF_API_ANTHROPIC, msgs_plain, 0, 0, cs,
+		       1,
+		       &r) == 0
+		        && r.status == 200 && r.n_data == 1
+		        && strstr(r.data, "\"type\":\"message\"") != NULL
+		        && strstr(r.data, "\"type\":\"text\"") != NULL
+		        && strstr(r.data, "\"input_tokens\":") != NULL
+		        && r.end.usage.completion == 5,
+		    "anthropic client, OpenAI channel: converted message");
+	}
+	{
+		cand cs[] = { { s400, 1, 0, NULL, NULL, 0 } };
+
+		ok(run_api("/messages", PF_API_ANTHROPIC, msgs_plain, 0, 0, cs,
+		       1,
+		       &r) == 0
+		        && r.status == 400
+		        && strstr(r.data, "\"type\":\"error\"") != NULL
+		        && strstr(r.data, "invalid_request_error") != NULL
+		        && strstr(r.data, KEY) == NULL,
+		    "anthropic client, OpenAI channel: error in Anthropic's "
+		    "shape");
 	}
 	{
 		cand cs[] = { { mock_base, 1, 0, NULL, NULL, 0 } };
