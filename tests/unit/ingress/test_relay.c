@@ -88,6 +88,8 @@ send_end(nng_socket s, const uint8_t *id, uint32_t seq, int reason)
 	memcpy(m.u.relay_end.id, id, PF_ID_LEN);
 	m.u.relay_end.seq = seq;
 	m.u.relay_end.reason = reason;
+	/* common/msg.c memcpy()s even an empty field: keep ptr non-NULL */
+	m.u.relay_end.error = (pf_bytes) { (const uint8_t *)"", 0 };
 	ok(send_msg(s, &m) == 0, "end sent");
 }
 
