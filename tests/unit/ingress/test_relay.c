@@ -136,6 +136,7 @@ start(ing_relay *r, nng_socket worker, fake_conn *fc, int stream,
 		.type = PF_API_OPENAI,
 		.base_url = { (const uint8_t *)"http://x/v1", 11 },
 		.key = { (const uint8_t *)"k", 1 },
+		.proxy = { (const uint8_t *)"", 0 },
 		.upstream_model = { (const uint8_t *)"m", 1 } };
 	pf_msg m = { .kind = PF_MSG_RELAY_REQUEST };
 	ing_flight *f;
