@@ -406,8 +406,8 @@ stream_response(mock_server *m, struct MHD_Connection *conn,
 	st->drop_after = k->drop_after;
 	st->hang_ms = k->hang_ms;
 	st->coalesce = k->coalesce != 0;
-	resp = MHD_create_response_from_callback(
-	    MHD_SIZE_UNKNOWN, 16 * 1024, stream_read_cb, st, stream_free_cb);
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+	    PF_MOCK_CONN_MEMORY / 2, stream_read_cb, st, stream_free_cb);
 	if (resp == NULL) {
 		free(st);
 		return NULL;
@@ -816,7 +816,7 @@ thread_count(uint32_t asked)
 static pf_err
 start_daemon(mock_server *m, const struct sockaddr_storage *ss)
 {
-	struct MHD_OptionItem ops[8];
+	struct MHD_OptionItem ops[10];
 	size_t n = 0;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD
 	    | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
@@ -830,6 +830,8 @@ start_daemon(mock_server *m, const struct sockaddr_storage *ss)
 		PF_HTTP_CONN_TIMEOUT_S, NULL };
 	ops[n++] = (struct MHD_OptionItem) { MHD_OPTION_CONNECTION_LIMIT,
 		PF_HTTP_MAX_CONNS, NULL };
+	ops[n++] = (struct MHD_OptionItem) { MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		PF_MOCK_CONN_MEMORY, NULL };
 	ops[n++] = (struct MHD_OptionItem) { MHD_OPTION_LISTEN_BACKLOG_SIZE,
 		4096, NULL };
 	ops[n++] = (struct MHD_OptionItem) { MHD_OPTION_EXTERNAL_LOGGER,

@@ -29,6 +29,7 @@
 #define PF_ERROR_BODY_MAX (64u * 1024u)       /* upstream error body kept */
 #define PF_REPLY_SOCKETS_MAX 64u /* worker: reply sockets per thread */
 #define PF_REPLY_SENDBUF 1024    /* worker: messages queued per reply socket */
+#define PF_CANCEL_INBOX_MAX 1024u /* worker: cancels queued per thread */
 
 /* Messages between roles */
 #define PF_MSG_MAX (PF_BODY_MAX_CEILING + 64u * 1024u)
@@ -62,6 +63,7 @@
 #define PF_MOCK_EMBED_DIMS_DEFAULT 16u
 #define PF_MOCK_STATS_BODY_MAX (64u * 1024u)    /* last body kept */
 #define PF_MOCK_STATS_HEADERS_MAX (16u * 1024u) /* last headers kept */
+#define PF_MOCK_CONN_MEMORY (8u * 1024u)        /* MHD pool per connection */
 
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
