@@ -12,12 +12,14 @@
 #include <curl/curl.h>
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
+#include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/limits.h"
 #include "common/log.h"
@@ -33,12 +35,23 @@
 /* Extra fds in curl_multi_poll: pull fd + reply send fds. */
 #define POLL_FDS 16
 
+/* Listeners kept so intake can close while the socket drains. */
+#define MAX_LISTENERS 16
+/* How long SIGTERM lets in-flight relays finish (DESIGN: drain). */
+#define DRAIN_GRACE_MS 180000
+
 typedef struct wrk_thread {
 	wrk_worker *w;
 	pthread_t tid;
 	CURLM *multi;
 	wrk_replies *replies;
 	int started;
+	atomic_size_t live; /* relays alive after the last loop turn */
+	/* relay.cancel ids routed here by other threads */
+	pthread_mutex_t mu;
+	int mu_inited;
+	uint8_t inbox[PF_CANCEL_INBOX_MAX][PF_ID_LEN];
+	size_t n_inbox;
 } wrk_thread;
 
 struct wrk_worker {
@@ -46,12 +59,52 @@ struct wrk_worker {
 	nng_socket pull;
 	int pull_open;
 	int recv_fd;
+	nng_listener listeners[MAX_LISTENERS];
+	size_t n_listeners;
 	atomic_int stop;
 	int stopped;
 	uint32_t n_threads;
 	wrk_thread *threads;
 	int curl_inited;
 };
+
+/* A relay may run on any thread: offer the cancel to every other thread
+ * (a full inbox drops it: that relay then runs to its end) and try here. */
+static void
+route_cancel(wrk_thread *self, wrk_env *env, const uint8_t id[PF_ID_LEN])
+{
+	wrk_worker *w = self->w;
+
+	for (uint32_t i = 0; i < w->n_threads; i++) {
+		wrk_thread *t = &w->threads[i];
+
+		if (t == self)
+			continue;
+		pthread_mutex_lock(&t->mu);
+		if (t->n_inbox < PF_CANCEL_INBOX_MAX)
+			memcpy(t->inbox[t->n_inbox++], id, PF_ID_LEN);
+		pthread_mutex_unlock(&t->mu);
+		curl_multi_wakeup(t->multi);
+	}
+	wrk_env_cancel(env, id);
+}
+
+static void
+take_cancels(wrk_thread *t, wrk_env *env)
+{
+	uint8_t ids[64][PF_ID_LEN];
+	size_t n;
+
+	do {
+		pthread_mutex_lock(&t->mu);
+		n = t->n_inbox < 64 ? t->n_inbox : 64;
+		t->n_inbox -= n;
+		memcpy(ids, t->inbox[t->n_inbox], n * PF_ID_LEN);
+		pthread_mutex_unlock(&t->mu);
+		for (size_t i = 0; i < n; i++)
+			wrk_env_cancel(env, ids[i]);
+	} while (n == 64);
+}
 
 /* Take up to RECV_BATCH requests without blocking. */
 static void
@@ -76,6 +129,11 @@ take_requests(wrk_thread *t, wrk_env *env)
 			    "PF-WRK-DECODE", "err=\"%s\"", pf_strerror(err));
 			continue;
 		}
+		if (pm->kind == PF_MSG_RELAY_CANCEL) {
+			route_cancel(t, env, pm->u.relay_cancel.id);
+			pf_msg_free(pm);
+			continue;
+		}
 		wrk_env_take(env, pm);
 	}
 }
@@ -96,9 +154,11 @@ thread_main(void *arg)
 		size_t nsend;
 
 		take_requests(t, &env);
+		take_cancels(t, &env);
 		curl_multi_perform(t->multi, &running);
 		wrk_env_reap(&env);
 		wait = wrk_env_tick(&env, wrk_now_ms());
+		atomic_store(&t->live, env.n_live);
 		/* failover may have added transfers: let curl see them */
 		if (wait == 0)
 			continue;
@@ -118,6 +178,7 @@ thread_main(void *arg)
 		curl_multi_poll(t->multi, wfd, (unsigned)nfd, (int)wait, NULL);
 	}
 	wrk_env_fini(&env);
+	atomic_store(&t->live, 0);
 	return NULL;
 }
 
@@ -130,6 +191,8 @@ worker_release(wrk_worker *w)
 		wrk_replies_free(t->replies);
 		if (t->multi != NULL)
 			curl_multi_cleanup(t->multi);
+		if (t->mu_inited)
+			pthread_mutex_destroy(&t->mu);
 	}
 	free(w->threads);
 	w->threads = NULL;
@@ -168,12 +231,16 @@ listen_all(wrk_worker *w, const char *urls)
 		if (n > 0) {
 			memcpy(one, p, n);
 			one[n] = 0;
-			rv = nng_listen(w->pull, one, NULL, 0);
+			if (w->n_listeners == MAX_LISTENERS)
+				return PF_EINVAL;
+			rv = nng_listen(
+			    w->pull, one, &w->listeners[w->n_listeners], 0);
 			if (rv != 0) {
 				pf_error("PF-WRK-LISTEN", "url=%s err=\"%s\"",
 				    one, nng_strerror(rv));
 				return PF_ENET;
 			}
+			w->n_listeners++;
 			pf_info("PF-WRK-LISTEN", "url=%s", one);
 			any = 1;
 		}
@@ -231,6 +298,12 @@ wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 		wrk_thread *t = &w->threads[i];
 
 		t->w = w;
+		atomic_init(&t->live, 0);
+		if (pthread_mutex_init(&t->mu, NULL) != 0) {
+			err = PF_EIO;
+			goto fail;
+		}
+		t->mu_inited = 1;
 		t->multi = curl_multi_init();
 		if (t->multi == NULL) {
 			err = PF_ENOMEM;
@@ -280,6 +353,37 @@ wrk_worker_stop(wrk_worker *w)
 		nng_close(w->pull);
 		w->pull_open = 0;
 	}
+}
+
+void
+wrk_worker_close_intake(wrk_worker *w)
+{
+	for (size_t i = 0; i < w->n_listeners; i++)
+		nng_listener_close(w->listeners[i]);
+	w->n_listeners = 0;
+}
+
+size_t
+wrk_worker_live(wrk_worker *w)
+{
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < w->n_threads; i++)
+		n += atomic_load(&w->threads[i].live);
+	return n;
+}
+
+void
+wrk_worker_drain(wrk_worker *w, uint32_t grace_ms)
+{
+	int64_t until = wrk_now_ms() + grace_ms;
+
+	wrk_worker_close_intake(w);
+	/* requests already queued in the socket are still taken */
+	do
+		nng_msleep(50);
+	while (wrk_worker_live(w) > 0 && wrk_now_ms() < until);
+	wrk_worker_stop(w);
 }
 
 void
@@ -356,7 +460,26 @@ wrk_cmd(int argc, char **argv)
 		if (sigwait(&set, &sig) != 0)
 			break;
 	}
-	pf_info("PF-WRK-STOP", "signal=%d", sig);
+	if (sig == SIGTERM) {
+		/* drain: no new requests, let in-flight relays finish; a
+		 * second signal stops at once */
+		struct timespec step = { 0, 100 * 1000 * 1000 };
+		int64_t until = wrk_now_ms() + DRAIN_GRACE_MS;
+
+		pf_info("PF-WRK-DRAIN", "live=%zu grace_ms=%u",
+		    wrk_worker_live(w), DRAIN_GRACE_MS);
+		wrk_worker_close_intake(w);
+		sig = 0;
+		while (wrk_worker_live(w) > 0 && wrk_now_ms() < until) {
+			int got = sigtimedwait(&set, NULL, &step);
+
+			if (got == SIGINT || got == SIGTERM) {
+				sig = got;
+				break;
+			}
+		}
+	}
+	pf_info("PF-WRK-STOP", "signal=%d live=%zu", sig, wrk_worker_live(w));
 	wrk_worker_free(w);
 	return 0;
 }

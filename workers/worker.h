@@ -9,6 +9,9 @@
 #ifndef PF_WORKERS_WORKER_H
 #define PF_WORKERS_WORKER_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "common/config.h"
 #include "common/err.h"
 
@@ -20,6 +23,19 @@ typedef struct wrk_worker wrk_worker;
  * worker.  Errors: PF_ENET (cannot listen), PF_ENOMEM, PF_EIO.
  */
 PF_NODISCARD pf_err wrk_worker_start(const pf_config *cfg, wrk_worker **ret);
+
+/* wrk_worker_close_intake stops taking new requests: the listeners close
+ * (ingresses send to other workers), requests already received still
+ * run.  Not thread-safe against itself; call from the owner. */
+void wrk_worker_close_intake(wrk_worker *w);
+
+/* wrk_worker_live returns how many relays are in flight (as of each
+ * thread's last loop turn). */
+size_t wrk_worker_live(wrk_worker *w);
+
+/* wrk_worker_drain closes intake, waits until no relay is in flight or
+ * grace_ms passed, then stops (wrk_worker_stop).  Blocks. */
+void wrk_worker_drain(wrk_worker *w, uint32_t grace_ms);
 
 /* wrk_worker_stop stops accepting requests, ends transfers and joins the
  * threads.  Blocks; idempotent; never call from a worker callback. */

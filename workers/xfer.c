@@ -759,6 +759,25 @@ wrk_env_take(wrk_env *env, pf_msg *msg)
 }
 
 void
+wrk_env_cancel(wrk_env *env, const uint8_t id[PF_ID_LEN])
+{
+	wrk_xfer *x;
+
+	for (x = env->_head; x != NULL; x = x->next) {
+		if (memcmp(x->rq->id, id, PF_ID_LEN) != 0)
+			continue;
+		if (x->phase != PHASE_ATTEMPT)
+			return;
+		attempt_end(x);
+		pf_info("PF-WRK-CANCEL", "req=%s channel=%" PRId64 " sent=%u",
+		    x->idhex, cur_channel(x), x->seq);
+		finish(x, PF_END_CLIENT_GONE, x->status, "client gone",
+		    x->head_sent);
+		return;
+	}
+}
+
+void
 wrk_env_reap(wrk_env *env)
 {
 	CURLMsg *m;

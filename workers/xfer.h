@@ -57,9 +57,14 @@ void wrk_env_fini(wrk_env *env);
  * wrk_env_take handles one decoded message from the ingress and takes
  * ownership of msg.  A relay.request starts a relay; failures to start
  * are answered with relay.end where a reply address is usable.  Other
- * kinds are dropped (relay.cancel is not routed to workers yet).
+ * kinds are dropped (the thread loop routes relay.cancel itself).
  */
 void wrk_env_take(wrk_env *env, pf_msg *msg);
+
+/* wrk_env_cancel ends the relay with this id, if it lives here: its
+ * transfer stops and relay.end (PF_END_CLIENT_GONE, with the usage of what
+ * was delivered) is sent.  Unknown ids are ignored. */
+void wrk_env_cancel(wrk_env *env, const uint8_t id[PF_ID_LEN]);
 
 /* wrk_env_reap collects the curl transfers that finished (call after
  * curl_multi_perform). */

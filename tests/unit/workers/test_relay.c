@@ -433,6 +433,68 @@ run_many(const cand *cs, int n, int pause_ms, uint32_t *events_each)
 	return good;
 }
 
+static int
+send_cancel(const uint8_t id[PF_ID_LEN])
+{
+	pf_msg m;
+	pf_buf b;
+	nng_msg *nm;
+	int rv = -1;
+
+	memset(&m, 0, sizeof m);
+	m.kind = PF_MSG_RELAY_CANCEL;
+	memcpy(m.u.relay_cancel.id, id, PF_ID_LEN);
+	pf_buf_init(&b);
+	if (pf_msg_encode(&m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0) {
+		if (nng_msg_append(nm, b.data, b.len) == 0
+		    && nng_sendmsg(to_worker, nm, 0) == 0)
+			rv = 0;
+		else
+			nng_msg_free(nm);
+	}
+	pf_buf_fini(&b);
+	return rv;
+}
+
+/* Start a stream, read `before` data messages, cancel it, read to the
+ * end.  Returns the end reason (-1 on error); *data = data count. */
+static int
+run_cancel(const cand *cs, int before, uint32_t *data)
+{
+	uint8_t id[PF_ID_LEN];
+	int reason = -1;
+
+	*data = 0;
+	if (send_req("/chat/completions", PF_API_OPENAI, stream_body, 1, 0, cs,
+	        1, id)
+	    != 0)
+		return -1;
+	for (;;) {
+		nng_msg *nm;
+		pf_msg *pm;
+
+		if (nng_recvmsg(from_worker, &nm, 0) != 0)
+			return -1;
+		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &pm)
+		    != PF_OK) {
+			nng_msg_free(nm);
+			return -1;
+		}
+		nng_msg_free(nm);
+		if (pm->kind == PF_MSG_RELAY_DATA && ++*data == (uint32_t)before
+		    && send_cancel(id) != 0) {
+			pf_msg_free(pm);
+			return -1;
+		}
+		if (pm->kind == PF_MSG_RELAY_END) {
+			reason = pm->u.relay_end.reason;
+			pf_msg_free(pm);
+			return reason;
+		}
+		pf_msg_free(pm);
+	}
+}
+
 static const char *msgs_plain
     = "{\"model\":\"claude-x\",\"max_tokens\":50,\"system\":\"be brief\","
       "\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
@@ -446,12 +508,12 @@ main(void)
 	pf_config cfg;
 	wrk_worker *w = NULL;
 	mock_options mo;
-	mock_server *mock = NULL, *big = NULL;
+	mock_server *mock = NULL, *big = NULL, *slow = NULL;
 	uint32_t each = 0;
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
-	char via_fake[64], big_base[64];
+	char via_fake[64], big_base[64], slow_base[64];
 	result r;
 
 	pf_log_set_level(PF_LOG_ERROR);
@@ -463,6 +525,13 @@ main(void)
 		printf("Bail out! mock model did not start\n");
 		return 1;
 	}
+	mo.chunks = 20;
+	mo.chunk_delay_ms = 50;
+	if (mock_server_start(&mo, &slow) != PF_OK) {
+		printf("Bail out! mock model did not start\n");
+		return 1;
+	}
+	mo.chunk_delay_ms = 0;
 	mo.chunks = 3000;
 	if (mock_server_start(&mo, &big) != PF_OK) {
 		printf("Bail out! mock model did not start\n");
@@ -478,6 +547,8 @@ main(void)
 	    mock_server_port(mock));
 	snprintf(big_base, sizeof big_base, "http://127.0.0.1:%u/v1",
 	    mock_server_port(big));
+	snprintf(slow_base, sizeof slow_base, "http://127.0.0.1:%u/v1",
+	    mock_server_port(slow));
 	snprintf(closed_base, sizeof closed_base, "http://127.0.0.1:%u/v1",
 	    closed_port());
 #define FAKE(buf, what)                                                        \
@@ -747,10 +818,57 @@ main(void)
 		    "upstream back, nothing lost or reordered (%u)",
 		    each);
 	}
+	{
+		cand cs[] = { { slow_base, 1, 0, NULL, NULL, 0 } };
+		uint32_t got = 0;
+
+		ok(run_cancel(cs, 3, &got) == PF_END_CLIENT_GONE && got >= 3
+		        && got < 20,
+		    "relay.cancel stops the transfer: end CLIENT_GONE after "
+		    "%u events",
+		    got);
+	}
 	ok(run(chat_body, 0, 0, NULL, 0, &r) == 0 && r.got_head == 0
 	        && r.end.reason == PF_END_NO_CHANNEL,
 	    "no candidates: relay.end NO_CHANNEL");
 
+	{
+		/* drain waits for the relay in flight, then stops */
+		cand cs[] = { { slow_base, 1, 0, NULL, NULL, 0 } };
+		uint8_t id[PF_ID_LEN];
+
+		ok(send_req("/chat/completions", PF_API_OPENAI, stream_body, 1,
+		       0, cs, 1, id)
+		        == 0,
+		    "a stream is in flight");
+		nng_msleep(100); /* let a thread take it */
+		wrk_worker_drain(w, 20000);
+		ok(wrk_worker_live(w) == 0, "drain: nothing left in flight");
+		r.got_end = 0;
+		r.n_data = 0;
+		while (!r.got_end) {
+			nng_msg *nm;
+			pf_msg *pm;
+
+			if (nng_recvmsg(from_worker, &nm, 0) != 0)
+				break;
+			if (pf_msg_decode(
+			        nng_msg_body(nm), nng_msg_len(nm), &pm)
+			    == PF_OK) {
+				if (pm->kind == PF_MSG_RELAY_DATA)
+					r.n_data++;
+				if (pm->kind == PF_MSG_RELAY_END) {
+					r.got_end = 1;
+					r.end.reason = pm->u.relay_end.reason;
+				}
+				pf_msg_free(pm);
+			}
+			nng_msg_free(nm);
+		}
+		ok(r.got_end && r.end.reason == PF_END_DONE && r.n_data >= 20,
+		    "drain: the stream in flight finished (%d events)",
+		    r.n_data);
+	}
 	wrk_worker_free(w);
 	nng_close(to_worker);
 	nng_close(from_worker);
@@ -759,5 +877,6 @@ main(void)
 	pthread_join(f.tid, NULL);
 	mock_server_free(mock);
 	mock_server_free(big);
+	mock_server_free(slow);
 	return tap_done();
 }
