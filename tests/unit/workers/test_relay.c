@@ -222,6 +222,7 @@ typedef struct cand {
 } cand;
 
 static nng_socket to_worker, from_worker;
+static const char *reply_url = REPLY_URL;
 
 /* Send one relay.request; its id goes to id. */
 static int
@@ -254,8 +255,8 @@ send_req(const char *path, int32_t api, const char *body, int stream,
 	}
 	m.kind = PF_MSG_RELAY_REQUEST;
 	memcpy(m.u.relay_request.id, id, PF_ID_LEN);
-	m.u.relay_request.reply_addr.ptr = (const uint8_t *)REPLY_URL;
-	m.u.relay_request.reply_addr.len = strlen(REPLY_URL);
+	m.u.relay_request.reply_addr.ptr = (const uint8_t *)reply_url;
+	m.u.relay_request.reply_addr.len = strlen(reply_url);
 	m.u.relay_request.method.ptr = (const uint8_t *)"POST";
 	m.u.relay_request.method.len = 4;
 	m.u.relay_request.path.ptr = (const uint8_t *)path;
@@ -514,6 +515,7 @@ main(void)
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
 	char via_fake[64], big_base[64], slow_base[64];
+	char ipc_worker[80], ipc_reply[80];
 	result r;
 
 	pf_log_set_level(PF_LOG_ERROR);
@@ -570,7 +572,13 @@ main(void)
 	snprintf(via_fake, sizeof via_fake, "http://127.0.0.1:%u", f.port);
 
 	pf_config_defaults(&cfg);
-	snprintf(cfg.worker_url, sizeof cfg.worker_url, "%s", WORKER_URL);
+	snprintf(ipc_worker, sizeof ipc_worker, "ipc:///tmp/pf-test-wrk-%d.ipc",
+	    (int)getpid());
+	snprintf(ipc_reply, sizeof ipc_reply, "ipc:///tmp/pf-test-rep-%d.ipc",
+	    (int)getpid());
+	/* two listen URLs: inproc and ipc */
+	snprintf(cfg.worker_url, sizeof cfg.worker_url, "%s, %s", WORKER_URL,
+	    ipc_worker);
 	cfg.worker_threads = 2;
 	if (nng_pull0_open(&from_worker) != 0
 	    || nng_listen(from_worker, REPLY_URL, NULL, 0) != 0
@@ -832,6 +840,29 @@ main(void)
 	        && r.end.reason == PF_END_NO_CHANNEL,
 	    "no candidates: relay.end NO_CHANNEL");
 
+	{
+		/* the same over ipc://, as separate processes would talk */
+		cand cs[] = { { mock_base, 1, 0, NULL, NULL, 0 } };
+		nng_socket in = to_worker, out = from_worker;
+		int up = nng_push0_open(&to_worker) == 0
+		    && nng_dial(to_worker, ipc_worker, NULL, 0) == 0
+		    && nng_pull0_open(&from_worker) == 0
+		    && nng_listen(from_worker, ipc_reply, NULL, 0) == 0
+		    && nng_socket_set_ms(from_worker, NNG_OPT_RECVTIMEO, 20000)
+		        == 0;
+
+		reply_url = ipc_reply;
+		ok(up && run(stream_body, 1, 0, cs, 1, &r) == 0
+		        && r.status == 200 && r.one_event_ok && r.seq_ok
+		        && r.end.reason == PF_END_DONE
+		        && r.end.seq == (uint32_t)r.n_data,
+		    "ipc:// request and replies (second listen URL)");
+		nng_close(to_worker);
+		nng_close(from_worker);
+		to_worker = in;
+		from_worker = out;
+		reply_url = REPLY_URL;
+	}
 	{
 		/* drain waits for the relay in flight, then stops */
 		cand cs[] = { { slow_base, 1, 0, NULL, NULL, 0 } };
