@@ -13,6 +13,7 @@ struct wrk_reply {
 	size_t refs;    /* queues bound to this socket */
 	size_t waiting; /* queues with messages waiting */
 	int send_fd;    /* -1 until asked */
+	int full;       /* refused a send this loop turn: do not retry */
 };
 
 struct wrk_replies {
@@ -191,7 +192,7 @@ wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc)
 	if (rv != 0)
 		return PF_ENOMEM;
 	memcpy(nng_msg_body(msg), enc->data, enc->len);
-	if (q->n == 0) {
+	if (q->n == 0 && !q->reply->full) {
 		rv = nng_sendmsg(q->reply->sock, msg, NNG_FLAG_NONBLOCK);
 		if (rv == 0)
 			return PF_OK;
@@ -199,6 +200,7 @@ wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc)
 			nng_msg_free(msg);
 			return PF_ENET;
 		}
+		q->reply->full = 1;
 	}
 	err = enqueue(q, msg);
 	if (err != PF_OK)
@@ -211,10 +213,15 @@ wrk_outq_flush(wrk_outq *q)
 {
 	while (q->_head != NULL) {
 		struct wrk_outmsg *o = q->_head;
-		int rv = nng_sendmsg(q->reply->sock, o->msg, NNG_FLAG_NONBLOCK);
+		int rv;
 
-		if (rv == NNG_EAGAIN)
+		if (q->reply->full)
 			return PF_EAGAIN;
+		rv = nng_sendmsg(q->reply->sock, o->msg, NNG_FLAG_NONBLOCK);
+		if (rv == NNG_EAGAIN) {
+			q->reply->full = 1;
+			return PF_EAGAIN;
+		}
 		if (rv != 0) {
 			queue_drop(q);
 			return PF_ENET;
@@ -227,6 +234,13 @@ wrk_outq_flush(wrk_outq *q)
 			q->reply->waiting--;
 	}
 	return PF_OK;
+}
+
+void
+wrk_replies_new_turn(wrk_replies *rs)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		rs->socks[i]->full = 0;
 }
 
 size_t

@@ -65,6 +65,11 @@ PF_NODISCARD pf_err wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc);
  */
 PF_NODISCARD pf_err wrk_outq_flush(wrk_outq *q);
 
+/* wrk_replies_new_turn forgets which sockets refused a send: once one
+ * did, sends on it queue without trying until the next loop turn (each
+ * failed try costs NNG an allocation and a random number). */
+void wrk_replies_new_turn(wrk_replies *rs);
+
 /* wrk_replies_poll_fds writes up to max send-readiness fds of sockets
  * that have waiting queues; returns how many. */
 size_t wrk_replies_poll_fds(wrk_replies *rs, int *fds, size_t max);

@@ -29,7 +29,7 @@
 #include "workers/xfer.h"
 
 /* Requests taken per loop turn, so curl is never starved. */
-#define RECV_BATCH 64
+#define RECV_BATCH 16
 /* Longest sleep of a loop turn; a safety net only. */
 #define POLL_MAX_MS 1000
 /* Extra fds in curl_multi_poll: pull fd + reply send fds. */
@@ -153,6 +153,7 @@ thread_main(void *arg)
 		int64_t wait;
 		size_t nsend;
 
+		wrk_replies_new_turn(t->replies);
 		take_requests(t, &env);
 		take_cancels(t, &env);
 		curl_multi_perform(t->multi, &running);

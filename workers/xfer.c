@@ -456,6 +456,7 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
 	SETOPT(CURLOPT_PIPEWAIT, 1L);
+	SETOPT(CURLOPT_USERAGENT, "planktonfly");
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
 	    (long)pick(c->connect_timeout_ms, cfg->connect_timeout_ms));
 	SETOPT(CURLOPT_HTTPHEADER, x->headers);
