@@ -475,6 +475,24 @@ done:
 	return err;
 }
 
+void
+ing_relay_cancel(ing_relay *r, const uint8_t id[PF_ID_LEN])
+{
+	pf_msg m = { .kind = PF_MSG_RELAY_CANCEL };
+	pf_buf b;
+	nng_msg *nm = NULL;
+
+	memcpy(m.u.relay_cancel.id, id, PF_ID_LEN);
+	pf_buf_init(&b);
+	if (pf_msg_encode(&m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0
+	    && nng_msg_append(nm, b.data, b.len) == 0
+	    && nng_sendmsg(r->push, nm, NNG_FLAG_NONBLOCK) == 0)
+		nm = NULL;
+	if (nm != NULL)
+		nng_msg_free(nm);
+	pf_buf_fini(&b);
+}
+
 /* --- lifecycle ---------------------------------------------------------
  */
 

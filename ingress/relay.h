@@ -96,6 +96,14 @@ int ing_flight_ready_locked(const ing_flight *f);
 PF_NODISCARD pf_err ing_relay_send(
     ing_relay *r, ing_flight *f, const pf_msg *req);
 
+/*
+ * ing_relay_cancel tells the workers that request id lost its client
+ * (relay.cancel), best effort: never blocks, and a message no worker can
+ * take now is dropped.  With several workers it may reach one that does
+ * not run the request, which ignores it.
+ */
+void ing_relay_cancel(ing_relay *r, const uint8_t id[PF_ID_LEN]);
+
 /* ing_relay_inflight returns how many flights are filed. */
 size_t ing_relay_inflight(ing_relay *r);
 

@@ -701,11 +701,17 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (st->flight != NULL) {
 		ing_flight *f = st->flight;
+		int unfinished;
 		ing_relay_forget(srv->relay, f);
 		pthread_mutex_lock(&f->mu);
 		f->conn = NULL;
 		f->suspended = 0;
+		unfinished = !f->ended;
 		pthread_mutex_unlock(&f->mu);
+		/* the client left (or was cut off) before the worker finished:
+		 * stop the upstream transfer */
+		if (unfinished)
+			ing_relay_cancel(srv->relay, f->id);
 		ing_flight_unref(f);
 	}
 	free(st->body);

@@ -271,6 +271,21 @@ main(void)
 	send_data(reply, f->id, 0, "late", 4);
 	ing_flight_unref(f);
 
+	/* a cancel reaches the worker */
+	uint8_t cid[PF_ID_LEN] = { 9, 8, 7 };
+	nng_msg *cm = NULL;
+	pf_msg *cmsg = NULL;
+	ing_relay_cancel(r, cid);
+	ok(nng_recvmsg(worker, &cm, 0) == 0
+	        && pf_msg_decode(nng_msg_body(cm), nng_msg_len(cm), &cmsg)
+	            == PF_OK
+	        && cmsg->kind == PF_MSG_RELAY_CANCEL
+	        && memcmp(cmsg->u.relay_cancel.id, cid, PF_ID_LEN) == 0,
+	    "relay.cancel delivered with the id");
+	pf_msg_free(cmsg);
+	if (cm != NULL)
+		nng_msg_free(cm);
+
 	/* close_all ends what is left and refuses new flights */
 	f = start(r, worker, &fc, 0, now_ms() + 60000);
 	ing_relay_close_all(r);
