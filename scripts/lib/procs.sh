@@ -12,22 +12,27 @@ pf_unset_pf_env() {
 	done
 }
 
-# pf_proc_stop PIDFILE: TERM, then KILL after ~10 s, the planktonfly
-# process recorded in PIDFILE (only if it still is one).
+# pf_kill_pid PID NAME SIGNAL ends process PID if it is still alive and its
+# name (/proc/PID/comm) contains NAME -- a guard against a recycled pid:
+# SIGNAL first, SIGKILL if it is still there after ~10 s.
+pf_kill_pid() {
+	local pid=$1 name=$2 sig=$3
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	grep -q -- "$name" "/proc/$pid/comm" 2>/dev/null || return 0
+	kill -"$sig" "$pid" 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+# pf_proc_stop PIDFILE ends the planktonfly process recorded in PIDFILE.
 pf_proc_stop() {
-	local pidfile=$1 pid
-	pid=$(cat "$pidfile" 2>/dev/null || true)
-	rm -f "$pidfile"
-	[ -n "$pid" ] || return 0
-	if kill -0 "$pid" 2>/dev/null &&
-	    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q planktonfly; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || return 0
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
+	local pid
+	pid=$(cat "$1" 2>/dev/null || true)
+	rm -f "$1"
+	pf_kill_pid "$pid" planktonfly TERM
 }
 
 # pf_wait_port PORT PID SECONDS: waits until PORT on loopback accepts

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # services.sh -- a private PostgreSQL and Redis under .run/<name>/ on
-# loopback and non-default ports.  Source after setup.sh.
+# loopback and non-default ports.  Source with setup.sh and procs.sh.
 #
 #   pf_services_start NAME PG_PORT REDIS_PORT [fresh]
 #   pf_services_stop NAME
@@ -66,15 +66,7 @@ pf_pg_stop() {
 	fi
 	# pg_ctl refused (stale pid file, or not ours to signal): kill by pid.
 	pid=$(head -n 1 "$pgdata/postmaster.pid" 2>/dev/null || true)
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-	    grep -q postgres "/proc/$pid/comm" 2>/dev/null; then
-		kill -INT "$pid" 2>/dev/null || true
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
+	pf_kill_pid "$pid" postgres INT
 	rm -f "$pgdata/postmaster.pid"
 }
 
@@ -87,15 +79,7 @@ pf_redis_stop() {
 		redis-cli -h 127.0.0.1 -p "$port" shutdown nosave >/dev/null 2>&1 || true
 	fi
 	pid=$(cat "$dir/redis.pid" 2>/dev/null || true)
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-	    grep -q redis "/proc/$pid/comm" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
+	pf_kill_pid "$pid" redis TERM
 	rm -f "$dir/redis.pid"
 }
 
