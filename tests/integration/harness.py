@@ -129,6 +129,10 @@ def parse_sse(body):
     return events, problems
 
 
+class ProcessExited(RuntimeError):
+    pass
+
+
 class Proc:
     """A started subprocess with its output in a temporary file."""
 
@@ -275,8 +279,8 @@ class Harness:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not proc.alive():
-                raise RuntimeError(f"{name} exited with {proc.p.returncode}:"
-                                   f"\n{proc.output()}")
+                raise ProcessExited(f"{name} exited with {proc.p.returncode}:"
+                                    f"\n{proc.output()}")
             try:
                 if ready():
                     return proc
@@ -286,29 +290,44 @@ class Harness:
         raise RuntimeError(f"{name} not ready after {timeout}s:\n"
                            f"{proc.output()}")
 
+    def start_on_free_port(self, start):
+        """Calls start(port) with a fresh free port; retries twice when the
+        process exits early (another test may have taken the port between
+        our probe and its bind)."""
+        for attempt in range(3):
+            try:
+                return start(free_port())
+            except ProcessExited:
+                if attempt == 2:
+                    raise
+
     def start_mock(self, extra_args=()):
-        port = free_port()
-        listen = f"127.0.0.1:{port}"
+        def start(port):
+            listen = f"127.0.0.1:{port}"
 
-        def ready():
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
+            def ready():
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return True
 
-        self.start("mock-model", ["mock-model", "--listen", listen]
-                   + list(extra_args), self.env(), ready)
-        return f"http://{listen}/v1"
+            self.start("mock-model", ["mock-model", "--listen", listen]
+                       + list(extra_args), self.env(), ready)
+            return f"http://{listen}/v1"
+
+        return self.start_on_free_port(start)
 
     def start_serve(self, db_url, extra_env=None):
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = self.env(db_url, dict({"PF_LISTEN": f"127.0.0.1:{port}"},
-                                    **(extra_env or {})))
+        def start(port):
+            base = f"http://127.0.0.1:{port}"
+            env = self.env(db_url, dict({"PF_LISTEN": f"127.0.0.1:{port}"},
+                                        **(extra_env or {})))
 
-        def ready():
-            return fetch("GET", base + "/health", timeout=2)[0] == 200
+            def ready():
+                return fetch("GET", base + "/health", timeout=2)[0] == 200
 
-        proc = self.start("serve", ["serve"], env, ready)
-        return base + "/v1", proc
+            proc = self.start("serve", ["serve"], env, ready)
+            return base + "/v1", proc
+
+        return self.start_on_free_port(start)
 
     def gateway(self, models="mock-gpt,gpt-4o-mini", serve_env=None,
                 mock_args=(), upstream=None):
