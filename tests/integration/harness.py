@@ -330,11 +330,12 @@ class Harness:
         return self.start_on_free_port(start)
 
     def gateway(self, models="mock-gpt,gpt-4o-mini", serve_env=None,
-                mock_args=(), upstream=None):
+                mock_args=(), upstream=None, prepare=None):
         """The walking skeleton: a migrated database, a mock model, a user
         with balance, a token, an openai channel to the mock with `models`,
         a price, and `serve`.  upstream (a base URL ending in /v1) replaces
-        the mock model.  Returns a Gateway."""
+        the mock model; prepare(g), if given, runs just before `serve`
+        starts (more users, tokens, channels).  Returns a Gateway."""
         g = Gateway()
         g.db = self.new_db()
         self.migrate(g.db)
@@ -351,6 +352,8 @@ class Harness:
         for m in g.models:
             self.admin(g.db, "price-set", "--model", m, "--input", "0.5",
                        "--output", "1.5")
+        if prepare is not None:
+            prepare(g)
         g.base_url, g.proc = self.start_serve(g.db, serve_env)
         return g
 
