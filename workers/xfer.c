@@ -107,6 +107,7 @@ wrk_env_init(wrk_env *env, void *multi, const pf_config *cfg, wrk_replies *rs)
 	env->cfg = cfg;
 	env->replies = rs;
 	pf_buf_init(&env->enc);
+	env->_next_scan = INT64_MAX;
 	wrk_buf_init(&env->scratch);
 }
 
@@ -126,12 +127,37 @@ cur_channel(const wrk_xfer *x)
 	return c != NULL ? c->channel_id : 0;
 }
 
+/* ---- scheduling ----------------------------------------------------------
+ * wrk_env_tick walks every relay only when a deadline may have come
+ * (env->_next_scan) or something needs the walk (env->_dirty: a queue
+ * waiting for the ingress, a relay draining or done).  Deadlines only
+ * move later as bytes arrive, so each change that can bring one earlier
+ * calls scan_by. */
+
+static void
+scan_by(wrk_env *env, int64_t t)
+{
+	if (t < env->_next_scan)
+		env->_next_scan = t;
+}
+
+static void
+set_phase(wrk_xfer *x, enum phase p)
+{
+	x->phase = p;
+	x->env->_dirty = 1;
+}
+
 /* ---- replies ---------------------------------------------------------- */
 
 static pf_err
 send_msg(wrk_xfer *x, const pf_msg *m)
 {
-	return wrk_outq_send(&x->q, m, &x->env->enc);
+	pf_err err = wrk_outq_send(&x->q, m, &x->env->enc);
+
+	if (x->q.n > 0)
+		x->env->_dirty = 1; /* waits for the socket: flush in ticks */
+	return err;
 }
 
 static pf_err
@@ -193,10 +219,10 @@ finish(wrk_xfer *x, pf_end_reason reason, long status, const char *error,
 	m.u.relay_end.error.len = error ? strlen(error) : 0;
 	if (send_msg(x, &m) != PF_OK) {
 		pf_warn("PF-WRK-REPLY-LOST", "req=%s what=end", x->idhex);
-		x->phase = PHASE_DONE;
+		set_phase(x, PHASE_DONE);
 		return;
 	}
-	x->phase = x->q.n > 0 ? PHASE_DRAIN : PHASE_DONE;
+	set_phase(x, x->q.n > 0 ? PHASE_DRAIN : PHASE_DONE);
 }
 
 /* ---- curl callbacks ----------------------------------------------------- */
@@ -305,11 +331,13 @@ write_cb(char *p, size_t size, size_t nmemb, void *arg)
 		x->paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}
+	x->t_last = wrk_now_ms();
 	if (!x->got_byte) {
 		x->got_byte = 1;
 		decide_mode(x);
+		/* the idle deadline may come before the first-byte one */
+		scan_by(x->env, x->t_last + x->idle_ms);
 	}
-	x->t_last = wrk_now_ms();
 	switch (x->mode) {
 	case MODE_SSE:
 		err = wrk_sse_feed(&x->sse, p, n, event_cb, x);
@@ -480,6 +508,9 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	    = pick(c->first_byte_timeout_ms, cfg->first_byte_timeout_ms);
 	x->idle_ms = pick(c->idle_timeout_ms, cfg->idle_timeout_ms);
 	x->total_ms = pick(c->total_timeout_ms, cfg->total_timeout_ms);
+	scan_by(x->env, x->t_attempt + x->first_byte_ms);
+	scan_by(x->env, x->t_attempt + x->total_ms);
+	scan_by(x->env, x->deadline);
 	return NULL;
 fail:
 	if (x->easy != NULL) {
@@ -607,7 +638,7 @@ attempt_done(wrk_xfer *x, CURLcode res)
 	if (x->abort_why == ABORT_REPLY) {
 		attempt_end(x);
 		pf_warn("PF-WRK-REPLY-LOST", "req=%s what=data", x->idhex);
-		x->phase = PHASE_DONE;
+		set_phase(x, PHASE_DONE);
 		return;
 	}
 	if (res != CURLE_OK) {
@@ -638,7 +669,7 @@ attempt_done(wrk_xfer *x, CURLcode res)
 			return;
 		}
 		if (!x->head_sent && send_head(x) != PF_OK) {
-			x->phase = PHASE_DONE;
+			set_phase(x, PHASE_DONE);
 			return;
 		}
 		finish(x, PF_END_DONE, x->status, NULL, 1);
@@ -652,7 +683,7 @@ attempt_done(wrk_xfer *x, CURLcode res)
 		if (send_head(x) != PF_OK
 		    || (x->resp.len > 0
 		        && send_data(x, x->resp.data, x->resp.len) != PF_OK)) {
-			x->phase = PHASE_DONE;
+			set_phase(x, PHASE_DONE);
 			return;
 		}
 		finish(x, PF_END_DONE, x->status, NULL, 1);
@@ -673,7 +704,7 @@ attempt_done(wrk_xfer *x, CURLcode res)
 	if (send_head(x) != PF_OK
 	    || (x->resp.len > 0
 	        && send_data(x, x->resp.data, x->resp.len) != PF_OK)) {
-		x->phase = PHASE_DONE;
+		set_phase(x, PHASE_DONE);
 		return;
 	}
 	finish(x, PF_END_UPSTREAM_ERROR, x->status, "upstream error", 0);
@@ -817,7 +848,7 @@ xfer_tick(wrk_xfer *x, int64_t now)
 			if (err == PF_EAGAIN)
 				pf_warn("PF-WRK-REPLY-LOST",
 				    "req=%s what=drain", x->idhex);
-			x->phase = PHASE_DONE;
+			set_phase(x, PHASE_DONE);
 		}
 		return x->deadline + DRAIN_GRACE_MS;
 	}
@@ -829,18 +860,20 @@ xfer_tick(wrk_xfer *x, int64_t now)
 			attempt_end(x);
 			pf_warn(
 			    "PF-WRK-REPLY-LOST", "req=%s what=data", x->idhex);
-			x->phase = PHASE_DONE;
+			set_phase(x, PHASE_DONE);
 			return now;
 		}
+		if (err == PF_OK)
+			x->t_last
+			    = now; /* waiting for the ingress is not idle */
 		if (err == PF_OK && x->paused) {
 			x->paused = 0;
-			x->t_last = now;
 			/* may deliver the held data to write_cb at once */
 			if (curl_easy_pause(x->easy, CURLPAUSE_CONT)
 			    != CURLE_OK) {
 				attempt_end(x);
 				if (x->abort_why == ABORT_REPLY) {
-					x->phase = PHASE_DONE;
+					set_phase(x, PHASE_DONE);
 					return now;
 				}
 				attempt_failed(
@@ -872,9 +905,15 @@ xfer_tick(wrk_xfer *x, int64_t now)
 int64_t
 wrk_env_tick(wrk_env *env, int64_t now)
 {
-	int64_t next = -1, dl;
+	int64_t next = INT64_MAX, dl;
 	wrk_xfer *x, *nx;
+	int dirty = 0;
 
+	if (!env->_dirty && now < env->_next_scan)
+		return env->_next_scan == INT64_MAX ? -1
+		                                    : env->_next_scan - now;
+	env->_dirty = 0;
+	env->_next_scan = INT64_MAX;
 	for (x = env->_head; x != NULL; x = nx) {
 		nx = x->next;
 		dl = xfer_tick(x, now);
@@ -882,14 +921,21 @@ wrk_env_tick(wrk_env *env, int64_t now)
 			xfer_free(x);
 			continue;
 		}
+		if (x->q.n > 0 || x->phase == PHASE_DRAIN)
+			dirty = 1;
 		if (x->phase == PHASE_ATTEMPT && x->easy == NULL)
 			continue;
-		if (next < 0 || dl < next)
+		if (dl < next)
 			next = dl;
 	}
-	if (next < 0)
+	/* ticks may have started attempts (scan_by) or queued messages */
+	env->_dirty |= dirty;
+	scan_by(env, next);
+	if (env->_dirty)
+		return 0 < env->_next_scan - now ? env->_next_scan - now : 0;
+	if (env->_next_scan == INT64_MAX)
 		return -1;
-	return next > now ? next - now : 0;
+	return env->_next_scan > now ? env->_next_scan - now : 0;
 }
 
 void

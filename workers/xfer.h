@@ -39,6 +39,8 @@ typedef struct wrk_env {
 	wrk_buf scratch; /* reusable event data buffer */
 	wrk_xfer *_head; /* live relays */
 	size_t n_live;
+	int64_t _next_scan; /* earliest relay deadline, INT64_MAX none */
+	int _dirty;         /* a relay needs the next tick */
 } wrk_env;
 
 /* wrk_now_ms returns a monotonic clock in milliseconds. */
