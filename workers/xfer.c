@@ -254,7 +254,7 @@ decide_mode(wrk_xfer *x)
 		memcpy(x->ctype, ct, strlen(ct) + 1);
 	if (x->status >= 200 && x->status < 300) {
 		if (x->rq->stream && ct != NULL
-		    && strstr(ct, "text/event-stream") != NULL)
+		    && strcasestr(ct, "text/event-stream") != NULL)
 			x->mode = MODE_SSE;
 		else
 			x->mode = MODE_BODY;

@@ -127,6 +127,16 @@ conn_main(void *arg)
 		    "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n%zx\r\n%s",
 		    strlen(e1), e1, strlen(e2) + 100, e2);
 		write_all(fd, out, strlen(out));
+	} else if (strncmp(req, "POST /stall/", 12) == 0) {
+		/* one event, then silence with the connection open */
+		const char *h = "HTTP/1.1 200 OK\r\nContent-Type: "
+		                "text/event-stream\r\n\r\n"
+		                "data: {\"choices\":[{\"delta\":{\"content\":"
+		                "\"abcd\"}}]}\n\n";
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		write_all(fd, h, strlen(h));
+		(void)poll(&p, 1, 5000);
 	} else if (strncmp(req, "POST /echo/", 11) == 0) {
 		/* {"auth":0|1,"body":<what we got>} */
 		int auth = strstr(req, "\r\nAuthorization: Bearer " KEY "\r\n")
@@ -514,6 +524,7 @@ main(void)
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
+	char stall[64];
 	char via_fake[64], big_base[64], slow_base[64];
 	char ipc_worker[80], ipc_reply[80];
 	result r;
@@ -562,6 +573,7 @@ main(void)
 	FAKE(drop, "drop");
 	FAKE(echo, "echo");
 	FAKE(nousage, "nousage");
+	FAKE(stall, "stall");
 
 	/* Environment proxies must be ignored: point them at nothing. */
 	snprintf(
@@ -580,6 +592,7 @@ main(void)
 	snprintf(cfg.worker_url, sizeof cfg.worker_url, "%s, %s", WORKER_URL,
 	    ipc_worker);
 	cfg.worker_threads = 2;
+	cfg.idle_timeout_ms = 1000; /* for the stall case */
 	if (nng_pull0_open(&from_worker) != 0
 	    || nng_listen(from_worker, REPLY_URL, NULL, 0) != 0
 	    || nng_socket_set_ms(from_worker, NNG_OPT_RECVTIMEO, 20000) != 0
@@ -707,6 +720,18 @@ main(void)
 		    "dropped mid-stream: end UPSTREAM_ERROR, usage estimated "
 		    "from delivered text (%lld)",
 		    (long long)r.end.usage.completion);
+	}
+	{
+		cand cs[] = { { stall, 1, 0, NULL, NULL, 0 },
+			{ mock_base, 2, 0, NULL, NULL, 0 } };
+
+		ok(run(stream_body, 1, 0, cs, 2, &r) == 0 && r.status == 200
+		        && r.head_channel == 1 && r.n_data == 1
+		        && r.end.reason == PF_END_TIMEOUT && r.end.seq == 1
+		        && r.end.usage.estimated == 1
+		        && r.end.usage.completion == 1,
+		    "idle gap mid-stream: end TIMEOUT with usage so far, no "
+		    "failover after the first byte");
 	}
 	{
 		cand cs[] = { { echo, 1, 0, "up-model", NULL, 0 } };
