@@ -1,6 +1,7 @@
 /*
  * relay.c -- NNG push/pull to the workers and the in-flight table.
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -64,6 +65,7 @@ ing_flight_new(const uint8_t id[PF_ID_LEN], int stream, int64_t deadline_ms,
 	f->deadline_ms = deadline_ms;
 	f->conn = conn;
 	f->resume = resume;
+	f->fd = -1;
 	f->_refs = 1;
 	return f;
 }
@@ -96,7 +98,7 @@ streaming(const ing_flight *f)
 int
 ing_flight_ready_locked(const ing_flight *f)
 {
-	if (f->failed || f->ended)
+	if (f->failed || f->ended || f->client_gone)
 		return 1;
 	if (!f->responded)
 		return streaming(f);
@@ -270,16 +272,40 @@ out:
 	return n;
 }
 
+/* hung_up says whether the peer of a parked connection closed it. */
+static int
+hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1
+	    && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static void
 sweep(ing_relay *r)
 {
 	ing_flight **v;
-	size_t n = collect(r, now_ms(), &v);
+	int64_t now = now_ms();
+	size_t n = collect(r, 0, &v);
 
 	for (size_t i = 0; i < n; i++) {
-		end_flight(r, v[i], PF_END_WORKER_LOST,
-		    "no answer from the worker before the deadline");
-		ing_flight_unref(v[i]);
+		ing_flight *f = v[i];
+		if (f->deadline_ms + PF_RELAY_GRACE_MS < now) {
+			end_flight(r, f, PF_END_WORKER_LOST,
+			    "no answer from the worker before the deadline");
+		} else {
+			/* a suspended connection's fd stays open until it is
+			 * resumed: safe to poll under the lock */
+			pthread_mutex_lock(&f->mu);
+			if (f->suspended && f->conn != NULL && f->fd >= 0
+			    && !f->client_gone && hung_up(f->fd)) {
+				f->client_gone = 1;
+				wake(f);
+			}
+			pthread_mutex_unlock(&f->mu);
+		}
+		ing_flight_unref(f);
 	}
 	free(v);
 }

@@ -6,7 +6,9 @@
  * cfg->reply_url, read by one reply thread that files relay.head /
  * relay.data / relay.end into the matching flight and wakes its client
  * connection.  The same thread ends flights that outlive their deadline by
- * PF_RELAY_GRACE_MS (PF_END_WORKER_LOST).
+ * PF_RELAY_GRACE_MS (PF_END_WORKER_LOST), and wakes parked connections
+ * whose client hung up (MHD does not notice that while a connection is
+ * suspended).
  *
  * A flight is shared by the HTTP thread serving the client and the reply
  * thread; it is reference-counted and every field below the mutex is
@@ -39,8 +41,10 @@ typedef struct ing_flight {
 	 * connection completed */
 	void *conn;
 	void (*resume)(void *conn);
-	int suspended; /* conn parked by the HTTP side */
-	int responded; /* streaming response queued: reader phase */
+	int suspended;   /* conn parked by the HTTP side */
+	int fd;          /* client socket (-1 unknown), polled while parked */
+	int client_gone; /* the client hung up while parked */
+	int responded;   /* streaming response queued: reader phase */
 	/* what the worker sent */
 	int head;
 	int status;

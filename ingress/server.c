@@ -280,7 +280,7 @@ stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 
 	(void)pos;
 	pthread_mutex_lock(&f->mu);
-	if (f->failed) {
+	if (f->failed || f->client_gone) {
 		n = MHD_CONTENT_READER_END_WITH_ERROR;
 	} else if (f->len > f->off) {
 		size_t take = f->len - f->off;
@@ -334,6 +334,11 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 		MHD_suspend_connection(conn);
 		pthread_mutex_unlock(&f->mu);
 		return MHD_YES;
+	}
+	if (f->client_gone) {
+		/* close; the completed callback cancels the upstream */
+		pthread_mutex_unlock(&f->mu);
+		return MHD_NO;
 	}
 	if (f->stream && f->head && f->status >= 200 && f->status < 300
 	    && !f->failed) {
@@ -506,6 +511,10 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 		return queue_error(
 		    conn, st, &ING_ERR_INTERNAL, "out of memory");
 	}
+	const union MHD_ConnectionInfo *ci
+	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL)
+		st->flight->fd = ci->connect_fd;
 	err = ing_relay_send(st->srv->relay, st->flight, &m);
 	ing_snapshot_unref(snap);
 	if (err != PF_OK) {
