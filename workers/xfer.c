@@ -393,6 +393,16 @@ text_safe(pf_bytes v)
 	return 1;
 }
 
+/* An HTTP method is upper-case letters only. */
+static int
+method_ok(pf_bytes m)
+{
+	for (size_t i = 0; i < m.len; i++)
+		if (m.ptr[i] < 'A' || m.ptr[i] > 'Z')
+			return 0;
+	return 1;
+}
+
 static uint32_t
 pick(uint32_t channel_value, uint32_t dflt)
 {
@@ -413,7 +423,7 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	const pf_relay_request *rq = x->rq;
 	const pf_candidate *c = &rq->candidates[i];
 	const pf_config *cfg = x->env->cfg;
-	char url[PF_URL_MAX + 1], proxy[PF_URL_MAX + 1];
+	char url[PF_URL_MAX + 1], proxy[PF_URL_MAX + 1], method[16];
 	size_t blen = c->base_url.len;
 	const char *why = "cannot start transfer";
 	pf_bytes path = rq->path;
@@ -444,6 +454,10 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	url[blen + path.len] = 0;
 	memcpy(proxy, c->proxy.ptr, c->proxy.len);
 	proxy[c->proxy.len] = 0;
+	if (rq->method.len >= sizeof method || !method_ok(rq->method))
+		return "bad method";
+	memcpy(method, rq->method.ptr, rq->method.len);
+	method[rq->method.len] = 0;
 
 	x->mode = MODE_NONE;
 	x->abort_why = ABORT_NONE;
@@ -498,6 +512,9 @@ attempt_start(wrk_xfer *x, uint32_t i)
 		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
 		SETOPT(CURLOPT_POSTFIELDS,
 		    x->body.len > 0 ? (const char *)x->body.ptr : "");
+		/* DELETE /responses/{id} and the like */
+		if (method[0] != 0 && strcmp(method, "POST") != 0)
+			SETOPT(CURLOPT_CUSTOMREQUEST, method);
 	}
 	if (curl_multi_add_handle(x->env->multi, x->easy) != CURLM_OK)
 		goto fail;
