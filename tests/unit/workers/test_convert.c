@@ -233,11 +233,82 @@ test_answers(void)
 	wrk_buf_fini(&out);
 }
 
+/* Wrong types anywhere: refused or converted, never a crash (ASan). */
+static void
+test_odd_input(void)
+{
+	static const char *const reqs[] = {
+		"{\"messages\":[1,null,\"x\",{}]}",
+		"{\"messages\":[{\"role\":5,\"content\":\"x\"}]}",
+		"{\"messages\":[{\"role\":\"user\",\"content\":[1,{},"
+		"{\"type\":\"image\"},{\"type\":\"image\",\"source\":5},"
+		"{\"type\":\"tool_result\",\"content\":[7]},"
+		"{\"type\":\"text\"}]}]}",
+		"{\"messages\":[{\"role\":\"assistant\",\"content\":[{"
+		"\"type\":\"tool_use\"},{\"type\":\"tool_use\",\"input\":"
+		"[1]}]}],\"tools\":[1,{\"name\":2}],\"tool_choice\":7,"
+		"\"system\":5,\"metadata\":[]}",
+		"{\"messages\":[],\"tools\":{},\"tool_choice\":{\"type\":"
+		"\"tool\"}}",
+	};
+	static const char *const chunks[] = { "1", "[]", "{\"choices\":5}",
+		"{\"choices\":[{\"delta\":{\"content\":7,\"tool_calls\":"
+		"[1,{\"function\":5},{\"index\":\"x\"}]},\"finish_reason\":"
+		"3}],\"usage\":{\"prompt_tokens\":\"a\"}}",
+		"{\"id\":5,\"model\":[]}" };
+	static const char *const resps[] = { "{\"choices\":[{\"message\":{"
+		                             "\"content\":5,\"tool_calls\":[1,"
+		                             "{\"function\":{\"arguments\":"
+		                             "\"[\"}}]}}],\"usage\":[]}",
+		"{\"choices\":[{}]}", "null" };
+	int survived = 1;
+	wrk_buf out;
+
+	for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+		wrk_body b;
+		pf_err err = wrk_conv_request(
+		    (const uint8_t *)reqs[i], strlen(reqs[i]), "m", 1, &b);
+
+		if (err == PF_OK)
+			wrk_body_fini(&b);
+		else if (err != PF_EINVAL)
+			survived = 0;
+	}
+	ok(survived, "odd requests: converted or refused");
+	{
+		wrk_conv c;
+		sink s;
+
+		memset(&s, 0, sizeof s);
+		wrk_conv_init(&c);
+		for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++)
+			if (feed(&c, chunks[i], &s) != PF_OK)
+				survived = 0;
+		ok(survived && wrk_conv_stream_end(&c, sink_cb, &s) == PF_OK
+		        && strstr(s.out, "event: message_stop") != NULL,
+		    "odd chunks: skipped, the message still closes");
+	}
+	wrk_buf_init(&out);
+	for (size_t i = 0; i < sizeof resps / sizeof resps[0]; i++) {
+		pf_err err = wrk_conv_response(
+		    (const uint8_t *)resps[i], strlen(resps[i]), &out);
+
+		if (err != PF_OK && err != PF_EINVAL)
+			survived = 0;
+	}
+	ok(survived
+	        && wrk_conv_error(500, (const uint8_t *)"x", 1, &out) == PF_OK
+	        && strstr(wrk_buf_cstr(&out), "api_error") != NULL,
+	    "odd answers: converted or refused; error without a body");
+	wrk_buf_fini(&out);
+}
+
 int
 main(void)
 {
 	test_request();
 	test_stream();
 	test_answers();
+	test_odd_input();
 	return tap_done();
 }

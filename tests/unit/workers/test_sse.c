@@ -159,6 +159,78 @@ test_data(void)
 	wrk_buf_fini(&out);
 }
 
+/* Feed s in random pieces; collect events (max cap 64). */
+static pf_err
+feed_random(const char *s, size_t len, unsigned *seed, events *e)
+{
+	wrk_sse sse;
+	size_t at = 0;
+	pf_err err = PF_OK;
+
+	memset(e, 0, sizeof *e);
+	wrk_sse_init(&sse, 64);
+	while (at < len && err == PF_OK) {
+		size_t n = (size_t)(rand_r(seed) % 7);
+
+		if (n > len - at)
+			n = len - at;
+		err = wrk_sse_feed(&sse, s + at, n, collect_cb, e);
+		at += n;
+	}
+	if (err == PF_OK)
+		err = wrk_sse_finish(&sse, collect_cb, e);
+	wrk_sse_fini(&sse);
+	return err;
+}
+
+/* Random streams over a small alphabet: any split gives the same events
+ * (or the same error) as one whole feed, and every event ends with a
+ * blank line. */
+static void
+test_random(void)
+{
+	static const char alpha[] = "da: x\r\n\n\n";
+	unsigned seed = 12345;
+	int same = 1, framed = 1;
+
+	for (int round = 0; round < 3000 && same; round++) {
+		char s[200];
+		size_t len = (size_t)(rand_r(&seed) % sizeof s);
+		events whole, parts;
+		pf_err e1, e2;
+
+		for (size_t i = 0; i < len; i++)
+			s[i] = alpha[rand_r(&seed) % (sizeof alpha - 1)];
+		memset(&whole, 0, sizeof whole);
+		{
+			wrk_sse sse;
+
+			wrk_sse_init(&sse, 64);
+			e1 = wrk_sse_feed(&sse, s, len, collect_cb, &whole);
+			if (e1 == PF_OK)
+				e1 = wrk_sse_finish(&sse, collect_cb, &whole);
+			wrk_sse_fini(&sse);
+		}
+		e2 = feed_random(s, len, &seed, &parts);
+		if (e1 != e2
+		    || (e1 == PF_OK
+		        && (whole.n != parts.n
+		            || strcmp(whole.out, parts.out) != 0))) {
+			printf("# round %d differs\n", round);
+			same = 0;
+		}
+		for (size_t i = 0; e1 == PF_OK && i < whole.len; i++) {
+			/* each event ends in a line end, then '|' */
+			if (whole.out[i] == '|' && i > 0
+			    && whole.out[i - 1] != '\n'
+			    && whole.out[i - 1] != '\r')
+				framed = 0;
+		}
+	}
+	ok(same, "3000 random streams: random splits = one feed");
+	ok(framed, "every event ends with its blank line");
+}
+
 int
 main(void)
 {
@@ -190,5 +262,6 @@ main(void)
 	test_no_lag();
 	test_caps();
 	test_data();
+	test_random();
 	return tap_done();
 }
