@@ -30,6 +30,7 @@ struct ing_auth {
 	pthread_mutex_t mu; /* guards buckets, count */
 	entry *buckets[BUCKETS];
 	size_t count;
+	size_t negatives;      /* entries with tok == NULL */
 	pthread_mutex_t db_mu; /* guards db, db_down_until */
 	PGconn *db;
 	int64_t db_down_until; /* monotonic ms; no connect attempts before */
@@ -104,6 +105,16 @@ entry_free(entry *e)
 	free(e);
 }
 
+/* drop_entry takes e (already unlinked) from the counts and frees it. */
+static void
+drop_entry(ing_auth *a, entry *e)
+{
+	a->count--;
+	if (e->tok == NULL)
+		a->negatives--;
+	entry_free(e);
+}
+
 static void
 clear_all(ing_auth *a)
 {
@@ -117,6 +128,7 @@ clear_all(ing_auth *a)
 		a->buckets[i] = NULL;
 	}
 	a->count = 0;
+	a->negatives = 0;
 }
 
 void
@@ -144,8 +156,7 @@ cache_get(ing_auth *a, const char *hash, int64_t now, ing_token **ret_tok)
 		entry *e = *pp;
 		if (e->expires_ms <= now) {
 			*pp = e->next;
-			entry_free(e);
-			a->count--;
+			drop_entry(a, e);
 			continue;
 		}
 		if (memcmp(e->hash, hash, KEY_HASH_LEN) == 0) {
@@ -176,10 +187,15 @@ cache_put(ing_auth *a, const char *hash, int64_t expires, ing_token *tok)
 		if (memcmp((*pp)->hash, hash, KEY_HASH_LEN) == 0) {
 			entry *old = *pp;
 			*pp = old->next;
-			entry_free(old);
-			a->count--;
+			drop_entry(a, old);
 			break;
 		}
+	}
+	/* random keys must not push good ones out: negatives get a tenth */
+	if (tok == NULL && a->negatives >= PF_AUTH_CACHE_MAX / 10) {
+		pthread_mutex_unlock(&a->mu);
+		entry_free(e);
+		return;
 	}
 	/* crude but bounded: a full cache starts over */
 	if (a->count >= PF_AUTH_CACHE_MAX)
@@ -187,6 +203,8 @@ cache_put(ing_auth *a, const char *hash, int64_t expires, ing_token *tok)
 	e->next = a->buckets[b];
 	a->buckets[b] = e;
 	a->count++;
+	if (tok == NULL)
+		a->negatives++;
 	pthread_mutex_unlock(&a->mu);
 }
 
