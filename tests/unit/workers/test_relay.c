@@ -114,7 +114,7 @@ conn_main(void *arg)
 	} else if (strncmp(req, "POST /hang/", 11) == 0) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
-		(void)poll(&p, 1, 5000);
+		(void)poll(&p, 1, 8000);
 	} else if (strncmp(req, "POST /drop/", 11) == 0) {
 		/* chunked, and the connection closes inside a chunk */
 		const char *e1 = "data: {\"choices\":[{\"delta\":{"
@@ -136,7 +136,7 @@ conn_main(void *arg)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
 		write_all(fd, h, strlen(h));
-		(void)poll(&p, 1, 5000);
+		(void)poll(&p, 1, 8000);
 	} else if (strncmp(req, "POST /echo/", 11) == 0) {
 		/* {"auth":0|1,"body":<what we got>} */
 		int auth = strstr(req, "\r\nAuthorization: Bearer " KEY "\r\n")
@@ -592,7 +592,7 @@ main(void)
 	snprintf(cfg.worker_url, sizeof cfg.worker_url, "%s, %s", WORKER_URL,
 	    ipc_worker);
 	cfg.worker_threads = 2;
-	cfg.idle_timeout_ms = 1000; /* for the stall case */
+	cfg.idle_timeout_ms = 3000; /* for the stall case */
 	if (nng_pull0_open(&from_worker) != 0
 	    || nng_listen(from_worker, REPLY_URL, NULL, 0) != 0
 	    || nng_socket_set_ms(from_worker, NNG_OPT_RECVTIMEO, 20000) != 0
