@@ -8,7 +8,9 @@
  * Values of secret keys never appear in an error message; neither do the
  * values of unknown keys (a misspelt PF_DATABSE_URL still holds a secret).
  * Environment variables starting with PF_TEST_ belong to the test harness
- * (PF_TEST_DATABASE_URL, PF_TEST_REDIS_URL) and are ignored here.
+ * (PF_TEST_DATABASE_URL, PF_TEST_REDIS_URL) and are ignored here, as are
+ * the client-side variables scripts/demo prints for users to export
+ * (PF_BASE_URL, PF_API_KEY, PF_MOCK_URL).
  */
 #include "common/config.h"
 
@@ -402,6 +404,22 @@ load_file(pf_config *cfg, const char *path, char *errbuf, size_t errlen)
 	return PF_OK;
 }
 
+/* Variables the demo prints for clients (curl, SDKs) to use; a user who
+ * exports them must still be able to start the server from that shell. */
+static int
+is_client_variable(const char *kv, size_t klen)
+{
+	static const char *const names[]
+	    = { "PF_BASE_URL", "PF_API_KEY", "PF_MOCK_URL" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strlen(names[i]) == klen
+		    && strncasecmp(kv, names[i], klen) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static pf_err
 load_env(pf_config *cfg, char *const *envp, char *errbuf, size_t errlen)
 {
@@ -421,6 +439,8 @@ load_env(pf_config *cfg, char *const *envp, char *errbuf, size_t errlen)
 		if (!has_prefix(kv, klen))
 			continue;
 		if (klen >= 8 && strncasecmp(kv, "PF_TEST_", 8) == 0)
+			continue;
+		if (is_client_variable(kv, klen))
 			continue;
 		k = find_key(kv, klen);
 		if (k == NULL) {

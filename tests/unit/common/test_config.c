@@ -42,14 +42,17 @@ load(const char *path, char *const *envp, pf_config *cfg, char *err,
 static void
 test_defaults(void)
 {
-	char *const env[]
-	    = { "HOME=/root", "PATH=/bin", "PF_TEST_DATABASE_URL=x",
-		      "PF_TEST_REDIS_URL=y", "NOEQUALS", NULL };
+	char *const env[] = { "HOME=/root", "PATH=/bin",
+		"PF_TEST_DATABASE_URL=x", "PF_TEST_REDIS_URL=y",
+		"PF_BASE_URL=http://h/v1", "PF_API_KEY=sk-x",
+		"PF_MOCK_URL=http://m/v1", "NOEQUALS", NULL };
 	pf_config c;
 	char err[512];
 
 	ok(load(NULL, env, &c, err, sizeof(err)) == PF_OK,
-	    "defaults load; non-PF_ and PF_TEST_ variables ignored (%s)", err);
+	    "defaults load; non-PF_, PF_TEST_ and client variables ignored "
+	    "(%s)",
+	    err);
 	ok(strcmp(c.listen, "127.0.0.1:3000") == 0, "listen default");
 	ok(strcmp(c.worker_url, "inproc://pf-worker") == 0
 	        && strcmp(c.reply_url, "inproc://pf-reply") == 0
