@@ -30,7 +30,8 @@ struct ing_router {
 static const char load_sql[]
     = "SELECT a.\"group\", a.model, a.priority, a.weight, c.id, c.type, "
       "c.base_url, c.key, c.proxy, c.model_mapping, c.connect_timeout_ms, "
-      "c.first_byte_timeout_ms, c.idle_timeout_ms, c.total_timeout_ms "
+      "c.first_byte_timeout_ms, c.idle_timeout_ms, c.total_timeout_ms, "
+      "c.created_at "
       "FROM abilities a JOIN channels c ON c.id = a.channel_id "
       "WHERE a.enabled AND c.status = 1 ORDER BY c.id";
 
@@ -90,6 +91,7 @@ load(ing_router *r, ing_snapshot **ret)
 				.first_byte_timeout_ms = col_u32(res, i, 11),
 				.idle_timeout_ms = col_u32(res, i, 12),
 				.total_timeout_ms = col_u32(res, i, 13),
+				.created_at = col_i64(res, i, 14),
 			};
 			err = ing_snapshot_add_channel(s, &row);
 			if (err == PF_EINVAL) {

@@ -186,19 +186,18 @@ typedef struct models_ctx {
 	const ing_token *tok;
 	const char *only; /* GET /v1/models/{id} */
 	json_t *found;
-	int64_t created;
 } models_ctx;
 
 static json_t *
-model_object(const char *model, int32_t type, int64_t created)
+model_object(const char *model, const ing_channel *ch)
 {
 	return json_pack("{s:s, s:s, s:I, s:s}", "id", model, "object", "model",
-	    "created", (json_int_t)created, "owned_by",
-	    type == PF_API_ANTHROPIC ? "anthropic" : "openai");
+	    "created", (json_int_t)ch->created_at, "owned_by",
+	    ch->type == PF_API_ANTHROPIC ? "anthropic" : "openai");
 }
 
 static int
-add_model_cb(const char *model, int32_t type, void *arg)
+add_model_cb(const char *model, const ing_channel *ch, void *arg)
 {
 	models_ctx *mc = arg;
 	json_t *o;
@@ -207,7 +206,7 @@ add_model_cb(const char *model, int32_t type, void *arg)
 		return 0;
 	if (mc->only != NULL && strcmp(mc->only, model) != 0)
 		return 0;
-	o = model_object(model, type, mc->created);
+	o = model_object(model, ch);
 	if (o == NULL)
 		return -1;
 	if (mc->only != NULL) {
@@ -232,7 +231,6 @@ serve_models(struct MHD_Connection *conn, conn_state *st, const char *only)
 	mc.data = json_array();
 	mc.tok = tok;
 	mc.only = only;
-	mc.created = ing_snapshot_built_at(snap);
 	rc = mc.data != NULL
 	    ? ing_snapshot_each_model(snap, tok->group, add_model_cb, &mc)
 	    : -1;

@@ -196,6 +196,7 @@ ing_snapshot_add_channel(ing_snapshot *s, const ing_channel_row *row)
 	c->first_byte_timeout_ms = row->first_byte_timeout_ms;
 	c->idle_timeout_ms = row->idle_timeout_ms;
 	c->total_timeout_ms = row->total_timeout_ms;
+	c->created_at = row->created_at;
 	c->base_url = dup_or_empty(row->base_url);
 	c->key = dup_or_empty(row->key);
 	c->proxy = dup_or_empty(row->proxy);
@@ -415,7 +416,7 @@ ing_snapshot_pick(const ing_snapshot *s, const char *group, const char *model,
 
 int
 ing_snapshot_each_model(const ing_snapshot *s, const char *group,
-    int (*fn)(const char *model, int32_t type, void *arg), void *arg)
+    int (*fn)(const char *model, const ing_channel *ch, void *arg), void *arg)
 {
 	if (!s->sealed)
 		return 0;
@@ -423,7 +424,7 @@ ing_snapshot_each_model(const ing_snapshot *s, const char *group,
 		const route *r = &s->routes[i];
 		if (strcmp(r->group, group) != 0 || r->n == 0)
 			continue;
-		int rc = fn(r->model, r->refs[0].channel->type, arg);
+		int rc = fn(r->model, r->refs[0].channel, arg);
 		if (rc != 0)
 			return rc;
 	}

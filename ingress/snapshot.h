@@ -27,7 +27,8 @@ typedef struct ing_channel {
 	uint32_t first_byte_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t total_timeout_ms;
-	size_t n_map; /* model_mapping pairs */
+	int64_t created_at; /* unix s */
+	size_t n_map;       /* model_mapping pairs */
 	char **map_from;
 	char **map_to;
 } ing_channel;
@@ -44,6 +45,7 @@ typedef struct ing_channel_row {
 	uint32_t first_byte_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t total_timeout_ms;
+	int64_t created_at;
 } ing_channel_row;
 
 /* Candidates for one request, in try order.  Pointers stay valid while the
@@ -103,13 +105,13 @@ PF_NODISCARD pf_err ing_snapshot_pick(const ing_snapshot *s, const char *group,
     const char *model, uint64_t *rng, ing_pick *ret);
 
 /*
- * ing_snapshot_each_model calls fn(model, type, arg) once per model that
- * group can use, in byte order of the names; type is the pf_api_type of
- * the model's first channel.  Stops early when fn returns non-zero and
+ * ing_snapshot_each_model calls fn(model, ch, arg) once per model that
+ * group can use, in byte order of the names; ch is the model's first
+ * channel (highest priority, lowest id).  Stops early when fn returns non-zero and
  * returns that value; else 0.
  */
 int ing_snapshot_each_model(const ing_snapshot *s, const char *group,
-    int (*fn)(const char *model, int32_t type, void *arg), void *arg);
+    int (*fn)(const char *model, const ing_channel *ch, void *arg), void *arg);
 
 /* ing_rng_next advances a splitmix64 state and returns 64 random bits. */
 uint64_t ing_rng_next(uint64_t *state);

@@ -24,9 +24,9 @@ add(ing_snapshot *s, int64_t id, const char *mapping)
 }
 
 static int
-count_model_cb(const char *model, int32_t type, void *arg)
+count_model_cb(const char *model, const ing_channel *ch, void *arg)
 {
-	(void)type;
+	(void)ch;
 	(void)model;
 	(*(int *)arg)++;
 	return 0;
