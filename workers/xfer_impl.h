@@ -1,0 +1,105 @@
+/*
+ * xfer_impl.h -- private to xfer.c and attempt.c: the relay struct and the
+ * calls between the two files.  xfer.c owns the relay's life, its replies
+ * and the scheduling; attempt.c owns one upstream attempt (curl).
+ */
+#ifndef PF_WORKERS_XFER_IMPL_H
+#define PF_WORKERS_XFER_IMPL_H
+
+#include <curl/curl.h>
+#include <stdint.h>
+
+#include "common/ids.h"
+#include "workers/convert.h"
+#include "workers/provider.h"
+#include "workers/sse.h"
+#include "workers/xfer.h"
+
+enum phase {
+	PHASE_ATTEMPT, /* an upstream transfer is running */
+	PHASE_DRAIN,   /* relay.end queued, waiting for the socket */
+	PHASE_DONE,    /* free at the next tick */
+};
+
+enum mode {
+	MODE_NONE,    /* no body byte yet */
+	MODE_SSE,     /* 2xx event stream: event by event */
+	MODE_BODY,    /* 2xx other: collect, capped */
+	MODE_ERRBODY, /* error status: keep the first bytes */
+};
+
+/* Why we aborted a transfer from a callback. */
+enum abort_why {
+	ABORT_NONE,
+	ABORT_HEADERS_BIG,
+	ABORT_BODY_BIG,
+	ABORT_EVENT_BIG,
+	ABORT_NOMEM,
+	ABORT_REPLY, /* the ingress cannot be reached any more */
+};
+
+struct wrk_xfer {
+	wrk_xfer *next, *prev;
+	wrk_env *env;
+	pf_msg *msg;
+	const pf_relay_request *rq;
+	char idhex[PF_ID_HEX_LEN + 1];
+	wrk_outq q;
+	enum phase phase;
+	int64_t deadline; /* request deadline, monotonic ms */
+
+	/* current attempt */
+	uint32_t cand;
+	uint32_t attempts;
+	const wrk_provider *prov;
+	CURL *easy;
+	struct curl_slist *headers;
+	wrk_body body;
+	enum mode mode;
+	enum abort_why abort_why;
+	long status;
+	size_t header_bytes;
+	int64_t t_attempt, t_last;
+	uint32_t first_byte_ms, idle_ms, total_ms;
+	uint8_t got_byte, paused;
+	char ctype[128];
+	wrk_sse sse;
+	wrk_buf resp;
+	uint8_t conv; /* Anthropic client on an OpenAI channel */
+	wrk_conv cv;
+
+	/* whole relay */
+	uint8_t head_sent;
+	uint32_t seq;
+	wrk_usage usage;
+	long last_status;
+	uint8_t last_timeout;
+};
+
+/* xfer.c */
+void wrk_xfer_scan_by(wrk_env *env, int64_t t);
+void wrk_xfer_set_phase(wrk_xfer *x, enum phase p);
+const pf_candidate *wrk_xfer_candidate(const wrk_xfer *x);
+int64_t wrk_xfer_channel(const wrk_xfer *x);
+pf_err wrk_xfer_send_head(wrk_xfer *x);
+pf_err wrk_xfer_send_data(wrk_xfer *x, const uint8_t *p, size_t n);
+/* wrk_xfer_finish sends relay.end (usage_too: the delivered usage, else
+ * zeros) and lets the relay drain or end. */
+void wrk_xfer_finish(wrk_xfer *x, pf_end_reason reason, long status,
+    const char *error, int usage_too);
+
+/* attempt.c */
+/* wrk_xfer_try_from starts candidates from i on until one runs; ends the
+ * relay when none is left. */
+void wrk_xfer_try_from(wrk_xfer *x, uint32_t i);
+/* wrk_xfer_attempt_end releases the current transfer, if any. */
+void wrk_xfer_attempt_end(wrk_xfer *x);
+/* wrk_xfer_attempt_failed: the current attempt failed (transfer already
+ * released): fail over, or end the relay after its first byte. */
+void wrk_xfer_attempt_failed(
+    wrk_xfer *x, int timeout, long status, const char *why);
+/* wrk_xfer_attempt_done: curl finished the current transfer with res. */
+void wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res);
+const char *wrk_xfer_abort_text(enum abort_why why);
+
+#endif /* PF_WORKERS_XFER_IMPL_H */
