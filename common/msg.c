@@ -258,6 +258,8 @@ enc_write_cb(void *data, const char *buf, size_t len)
 
 	if (e->err != PF_OK)
 		return -1;
+	if (len == 0)
+		return 0; /* empty field: buf may be NULL */
 	if (len > PF_MSG_MAX || b->len - e->start > PF_MSG_MAX - len) {
 		e->err = PF_ETOOBIG;
 		return -1;

@@ -61,6 +61,28 @@ test_round_trips(void)
 	}
 }
 
+/* An absent field ({NULL, 0}, as msg.h allows) encodes as empty. */
+static void
+test_absent_fields(void)
+{
+	pf_msg m, *d = NULL;
+	pf_buf b;
+	pf_err err;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = PF_MSG_RELAY_END;
+	m.u.relay_end.reason = PF_END_DONE;
+	pf_buf_init(&b);
+	err = pf_msg_encode(&m, &b);
+	ok(err == PF_OK, "relay.end with NULL error field encodes (%s)",
+	    pf_strerror(err));
+	err = decode_buf(&b, &d);
+	ok(err == PF_OK && d->u.relay_end.error.len == 0,
+	    "and decodes with an empty error");
+	pf_msg_free(d);
+	pf_buf_fini(&b);
+}
+
 /* Decoded byte strings carry a NUL after len, and empty ones are "". */
 static void
 test_nul_terminated(void)
@@ -561,6 +583,7 @@ int
 main(void)
 {
 	test_round_trips();
+	test_absent_fields();
 	test_nul_terminated();
 	test_truncation();
 	test_trailing_and_version();
