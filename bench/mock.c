@@ -901,6 +901,12 @@ mock_server_port(const mock_server *m)
 	return m->port;
 }
 
+unsigned
+mock_server_threads(const mock_server *m)
+{
+	return m->opt.threads;
+}
+
 void
 mock_server_free(mock_server *m)
 {

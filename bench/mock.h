@@ -46,6 +46,9 @@ PF_NODISCARD pf_err mock_server_start(
 /* mock_server_port returns the bound TCP port. */
 unsigned mock_server_port(const mock_server *m);
 
+/* mock_server_threads returns the number of event threads serving. */
+unsigned mock_server_threads(const mock_server *m);
+
 /* mock_server_free stops m (resuming every delayed or hanging connection
  * first, then closing all connections) and frees it; blocking; NULL is a
  * no-op. */

@@ -55,7 +55,7 @@ usage(FILE *f)
 	    "  --help                this text\n"
 	    "\n"
 	    "Logs \"PF-MOCK-LISTEN port=N\" to stderr once listening; stops "
-	    "on SIGINT or\nSIGTERM.\n\nConfiguration keys:\n");
+	    "on SIGINT or\nSIGTERM.\n\n");
 	pf_config_usage(f);
 }
 
@@ -220,7 +220,8 @@ mock_cmd(int argc, char **argv)
 		return 1;
 	}
 	pf_info("PF-MOCK-LISTEN", "port=%u listen=%s threads=%u chunks=%u",
-	    mock_server_port(m), opt.listen, opt.threads, opt.chunks);
+	    mock_server_port(m), opt.listen, mock_server_threads(m),
+	    opt.chunks);
 	do {
 		if (sigwait(&set, &sig) != 0)
 			sig = SIGTERM;
