@@ -431,6 +431,31 @@ convert_body(wrk_xfer *x, int error)
 	wrk_buf_fini(&out);
 }
 
+/* An error body that is not a JSON object with "error" (an HTML page
+ * from a proxy, nothing at all) is replaced by one in the client's
+ * dialect, so clients always get the error shape they parse. */
+static void
+ensure_error_json(wrk_xfer *x)
+{
+	wrk_buf out;
+	pf_err err;
+
+	if (wrk_error_well_formed(x->resp.data, x->resp.len))
+		return;
+	wrk_buf_init(&out);
+	if (x->rq->client_api == PF_API_ANTHROPIC)
+		err = wrk_conv_error(x->status, NULL, 0, &out);
+	else
+		err = wrk_openai_error(x->status, &out);
+	if (err != PF_OK) {
+		wrk_buf_fini(&out);
+		return;
+	}
+	wrk_buf_fini(&x->resp);
+	x->resp = out;
+	snprintf(x->ctype, sizeof x->ctype, "application/json");
+}
+
 /* curl finished the current transfer with result res. */
 void
 wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
@@ -507,6 +532,8 @@ wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
 	scrub_key(x);
 	if (x->conv)
 		convert_body(x, 1);
+	else
+		ensure_error_json(x);
 	x->last_status = x->status;
 	if (wrk_xfer_send_head(x) != PF_OK
 	    || (x->resp.len > 0

@@ -85,6 +85,15 @@ int wrk_usage_anthropic_read(const struct json_t *usage, wrk_usage *u);
 PF_NODISCARD pf_err wrk_rewrite_body(const uint8_t *body, size_t len,
     const char *model, size_t mlen, int force_usage, wrk_body *ret);
 
+/* wrk_error_well_formed says whether an upstream error body is a JSON
+ * object with an "error" member (OpenAI and Anthropic both answer so). */
+int wrk_error_well_formed(const uint8_t *body, size_t len);
+
+/* wrk_openai_error writes an OpenAI error object for an upstream status
+ * whose body could not be used into out (reset first).  Errors:
+ * PF_ENOMEM. */
+PF_NODISCARD pf_err wrk_openai_error(long status, wrk_buf *out);
+
 /* wrk_json_dumps returns compact JSON text of v (malloc; free()), every
  * number keeping its exact value (reals get 16 significant digits, or 17
  * when needed), or NULL on allocation failure. */

@@ -208,3 +208,35 @@ const wrk_provider wrk_provider_openai = {
 	.stream_event = openai_stream_event,
 	.response = openai_response,
 };
+
+int
+wrk_error_well_formed(const uint8_t *body, size_t len)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb((const char *)body, len, 0, &jerr);
+	int ok = json_is_object(root) && json_object_get(root, "error") != NULL;
+
+	json_decref(root);
+	return ok;
+}
+
+pf_err
+wrk_openai_error(long status, wrk_buf *out)
+{
+	char msg[96];
+	json_t *e;
+	char *dump;
+	pf_err err;
+
+	snprintf(msg, sizeof msg, "upstream answered status %ld", status);
+	e = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type",
+	    "upstream_error", "param", "code");
+	dump = e != NULL ? wrk_json_dumps(e) : NULL;
+	json_decref(e);
+	if (dump == NULL)
+		return PF_ENOMEM;
+	out->len = 0;
+	err = wrk_buf_append(out, dump, strlen(dump), PF_ERROR_BODY_MAX);
+	free(dump);
+	return err;
+}

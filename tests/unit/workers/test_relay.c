@@ -111,6 +111,8 @@ conn_main(void *arg)
 	} else if (strncmp(req, "POST /s400/", 11) == 0) {
 		respond(fd, 400, "application/json",
 		    "{\"error\":{\"message\":\"bad key " KEY "\"}}");
+	} else if (strncmp(req, "POST /html/", 11) == 0) {
+		respond(fd, 403, "text/html", "<html>forbidden</html>");
 	} else if (strncmp(req, "POST /hang/", 11) == 0) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
@@ -524,7 +526,7 @@ main(void)
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
-	char stall[64];
+	char stall[64], html[64];
 	char via_fake[64], big_base[64], slow_base[64];
 	char ipc_worker[80], ipc_reply[80];
 	result r;
@@ -574,6 +576,7 @@ main(void)
 	FAKE(echo, "echo");
 	FAKE(nousage, "nousage");
 	FAKE(stall, "stall");
+	FAKE(html, "html");
 
 	/* Environment proxies must be ignored: point them at nothing. */
 	snprintf(
@@ -687,6 +690,22 @@ main(void)
 		        && r.end.reason == PF_END_UPSTREAM_ERROR
 		        && r.end.upstream_status == 400,
 		    "400: passed through without failover, key scrubbed");
+	}
+	{
+		cand cs[] = { { html, 1, 0, NULL, NULL, 0 } };
+		cand ca[] = { { html, 1, 0, NULL, NULL, PF_API_ANTHROPIC } };
+
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.status == 403
+		        && strstr(r.ctype, "application/json") != NULL
+		        && strstr(r.data, "\"upstream_error\"") != NULL
+		        && strstr(r.data, "<html>") == NULL,
+		    "an error page that is not JSON becomes OpenAI error JSON");
+		ok(run_api("/messages", PF_API_ANTHROPIC, msgs_plain, 0, 0, ca,
+		       1,
+		       &r) == 0
+		        && r.status == 403
+		        && strstr(r.data, "\"permission_error\"") != NULL,
+		    "... and Anthropic error JSON for Anthropic clients");
 	}
 	{
 		cand cs[] = { { hang, 1, 300, NULL, NULL, 0 },
