@@ -37,8 +37,6 @@
 
 /* Listeners kept so intake can close while the socket drains. */
 #define MAX_LISTENERS 16
-/* How long SIGTERM lets in-flight relays finish (DESIGN: drain). */
-#define DRAIN_GRACE_MS 180000
 
 typedef struct wrk_thread {
 	wrk_worker *w;
@@ -465,10 +463,10 @@ wrk_cmd(int argc, char **argv)
 		/* drain: no new requests, let in-flight relays finish; a
 		 * second signal stops at once */
 		struct timespec step = { 0, 100 * 1000 * 1000 };
-		int64_t until = wrk_now_ms() + DRAIN_GRACE_MS;
+		int64_t until = wrk_now_ms() + PF_DRAIN_GRACE_MS;
 
 		pf_info("PF-WRK-DRAIN", "live=%zu grace_ms=%u",
-		    wrk_worker_live(w), DRAIN_GRACE_MS);
+		    wrk_worker_live(w), PF_DRAIN_GRACE_MS);
 		wrk_worker_close_intake(w);
 		sig = 0;
 		while (wrk_worker_live(w) > 0 && wrk_now_ms() < until) {
