@@ -81,8 +81,8 @@ lg_hist_quantile(const lg_hist *h, uint32_t q_ppm)
 	if (q_ppm >= 1000000u)
 		return h->max;
 	/* rank = ceil(q * count), at least 1 */
-	unsigned __int128 r = (unsigned __int128)h->count * q_ppm + 999999u;
-	uint64_t rank = (uint64_t)(r / 1000000u);
+	uint64_t rank = h->count / 1000000u * q_ppm
+	    + (h->count % 1000000u * q_ppm + 999999u) / 1000000u;
 	if (rank == 0)
 		rank = 1;
 	uint64_t seen = 0;

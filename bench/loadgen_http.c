@@ -187,7 +187,8 @@ end_event(lg_http *p, uint32_t *new_events)
 {
 	p->events++;
 	(*new_events)++;
-	size_t n = p->_ev_len < sizeof(p->_ev) ? p->_ev_len : sizeof(p->_ev) - 1;
+	size_t n
+	    = p->_ev_len < sizeof(p->_ev) ? p->_ev_len : sizeof(p->_ev) - 1;
 	p->_ev[n] = '\0';
 	if (strstr(p->_ev, "data: [DONE]") || strstr(p->_ev, "data:[DONE]"))
 		p->done_marker = 1;
@@ -210,7 +211,8 @@ body(lg_http *p, const char *d, size_t n, uint32_t *new_events)
 		} else {
 			if (p->_ev_len + n > cap) {
 				size_t drop = p->_ev_len + n - cap;
-				memmove(p->_ev, p->_ev + drop, p->_ev_len - drop);
+				memmove(
+				    p->_ev, p->_ev + drop, p->_ev_len - drop);
 				p->_ev_len -= drop;
 			}
 			memcpy(p->_ev + p->_ev_len, d, n);
@@ -271,8 +273,8 @@ headers_end(lg_http *p)
 }
 
 lg_http_rc
-lg_http_feed(lg_http *p, const char *d, size_t len, size_t *used,
-    uint32_t *new_events)
+lg_http_feed(
+    lg_http *p, const char *d, size_t len, size_t *used, uint32_t *new_events)
 {
 	size_t pos = 0;
 	*new_events = 0;
@@ -304,7 +306,7 @@ lg_http_feed(lg_http *p, const char *d, size_t len, size_t *used,
 				    != 0)
 					return LG_HTTP_MALFORMED;
 				p->_state = p->_remaining ? ST_CHUNK_DATA
-							  : ST_TRAILER;
+				                          : ST_TRAILER;
 			} else if (p->_state == ST_CHUNK_CRLF) {
 				if (p->_line[0] != '\0')
 					return LG_HTTP_MALFORMED;

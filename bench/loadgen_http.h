@@ -25,13 +25,13 @@ typedef enum lg_http_rc {
 
 typedef struct lg_http {
 	/* results, valid as described */
-	int status;        /* after headers_done */
-	int headers_done;  /* the header block ended */
-	int sse;           /* Content-Type text/event-stream */
-	int keep_alive;    /* connection reusable after DONE */
-	int until_close;   /* body delimited by the end of the connection */
-	int done_marker;   /* saw "data: [DONE]" */
-	uint64_t events;   /* SSE events completed so far */
+	int status;       /* after headers_done */
+	int headers_done; /* the header block ended */
+	int sse;          /* Content-Type text/event-stream */
+	int keep_alive;   /* connection reusable after DONE */
+	int until_close;  /* body delimited by the end of the connection */
+	int done_marker;  /* saw "data: [DONE]" */
+	uint64_t events;  /* SSE events completed so far */
 	uint64_t body_bytes;
 	int64_t prompt_tokens;     /* -1 until a usage object was seen */
 	int64_t completion_tokens; /* -1 until a usage object was seen */
@@ -43,7 +43,8 @@ typedef struct lg_http {
 	size_t _ev_len;      /* bytes of the current event kept in _ev */
 	size_t _line_len;
 	char _line[PF_LOADGEN_LINE_MAX];
-	char _ev[PF_LOADGEN_EVENT_KEEP]; /* event start (SSE) or body tail (other) */
+	char _ev
+	    [PF_LOADGEN_EVENT_KEEP]; /* event start (SSE) or body tail (other) */
 } lg_http;
 
 /* lg_http_reset prepares p for the next response on a connection. */
@@ -56,8 +57,8 @@ void lg_http_reset(lg_http *p);
  * is not expected), LG_HTTP_MALFORMED on a protocol error.  *new_events
  * counts the SSE events that completed within this call.
  */
-lg_http_rc lg_http_feed(lg_http *p, const char *data, size_t len,
-    size_t *used, uint32_t *new_events);
+lg_http_rc lg_http_feed(lg_http *p, const char *data, size_t len, size_t *used,
+    uint32_t *new_events);
 
 /*
  * lg_http_eof tells p the peer closed the connection.  Returns

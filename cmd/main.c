@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "accountant/cmd.h"
+#include "bench/loadgen.h"
 #include "bench/mock.h"
 #include "cmd/serve.h"
 #include "ingress/server.h"
@@ -30,6 +31,7 @@ static const struct {
 	{ "migrate", acct_cmd_migrate, "apply database migrations" },
 	{ "mock-model", mock_cmd, "run the mock OpenAI-compatible model" },
 	{ "admin", acct_cmd_admin, "manage users, tokens, channels, prices" },
+	{ "bench", lg_cmd, "load-test an OpenAI-compatible endpoint" },
 	{ "version", cmd_version, "print the version" },
 };
 

@@ -65,6 +65,14 @@
 #define PF_MOCK_STATS_HEADERS_MAX (16u * 1024u) /* last headers kept */
 #define PF_MOCK_CONN_MEMORY (8u * 1024u)        /* MHD pool per connection */
 
+/* Load generator (bench/loadgen*.c) */
+#define PF_LOADGEN_LINE_MAX 4096u /* status/header/chunk-size line */
+#define PF_LOADGEN_HEADER_BLOCK_MAX (64u * 1024u) /* response header block */
+#define PF_LOADGEN_EVENT_KEEP 1024u  /* SSE event start / body tail kept */
+#define PF_LOADGEN_CONNS_MAX 100000u /* --connections */
+#define PF_LOADGEN_THREADS_MAX 64u   /* --threads */
+#define PF_LOADGEN_EXTRA_HEADERS_MAX 8192u /* bytes of -H headers */
+
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
 
