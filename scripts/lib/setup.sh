@@ -71,3 +71,31 @@ build_dir() {
 	fi
 	ninja -C "$dir"
 }
+
+# pf_compat_deps installs the SDKs of tests/compat (the official openai and
+# @anthropic-ai/sdk npm packages) into tests/compat/node_modules with
+# `npm ci` from the committed package-lock.json -- only when that folder
+# does not match the lock file and node version yet (stamp file).  Node.js
+# and npm come from Debian (nodejs npm) when missing.
+pf_compat_deps() {
+	local dir=$PF_ROOT/tests/compat stamp want
+	[ -f "$dir/package-lock.json" ] || return 0
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		pf_log "installing: nodejs npm"
+		pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		    --no-install-recommends nodejs npm >&2 ||
+		    { pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
+		      pf_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		        --no-install-recommends nodejs npm >&2; } ||
+		    { pf_log "error: apt-get install nodejs npm failed"; return 1; }
+	fi
+	stamp=$dir/node_modules/.pf-installed
+	want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1) node $(node --version)"
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+		return 0
+	fi
+	pf_log "npm ci in tests/compat"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2) ||
+	    { pf_log "error: npm ci in tests/compat failed"; return 1; }
+	printf '%s\n' "$want" >"$stamp"
+}

@@ -1,0 +1,143 @@
+// anthropic.test.mjs -- the official `@anthropic-ai/sdk` npm package,
+// unchanged, against the gateway's POST /v1/messages: passed through to an
+// anthropic-type channel (ANTHROPIC_MODEL) and converted to/from chat
+// completions for an openai-type channel (OPENAI_MODEL); non-stream, raw
+// stream events, the MessageStream helper, and the error classes.  Both
+// channels point at the mock model, so both ways give the same answer.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import Anthropic from '@anthropic-ai/sdk';
+import {
+  T, KEY, BAD_KEY, OPENAI_MODEL, ANTHROPIC_MODEL, PROMPT, PROMPT_TOKENS,
+  CHUNKS, CONTENT, SYSTEM, PROMPT_SYSTEM_TOKENS, anthropic, rejectsWith,
+  mockStats,
+} from './common.mjs';
+
+const MESSAGES = [{ role: 'user', content: PROMPT }];
+const WAYS = [
+  { name: 'anthropic channel', model: ANTHROPIC_MODEL, upstreamPath: '/v1/messages' },
+  { name: 'openai channel (converted)', model: OPENAI_MODEL, upstreamPath: '/v1/chat/completions' },
+];
+
+function assertMessage(m, model, text, stop, input, output) {
+  assert.equal(m.type, 'message');
+  assert.equal(m.role, 'assistant');
+  assert.equal(typeof m.id, 'string');
+  assert.ok(m.id.length > 0, 'id');
+  assert.equal(m.model, model);
+  assert.equal(m.content.length, 1, `one content block: ${JSON.stringify(m.content)}`);
+  assert.equal(m.content[0].type, 'text');
+  assert.equal(m.content[0].text, text);
+  assert.equal(m.stop_reason, stop);
+  assert.equal(m.usage.input_tokens, input, 'usage.input_tokens');
+  assert.equal(m.usage.output_tokens, output, 'usage.output_tokens');
+}
+
+for (const way of WAYS) {
+  test(`anthropic messages.create non-stream, ${way.name}`, T, async () => {
+    const m = await anthropic().messages.create({
+      model: way.model, max_tokens: 1024, messages: MESSAGES,
+    });
+    assertMessage(m, way.model, CONTENT, 'end_turn', PROMPT_TOKENS, CHUNKS);
+    const last = (await mockStats()).last;
+    assert.equal(last.path, way.upstreamPath, 'what went upstream');
+    assert.equal(last.model, way.model);
+  });
+
+  test(`anthropic messages.create system + max_tokens, ${way.name}`, T, async () => {
+    const m = await anthropic().messages.create({
+      model: way.model, max_tokens: 3, system: SYSTEM, messages: MESSAGES,
+    });
+    assertMessage(m, way.model, 'tok0 tok1 tok2 ', 'max_tokens',
+      PROMPT_SYSTEM_TOKENS, 3);
+  });
+
+  test(`anthropic messages.create stream events, ${way.name}`, T, async () => {
+    const stream = await anthropic().messages.create({
+      model: way.model, max_tokens: 1024, messages: MESSAGES, stream: true,
+    });
+    const events = [];
+    for await (const ev of stream) events.push(ev);
+    const types = events.map((e) => e.type).filter((t) => t !== 'ping');
+    assert.deepEqual(types, [
+      'message_start', 'content_block_start',
+      ...Array(CHUNKS).fill('content_block_delta'),
+      'content_block_stop', 'message_delta', 'message_stop',
+    ]);
+    const start = events.find((e) => e.type === 'message_start').message;
+    assert.equal(start.role, 'assistant');
+    assert.equal(start.model, way.model);
+    assert.equal(typeof start.usage.input_tokens, 'number', 'message_start usage');
+    if (way.model === ANTHROPIC_MODEL) {
+      assert.equal(start.usage.input_tokens, PROMPT_TOKENS, 'message_start input_tokens');
+    }
+    const block = events.find((e) => e.type === 'content_block_start');
+    assert.equal(block.index, 0);
+    assert.equal(block.content_block.type, 'text');
+    const text = events.filter((e) => e.type === 'content_block_delta')
+      .map((e) => { assert.equal(e.delta.type, 'text_delta'); return e.delta.text; })
+      .join('');
+    assert.equal(text, CONTENT);
+    const delta = events.find((e) => e.type === 'message_delta');
+    assert.equal(delta.delta.stop_reason, 'end_turn');
+    assert.equal(delta.usage.output_tokens, CHUNKS, 'cumulative output_tokens');
+    // An OpenAI stream reports the prompt only at its end, so a converted
+    // message_start cannot know it; message_delta's cumulative usage must
+    // (the SDK takes input_tokens from there when present).
+    assert.equal(delta.usage.input_tokens ?? start.usage.input_tokens, PROMPT_TOKENS,
+      'input_tokens (message_delta, else message_start)');
+  });
+
+  test(`anthropic messages.stream helper, ${way.name}`, T, async () => {
+    const stream = anthropic().messages.stream({
+      model: way.model, max_tokens: 1024, system: SYSTEM, messages: MESSAGES,
+    });
+    let deltas = '';
+    stream.on('text', (d) => { deltas += d; });
+    const m = await stream.finalMessage();
+    assert.equal(deltas, CONTENT);
+    assertMessage(m, way.model, CONTENT, 'end_turn', PROMPT_SYSTEM_TOKENS, CHUNKS);
+  });
+}
+
+test('anthropic Bearer auth (authToken) works too', T, async () => {
+  const m = await anthropic({ apiKey: null, authToken: KEY }).messages.create({
+    model: ANTHROPIC_MODEL, max_tokens: 1024, messages: MESSAGES,
+  });
+  assert.equal(m.content[0].text, CONTENT);
+});
+
+test('anthropic upstream gets the channel key, anthropic-version', T, async () => {
+  await anthropic().messages.create({
+    model: ANTHROPIC_MODEL, max_tokens: 1024, messages: MESSAGES,
+  });
+  const last = (await mockStats()).last;
+  assert.equal(last.path, '/v1/messages');
+  assert.equal(last.x_api_key, 'sk-ant-upstream-secret', 'channel key as x-api-key');
+  assert.ok(last.headers['anthropic-version'], 'anthropic-version sent upstream');
+  assert.ok(!JSON.stringify(last).includes(KEY), 'the client key stays at the gateway');
+});
+
+test('anthropic bad key -> AuthenticationError 401 (Anthropic error shape)', T, async () => {
+  const err = await rejectsWith(() => anthropic({ apiKey: BAD_KEY }).messages.create({
+    model: ANTHROPIC_MODEL, max_tokens: 1024, messages: MESSAGES,
+  }), Anthropic.AuthenticationError, 401);
+  assert.equal(err.error?.type, 'error', `body: ${JSON.stringify(err.error)}`);
+  assert.equal(err.error?.error?.type, 'authentication_error');
+  assert.equal(typeof err.error?.error?.message, 'string');
+});
+
+test('anthropic bad key on a stream -> AuthenticationError 401', T, async () => {
+  const stream = anthropic({ apiKey: BAD_KEY }).messages.stream({
+    model: ANTHROPIC_MODEL, max_tokens: 1024, messages: MESSAGES,
+  });
+  await rejectsWith(() => stream.finalMessage(), Anthropic.AuthenticationError, 401);
+});
+
+test('anthropic unknown model -> NotFoundError 404 (Anthropic error shape)', T, async () => {
+  const err = await rejectsWith(() => anthropic().messages.create({
+    model: 'no-such-model', max_tokens: 1024, messages: MESSAGES,
+  }), Anthropic.NotFoundError, 404);
+  assert.equal(err.error?.type, 'error', `body: ${JSON.stringify(err.error)}`);
+  assert.equal(err.error?.error?.type, 'not_found_error');
+});
