@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import {
   T, KEY, BAD_KEY, OPENAI_MODEL, ANTHROPIC_MODEL, PROMPT, PROMPT_TOKENS,
-  CHUNKS, CONTENT, SYSTEM, PROMPT_SYSTEM_TOKENS, anthropic, rejectsWith,
-  mockStats,
+  CHUNKS, CONTENT, SYSTEM, PROMPT_SYSTEM_TOKENS, DOWN_MODEL, NOT_FOUND_MODEL,
+  anthropic, rejectsWith, mockStats,
 } from './common.mjs';
 
 const MESSAGES = [{ role: 'user', content: PROMPT }];
@@ -88,6 +88,35 @@ for (const way of WAYS) {
       'input_tokens (message_delta, else message_start)');
   });
 
+  test(`anthropic messages.create multi-turn, content blocks, ${way.name}`, T, async () => {
+    // Text bytes 3 + 6 + 28 = 37 -> 10 prompt tokens, however the turns
+    // are carried upstream.
+    const m = await anthropic().messages.create({
+      model: way.model, max_tokens: 1024,
+      messages: [
+        { role: 'user', content: 'Hi.' },
+        { role: 'assistant', content: [{ type: 'text', text: 'Hello.' }] },
+        { role: 'user', content: [{ type: 'text', text: PROMPT }] },
+      ],
+    });
+    assertMessage(m, way.model, CONTENT, 'end_turn', 10, CHUNKS);
+  });
+
+  test(`anthropic messages.create stream max_tokens, ${way.name}`, T, async () => {
+    const stream = await anthropic().messages.create({
+      model: way.model, max_tokens: 3, messages: MESSAGES, stream: true,
+    });
+    const events = [];
+    for await (const ev of stream) events.push(ev);
+    const text = events.filter((e) => e.type === 'content_block_delta')
+      .map((e) => e.delta.text).join('');
+    assert.equal(text, 'tok0 tok1 tok2 ');
+    const delta = events.find((e) => e.type === 'message_delta');
+    assert.equal(delta.delta.stop_reason, 'max_tokens');
+    assert.equal(delta.usage.output_tokens, 3);
+    assert.equal(events.at(-1).type, 'message_stop');
+  });
+
   test(`anthropic messages.stream helper, ${way.name}`, T, async () => {
     const stream = anthropic().messages.stream({
       model: way.model, max_tokens: 1024, system: SYSTEM, messages: MESSAGES,
@@ -140,4 +169,33 @@ test('anthropic unknown model -> NotFoundError 404 (Anthropic error shape)', T, 
   }), Anthropic.NotFoundError, 404);
   assert.equal(err.error?.type, 'error', `body: ${JSON.stringify(err.error)}`);
   assert.equal(err.error?.error?.type, 'not_found_error');
+});
+
+test('anthropic upstream unreachable -> InternalServerError 502 (Anthropic error shape)', T, async () => {
+  const err = await rejectsWith(() => anthropic().messages.create({
+    model: DOWN_MODEL, max_tokens: 1024, messages: MESSAGES,
+  }), Anthropic.InternalServerError, 502);
+  assert.equal(err.error?.type, 'error', `body: ${JSON.stringify(err.error)}`);
+  assert.equal(err.error?.error?.type, 'api_error');
+  assert.ok(!JSON.stringify(err.error).includes('sk-down-upstream-secret'), 'no channel key');
+});
+
+test('anthropic upstream 404 on an openai channel -> NotFoundError (converted error)', T, async () => {
+  const err = await rejectsWith(() => anthropic().messages.create({
+    model: NOT_FOUND_MODEL, max_tokens: 1024, messages: MESSAGES,
+  }), Anthropic.NotFoundError, 404);
+  assert.equal(err.error?.type, 'error', `body: ${JSON.stringify(err.error)}`);
+  assert.equal(err.error?.error?.type, 'not_found_error');
+  assert.equal(typeof err.error?.error?.message, 'string');
+});
+
+test('anthropic SDK sees the request id (request-id header)', {
+  ...T,
+  todo: 'the gateway sends x-request-id only; the Anthropic SDK reads request-id',
+}, async () => {
+  const { data, request_id } = await anthropic().messages.create({
+    model: ANTHROPIC_MODEL, max_tokens: 1024, messages: MESSAGES,
+  }).withResponse();
+  assert.equal(data.content[0].text, CONTENT);
+  assert.match(request_id ?? '', /^[0-9a-fA-F]{32}$/);
 });

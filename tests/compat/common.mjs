@@ -20,6 +20,8 @@ export const OPENAI_MODEL = need('COMPAT_OPENAI_MODEL');
 export const OPENAI_MODEL_2 = need('COMPAT_OPENAI_MODEL_2');
 export const EMBED_MODEL = need('COMPAT_EMBED_MODEL');
 export const ANTHROPIC_MODEL = need('COMPAT_ANTHROPIC_MODEL');
+export const DOWN_MODEL = need('COMPAT_DOWN_MODEL');           // upstream unreachable
+export const NOT_FOUND_MODEL = need('COMPAT_NOT_FOUND_MODEL'); // upstream says 404
 
 // A key of the right shape that no token has.
 export const BAD_KEY = 'sk-' + 'Zz9'.repeat(16);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import {
   T, BAD_KEY, KEY_LIMITED, OPENAI_MODEL, OPENAI_MODEL_2, EMBED_MODEL,
-  ANTHROPIC_MODEL, PROMPT, PROMPT_TOKENS, CHUNKS, CONTENT, REQUEST_ID_RE,
+  ANTHROPIC_MODEL, DOWN_MODEL, NOT_FOUND_MODEL, PROMPT, PROMPT_TOKENS, CHUNKS, CONTENT, REQUEST_ID_RE,
   openai, assertChatUsage, rejectsWith, mockStats,
 } from './common.mjs';
 
@@ -176,8 +176,8 @@ test('openai models.list', T, async () => {
     assert.equal(typeof m.owned_by, 'string');
     ids.push(m.id);
   }
-  assert.deepEqual(ids.sort(),
-    [ANTHROPIC_MODEL, EMBED_MODEL, OPENAI_MODEL, OPENAI_MODEL_2].sort());
+  assert.deepEqual(ids.sort(), [ANTHROPIC_MODEL, EMBED_MODEL, OPENAI_MODEL,
+    OPENAI_MODEL_2, DOWN_MODEL, NOT_FOUND_MODEL].sort());
 });
 
 test('openai models.retrieve', T, async () => {
@@ -300,4 +300,29 @@ test('openai malformed request -> BadRequestError 400', T, async () => {
     model: 42, messages: MESSAGES,
   }), OpenAI.BadRequestError, 400);
   assert.equal(err.type, 'invalid_request_error');
+});
+
+test('openai upstream unreachable -> InternalServerError 502 without secrets', T, async () => {
+  const err = await rejectsWith(() => openai().chat.completions.create({
+    model: DOWN_MODEL, messages: MESSAGES,
+  }), OpenAI.InternalServerError, 502);
+  assert.equal(err.code, 'upstream_error');
+  assert.match(err.requestID ?? '', REQUEST_ID_RE);
+  const text = JSON.stringify(err.error) + err.message;
+  assert.ok(!text.includes('sk-down-upstream-secret'), 'no channel key');
+  assert.ok(!text.includes('127.0.0.1'), 'no upstream URL');
+});
+
+test('openai upstream unreachable on a stream -> InternalServerError 502', T, async () => {
+  await rejectsWith(() => openai().chat.completions.create({
+    model: DOWN_MODEL, messages: MESSAGES, stream: true,
+  }), OpenAI.InternalServerError, 502);
+});
+
+test('openai upstream 404 passed through -> NotFoundError', T, async () => {
+  const err = await rejectsWith(() => openai().chat.completions.create({
+    model: NOT_FOUND_MODEL, messages: MESSAGES,
+  }), OpenAI.NotFoundError, 404);
+  assert.equal(err.code, 'unknown_url', 'the upstream\'s own error code');
+  assert.ok(!JSON.stringify(err.error).includes('sk-404-upstream-secret'), 'no channel key');
 });

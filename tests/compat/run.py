@@ -15,7 +15,9 @@ COMPAT_ROOT_URL (without "/v1", for the Anthropic SDK), COMPAT_KEY,
 COMPAT_KEY_LIMITED (a token allowed COMPAT_OPENAI_MODEL only),
 COMPAT_MOCK_URL (the mock's ".../v1"), COMPAT_OPENAI_MODEL,
 COMPAT_OPENAI_MODEL_2, COMPAT_EMBED_MODEL (openai channel),
-COMPAT_ANTHROPIC_MODEL (anthropic channel).
+COMPAT_ANTHROPIC_MODEL (anthropic channel), COMPAT_DOWN_MODEL (a channel
+nobody listens for), COMPAT_NOT_FOUND_MODEL (a channel whose base path
+the mock answers 404).
 
 TAP: node's output is relayed line by line.  A test marked `todo` that
 passes ("ok N - name # TODO ...") would count as an unexpected pass in
@@ -33,10 +35,12 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from harness import Harness  # noqa: E402
+from harness import Harness, free_port  # noqa: E402
 
 OPENAI_MODELS = "mock-gpt,gpt-4o-mini,mock-embed"
 ANTHROPIC_MODEL = "mock-claude"
+DOWN_MODEL = "mock-down"
+NOT_FOUND_MODEL = "mock-wrong-path"
 # The whole node run; each test also has its own timeout (see common.mjs).
 NODE_TIMEOUT_S = 240
 TODO_PASS_RE = re.compile(r"^ok (\d+) - (.*?) # TODO(.*)$", re.IGNORECASE)
@@ -63,6 +67,8 @@ def node_env(g):
         "COMPAT_OPENAI_MODEL_2": g.models[1],
         "COMPAT_EMBED_MODEL": g.models[2],
         "COMPAT_ANTHROPIC_MODEL": ANTHROPIC_MODEL,
+        "COMPAT_DOWN_MODEL": DOWN_MODEL,
+        "COMPAT_NOT_FOUND_MODEL": NOT_FOUND_MODEL,
         "NO_COLOR": "1",
     })
     return env
@@ -111,6 +117,15 @@ def main():
                                 "--models", g.models[0])
         h.admin(g.db, "price-set", "--model", ANTHROPIC_MODEL, "--input",
                 "3", "--output", "15")
+        # Upstream trouble: nothing listens on a fresh free port (connect
+        # error -> 502); a wrong base path makes the mock answer its own
+        # 404 (an upstream 4xx, passed through).
+        h.admin(g.db, "channel-add", "--name", "down", "--type", "openai",
+                "--base-url", f"http://127.0.0.1:{free_port()}/v1",
+                "--key", "sk-down-upstream-secret", "--models", DOWN_MODEL)
+        h.admin(g.db, "channel-add", "--name", "wrong-path", "--type",
+                "openai", "--base-url", g.mock_url + "/nope", "--key",
+                "sk-404-upstream-secret", "--models", NOT_FOUND_MODEL)
 
     proc = None
     try:
