@@ -76,4 +76,19 @@
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
 
+/* Record logs (common/reclog.c): accountant event log, ingress spool */
+#define PF_RECLOG_RECORD_MAX (1024u * 1024u)          /* payload bytes */
+#define PF_RECLOG_SEGMENT_DEFAULT (64u * 1024u * 1024u) /* rotate after */
+#define PF_RECLOG_FILE_MAX (4ull * 1024u * 1024u * 1024u) /* file read */
+#define PF_RECLOG_BUFFER_FLUSH (1024u * 1024u) /* write(2) before a sync */
+
+/* Accountant */
+#define PF_ACCT_BATCH_MAX 2048u      /* events applied in one transaction */
+#define PF_ACCT_BATCH_WINDOW_MS 2u   /* group commit: wait for more events */
+#define PF_ACCT_CONTEXTS 512u        /* requests in flight on its socket */
+#define PF_ACCT_QUEUE_MAX 65536u     /* requests queued for the actor */
+#define PF_ACCT_GRANT_TTL_MS 30000u  /* a grant lapses unless renewed */
+#define PF_ACCT_CACHE_MAX 1000000u   /* users / grant pools kept in memory */
+#define PF_ACCT_RELOAD_MS 5000u      /* re-read a cached balance after */
+
 #endif /* PF_COMMON_LIMITS_H */
