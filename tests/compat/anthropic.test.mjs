@@ -10,7 +10,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import {
   T, KEY, BAD_KEY, OPENAI_MODEL, ANTHROPIC_MODEL, PROMPT, PROMPT_TOKENS,
   CHUNKS, CONTENT, SYSTEM, PROMPT_SYSTEM_TOKENS, DOWN_MODEL, NOT_FOUND_MODEL,
-  anthropic, rejectsWith, mockStats,
+  SLOW_MODEL, SLOW_MOCK_URL, SLOW_CHUNKS, anthropic, rejectsWith, mockStats,
+  waitStreams,
 } from './common.mjs';
 
 const MESSAGES = [{ role: 'user', content: PROMPT }];
@@ -128,6 +129,40 @@ for (const way of WAYS) {
     assertMessage(m, way.model, CONTENT, 'end_turn', PROMPT_SYSTEM_TOKENS, CHUNKS);
   });
 }
+
+test('anthropic converted stream arrives while the upstream is still streaming', T, async () => {
+  const before = (await mockStats(SLOW_MOCK_URL)).streams;
+  const stream = anthropic().messages.stream({
+    model: SLOW_MODEL, max_tokens: 1024, messages: MESSAGES,
+  });
+  let first = null;
+  stream.once('text', () => { first = mockStats(SLOW_MOCK_URL); });
+  const m = await stream.finalMessage();
+  assert.ok(first, 'got a text delta');
+  const atFirst = (await first).streams;
+  assert.equal(atFirst.completed, before.completed,
+    `upstream stream still open at the first delta: ${JSON.stringify(atFirst)}`);
+  assert.equal(m.content[0].text,
+    Array.from({ length: SLOW_CHUNKS }, (_, i) => `tok${i} `).join(''));
+  assert.equal(m.usage.output_tokens, SLOW_CHUNKS);
+  assert.equal(m.stop_reason, 'end_turn');
+});
+
+test('anthropic stream aborted by the client stops the upstream stream', T, async () => {
+  const before = (await mockStats(SLOW_MOCK_URL)).streams;
+  const stream = anthropic().messages.stream({
+    model: SLOW_MODEL, max_tokens: 1024, messages: MESSAGES,
+  });
+  let n = 0;
+  stream.on('text', () => { n += 1; if (n === 3) stream.abort(); });
+  await rejectsWith(() => stream.done(), Anthropic.APIUserAbortError, undefined);
+  assert.equal(n, 3);
+  const st = await waitStreams((s) => s.incomplete > before.incomplete
+    || s.completed > before.completed);
+  assert.equal(st.completed, before.completed, 'upstream did not run to the end');
+  assert.equal(st.incomplete, before.incomplete + 1,
+    `upstream stream cut: ${JSON.stringify(st)}`);
+});
 
 test('anthropic Bearer auth (authToken) works too', T, async () => {
   const m = await anthropic({ apiKey: null, authToken: KEY }).messages.create({

@@ -22,6 +22,9 @@ export const EMBED_MODEL = need('COMPAT_EMBED_MODEL');
 export const ANTHROPIC_MODEL = need('COMPAT_ANTHROPIC_MODEL');
 export const DOWN_MODEL = need('COMPAT_DOWN_MODEL');           // upstream unreachable
 export const NOT_FOUND_MODEL = need('COMPAT_NOT_FOUND_MODEL'); // upstream says 404
+export const SLOW_MODEL = need('COMPAT_SLOW_MODEL');           // slow stream, own mock
+export const SLOW_MOCK_URL = need('COMPAT_SLOW_MOCK_URL');
+export const SLOW_CHUNKS = Number(need('COMPAT_SLOW_CHUNKS'));
 
 // A key of the right shape that no token has.
 export const BAD_KEY = 'sk-' + 'Zz9'.repeat(16);
@@ -86,10 +89,23 @@ export async function rejectsWith(fn, cls, status) {
   return err;
 }
 
-// The mock's GET /mock/stats (what reached the upstream last).
-export async function mockStats() {
-  const r = await fetch(MOCK_URL.replace(/\/v1$/, '/mock/stats'),
+// The mock's GET /mock/stats (what reached the upstream last); mockUrl
+// selects the slow mock.
+export async function mockStats(mockUrl = MOCK_URL) {
+  const r = await fetch(mockUrl.replace(/\/v1$/, '/mock/stats'),
     { signal: AbortSignal.timeout(SDK_TIMEOUT_MS) });
   assert.equal(r.status, 200, 'mock stats');
   return r.json();
+}
+
+// Polls the slow mock's stream counters until pred(streams) holds; gives
+// up (returning the last counters) after limitMs.  No timing is asserted:
+// the caller asserts the state reached.
+export async function waitStreams(pred, limitMs = 10_000) {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const st = (await mockStats(SLOW_MOCK_URL)).streams;
+    if (pred(st) || Date.now() > end) return st;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

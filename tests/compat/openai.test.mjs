@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import {
   T, BAD_KEY, KEY_LIMITED, OPENAI_MODEL, OPENAI_MODEL_2, EMBED_MODEL,
-  ANTHROPIC_MODEL, DOWN_MODEL, NOT_FOUND_MODEL, PROMPT, PROMPT_TOKENS, CHUNKS, CONTENT, REQUEST_ID_RE,
-  openai, assertChatUsage, rejectsWith, mockStats,
+  ANTHROPIC_MODEL, DOWN_MODEL, NOT_FOUND_MODEL, SLOW_MODEL, SLOW_MOCK_URL,
+  SLOW_CHUNKS, PROMPT, PROMPT_TOKENS, CHUNKS, CONTENT, REQUEST_ID_RE,
+  openai, assertChatUsage, rejectsWith, mockStats, waitStreams,
 } from './common.mjs';
 
 const MESSAGES = [{ role: 'user', content: PROMPT }];
@@ -98,6 +99,48 @@ test('openai chat.completions.stream helper (finalChatCompletion)', T, async () 
   assertChatUsage(final.usage, PROMPT_TOKENS, CHUNKS, 'final usage');
 });
 
+test('openai stream arrives while the upstream is still streaming', T, async () => {
+  // The slow mock takes ~5 s for its stream; the first delta must reach
+  // the SDK while that stream is still open (no whole-response buffering).
+  const before = (await mockStats(SLOW_MOCK_URL)).streams;
+  const stream = await openai().chat.completions.create({
+    model: SLOW_MODEL, messages: MESSAGES, stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let atFirst = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    const d = chunk.choices[0]?.delta?.content;
+    if (d && atFirst === null) atFirst = (await mockStats(SLOW_MOCK_URL)).streams;
+    text += d ?? '';
+    usage = chunk.usage ?? usage;
+  }
+  assert.ok(atFirst, 'got a content delta');
+  assert.equal(atFirst.completed, before.completed,
+    `upstream stream still open at the first delta: ${JSON.stringify(atFirst)}`);
+  assert.equal(text, Array.from({ length: SLOW_CHUNKS }, (_, i) => `tok${i} `).join(''));
+  assertChatUsage(usage, PROMPT_TOKENS, SLOW_CHUNKS, 'slow stream');
+});
+
+test('openai stream abandoned by the client (break) stops the upstream stream', T, async () => {
+  const before = (await mockStats(SLOW_MOCK_URL)).streams;
+  const stream = await openai().chat.completions.create({
+    model: SLOW_MODEL, messages: MESSAGES, stream: true,
+  });
+  let n = 0;
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.delta?.content) n += 1;
+    if (n === 3) break; // the SDK aborts the HTTP request
+  }
+  assert.equal(n, 3);
+  const st = await waitStreams((s) => s.incomplete > before.incomplete
+    || s.completed > before.completed);
+  assert.equal(st.completed, before.completed, 'upstream did not run to the end');
+  assert.equal(st.incomplete, before.incomplete + 1,
+    `upstream stream cut: ${JSON.stringify(st)}`);
+});
+
 // --- legacy completions ----------------------------------------------------
 
 test('openai completions.create non-stream', T, async () => {
@@ -177,7 +220,7 @@ test('openai models.list', T, async () => {
     ids.push(m.id);
   }
   assert.deepEqual(ids.sort(), [ANTHROPIC_MODEL, EMBED_MODEL, OPENAI_MODEL,
-    OPENAI_MODEL_2, DOWN_MODEL, NOT_FOUND_MODEL].sort());
+    OPENAI_MODEL_2, DOWN_MODEL, NOT_FOUND_MODEL, SLOW_MODEL].sort());
 });
 
 test('openai models.retrieve', T, async () => {

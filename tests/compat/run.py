@@ -17,7 +17,8 @@ COMPAT_MOCK_URL (the mock's ".../v1"), COMPAT_OPENAI_MODEL,
 COMPAT_OPENAI_MODEL_2, COMPAT_EMBED_MODEL (openai channel),
 COMPAT_ANTHROPIC_MODEL (anthropic channel), COMPAT_DOWN_MODEL (a channel
 nobody listens for), COMPAT_NOT_FOUND_MODEL (a channel whose base path
-the mock answers 404).
+the mock answers 404), COMPAT_SLOW_MODEL (a second mock,
+COMPAT_SLOW_MOCK_URL, streaming COMPAT_SLOW_CHUNKS chunks slowly).
 
 TAP: node's output is relayed line by line.  A test marked `todo` that
 passes ("ok N - name # TODO ...") would count as an unexpected pass in
@@ -41,6 +42,9 @@ OPENAI_MODELS = "mock-gpt,gpt-4o-mini,mock-embed"
 ANTHROPIC_MODEL = "mock-claude"
 DOWN_MODEL = "mock-down"
 NOT_FOUND_MODEL = "mock-wrong-path"
+SLOW_MODEL = "mock-slow"
+SLOW_CHUNKS = 100
+SLOW_DELAY_MS = 50
 # The whole node run; each test also has its own timeout (see common.mjs).
 NODE_TIMEOUT_S = 240
 TODO_PASS_RE = re.compile(r"^ok (\d+) - (.*?) # TODO(.*)$", re.IGNORECASE)
@@ -69,6 +73,9 @@ def node_env(g):
         "COMPAT_ANTHROPIC_MODEL": ANTHROPIC_MODEL,
         "COMPAT_DOWN_MODEL": DOWN_MODEL,
         "COMPAT_NOT_FOUND_MODEL": NOT_FOUND_MODEL,
+        "COMPAT_SLOW_MODEL": SLOW_MODEL,
+        "COMPAT_SLOW_MOCK_URL": g.slow_mock_url,
+        "COMPAT_SLOW_CHUNKS": str(SLOW_CHUNKS),
         "NO_COLOR": "1",
     })
     return env
@@ -113,6 +120,14 @@ def main():
                                 "--models", g.models[0])
         h.admin(g.db, "price-set", "--model", ANTHROPIC_MODEL, "--input",
                 "3", "--output", "15")
+        # A slow stream (SLOW_CHUNKS chunks, SLOW_DELAY_MS apart) from a
+        # mock of its own, so its stream counters are the tests' alone.
+        g.slow_mock_url = h.start_mock(["--chunks", str(SLOW_CHUNKS),
+                                        "--chunk-delay-ms",
+                                        str(SLOW_DELAY_MS)])
+        h.admin(g.db, "channel-add", "--name", "slow", "--type", "openai",
+                "--base-url", g.slow_mock_url, "--key",
+                "sk-slow-upstream-secret", "--models", SLOW_MODEL)
         # Upstream trouble: nothing listens on a fresh free port (connect
         # error -> 502); a wrong base path makes the mock answer its own
         # 404 (an upstream 4xx, passed through).
