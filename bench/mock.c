@@ -10,6 +10,7 @@
  */
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -42,6 +43,7 @@ enum route {
 	R_MODEL,
 	R_STATS,
 	R_RESET,
+	R_KNOBS,
 	R_HEALTH,
 	R_COUNT
 };
@@ -60,6 +62,7 @@ static const struct {
 	[R_MODEL] = { "/v1/models/", "GET", MOCK_API_CHAT },
 	[R_STATS] = { "/mock/stats", "GET", MOCK_API_CHAT },
 	[R_RESET] = { "/mock/reset", "POST", MOCK_API_CHAT },
+	[R_KNOBS] = { "/mock/knobs", "POST", MOCK_API_CHAT },
 	[R_HEALTH] = { "/health", "GET", MOCK_API_CHAT },
 };
 
@@ -83,7 +86,13 @@ struct mock_server {
 	char *models;
 	unsigned port;
 	atomic_uint_fast64_t error_seq; /* requests carrying an error rate */
+	atomic_uint_fast64_t fail_seq;  /* requests carrying fail-first */
+	pthread_mutex_t knobs_mu;       /* guards knobs */
+	char knobs[PF_MOCK_PATH_KNOBS_MAX + 1]; /* POST /mock/knobs spec */
 };
+
+/* The path knob prefix: /mock/knobs/SPEC/v1/... */
+#define KNOBS_PREFIX "/mock/knobs/"
 
 enum phase {
 	PHASE_NEW = 0,
@@ -96,6 +105,9 @@ typedef struct mock_req {
 	enum phase phase;
 	bool bad_method;
 	bool too_big;
+	bool knobs_bad;  /* the path knob spec is too long or unterminated */
+	size_t path_off; /* the URL after the path knob prefix */
+	char knobs[PF_MOCK_PATH_KNOBS_MAX + 1]; /* path knob spec */
 	char *body;
 	size_t len, cap;
 	struct MHD_Response *resp;
@@ -438,6 +450,13 @@ route_of(const char *url)
 static unsigned
 error_due(mock_server *m, const mock_knobs *k)
 {
+	if (k->fail_first_set) {
+		uint64_t n = atomic_fetch_add(&m->fail_seq, 1);
+
+		if (n >= k->fail_first)
+			return 0;
+		return k->status != 0 ? k->status : 500;
+	}
 	if (k->rate_set) {
 		uint64_t n = atomic_fetch_add(&m->error_seq, 1);
 
@@ -468,7 +487,7 @@ fill_reply(mock_reply *r, mock_api api, uint64_t seq, const mock_fields *f,
 	r->chunk_bytes = k->chunk_bytes;
 	r->prompt_tokens = mock_tokens_of_bytes(f->text_bytes);
 	r->include_usage = f->include_usage == 1;
-	r->no_usage = k->no_usage;
+	r->no_usage = k->no_usage != 0;
 	r->embed_inputs = f->embed_inputs;
 	r->embed_dims = f->embed_dims;
 	r->embed_base64 = f->embed_base64;
@@ -522,6 +541,63 @@ answer_generated(mock_server *m, struct MHD_Connection *conn, mock_req *q,
 	return deliver(m, conn, q, 200, resp, k->ttfb_ms);
 }
 
+/* read_knobs fills k: options, then POST /mock/knobs, then the path
+ * knobs, then the headers.  Returns NULL, or a message for a 400 (in msg
+ * or static). */
+static const char *
+read_knobs(mock_server *m, struct MHD_Connection *conn, const mock_req *q,
+    mock_knobs *k, char *msg, size_t cap)
+{
+	char server[PF_MOCK_PATH_KNOBS_MAX + 1];
+	const char *bad = NULL;
+
+	mock_knobs_defaults(&m->opt, k);
+	pthread_mutex_lock(&m->knobs_mu);
+	memcpy(server, m->knobs, sizeof(server));
+	pthread_mutex_unlock(&m->knobs_mu);
+	/* checked when it was set */
+	if (mock_knobs_path(server, strlen(server), k, &bad) != PF_OK)
+		return "invalid server knobs";
+	if (q->knobs_bad)
+		return "invalid path knobs (too long, or no / after them)";
+	if (mock_knobs_path(q->knobs, strlen(q->knobs), k, &bad) != PF_OK) {
+		snprintf(msg, cap, "invalid path knob (%s)", bad);
+		return msg;
+	}
+	if (mock_knobs_headers(conn, k, &bad) != PF_OK) {
+		snprintf(msg, cap, "invalid %s header", bad);
+		return msg;
+	}
+	return NULL;
+}
+
+/* set_server_knobs serves POST /mock/knobs: the body (a path knob spec;
+ * empty clears) becomes every request's defaults. */
+static enum MHD_Result
+set_server_knobs(mock_server *m, struct MHD_Connection *conn, mock_req *q)
+{
+	char spec[PF_MOCK_PATH_KNOBS_MAX + 1];
+	const char *bad = NULL;
+	mock_knobs k;
+
+	if (q->too_big || q->len > PF_MOCK_PATH_KNOBS_MAX)
+		return bad_request(m, conn, q, 413, NULL, "knob list too long");
+	if (q->len > 0)
+		memcpy(spec, q->body, q->len);
+	spec[q->len] = '\0';
+	while (q->len > 0
+	    && (spec[q->len - 1] == '\n' || spec[q->len - 1] == '\r'))
+		spec[--q->len] = '\0';
+	mock_knobs_defaults(&m->opt, &k);
+	if (strlen(spec) != q->len
+	    || mock_knobs_path(spec, q->len, &k, &bad) != PF_OK)
+		return bad_request(m, conn, q, 400, NULL, "invalid knob list");
+	pthread_mutex_lock(&m->knobs_mu);
+	memcpy(m->knobs, spec, q->len + 1);
+	pthread_mutex_unlock(&m->knobs_mu);
+	return reply_json_text(conn, 200, strdup("{\"knobs\":true}"));
+}
+
 static enum MHD_Result
 answer_api(mock_server *m, struct MHD_Connection *conn, mock_req *q,
     const char *method, const char *url)
@@ -570,10 +646,8 @@ answer_api(mock_server *m, struct MHD_Connection *conn, mock_req *q,
 		    m, conn, q, 413, NULL, "request body too large");
 		goto out;
 	}
-	if (bad == NULL && mock_knobs_read(conn, &m->opt, &k, &bad) != PF_OK) {
-		snprintf(msg, sizeof(msg), "invalid %s header", bad);
-		bad = msg;
-	}
+	if (bad == NULL)
+		bad = read_knobs(m, conn, q, &k, msg, sizeof(msg));
 	if (bad != NULL) {
 		ret = bad_request(m, conn, q, 400, NULL, bad);
 		goto out;
@@ -619,7 +693,10 @@ handle(mock_server *m, struct MHD_Connection *conn, mock_req *q,
 	case R_RESET:
 		mock_stats_reset(m->stats);
 		atomic_store(&m->error_seq, 0);
+		atomic_store(&m->fail_seq, 0);
 		return reply_json_text(conn, 200, strdup("{\"reset\":true}"));
+	case R_KNOBS:
+		return set_server_knobs(m, conn, q);
 	default:
 		return answer_api(m, conn, q, method, url);
 	}
@@ -662,6 +739,30 @@ append_body(mock_req *q, const char *data, size_t n)
 	q->len += n;
 }
 
+/* strip_knobs takes /mock/knobs/SPEC off the front of url into q. */
+static void
+strip_knobs(mock_req *q, const char *url)
+{
+	size_t pl = strlen(KNOBS_PREFIX);
+	const char *spec = url + pl;
+	const char *end;
+	size_t n;
+
+	if (strncmp(url, KNOBS_PREFIX, pl) != 0)
+		return;
+	end = strchr(spec, '/');
+	n = end != NULL ? (size_t)(end - spec) : strlen(spec);
+	if (end == NULL || n > PF_MOCK_PATH_KNOBS_MAX) {
+		q->knobs_bad = true;
+		/* route the rest as unknown: 404 unless it is /v1/... */
+		q->path_off = end != NULL ? (size_t)(end - url) : strlen(url);
+		return;
+	}
+	memcpy(q->knobs, spec, n);
+	q->knobs[n] = '\0';
+	q->path_off = (size_t)(end - url);
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -676,12 +777,15 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		q = calloc(1, sizeof(*q));
 		if (q == NULL)
 			return MHD_NO;
+		strip_knobs(q, url);
+		url += q->path_off;
 		q->route = route_of(url);
 		q->bad_method = q->route != R_NONE
 		    && strcmp(method, routes[q->route].method) != 0;
 		*con_cls = q;
 		return MHD_YES;
 	}
+	url += q->path_off;
 	if (*upload_data_size != 0) {
 		append_body(q, upload_data, *upload_data_size);
 		*upload_data_size = 0;
@@ -869,6 +973,7 @@ mock_server_start(const mock_options *opt, mock_server **ret)
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return PF_ENOMEM;
+	pthread_mutex_init(&m->knobs_mu, NULL);
 	m->opt = *opt;
 	m->opt.threads = thread_count(opt->threads);
 	m->listen = strdup(opt->listen);
@@ -920,6 +1025,7 @@ mock_server_free(mock_server *m)
 		MHD_stop_daemon(m->d);
 	mock_timer_free(m->timer);
 	mock_stats_free(m->stats);
+	pthread_mutex_destroy(&m->knobs_mu);
 	free(m->listen);
 	free(m->models);
 	free(m);

@@ -11,23 +11,48 @@
 #include "bench/mock_parse.h"
 #include "common/limits.h"
 
-/* header_u32: 0 absent, 1 parsed into *val, -1 malformed or > max. */
+/* The numeric knobs: header name, field, cap.  A path knob's name is the
+ * header's without "x-mock-". */
+static const struct {
+	const char *name;
+	size_t off;
+	uint32_t max;
+} knob_defs[] = {
+	{ "x-mock-ttfb-ms", offsetof(mock_knobs, ttfb_ms),
+	    PF_MOCK_DELAY_MAX_MS },
+	{ "x-mock-chunks", offsetof(mock_knobs, chunks), PF_MOCK_CHUNKS_MAX },
+	{ "x-mock-chunk-delay-ms", offsetof(mock_knobs, chunk_delay_ms),
+	    PF_MOCK_DELAY_MAX_MS },
+	{ "x-mock-chunk-bytes", offsetof(mock_knobs, chunk_bytes),
+	    PF_MOCK_CHUNK_BYTES_MAX },
+	{ "x-mock-hang-ms", offsetof(mock_knobs, hang_ms),
+	    PF_MOCK_DELAY_MAX_MS },
+	{ "x-mock-hang-after", offsetof(mock_knobs, hang_after),
+	    PF_MOCK_CHUNKS_MAX },
+	{ "x-mock-drop-after", offsetof(mock_knobs, drop_after),
+	    PF_MOCK_CHUNKS_MAX },
+	{ "x-mock-status", offsetof(mock_knobs, status), 599 },
+	{ "x-mock-error-rate", offsetof(mock_knobs, error_rate), 100 },
+	{ "x-mock-fail-first", offsetof(mock_knobs, fail_first),
+	    PF_MOCK_CHUNKS_MAX },
+	{ "x-mock-coalesce", offsetof(mock_knobs, coalesce), 1 },
+	{ "x-mock-no-usage", offsetof(mock_knobs, no_usage), 1 },
+};
+
+#define KNOB_PREFIX_LEN (sizeof("x-mock-") - 1)
+
+/* parse_u32: 1 parsed into *val, -1 empty, not decimal or > max. */
 static int
-header_u32(
-    struct MHD_Connection *conn, const char *name, uint32_t max, uint32_t *val)
+parse_u32(const char *s, size_t n, uint32_t max, uint32_t *val)
 {
-	const char *s
-	    = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 	uint64_t v = 0;
 
-	if (s == NULL)
-		return 0;
-	if (*s == '\0')
+	if (n == 0)
 		return -1;
-	for (; *s != '\0'; s++) {
-		if (*s < '0' || *s > '9')
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + (uint64_t)(s[i] - '0');
 		if (v > max)
 			return -1;
 	}
@@ -35,35 +60,23 @@ header_u32(
 	return 1;
 }
 
-pf_err
-mock_knobs_read(struct MHD_Connection *conn, const mock_options *opt,
-    mock_knobs *k, const char **bad)
+/* set_knob stores v into knob i, noting what "is set" means. */
+static void
+set_knob(mock_knobs *k, size_t i, uint32_t v)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-		uint32_t max;
-	} defs[] = {
-		{ "x-mock-ttfb-ms", offsetof(mock_knobs, ttfb_ms),
-		    PF_MOCK_DELAY_MAX_MS },
-		{ "x-mock-chunks", offsetof(mock_knobs, chunks),
-		    PF_MOCK_CHUNKS_MAX },
-		{ "x-mock-chunk-delay-ms", offsetof(mock_knobs, chunk_delay_ms),
-		    PF_MOCK_DELAY_MAX_MS },
-		{ "x-mock-chunk-bytes", offsetof(mock_knobs, chunk_bytes),
-		    PF_MOCK_CHUNK_BYTES_MAX },
-		{ "x-mock-hang-ms", offsetof(mock_knobs, hang_ms),
-		    PF_MOCK_DELAY_MAX_MS },
-		{ "x-mock-hang-after", offsetof(mock_knobs, hang_after),
-		    PF_MOCK_CHUNKS_MAX },
-		{ "x-mock-drop-after", offsetof(mock_knobs, drop_after),
-		    PF_MOCK_CHUNKS_MAX },
-		{ "x-mock-status", offsetof(mock_knobs, status), 599 },
-		{ "x-mock-error-rate", offsetof(mock_knobs, error_rate), 100 },
-		{ "x-mock-coalesce", offsetof(mock_knobs, coalesce), 1 },
-	};
-	const char *nu;
+	uint32_t *field = (uint32_t *)((char *)k + knob_defs[i].off);
 
+	*field = v;
+	if (field == &k->error_rate)
+		k->rate_set = true;
+	if (field == &k->fail_first)
+		k->fail_first_set = true;
+}
+
+void
+mock_knobs_defaults(const mock_options *opt, mock_knobs *k)
+{
+	memset(k, 0, sizeof(*k));
 	k->ttfb_ms = opt->ttfb_ms;
 	k->chunks = opt->chunks;
 	k->chunk_delay_ms = opt->chunk_delay_ms;
@@ -71,30 +84,92 @@ mock_knobs_read(struct MHD_Connection *conn, const mock_options *opt,
 	k->hang_ms = opt->hang_ms;
 	k->hang_after = MOCK_NO_LIMIT;
 	k->drop_after = MOCK_NO_LIMIT;
-	k->status = 0;
-	k->error_rate = 0;
 	k->coalesce = opt->coalesce ? 1 : 0;
-	k->rate_set = false;
-	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
-		uint32_t *field = (uint32_t *)((char *)k + defs[i].off);
-		int rc = header_u32(conn, defs[i].name, defs[i].max, field);
+}
 
-		if (rc < 0) {
-			*bad = defs[i].name;
+pf_err
+mock_knobs_path(const char *spec, size_t len, mock_knobs *k, const char **bad)
+{
+	size_t pos = 0;
+
+	*bad = "path knobs";
+	if (len > PF_MOCK_PATH_KNOBS_MAX)
+		return PF_EINVAL;
+	while (pos < len) {
+		const char *item = spec + pos;
+		const char *comma = memchr(item, ',', len - pos);
+		size_t n = comma != NULL ? (size_t)(comma - item) : len - pos;
+		const char *eq = memchr(item, '=', n);
+		size_t name_len;
+		size_t i;
+		uint32_t v = 0;
+
+		pos += n + (comma != NULL ? 1 : 0);
+		if (n == 0)
+			continue; /* "a=1,,b=2" or a trailing comma */
+		if (eq == NULL)
+			return PF_EINVAL;
+		name_len = (size_t)(eq - item);
+		for (i = 0; i < sizeof(knob_defs) / sizeof(knob_defs[0]); i++) {
+			const char *kn = knob_defs[i].name + KNOB_PREFIX_LEN;
+
+			if (strlen(kn) == name_len
+			    && memcmp(kn, item, name_len) == 0)
+				break;
+		}
+		if (i == sizeof(knob_defs) / sizeof(knob_defs[0]))
+			return PF_EINVAL;
+		if (parse_u32(eq + 1, n - name_len - 1, knob_defs[i].max, &v)
+		    < 0) {
+			*bad = knob_defs[i].name;
 			return PF_EINVAL;
 		}
-		if (rc > 0 && field == &k->error_rate)
-			k->rate_set = true;
+		set_knob(k, i, v);
 	}
 	if (k->status != 0 && k->status < 100) {
 		*bad = "x-mock-status";
 		return PF_EINVAL;
 	}
-	nu = MHD_lookup_connection_value(
-	    conn, MHD_HEADER_KIND, "x-mock-no-usage");
-	k->no_usage = nu != NULL
-	    && (strcmp(nu, "1") == 0 || strcasecmp(nu, "true") == 0);
+	*bad = NULL;
 	return PF_OK;
+}
+
+pf_err
+mock_knobs_headers(struct MHD_Connection *conn, mock_knobs *k, const char **bad)
+{
+	for (size_t i = 0; i < sizeof(knob_defs) / sizeof(knob_defs[0]); i++) {
+		const char *s = MHD_lookup_connection_value(
+		    conn, MHD_HEADER_KIND, knob_defs[i].name);
+		uint32_t v = 0;
+
+		if (s == NULL)
+			continue;
+		if (knob_defs[i].off == offsetof(mock_knobs, no_usage)) {
+			/* historical spelling: "1" or "true", anything else
+			 * means no */
+			set_knob(k, i,
+			    strcmp(s, "1") == 0 || strcasecmp(s, "true") == 0);
+			continue;
+		}
+		if (parse_u32(s, strlen(s), knob_defs[i].max, &v) < 0) {
+			*bad = knob_defs[i].name;
+			return PF_EINVAL;
+		}
+		set_knob(k, i, v);
+	}
+	if (k->status != 0 && k->status < 100) {
+		*bad = "x-mock-status";
+		return PF_EINVAL;
+	}
+	return PF_OK;
+}
+
+pf_err
+mock_knobs_read(struct MHD_Connection *conn, const mock_options *opt,
+    mock_knobs *k, const char **bad)
+{
+	mock_knobs_defaults(opt, k);
+	return mock_knobs_headers(conn, k, bad);
 }
 
 /* text_bytes sums the bytes of the text a request carries (the prompt

@@ -27,13 +27,35 @@ typedef struct mock_knobs {
 	uint32_t drop_after; /* MOCK_NO_LIMIT = never */
 	uint32_t status;     /* 0 = none */
 	uint32_t error_rate; /* percent, when rate_set */
+	uint32_t fail_first; /* requests to fail first, when fail_first_set */
 	uint32_t coalesce;   /* 0/1 */
+	uint32_t no_usage;   /* 0/1 */
 	bool rate_set;
-	bool no_usage;
+	bool fail_first_set;
 } mock_knobs;
 
+/* mock_knobs_defaults fills k from the command-line options alone. */
+void mock_knobs_defaults(const mock_options *opt, mock_knobs *k);
+
 /*
- * mock_knobs_read fills k from opt and conn's x-mock-* headers.  Errors:
+ * mock_knobs_path applies a path knob list (the SPEC of
+ * /mock/knobs/SPEC/v1/..., len bytes, not NUL-terminated): comma-separated
+ * NAME=N items, NAME a header name without "x-mock-".  Errors: PF_EINVAL
+ * (unknown name, bad value, len > PF_MOCK_PATH_KNOBS_MAX) with *bad = the
+ * offending header's name or "path knobs" (static).
+ */
+PF_NODISCARD pf_err mock_knobs_path(
+    const char *spec, size_t len, mock_knobs *k, const char **bad);
+
+/*
+ * mock_knobs_headers overrides k with conn's x-mock-* headers.  Errors:
+ * PF_EINVAL with *bad = the offending header's name (static).
+ */
+PF_NODISCARD pf_err mock_knobs_headers(
+    struct MHD_Connection *conn, mock_knobs *k, const char **bad);
+
+/*
+ * mock_knobs_read = mock_knobs_defaults + mock_knobs_headers.  Errors:
  * PF_EINVAL with *bad = the offending header's name (static).
  */
 PF_NODISCARD pf_err mock_knobs_read(struct MHD_Connection *conn,

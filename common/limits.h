@@ -30,6 +30,18 @@
 #define PF_REPLY_SOCKETS_MAX 64u  /* worker: reply sockets per thread */
 #define PF_REPLY_SENDBUF 1024     /* worker: messages queued per reply socket */
 #define PF_CANCEL_INBOX_MAX 1024u /* worker: cancels queued per thread */
+/* flow control: relay.data bytes a worker may send ahead of the client */
+#define PF_STREAM_CREDIT_WINDOW (64u * 1024u)
+#define PF_STREAM_CREDIT_STEP (16u * 1024u) /* ingress grants in steps */
+/* a flow-controlled stream's queue: the window, one event past it, and
+ * one curl read */
+#define PF_STREAM_BUFFER_FLOW_MAX                                              \
+	(PF_STREAM_CREDIT_WINDOW + PF_SSE_EVENT_MAX + 64u * 1024u)
+#define PF_CTL_SOCKETS_MAX 256u /* ingress: worker control sockets */
+#define PF_CTL_MSG_MAX 256u     /* worker: control message (cancel, credit) */
+#define PF_RELAY_HEADERS_MAX 16u        /* client headers passed upstream */
+#define PF_RELAY_HEADER_NAME_MAX 64u    /* bytes in such a header name */
+#define PF_RELAY_HEADER_VALUE_MAX 1024u /* bytes in its value */
 
 /* Messages between roles */
 #define PF_MSG_MAX (PF_BODY_MAX_CEILING + 64u * 1024u)
@@ -64,6 +76,9 @@
 #define PF_MOCK_STATS_BODY_MAX (64u * 1024u)    /* last body kept */
 #define PF_MOCK_STATS_HEADERS_MAX (16u * 1024u) /* last headers kept */
 #define PF_MOCK_CONN_MEMORY (8u * 1024u)        /* MHD pool per connection */
+
+/* /mock/knobs/SPEC/ path prefix and POST /mock/knobs body */
+#define PF_MOCK_PATH_KNOBS_MAX 256u
 
 /* Load generator (bench/loadgen*.c) */
 #define PF_LOADGEN_LINE_MAX 4096u /* status/header/chunk-size line */

@@ -321,6 +321,101 @@ test_stats(void)
 	json_decref(j);
 }
 
+/* Path knobs (/mock/knobs/SPEC/v1/...), fail-first and POST /mock/knobs:
+ * the ways to make a channel faulty without request headers. */
+static void
+test_path_knobs(void)
+{
+	const char *body = "{\"model\":\"m\",\"stream\":true}";
+	const char *plain = "{\"model\":\"m\"}";
+	char codes[64] = "";
+	char longpath[1024];
+	json_t *j;
+	int n;
+
+	http10(&r, "POST", "/mock/reset", NULL, NULL);
+	http10(&r, "POST", "/mock/knobs/status=503/v1/chat/completions", NULL,
+	    plain);
+	j = json_of(&r);
+	ok(r.status == 503
+	        && strcmp(jpath_str(j, "error", "type"), "server_error") == 0,
+	    "path knob status=503: OpenAI error body");
+	json_decref(j);
+
+	http10(&r, "GET", "/mock/stats", NULL, NULL);
+	j = json_of(&r);
+	ok(strcmp(jpath_str(json_object_get(j, "last"), "path", NULL),
+	       "/v1/chat/completions")
+	            == 0
+	        && json_integer_value(json_object_get(
+	               json_object_get(j, "by_path"), "/v1/chat/completions"))
+	            == 1,
+	    "path knobs: stats see the path without the prefix");
+	json_decref(j);
+
+	http10(&r, "POST",
+	    "/mock/knobs/chunks=5,drop-after=2,/v1/chat/completions", NULL,
+	    body);
+	ok(r.status == 200 && last_eof
+	        && count(r.body, "\"content\":\"tok") == 2
+	        && strstr(r.body, "[DONE]") == NULL,
+	    "path knobs chunks=5,drop-after=2: two chunks, then closed");
+
+	http10(&r, "POST", "/mock/knobs/status=500/v1/chat/completions",
+	    "x-mock-status: 200\r\n", plain);
+	ok(r.status == 200, "a header overrides a path knob");
+
+	http10(&r, "POST", "/mock/knobs/nosuch=1/v1/chat/completions", NULL,
+	    plain);
+	ok(r.status == 400 && strstr(r.body, "path knob") != NULL,
+	    "unknown path knob: 400");
+	http10(&r, "POST", "/mock/knobs/ttfb-ms=x/v1/chat/completions", NULL,
+	    plain);
+	ok(r.status == 400 && strstr(r.body, "x-mock-ttfb-ms") != NULL,
+	    "malformed path knob value: 400 naming it");
+	http10(
+	    &r, "POST", "/mock/knobs/chunks/v1/chat/completions", NULL, plain);
+	ok(r.status == 400, "path knob without =: 400");
+	n = snprintf(longpath, sizeof(longpath), "/mock/knobs/");
+	while (n < 12 + 300)
+		n += snprintf(
+		    longpath + n, sizeof(longpath) - (size_t)n, "chunks=1,");
+	snprintf(
+	    longpath + n, sizeof(longpath) - (size_t)n, "/v1/chat/completions");
+	http10(&r, "POST", longpath, NULL, plain);
+	ok(r.status == 400, "path knobs over PF_MOCK_PATH_KNOBS_MAX: 400");
+	http10(&r, "POST", "/mock/knobs/status=500", NULL, plain);
+	ok(r.status == 404, "path knobs with nothing after them: 404");
+
+	for (int i = 0; i < 4; i++) {
+		http10(&r, "POST",
+		    "/mock/knobs/fail-first=2,status=429/v1/chat/completions",
+		    NULL, plain);
+		snprintf(codes + strlen(codes), sizeof(codes) - strlen(codes),
+		    "%d ", r.status);
+	}
+	ok(strcmp(codes, "429 429 200 200 ") == 0,
+	    "fail-first=2: the first two fail, then all succeed (%s)", codes);
+
+	http10(&r, "POST", "/mock/knobs", NULL, "status=502,ttfb-ms=1\n");
+	ok(r.status == 200, "POST /mock/knobs sets server knobs");
+	http10(&r, "POST", "/v1/chat/completions", NULL, plain);
+	ok(r.status == 502, "server knobs apply to plain requests");
+	http10(&r, "GET", "/v1/models", NULL, NULL);
+	ok(r.status == 502, "server knobs apply to GET /v1/models");
+	http10(&r, "POST", "/mock/knobs/status=200/v1/chat/completions", NULL,
+	    plain);
+	ok(r.status == 200, "a path knob overrides a server knob");
+	http10(&r, "POST", "/mock/knobs", NULL, "status=7");
+	ok(r.status == 400, "POST /mock/knobs refuses a bad list");
+	http10(&r, "POST", "/v1/chat/completions", NULL, plain);
+	ok(r.status == 502, "a refused list leaves the knobs as they were");
+	http10(&r, "POST", "/mock/knobs", NULL, "");
+	ok(r.status == 200, "POST /mock/knobs with an empty body clears");
+	http10(&r, "POST", "/v1/chat/completions", NULL, plain);
+	ok(r.status == 200, "cleared: plain requests succeed again");
+}
+
 /* Stop while a stream hangs and a response waits for its ttfb: the stop
  * must resume them and return. */
 static void
@@ -371,6 +466,7 @@ main(void)
 	test_knobs();
 	test_chunked_and_keepalive();
 	test_stats();
+	test_path_knobs();
 	test_stop_with_suspended(m);
 	return tap_done();
 }
