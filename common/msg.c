@@ -39,18 +39,26 @@ enum ftype {
 	F_CANDS,  /* uint32_t count at off, pf_candidate * at off2 */
 	F_TOKENS, /* pf_usage_tokens as a nested array */
 	F_IDS,    /* uint32_t count at off, pf_bytes * at off2: array of str */
+	F_LIST,   /* uint32_t count at off, array at off2 of structs (esize
+	           * bytes each) described by sub/nsub, as nested arrays */
 };
 
 struct field {
 	enum ftype type;
 	size_t off;
 	size_t off2;
-	size_t cap; /* bytes for F_STR/F_BIN/F_IDS items; entries for F_CANDS */
+	size_t cap; /* bytes for F_STR/F_BIN/F_IDS items; entries for F_CANDS
+	             * and F_LIST */
+	int opt;    /* may be absent (added later; trailing fields only) */
+	const struct field *sub; /* F_LIST entries */
+	size_t nsub;
+	size_t esize;
+	size_t ealign;
 };
 
-#define FLD(t, s, m, cap)                                                      \
+#define FLD(t, s, m, c)                                                        \
 	{                                                                      \
-		t, offsetof(s, m), 0, cap                                      \
+		.type = t, .off = offsetof(s, m), .cap = c                     \
 	}
 #define ID(s, m) FLD(F_ID, s, m, 0)
 #define STR(s, m, cap) FLD(F_STR, s, m, cap)
@@ -61,6 +69,17 @@ struct field {
 #define U32(s, m) FLD(F_U32, s, m, 0)
 #define U8(s, m) FLD(F_U8, s, m, 0)
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+#define OPT(t, s, m, c)                                                        \
+	{                                                                      \
+		.type = t, .off = offsetof(s, m), .cap = c, .opt = 1           \
+	}
+#define OPT_LIST(s, n, arr, c, et, subf)                                       \
+	{                                                                      \
+		.type = F_LIST, .off = offsetof(s, n),                         \
+		.off2 = offsetof(s, arr), .cap = c, .opt = 1, .sub = subf,     \
+		.nsub = NFIELDS(subf), .esize = sizeof(et),                    \
+		.ealign = alignof(et)                                          \
+	}
 
 static const struct field candidate_fields[] = {
 	I64(pf_candidate, channel_id),
@@ -82,6 +101,17 @@ static const struct field token_fields[] = {
 	U8(pf_usage_tokens, estimated),
 };
 
+static const struct field header_fields[] = {
+	STR(pf_header, name, PF_RELAY_HEADER_NAME_MAX),
+	STR(pf_header, value, PF_RELAY_HEADER_VALUE_MAX),
+};
+
+static const struct field attempt_fields[] = {
+	I64(pf_attempt, channel_id),
+	I32(pf_attempt, status),
+	I32(pf_attempt, outcome),
+};
+
 static const struct field relay_request_fields[] = {
 	ID(pf_relay_request, id),
 	STR(pf_relay_request, reply_addr, PF_URL_MAX),
@@ -92,8 +122,14 @@ static const struct field relay_request_fields[] = {
 	U8(pf_relay_request, client_usage),
 	I32(pf_relay_request, client_api),
 	BIN(pf_relay_request, body, PF_MSG_STR_MAX),
-	{ F_CANDS, offsetof(pf_relay_request, n_candidates),
-	    offsetof(pf_relay_request, candidates), PF_RELAY_MAX_CANDIDATES },
+	{ .type = F_CANDS,
+	    .off = offsetof(pf_relay_request, n_candidates),
+	    .off2 = offsetof(pf_relay_request, candidates),
+	    .cap = PF_RELAY_MAX_CANDIDATES },
+	OPT(F_U32, pf_relay_request, credit, 0),
+	OPT(F_U8, pf_relay_request, probe, 0),
+	OPT_LIST(pf_relay_request, n_headers, headers, PF_RELAY_HEADERS_MAX,
+	    pf_header, header_fields),
 };
 
 static const struct field relay_head_fields[] = {
@@ -102,6 +138,7 @@ static const struct field relay_head_fields[] = {
 	STR(pf_relay_head, content_type, PF_MSG_SHORT_MAX),
 	I64(pf_relay_head, channel_id),
 	U32(pf_relay_head, attempts),
+	OPT(F_STR, pf_relay_head, ctl_addr, PF_URL_MAX),
 };
 
 static const struct field relay_data_fields[] = {
@@ -118,10 +155,17 @@ static const struct field relay_end_fields[] = {
 	I64(pf_relay_end, channel_id),
 	FLD(F_TOKENS, pf_relay_end, usage, 0),
 	STR(pf_relay_end, error, PF_ERROR_BODY_MAX),
+	OPT_LIST(pf_relay_end, n_attempts, attempt_list,
+	    PF_RELAY_MAX_CANDIDATES, pf_attempt, attempt_fields),
 };
 
 static const struct field relay_cancel_fields[] = {
 	ID(pf_relay_cancel, id),
+};
+
+static const struct field relay_credit_fields[] = {
+	ID(pf_relay_credit, id),
+	U32(pf_relay_credit, bytes),
 };
 
 static const struct field grant_request_fields[] = {
@@ -175,8 +219,10 @@ static const struct field payment_fields[] = {
 };
 
 static const struct field ack_fields[] = {
-	{ F_IDS, offsetof(pf_ack, n_ids), offsetof(pf_ack, ids),
-	    PF_EVENT_ID_MAX },
+	{ .type = F_IDS,
+	    .off = offsetof(pf_ack, n_ids),
+	    .off2 = offsetof(pf_ack, ids),
+	    .cap = PF_EVENT_ID_MAX },
 };
 
 struct kind_desc {
@@ -197,6 +243,7 @@ static const struct kind_desc kinds[] = {
 	KIND(PF_MSG_RELAY_DATA, "relay.data", relay_data_fields),
 	KIND(PF_MSG_RELAY_END, "relay.end", relay_end_fields),
 	KIND(PF_MSG_RELAY_CANCEL, "relay.cancel", relay_cancel_fields),
+	KIND(PF_MSG_RELAY_CREDIT, "relay.credit", relay_credit_fields),
 	KIND(PF_MSG_GRANT_REQUEST, "grant.request", grant_request_fields),
 	KIND(PF_MSG_GRANT_REPLY, "grant.reply", grant_reply_fields),
 	KIND(PF_MSG_GRANT_RELEASE, "grant.release", grant_release_fields),
@@ -361,6 +408,25 @@ encode_field(msgpack_packer *pk, struct enc *e, const struct field *f,
 			msgpack_pack_array(pk, NFIELDS(candidate_fields));
 			err = encode_fields(pk, e, candidate_fields,
 			    NFIELDS(candidate_fields), (const uint8_t *)&c[i]);
+			if (err != PF_OK)
+				return err;
+		}
+		return e->err;
+	}
+	case F_LIST: {
+		const uint8_t *arr;
+
+		memcpy(&count, p, sizeof(count));
+		memcpy(&arr, base + f->off2, sizeof(arr));
+		if (count > f->cap)
+			return PF_ETOOBIG;
+		if (arr == NULL && count > 0)
+			return PF_EINVAL;
+		msgpack_pack_array(pk, count);
+		for (uint32_t i = 0; i < count; i++) {
+			msgpack_pack_array(pk, (uint32_t)f->nsub);
+			err = encode_fields(
+			    pk, e, f->sub, f->nsub, arr + i * f->esize);
 			if (err != PF_OK)
 				return err;
 		}
@@ -761,6 +827,31 @@ decode_field(const msgpack_object *o, const struct field *f, struct arena *a,
 		memcpy(base + f->off2, &c, sizeof(c));
 		return PF_OK;
 	}
+	case F_LIST: {
+		_Alignas(max_align_t) uint8_t scratch[64];
+		uint8_t *arr;
+		uint32_t count;
+
+		if (o->type != MSGPACK_OBJECT_ARRAY)
+			return PF_EPROTO;
+		count = o->via.array.size;
+		if (count > f->cap || f->esize > sizeof(scratch))
+			return PF_ETOOBIG;
+		arr = arena_alloc(a, count * f->esize, f->ealign);
+		for (uint32_t i = 0; i < count; i++) {
+			uint8_t *dst
+			    = arr != NULL ? arr + i * f->esize : scratch;
+
+			memset(dst, 0, f->esize);
+			err = get_nested(
+			    &o->via.array.ptr[i], f->sub, f->nsub, a, dst);
+			if (err != PF_OK)
+				return err;
+		}
+		memcpy(p, &count, sizeof(count));
+		memcpy(base + f->off2, &arr, sizeof(arr));
+		return PF_OK;
+	}
 	case F_IDS: {
 		pf_bytes *ids, scratch;
 		uint32_t count;
@@ -786,16 +877,46 @@ decode_field(const msgpack_object *o, const struct field *f, struct arena *a,
 	return PF_EPROTO;
 }
 
+/* Fills an optional field an older peer did not send: zero, "" or an
+ * empty list (base is zeroed already). */
+static void
+absent_field(const struct field *f, struct arena *a, uint8_t *base)
+{
+	pf_bytes empty;
+	uint8_t *p;
+
+	if (f->type != F_STR && f->type != F_BIN)
+		return;
+	p = arena_alloc(a, 1, 1);
+	if (p != NULL)
+		p[0] = '\0';
+	empty.ptr = p;
+	empty.len = 0;
+	memcpy(base + f->off, &empty, sizeof(empty));
+}
+
 /* Decodes arr->ptr[first..first+n) by table f into base; entries past
- * them are ignored (fields added by a newer peer). */
+ * them are ignored (fields added by a newer peer); optional fields at the
+ * end may be missing (an older peer). */
 static pf_err
 decode_fields(const msgpack_object_array *arr, size_t first,
     const struct field *f, size_t n, struct arena *a, uint8_t *base)
 {
-	if (arr->size < first || arr->size - first < n)
+	size_t have, need = n;
+
+	while (need > 0 && f[need - 1].opt)
+		need--;
+	if (arr->size < first || arr->size - first < need)
 		return PF_EPROTO;
+	have = arr->size - first;
 	for (size_t i = 0; i < n; i++) {
-		pf_err err = decode_field(&arr->ptr[first + i], &f[i], a, base);
+		pf_err err;
+
+		if (i >= have) {
+			absent_field(&f[i], a, base);
+			continue;
+		}
+		err = decode_field(&arr->ptr[first + i], &f[i], a, base);
 		if (err != PF_OK)
 			return err;
 	}

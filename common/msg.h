@@ -22,8 +22,13 @@
  * urls, reply_addr, path PF_URL_MAX; key PF_SECRET_MAX; model names
  * PF_MODEL_NAME_MAX; method, content_type, provider PF_MSG_SHORT_MAX;
  * event ids, trade_no PF_EVENT_ID_MAX; error PF_ERROR_BODY_MAX; body, data
- * PF_MSG_STR_MAX; PF_RELAY_MAX_CANDIDATES candidates; PF_MSG_ARRAY_MAX ack
- * ids.  In a decoded message every pf_bytes.ptr is non-NULL and followed by
+ * PF_MSG_STR_MAX; PF_RELAY_MAX_CANDIDATES candidates and attempts;
+ * PF_RELAY_HEADERS_MAX headers (name PF_RELAY_HEADER_NAME_MAX, value
+ * PF_RELAY_HEADER_VALUE_MAX); PF_MSG_ARRAY_MAX ack ids.
+ *
+ * Fields marked optional were added later and sit at the end of their
+ * kind: a decoder fills them with zero / "" / an empty list when an older
+ * peer did not send them, so old and new roles interoperate.  In a decoded message every pf_bytes.ptr is non-NULL and followed by
  * a NUL byte not counted in len, so text fields can be used as C strings
  * (check for embedded NULs where it matters).
  */
@@ -44,6 +49,7 @@ typedef enum pf_msg_kind {
 	PF_MSG_RELAY_DATA = 3,
 	PF_MSG_RELAY_END = 4,
 	PF_MSG_RELAY_CANCEL = 5,
+	PF_MSG_RELAY_CREDIT = 6,
 	PF_MSG_GRANT_REQUEST = 10,
 	PF_MSG_GRANT_REPLY = 11,
 	PF_MSG_GRANT_RELEASE = 12,
@@ -78,6 +84,13 @@ typedef struct pf_candidate {
 	uint32_t total_timeout_ms;
 } pf_candidate;
 
+/* A client header forwarded upstream (names lower-case, from the ingress's
+ * allow-list). */
+typedef struct pf_header {
+	pf_bytes name;
+	pf_bytes value;
+} pf_header;
+
 /* relay.request: ingress -> worker. */
 typedef struct pf_relay_request {
 	uint8_t id[PF_ID_LEN];
@@ -91,6 +104,12 @@ typedef struct pf_relay_request {
 	pf_bytes body;        /* request body as the client sent it */
 	uint32_t n_candidates;
 	pf_candidate *candidates; /* n_candidates entries */
+	/* optional (absent from older peers: zero / empty) */
+	uint32_t credit; /* flow control: relay.data payload bytes the worker
+	                  * may send before a relay.credit; 0 = unlimited */
+	uint8_t probe;   /* a channel health probe: not billed */
+	uint32_t n_headers;
+	pf_header *headers; /* client headers to pass upstream */
 } pf_relay_request;
 
 /* relay.head: worker -> ingress, once, before any data. */
@@ -100,6 +119,9 @@ typedef struct pf_relay_head {
 	pf_bytes content_type;
 	int64_t channel_id; /* channel that answered */
 	uint32_t attempts;  /* upstream attempts made so far */
+	/* optional: the worker's control address (NNG URL) taking
+	 * relay.cancel and relay.credit for this request; "" = none */
+	pf_bytes ctl_addr;
 } pf_relay_head;
 
 /* relay.data: worker -> ingress, body bytes in order. */
@@ -126,6 +148,23 @@ typedef struct pf_usage_tokens {
 	uint8_t estimated; /* upstream reported none; we counted */
 } pf_usage_tokens;
 
+/* How one upstream attempt went, for channel health (not the client's
+ * fault: bad input is never a channel failure). */
+typedef enum pf_attempt_outcome {
+	PF_ATTEMPT_OK = 0,      /* answered; status is the HTTP status */
+	PF_ATTEMPT_CONNECT = 1, /* could not connect / TLS / proxy */
+	PF_ATTEMPT_TIMEOUT = 2, /* connect, first byte, idle or total */
+	PF_ATTEMPT_STATUS = 3,  /* failed over on status (429, 5xx, 401, 403) */
+	PF_ATTEMPT_BROKEN = 4,  /* transfer broke (after or before bytes) */
+	PF_ATTEMPT_LOCAL = 5,   /* not tried or stopped on our side */
+} pf_attempt_outcome;
+
+typedef struct pf_attempt {
+	int64_t channel_id;
+	int32_t status;  /* upstream HTTP status, 0 if none */
+	int32_t outcome; /* pf_attempt_outcome */
+} pf_attempt;
+
 /* relay.end: worker -> ingress, last message of a request. */
 typedef struct pf_relay_end {
 	uint8_t id[PF_ID_LEN];
@@ -135,12 +174,23 @@ typedef struct pf_relay_end {
 	int64_t channel_id;
 	pf_usage_tokens usage;
 	pf_bytes error; /* short message when reason != DONE */
+	/* optional: every upstream attempt in order */
+	uint32_t n_attempts;
+	pf_attempt *attempt_list;
 } pf_relay_end;
 
 /* relay.cancel: ingress -> worker, the client went away. */
 typedef struct pf_relay_cancel {
 	uint8_t id[PF_ID_LEN];
 } pf_relay_cancel;
+
+/* relay.credit: ingress -> worker (control address), the client took
+ * `bytes` more relay.data payload bytes: the worker may send that much
+ * more (flow control, see pf_relay_request.credit). */
+typedef struct pf_relay_credit {
+	uint8_t id[PF_ID_LEN];
+	uint32_t bytes;
+} pf_relay_credit;
 
 /* grant.request: ingress -> accountant, ask for credit. */
 typedef struct pf_grant_request {
@@ -213,6 +263,7 @@ typedef struct pf_msg {
 		pf_relay_data relay_data;
 		pf_relay_end relay_end;
 		pf_relay_cancel relay_cancel;
+		pf_relay_credit relay_credit;
 		pf_grant_request grant_request;
 		pf_grant_reply grant_reply;
 		pf_grant_release grant_release;

@@ -15,10 +15,11 @@
 
 #define SAMPLE_VARIANTS 3
 
-static const pf_msg_kind sample_kinds[] = { PF_MSG_RELAY_REQUEST,
-	PF_MSG_RELAY_HEAD, PF_MSG_RELAY_DATA, PF_MSG_RELAY_END,
-	PF_MSG_RELAY_CANCEL, PF_MSG_GRANT_REQUEST, PF_MSG_GRANT_REPLY,
-	PF_MSG_GRANT_RELEASE, PF_MSG_USAGE, PF_MSG_PAYMENT, PF_MSG_ACK };
+static const pf_msg_kind sample_kinds[]
+    = { PF_MSG_RELAY_REQUEST, PF_MSG_RELAY_HEAD, PF_MSG_RELAY_DATA,
+	      PF_MSG_RELAY_END, PF_MSG_RELAY_CANCEL, PF_MSG_RELAY_CREDIT,
+	      PF_MSG_GRANT_REQUEST, PF_MSG_GRANT_REPLY, PF_MSG_GRANT_RELEASE,
+	      PF_MSG_USAGE, PF_MSG_PAYMENT, PF_MSG_ACK };
 #define SAMPLE_NKINDS (sizeof(sample_kinds) / sizeof(sample_kinds[0]))
 
 static inline pf_bytes
@@ -40,6 +41,8 @@ static const uint8_t sample_id_a[PF_ID_LEN] = { 0x00, 0x01, 0x02, 0x03, 0x04,
 static const uint8_t sample_body_nul[] = { 'a', 0, 'b', 0xff, 0x80, '\n' };
 
 static pf_candidate sample_cands[PF_RELAY_MAX_CANDIDATES];
+static pf_header sample_headers[PF_RELAY_HEADERS_MAX];
+static pf_attempt sample_attempts[PF_RELAY_MAX_CANDIDATES];
 static pf_bytes sample_ids[4];
 
 /*
@@ -93,6 +96,16 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		}
 		r->n_candidates = n;
 		r->candidates = n > 0 ? sample_cands : NULL;
+		r->credit = variant == 1 ? UINT32_MAX : z ? 0 : 65536;
+		r->probe = (uint8_t)(variant == 1 ? 255 : 0);
+		n = variant == 1 ? PF_RELAY_HEADERS_MAX : z ? 0 : 2;
+		for (uint32_t i = 0; i < n; i++) {
+			sample_headers[i].name = sample_b(
+			    i % 2 ? "x-mock-status" : "anthropic-beta");
+			sample_headers[i].value = sample_b(i % 2 ? "503" : "");
+		}
+		r->n_headers = n;
+		r->headers = n > 0 ? sample_headers : NULL;
 		break;
 	}
 	case PF_MSG_RELAY_HEAD: {
@@ -103,6 +116,7 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		h->content_type = sample_b(z ? "" : "text/event-stream");
 		h->channel_id = z ? 0 : neg;
 		h->attempts = variant == 1 ? UINT32_MAX : 2;
+		h->ctl_addr = sample_b(z ? "" : "inproc://pf-worker-ctl-0");
 		break;
 	}
 	case PF_MSG_RELAY_DATA: {
@@ -117,6 +131,7 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 	}
 	case PF_MSG_RELAY_END: {
 		pf_relay_end *e = &m->u.relay_end;
+		uint32_t n;
 
 		memcpy(e->id, sample_id_a, PF_ID_LEN);
 		e->seq = variant == 1 ? UINT32_MAX : z ? 0 : 12;
@@ -130,12 +145,29 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		e->usage.cached = z ? 0 : 17;
 		e->usage.estimated = variant == 1 ? 255 : !z;
 		e->error = sample_b(z ? "" : "all upstreams failed");
+		n = variant == 1 ? PF_RELAY_MAX_CANDIDATES : z ? 0 : 2;
+		for (uint32_t i = 0; i < n; i++) {
+			sample_attempts[i].channel_id
+			    = variant == 1 ? INT64_MIN + i : 3 + i;
+			sample_attempts[i].status = i % 2 ? 200 : 401;
+			sample_attempts[i].outcome = variant == 1
+			    ? INT32_MAX
+			    : (i % 2 ? PF_ATTEMPT_OK : PF_ATTEMPT_STATUS);
+		}
+		e->n_attempts = n;
+		e->attempt_list = n > 0 ? sample_attempts : NULL;
 		break;
 	}
 	case PF_MSG_RELAY_CANCEL:
 		memcpy(m->u.relay_cancel.id, sample_id_a, PF_ID_LEN);
 		if (z)
 			memset(m->u.relay_cancel.id, 0, PF_ID_LEN);
+		break;
+	case PF_MSG_RELAY_CREDIT:
+		memcpy(m->u.relay_credit.id, sample_id_a, PF_ID_LEN);
+		m->u.relay_credit.bytes = variant == 1 ? UINT32_MAX
+		    : z                                ? 0
+		                                       : 16384;
 		break;
 	case PF_MSG_GRANT_REQUEST: {
 		pf_grant_request *g = &m->u.grant_request;
@@ -281,6 +313,15 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 			SAMPLE_CHECK(
 			    c->total_timeout_ms == d->total_timeout_ms);
 		}
+		SAMPLE_CHECK(x->credit == y->credit);
+		SAMPLE_CHECK(x->probe == y->probe);
+		SAMPLE_CHECK(x->n_headers == y->n_headers);
+		for (uint32_t i = 0; i < x->n_headers; i++) {
+			SAMPLE_CHECK(sample_bytes_eq(
+			    x->headers[i].name, y->headers[i].name));
+			SAMPLE_CHECK(sample_bytes_eq(
+			    x->headers[i].value, y->headers[i].value));
+		}
 		return 1;
 	}
 	case PF_MSG_RELAY_HEAD: {
@@ -292,6 +333,7 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 		SAMPLE_CHECK(sample_bytes_eq(x->content_type, y->content_type));
 		SAMPLE_CHECK(x->channel_id == y->channel_id);
 		SAMPLE_CHECK(x->attempts == y->attempts);
+		SAMPLE_CHECK(sample_bytes_eq(x->ctl_addr, y->ctl_addr));
 		return 1;
 	}
 	case PF_MSG_RELAY_DATA: {
@@ -314,12 +356,28 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 		if (!sample_tokens_eq(&x->usage, &y->usage, why, whylen))
 			return 0;
 		SAMPLE_CHECK(sample_bytes_eq(x->error, y->error));
+		SAMPLE_CHECK(x->n_attempts == y->n_attempts);
+		for (uint32_t i = 0; i < x->n_attempts; i++) {
+			const pf_attempt *c = &x->attempt_list[i],
+			                 *d = &y->attempt_list[i];
+
+			SAMPLE_CHECK(c->channel_id == d->channel_id);
+			SAMPLE_CHECK(c->status == d->status);
+			SAMPLE_CHECK(c->outcome == d->outcome);
+		}
 		return 1;
 	}
 	case PF_MSG_RELAY_CANCEL:
 		SAMPLE_CHECK(memcmp(a->u.relay_cancel.id, b->u.relay_cancel.id,
 		                 PF_ID_LEN)
 		    == 0);
+		return 1;
+	case PF_MSG_RELAY_CREDIT:
+		SAMPLE_CHECK(memcmp(a->u.relay_credit.id, b->u.relay_credit.id,
+		                 PF_ID_LEN)
+		    == 0);
+		SAMPLE_CHECK(
+		    a->u.relay_credit.bytes == b->u.relay_credit.bytes);
 		return 1;
 	case PF_MSG_GRANT_REQUEST: {
 		const pf_grant_request *x = &a->u.grant_request,

@@ -370,6 +370,115 @@ test_fields(void)
 	ok(raw_decode(&r) == PF_ETOOBIG, "17 candidates -> ETOOBIG");
 }
 
+/* Optional fields (added later) may be missing: an older peer's relay
+ * messages still decode, with zero / "" / empty lists. */
+static void
+test_optional_fields(void)
+{
+	struct raw r;
+	pf_msg *d = NULL;
+	pf_err err;
+
+	raw_init(&r, 7, PF_MSG_RELAY_HEAD);
+	msgpack_pack_bin(&r.pk, 16);
+	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
+	msgpack_pack_int(&r.pk, 200);
+	msgpack_pack_str(&r.pk, 0);
+	msgpack_pack_int(&r.pk, 7);
+	msgpack_pack_int(&r.pk, 1);
+	err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+	ok(err == PF_OK && d->u.relay_head.channel_id == 7
+	        && d->u.relay_head.ctl_addr.len == 0
+	        && d->u.relay_head.ctl_addr.ptr != NULL
+	        && d->u.relay_head.ctl_addr.ptr[0] == '\0',
+	    "old relay.head: ctl_addr is \"\" (%s)", pf_strerror(err));
+	pf_msg_free(d);
+	d = NULL;
+	msgpack_sbuffer_destroy(&r.sb);
+
+	raw_init(&r, 9, PF_MSG_RELAY_END);
+	msgpack_pack_bin(&r.pk, 16);
+	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
+	for (int i = 0; i < 4; i++)
+		msgpack_pack_int(&r.pk, i);
+	msgpack_pack_array(&r.pk, 4);
+	for (int i = 0; i < 4; i++)
+		msgpack_pack_int(&r.pk, 0);
+	msgpack_pack_str(&r.pk, 0);
+	err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+	ok(err == PF_OK && d->u.relay_end.n_attempts == 0
+	        && d->u.relay_end.channel_id == 3,
+	    "old relay.end: no attempts (%s)", pf_strerror(err));
+	pf_msg_free(d);
+	d = NULL;
+	msgpack_sbuffer_destroy(&r.sb);
+
+	/* relay.request without credit/probe/headers, and with only credit */
+	for (int extra = 0; extra < 2; extra++) {
+		raw_init(&r, (uint32_t)(12 + extra), PF_MSG_RELAY_REQUEST);
+		msgpack_pack_bin(&r.pk, 16);
+		msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
+		msgpack_pack_str(&r.pk, 0);
+		msgpack_pack_int(&r.pk, 0);
+		msgpack_pack_str(&r.pk, 0);
+		msgpack_pack_str(&r.pk, 0);
+		msgpack_pack_int(&r.pk, 1);
+		msgpack_pack_int(&r.pk, 0);
+		msgpack_pack_int(&r.pk, 1);
+		msgpack_pack_bin(&r.pk, 0);
+		msgpack_pack_array(&r.pk, 0);
+		if (extra)
+			msgpack_pack_int(&r.pk, 4096);
+		err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+		ok(err == PF_OK && d->u.relay_request.stream == 1
+		        && d->u.relay_request.credit == (extra ? 4096u : 0u)
+		        && d->u.relay_request.probe == 0
+		        && d->u.relay_request.n_headers == 0,
+		    "relay.request with %d of 3 optional fields (%s)", extra,
+		    pf_strerror(err));
+		pf_msg_free(d);
+		d = NULL;
+		msgpack_sbuffer_destroy(&r.sb);
+	}
+
+	/* a header that is not a [name, value] pair, and one too long */
+	for (int bad = 0; bad < 2; bad++) {
+		char name[PF_RELAY_HEADER_NAME_MAX + 1];
+
+		memset(name, 'x', sizeof(name));
+		raw_init(&r, 15, PF_MSG_RELAY_REQUEST);
+		msgpack_pack_bin(&r.pk, 16);
+		msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
+		msgpack_pack_str(&r.pk, 0);
+		msgpack_pack_int(&r.pk, 0);
+		msgpack_pack_str(&r.pk, 0);
+		msgpack_pack_str(&r.pk, 0);
+		msgpack_pack_int(&r.pk, 1);
+		msgpack_pack_int(&r.pk, 0);
+		msgpack_pack_int(&r.pk, 1);
+		msgpack_pack_bin(&r.pk, 0);
+		msgpack_pack_array(&r.pk, 0);
+		msgpack_pack_int(&r.pk, 0);
+		msgpack_pack_int(&r.pk, 0);
+		msgpack_pack_array(&r.pk, 1);
+		if (bad == 0) {
+			msgpack_pack_array(&r.pk, 1);
+			msgpack_pack_str(&r.pk, 1);
+			msgpack_pack_str_body(&r.pk, "a", 1);
+		} else {
+			msgpack_pack_array(&r.pk, 2);
+			msgpack_pack_str(&r.pk, sizeof(name));
+			msgpack_pack_str_body(&r.pk, name, sizeof(name));
+			msgpack_pack_str(&r.pk, 0);
+		}
+		err = raw_decode(&r);
+		ok(err == (bad == 0 ? PF_EPROTO : PF_ETOOBIG),
+		    "header %s -> %s",
+		    bad == 0 ? "without value" : "name too long",
+		    pf_strerror(err));
+	}
+}
+
 static void
 test_oversized(void)
 {
@@ -588,6 +697,7 @@ main(void)
 	test_truncation();
 	test_trailing_and_version();
 	test_fields();
+	test_optional_fields();
 	test_oversized();
 	test_encode_limits();
 	test_garbage();
