@@ -32,9 +32,22 @@ typedef struct pf_config {
 	/* PF_REPLY_URL: NNG URL the ingress listens on for worker replies and
 	 * puts in relay.request.  Default inproc://pf-reply. */
 	char reply_url[PF_CONFIG_STR];
+	/* PF_WORKER_CTL_URL: NNG URL base of a worker's control sockets
+	 * (relay.cancel, relay.credit; one per transfer thread: inproc/ipc
+	 * get "-<n>" appended, tcp uses port + n).  Ingresses must be able to
+	 * dial it.  Default "": derived from the first PF_WORKER_URL for
+	 * inproc:// and ipc:// ("<url>-ctl"), none for other transports. */
+	char worker_ctl_url[PF_CONFIG_STR];
 	/* PF_ACCOUNTANT_URL: NNG URL of the accountant.  Default
 	 * inproc://pf-accountant. */
 	char accountant_url[PF_CONFIG_STR];
+	/* PF_ACCOUNTANT_PUB_URL: NNG URL the accountant publishes balance
+	 * changes on (pub0; ingresses subscribe).  Default
+	 * inproc://pf-accountant-pub. */
+	char accountant_pub_url[PF_CONFIG_STR];
+	/* PF_ACCOUNTANT_LOG_DIR: directory of the accountant's event log
+	 * segments and checkpoint.  Default data/accountant. */
+	char accountant_log_dir[PF_CONFIG_STR];
 	/* PF_BODY_MAX: client request body cap, bytes */
 	uint32_t body_max;
 	/* PF_HTTP_THREADS: ingress HTTP threads (default 2) */
@@ -53,6 +66,12 @@ typedef struct pf_config {
 	uint32_t auth_cache_ttl_ms;
 	/* PF_CHANNEL_REFRESH_MS: channel/routing snapshot reload interval */
 	uint32_t channel_refresh_ms;
+	/* PF_CHANNEL_FAIL_MAX: failures in a row that disable a channel
+	 * automatically (status 3; 0 = never) */
+	uint32_t channel_fail_max;
+	/* PF_CHANNEL_PROBE_MS: how often automatically disabled channels are
+	 * probed to re-enable them (0 = never) */
+	uint32_t channel_probe_ms;
 	/* PF_QUOTA_PER_UNIT: quota units per USD (default 500000) */
 	int64_t quota_per_unit;
 	/* PF_LOG_LEVEL: debug|info|warn|error (default info) */

@@ -20,6 +20,12 @@
 #define RECV_POLL_MS 250
 #define SWEEP_EVERY_MS 500
 
+/* A push socket dialing one worker's control address. */
+struct ing_ctl {
+	nng_socket sock;
+	char addr[PF_URL_MAX + 1];
+};
+
 struct ing_relay {
 	const pf_config *cfg;
 	nng_socket push;
@@ -31,6 +37,9 @@ struct ing_relay {
 	ing_flight *table[TABLE_BUCKETS];
 	size_t count;
 	int closed;
+	pthread_mutex_t ctl_mu; /* guards ctls */
+	struct ing_ctl *ctls[PF_CTL_SOCKETS_MAX];
+	size_t n_ctls;
 };
 
 static int64_t
@@ -152,6 +161,115 @@ append(ing_flight *f, const uint8_t *p, size_t n, size_t cap)
 	memcpy(f->buf + f->len, p, n);
 	f->len += n;
 	return 0;
+}
+
+/* --- control messages -------------------------------------------------- */
+
+/* ctl_get returns the control socket for addr, opening and dialing it
+ * (non-blocking) on first use; NULL when addr is unusable or the cache is
+ * full. */
+static struct ing_ctl *
+ctl_get(ing_relay *r, const pf_bytes *addr)
+{
+	struct ing_ctl *c = NULL;
+
+	if (addr->len == 0 || addr->len > PF_URL_MAX
+	    || memchr(addr->ptr, 0, addr->len) != NULL)
+		return NULL;
+	pthread_mutex_lock(&r->ctl_mu);
+	for (size_t i = 0; i < r->n_ctls; i++) {
+		if (strlen(r->ctls[i]->addr) == addr->len
+		    && memcmp(r->ctls[i]->addr, addr->ptr, addr->len) == 0) {
+			c = r->ctls[i];
+			goto out;
+		}
+	}
+	if (r->n_ctls == PF_CTL_SOCKETS_MAX)
+		goto out;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		goto out;
+	memcpy(c->addr, addr->ptr, addr->len);
+	c->addr[addr->len] = '\0';
+	if (nng_push0_open(&c->sock) != 0) {
+		free(c);
+		c = NULL;
+		goto out;
+	}
+	/* a queue so a grant is not lost while the pipe connects */
+	nng_socket_set_int(c->sock, NNG_OPT_SENDBUF, 256);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+	if (nng_dial(c->sock, c->addr, NULL, NNG_FLAG_NONBLOCK) != 0) {
+		nng_close(c->sock);
+		free(c);
+		c = NULL;
+		goto out;
+	}
+	r->ctls[r->n_ctls++] = c;
+out:
+	pthread_mutex_unlock(&r->ctl_mu);
+	return c;
+}
+
+/* send_ctl sends m to the worker behind c (or round-robin when c is NULL)
+ * without blocking; 0 when a socket took it. */
+static int
+send_ctl(ing_relay *r, struct ing_ctl *c, const pf_msg *m)
+{
+	pf_buf b;
+	nng_msg *nm = NULL;
+	int rv = -1;
+
+	pf_buf_init(&b);
+	if (pf_msg_encode(m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0
+	    && nng_msg_append(nm, b.data, b.len) == 0
+	    && nng_sendmsg(c != NULL ? c->sock : r->push, nm, NNG_FLAG_NONBLOCK)
+	        == 0) {
+		nm = NULL;
+		rv = 0;
+	}
+	if (nm != NULL)
+		nng_msg_free(nm);
+	pf_buf_fini(&b);
+	return rv;
+}
+
+/* grant sends the credit f owes (f locked). */
+static void
+grant(ing_flight *f)
+{
+	pf_msg m = { .kind = PF_MSG_RELAY_CREDIT };
+
+	if (!f->flow || f->credit_owed == 0 || f->ended || f->_relay == NULL)
+		return;
+	memcpy(m.u.relay_credit.id, f->id, PF_ID_LEN);
+	m.u.relay_credit.bytes = f->credit_owed;
+	if (send_ctl(f->_relay, f->_ctl, &m) == 0)
+		f->credit_owed = 0;
+}
+
+void
+ing_flight_took_locked(ing_flight *f, size_t n)
+{
+	if (!f->flow)
+		return;
+	f->credit_owed += (uint32_t)n;
+	if (f->credit_owed >= PF_STREAM_CREDIT_STEP)
+		grant(f);
+}
+
+void
+ing_relay_cancel(ing_relay *r, ing_flight *f)
+{
+	pf_msg m = { .kind = PF_MSG_RELAY_CANCEL };
+	struct ing_ctl *c;
+
+	memcpy(m.u.relay_cancel.id, f->id, PF_ID_LEN);
+	pthread_mutex_lock(&f->mu);
+	c = f->_ctl;
+	pthread_mutex_unlock(&f->mu);
+	(void)send_ctl(r, c, &m);
 }
 
 /* --- the table ---------------------------------------------------------
@@ -303,6 +421,7 @@ sweep(ing_relay *r)
 				f->client_gone = 1;
 				wake(f);
 			}
+			grant(f); /* one that could not be sent before */
 			pthread_mutex_unlock(&f->mu);
 		}
 		ing_flight_unref(f);
@@ -331,13 +450,19 @@ ing_relay_close_all(ing_relay *r)
  */
 
 static void
-on_head(ing_flight *f, const pf_relay_head *h)
+on_head(ing_relay *r, ing_flight *f, const pf_relay_head *h)
 {
 	if (f->head || f->ended) {
 		fail(f, "worker sent a second head");
 		return;
 	}
 	f->head = 1;
+	if (h->ctl_addr.len > 0) {
+		f->_ctl = ctl_get(r, &h->ctl_addr);
+		/* the worker counts credit only when it named an address;
+		 * without a socket to it grants go round-robin */
+		f->flow = f->_credit;
+	}
 	f->status = h->status;
 	size_t n = h->content_type.len;
 	if (n >= sizeof(f->content_type))
@@ -358,7 +483,9 @@ on_data(ing_flight *f, const pf_relay_data *d)
 	}
 	f->next_seq++;
 	if (streaming(f)) {
-		if (append(f, d->data.ptr, d->data.len, PF_STREAM_BUFFER_MAX)
+		if (append(f, d->data.ptr, d->data.len,
+		        f->flow ? PF_STREAM_BUFFER_FLOW_MAX
+		                : PF_STREAM_BUFFER_MAX)
 		    != 0)
 			fail(f, "client too slow: stream buffer full");
 	} else if (append(f, d->data.ptr, d->data.len, PF_RESPONSE_MAX) != 0) {
@@ -411,7 +538,7 @@ dispatch(ing_relay *r, const pf_msg *m)
 		return; /* the client is gone or the flight timed out */
 	pthread_mutex_lock(&f->mu);
 	if (m->kind == PF_MSG_RELAY_HEAD)
-		on_head(f, &m->u.relay_head);
+		on_head(r, f, &m->u.relay_head);
 	else if (m->kind == PF_MSG_RELAY_DATA)
 		on_data(f, &m->u.relay_data);
 	else
@@ -480,6 +607,8 @@ ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 		goto done;
 	}
 	pf_buf_fini(&b);
+	f->_relay = r;
+	f->_credit = req->u.relay_request.credit > 0;
 	err = table_put(r, f);
 	if (err != PF_OK)
 		goto done;
@@ -499,24 +628,6 @@ done:
 	if (nm != NULL)
 		nng_msg_free(nm);
 	return err;
-}
-
-void
-ing_relay_cancel(ing_relay *r, const uint8_t id[PF_ID_LEN])
-{
-	pf_msg m = { .kind = PF_MSG_RELAY_CANCEL };
-	pf_buf b;
-	nng_msg *nm = NULL;
-
-	memcpy(m.u.relay_cancel.id, id, PF_ID_LEN);
-	pf_buf_init(&b);
-	if (pf_msg_encode(&m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0
-	    && nng_msg_append(nm, b.data, b.len) == 0
-	    && nng_sendmsg(r->push, nm, NNG_FLAG_NONBLOCK) == 0)
-		nm = NULL;
-	if (nm != NULL)
-		nng_msg_free(nm);
-	pf_buf_fini(&b);
 }
 
 /* --- lifecycle ---------------------------------------------------------
@@ -565,6 +676,7 @@ ing_relay_start(const pf_config *cfg, ing_relay **ret)
 		return PF_ENOMEM;
 	r->cfg = cfg;
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->ctl_mu, NULL);
 	if (nng_push0_open(&r->push) != 0)
 		goto fail;
 	r->push_open = 1;
@@ -610,6 +722,11 @@ ing_relay_free(ing_relay *r)
 	if (r->push_open)
 		nng_close(r->push);
 	ing_relay_close_all(r);
+	for (size_t i = 0; i < r->n_ctls; i++) {
+		nng_close(r->ctls[i]->sock);
+		free(r->ctls[i]);
+	}
+	pthread_mutex_destroy(&r->ctl_mu);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }

@@ -10,6 +10,15 @@
  * whose client hung up (MHD does not notice that while a connection is
  * suspended).
  *
+ * Control: a worker names its control address in relay.head; relay.cancel
+ * and relay.credit for that flight go there (one cached push socket per
+ * address, at most PF_CTL_SOCKETS_MAX), or round-robin through the push
+ * socket before the head came.  Flow control: a stream request carries a
+ * credit window (PF_STREAM_CREDIT_WINDOW); as the HTTP reader takes bytes
+ * (ing_flight_took_locked) the flight grants them back in steps of
+ * PF_STREAM_CREDIT_STEP, so a stalled client stalls its upstream and the
+ * queue stays under PF_STREAM_BUFFER_FLOW_MAX.
+ *
  * A flight is shared by the HTTP thread serving the client and the reply
  * thread; it is reference-counted and every field below the mutex is
  * guarded by it.  The HTTP side parks its connection by setting suspended
@@ -31,6 +40,7 @@
 #define PF_RELAY_GRACE_MS 5000 /* past the deadline before worker_lost */
 
 typedef struct ing_relay ing_relay;
+struct ing_ctl;
 
 typedef struct ing_flight {
 	pthread_mutex_t mu;
@@ -57,7 +67,13 @@ typedef struct ing_flight {
 	int upstream_status;
 	int failed; /* cut: overflow or a protocol error */
 	char error[256];
+	/* flow control (set by the head) */
+	int flow;             /* the worker waits for relay.credit */
+	uint32_t credit_owed; /* bytes the reader took, not yet granted */
 	/* private to relay.c */
+	int _credit;          /* the request offered a credit window */
+	struct ing_ctl *_ctl; /* the worker's control socket, or NULL */
+	ing_relay *_relay;
 	int _refs;
 	int _in_table;
 	struct ing_flight *_next;
@@ -101,12 +117,22 @@ PF_NODISCARD pf_err ing_relay_send(
     ing_relay *r, ing_flight *f, const pf_msg *req);
 
 /*
- * ing_relay_cancel tells the workers that request id lost its client
- * (relay.cancel), best effort: never blocks, and a message no worker can
- * take now is dropped.  With several workers it may reach one that does
- * not run the request, which ignores it.
+ * ing_relay_cancel tells the worker running f that its client left
+ * (relay.cancel), best effort: never blocks, and a message the worker
+ * cannot take now is dropped.  It goes to the worker's control address
+ * once the head named one; before that it is round-robined through the
+ * push socket (with several workers it may reach one that does not run
+ * the request, which ignores it).
  */
-void ing_relay_cancel(ing_relay *r, const uint8_t id[PF_ID_LEN]);
+void ing_relay_cancel(ing_relay *r, ing_flight *f);
+
+/*
+ * ing_flight_took_locked (f locked) records that the HTTP reader took n
+ * bytes of a stream's queue; on a flow-controlled flight it sends
+ * relay.credit once PF_STREAM_CREDIT_STEP bytes are owed (a grant that
+ * cannot be sent now is retried by the next call or the sweeper).
+ */
+void ing_flight_took_locked(ing_flight *f, size_t n);
 
 /* ing_relay_inflight returns how many flights are filed. */
 size_t ing_relay_inflight(ing_relay *r);

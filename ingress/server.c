@@ -286,6 +286,7 @@ stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 			take = max;
 		memcpy(buf, f->buf + f->off, take);
 		f->off += take;
+		ing_flight_took_locked(f, take);
 		n = (ssize_t)take;
 	} else if (f->ended) {
 		n = f->reason == PF_END_DONE
@@ -501,6 +502,7 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	rq->body = (pf_bytes) { (const uint8_t *)st->body, st->len };
 	rq->n_candidates = pick.n;
 	rq->candidates = cands;
+	rq->credit = 0; /* flow control: next commit */
 
 	st->flight
 	    = ing_flight_new(st->id, info.stream, deadline, conn, resume_cb);
@@ -718,7 +720,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 		/* the client left (or was cut off) before the worker finished:
 		 * stop the upstream transfer */
 		if (unfinished)
-			ing_relay_cancel(srv->relay, f->id);
+			ing_relay_cancel(srv->relay, f);
 		ing_flight_unref(f);
 	}
 	free(st->body);

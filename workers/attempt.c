@@ -112,8 +112,9 @@ write_cb(char *p, size_t size, size_t nmemb, void *arg)
 	size_t n = size * nmemb, room;
 	pf_err err;
 
-	if (x->q.n > 0) {
-		/* the ingress is behind: stop reading upstream */
+	if (x->q.n > 0 || (x->mode == MODE_SSE && wrk_xfer_starved(x))) {
+		/* the ingress (or its client) is behind: stop reading
+		 * upstream until the queue drains or credit comes */
 		x->paused = 1;
 		return CURL_WRITEFUNC_PAUSE;
 	}

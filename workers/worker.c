@@ -30,9 +30,11 @@
 
 /* Requests taken per loop turn, so curl is never starved. */
 #define RECV_BATCH 16
+/* Control messages taken per loop turn. */
+#define CTL_BATCH 64
 /* Longest sleep of a loop turn; a safety net only. */
 #define POLL_MAX_MS 1000
-/* Extra fds in curl_multi_poll: pull fd + reply send fds. */
+/* Extra fds in curl_multi_poll: pull fd, control fd, reply send fds. */
 #define POLL_FDS 16
 
 /* Listeners kept so intake can close while the socket drains. */
@@ -45,10 +47,20 @@ typedef struct wrk_thread {
 	wrk_replies *replies;
 	int started;
 	atomic_size_t live; /* relays alive after the last loop turn */
-	/* relay.cancel ids routed here by other threads */
+	/* this thread's control socket: relay.cancel / relay.credit sent
+	 * straight to the thread that runs the relay */
+	nng_socket ctl;
+	int ctl_open;
+	int ctl_fd;
+	char ctl_url[PF_URL_MAX + 1]; /* "" = none */
+	/* relay.cancel / relay.credit that came through the shared intake,
+	 * routed here by other threads */
 	pthread_mutex_t mu;
 	int mu_inited;
-	uint8_t inbox[PF_CANCEL_INBOX_MAX][PF_ID_LEN];
+	struct ctl_note {
+		uint8_t id[PF_ID_LEN];
+		uint32_t credit; /* 0: a cancel */
+	} inbox[PF_CANCEL_INBOX_MAX];
 	size_t n_inbox;
 } wrk_thread;
 
@@ -66,10 +78,20 @@ struct wrk_worker {
 	int curl_inited;
 };
 
-/* A relay may run on any thread: offer the cancel to every other thread
- * (a full inbox drops it: that relay then runs to its end) and try here. */
 static void
-route_cancel(wrk_thread *self, wrk_env *env, const uint8_t id[PF_ID_LEN])
+apply_note(wrk_env *env, const struct ctl_note *n)
+{
+	if (n->credit == 0)
+		wrk_env_cancel(env, n->id);
+	else
+		wrk_env_credit(env, n->id, n->credit);
+}
+
+/* A control message that came through the shared intake (an ingress that
+ * had no control address yet) may be for any thread: offer it to every
+ * other thread (a full inbox drops it) and try here. */
+static void
+route_note(wrk_thread *self, wrk_env *env, const struct ctl_note *n)
 {
 	wrk_worker *w = self->w;
 
@@ -80,28 +102,69 @@ route_cancel(wrk_thread *self, wrk_env *env, const uint8_t id[PF_ID_LEN])
 			continue;
 		pthread_mutex_lock(&t->mu);
 		if (t->n_inbox < PF_CANCEL_INBOX_MAX)
-			memcpy(t->inbox[t->n_inbox++], id, PF_ID_LEN);
+			t->inbox[t->n_inbox++] = *n;
 		pthread_mutex_unlock(&t->mu);
 		curl_multi_wakeup(t->multi);
 	}
-	wrk_env_cancel(env, id);
+	apply_note(env, n);
 }
 
 static void
-take_cancels(wrk_thread *t, wrk_env *env)
+take_notes(wrk_thread *t, wrk_env *env)
 {
-	uint8_t ids[64][PF_ID_LEN];
+	struct ctl_note notes[64];
 	size_t n;
 
 	do {
 		pthread_mutex_lock(&t->mu);
 		n = t->n_inbox < 64 ? t->n_inbox : 64;
 		t->n_inbox -= n;
-		memcpy(ids, t->inbox[t->n_inbox], n * PF_ID_LEN);
+		memcpy(notes, &t->inbox[t->n_inbox], n * sizeof notes[0]);
 		pthread_mutex_unlock(&t->mu);
 		for (size_t i = 0; i < n; i++)
-			wrk_env_cancel(env, ids[i]);
+			apply_note(env, &notes[i]);
 	} while (n == 64);
+}
+
+/* note_of reads a relay.cancel / relay.credit; 0 when m is neither. */
+static int
+note_of(const pf_msg *m, struct ctl_note *n)
+{
+	if (m->kind == PF_MSG_RELAY_CANCEL) {
+		memcpy(n->id, m->u.relay_cancel.id, PF_ID_LEN);
+		n->credit = 0;
+		return 1;
+	}
+	if (m->kind == PF_MSG_RELAY_CREDIT && m->u.relay_credit.bytes > 0) {
+		memcpy(n->id, m->u.relay_credit.id, PF_ID_LEN);
+		n->credit = m->u.relay_credit.bytes;
+		return 1;
+	}
+	return 0;
+}
+
+/* Take control messages addressed to this thread. */
+static void
+take_ctl(wrk_thread *t, wrk_env *env)
+{
+	if (!t->ctl_open)
+		return;
+	for (int i = 0; i < CTL_BATCH; i++) {
+		struct ctl_note note;
+		nng_msg *m;
+		pf_msg *pm;
+		int rv = nng_recvmsg(t->ctl, &m, NNG_FLAG_NONBLOCK);
+
+		if (rv != 0)
+			return;
+		if (pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &pm)
+		    == PF_OK) {
+			if (note_of(pm, &note))
+				apply_note(env, &note);
+			pf_msg_free(pm);
+		}
+		nng_msg_free(m);
+	}
 }
 
 /* Take up to RECV_BATCH requests without blocking. */
@@ -127,10 +190,14 @@ take_requests(wrk_thread *t, wrk_env *env)
 			    "PF-WRK-DECODE", "err=\"%s\"", pf_strerror(err));
 			continue;
 		}
-		if (pm->kind == PF_MSG_RELAY_CANCEL) {
-			route_cancel(t, env, pm->u.relay_cancel.id);
-			pf_msg_free(pm);
-			continue;
+		{
+			struct ctl_note note;
+
+			if (note_of(pm, &note)) {
+				route_note(t, env, &note);
+				pf_msg_free(pm);
+				continue;
+			}
 		}
 		wrk_env_take(env, pm);
 	}
@@ -146,6 +213,7 @@ thread_main(void *arg)
 	int fds[POLL_FDS];
 
 	wrk_env_init(&env, t->multi, w->cfg, t->replies);
+	env.ctl_addr = t->ctl_url;
 	while (!atomic_load(&w->stop)) {
 		int running = 0, nfd = 0;
 		int64_t wait;
@@ -153,7 +221,8 @@ thread_main(void *arg)
 
 		wrk_replies_new_turn(t->replies);
 		take_requests(t, &env);
-		take_cancels(t, &env);
+		take_ctl(t, &env);
+		take_notes(t, &env);
 		curl_multi_perform(t->multi, &running);
 		wrk_env_reap(&env);
 		wait = wrk_env_tick(&env, wrk_now_ms());
@@ -167,7 +236,14 @@ thread_main(void *arg)
 		wfd[nfd].events = CURL_WAIT_POLLIN;
 		wfd[nfd].revents = 0;
 		nfd++;
-		nsend = wrk_replies_poll_fds(t->replies, fds, POLL_FDS - 1);
+		if (t->ctl_open) {
+			wfd[nfd].fd = t->ctl_fd;
+			wfd[nfd].events = CURL_WAIT_POLLIN;
+			wfd[nfd].revents = 0;
+			nfd++;
+		}
+		nsend = wrk_replies_poll_fds(
+		    t->replies, fds, POLL_FDS - (size_t)nfd);
 		for (size_t i = 0; i < nsend; i++) {
 			wfd[nfd].fd = fds[i];
 			wfd[nfd].events = CURL_WAIT_POLLIN;
@@ -188,6 +264,10 @@ worker_release(wrk_worker *w)
 		wrk_thread *t = &w->threads[i];
 
 		wrk_replies_free(t->replies);
+		if (t->ctl_open) {
+			nng_close(t->ctl);
+			t->ctl_open = 0;
+		}
 		if (t->multi != NULL)
 			curl_multi_cleanup(t->multi);
 		if (t->mu_inited)
@@ -248,6 +328,86 @@ listen_all(wrk_worker *w, const char *urls)
 		p = e + 1;
 	}
 	return any ? PF_OK : PF_EINVAL;
+}
+
+/*
+ * ctl_url_for writes thread n's control URL: from PF_WORKER_CTL_URL, else
+ * from the first PF_WORKER_URL ("<url>-ctl") for inproc:// and ipc://.
+ * inproc/ipc bases get "-<n>"; tcp bases use port + n.  Returns 0 when
+ * there is none (the thread then takes control messages only through the
+ * shared intake), -1 when the base is malformed.
+ */
+static int
+ctl_url_for(const pf_config *cfg, uint32_t n, char *out, size_t len)
+{
+	char base[PF_URL_MAX + 1];
+	const char *src = cfg->worker_ctl_url, *colon;
+	size_t blen;
+	int k;
+
+	if (src[0] != 0) {
+		blen = strlen(src);
+		if (blen >= sizeof base)
+			return -1;
+		memcpy(base, src, blen + 1);
+	} else {
+		src = cfg->worker_url;
+		while (*src == ' ' || *src == '\t')
+			src++;
+		blen = strcspn(src, ", \t");
+		if (strncmp(src, "inproc://", 9) != 0
+		    && strncmp(src, "ipc://", 6) != 0)
+			return 0;
+		if (blen + 4 >= sizeof base)
+			return -1;
+		memcpy(base, src, blen);
+		memcpy(base + blen, "-ctl", 5);
+	}
+	if (strncmp(base, "tcp://", 6) == 0
+	    || strncmp(base, "tls+tcp://", 10) == 0) {
+		char *end;
+		unsigned long port;
+
+		colon = strrchr(base, ':');
+		if (colon == NULL || colon[1] == 0)
+			return -1;
+		port = strtoul(colon + 1, &end, 10);
+		if (*end != 0 || port == 0 || port + n > 65535)
+			return -1;
+		k = snprintf(
+		    out, len, "%.*s:%lu", (int)(colon - base), base, port + n);
+	} else {
+		k = snprintf(out, len, "%s-%u", base, n);
+	}
+	return k > 0 && (size_t)k < len ? 1 : -1;
+}
+
+/* Open thread t's control socket, if it has an address. */
+static pf_err
+open_ctl(wrk_thread *t, uint32_t n)
+{
+	int rv = ctl_url_for(t->w->cfg, n, t->ctl_url, sizeof t->ctl_url);
+
+	if (rv <= 0) {
+		t->ctl_url[0] = 0;
+		return rv == 0 ? PF_OK : PF_ECONFIG;
+	}
+	rv = nng_pull0_open(&t->ctl);
+	if (rv != 0)
+		return PF_ENET;
+	t->ctl_open = 1;
+	rv = nng_socket_set_size(t->ctl, NNG_OPT_RECVMAXSZ, PF_CTL_MSG_MAX);
+	if (rv == 0)
+		rv = nng_listen(t->ctl, t->ctl_url, NULL, 0);
+	if (rv == 0)
+		rv = nng_socket_get_int(t->ctl, NNG_OPT_RECVFD, &t->ctl_fd);
+	if (rv != 0) {
+		pf_error("PF-WRK-CTL", "url=%s err=\"%s\"", t->ctl_url,
+		    nng_strerror(rv));
+		return PF_ENET;
+	}
+	pf_info("PF-WRK-CTL", "thread=%u url=%s", n, t->ctl_url);
+	return PF_OK;
 }
 
 pf_err
@@ -311,6 +471,9 @@ wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 		curl_multi_setopt(
 		    t->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 		err = wrk_replies_new(&t->replies);
+		if (err != PF_OK)
+			goto fail;
+		err = open_ctl(t, i);
 		if (err != PF_OK)
 			goto fail;
 	}

@@ -109,6 +109,10 @@ wrk_xfer_send_head(wrk_xfer *x)
 	m.u.relay_head.content_type.len = strlen(ct);
 	m.u.relay_head.channel_id = wrk_xfer_channel(x);
 	m.u.relay_head.attempts = x->attempts;
+	if (x->env->ctl_addr != NULL) {
+		m.u.relay_head.ctl_addr.ptr = (const uint8_t *)x->env->ctl_addr;
+		m.u.relay_head.ctl_addr.len = strlen(x->env->ctl_addr);
+	}
 	x->head_sent = 1;
 	return send_msg(x, &m);
 }
@@ -126,9 +130,17 @@ wrk_xfer_send_data(wrk_xfer *x, const uint8_t *p, size_t n)
 	m.u.relay_data.data.ptr = p;
 	m.u.relay_data.data.len = n;
 	err = send_msg(x, &m);
-	if (err == PF_OK)
+	if (err == PF_OK) {
 		x->seq++;
+		x->credit -= (int64_t)n;
+	}
 	return err;
+}
+
+int
+wrk_xfer_starved(const wrk_xfer *x)
+{
+	return x->flow && x->credit <= 0;
 }
 
 /* Send relay.end and let the relay drain.  usage_too: report delivered
@@ -229,6 +241,10 @@ wrk_env_take(wrk_env *env, pf_msg *msg)
 	} else {
 		x->deadline = now + env->cfg->total_timeout_ms;
 	}
+	/* flow control needs a way for credit to come back */
+	x->flow
+	    = rq->credit > 0 && env->ctl_addr != NULL && env->ctl_addr[0] != 0;
+	x->credit = rq->credit;
 	if (rq->n_candidates == 0) {
 		wrk_xfer_finish(
 		    x, PF_END_NO_CHANNEL, 0, "no channel available", 0);
@@ -257,6 +273,21 @@ wrk_env_cancel(wrk_env *env, const uint8_t id[PF_ID_LEN])
 		    x->idhex, wrk_xfer_channel(x), x->seq);
 		wrk_xfer_finish(x, PF_END_CLIENT_GONE, x->status, "client gone",
 		    x->head_sent);
+		return;
+	}
+}
+
+void
+wrk_env_credit(wrk_env *env, const uint8_t id[PF_ID_LEN], uint32_t bytes)
+{
+	wrk_xfer *x;
+
+	for (x = env->_head; x != NULL; x = x->next) {
+		if (memcmp(x->rq->id, id, PF_ID_LEN) != 0)
+			continue;
+		x->credit += bytes;
+		if (x->paused)
+			env->_dirty = 1; /* resume at the next tick */
 		return;
 	}
 }
@@ -318,20 +349,21 @@ xfer_tick(wrk_xfer *x, int64_t now)
 		if (err == PF_OK)
 			x->t_last
 			    = now; /* waiting for the ingress is not idle */
-		if (err == PF_OK && x->paused) {
-			x->paused = 0;
-			/* may deliver the held data to write_cb at once */
-			if (curl_easy_pause(x->easy, CURLPAUSE_CONT)
-			    != CURLE_OK) {
-				wrk_xfer_attempt_end(x);
-				if (x->abort_why == ABORT_REPLY) {
-					wrk_xfer_set_phase(x, PHASE_DONE);
-					return now;
-				}
-				wrk_xfer_attempt_failed(x, 0, x->status,
-				    wrk_xfer_abort_text(x->abort_why));
+	}
+	if (x->paused && x->easy != NULL && x->q.n == 0
+	    && !wrk_xfer_starved(x)) {
+		x->paused = 0;
+		x->t_last = now;
+		/* may deliver the held data to write_cb at once */
+		if (curl_easy_pause(x->easy, CURLPAUSE_CONT) != CURLE_OK) {
+			wrk_xfer_attempt_end(x);
+			if (x->abort_why == ABORT_REPLY) {
+				wrk_xfer_set_phase(x, PHASE_DONE);
 				return now;
 			}
+			wrk_xfer_attempt_failed(
+			    x, 0, x->status, wrk_xfer_abort_text(x->abort_why));
+			return now;
 		}
 	}
 	dl = min64(x->deadline, x->t_attempt + x->total_ms);

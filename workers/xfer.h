@@ -10,6 +10,12 @@
  * one relay.data.  relay.end always comes last, with the usage found or
  * estimated.
  *
+ * Flow control: when the request carries a credit window and this thread
+ * has a control address (sent in relay.head), stream data is sent only
+ * while credit is left; relay.credit from the ingress adds to it.  With
+ * none left the curl transfer is paused, so a slow client slows the
+ * upstream instead of growing buffers.
+ *
  * Timeouts: connect is enforced by curl; first byte (from attempt start to
  * the first body byte), idle gap (between body bytes, not counted while
  * the relay waits for the ingress), total per attempt and the request
@@ -35,9 +41,10 @@ typedef struct wrk_env {
 	void *multi; /* the thread's CURLM * */
 	const pf_config *cfg;
 	wrk_replies *replies;
-	pf_buf enc;      /* reusable message encoding buffer */
-	wrk_buf scratch; /* reusable event data buffer */
-	wrk_xfer *_head; /* live relays */
+	const char *ctl_addr; /* this thread's control URL, "" or NULL: none */
+	pf_buf enc;           /* reusable message encoding buffer */
+	wrk_buf scratch;      /* reusable event data buffer */
+	wrk_xfer *_head;      /* live relays */
 	size_t n_live;
 	int64_t _next_scan; /* earliest relay deadline, INT64_MAX none */
 	int _dirty;         /* a relay needs the next tick */
@@ -67,6 +74,11 @@ void wrk_env_take(wrk_env *env, pf_msg *msg);
  * transfer stops and relay.end (PF_END_CLIENT_GONE, with the usage of what
  * was delivered) is sent.  Unknown ids are ignored. */
 void wrk_env_cancel(wrk_env *env, const uint8_t id[PF_ID_LEN]);
+
+/* wrk_env_credit adds bytes to the flow-control credit of the relay with
+ * this id (relay.credit); a relay paused for want of credit resumes at
+ * the next tick.  Unknown ids are ignored. */
+void wrk_env_credit(wrk_env *env, const uint8_t id[PF_ID_LEN], uint32_t bytes);
 
 /* wrk_env_reap collects the curl transfers that finished (call after
  * curl_multi_perform). */

@@ -69,6 +69,8 @@ struct wrk_xfer {
 	wrk_conv cv;
 
 	/* whole relay */
+	uint8_t flow;   /* credit-based flow control is on */
+	int64_t credit; /* bytes left to send; may dip below 0 by one read */
 	uint8_t head_sent;
 	uint32_t seq;
 	wrk_usage usage;
@@ -78,6 +80,8 @@ struct wrk_xfer {
 
 /* xfer.c */
 void wrk_xfer_scan_by(wrk_env *env, int64_t t);
+/* wrk_xfer_starved: flow control allows no more data now. */
+int wrk_xfer_starved(const wrk_xfer *x);
 void wrk_xfer_set_phase(wrk_xfer *x, enum phase p);
 const pf_candidate *wrk_xfer_candidate(const wrk_xfer *x);
 int64_t wrk_xfer_channel(const wrk_xfer *x);

@@ -60,14 +60,49 @@ send_msg(nng_socket s, const pf_msg *m)
 }
 
 static void
-send_head(nng_socket s, const uint8_t *id, int status)
+send_head_ctl(nng_socket s, const uint8_t *id, int status, const char *ctl)
 {
 	pf_msg m = { .kind = PF_MSG_RELAY_HEAD };
 	memcpy(m.u.relay_head.id, id, PF_ID_LEN);
 	m.u.relay_head.status = status;
 	m.u.relay_head.content_type
 	    = (pf_bytes) { (const uint8_t *)"text/event-stream", 17 };
+	if (ctl != NULL)
+		m.u.relay_head.ctl_addr
+		    = (pf_bytes) { (const uint8_t *)ctl, strlen(ctl) };
 	ok(send_msg(s, &m) == 0, "head sent");
+}
+
+static void
+send_head(nng_socket s, const uint8_t *id, int status)
+{
+	send_head_ctl(s, id, status, NULL);
+}
+
+/* recv_kind receives one message on s: its kind, or 0 (timeout/garbage);
+ * *ret_credit gets relay.credit's bytes. */
+static int
+recv_kind(nng_socket s, const uint8_t *id, uint32_t *ret_credit)
+{
+	nng_msg *nm = NULL;
+	pf_msg *m = NULL;
+	int kind = 0;
+
+	if (nng_recvmsg(s, &nm, 0) != 0)
+		return 0;
+	if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &m) == PF_OK) {
+		if (m->kind == PF_MSG_RELAY_CANCEL
+		    && memcmp(m->u.relay_cancel.id, id, PF_ID_LEN) == 0)
+			kind = m->kind;
+		if (m->kind == PF_MSG_RELAY_CREDIT
+		    && memcmp(m->u.relay_credit.id, id, PF_ID_LEN) == 0) {
+			kind = m->kind;
+			*ret_credit = m->u.relay_credit.bytes;
+		}
+	}
+	pf_msg_free(m);
+	nng_msg_free(nm);
+	return kind;
 }
 
 static void
@@ -121,6 +156,12 @@ has_end(const ing_flight *f)
 }
 
 static int
+has_n_bytes(const ing_flight *f)
+{
+	return f->len - f->off >= PF_STREAM_BUFFER_MAX + 3 || f->failed;
+}
+
+static int
 has_two_bytes(const ing_flight *f)
 {
 	return f->len - f->off >= 2 || f->failed;
@@ -152,6 +193,7 @@ start(ing_relay *r, nng_socket worker, fake_conn *fc, int stream,
 	m.u.relay_request.path
 	    = (pf_bytes) { (const uint8_t *)"/chat/completions", 17 };
 	m.u.relay_request.stream = (uint8_t)stream;
+	m.u.relay_request.credit = stream ? PF_STREAM_CREDIT_WINDOW : 0;
 	m.u.relay_request.client_api = PF_API_OPENAI;
 	m.u.relay_request.body = (pf_bytes) { (const uint8_t *)"{}", 2 };
 	m.u.relay_request.n_candidates = 1;
@@ -271,20 +313,56 @@ main(void)
 	send_data(reply, f->id, 0, "late", 4);
 	ing_flight_unref(f);
 
-	/* a cancel reaches the worker */
-	uint8_t cid[PF_ID_LEN] = { 9, 8, 7 };
-	nng_msg *cm = NULL;
-	pf_msg *cmsg = NULL;
-	ing_relay_cancel(r, cid);
-	ok(nng_recvmsg(worker, &cm, 0) == 0
-	        && pf_msg_decode(nng_msg_body(cm), nng_msg_len(cm), &cmsg)
-	            == PF_OK
-	        && cmsg->kind == PF_MSG_RELAY_CANCEL
-	        && memcmp(cmsg->u.relay_cancel.id, cid, PF_ID_LEN) == 0,
-	    "relay.cancel delivered with the id");
-	pf_msg_free(cmsg);
-	if (cm != NULL)
-		nng_msg_free(cm);
+	/* before the head, a cancel goes round-robin to the workers */
+	uint32_t credit = 0;
+	f = start(r, worker, &fc, 1, now_ms() + 60000);
+	ing_relay_cancel(r, f);
+	ok(recv_kind(worker, f->id, &credit) == PF_MSG_RELAY_CANCEL,
+	    "relay.cancel before the head: through the push socket");
+
+	/* after a head naming a control address: cancel and credit go there */
+	nng_socket ctl;
+	ok(nng_pull0_open(&ctl) == 0
+	        && nng_listen(ctl, "inproc://t-ctl-0", NULL, 0) == 0,
+	    "fake worker control socket");
+	nng_socket_set_ms(ctl, NNG_OPT_RECVTIMEO, 5000);
+	send_head_ctl(reply, f->id, 200, "inproc://t-ctl-0");
+	ok(wait_for(f, has_head), "head with ctl_addr filed");
+	pthread_mutex_lock(&f->mu);
+	ok(f->flow, "a stream with a control address is flow-controlled");
+	f->responded = 1;
+	ing_flight_took_locked(f, PF_STREAM_CREDIT_STEP - 1);
+	pthread_mutex_unlock(&f->mu);
+	nng_socket_set_ms(ctl, NNG_OPT_RECVTIMEO, 100);
+	ok(recv_kind(ctl, f->id, &credit) == 0,
+	    "no grant below PF_STREAM_CREDIT_STEP");
+	nng_socket_set_ms(ctl, NNG_OPT_RECVTIMEO, 5000);
+	pthread_mutex_lock(&f->mu);
+	ing_flight_took_locked(f, 2);
+	pthread_mutex_unlock(&f->mu);
+	ok(recv_kind(ctl, f->id, &credit) == PF_MSG_RELAY_CREDIT
+	        && credit == PF_STREAM_CREDIT_STEP + 1,
+	    "relay.credit with every byte taken (%u)", credit);
+	/* flow-controlled: the queue may pass PF_STREAM_BUFFER_MAX */
+	static char big2[PF_STREAM_BUFFER_MAX / 2 + 1];
+	memset(big2, 'f', sizeof(big2));
+	send_data(reply, f->id, 0, big2, sizeof(big2));
+	send_data(reply, f->id, 1, big2, sizeof(big2));
+	send_data(reply, f->id, 2, "z", 1);
+	ok(wait_for(f, has_n_bytes), "data queued");
+	pthread_mutex_lock(&f->mu);
+	ok(!f->failed && f->len - f->off == 2 * sizeof(big2) + 1,
+	    "a flow-controlled stream queues up to PF_STREAM_BUFFER_FLOW_MAX");
+	pthread_mutex_unlock(&f->mu);
+	ing_relay_cancel(r, f);
+	ok(recv_kind(ctl, f->id, &credit) == PF_MSG_RELAY_CANCEL,
+	    "relay.cancel after the head: to the worker's control address");
+	nng_socket_set_ms(worker, NNG_OPT_RECVTIMEO, 100);
+	ok(recv_kind(worker, f->id, &credit) == 0,
+	    "... and not to the shared push socket");
+	nng_socket_set_ms(worker, NNG_OPT_RECVTIMEO, 5000);
+	ing_relay_forget(r, f);
+	ing_flight_unref(f);
 
 	/* close_all ends what is left and refuses new flights */
 	f = start(r, worker, &fc, 0, now_ms() + 60000);
@@ -306,6 +384,7 @@ main(void)
 	ing_flight_unref(g);
 
 	ing_relay_free(r);
+	nng_close(ctl);
 	nng_close(reply);
 	nng_close(worker);
 	return tap_done();

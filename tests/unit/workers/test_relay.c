@@ -222,6 +222,7 @@ typedef struct result {
 	size_t data_len;
 	pf_relay_end end;
 	char error[256];
+	char ctl[128]; /* relay.head ctl_addr */
 } result;
 
 typedef struct cand {
@@ -322,6 +323,9 @@ run_api(const char *path, int32_t api, const char *body, int stream,
 			    (const char *)pm->u.relay_head.content_type.ptr);
 			r->head_channel = pm->u.relay_head.channel_id;
 			r->attempts = pm->u.relay_head.attempts;
+			snprintf(r->ctl, sizeof r->ctl, "%.*s",
+			    (int)pm->u.relay_head.ctl_addr.len,
+			    (const char *)pm->u.relay_head.ctl_addr.ptr);
 			break;
 		case PF_MSG_RELAY_DATA: {
 			const pf_bytes *d = &pm->u.relay_data.data;
@@ -447,7 +451,7 @@ run_many(const cand *cs, int n, int pause_ms, uint32_t *events_each)
 }
 
 static int
-send_cancel(const uint8_t id[PF_ID_LEN])
+send_cancel_to(nng_socket s, const uint8_t id[PF_ID_LEN])
 {
 	pf_msg m;
 	pf_buf b;
@@ -460,7 +464,7 @@ send_cancel(const uint8_t id[PF_ID_LEN])
 	pf_buf_init(&b);
 	if (pf_msg_encode(&m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0) {
 		if (nng_msg_append(nm, b.data, b.len) == 0
-		    && nng_sendmsg(to_worker, nm, 0) == 0)
+		    && nng_sendmsg(s, nm, 0) == 0)
 			rv = 0;
 		else
 			nng_msg_free(nm);
@@ -470,12 +474,17 @@ send_cancel(const uint8_t id[PF_ID_LEN])
 }
 
 /* Start a stream, read `before` data messages, cancel it, read to the
- * end.  Returns the end reason (-1 on error); *data = data count. */
+ * end.  Returns the end reason (-1 on error); *data = data count.
+ * targeted: send the cancel to the control address from relay.head (else
+ * through the shared intake). */
 static int
-run_cancel(const cand *cs, int before, uint32_t *data)
+run_cancel(const cand *cs, int before, int targeted, uint32_t *data)
 {
 	uint8_t id[PF_ID_LEN];
 	int reason = -1;
+	char ctl[128] = "";
+	nng_socket cs_sock;
+	int ctl_open = 0;
 
 	*data = 0;
 	if (send_req("/chat/completions", PF_API_OPENAI, stream_body, 1, 0, cs,
@@ -494,18 +503,41 @@ run_cancel(const cand *cs, int before, uint32_t *data)
 			return -1;
 		}
 		nng_msg_free(nm);
-		if (pm->kind == PF_MSG_RELAY_DATA && ++*data == (uint32_t)before
-		    && send_cancel(id) != 0) {
-			pf_msg_free(pm);
-			return -1;
+		if (pm->kind == PF_MSG_RELAY_HEAD)
+			snprintf(ctl, sizeof ctl, "%s",
+			    (const char *)pm->u.relay_head.ctl_addr.ptr);
+		if (pm->kind == PF_MSG_RELAY_DATA
+		    && ++*data == (uint32_t)before) {
+			int rv;
+
+			if (targeted) {
+				/* only the control socket: the shared intake
+				 * never sees this cancel */
+				ctl_open = ctl[0] != 0
+				    && nng_push0_open(&cs_sock) == 0;
+				rv = ctl_open
+				        && nng_dial(cs_sock, ctl, NULL, 0) == 0
+				    ? send_cancel_to(cs_sock, id)
+				    : -1;
+			} else {
+				rv = send_cancel_to(to_worker, id);
+			}
+			if (rv != 0) {
+				pf_msg_free(pm);
+				reason = -1;
+				break;
+			}
 		}
 		if (pm->kind == PF_MSG_RELAY_END) {
 			reason = pm->u.relay_end.reason;
 			pf_msg_free(pm);
-			return reason;
+			break;
 		}
 		pf_msg_free(pm);
 	}
+	if (ctl_open)
+		nng_close(cs_sock);
+	return reason;
 }
 
 static const char *msgs_plain
@@ -616,6 +648,9 @@ main(void)
 		ok(r.n_data == 1 && r.seq_ok
 		        && strstr(r.data, "\"chat.completion\"") != NULL,
 		    "non-stream: the whole body in one relay.data");
+		ok(strncmp(r.ctl, WORKER_URL "-ctl-", strlen(WORKER_URL) + 5)
+		        == 0,
+		    "head names the thread's control address (%s)", r.ctl);
 		ok(r.end.reason == PF_END_DONE && r.end.seq == 1
 		        && r.end.channel_id == 7 && r.end.usage.estimated == 0
 		        && r.end.usage.completion == 5
@@ -874,11 +909,18 @@ main(void)
 		cand cs[] = { { slow_base, 1, 0, NULL, NULL, 0 } };
 		uint32_t got = 0;
 
-		ok(run_cancel(cs, 3, &got) == PF_END_CLIENT_GONE && got >= 3
+		ok(run_cancel(cs, 3, 0, &got) == PF_END_CLIENT_GONE && got >= 3
 		        && got < 20,
 		    "relay.cancel stops the transfer: end CLIENT_GONE after "
 		    "%u events",
 		    got);
+		/* twice, so both threads' control sockets are likely used */
+		for (int k = 0; k < 2; k++)
+			ok(run_cancel(cs, 3, 1, &got) == PF_END_CLIENT_GONE
+			        && got >= 3 && got < 20,
+			    "relay.cancel to the head's control address stops "
+			    "the transfer (%u events)",
+			    got);
 	}
 	ok(run(chat_body, 0, 0, NULL, 0, &r) == 0 && r.got_head == 0
 	        && r.end.reason == PF_END_NO_CHANNEL,
