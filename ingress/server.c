@@ -502,7 +502,7 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	rq->body = (pf_bytes) { (const uint8_t *)st->body, st->len };
 	rq->n_candidates = pick.n;
 	rq->candidates = cands;
-	rq->credit = 0; /* flow control: next commit */
+	rq->credit = info.stream ? PF_STREAM_CREDIT_WINDOW : 0;
 
 	st->flight
 	    = ing_flight_new(st->id, info.stream, deadline, conn, resume_cb);

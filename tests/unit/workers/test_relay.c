@@ -23,9 +23,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "bench/mock.h"
 #include "common/config.h"
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/msg.h"
 #include "tests/tap.h"
@@ -236,6 +239,7 @@ typedef struct cand {
 
 static nng_socket to_worker, from_worker;
 static const char *reply_url = REPLY_URL;
+static uint32_t req_credit; /* relay.request credit window (0 = none) */
 
 /* Send one relay.request; its id goes to id. */
 static int
@@ -281,6 +285,7 @@ send_req(const char *path, int32_t api, const char *body, int stream,
 	m.u.relay_request.body.len = strlen(body);
 	m.u.relay_request.n_candidates = (uint32_t)n;
 	m.u.relay_request.candidates = c;
+	m.u.relay_request.credit = req_credit;
 	pf_buf_init(&b);
 	if (pf_msg_encode(&m, &b) != PF_OK || nng_msg_alloc(&nm, 0) != 0
 	    || nng_msg_append(nm, b.data, b.len) != 0)
@@ -540,6 +545,165 @@ run_cancel(const cand *cs, int before, int targeted, uint32_t *data)
 	return reason;
 }
 
+/* ---- flow control ----------------------------------------------------- */
+
+static size_t
+stats_cb(char *p, size_t size, size_t n, void *arg)
+{
+	char *buf = arg;
+	size_t have = strlen(buf), len = size * n;
+
+	if (have + len < 8192) {
+		memcpy(buf + have, p, len);
+		buf[have + len] = 0;
+	}
+	return len;
+}
+
+/* The mock's chunks_sent counter (-1 on error). */
+static long
+mock_chunks_sent(unsigned port)
+{
+	char url[64], body[8192] = "";
+	CURL *c = curl_easy_init();
+	const char *at;
+	long n = -1;
+
+	if (c == NULL)
+		return -1;
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/mock/stats", port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, stats_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, (void *)body);
+	if (curl_easy_perform(c) == CURLE_OK) {
+		at = strstr(body, "\"chunks_sent\":");
+		if (at != NULL)
+			n = strtol(at + 14, NULL, 10);
+	}
+	curl_easy_cleanup(c);
+	return n;
+}
+
+static int
+send_credit(nng_socket s, const uint8_t id[PF_ID_LEN], uint32_t bytes)
+{
+	pf_msg m;
+	pf_buf b;
+	nng_msg *nm;
+	int rv = -1;
+
+	memset(&m, 0, sizeof m);
+	m.kind = PF_MSG_RELAY_CREDIT;
+	memcpy(m.u.relay_credit.id, id, PF_ID_LEN);
+	m.u.relay_credit.bytes = bytes;
+	pf_buf_init(&b);
+	if (pf_msg_encode(&m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0) {
+		if (nng_msg_append(nm, b.data, b.len) == 0
+		    && nng_sendmsg(s, nm, 0) == 0)
+			rv = 0;
+		else
+			nng_msg_free(nm);
+	}
+	pf_buf_fini(&b);
+	return rv;
+}
+
+typedef struct flow_result {
+	size_t stalled_bytes; /* received before the reader stopped granting */
+	long chunks_at_stall; /* the mock's chunks_sent then */
+	size_t total_bytes;
+	uint32_t n_data, content_events;
+	int seq_ok, end_ok;
+} flow_result;
+
+/*
+ * A stream whose reader grants no credit: the worker stops after about
+ * one window; then the reader grants every byte it takes (as the ingress
+ * does) and reads to the end.
+ */
+static int
+run_flow(const cand *cs, unsigned mock_port, flow_result *fr)
+{
+	uint8_t id[PF_ID_LEN];
+	char ctl[128] = "";
+	nng_socket cs_sock;
+	int ctl_open = 0, stalled = 0, rv = -1;
+	uint32_t owed = 0;
+
+	memset(fr, 0, sizeof *fr);
+	fr->seq_ok = 1;
+	req_credit = PF_STREAM_CREDIT_WINDOW;
+	if (send_req("/chat/completions", PF_API_OPENAI, stream_body, 1, 0, cs,
+	        1, id)
+	    != 0)
+		goto out;
+	nng_socket_set_ms(from_worker, NNG_OPT_RECVTIMEO, 1500);
+	for (;;) {
+		nng_msg *nm;
+		pf_msg *pm;
+
+		if (nng_recvmsg(from_worker, &nm, 0) != 0) {
+			if (stalled || ctl[0] == 0)
+				goto out;
+			/* nothing more without credit: the worker holds */
+			stalled = 1;
+			fr->stalled_bytes = fr->total_bytes;
+			fr->chunks_at_stall = mock_chunks_sent(mock_port);
+			nng_socket_set_ms(
+			    from_worker, NNG_OPT_RECVTIMEO, 20000);
+			ctl_open = nng_push0_open(&cs_sock) == 0;
+			if (!ctl_open || nng_dial(cs_sock, ctl, NULL, 0) != 0
+			    || send_credit(cs_sock, id, owed) != 0)
+				goto out;
+			owed = 0;
+			continue;
+		}
+		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &pm)
+		    != PF_OK) {
+			nng_msg_free(nm);
+			goto out;
+		}
+		nng_msg_free(nm);
+		if (pm->kind == PF_MSG_RELAY_HEAD)
+			snprintf(ctl, sizeof ctl, "%s",
+			    (const char *)pm->u.relay_head.ctl_addr.ptr);
+		if (pm->kind == PF_MSG_RELAY_DATA) {
+			const pf_bytes *d = &pm->u.relay_data.data;
+
+			if (pm->u.relay_data.seq != fr->n_data)
+				fr->seq_ok = 0;
+			fr->n_data++;
+			fr->total_bytes += d->len;
+			if (memmem(d->ptr, d->len, "\"content\":\"tok", 14)
+			    != NULL)
+				fr->content_events++;
+			owed += (uint32_t)d->len;
+			if (stalled && owed >= PF_STREAM_CREDIT_STEP) {
+				if (send_credit(cs_sock, id, owed) != 0) {
+					pf_msg_free(pm);
+					goto out;
+				}
+				owed = 0;
+			}
+		}
+		if (pm->kind == PF_MSG_RELAY_END) {
+			fr->end_ok = pm->u.relay_end.reason == PF_END_DONE
+			    && pm->u.relay_end.seq == fr->n_data;
+			pf_msg_free(pm);
+			rv = stalled ? 0 : -1;
+			break;
+		}
+		pf_msg_free(pm);
+	}
+out:
+	if (ctl_open)
+		nng_close(cs_sock);
+	req_credit = 0;
+	nng_socket_set_ms(from_worker, NNG_OPT_RECVTIMEO, 20000);
+	return rv;
+}
+
 static const char *msgs_plain
     = "{\"model\":\"claude-x\",\"max_tokens\":50,\"system\":\"be brief\","
       "\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}]}";
@@ -553,7 +717,8 @@ main(void)
 	pf_config cfg;
 	wrk_worker *w = NULL;
 	mock_options mo;
-	mock_server *mock = NULL, *big = NULL, *slow = NULL;
+	mock_server *mock = NULL, *big = NULL, *slow = NULL, *huge = NULL;
+	flow_result fr;
 	uint32_t each = 0;
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
@@ -584,6 +749,15 @@ main(void)
 		printf("Bail out! mock model did not start\n");
 		return 1;
 	}
+	/* 32 MB of events: more than the socket buffers between the mock
+	 * and the worker can hold */
+	mo.chunks = 4000;
+	mo.chunk_bytes = 8192;
+	if (mock_server_start(&mo, &huge) != PF_OK) {
+		printf("Bail out! mock model did not start\n");
+		return 1;
+	}
+	mo.chunk_bytes = 0;
 	f.fd = listen_any(&f.port);
 	if (f.fd < 0 || listen(f.fd, 64) != 0
 	    || pthread_create(&f.tid, NULL, fake_main, &f) != 0) {
@@ -922,6 +1096,29 @@ main(void)
 			    "the transfer (%u events)",
 			    got);
 	}
+	{
+		char huge_base[64];
+
+		snprintf(huge_base, sizeof huge_base, "http://127.0.0.1:%u/v1",
+		    mock_server_port(huge));
+		cand cs[] = { { huge_base, 1, 0, NULL, NULL, 0 } };
+
+		ok(run_flow(cs, mock_server_port(huge), &fr) == 0,
+		    "flow control: a stream that gets no credit stalls");
+		ok(fr.stalled_bytes > 0
+		        && fr.stalled_bytes <= PF_STREAM_BUFFER_FLOW_MAX,
+		    "... after about one window of data (%zu bytes)",
+		    fr.stalled_bytes);
+		ok(fr.chunks_at_stall >= 0 && fr.chunks_at_stall < 4000,
+		    "... and the upstream transfer is paused: the mock sent "
+		    "%ld of 4000 chunks",
+		    fr.chunks_at_stall);
+		ok(fr.end_ok && fr.seq_ok && fr.content_events == 4000
+		        && fr.total_bytes > 4000u * 8192u,
+		    "credit resumes it: all 4000 events in order, end DONE "
+		    "(%u events, %zu bytes)",
+		    fr.content_events, fr.total_bytes);
+	}
 	ok(run(chat_body, 0, 0, NULL, 0, &r) == 0 && r.got_head == 0
 	        && r.end.reason == PF_END_NO_CHANNEL,
 	    "no candidates: relay.end NO_CHANNEL");
@@ -995,5 +1192,6 @@ main(void)
 	mock_server_free(mock);
 	mock_server_free(big);
 	mock_server_free(slow);
+	mock_server_free(huge);
 	return tap_done();
 }
