@@ -29,6 +29,7 @@ static const struct {
 	{ "worker", wrk_cmd, "run an upstream relay worker" },
 	{ "accountant", acct_cmd_accountant, "run the billing accountant" },
 	{ "migrate", acct_cmd_migrate, "apply database migrations" },
+	{ "replay", acct_cmd_replay, "re-apply event logs and spools" },
 	{ "mock-model", mock_cmd, "run the mock OpenAI-compatible model" },
 	{ "admin", acct_cmd_admin, "manage users, tokens, channels, prices" },
 	{ "bench", lg_cmd, "load-test an OpenAI-compatible endpoint" },

@@ -1,0 +1,724 @@
+/*
+ * actor.c -- the accountant actor (see actor.h).
+ *
+ * NNG callbacks only move messages: a context's receive callback decodes
+ * the request and queues it for the actor thread, which owns the database
+ * connection, the event log and the grant state, and answers each request
+ * through its context.  Contexts cycle RECV -> (queued) -> SEND -> RECV.
+ */
+#include "accountant/actor.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "accountant/db.h"
+#include "accountant/grants.h"
+#include "accountant/ledger.h"
+#include "accountant/replay.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/reclog.h"
+
+#define ERRBUF_MAX 1024
+#define SWEEP_MS 1000
+
+struct ctx {
+	acct_accountant *a;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int sending;
+};
+
+/* A request waiting for the actor. */
+struct item {
+	struct ctx *c;
+	nng_msg *raw; /* the request as received (logged verbatim) */
+	pf_msg *msg;
+};
+
+struct acct_accountant {
+	const pf_config *cfg;
+	PGconn *conn;
+	acct_ledger *ledger;
+	acct_grants *grants;
+	pf_reclog *log;
+	int ckpt_frozen; /* a batch failed: keep its records replayable */
+	nng_socket rep, pub;
+	struct ctx *ctxs;
+	size_t n_ctxs;
+	pthread_t thread;
+	int thread_started;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct item *queue; /* ring of PF_ACCT_CONTEXTS */
+	size_t q_head, q_len;
+	int stopping;
+
+	/* actor-thread batch */
+	struct item batch[PF_ACCT_BATCH_MAX];
+	acct_event ev[PF_ACCT_BATCH_MAX];
+	size_t n_batch;
+	pf_reclog_pos batch_end;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- replies ---- */
+
+static void
+send_reply(struct ctx *c, const pf_msg *reply)
+{
+	nng_msg *m = NULL;
+	pf_buf b;
+
+	pf_buf_init(&b);
+	if (pf_msg_encode(reply, &b) != PF_OK
+	    || nng_msg_alloc(&m, b.len) != 0) {
+		pf_buf_fini(&b);
+		/* cannot answer: let the peer time out, take the next one */
+		c->sending = 0;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	memcpy(nng_msg_body(m), b.data, b.len);
+	pf_buf_fini(&b);
+	c->sending = 1;
+	nng_aio_set_msg(c->aio, m);
+	nng_ctx_send(c->ctx, c->aio);
+}
+
+static void
+reply_ack(struct ctx *c, const char *id, const char *rejected)
+{
+	char second[PF_EVENT_ID_MAX + 1];
+	pf_bytes ids[2];
+	pf_msg r;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = PF_MSG_ACK;
+	r.u.ack.ids = ids;
+	if (id != NULL) {
+		ids[0].ptr = (const uint8_t *)id;
+		ids[0].len = strlen(id);
+		r.u.ack.n_ids = 1;
+	}
+	if (id != NULL && rejected != NULL) {
+		int n = snprintf(
+		    second, sizeof(second), "rejected: %s", rejected);
+
+		ids[1].ptr = (const uint8_t *)second;
+		ids[1].len = n < 0               ? 0
+		    : (size_t)n < sizeof(second) ? (size_t)n
+		                                 : sizeof(second) - 1;
+		r.u.ack.n_ids = 2;
+	}
+	send_reply(c, &r);
+}
+
+/* ---- NNG side ---- */
+
+static void
+ctx_cb(void *arg)
+{
+	struct ctx *c = arg;
+	acct_accountant *a = c->a;
+	struct item it;
+	nng_msg *m;
+	int rv = nng_aio_result(c->aio);
+
+	if (c->sending) {
+		c->sending = 0;
+		if (rv != 0)
+			nng_msg_free(nng_aio_get_msg(c->aio));
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+			return;
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv != 0) {
+		nng_ctx_recv(c->ctx, c->aio);
+		return;
+	}
+	m = nng_aio_get_msg(c->aio);
+	it.c = c;
+	it.raw = m;
+	it.msg = NULL;
+	if (pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &it.msg) != PF_OK) {
+		nng_msg_free(m);
+		reply_ack(c, NULL, NULL); /* garbage: an empty ack */
+		return;
+	}
+	pthread_mutex_lock(&a->mu);
+	/* One item per context, so the ring (one slot per context) never
+	 * overflows. */
+	a->queue[(a->q_head + a->q_len) % a->n_ctxs] = it;
+	a->q_len++;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- balances published ---- */
+
+static void
+publish(acct_accountant *a, int64_t user_id, int64_t token_id, int64_t value,
+    int64_t at_ms)
+{
+	pf_msg r;
+	pf_buf b;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = PF_MSG_GRANT_REPLY;
+	r.u.grant_reply.corr = 0;
+	r.u.grant_reply.user_id = user_id;
+	r.u.grant_reply.token_id = token_id;
+	r.u.grant_reply.granted = value;
+	r.u.grant_reply.expires_ms = at_ms;
+	r.u.grant_reply.status = PF_OK;
+	pf_buf_init(&b);
+	if (pf_msg_encode(&r, &b) == PF_OK) {
+		/* best effort, like every pub0 delivery */
+		int rv = nng_send(a->pub, b.data, b.len, NNG_FLAG_NONBLOCK);
+
+		(void)rv;
+	}
+	pf_buf_fini(&b);
+}
+
+/* ---- database ---- */
+
+static pf_err
+db_ready(acct_accountant *a, char *errbuf, size_t errlen)
+{
+	pf_err err;
+
+	if (a->ledger != NULL && PQstatus(a->conn) == CONNECTION_OK)
+		return PF_OK;
+	acct_ledger_free(a->ledger);
+	a->ledger = NULL;
+	acct_db_close(a->conn);
+	a->conn = NULL;
+	err = acct_db_connect(a->cfg->database_url, &a->conn, errbuf, errlen);
+	if (err != PF_OK)
+		return err;
+	err = acct_ledger_new(a->conn, &a->ledger, errbuf, errlen);
+	if (err != PF_OK) {
+		acct_db_close(a->conn);
+		a->conn = NULL;
+	}
+	return err;
+}
+
+/* ---- checkpoint: the log position up to which all is committed ---- */
+
+static void
+checkpoint_path(
+    const acct_accountant *a, char *out, size_t outlen, const char *suffix)
+{
+	snprintf(
+	    out, outlen, "%s/checkpoint%s", a->cfg->accountant_log_dir, suffix);
+}
+
+static void
+write_checkpoint(acct_accountant *a, pf_reclog_pos pos)
+{
+	char path[PF_CONFIG_STR + 32], tmp[PF_CONFIG_STR + 32];
+	FILE *f;
+
+	if (a->ckpt_frozen)
+		return;
+	checkpoint_path(a, path, sizeof(path), "");
+	checkpoint_path(a, tmp, sizeof(tmp), ".tmp");
+	f = fopen(tmp, "w");
+	if (f == NULL)
+		return;
+	fprintf(f, "%" PRIu64 " %" PRIu64 "\n", pos.seq, pos.off);
+	if (fclose(f) == 0)
+		(void)rename(tmp, path); /* stale is fine: more to replay */
+}
+
+static pf_reclog_pos
+read_checkpoint(const acct_accountant *a)
+{
+	char path[PF_CONFIG_STR + 32];
+	pf_reclog_pos pos = { 0, 0 };
+	unsigned long long seq, off;
+	FILE *f;
+
+	checkpoint_path(a, path, sizeof(path), "");
+	f = fopen(path, "r");
+	if (f == NULL)
+		return pos;
+	if (fscanf(f, "%llu %llu", &seq, &off) == 2) {
+		pos.seq = seq;
+		pos.off = off;
+	}
+	fclose(f);
+	return pos;
+}
+
+/* ---- the batch ---- */
+
+static void
+finish_batch(acct_accountant *a, int failed)
+{
+	for (size_t i = 0; i < a->n_batch; i++) {
+		struct item *it = &a->batch[i];
+		acct_event *ev = &a->ev[i];
+
+		if (failed || ev->outcome == ACCT_PENDING)
+			reply_ack(it->c, NULL, NULL);
+		else if (ev->outcome == ACCT_REJECTED)
+			reply_ack(it->c, ev->id, ev->reason);
+		else
+			reply_ack(it->c, ev->id, NULL);
+		pf_msg_free(it->msg);
+		nng_msg_free(it->raw);
+	}
+	a->n_batch = 0;
+}
+
+static void
+apply_batch(acct_accountant *a)
+{
+	char errbuf[ERRBUF_MAX];
+	int64_t now = now_ms();
+	pf_err err = PF_OK;
+	size_t n;
+
+	if (a->n_batch == 0)
+		return;
+	if (a->log == NULL) {
+		err = pf_reclog_open(
+		    a->cfg->accountant_log_dir, ACCT_LOG_PREFIX, 0, &a->log);
+		if (err != PF_OK) {
+			pf_error("PF-ACCT-LOG", "err=%s", pf_strerror(err));
+			a->ckpt_frozen = 1;
+			finish_batch(a, 1);
+			return;
+		}
+	}
+	for (size_t i = 0; i < a->n_batch && err == PF_OK; i++) {
+		acct_event_init(&a->ev[i], a->batch[i].msg, now);
+		err = pf_reclog_append(a->log, nng_msg_body(a->batch[i].raw),
+		    nng_msg_len(a->batch[i].raw), now, NULL);
+	}
+	if (err == PF_OK)
+		err = pf_reclog_sync(a->log);
+	if (err != PF_OK) {
+		pf_error("PF-ACCT-LOG-WRITE", "err=%s", pf_strerror(err));
+		pf_reclog_close(a->log);
+		a->log = NULL;
+		a->ckpt_frozen = 1;
+		finish_batch(a, 1);
+		return;
+	}
+	err = db_ready(a, errbuf, sizeof(errbuf));
+	if (err == PF_OK)
+		err = acct_ledger_apply(
+		    a->ledger, a->ev, a->n_batch, 0, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		pf_error("PF-ACCT-APPLY", "events=%zu err=%s msg=\"%s\"",
+		    a->n_batch, pf_strerror(err), errbuf);
+		if (err == PF_EDB && a->conn != NULL
+		    && PQstatus(a->conn) != CONNECTION_OK) {
+			acct_ledger_free(a->ledger);
+			a->ledger = NULL;
+		}
+		/* logged but not applied: keep it replayable on restart */
+		a->ckpt_frozen = 1;
+		finish_batch(a, 1);
+		return;
+	}
+	for (size_t i = 0; i < a->n_batch; i++) {
+		const acct_event *ev = &a->ev[i];
+
+		if (ev->outcome == ACCT_REJECTED)
+			pf_warn("PF-ACCT-REJECT", "event=%s reason=\"%s\"",
+			    ev->id, ev->reason);
+		if (ev->outcome == ACCT_APPLIED
+		    && ev->msg->kind == PF_MSG_USAGE)
+			acct_grants_settle(a->grants, ev->msg->u.usage.user_id,
+			    ev->msg->u.usage.token_id, ev->msg->u.usage.cost);
+	}
+	{
+		const acct_user_balance *u = acct_ledger_users(a->ledger, &n);
+
+		for (size_t i = 0; i < n; i++) {
+			acct_grants_set_user(
+			    a->grants, u[i].user_id, u[i].quota, now);
+			publish(a, u[i].user_id, 0, u[i].quota, now);
+		}
+	}
+	{
+		const acct_token_balance *t = acct_ledger_tokens(a->ledger, &n);
+
+		for (size_t i = 0; i < n; i++) {
+			acct_grants_set_token(a->grants, t[i].token_id,
+			    t[i].remain_quota, t[i].unlimited, now);
+			publish(a, 0, t[i].token_id,
+			    t[i].unlimited ? INT64_MAX : t[i].remain_quota,
+			    now);
+		}
+	}
+	write_checkpoint(a, pf_reclog_end(a->log));
+	finish_batch(a, 0);
+}
+
+static void
+handle_grant(acct_accountant *a, struct item *it)
+{
+	const pf_grant_request *g = &it->msg->u.grant_request;
+	char errbuf[ERRBUF_MAX];
+	int64_t granted = 0, expires = 0;
+	pf_err err;
+	pf_msg r;
+
+	err = db_ready(a, errbuf, sizeof(errbuf));
+	if (err == PF_OK)
+		err = acct_grants_request(a->grants, a->conn, g->user_id,
+		    g->token_id, g->amount, now_ms(), &granted, &expires);
+	memset(&r, 0, sizeof(r));
+	r.kind = PF_MSG_GRANT_REPLY;
+	r.u.grant_reply.corr = g->corr;
+	r.u.grant_reply.user_id = g->user_id;
+	r.u.grant_reply.token_id = g->token_id;
+	r.u.grant_reply.granted = err == PF_OK ? granted : 0;
+	r.u.grant_reply.expires_ms = err == PF_OK ? expires : 0;
+	r.u.grant_reply.status = err;
+	send_reply(it->c, &r);
+}
+
+static void
+handle(acct_accountant *a, struct item *it)
+{
+	switch (it->msg->kind) {
+	case PF_MSG_USAGE:
+	case PF_MSG_PAYMENT:
+		a->batch[a->n_batch++] = *it;
+		if (a->n_batch == PF_ACCT_BATCH_MAX)
+			apply_batch(a);
+		return; /* raw and msg now belong to the batch */
+	case PF_MSG_GRANT_REQUEST:
+		/* credit granted must see the events before it */
+		apply_batch(a);
+		handle_grant(a, it);
+		break;
+	case PF_MSG_GRANT_RELEASE:
+		acct_grants_release(a->grants, it->msg->u.grant_release.user_id,
+		    it->msg->u.grant_release.token_id,
+		    it->msg->u.grant_release.amount);
+		reply_ack(it->c, NULL, NULL);
+		break;
+	default:
+		reply_ack(it->c, NULL, NULL);
+		break;
+	}
+	pf_msg_free(it->msg);
+	nng_msg_free(it->raw);
+}
+
+/* Takes up to max queued items; waits until deadline (CLOCK_REALTIME)
+ * for the first.  Returns the count. */
+static size_t
+take(acct_accountant *a, struct item *out, size_t max, int64_t wait_ms)
+{
+	struct timespec ts;
+	int64_t until = now_ms() + wait_ms;
+	size_t n = 0;
+
+	ts.tv_sec = until / 1000;
+	ts.tv_nsec = (long)(until % 1000) * 1000000;
+	pthread_mutex_lock(&a->mu);
+	while (a->q_len == 0 && !a->stopping && wait_ms > 0) {
+		if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) != 0)
+			break;
+	}
+	while (a->q_len > 0 && n < max) {
+		out[n++] = a->queue[a->q_head];
+		a->q_head = (a->q_head + 1) % a->n_ctxs;
+		a->q_len--;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+static void *
+actor_main(void *arg)
+{
+	acct_accountant *a = arg;
+	struct item *items = malloc(a->n_ctxs * sizeof(*items));
+	int64_t next_sweep = now_ms() + SWEEP_MS;
+
+	if (items == NULL) {
+		pf_error("PF-ACCT-OOM", "what=actor");
+		return NULL;
+	}
+	for (;;) {
+		size_t n = take(a, items, a->n_ctxs, SWEEP_MS);
+		int stopping;
+
+		for (size_t i = 0; i < n; i++)
+			handle(a, &items[i]);
+		/* Group commit: give events in flight a moment to join. */
+		if (a->n_batch > 0 && n < a->n_ctxs / 2) {
+			n = take(a, items, a->n_ctxs, PF_ACCT_BATCH_WINDOW_MS);
+			for (size_t i = 0; i < n; i++)
+				handle(a, &items[i]);
+		}
+		apply_batch(a);
+		if (now_ms() >= next_sweep) {
+			acct_grants_sweep(a->grants, now_ms());
+			next_sweep = now_ms() + SWEEP_MS;
+		}
+		pthread_mutex_lock(&a->mu);
+		stopping = a->stopping && a->q_len == 0;
+		pthread_mutex_unlock(&a->mu);
+		if (stopping)
+			break;
+	}
+	free(items);
+	return NULL;
+}
+
+/* ---- start: replay the log tail ---- */
+
+static pf_err
+replay_tail(acct_accountant *a, char *errbuf, size_t errlen)
+{
+	const char *dir = a->cfg->accountant_log_dir;
+	pf_reclog_pos ckpt = read_checkpoint(a);
+	acct_replay_opts opts = { 0, 0, 0, NULL };
+	acct_replay_counts counts;
+	acct_replay *r = NULL;
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+	pf_err err;
+
+	err = pf_reclog_list(dir, ACCT_LOG_PREFIX, &seqs, &n);
+	if (err != PF_OK) {
+		snprintf(errbuf, errlen, "%s: cannot list the event log", dir);
+		return err;
+	}
+	/* the segment the writer just created is empty: not part of it */
+	if (n > 0 && seqs[n - 1] == pf_reclog_current_seq(a->log))
+		n--;
+	err = acct_replay_new(a->ledger, &opts, &r);
+	for (size_t i = 0; i < n && err == PF_OK; i++) {
+		char path[PF_CONFIG_STR + 64];
+		pf_reclog_scan scan;
+
+		if (seqs[i] < ckpt.seq)
+			continue;
+		err = pf_reclog_segment_path(
+		    dir, ACCT_LOG_PREFIX, seqs[i], path, sizeof(path));
+		if (err != PF_OK)
+			break;
+		err = acct_replay_file(r, path, seqs[i],
+		    seqs[i] == ckpt.seq ? ckpt.off : 0, &scan, errbuf, errlen);
+		if (err == PF_EINVAL && seqs[i] == ckpt.seq) {
+			/* checkpoint past the end: trust the file */
+			err = acct_replay_file(
+			    r, path, seqs[i], 0, &scan, errbuf, errlen);
+		}
+		if (err != PF_OK)
+			break;
+		if (scan.valid_end < scan.file_size) {
+			if (i + 1 < n) {
+				snprintf(errbuf, errlen,
+				    "%s: damaged record at offset %" PRIu64
+				    " in a segment that is not the newest",
+				    path, scan.valid_end);
+				err = PF_EPROTO;
+				break;
+			}
+			pf_warn("PF-ACCT-LOG-TORN",
+			    "file=%s offset=%" PRIu64 " bytes=%" PRIu64
+			    " action=truncate",
+			    path, scan.valid_end,
+			    scan.file_size - scan.valid_end);
+			err = pf_reclog_truncate(path, scan.valid_end);
+		}
+	}
+	if (err == PF_OK)
+		err = acct_replay_flush(r, errbuf, errlen);
+	if (err == PF_OK) {
+		acct_replay_get_counts(r, &counts);
+		pf_info("PF-ACCT-REPLAY",
+		    "read=%" PRIu64 " applied=%" PRIu64 " present=%" PRIu64
+		    " rejected=%" PRIu64,
+		    counts.read, counts.applied, counts.present,
+		    counts.rejected);
+	}
+	acct_replay_free(r);
+	free(seqs);
+	return err;
+}
+
+static pf_err
+open_sockets(acct_accountant *a, char *errbuf, size_t errlen)
+{
+	int rv;
+
+	rv = nng_rep0_open(&a->rep);
+	if (rv == 0)
+		rv = nng_socket_set_size(a->rep, NNG_OPT_RECVMAXSZ, PF_MSG_MAX);
+	if (rv == 0)
+		rv = nng_listen(a->rep, a->cfg->accountant_url, NULL, 0);
+	if (rv != 0) {
+		snprintf(errbuf, errlen, "listen on PF_ACCOUNTANT_URL %s: %s",
+		    a->cfg->accountant_url, nng_strerror(rv));
+		return PF_ENET;
+	}
+	rv = nng_pub0_open(&a->pub);
+	if (rv == 0)
+		rv = nng_listen(a->pub, a->cfg->accountant_pub_url, NULL, 0);
+	if (rv != 0) {
+		snprintf(errbuf, errlen,
+		    "listen on PF_ACCOUNTANT_PUB_URL %s: %s",
+		    a->cfg->accountant_pub_url, nng_strerror(rv));
+		return PF_ENET;
+	}
+	a->n_ctxs = PF_ACCT_CONTEXTS;
+	a->ctxs = calloc(a->n_ctxs, sizeof(*a->ctxs));
+	a->queue = calloc(a->n_ctxs, sizeof(*a->queue));
+	if (a->ctxs == NULL || a->queue == NULL)
+		return PF_ENOMEM;
+	for (size_t i = 0; i < a->n_ctxs; i++) {
+		struct ctx *c = &a->ctxs[i];
+
+		c->a = a;
+		rv = nng_aio_alloc(&c->aio, ctx_cb, c);
+		if (rv == 0)
+			rv = nng_ctx_open(&c->ctx, a->rep);
+		if (rv != 0) {
+			snprintf(errbuf, errlen, "accountant context: %s",
+			    nng_strerror(rv));
+			return PF_ENET;
+		}
+	}
+	return PF_OK;
+}
+
+static void
+free_accountant(acct_accountant *a)
+{
+	for (size_t i = 0; a->ctxs != NULL && i < a->n_ctxs; i++) {
+		if (a->ctxs[i].aio != NULL)
+			nng_aio_stop(a->ctxs[i].aio);
+	}
+	nng_close(a->rep);
+	nng_close(a->pub);
+	for (size_t i = 0; a->ctxs != NULL && i < a->n_ctxs; i++) {
+		if (a->ctxs[i].aio != NULL)
+			nng_aio_free(a->ctxs[i].aio);
+	}
+	/* requests queued but never handled (start failed) */
+	while (a->queue != NULL && a->q_len > 0) {
+		struct item *it = &a->queue[a->q_head];
+
+		pf_msg_free(it->msg);
+		nng_msg_free(it->raw);
+		a->q_head = (a->q_head + 1) % a->n_ctxs;
+		a->q_len--;
+	}
+	free(a->ctxs);
+	free(a->queue);
+	pf_reclog_close(a->log);
+	acct_ledger_free(a->ledger);
+	acct_grants_free(a->grants);
+	acct_db_close(a->conn);
+	pthread_cond_destroy(&a->cv);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+pf_err
+acct_accountant_start(
+    const pf_config *cfg, acct_accountant **ret, char *errbuf, size_t errlen)
+{
+	acct_accountant *a;
+	pf_err err;
+
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return PF_ENOMEM;
+	a->cfg = cfg;
+	a->rep = (nng_socket)NNG_SOCKET_INITIALIZER;
+	a->pub = (nng_socket)NNG_SOCKET_INITIALIZER;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	err = acct_grants_new(&a->grants);
+	if (err == PF_OK)
+		err = db_ready(a, errbuf, errlen);
+	if (err == PF_OK) {
+		/* Take the directory first: a second accountant must not
+		 * replay what the first is writing. */
+		err = pf_reclog_open(
+		    cfg->accountant_log_dir, ACCT_LOG_PREFIX, 0, &a->log);
+		if (err != PF_OK)
+			snprintf(errbuf, errlen, "event log %s: %s",
+			    cfg->accountant_log_dir,
+			    err == PF_EEXIST
+			        ? "used by another running accountant"
+			        : pf_strerror(err));
+	}
+	if (err == PF_OK)
+		err = replay_tail(a, errbuf, errlen);
+	if (err == PF_OK)
+		write_checkpoint(a, pf_reclog_end(a->log));
+	if (err == PF_OK)
+		err = open_sockets(a, errbuf, errlen);
+	if (err == PF_OK) {
+		if (pthread_create(&a->thread, NULL, actor_main, a) != 0) {
+			snprintf(errbuf, errlen, "cannot start the actor");
+			err = PF_ENOMEM;
+		} else {
+			a->thread_started = 1;
+		}
+	}
+	if (err != PF_OK) {
+		free_accountant(a);
+		return err;
+	}
+	for (size_t i = 0; i < a->n_ctxs; i++)
+		nng_ctx_recv(a->ctxs[i].ctx, a->ctxs[i].aio);
+	pf_info("PF-ACCT-READY", "url=%s pub=%s log=%s", cfg->accountant_url,
+	    cfg->accountant_pub_url, cfg->accountant_log_dir);
+	*ret = a;
+	return PF_OK;
+}
+
+void
+acct_accountant_stop(acct_accountant *a)
+{
+	if (a == NULL)
+		return;
+	/* No new requests: close the listener's pipes by stopping receives
+	 * only after the queue is drained by the actor. */
+	pthread_mutex_lock(&a->mu);
+	a->stopping = 1;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+	if (a->thread_started)
+		pthread_join(a->thread, NULL);
+	free_accountant(a);
+}

@@ -1,0 +1,69 @@
+/*
+ * actor.h -- the accountant role: one thread owns every balance change.
+ *
+ * Sockets (URLs from the configuration):
+ *   rep0 LISTENS on cfg->accountant_url (PF_MSG_MAX receive cap,
+ *     PF_ACCT_CONTEXTS requests in flight).  Requests and replies:
+ *       usage / payment  -> ack.  ids[0] = the ledger event id (32 hex of
+ *                           the usage id; the payment's event_id) once the
+ *                           event is durably applied or was already
+ *                           present.  A refused event (bad values, unknown
+ *                           user, order mismatch) is answered with 2 ids:
+ *                           [event id, "rejected: <reason>"]; do not
+ *                           resend it.  An ack with 0 ids means "not
+ *                           applied now" (database or log unavailable):
+ *                           resend later.
+ *       grant.request    -> grant.reply (status PF_OK and granted 0..amount,
+ *                           expires_ms; or a pf_err status, granted 0).
+ *                           amount 0 renews the token's pool.
+ *       grant.release    -> ack with 0 ids.
+ *     Senders use req0 with NNG_OPT_REQ_RESENDTIME = NNG_DURATION_INFINITE
+ *     (req0's 60 s resend would otherwise repeat requests; harmless for
+ *     events, which are idempotent, but grant requests would be granted
+ *     twice) and their own timeout.
+ *   pub0 LISTENS on cfg->accountant_pub_url and publishes, after each
+ *     committed batch, one grant.reply per changed balance with corr = 0
+ *     ("balance notice"): token_id 0 -> granted = the user's committed
+ *     quota; token_id > 0 -> granted = the token's remaining quota
+ *     (INT64_MAX when unlimited); expires_ms = the time of the change;
+ *     status PF_OK.
+ *
+ * Per batch (group commit): events are appended to the event log in
+ * cfg->accountant_log_dir (reclog prefix "events"), synced with one
+ * fdatasync, applied in one PostgreSQL transaction, then acked.  On start
+ * the log after the last checkpoint is replayed through the same path.
+ */
+#ifndef PF_ACCOUNTANT_ACTOR_H
+#define PF_ACCOUNTANT_ACTOR_H
+
+#include <stddef.h>
+
+#include "common/config.h"
+#include "common/err.h"
+
+typedef struct acct_accountant acct_accountant;
+
+/* The reclog prefix of the accountant's event log segments. */
+#define ACCT_LOG_PREFIX "events"
+
+/*
+ * acct_accountant_start connects to PostgreSQL (cfg->database_url),
+ * replays the tail of the event log, opens the log for writing, listens
+ * on both sockets and starts the actor thread.  cfg is borrowed and must
+ * outlive the accountant.  *ret (stop with acct_accountant_stop) is
+ * written only on success.  Errors (message in errbuf): PF_EDB, PF_EIO,
+ * PF_EPROTO (the log is corrupt in the middle: errbuf names the file and
+ * offset), PF_EEXIST (another accountant owns the log directory), PF_ENET,
+ * PF_ENOMEM.
+ */
+PF_NODISCARD pf_err acct_accountant_start(
+    const pf_config *cfg, acct_accountant **ret, char *errbuf, size_t errlen);
+
+/*
+ * acct_accountant_stop stops taking requests, applies and acks what was
+ * already received, closes the sockets, the log and the connection, and
+ * frees a.  Blocks; never call it from an NNG callback.  NULL is a no-op.
+ */
+void acct_accountant_stop(acct_accountant *a);
+
+#endif /* PF_ACCOUNTANT_ACTOR_H */
