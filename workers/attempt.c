@@ -306,6 +306,7 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	if (curl_multi_add_handle(x->env->multi, x->easy) != CURLM_OK)
 		goto fail;
 	x->attempts++;
+	x->att_open = 1;
 	x->t_attempt = wrk_now_ms();
 	x->t_last = x->t_attempt;
 	x->first_byte_ms
@@ -340,6 +341,8 @@ wrk_xfer_try_from(wrk_xfer *x, uint32_t i)
 		why = attempt_start(x, i);
 		if (why == NULL)
 			return;
+		x->att_open = 1;
+		wrk_xfer_record(x, PF_ATTEMPT_LOCAL, 0);
 		pf_warn("PF-WRK-FAILOVER",
 		    "req=%s channel=%" PRId64 " attempt=%u reason=\"%s\"",
 		    x->idhex, x->rq->candidates[i].channel_id, i + 1, why);
@@ -358,8 +361,12 @@ wrk_xfer_try_from(wrk_xfer *x, uint32_t i)
 
 /* The current attempt failed (transfer already released). */
 void
-wrk_xfer_attempt_failed(wrk_xfer *x, int timeout, long status, const char *why)
+wrk_xfer_attempt_failed(
+    wrk_xfer *x, pf_attempt_outcome o, long status, const char *why)
 {
+	int timeout = o == PF_ATTEMPT_TIMEOUT;
+
+	wrk_xfer_record(x, o, status);
 	x->last_status = status;
 	x->last_timeout = (uint8_t)timeout;
 	if (x->head_sent) {
@@ -472,20 +479,25 @@ wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
 		return;
 	}
 	if (res != CURLE_OK) {
-		int timeout = res == CURLE_OPERATION_TIMEDOUT;
 		const char *why = x->abort_why != ABORT_NONE
 		    ? wrk_xfer_abort_text(x->abort_why)
 		    : curl_easy_strerror(res);
+		pf_attempt_outcome o = res == CURLE_OPERATION_TIMEDOUT
+		    ? PF_ATTEMPT_TIMEOUT
+		    : x->abort_why == ABORT_NOMEM ? PF_ATTEMPT_LOCAL
+		    : x->status == 0              ? PF_ATTEMPT_CONNECT
+		                                  : PF_ATTEMPT_BROKEN;
 
 		if (x->abort_why == ABORT_BODY_BIG) {
 			wrk_xfer_attempt_end(x);
 			x->last_status = x->status;
+			wrk_xfer_record(x, PF_ATTEMPT_OK, x->status);
 			wrk_xfer_finish(
 			    x, PF_END_UPSTREAM_ERROR, x->status, why, 0);
 			return;
 		}
 		wrk_xfer_attempt_end(x);
-		wrk_xfer_attempt_failed(x, timeout, x->status, why);
+		wrk_xfer_attempt_failed(x, o, x->status, why);
 		return;
 	}
 	if (!x->got_byte)
@@ -496,14 +508,15 @@ wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
 			err = wrk_conv_stream_end(&x->cv, conv_emit_cb, x);
 		wrk_xfer_attempt_end(x);
 		if (err != PF_OK) {
-			wrk_xfer_attempt_failed(
-			    x, 0, x->status, "bad end of stream");
+			wrk_xfer_attempt_failed(x, PF_ATTEMPT_BROKEN, x->status,
+			    "bad end of stream");
 			return;
 		}
 		if (!x->head_sent && wrk_xfer_send_head(x) != PF_OK) {
 			wrk_xfer_set_phase(x, PHASE_DONE);
 			return;
 		}
+		wrk_xfer_record(x, PF_ATTEMPT_OK, x->status);
 		wrk_xfer_finish(x, PF_END_DONE, x->status, NULL, 1);
 		return;
 	}
@@ -519,11 +532,16 @@ wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
 			wrk_xfer_set_phase(x, PHASE_DONE);
 			return;
 		}
+		wrk_xfer_record(x, PF_ATTEMPT_OK, x->status);
 		wrk_xfer_finish(x, PF_END_DONE, x->status, NULL, 1);
 		return;
 	}
-	if (x->status == 429 || x->status >= 500 || x->status < 200) {
-		wrk_xfer_attempt_failed(x, 0, x->status, "upstream status");
+	/* 401/403: the channel's key is bad or barred, not the client's
+	 * fault: try another channel */
+	if (x->status == 429 || x->status >= 500 || x->status < 200
+	    || x->status == 401 || x->status == 403) {
+		wrk_xfer_attempt_failed(
+		    x, PF_ATTEMPT_STATUS, x->status, "upstream status");
 		return;
 	}
 	/* a non-retryable error answer: pass it through, minus the key */
@@ -536,6 +554,7 @@ wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
 	else
 		ensure_error_json(x);
 	x->last_status = x->status;
+	wrk_xfer_record(x, PF_ATTEMPT_OK, x->status);
 	if (wrk_xfer_send_head(x) != PF_OK
 	    || (x->resp.len > 0
 	        && wrk_xfer_send_data(x, x->resp.data, x->resp.len) != PF_OK)) {

@@ -143,6 +143,22 @@ wrk_xfer_starved(const wrk_xfer *x)
 	return x->flow && x->credit <= 0;
 }
 
+void
+wrk_xfer_record(wrk_xfer *x, pf_attempt_outcome o, long status)
+{
+	pf_attempt *a;
+
+	if (!x->att_open)
+		return;
+	x->att_open = 0;
+	if (x->n_att == PF_RELAY_MAX_CANDIDATES)
+		return;
+	a = &x->att[x->n_att++];
+	a->channel_id = wrk_xfer_channel(x);
+	a->status = (int32_t)status;
+	a->outcome = (int32_t)o;
+}
+
 /* Send relay.end and let the relay drain.  usage_too: report delivered
  * usage (found or estimated); otherwise zeros. */
 void
@@ -151,6 +167,7 @@ wrk_xfer_finish(wrk_xfer *x, pf_end_reason reason, long status,
 {
 	pf_msg m;
 
+	wrk_xfer_record(x, PF_ATTEMPT_LOCAL, status); /* not recorded yet */
 	memset(&m, 0, sizeof m);
 	m.kind = PF_MSG_RELAY_END;
 	memcpy(m.u.relay_end.id, x->rq->id, PF_ID_LEN);
@@ -164,6 +181,8 @@ wrk_xfer_finish(wrk_xfer *x, pf_end_reason reason, long status,
 	/* never a NULL pointer, even for an empty field */
 	m.u.relay_end.error.ptr = (const uint8_t *)(error ? error : "");
 	m.u.relay_end.error.len = error ? strlen(error) : 0;
+	m.u.relay_end.n_attempts = x->n_att;
+	m.u.relay_end.attempt_list = x->att;
 	if (send_msg(x, &m) != PF_OK) {
 		pf_warn("PF-WRK-REPLY-LOST", "req=%s what=end", x->idhex);
 		wrk_xfer_set_phase(x, PHASE_DONE);
@@ -382,7 +401,7 @@ xfer_tick(wrk_xfer *x, int64_t now)
 	if (now < dl)
 		return dl;
 	wrk_xfer_attempt_end(x);
-	wrk_xfer_attempt_failed(x, 1, x->status, why);
+	wrk_xfer_attempt_failed(x, PF_ATTEMPT_TIMEOUT, x->status, why);
 	return now;
 }
 

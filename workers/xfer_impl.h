@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/ids.h"
+#include "common/limits.h"
 #include "workers/convert.h"
 #include "workers/provider.h"
 #include "workers/sse.h"
@@ -69,8 +70,11 @@ struct wrk_xfer {
 	wrk_conv cv;
 
 	/* whole relay */
-	uint8_t flow;   /* credit-based flow control is on */
-	int64_t credit; /* bytes left to send; may dip below 0 by one read */
+	pf_attempt att[PF_RELAY_MAX_CANDIDATES]; /* outcomes, in order */
+	uint32_t n_att;
+	uint8_t att_open; /* the current attempt is not recorded yet */
+	uint8_t flow;     /* credit-based flow control is on */
+	int64_t credit;   /* bytes left to send; may dip below 0 by one read */
 	uint8_t head_sent;
 	uint32_t seq;
 	wrk_usage usage;
@@ -87,6 +91,8 @@ const pf_candidate *wrk_xfer_candidate(const wrk_xfer *x);
 int64_t wrk_xfer_channel(const wrk_xfer *x);
 pf_err wrk_xfer_send_head(wrk_xfer *x);
 pf_err wrk_xfer_send_data(wrk_xfer *x, const uint8_t *p, size_t n);
+/* wrk_xfer_record notes how the current attempt went (once). */
+void wrk_xfer_record(wrk_xfer *x, pf_attempt_outcome o, long status);
 /* wrk_xfer_finish sends relay.end (usage_too: the delivered usage, else
  * zeros) and lets the relay drain or end. */
 void wrk_xfer_finish(wrk_xfer *x, pf_end_reason reason, long status,
@@ -99,9 +105,10 @@ void wrk_xfer_try_from(wrk_xfer *x, uint32_t i);
 /* wrk_xfer_attempt_end releases the current transfer, if any. */
 void wrk_xfer_attempt_end(wrk_xfer *x);
 /* wrk_xfer_attempt_failed: the current attempt failed (transfer already
- * released): fail over, or end the relay after its first byte. */
+ * released) as o says: fail over, or end the relay after its first
+ * byte. */
 void wrk_xfer_attempt_failed(
-    wrk_xfer *x, int timeout, long status, const char *why);
+    wrk_xfer *x, pf_attempt_outcome o, long status, const char *why);
 /* wrk_xfer_attempt_done: curl finished the current transfer with res. */
 void wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res);
 const char *wrk_xfer_abort_text(enum abort_why why);

@@ -115,7 +115,10 @@ conn_main(void *arg)
 		respond(fd, 400, "application/json",
 		    "{\"error\":{\"message\":\"bad key " KEY "\"}}");
 	} else if (strncmp(req, "POST /html/", 11) == 0) {
-		respond(fd, 403, "text/html", "<html>forbidden</html>");
+		respond(fd, 404, "text/html", "<html>not here</html>");
+	} else if (strncmp(req, "POST /s401/", 11) == 0) {
+		respond(fd, 401, "application/json",
+		    "{\"error\":{\"message\":\"bad key\"}}");
 	} else if (strncmp(req, "POST /hang/", 11) == 0) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
@@ -225,7 +228,9 @@ typedef struct result {
 	size_t data_len;
 	pf_relay_end end;
 	char error[256];
-	char ctl[128]; /* relay.head ctl_addr */
+	char ctl[128];                           /* relay.head ctl_addr */
+	pf_attempt att[PF_RELAY_MAX_CANDIDATES]; /* relay.end attempt list */
+	uint32_t n_att;
 } result;
 
 typedef struct cand {
@@ -359,6 +364,13 @@ run_api(const char *path, int32_t api, const char *body, int stream,
 			    (int)pm->u.relay_end.error.len,
 			    (const char *)pm->u.relay_end.error.ptr);
 			r->end.error.ptr = NULL;
+			r->n_att = pm->u.relay_end.n_attempts;
+			if (r->n_att > PF_RELAY_MAX_CANDIDATES)
+				r->n_att = 0;
+			if (r->n_att > 0)
+				memcpy(r->att, pm->u.relay_end.attempt_list,
+				    r->n_att * sizeof r->att[0]);
+			r->end.attempt_list = NULL;
 			break;
 		default:
 			break;
@@ -723,7 +735,7 @@ main(void)
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
-	char stall[64], html[64];
+	char stall[64], html[64], s401[64];
 	char via_fake[64], big_base[64], slow_base[64];
 	char ipc_worker[80], ipc_reply[80];
 	result r;
@@ -783,6 +795,7 @@ main(void)
 	FAKE(nousage, "nousage");
 	FAKE(stall, "stall");
 	FAKE(html, "html");
+	FAKE(s401, "s401");
 
 	/* Environment proxies must be ignored: point them at nothing. */
 	snprintf(
@@ -875,6 +888,37 @@ main(void)
 		    "failover: 500 and 429 -> next candidates");
 	}
 	{
+		cand cs[] = { { s401, 1, 0, NULL, NULL, 0 },
+			{ closed_base, 3, 0, NULL, NULL, 0 },
+			{ s500, 4, 0, NULL, NULL, 0 },
+			{ mock_base, 2, 0, NULL, NULL, 0 } };
+
+		ok(run(chat_body, 0, 0, cs, 4, &r) == 0 && r.status == 200
+		        && r.head_channel == 2 && r.end.reason == PF_END_DONE,
+		    "401 (the channel's key) -> next candidate");
+		ok(r.n_att == 4 && r.att[0].channel_id == 1
+		        && r.att[0].status == 401
+		        && r.att[0].outcome == PF_ATTEMPT_STATUS
+		        && r.att[1].channel_id == 3 && r.att[1].status == 0
+		        && r.att[1].outcome == PF_ATTEMPT_CONNECT
+		        && r.att[2].channel_id == 4 && r.att[2].status == 500
+		        && r.att[2].outcome == PF_ATTEMPT_STATUS
+		        && r.att[3].channel_id == 2 && r.att[3].status == 200
+		        && r.att[3].outcome == PF_ATTEMPT_OK,
+		    "relay.end lists every attempt: channel, status, outcome "
+		    "(%u)",
+		    r.n_att);
+	}
+	{
+		cand cs[] = { { hang, 5, 300, NULL, NULL, 0 } };
+
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0
+		        && r.end.reason == PF_END_TIMEOUT && r.n_att == 1
+		        && r.att[0].channel_id == 5
+		        && r.att[0].outcome == PF_ATTEMPT_TIMEOUT,
+		    "a timed-out attempt is listed as TIMEOUT");
+	}
+	{
 		cand cs[] = { { closed_base, 1, 0, NULL, NULL, 0 },
 			{ s500, 3, 0, NULL, NULL, 0 } };
 
@@ -904,7 +948,7 @@ main(void)
 		cand cs[] = { { html, 1, 0, NULL, NULL, 0 } };
 		cand ca[] = { { html, 1, 0, NULL, NULL, PF_API_ANTHROPIC } };
 
-		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.status == 403
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.status == 404
 		        && strstr(r.ctype, "application/json") != NULL
 		        && strstr(r.data, "\"upstream_error\"") != NULL
 		        && strstr(r.data, "<html>") == NULL,
@@ -912,8 +956,8 @@ main(void)
 		ok(run_api("/messages", PF_API_ANTHROPIC, msgs_plain, 0, 0, ca,
 		       1,
 		       &r) == 0
-		        && r.status == 403
-		        && strstr(r.data, "\"permission_error\"") != NULL,
+		        && r.status == 404
+		        && strstr(r.data, "\"not_found_error\"") != NULL,
 		    "... and Anthropic error JSON for Anthropic clients");
 	}
 	{
