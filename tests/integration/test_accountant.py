@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""test_accountant.py -- the accountant: exactly-once usage and payments,
+group-committed event log, restart replay, `planktonfly replay`, grants
+and balance notices.  Drives the accountant over NNG with pf-acct-client
+(argv[2])."""
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Harness  # noqa: E402
+
+CLIENT = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else ""
+NOW_MS = int(time.time() * 1000)
+
+
+def usage(uid, tid, cost, model="m-1", reason=0, stream=1, event=None):
+    return {"kind": "usage", "id": event or secrets.token_hex(16),
+            "user": int(uid), "token": int(tid), "channel": 0,
+            "model": model, "prompt": 10, "completion": cost % 97,
+            "cost": cost, "reason": reason, "stream": stream,
+            "started_ms": NOW_MS - 1500, "ended_ms": NOW_MS}
+
+
+def payment(uid, trade_no, quota):
+    return {"kind": "payment", "event_id": "topup:" + trade_no,
+            "user": int(uid), "quota": quota, "money": quota // 100,
+            "provider": "epay", "trade_no": trade_no}
+
+
+class Accountant:
+    def __init__(self, h, db, tmp, name="a", log_dir=None):
+        self.h, self.db = h, db
+        self.url = f"ipc://{tmp}/{name}.ipc"
+        self.pub_url = f"ipc://{tmp}/{name}-pub.ipc"
+        self.log_dir = log_dir or os.path.join(tmp, name + "-log")
+        self.proc = None
+
+    def env(self):
+        return {"PF_ACCOUNTANT_URL": self.url,
+                "PF_ACCOUNTANT_PUB_URL": self.pub_url,
+                "PF_ACCOUNTANT_LOG_DIR": self.log_dir}
+
+    def start(self):
+        sock = self.url[len("ipc://"):]
+        if os.path.exists(sock):
+            os.unlink(sock)
+        self.proc = self.h.start("accountant", ["accountant"],
+                                 self.h.env(self.db, self.env()),
+                                 lambda: os.path.exists(sock))
+        return self.proc
+
+    def send(self, reqs, concurrency=1, spool=None):
+        args = [CLIENT, "--concurrency", str(concurrency)]
+        if spool:
+            args += ["--spool", spool]
+        args.append(self.url)
+        r = subprocess.run(args, input="".join(json.dumps(x) + "\n"
+                                               for x in reqs),
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"pf-acct-client failed: {r.stderr}")
+        return r.stdout.splitlines()
+
+    def segments(self):
+        return sorted(os.path.join(self.log_dir, f)
+                      for f in os.listdir(self.log_dir)
+                      if f.startswith("events-") and f.endswith(".log"))
+
+
+def spool_only(reqs, spool):
+    r = subprocess.run([CLIENT, "--no-send", "--spool", spool],
+                       input="".join(json.dumps(x) + "\n" for x in reqs),
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"pf-acct-client --no-send failed: {r.stderr}")
+    return sorted(os.path.join(spool, f) for f in os.listdir(spool)
+                  if f.endswith(".log"))
+
+
+def users_and_tokens(h, db):
+    alice = h.admin(db, "user-create", "--username", "alice",
+                    "--quota", "1000000")
+    h.admin(db, "token-create", "--user", "alice", "--quota", "400000")
+    bob = h.admin(db, "user-create", "--username", "bob", "--quota", "1000")
+    h.admin(db, "token-create", "--user", "bob", "--unlimited")
+    return alice, bob
+
+
+def token_of(h, db, uid):
+    return h.scalar(db, f"SELECT id FROM tokens WHERE user_id = {uid}")
+
+
+def balances(h, db):
+    return h.psql(db, "SELECT id, quota, used_quota, request_count "
+                      "FROM users ORDER BY id") + \
+        h.psql(db, "SELECT id, remain_quota, used_quota FROM tokens "
+                   "ORDER BY id")
+
+
+def ledger_checks(h, db, t, what):
+    ledger = int(h.scalar(db, "SELECT coalesce(sum(cost), 0) FROM "
+                              "usage_events WHERE kind = 'usage'"))
+    qd = int(h.scalar(db, "SELECT coalesce(sum(quota), 0) FROM quota_data"))
+    logs = int(h.scalar(db, "SELECT coalesce(sum(quota), 0) FROM logs "
+                            "WHERE type = 2"))
+    used = int(h.scalar(db, "SELECT coalesce(sum(used_quota), 0) "
+                            "FROM users"))
+    t.ok(ledger == qd == logs == used,
+         f"{what}: ledger = quota_data = consume logs = used_quota",
+         f"ledger {ledger} quota_data {qd} logs {logs} used {used}")
+    dup = h.scalar(db, "SELECT count(*) FROM (SELECT event_id FROM "
+                       "usage_events GROUP BY 1 HAVING count(*) > 1) d")
+    t.eq(dup, "0", f"{what}: no event id twice in the ledger")
+
+
+def main():
+    with Harness() as h:
+        t = h.tap
+        if not os.access(CLIENT, os.X_OK):
+            t.ok(False, "pf-acct-client built", CLIENT)
+            return
+        tmp = tempfile.mkdtemp(prefix="pf-acct-it-")
+        try:
+            run(h, t, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(h, t, tmp):
+    db = h.new_db()
+    h.migrate(db)
+    alice, bob = users_and_tokens(h, db)
+    atok, btok = token_of(h, db, alice), token_of(h, db, bob)
+    acct = Accountant(h, db, tmp)
+    acct.start()
+
+    # --- duplicates and re-ordering -------------------------------------
+    events = [usage(alice, atok, 100 + i, model=f"m-{i % 3}",
+                    reason=i % 5, stream=i % 2) for i in range(60)]
+    out = acct.send(events, concurrency=4)
+    t.eq(out, ["ack " + e["id"] for e in events], "60 usage events acked")
+    again = events[:] + events[10:30]
+    random.shuffle(again)
+    out = acct.send(again, concurrency=8)
+    t.eq(sorted(out), sorted("ack " + e["id"] for e in again),
+         "duplicates, re-ordered and concurrent, all acked")
+    total = sum(e["cost"] for e in events)
+    t.eq(h.scalar(db, "SELECT count(*) FROM usage_events"), "60",
+         "each event once in the ledger")
+    t.eq(h.psql(db, f"SELECT quota, used_quota, request_count FROM users "
+                    f"WHERE id = {alice}"),
+         [[str(1000000 - total), str(total), "60"]],
+         "user charged once per event")
+    t.eq(h.scalar(db, f"SELECT remain_quota FROM tokens WHERE id = {atok}"),
+         str(400000 - total), "token remaining quota charged once")
+    t.eq(h.scalar(db, "SELECT count(*) FROM quota_data"), "3",
+         "one hourly quota_data row per (user, model, hour)")
+    t.eq(h.scalar(db, "SELECT string_agg(DISTINCT end_reason, ',' ORDER BY "
+                      "end_reason) FROM logs WHERE type = 2"),
+         "client_gone,done,timeout,upstream_error,worker_lost",
+         "consume logs carry the end reason")
+    ledger_checks(h, db, t, "after duplicates")
+
+    # --- rejected events -------------------------------------------------
+    bad = [usage(99999, atok, 10), usage(alice, atok, -1),
+           dict(usage(alice, atok, 5), reason=77)]
+    out = acct.send(bad)
+    t.ok(all(o.startswith("rejected ") for o in out),
+         "unknown user, negative cost, unknown end reason rejected", out)
+    t.ok("unknown user" in out[0], "rejection says why", out[0])
+
+    # --- payments: concurrent duplicate callbacks credit once ------------
+    h.psql(db, f"INSERT INTO top_ups (user_id, trade_no, provider, amount, "
+               f"money, quota) VALUES ({bob}, 'T-42', 'epay', 10, 1000, "
+               f"5000000)")
+    before = int(h.scalar(db, f"SELECT quota FROM users WHERE id = {bob}"))
+    out = acct.send([payment(bob, "T-42", 5000000)] * 24, concurrency=12)
+    t.eq(out, ["ack topup:T-42"] * 24, "24 concurrent callbacks all acked")
+    t.eq(int(h.scalar(db, f"SELECT quota FROM users WHERE id = {bob}")),
+         before + 5000000, "credited exactly once")
+    t.eq(h.scalar(db, "SELECT status FROM top_ups WHERE trade_no = 'T-42'"),
+         "success", "order flipped pending -> success")
+    t.eq(h.scalar(db, "SELECT count(*) FROM logs WHERE type = 1"), "1",
+         "one top-up log row")
+    h.psql(db, f"INSERT INTO top_ups (user_id, trade_no, provider, amount, "
+               f"money, quota) VALUES ({bob}, 'T-43', 'epay', 1, 100, 500)")
+    out = acct.send([payment(bob, "T-43", 999)])
+    t.ok(out[0].startswith("rejected topup:T-43") and "mismatch" in out[0],
+         "amount mismatch rejected", out)
+    t.eq(h.scalar(db, "SELECT status FROM top_ups WHERE trade_no = 'T-43'"),
+         "pending", "mismatched order stays pending")
+    out = acct.send([payment(bob, "NOORDER-1", 700)])
+    t.eq(out, ["ack topup:NOORDER-1"], "payment without an order credited")
+
+    # --- grants ----------------------------------------------------------
+    # bob: balance before + 5000000 + 700; unlimited token
+    bob_quota = int(h.scalar(db, f"SELECT quota FROM users WHERE id = {bob}"))
+    out = acct.send([{"kind": "grant", "user": int(bob), "token": int(btok),
+                      "amount": bob_quota - 100},
+                     {"kind": "grant", "user": int(bob), "token": int(btok),
+                      "amount": 1000},
+                     {"kind": "release", "user": int(bob), "token": int(btok),
+                      "amount": 400},
+                     {"kind": "grant", "user": int(bob), "token": int(btok),
+                      "amount": 1000},
+                     {"kind": "grant", "user": int(bob), "token": int(atok),
+                      "amount": 10}])
+    t.eq(out, [f"grant {bob_quota - 100} 0", "grant 100 0", "released",
+               "grant 400 0", "grant 0 20"],
+         "grants capped by balance minus outstanding; release returns; "
+         "another user's token denied")
+    # usage settles the pool: spend 300 -> 300 more can be granted
+    out = acct.send([usage(bob, btok, 300),
+                     {"kind": "grant", "user": int(bob), "token": int(btok),
+                      "amount": 1000}])
+    t.eq(out[1], "grant 0 0",
+         "usage both charges the balance and settles the pool")
+    out = acct.send([{"kind": "release", "user": int(bob), "token": int(btok),
+                      "amount": bob_quota}])
+    out = acct.send([{"kind": "grant", "user": int(bob), "token": int(btok),
+                      "amount": 10 ** 12}])
+    t.eq(out, [f"grant {bob_quota - 300} 0"],
+         "after releasing everything the whole balance is available")
+    out = acct.send([{"kind": "grant", "user": int(alice),
+                      "token": int(atok), "amount": 10 ** 9}])
+    t.eq(out, [f"grant {400000 - total} 0"],
+         "a limited token caps the grant at its remaining quota")
+
+    # --- balance notices on the pub socket --------------------------------
+    sub = subprocess.Popen([CLIENT, "--sub", acct.pub_url, "--count", "1",
+                            "--timeout-ms", "10000"],
+                           stdout=subprocess.PIPE, text=True)
+    t.eq(sub.stdout.readline().strip(), "subscribed", "subscriber up")
+    got = []
+    for _ in range(50):  # a subscriber may miss what precedes its connect
+        acct.send([payment(alice, "PUB-" + secrets.token_hex(4), 1)])
+        try:
+            sub.wait(0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    if sub.poll() is None:
+        sub.kill()
+    got = sub.stdout.read().split()
+    quota_now = h.scalar(db, f"SELECT quota FROM users WHERE id = {alice}")
+    t.ok(len(got) == 4 and got[0] == "balance" and got[1] == str(alice)
+         and got[2] == "0" and int(got[3]) <= int(quota_now),
+         "a top-up is published as the user's new balance", got)
+
+    # --- the same events via spool replay and via the socket -------------
+    spool = os.path.join(tmp, "spool")
+    fresh = [usage(alice, atok, 7) for _ in range(5)]
+    mixed = events[:5] + fresh
+    files = spool_only(mixed, spool)
+    r = h.run(["replay"] + files, db)
+    t.ok(r.returncode == 0 and "applied: 5" in r.stdout
+         and "already present: 5" in r.stdout,
+         "replay of a spool: the 5 new applied, the 5 known present",
+         r.stdout + r.stderr)
+    out = acct.send(mixed, concurrency=3)
+    t.eq(out, ["ack " + e["id"] for e in mixed],
+         "the same events via the socket: acked")
+    t.eq(h.scalar(db, "SELECT count(*) FROM usage_events WHERE kind = "
+                      "'usage'"), str(60 + 5 + 1), "and not charged again")
+    r = h.run(["replay"] + files, db)
+    t.ok(r.returncode == 0 and "applied: 0" in r.stdout,
+         "replaying twice changes nothing", r.stdout)
+
+    # --- SIGKILL, torn tail, restart replay --------------------------------
+    more = [usage(alice, atok, 11) for _ in range(20)]
+    acct.send(more, concurrency=4)
+    acct.proc.stop(signal.SIGKILL)
+    segs = acct.segments()
+    with open(segs[-1], "ab") as f:
+        f.write(b"PFR1\x40\x00\x00")  # a torn record
+    size_torn = os.path.getsize(segs[-1])
+    snap = balances(h, db)
+    acct.start()
+    t.ok(os.path.getsize(segs[-1]) == size_torn - 7,
+         "torn tail truncated on start")
+    t.ok("PF-ACCT-LOG-TORN" in acct.proc.output(),
+         "and warned about", acct.proc.output())
+    t.eq(balances(h, db), snap, "restart replay changed nothing committed")
+    acct.send([usage(alice, atok, 13)])
+    acct.proc.stop(signal.SIGTERM)
+    t.eq(acct.proc.p.returncode, 0, "SIGTERM: exit 0")
+    ledger_checks(h, db, t, "after restarts")
+
+    # --- corruption in the middle stops the start --------------------------
+    bad_dir = os.path.join(tmp, "bad-log")
+    os.makedirs(bad_dir)
+    seg = acct.segments()[0]
+    data = bytearray(open(seg, "rb").read())
+    data[30] ^= 0xFF
+    with open(os.path.join(bad_dir, os.path.basename(seg)), "wb") as f:
+        f.write(data)
+    bad = Accountant(h, db, tmp, name="bad", log_dir=bad_dir)
+    r = h.run(["accountant"], db, bad.env(), timeout=30)
+    t.ok(r.returncode == 1 and "offset 0" in r.stderr
+         and os.path.basename(seg) in r.stderr,
+         "mid-file corruption: exit 1 naming the file and offset",
+         r.stderr)
+    r = h.run(["replay", os.path.join(bad_dir, os.path.basename(seg))], db)
+    t.ok(r.returncode == 1 and "offset 0" in r.stderr,
+         "replay stops on it too", r.stderr)
+
+    # --- the complete log into a fresh database ------------------------------
+    db2 = h.new_db()
+    h.migrate(db2)
+    users_and_tokens(h, db2)
+    # the same orders (the mismatched T-43 must be refused again)
+    h.psql(db2, f"INSERT INTO top_ups (user_id, trade_no, provider, amount, "
+                f"money, quota) VALUES ({bob}, 'T-42', 'epay', 10, 1000, "
+                f"5000000), ({bob}, 'T-43', 'epay', 1, 100, 500)")
+    r = h.run(["replay"] + acct.segments() + [os.path.join(spool, f)
+                                               for f in os.listdir(spool)
+                                               if f.endswith(".log")], db2)
+    t.eq(r.returncode, 0, "replay into a fresh database")
+    t.eq(balances(h, db2), balances(h, db),
+         "the complete log reproduces every balance")
+    t.eq(h.scalar(db2, "SELECT count(*) FROM usage_events"),
+         h.scalar(db, "SELECT count(*) FROM usage_events"),
+         "and the same ledger")
+    ledger_checks(h, db2, t, "fresh database")
+    r2 = h.run(["replay"] + acct.segments(), db2)
+    t.ok(r2.returncode == 0 and "applied: 0" in r2.stdout,
+         "a second replay applies nothing", r2.stdout)
+
+
+if __name__ == "__main__":
+    main()
