@@ -40,6 +40,8 @@ struct ing_relay {
 	pthread_mutex_t ctl_mu; /* guards ctls */
 	struct ing_ctl *ctls[PF_CTL_SOCKETS_MAX];
 	size_t n_ctls;
+	void (*end_hook)(void *arg, const pf_relay_end *e);
+	void *end_arg;
 };
 
 static int64_t
@@ -334,6 +336,18 @@ ing_relay_forget(ing_relay *r, ing_flight *f)
 		ing_flight_unref(f);
 }
 
+void
+ing_relay_set_end_hook(
+    ing_relay *r, void (*fn)(void *arg, const pf_relay_end *e), void *arg)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->end_hook = fn;
+	r->end_arg = arg;
+	pthread_mutex_unlock(&r->mu);
+}
+
 size_t
 ing_relay_inflight(ing_relay *r)
 {
@@ -528,6 +542,11 @@ dispatch(ing_relay *r, const pf_msg *m)
 		break;
 	case PF_MSG_RELAY_END:
 		id = m->u.relay_end.id;
+		/* under the lock: set_end_hook(NULL) waits for a call */
+		pthread_mutex_lock(&r->mu);
+		if (r->end_hook != NULL)
+			r->end_hook(r->end_arg, &m->u.relay_end);
+		pthread_mutex_unlock(&r->mu);
 		break;
 	default:
 		pf_warn("PF-RELAY-KIND", "kind=%s", pf_msg_kind_name(m->kind));

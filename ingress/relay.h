@@ -134,6 +134,16 @@ void ing_relay_cancel(ing_relay *r, ing_flight *f);
  */
 void ing_flight_took_locked(ing_flight *f, size_t n);
 
+/*
+ * ing_relay_set_end_hook makes the reply thread call fn(arg, e) for every
+ * relay.end it receives (also for flights already forgotten), before the
+ * flight sees it (under the relay's table lock: fn must not block or
+ * call back into the relay).  Once a call with fn NULL returns, no hook
+ * call is running.
+ */
+void ing_relay_set_end_hook(
+    ing_relay *r, void (*fn)(void *arg, const pf_relay_end *e), void *arg);
+
 /* ing_relay_inflight returns how many flights are filed. */
 size_t ing_relay_inflight(ing_relay *r);
 

@@ -21,6 +21,7 @@
 #include "ingress/apierr.h"
 #include "ingress/auth.h"
 #include "ingress/body.h"
+#include "ingress/health.h"
 #include "ingress/relay.h"
 #include "ingress/router.h"
 #include "ingress/server.h"
@@ -34,6 +35,7 @@ struct ing_server {
 	ing_router *router;
 	ing_auth *auth;
 	ing_relay *relay;
+	ing_health *health;
 	int draining;
 	int stopped;
 	unsigned port;
@@ -835,6 +837,13 @@ ing_server_start(const pf_config *cfg, ing_server **ret)
 	err = ing_relay_start(cfg, &srv->relay);
 	if (err != PF_OK)
 		goto fail;
+	err = ing_health_new(cfg, &srv->health);
+	if (err != PF_OK)
+		goto fail;
+	ing_relay_set_end_hook(srv->relay, ing_health_end_cb, srv->health);
+	err = ing_health_start(srv->health, srv->relay, srv->router);
+	if (err != PF_OK)
+		goto fail;
 	err = start_http(srv);
 	if (err != PF_OK)
 		goto fail;
@@ -856,6 +865,7 @@ void
 ing_server_drain_begin(ing_server *srv)
 {
 	__atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
+	ing_health_quiesce(srv->health);
 }
 
 size_t
@@ -887,6 +897,11 @@ ing_server_free(ing_server *srv)
 	ing_server_stop(srv);
 	if (srv->mhd != NULL)
 		MHD_stop_daemon(srv->mhd);
+	/* before the relay, whose reply thread calls into it; its probes
+	 * use the relay */
+	ing_relay_set_end_hook(srv->relay, NULL, NULL);
+	ing_health_free(srv->health);
+	srv->health = NULL;
 	ing_relay_free(srv->relay);
 	ing_auth_free(srv->auth);
 	ing_router_free(srv->router);
