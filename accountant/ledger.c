@@ -428,6 +428,14 @@ acct_ledger_new(
 	if (l == NULL)
 		return PF_ENOMEM;
 	l->conn = conn;
+	/* The usage statement is one big plan: plan it once, not per batch
+	 * (a custom plan costs ~15 ms and changes nothing for arrays). */
+	if (exec_simple(conn, "SET plan_cache_mode = force_generic_plan",
+	        errbuf, errlen)
+	    != PF_OK) {
+		acct_ledger_free(l);
+		return PF_EDB;
+	}
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
 		PGresult *res = PQprepare(
 		    conn, stmts[i].name, stmts[i].sql, stmts[i].n, NULL);

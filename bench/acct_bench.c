@@ -1,0 +1,321 @@
+/*
+ * acct_bench.c -- pf-acct-bench: events applied per second by the
+ * accountant's apply path, group-committed (event log append + one
+ * fdatasync + one transaction per batch) against one transaction per
+ * event (the way existing gateways bill), in the same run.
+ *
+ *   pf-acct-bench [--events N] [--single N] [--batch N] [--users N]
+ *                 [--log-dir DIR]
+ *
+ * PF_BENCH_DATABASE_URL (or PF_TEST_DATABASE_URL): a superuser URL to a
+ * maintenance database; the bench creates its own database, migrates it,
+ * adds users and tokens, runs, checks the ledger and drops the database.
+ * Without a URL it prints a skip line and exits 0.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "accountant/db.h"
+#include "accountant/ledger.h"
+#include "accountant/migrate.h"
+#include "common/ids.h"
+#include "common/limits.h"
+#include "common/msg.h"
+#include "common/reclog.h"
+
+static const char *const models[]
+    = { "gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "deepseek-chat" };
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+die(const char *what, const char *msg)
+{
+	fprintf(stderr, "pf-acct-bench: %s: %s\n", what, msg);
+	return 1;
+}
+
+/* Replaces the database name of url (the part after the last '/'). */
+static void
+with_db(const char *url, const char *db, char *out, size_t outlen)
+{
+	const char *slash = strrchr(url, '/');
+	const char *q = strchr(url, '?');
+	int n = slash ? (int)(slash - url) : (int)strlen(url);
+
+	snprintf(out, outlen, "%.*s/%s%s", n, url, db, q ? q : "");
+}
+
+struct gen {
+	pf_msg *msgs;
+	pf_buf *enc;
+	int64_t total;
+};
+
+static int
+generate(struct gen *g, size_t n, int64_t users)
+{
+	int64_t now_ms = (int64_t)time(NULL) * 1000;
+
+	g->msgs = calloc(n, sizeof(*g->msgs));
+	g->enc = calloc(n, sizeof(*g->enc));
+	g->total = 0;
+	if (g->msgs == NULL || g->enc == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		pf_msg *m = &g->msgs[i];
+		pf_usage *u = &m->u.usage;
+		const char *model = models[i % 4];
+
+		m->kind = PF_MSG_USAGE;
+		if (pf_id_new(u->event_id) != PF_OK)
+			return -1;
+		u->user_id = 1 + (int64_t)(i % (size_t)users);
+		u->token_id = u->user_id;
+		u->channel_id = 1 + (int64_t)(i % 3);
+		u->model.ptr = (const uint8_t *)model;
+		u->model.len = strlen(model);
+		u->tokens.prompt = 200 + (int64_t)(i % 500);
+		u->tokens.completion = 50 + (int64_t)(i % 300);
+		u->cost = 100 + (int64_t)(i % 1000);
+		u->price_input = 150000;
+		u->price_output = 600000;
+		u->group_ratio_ppm = 1000000;
+		u->started_ms = now_ms - 2000;
+		u->ended_ms = now_ms;
+		u->reason = PF_END_DONE;
+		u->stream = (uint8_t)(i % 2);
+		g->total += u->cost;
+		pf_buf_init(&g->enc[i]);
+		if (pf_msg_encode(m, &g->enc[i]) != PF_OK)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+setup_db(PGconn *conn, int64_t users, char *errbuf, size_t errlen)
+{
+	char sql[1024];
+	size_t applied;
+
+	FILE *devnull = fopen("/dev/null", "w");
+	pf_err err;
+
+	if (devnull == NULL)
+		return -1;
+	err = acct_migrate_run(conn, acct_migrations, acct_migrations_count,
+	    devnull, &applied, errbuf, errlen);
+	fclose(devnull);
+	if (err != PF_OK)
+		return -1;
+	snprintf(sql, sizeof(sql),
+	    "INSERT INTO users (username, quota) SELECT 'u' || g, "
+	    "1000000000000 FROM generate_series(1, %" PRId64 ") g;"
+	    "INSERT INTO tokens (user_id, name, key_hash, remain_quota) "
+	    "SELECT g, 't', md5(g::text) || md5(g::text || 'x'), "
+	    "1000000000000 FROM generate_series(1, %" PRId64 ") g;"
+	    "INSERT INTO channels (name, base_url, models) SELECT 'c' || g, "
+	    "'http://127.0.0.1:9/v1', 'gpt-4o' FROM generate_series(1, 3) g;",
+	    users, users);
+	return acct_db_exec(conn, sql, 0, NULL, NULL, errbuf, errlen) == PF_OK
+	    ? 0
+	    : -1;
+}
+
+/* Applies msgs[0..n) in batches of batch (1 = one transaction per event,
+ * no log); returns the seconds taken or -1. */
+static double
+run(acct_ledger *l, pf_reclog *log, struct gen *g, size_t from, size_t n,
+    size_t batch, acct_event *ev, char *errbuf, size_t errlen)
+{
+	double t0 = now_s();
+
+	for (size_t i = 0; i < n; i += batch) {
+		size_t k = n - i < batch ? n - i : batch;
+
+		for (size_t j = 0; j < k; j++) {
+			pf_buf *b = &g->enc[from + i + j];
+
+			acct_event_init(&ev[j], &g->msgs[from + i + j], 0);
+			if (log != NULL
+			    && pf_reclog_append(log, b->data, b->len, 0, NULL)
+			        != PF_OK)
+				return -1;
+		}
+		if (log != NULL && pf_reclog_sync(log) != PF_OK)
+			return -1;
+		if (acct_ledger_apply(l, ev, k, 0, errbuf, errlen) != PF_OK)
+			return -1;
+		for (size_t j = 0; j < k; j++) {
+			if (ev[j].outcome != ACCT_APPLIED) {
+				snprintf(errbuf, errlen, "event %s: %d %s",
+				    ev[j].id, ev[j].outcome, ev[j].reason);
+				return -1;
+			}
+		}
+	}
+	return now_s() - t0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *url = getenv("PF_BENCH_DATABASE_URL");
+	const char *log_dir = NULL;
+	size_t n_batch = 200000, n_single = 5000, batch = PF_ACCT_BATCH_MAX;
+	int64_t users = 1000;
+	char dbname[64], dburl[1024], errbuf[1024],
+	    tmpl[] = "/tmp/pf-acct-"
+	             "bench-XXXXXX";
+	PGconn *admin = NULL, *conn = NULL;
+	acct_ledger *l = NULL;
+	pf_reclog *log = NULL;
+	acct_event *ev = NULL;
+	struct gen g;
+	double tb, ts, rb, rs;
+	int rc = 1;
+
+	for (int i = 1; i + 1 < argc; i += 2) {
+		long v = strtol(argv[i + 1], NULL, 10);
+
+		if (strcmp(argv[i], "--events") == 0)
+			n_batch = (size_t)v;
+		else if (strcmp(argv[i], "--single") == 0)
+			n_single = (size_t)v;
+		else if (strcmp(argv[i], "--batch") == 0)
+			batch = (size_t)v;
+		else if (strcmp(argv[i], "--users") == 0)
+			users = v;
+		else if (strcmp(argv[i], "--log-dir") == 0)
+			log_dir = argv[i + 1];
+		else
+			return die("usage", argv[i]);
+	}
+	if (batch < 1 || batch > PF_ACCT_BATCH_MAX || users < 1)
+		return die("usage", "--batch 1..2048, --users >= 1");
+	if (url == NULL)
+		url = getenv("PF_TEST_DATABASE_URL");
+	if (url == NULL || url[0] == '\0') {
+		printf("pf-acct-bench: skipped (set PF_BENCH_DATABASE_URL)\n");
+		return 0;
+	}
+	if (log_dir == NULL) {
+		log_dir = mkdtemp(tmpl);
+		if (log_dir == NULL)
+			return die("mkdtemp", "failed");
+	}
+	if (generate(&g, n_batch + n_single, users) != 0)
+		return die("generate", "out of memory");
+	ev = calloc(batch, sizeof(*ev));
+	snprintf(dbname, sizeof(dbname), "pf_acct_bench_%d", (int)getpid());
+	with_db(url, dbname, dburl, sizeof(dburl));
+	if (ev == NULL
+	    || acct_db_connect(url, &admin, errbuf, sizeof(errbuf)) != PF_OK)
+		return die("connect", errbuf);
+	{
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", dbname);
+		if (acct_db_exec(
+		        admin, sql, 0, NULL, NULL, errbuf, sizeof(errbuf))
+		    != PF_OK)
+			return die("create database", errbuf);
+	}
+	if (acct_db_connect(dburl, &conn, errbuf, sizeof(errbuf)) != PF_OK
+	    || setup_db(conn, users, errbuf, sizeof(errbuf)) != 0
+	    || acct_ledger_new(conn, &l, errbuf, sizeof(errbuf)) != PF_OK) {
+		die("setup", errbuf);
+		goto out;
+	}
+	if (pf_reclog_open(log_dir, "events", 0, &log) != PF_OK) {
+		die("event log", log_dir);
+		goto out;
+	}
+	printf("pf-acct-bench: %zu events batched (%zu per batch, log in "
+	       "%s), %zu events one transaction each, %" PRId64 " users\n",
+	    n_batch, batch, log_dir, n_single, users);
+	fflush(stdout);
+	/* single first, so the batched run faces the bigger tables */
+	ts = run(l, NULL, &g, n_batch, n_single, 1, ev, errbuf, sizeof(errbuf));
+	if (ts < 0) {
+		die("per-event run", errbuf);
+		goto out;
+	}
+	tb = run(l, log, &g, 0, n_batch, batch, ev, errbuf, sizeof(errbuf));
+	if (tb < 0) {
+		die("batched run", errbuf);
+		goto out;
+	}
+	{
+		PGresult *res;
+		int64_t sum;
+
+		if (acct_db_exec(conn,
+		        "SELECT (SELECT sum(cost) FROM usage_events) || ' ' || "
+		        "(SELECT sum(quota) FROM quota_data) || ' ' || "
+		        "(SELECT sum(quota) FROM logs WHERE type = 2) || ' ' "
+		        "|| "
+		        "(SELECT sum(used_quota) FROM users)",
+		        0, NULL, &res, errbuf, sizeof(errbuf))
+		    != PF_OK) {
+			die("check", errbuf);
+			goto out;
+		}
+		sum = strtoll(acct_db_value(res, 0, 0), NULL, 10);
+		printf("ledger check: %s (want %" PRId64 " each)\n",
+		    acct_db_value(res, 0, 0), g.total);
+		acct_db_result_free(res);
+		if (sum != g.total) {
+			die("check", "ledger total differs");
+			goto out;
+		}
+	}
+	rb = (double)n_batch / tb;
+	rs = (double)n_single / ts;
+	printf("batched:   %10.0f events/s (%.3f s)\n", rb, tb);
+	printf("per-event: %10.0f events/s (%.3f s)\n", rs, ts);
+	printf("ratio:     %10.1fx\n", rb / rs);
+	rc = 0;
+out:
+	pf_reclog_close(log);
+	acct_ledger_free(l);
+	acct_db_close(conn);
+	if (admin != NULL) {
+		char sql[128];
+
+		snprintf(
+		    sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", dbname);
+		if (acct_db_exec(
+		        admin, sql, 0, NULL, NULL, errbuf, sizeof(errbuf))
+		    != PF_OK)
+			fprintf(stderr, "pf-acct-bench: drop: %s\n", errbuf);
+	}
+	acct_db_close(admin);
+	if (strcmp(log_dir, tmpl) == 0) {
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
+		if (system(cmd) != 0)
+			fprintf(stderr, "pf-acct-bench: cleanup failed\n");
+	}
+	for (size_t i = 0; i < n_batch + n_single; i++)
+		pf_buf_fini(&g.enc[i]);
+	free(g.enc);
+	free(g.msgs);
+	free(ev);
+	return rc;
+}
