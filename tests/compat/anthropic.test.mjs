@@ -156,7 +156,8 @@ test('anthropic stream aborted by the client stops the upstream stream', T, asyn
   let n = 0;
   stream.on('text', () => { n += 1; if (n === 3) stream.abort(); });
   await rejectsWith(() => stream.done(), Anthropic.APIUserAbortError, undefined);
-  assert.equal(n, 3);
+  // Deltas already read with the third may still be delivered.
+  assert.ok(n >= 3 && n < SLOW_CHUNKS, `text events: ${n}`);
   const st = await waitStreams((s) => s.incomplete > before.incomplete
     || s.completed > before.completed);
   assert.equal(st.completed, before.completed, 'upstream did not run to the end');
