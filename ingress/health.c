@@ -26,11 +26,15 @@
 #define PROBES_MAX 64          /* channels probed per round */
 #define PROBE_TIMEOUT_MS 10000 /* one probe's deadline */
 #define PROBE_POLL_MS 50
+/* a channel disabled for 401/403 (its key) is probed this many times
+ * less often: keys rarely heal within seconds */
+#define AUTH_PROBE_FACTOR 10
 
 typedef struct chan {
 	int64_t id;
-	uint32_t fails; /* failures in a row */
-	int disabling;  /* queued or written: not queued again */
+	uint32_t fails;     /* failures in a row */
+	int disabling;      /* queued or written: not queued again */
+	int64_t next_probe; /* unix ms; 0 = not yet decided */
 	struct chan *next;
 } chan;
 
@@ -382,6 +386,42 @@ stopping(ing_health *h)
 	return s;
 }
 
+static int64_t
+probe_every(ing_health *h, const char *reason)
+{
+	int64_t every = h->cfg->channel_probe_ms;
+
+	if (strncmp(reason, "401 ", 4) == 0 || strncmp(reason, "403 ", 4) == 0)
+		every *= AUTH_PROBE_FACTOR;
+	return every;
+}
+
+/* probe_due says whether row i is due for a probe now, and sets when the
+ * one after is due (a probe that succeeds re-enables the channel). */
+static int
+probe_due(ing_health *h, const PGresult *res, int i)
+{
+	int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	int64_t every = probe_every(h, PQgetvalue(res, i, 9));
+	int64_t now = now_ms();
+	int due = 0;
+	chan *c;
+
+	pthread_mutex_lock(&h->mu);
+	c = find(h, id, 1);
+	if (c != NULL) {
+		if (c->next_probe == 0) /* first sight: from the disable */
+			c->next_probe
+			    = strtoll(PQgetvalue(res, i, 10), NULL, 10) * 1000
+			    + every;
+		due = now >= c->next_probe;
+		if (due)
+			c->next_probe = now + every;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return due;
+}
+
 /* forget_readmitted clears the disabling mark of channels that are no
  * longer status 3 (an admin enabled them) and not waiting in the queue,
  * so their failures count again. */
@@ -404,6 +444,7 @@ forget_readmitted(ing_health *h, const PGresult *res)
 			if (!listed) {
 				c->disabling = 0;
 				c->fails = 0;
+				c->next_probe = 0;
 			}
 		}
 	}
@@ -417,7 +458,8 @@ probe_round(ing_health *h)
 {
 	static const char sql[]
 	    = "SELECT id, type, base_url, key, proxy, connect_timeout_ms, "
-	      "first_byte_timeout_ms, idle_timeout_ms, total_timeout_ms "
+	      "first_byte_timeout_ms, idle_timeout_ms, total_timeout_ms, "
+	      "disabled_reason, disabled_at "
 	      "FROM channels WHERE status = 3 ORDER BY disabled_at LIMIT 64";
 	ing_flight *fl[PROBES_MAX];
 	int64_t ids[PROBES_MAX];
@@ -442,7 +484,8 @@ probe_round(ing_health *h)
 		n = PROBES_MAX;
 	for (int i = 0; i < n; i++) {
 		ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		fl[i] = send_probe(h, res, i, deadline);
+		fl[i] = probe_due(h, res, i) ? send_probe(h, res, i, deadline)
+		                             : NULL;
 	}
 	PQclear(res); /* the requests went out: their bytes were copied */
 	for (;;) {
@@ -481,6 +524,7 @@ probe_round(ing_health *h)
 			if (c != NULL) {
 				c->fails = 0;
 				c->disabling = 0;
+				c->next_probe = 0;
 			}
 			pthread_mutex_unlock(&h->mu);
 			pf_info("PF-CHANNEL-ENABLED",
