@@ -426,6 +426,57 @@ fill_candidates(const ing_pick *pick, pf_candidate *c)
 	}
 }
 
+/* Client headers passed upstream: what the SDKs send to select API
+ * versions and betas, and the mock model's knobs (so tests can drive its
+ * faults through the gateway).  Never credentials. */
+typedef struct fwd_headers {
+	pf_header h[PF_RELAY_HEADERS_MAX];
+	char names[PF_RELAY_HEADERS_MAX][PF_RELAY_HEADER_NAME_MAX + 1];
+	uint32_t n;
+	const char *bad; /* why the set was refused, or NULL */
+} fwd_headers;
+
+static int
+forwarded(const char *name)
+{
+	return strncasecmp(name, "anthropic-", 10) == 0
+	    || strcasecmp(name, "openai-beta") == 0
+	    || strncasecmp(name, "x-mock-", 7) == 0;
+}
+
+static enum MHD_Result
+collect_header_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+    size_t klen, const char *value, size_t value_size)
+{
+	fwd_headers *fh = cls;
+	char *name;
+
+	(void)kind;
+	if (!forwarded(key))
+		return MHD_YES;
+	if (klen > PF_RELAY_HEADER_NAME_MAX
+	    || value_size > PF_RELAY_HEADER_VALUE_MAX) {
+		fh->bad = "a forwarded header (anthropic-*, openai-beta, "
+		          "x-mock-*) is too long";
+		return MHD_NO;
+	}
+	if (fh->n == PF_RELAY_HEADERS_MAX) {
+		fh->bad = "too many forwarded headers (anthropic-*, "
+		          "openai-beta, x-mock-*)";
+		return MHD_NO;
+	}
+	name = fh->names[fh->n];
+	for (size_t i = 0; i < klen; i++)
+		name[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] + 32
+		                                                : key[i]);
+	name[klen] = '\0';
+	fh->h[fh->n].name = (pf_bytes) { (const uint8_t *)name, klen };
+	fh->h[fh->n].value = (pf_bytes) { (const uint8_t *)(value ? value : ""),
+		value ? value_size : 0 };
+	fh->n++;
+	return MHD_YES;
+}
+
 static uint64_t
 seed_from_id(const uint8_t id[PF_ID_LEN])
 {
@@ -487,6 +538,21 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 		return queue_error(conn, st, &ING_ERR_MODEL_NOT_FOUND, msg);
 	}
 	fill_candidates(&pick, cands);
+	/* on the heap (~19 KiB); the send below copies what it needs */
+	fwd_headers *fh = calloc(1, sizeof(*fh));
+	if (fh == NULL) {
+		ing_snapshot_unref(snap);
+		return queue_error(
+		    conn, st, &ING_ERR_INTERNAL, "out of memory");
+	}
+	MHD_get_connection_values_n(
+	    conn, MHD_HEADER_KIND, collect_header_cb, fh);
+	if (fh->bad != NULL) {
+		snprintf(msg, sizeof(msg), "%s", fh->bad);
+		free(fh);
+		ing_snapshot_unref(snap);
+		return queue_error(conn, st, &ING_ERR_BAD_REQUEST, msg);
+	}
 
 	int64_t deadline = now_ms() + (int64_t)cfg->total_timeout_ms;
 	pf_msg m = { .kind = PF_MSG_RELAY_REQUEST };
@@ -505,10 +571,13 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	rq->n_candidates = pick.n;
 	rq->candidates = cands;
 	rq->credit = info.stream ? PF_STREAM_CREDIT_WINDOW : 0;
+	rq->n_headers = fh->n;
+	rq->headers = fh->n > 0 ? fh->h : NULL;
 
 	st->flight
 	    = ing_flight_new(st->id, info.stream, deadline, conn, resume_cb);
 	if (st->flight == NULL) {
+		free(fh);
 		ing_snapshot_unref(snap);
 		return queue_error(
 		    conn, st, &ING_ERR_INTERNAL, "out of memory");
@@ -518,6 +587,7 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	if (ci != NULL)
 		st->flight->fd = ci->connect_fd;
 	err = ing_relay_send(st->srv->relay, st->flight, &m);
+	free(fh);
 	ing_snapshot_unref(snap);
 	if (err != PF_OK) {
 		ing_flight_unref(st->flight);

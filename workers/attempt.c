@@ -264,6 +264,8 @@ attempt_start(wrk_xfer *x, uint32_t i)
 		why = "bad channel key";
 		goto fail;
 	}
+	if (wrk_client_headers(rq, c, &x->headers) != PF_OK)
+		goto fail;
 	wrk_conv_init(&x->cv);
 	if (x->conv)
 		err = wrk_conv_request(rq->body.ptr, rq->body.len,

@@ -1,3 +1,4 @@
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,91 @@ wrk_provider_for(int32_t type)
 	default:
 		return NULL;
 	}
+}
+
+const pf_header *
+wrk_header_get(const pf_relay_request *rq, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (uint32_t i = 0; i < rq->n_headers; i++) {
+		const pf_header *h = &rq->headers[i];
+
+		if (h->name.len == n && memcmp(h->name.ptr, name, n) == 0)
+			return h;
+	}
+	return NULL;
+}
+
+static int
+starts(pf_bytes b, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return b.len >= n && memcmp(b.ptr, prefix, n) == 0;
+}
+
+static int
+header_suits(pf_bytes name, int32_t type)
+{
+	if (name.len == 0 || name.len > PF_RELAY_HEADER_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < name.len; i++) {
+		uint8_t ch = name.ptr[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
+		        || ch == '-'))
+			return 0;
+	}
+	if (starts(name, "x-mock-"))
+		return 1;
+	if (type == PF_API_ANTHROPIC)
+		return starts(name, "anthropic-");
+	return name.len == 11 && starts(name, "openai-beta");
+}
+
+static int
+value_safe(pf_bytes v)
+{
+	if (v.len > PF_RELAY_HEADER_VALUE_MAX)
+		return 0;
+	for (size_t i = 0; i < v.len; i++)
+		if ((v.ptr[i] < 0x20 && v.ptr[i] != '\t') || v.ptr[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+pf_err
+wrk_client_headers(
+    const pf_relay_request *rq, const pf_candidate *c, struct curl_slist **list)
+{
+	char line[PF_RELAY_HEADER_NAME_MAX + PF_RELAY_HEADER_VALUE_MAX + 4];
+
+	for (uint32_t i = 0; i < rq->n_headers; i++) {
+		const pf_header *h = &rq->headers[i];
+		struct curl_slist *n;
+		size_t k;
+
+		if (!header_suits(h->name, c->type) || !value_safe(h->value))
+			continue;
+		memcpy(line, h->name.ptr, h->name.len);
+		k = h->name.len;
+		/* "name;" is curl's way to send a header with no value */
+		if (h->value.len == 0) {
+			line[k++] = ';';
+		} else {
+			line[k++] = ':';
+			line[k++] = ' ';
+			memcpy(line + k, h->value.ptr, h->value.len);
+			k += h->value.len;
+		}
+		line[k] = 0;
+		n = curl_slist_append(*list, line);
+		if (n == NULL)
+			return PF_ENOMEM;
+		*list = n;
+	}
+	return PF_OK;
 }
 
 /* Does any real in v need 17 significant digits to survive a round

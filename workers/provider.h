@@ -60,6 +60,21 @@ typedef struct wrk_provider {
  * none is built in. */
 const wrk_provider *wrk_provider_for(int32_t type);
 
+/* wrk_header_get returns the client header `name` (lower case) rq
+ * carries, or NULL. */
+const pf_header *wrk_header_get(const pf_relay_request *rq, const char *name);
+
+/*
+ * wrk_client_headers appends to *list the client headers rq carries that
+ * suit a channel of c's type: anthropic-* to Anthropic channels,
+ * openai-beta to OpenAI ones, x-mock-* to both.  Anything else, and
+ * values with control bytes, are skipped (the ingress filters the same
+ * way; this guards the header lines we build).  Errors: PF_ENOMEM (*list
+ * keeps what was appended).
+ */
+PF_NODISCARD pf_err wrk_client_headers(const pf_relay_request *rq,
+    const pf_candidate *c, struct curl_slist **list);
+
 extern const wrk_provider wrk_provider_openai;
 extern const wrk_provider wrk_provider_anthropic;
 

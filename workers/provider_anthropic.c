@@ -14,8 +14,8 @@
 #include "workers/provider.h"
 #include "workers/sse.h"
 
-/* The API version we speak; clients' anthropic-version headers are not
- * carried in relay.request yet. */
+/* The API version we speak unless the client named one (its
+ * anthropic-version header is then passed on by wrk_client_headers). */
 #define ANTHROPIC_VERSION "2023-06-01"
 
 static int
@@ -39,8 +39,8 @@ anthropic_headers(
 	};
 	char line[sizeof xkey + PF_SECRET_MAX];
 	struct curl_slist *n;
+	size_t first = wrk_header_get(rq, "anthropic-version") != NULL ? 1 : 0;
 
-	(void)rq;
 	if (!header_safe(c->key) || c->key.len > PF_SECRET_MAX)
 		return PF_EINVAL;
 	if (c->key.len > 0) {
@@ -53,7 +53,7 @@ anthropic_headers(
 			return PF_ENOMEM;
 		*list = n;
 	}
-	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+	for (size_t i = first; i < sizeof fixed / sizeof fixed[0]; i++) {
 		n = curl_slist_append(*list, fixed[i]);
 		if (n == NULL)
 			return PF_ENOMEM;

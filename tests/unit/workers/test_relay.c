@@ -149,8 +149,15 @@ conn_main(void *arg)
 		/* {"auth":0|1,"body":<what we got>} */
 		int auth = strstr(req, "\r\nAuthorization: Bearer " KEY "\r\n")
 		    != NULL;
+		/* 1 = the client headers a test sent arrived as they should */
+		int hdr = strstr(req, "\r\nx-mock-test: v1\r\n") != NULL
+		    && strstr(req, "\r\nopenai-beta: assistants=v2\r\n") != NULL
+		    && strstr(req, "anthropic-beta") == NULL
+		    && strstr(req, "evil") == NULL
+		    && strstr(req, "x-forwarded-for") == NULL;
 
-		snprintf(out, sizeof out, "{\"auth\":%d,\"body\":%.*s}", auth,
+		snprintf(out, sizeof out,
+		    "{\"auth\":%d,\"hdr\":%d,\"body\":%.*s}", auth, hdr,
 		    (int)clen, body);
 		respond(fd, 200, "application/json", out);
 	} else if (strncmp(req, "POST /nousage/", 14) == 0) {
@@ -245,6 +252,8 @@ typedef struct cand {
 static nng_socket to_worker, from_worker;
 static const char *reply_url = REPLY_URL;
 static uint32_t req_credit; /* relay.request credit window (0 = none) */
+static const pf_header *req_headers; /* client headers to carry */
+static uint32_t req_n_headers;
 
 /* Send one relay.request; its id goes to id. */
 static int
@@ -291,6 +300,8 @@ send_req(const char *path, int32_t api, const char *body, int stream,
 	m.u.relay_request.n_candidates = (uint32_t)n;
 	m.u.relay_request.candidates = c;
 	m.u.relay_request.credit = req_credit;
+	m.u.relay_request.headers = (pf_header *)req_headers;
+	m.u.relay_request.n_headers = req_n_headers;
 	pf_buf_init(&b);
 	if (pf_msg_encode(&m, &b) != PF_OK || nng_msg_alloc(&nm, 0) != 0
 	    || nng_msg_append(nm, b.data, b.len) != 0)
@@ -1014,6 +1025,36 @@ main(void)
 		ok(strstr(r.data, "\"model\":\"up-model\"") != NULL
 		        && strstr(r.data, "\"include_usage\":true") != NULL,
 		    "upstream body: model mapped, include_usage forced");
+		ok(strstr(r.data, "\"hdr\":0") != NULL,
+		    "no client headers carried: none sent");
+	}
+	{
+		cand cs[] = { { echo, 1, 0, NULL, NULL, 0 } };
+#define HDR(n, v)                                                              \
+	{                                                                      \
+		{ (const uint8_t *)n, sizeof n - 1 },                          \
+		{                                                              \
+			(const uint8_t *)v, sizeof v - 1                       \
+		}                                                              \
+	}
+		static const pf_header hs[] = {
+			HDR("x-mock-test", "v1"),
+			HDR("openai-beta", "assistants=v2"),
+			HDR("anthropic-beta",
+			    "tools-2024"), /* OpenAI channel */
+			HDR("x-mock-evil", "a\r\nx-evil: 1"), /* injection */
+			HDR("x-forwarded-for", "1.2.3.4"),    /* not allowed */
+		};
+#undef HDR
+		req_headers = hs;
+		req_n_headers = sizeof hs / sizeof hs[0];
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.status == 200
+		        && strstr(r.data, "\"hdr\":1") != NULL
+		        && strstr(r.data, "\"auth\":1") != NULL,
+		    "client headers: allowed ones for the channel type passed "
+		    "upstream, others and unsafe values dropped");
+		req_headers = NULL;
+		req_n_headers = 0;
 	}
 	{
 		cand cs[] = { { nousage, 1, 0, NULL, NULL, 0 } };
