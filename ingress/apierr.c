@@ -22,6 +22,8 @@ const ing_apierr ING_ERR_MODEL_NOT_FOUND
     = { 404, "invalid_request_error", "model_not_found" };
 const ing_apierr ING_ERR_TOO_LARGE
     = { 413, "invalid_request_error", "request_too_large" };
+const ing_apierr ING_ERR_RATE_LIMITED
+    = { 429, "requests", "rate_limit_exceeded" };
 const ing_apierr ING_ERR_INTERNAL = { 500, "server_error", "internal_error" };
 const ing_apierr ING_ERR_UPSTREAM = { 502, "upstream_error", "upstream_error" };
 const ing_apierr ING_ERR_NO_CHANNEL
@@ -151,4 +153,12 @@ ing_apierr_for_end(int reason)
 	default:
 		return &ING_ERR_UPSTREAM;
 	}
+}
+
+const ing_apierr *
+ing_apierr_for_failure(int reason, int upstream_status)
+{
+	if (reason == PF_END_UPSTREAM_ERROR && upstream_status == 429)
+		return &ING_ERR_RATE_LIMITED;
+	return ing_apierr_for_end(reason);
 }

@@ -24,6 +24,7 @@ extern const ing_apierr ING_ERR_IP_DENIED;       /* 403 */
 extern const ing_apierr ING_ERR_NOT_FOUND;       /* 404 unknown URL */
 extern const ing_apierr ING_ERR_MODEL_NOT_FOUND; /* 404 */
 extern const ing_apierr ING_ERR_TOO_LARGE;       /* 413 */
+extern const ing_apierr ING_ERR_RATE_LIMITED;    /* 429 from every upstream */
 extern const ing_apierr ING_ERR_INTERNAL;        /* 500 */
 extern const ing_apierr ING_ERR_UPSTREAM;        /* 502 */
 extern const ing_apierr ING_ERR_NO_CHANNEL;      /* 503 */
@@ -54,5 +55,12 @@ char *ing_apierr_anthropic_json(
  * without a relay.head to the error class the client sees.
  */
 const ing_apierr *ing_apierr_for_end(int reason);
+
+/*
+ * ing_apierr_for_failure is ing_apierr_for_end that also weighs the last
+ * upstream status: when the last channel tried answered 429, the client
+ * gets 429 (back off and retry) instead of 502.
+ */
+const ing_apierr *ing_apierr_for_failure(int reason, int upstream_status);
 
 #endif /* PF_INGRESS_APIERR_H */

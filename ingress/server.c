@@ -365,9 +365,12 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 		f->buf = NULL;
 		f->len = f->off = f->cap = 0;
 	} else {
-		e = ing_apierr_for_end(f->reason);
+		e = ing_apierr_for_failure(f->reason, f->upstream_status);
 		snprintf(msg, sizeof(msg), "%s",
-		    f->error[0] != '\0' ? f->error : "upstream request failed");
+		    e == &ING_ERR_RATE_LIMITED
+		        ? "upstream rate limit reached; retry later"
+		        : f->error[0] != '\0' ? f->error
+		                              : "upstream request failed");
 	}
 	pthread_mutex_unlock(&f->mu);
 

@@ -103,5 +103,23 @@ main(void)
 	    "worker lost -> 504");
 	ok(ing_apierr_for_end(PF_END_NO_CHANNEL)->status == 503,
 	    "no channel -> 503");
+	ok(ing_apierr_for_failure(PF_END_UPSTREAM_ERROR, 429)->status == 429
+	        && strcmp(
+	               ing_apierr_for_failure(PF_END_UPSTREAM_ERROR, 429)->code,
+	               "rate_limit_exceeded")
+	            == 0,
+	    "every channel rate-limited (last status 429) -> 429");
+	ok(ing_apierr_for_failure(PF_END_UPSTREAM_ERROR, 500)->status == 502
+	        && ing_apierr_for_failure(PF_END_TIMEOUT, 429)->status == 504,
+	    "other failures keep their class");
+	a = ing_apierr_anthropic_json(&ING_ERR_RATE_LIMITED, "slow", &alen);
+	j = a != NULL ? json_loadb(a, alen, 0, NULL) : NULL;
+	free(a);
+	ok(strcmp(json_string_value(
+	              json_object_get(json_object_get(j, "error"), "type")),
+	       "rate_limit_error")
+	        == 0,
+	    "anthropic: 429 is rate_limit_error");
+	json_decref(j);
 	return tap_done();
 }
