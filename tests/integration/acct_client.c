@@ -20,6 +20,9 @@
  * With --spool DIR the usage/payment messages are also appended to a
  * record log in DIR (prefix "spool"), as an ingress spool would.
  * --sub prints "balance <user> <token> <value>" per published notice.
+ * --give-up answers "error skipped" for every request after the first
+ * failure (a dead accountant).  --timeout-ms bounds each request (default 30000) or the wait for
+ * notices (default 10000).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,6 +49,9 @@ struct req {
 
 struct shared {
 	nng_socket sock;
+	long timeout_ms;
+	int give_up; /* --give-up: stop after the first failure */
+	atomic_int failed;
 	struct req *reqs;
 	size_t n;
 	atomic_size_t next;
@@ -179,6 +185,10 @@ sender(void *arg)
 		if (i >= s->n)
 			break;
 		q = &s->reqs[i];
+		if (s->give_up && atomic_load(&s->failed)) {
+			snprintf(q->out, sizeof(q->out), "error skipped");
+			continue;
+		}
 		if (q->enc.len == 0)
 			continue; /* out already says why */
 		if (nng_msg_alloc(&m, q->enc.len) != 0) {
@@ -187,20 +197,23 @@ sender(void *arg)
 		}
 		memcpy(nng_msg_body(m), q->enc.data, q->enc.len);
 		nng_aio_set_msg(aio, m);
-		nng_aio_set_timeout(aio, 30000);
+		nng_aio_set_timeout(aio, s->timeout_ms);
 		nng_ctx_send(ctx, aio);
 		nng_aio_wait(aio);
 		if (nng_aio_result(aio) != 0) {
 			nng_msg_free(m);
 			snprintf(q->out, sizeof(q->out), "error send %s",
 			    nng_strerror(nng_aio_result(aio)));
+			atomic_store(&s->failed, 1);
 			continue;
 		}
+		nng_aio_set_timeout(aio, s->timeout_ms);
 		nng_ctx_recv(ctx, aio);
 		nng_aio_wait(aio);
 		if (nng_aio_result(aio) != 0) {
 			snprintf(q->out, sizeof(q->out), "error recv %s",
 			    nng_strerror(nng_aio_result(aio)));
+			atomic_store(&s->failed, 1);
 			continue;
 		}
 		m = nng_aio_get_msg(aio);
@@ -261,8 +274,8 @@ int
 main(int argc, char **argv)
 {
 	const char *url = NULL, *spool = NULL, *sub = NULL;
-	int no_send = 0;
-	long conc = 1, count = 1, timeout_ms = 10000;
+	int no_send = 0, give_up = 0;
+	long conc = 1, count = 1, timeout_ms = -1;
 	struct shared s;
 	pf_reclog *log = NULL;
 	pthread_t th[256];
@@ -274,6 +287,8 @@ main(int argc, char **argv)
 			conc = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--spool") == 0 && i + 1 < argc)
 			spool = argv[++i];
+		else if (strcmp(argv[i], "--give-up") == 0)
+			give_up = 1;
 		else if (strcmp(argv[i], "--no-send") == 0)
 			no_send = 1;
 		else if (strcmp(argv[i], "--sub") == 0 && i + 1 < argc)
@@ -286,7 +301,7 @@ main(int argc, char **argv)
 			url = argv[i];
 	}
 	if (sub != NULL)
-		return run_sub(sub, count, timeout_ms);
+		return run_sub(sub, count, timeout_ms < 0 ? 10000 : timeout_ms);
 	if ((url == NULL && !no_send) || conc < 1 || conc > 256) {
 		fprintf(stderr,
 		    "usage: pf-acct-client [--concurrency N] [--spool DIR] "
@@ -299,6 +314,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	memset(&s, 0, sizeof(s));
+	s.timeout_ms = timeout_ms < 0 ? 30000 : timeout_ms;
+	s.give_up = give_up;
+	atomic_init(&s.failed, 0);
 	line = malloc(LINE_MAX_LEN);
 	while (line != NULL && fgets(line, LINE_MAX_LEN, stdin) != NULL) {
 		json_error_t jerr;

@@ -57,8 +57,10 @@ class Accountant:
                                  lambda: os.path.exists(sock))
         return self.proc
 
-    def send(self, reqs, concurrency=1, spool=None):
+    def send(self, reqs, concurrency=1, spool=None, timeout_ms=None):
         args = [CLIENT, "--concurrency", str(concurrency)]
+        if timeout_ms:
+            args += ["--timeout-ms", str(timeout_ms)]
         if spool:
             args += ["--spool", spool]
         args.append(self.url)
@@ -333,6 +335,62 @@ def run(h, t, tmp):
     r2 = h.run(["replay"] + acct.segments(), db2)
     t.ok(r2.returncode == 0 and "applied: 0" in r2.stdout,
          "a second replay applies nothing", r2.stdout)
+
+    chaos(h, t, tmp)
+
+
+def chaos(h, t, tmp):
+    """SIGKILL the accountant at random moments under load; senders resend
+    what was not acked (and some of what was, as a spool would after its
+    own crash).  Bounded: a few thousand events, four kills."""
+    db = h.new_db()
+    h.migrate(db)
+    uid = h.admin(db, "user-create", "--username", "carol",
+                  "--quota", "1000000000")
+    h.admin(db, "token-create", "--user", "carol", "--unlimited")
+    tid = token_of(h, db, uid)
+    acct = Accountant(h, db, tmp, name="chaos")
+    events = [usage(uid, tid, random.randint(0, 5000), model=f"c-{i % 4}")
+              for i in range(3000)]
+    by_id = {e["id"]: e for e in events}
+    acked = set()
+    lost = []
+    for rnd in range(6):
+        todo = [e for e in events if e["id"] not in acked]
+        todo += random.sample(events, 100)  # resent duplicates
+        random.shuffle(todo)
+        acct.start()
+        path = os.path.join(tmp, f"chaos-{rnd}.jsonl")
+        with open(path, "w") as f:
+            f.writelines(json.dumps(x) + "\n" for x in todo)
+        client = subprocess.Popen(
+            [CLIENT, "--concurrency", "32", "--timeout-ms", "2000",
+             "--give-up", acct.url], stdin=open(path), stdout=subprocess.PIPE, text=True)
+        if rnd < 4:
+            time.sleep(random.uniform(0.1, 0.5))
+            acct.proc.stop(signal.SIGKILL)
+        out, _ = client.communicate(timeout=120)
+        for line in out.splitlines():
+            if line.startswith("ack "):
+                acked.add(line.split()[1])
+        if rnd >= 4:
+            acct.proc.stop(signal.SIGTERM)
+        t.diag(f"chaos round {rnd}: {len(acked)} of {len(events)} acked")
+        # every ack so far must be in the ledger, kill or not
+        present = {r[0] for r in h.psql(db, "SELECT event_id FROM "
+                                            "usage_events")}
+        lost += [a for a in acked if a not in present]
+        if len(acked) == len(events):
+            break
+    t.eq(lost, [], "chaos: every acked event is in the ledger after each "
+                   "SIGKILL")
+    t.eq(len(acked), len(events), "chaos: all events acked in the end")
+    total = sum(by_id[i]["cost"] for i in by_id)
+    t.eq(h.psql(db, f"SELECT quota, used_quota, request_count FROM users "
+                    f"WHERE id = {uid}"),
+         [[str(1000000000 - total), str(total), str(len(events))]],
+         "chaos: balance = initial - sum of costs, each event once")
+    ledger_checks(h, db, t, "chaos")
 
 
 if __name__ == "__main__":
