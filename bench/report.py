@@ -31,6 +31,9 @@ for fn in sorted(os.listdir(stages_dir)):
         cpu = read(n + ".cpu")
         if cpu is not None:
             stages[n]["gateway_cpu_ticks"] = int(cpu)
+        cs = read(n + ".cs")
+        if cs is not None:
+            stages[n]["gateway_ctx_switches"] = int(cs)
 
 
 def st(n):
@@ -62,6 +65,13 @@ def cpu_per_req(n):
     return s["gateway_cpu_ticks"] * 1e6 / clk_tck / s["usage"]["answers"]
 
 
+def cs_per_req(n):
+    s = st(n)
+    if not s or "gateway_ctx_switches" not in s or not s["usage"]["answers"]:
+        return None
+    return s["gateway_ctx_switches"] / s["usage"]["answers"]
+
+
 def rss(f):
     v = read(f)
     return int(v) if v else None
@@ -81,6 +91,8 @@ for t in ("serve", "split"):
     d["cpu_us_per_req_c64"] = cpu_per_req("c64-" + t)
     d["cpu_us_per_req_c1"] = cpu_per_req("c1-" + t)
     d["cpu_us_per_stream_s64"] = cpu_per_req("s64-" + t)
+    d["ctx_switches_per_req_c1"] = cs_per_req("c1-" + t)
+    d["ctx_switches_per_req_c64"] = cs_per_req("c64-" + t)
     g, dr = st("c64-" + t), st("c64-direct")
     d["throughput_ratio_c64"] = (
         g["rps"] / dr["rps"] if g and dr and dr["rps"] else None
@@ -232,6 +244,10 @@ w("| CPU µs per request, 64 connections | %s | %s |" % (
     fmt(S["cpu_us_per_req_c64"]), fmt(P["cpu_us_per_req_c64"])))
 w("| CPU µs per stream (22 events), 64 connections | %s | %s |" % (
     fmt(S["cpu_us_per_stream_s64"]), fmt(P["cpu_us_per_stream_s64"])))
+w("| context switches per request, 1 connection | %s | %s |" % (
+    fmt(S["ctx_switches_per_req_c1"]), fmt(P["ctx_switches_per_req_c1"])))
+w("| context switches per request, 64 connections | %s | %s |" % (
+    fmt(S["ctx_switches_per_req_c64"]), fmt(P["ctx_switches_per_req_c64"])))
 w("| throughput vs direct, 64 connections | %s | %s |" % (
     fmt(S["throughput_ratio_c64"] and S["throughput_ratio_c64"] * 100, "%.0f %%"),
     fmt(P["throughput_ratio_c64"] and P["throughput_ratio_c64"] * 100, "%.0f %%")))
@@ -290,6 +306,12 @@ if perf_self:
     w("## Profile: serve at 64 connections (perf, self time)\n")
     w("```")
     w(perf_self)
+    w("```\n")
+perf_dso = read("perf-dso.txt")
+if perf_dso:
+    w("By library (self time):\n")
+    w("```")
+    w(perf_dso)
     w("```\n")
 perf_children = read("perf-children.txt")
 if perf_children:
