@@ -30,6 +30,7 @@
 
 #define ERRBUF_MAX 1024
 #define SWEEP_MS 1000
+#define DB_RETRY_MS 2000
 
 struct ctx {
 	acct_accountant *a;
@@ -51,7 +52,8 @@ struct acct_accountant {
 	acct_ledger *ledger;
 	acct_grants *grants;
 	pf_reclog *log;
-	int ckpt_frozen; /* a batch failed: keep its records replayable */
+	int ckpt_frozen;     /* a batch failed: keep its records replayable */
+	int64_t db_retry_at; /* no reconnect attempt before (unix ms) */
 	nng_socket rep, pub;
 	struct ctx *ctxs;
 	size_t n_ctxs;
@@ -212,6 +214,13 @@ db_ready(acct_accountant *a, char *errbuf, size_t errlen)
 
 	if (a->ledger != NULL && PQstatus(a->conn) == CONNECTION_OK)
 		return PF_OK;
+	/* A database that is down must not stall the actor on every
+	 * request: one connection attempt per DB_RETRY_MS. */
+	if (now_ms() < a->db_retry_at) {
+		snprintf(errbuf, errlen, "database unavailable");
+		return PF_EDB;
+	}
+	a->db_retry_at = now_ms() + DB_RETRY_MS;
 	acct_ledger_free(a->ledger);
 	a->ledger = NULL;
 	acct_db_close(a->conn);
@@ -374,7 +383,7 @@ apply_batch(acct_accountant *a)
 		for (size_t i = 0; i < n; i++) {
 			acct_grants_set_token(a->grants, t[i].token_id,
 			    t[i].remain_quota, t[i].unlimited, now);
-			publish(a, 0, t[i].token_id,
+			publish(a, t[i].user_id, t[i].token_id,
 			    t[i].unlimited ? INT64_MAX : t[i].remain_quota,
 			    now);
 		}
@@ -392,10 +401,10 @@ handle_grant(acct_accountant *a, struct item *it)
 	pf_err err;
 	pf_msg r;
 
+	/* With the database down, cached balances still answer. */
 	err = db_ready(a, errbuf, sizeof(errbuf));
-	if (err == PF_OK)
-		err = acct_grants_request(a->grants, a->conn, g->user_id,
-		    g->token_id, g->amount, now_ms(), &granted, &expires);
+	err = acct_grants_request(a->grants, err == PF_OK ? a->conn : NULL,
+	    g->user_id, g->token_id, g->amount, now_ms(), &granted, &expires);
 	memset(&r, 0, sizeof(r));
 	r.kind = PF_MSG_GRANT_REPLY;
 	r.u.grant_reply.corr = g->corr;

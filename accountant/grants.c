@@ -177,6 +177,8 @@ load_row(PGconn *conn, const char *sql, int64_t id, PGresult **ret)
 	const char *param = idbuf;
 	PGresult *res;
 
+	if (conn == NULL)
+		return PF_EDB;
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
 	res = PQexecParams(conn, sql, 1, NULL, &param, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -204,6 +206,11 @@ load_user(
 		return PF_OK;
 	}
 	err = load_row(conn, "SELECT quota FROM users WHERE id = $1", id, &res);
+	if (err == PF_EDB && u != NULL) {
+		*ret
+		    = u; /* database down: the cached (written-through) value */
+		return PF_OK;
+	}
 	if (err != PF_OK)
 		return err;
 	if (u == NULL)
@@ -235,6 +242,10 @@ load_token(acct_grants *g, PGconn *conn, int64_t id, int64_t now_ms,
 	    "SELECT user_id, remain_quota, unlimited_quota FROM tokens "
 	    "WHERE id = $1",
 	    id, &res);
+	if (err == PF_EDB && t != NULL) {
+		*ret = t;
+		return PF_OK;
+	}
 	if (err != PF_OK)
 		return err;
 	if (t == NULL)

@@ -40,7 +40,9 @@ void acct_grants_free(acct_grants *g);
 /*
  * acct_grants_request grants up to amount (>= 0) for (user, token), loading
  * user and token from conn when not cached or stale, and renews the
- * token's pool.  *ret_granted / *ret_expires_ms written on PF_OK (granted
+ * token's pool; conn NULL (or a failing load) falls back to the cached
+ * values when there are any.  *ret_granted / *ret_expires_ms written on
+ * PF_OK (granted
  * 0 = no credit available).  Errors: PF_EINVAL (ids or amount out of
  * range), PF_ENOTFOUND (no such user or token), PF_EDENIED (the token is
  * not the user's), PF_EDB (the load failed), PF_ENOMEM.

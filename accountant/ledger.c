@@ -52,7 +52,8 @@ static const char usage_sql[]
       "s.c, accessed_at = $20 "
       "FROM (SELECT token_id, sum(cost) AS c FROM ins WHERE token_id > 0 "
       "GROUP BY token_id) s WHERE tokens.id = s.token_id "
-      "RETURNING tokens.id, tokens.remain_quota, tokens.unlimited_quota),\n"
+      "RETURNING tokens.id, tokens.remain_quota, tokens.unlimited_quota, "
+      "tokens.user_id),\n"
       "ch AS (UPDATE channels SET used_quota = channels.used_quota + s.c "
       "FROM (SELECT channel_id, sum(cost) AS c FROM ins WHERE channel_id > "
       "0 GROUP BY channel_id) s WHERE channels.id = s.channel_id),\n"
@@ -79,10 +80,10 @@ static const char usage_sql[]
       "FROM ins i JOIN e ON e.event_id = i.event_id "
       "JOIN users u ON u.id = i.user_id "
       "LEFT JOIN tokens t ON t.id = i.token_id)\n"
-      "SELECT 1, event_id, 0, 0 FROM ins "
-      "UNION ALL SELECT 2, id::text, quota, used_quota FROM us "
-      "UNION ALL SELECT 3, id::text, remain_quota, unlimited_quota::int "
-      "FROM tk";
+      "SELECT 1, event_id, 0, 0, 0 FROM ins "
+      "UNION ALL SELECT 2, id::text, quota, used_quota, 0 FROM us "
+      "UNION ALL SELECT 3, id::text, remain_quota, unlimited_quota::int, "
+      "user_id FROM tk";
 #define USAGE_NPARAMS 20
 
 /* One payment: the ledger row, the credit, the order flip, the log. */
@@ -549,7 +550,8 @@ keep_user(acct_ledger *l, int64_t id, int64_t quota, int64_t used)
 }
 
 static pf_err
-keep_token(acct_ledger *l, int64_t id, int64_t remain, int unlimited)
+keep_token(
+    acct_ledger *l, int64_t id, int64_t remain, int unlimited, int64_t user_id)
 {
 	if (l->n_tokens == l->cap_tokens) {
 		size_t cap = l->cap_tokens ? l->cap_tokens * 2 : 64;
@@ -563,6 +565,7 @@ keep_token(acct_ledger *l, int64_t id, int64_t remain, int unlimited)
 	l->tokens[l->n_tokens].token_id = id;
 	l->tokens[l->n_tokens].remain_quota = remain;
 	l->tokens[l->n_tokens].unlimited = unlimited;
+	l->tokens[l->n_tokens].user_id = user_id;
 	l->n_tokens++;
 	return PF_OK;
 }
@@ -594,7 +597,8 @@ take_rows(acct_ledger *l, acct_event *ev, PGresult *res)
 		} else if (kind == 2) {
 			err = keep_user(l, num(id), a, b);
 		} else if (kind == 3) {
-			err = keep_token(l, num(id), a, (int)b);
+			err = keep_token(
+			    l, num(id), a, (int)b, num(PQgetvalue(res, r, 4)));
 		}
 	}
 	return err;

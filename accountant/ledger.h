@@ -59,6 +59,7 @@ typedef struct acct_token_balance {
 	int64_t token_id;
 	int64_t remain_quota;
 	int unlimited;
+	int64_t user_id;
 } acct_token_balance;
 
 /* Flags of acct_ledger_apply. */
