@@ -21,6 +21,7 @@
 #include "ingress/apierr.h"
 #include "ingress/auth.h"
 #include "ingress/body.h"
+#include "ingress/guard.h"
 #include "ingress/health.h"
 #include "ingress/relay.h"
 #include "ingress/router.h"
@@ -36,6 +37,7 @@ struct ing_server {
 	ing_auth *auth;
 	ing_relay *relay;
 	ing_health *health;
+	ing_guard *guard;
 	int draining;
 	int stopped;
 	unsigned port;
@@ -700,6 +702,37 @@ too_large(struct MHD_Connection *conn, conn_state *st)
 	return queue_error(conn, st, &ING_ERR_TOO_LARGE, msg);
 }
 
+/* guard_busy tells the slow-client guard whether conn is inside a
+ * request (its header block is complete) or waiting for the next one. */
+static void
+guard_busy(ing_server *srv, struct MHD_Connection *conn, int busy)
+{
+	const union MHD_ConnectionInfo *ci
+	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	if (ci != NULL)
+		ing_guard_busy(srv->guard, ci->socket_context, busy);
+}
+
+static void
+notify_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	ing_server *srv = cls;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		    conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		*socket_context = ci != NULL
+		    ? ing_guard_add(srv->guard, ci->connect_fd)
+		    : NULL;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		ing_guard_remove(srv->guard, *socket_context);
+		*socket_context = NULL;
+	}
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -717,6 +750,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = st;
 		st->srv = srv;
 		st->url = url;
+		guard_busy(srv, conn, 1);
 		if (pf_id_new(st->id) != PF_OK)
 			return MHD_NO;
 		pf_hex_encode(st->id, PF_ID_LEN, st->id_hex);
@@ -779,8 +813,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	ing_server *srv = cls;
 	conn_state *st = *con_cls;
 
-	(void)conn;
 	(void)toe;
+	guard_busy(srv, conn, 0);
 	if (st == NULL)
 		return;
 	if (st->flight != NULL) {
@@ -878,7 +912,8 @@ start_http(ing_server *srv)
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)PF_HTTP_MAX_CONNS,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PF_HTTP_HEADER_POOL,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+	    MHD_OPTION_NOTIFY_CONNECTION, notify_cb, srv, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (srv->mhd == NULL)
 		return PF_EIO;
@@ -915,6 +950,10 @@ ing_server_start(const pf_config *cfg, ing_server **ret)
 		goto fail;
 	ing_relay_set_end_hook(srv->relay, ing_health_end_cb, srv->health);
 	err = ing_health_start(srv->health, srv->relay, srv->router);
+	if (err != PF_OK)
+		goto fail;
+	/* the whole header block within the client timeout (slowloris) */
+	err = ing_guard_start(cfg->client_timeout_s * 1000u, &srv->guard);
 	if (err != PF_OK)
 		goto fail;
 	err = start_http(srv);
@@ -972,6 +1011,8 @@ ing_server_free(ing_server *srv)
 		MHD_stop_daemon(srv->mhd);
 	/* before the relay, whose reply thread calls into it; its probes
 	 * use the relay */
+	ing_guard_free(srv->guard); /* after MHD: it removes its records */
+	srv->guard = NULL;
 	ing_relay_set_end_hook(srv->relay, NULL, NULL);
 	ing_health_free(srv->health);
 	srv->health = NULL;
