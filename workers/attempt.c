@@ -404,21 +404,60 @@ wrk_xfer_abort_text(enum abort_why why)
 	}
 }
 
-/* Overwrite every copy of the channel key in an error body. */
+/* Overwrite every copy of needle (if not too short to mean anything) in
+ * the collected body. */
 static void
-scrub_key(wrk_xfer *x)
+scrub(wrk_xfer *x, const uint8_t *needle, size_t len)
 {
-	const pf_candidate *c = wrk_xfer_candidate(x);
 	uint8_t *p;
 
-	if (c == NULL || c->key.len < 4)
+	if (len < 4)
 		return;
-	while (x->resp.len >= c->key.len) {
-		p = memmem(x->resp.data, x->resp.len, c->key.ptr, c->key.len);
+	while (x->resp.len >= len) {
+		p = memmem(x->resp.data, x->resp.len, needle, len);
 		if (p == NULL)
 			break;
-		memset(p, '*', c->key.len);
+		memset(p, '*', len);
 	}
+}
+
+/* The authority (host[:port], with any user:pass@) of a URL. */
+static pf_bytes
+authority(pf_bytes url)
+{
+	const uint8_t *p = memmem(url.ptr, url.len, "://", 3), *end;
+	pf_bytes a = { NULL, 0 };
+
+	if (p == NULL)
+		return a;
+	p += 3;
+	end = memchr(p, '/', url.len - (size_t)(p - url.ptr));
+	a.ptr = p;
+	a.len
+	    = end != NULL ? (size_t)(end - p) : url.len - (size_t)(p - url.ptr);
+	return a;
+}
+
+/* An error body goes to the client: no channel key, and no upstream or
+ * proxy address (internal hosts, credentials in proxy URLs). */
+static void
+scrub_secrets(wrk_xfer *x)
+{
+	const pf_candidate *c = wrk_xfer_candidate(x);
+	pf_bytes base, host;
+
+	if (c == NULL)
+		return;
+	scrub(x, c->key.ptr, c->key.len);
+	base = c->base_url;
+	while (base.len > 0 && base.ptr[base.len - 1] == '/')
+		base.len--;
+	scrub(x, base.ptr, base.len);
+	host = authority(c->base_url);
+	scrub(x, host.ptr, host.len);
+	scrub(x, c->proxy.ptr, c->proxy.len);
+	host = authority(c->proxy);
+	scrub(x, host.ptr, host.len);
 }
 
 /* Replace the collected body by its Anthropic form (the answer, or an
@@ -550,7 +589,7 @@ wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
 	pf_info("PF-WRK-UPSTREAM-ERROR",
 	    "req=%s channel=%" PRId64 " status=%ld", x->idhex,
 	    wrk_xfer_channel(x), x->status);
-	scrub_key(x);
+	scrub_secrets(x);
 	if (x->conv)
 		convert_body(x, 1);
 	else

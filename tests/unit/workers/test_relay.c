@@ -116,6 +116,17 @@ conn_main(void *arg)
 		    "{\"error\":{\"message\":\"bad key " KEY "\"}}");
 	} else if (strncmp(req, "POST /html/", 11) == 0) {
 		respond(fd, 404, "text/html", "<html>not here</html>");
+	} else if (strncmp(req, "POST /s404url/", 14) == 0) {
+		/* an error naming the upstream's own (internal) address */
+		const char *host = strcasestr(req, "\r\nHost: ");
+		int hl = host != NULL ? (int)strcspn(host + 8, "\r\n") : 0;
+
+		snprintf(out, sizeof out,
+		    "{\"error\":{\"message\":\"no route to "
+		    "http://%.*s/s404url/v1/chat/completions on %.*s\"}}",
+		    hl, host != NULL ? host + 8 : "", hl,
+		    host != NULL ? host + 8 : "");
+		respond(fd, 404, "application/json", out);
 	} else if (strncmp(req, "POST /s401/", 11) == 0) {
 		respond(fd, 401, "application/json",
 		    "{\"error\":{\"message\":\"bad key\"}}");
@@ -746,7 +757,7 @@ main(void)
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
-	char stall[64], html[64], s401[64];
+	char stall[64], html[64], s401[64], s404url[64];
 	char via_fake[64], big_base[64], slow_base[64];
 	char ipc_worker[80], ipc_reply[80];
 	result r;
@@ -807,6 +818,7 @@ main(void)
 	FAKE(stall, "stall");
 	FAKE(html, "html");
 	FAKE(s401, "s401");
+	FAKE(s404url, "s404url");
 
 	/* Environment proxies must be ignored: point them at nothing. */
 	snprintf(
@@ -954,6 +966,16 @@ main(void)
 		        && r.end.reason == PF_END_UPSTREAM_ERROR
 		        && r.end.upstream_status == 400,
 		    "400: passed through without failover, key scrubbed");
+	}
+	{
+		cand cs[] = { { s404url, 1, 0, NULL, NULL, 0 } };
+
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.status == 404
+		        && strstr(r.data, "no route to") != NULL
+		        && strstr(r.data, "127.0.0.1") == NULL
+		        && strstr(r.data, "s404url") == NULL,
+		    "upstream error body: its URL and host are scrubbed (%s)",
+		    r.data);
 	}
 	{
 		cand cs[] = { { html, 1, 0, NULL, NULL, 0 } };
