@@ -456,7 +456,7 @@ def fetch_stream(method, url, body=None, headers=None, timeout=30):
         conn.request(method, u.path, body=body, headers=hdrs)
         resp = conn.getresponse()
         rh = {k.lower(): v for k, v in resp.getheaders()}
-        data = b""
+        data = bytearray()
         complete = True
         try:
             while True:
@@ -469,7 +469,7 @@ def fetch_stream(method, url, body=None, headers=None, timeout=30):
             complete = False
         except (ConnectionError, socket.timeout, http.client.HTTPException):
             complete = False
-        return resp.status, rh, data, complete
+        return resp.status, rh, bytes(data), complete
     finally:
         conn.close()
 
