@@ -83,9 +83,12 @@ export async function rejectsWith(fn, cls, status) {
     err = e;
   }
   assert.ok(err, `expected ${cls.name}, but the call succeeded`);
-  assert.ok(err instanceof cls,
-    `expected ${cls.name}, got ${err?.constructor?.name}: ${err?.message}`);
-  assert.equal(err.status, status, 'HTTP status');
+  let got = `${err?.constructor?.name}: ${err?.message}`;
+  for (let c = err?.cause, i = 0; c && i < 3; c = c.cause, i += 1) {
+    got += ` <- ${c.code ? c.code + ' ' : ''}${c.message ?? c}`;
+  }
+  assert.ok(err instanceof cls, `expected ${cls.name}, got ${got}`);
+  assert.equal(err.status, status, `HTTP status of ${got}`);
   return err;
 }
 

@@ -114,6 +114,11 @@ def main():
     node = shutil.which("node")
     if not node:
         bail("node not found (scripts/test installs nodejs)")
+    ver = subprocess.run([node, "--version"], capture_output=True,
+                         text=True, timeout=30).stdout.strip()
+    if not re.match(r"^v(2\d|[3-9]\d)\.", ver):
+        bail(f"node {ver or '?'} is too old: the SDKs and node --test need"
+             " Node.js 20 or later")
     if not os.path.isdir(os.path.join(HERE, "node_modules", "openai")) or \
        not os.path.isdir(os.path.join(HERE, "node_modules", "@anthropic-ai",
                                       "sdk")):
