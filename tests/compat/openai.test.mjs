@@ -45,10 +45,11 @@ test('openai chat.completions.create max_tokens -> finish_reason length', T, asy
 });
 
 test('openai chat.completions.create stream with include_usage', T, async () => {
-  const stream = await openai().chat.completions.create({
+  const { data: stream, request_id } = await openai().chat.completions.create({
     model: OPENAI_MODEL, messages: MESSAGES, stream: true,
     stream_options: { include_usage: true },
-  });
+  }).withResponse();
+  assert.match(request_id ?? '', REQUEST_ID_RE, 'x-request-id on a stream');
   const chunks = [];
   for await (const chunk of stream) chunks.push(chunk);
   assert.ok(chunks.length >= CHUNKS + 2, `chunks: ${chunks.length}`);
@@ -139,6 +140,37 @@ test('openai stream abandoned by the client (break) stops the upstream stream', 
   assert.equal(st.completed, before.completed, 'upstream did not run to the end');
   assert.equal(st.incomplete, before.incomplete + 1,
     `upstream stream cut: ${JSON.stringify(st)}`);
+});
+
+test('openai one client, concurrent streams and non-streams', T, async () => {
+  // One SDK client (one connection pool): 8 streams and 8 plain requests
+  // at once, each with its own max_tokens, each answer complete and its own.
+  const client = openai();
+  const want = (n) => Array.from({ length: n }, (_, i) => `tok${i} `).join('');
+  const jobs = [];
+  for (let i = 1; i <= 8; i += 1) {
+    jobs.push((async () => {
+      const stream = await client.chat.completions.create({
+        model: OPENAI_MODEL, messages: MESSAGES, max_tokens: i, stream: true,
+        stream_options: { include_usage: true },
+      });
+      let text = '';
+      let usage = null;
+      for await (const c of stream) {
+        text += c.choices[0]?.delta?.content ?? '';
+        usage = c.usage ?? usage;
+      }
+      return { i, text, completion: usage?.completion_tokens };
+    })());
+    jobs.push(client.chat.completions.create({
+      model: OPENAI_MODEL, messages: MESSAGES, max_tokens: i,
+    }).then((c) => ({ i, text: c.choices[0].message.content,
+      completion: c.usage.completion_tokens })));
+  }
+  for (const r of await Promise.all(jobs)) {
+    assert.equal(r.text, want(r.i), `max_tokens ${r.i}: text`);
+    assert.equal(r.completion, r.i, `max_tokens ${r.i}: usage`);
+  }
 });
 
 // --- legacy completions ----------------------------------------------------
