@@ -48,13 +48,6 @@ typedef struct pf_config {
 	/* PF_ACCOUNTANT_LOG_DIR: directory of the accountant's event log
 	 * segments and checkpoint.  Default data/accountant. */
 	char accountant_log_dir[PF_CONFIG_STR];
-	/* PF_ACCOUNTANT_PUB_URL: NNG URL the accountant publishes balance
-	 * changes on (pub0; ingresses subscribe).  Default
-	 * inproc://pf-accountant-pub. */
-	char accountant_pub_url[PF_CONFIG_STR];
-	/* PF_ACCOUNTANT_LOG_DIR: directory of the accountant's event log
-	 * segments and checkpoint.  Default data/accountant. */
-	char accountant_log_dir[PF_CONFIG_STR];
 	/* PF_BODY_MAX: client request body cap, bytes */
 	uint32_t body_max;
 	/* PF_HTTP_THREADS: ingress HTTP threads (default 2) */
