@@ -654,7 +654,10 @@ run(const lg_opts *o, totals *t)
 	t->connect_ns = sh.start_ns - t0;
 	pthread_barrier_wait(&sh.go);
 
-	uint64_t end = o->requests ? UINT64_MAX : sh.start_ns + o->duration_ns;
+	/* --duration is the measured time: the warmup comes first */
+	uint64_t end = o->requests
+	    ? UINT64_MAX
+	    : sh.start_ns + o->warmup_ns + o->duration_ns;
 	uint64_t next_print = sh.start_ns + 1000000000u, last_done = 0;
 	for (;;) {
 		sleep_ns(20000000u);

@@ -274,9 +274,9 @@ w("CPU = utime + stime of the gateway process(es) from /proc/PID/stat over "
 w("## Every stage\n")
 w("Latency from the intended send time (open loop) or the send "
   "(closed loop), to the last byte; TTFT to the first SSE event.\n")
-w("| stage | req/s | p50 | p90 | p99 | p99.9 | max | TTFT p50 | TTFT p99 | "
-  "non-2xx | errors | max open streams |")
-w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+w("| stage | measured | req/s | p50 | p90 | p99 | p99.9 | max | TTFT p50 | "
+  "TTFT p99 | non-2xx | errors | max open streams |")
+w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 order = ["c1", *("r%d" % r for r in rates), "c64", "s1", "s64", "hold"]
 for o in order:
     for t in ("direct", "serve", "split"):
@@ -286,8 +286,8 @@ for o in order:
         lat = s["latency"]
         non2xx = sum(v for k, v in s["status_class"].items() if k != "2xx")
         errs = sum(s["errors"].values())
-        w("| %s-%s | %.0f | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s |" % (
-            o, t, s["rps"], us(lat["p50"]), us(lat["p90"]), us(lat["p99"]),
+        w("| %s-%s | %.1f s | %.0f | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s |" % (
+            o, t, s["elapsed_ns"] / 1e9, s["rps"], us(lat["p50"]), us(lat["p90"]), us(lat["p99"]),
             us(lat["p99.9"]), us(lat["max"]),
             us(s["ttft"]["p50"]) if s["ttft"]["count"] else "–",
             us(s["ttft"]["p99"]) if s["ttft"]["count"] else "–",
@@ -298,8 +298,8 @@ w("Stages: `c1` 1 connection; `rN` open loop at N req/s (64 connections "
   "available); `c64` 64 connections; `s1`/`s64` streams (16 content "
   "chunks, no delay) on 1/64 connections; `hold` %s connections each "
   "holding a stream of 30 chunks 1 s apart (the stage ends before the "
-  "streams do). %s s measured after 1 s of warmup unless noted.\n" % (
-      machine.get("streams"), machine.get("secs")))
+  "streams do). Each stage runs 1 s of warmup (not recorded) first, "
+  "except `hold`.\n" % (machine.get("streams"),))
 
 perf_self = read("perf-self.txt")
 if perf_self:
