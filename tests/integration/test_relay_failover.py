@@ -2,8 +2,8 @@
 """Failover, as issue 3 wants it, against several mock models whose
 faults live in the channel's base URL (/mock/knobs/SPEC/v1):
 
-- priority tiers: a failing top channel (500, 429, connect refused, a
-  first-byte timeout) hands the request to the next tier, each upstream
+- priority tiers: a failing top channel (500, 429, 401/403, connect
+  refused, a first-byte timeout) hands the request to the next tier, each upstream
   tried once and in order (the lower tier is untouched once one answers);
 - a non-retryable 400 is passed through and not retried;
 - every candidate failing -> 502 upstream_error / 504 timeout in OpenAI's
@@ -18,7 +18,7 @@ from harness import (REQUEST_ID_RE, Harness, free_port, json_or_none,
                      fetch_stream)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-MODELS = ["tier", "rl", "refused", "bad", "slow", "allfail", "slowonly",
+MODELS = ["tier", "rl", "k401", "k403", "refused", "bad", "slow", "allfail", "slowonly",
           "drop"]
 
 with Harness() as h:
@@ -37,6 +37,8 @@ with Harness() as h:
                     "--models", models, "--priority", str(prio), *extra)
         add("top500", mock_knobs_url(top, status=500), "tier", 10)
         add("top429", mock_knobs_url(top, status=429), "rl", 10)
+        add("top401", mock_knobs_url(top, status=401), "k401", 10)
+        add("top403", mock_knobs_url(top, status=403), "k403", 10)
         add("refused", dead, "refused", 10)
         add("top400", mock_knobs_url(top, status=400), "bad", 10)
         add("slow", mock_knobs_url(top, ttfb_ms=5000), "slow,slowonly", 10,
@@ -44,7 +46,7 @@ with Harness() as h:
         add("all500", mock_knobs_url(top, status=503), "allfail", 10)
         add("drop", mock_knobs_url(top, chunks=6, drop_after=2,
                                    chunk_delay_ms=20), "drop", 10)
-        add("mid", mid, "tier,rl,refused,bad,slow,drop", 5)
+        add("mid", mid, "tier,rl,k401,k403,refused,bad,slow,drop", 5)
 
     g = h.gateway(models=",".join(MODELS), prepare=prepare)
     low = mocks["low"]
@@ -67,7 +69,9 @@ with Harness() as h:
         return ((j.get("choices") or [{}])[0].get("message") or {}) \
             .get("content")
 
-    for model, why in [("tier", "500"), ("rl", "429")]:
+    # 401/403 are the channel key's fault, not the client's: failover too
+    for model, why in [("tier", "500"), ("rl", "429"), ("k401", "401"),
+                       ("k403", "403")]:
         reset()
         st, hd, body = g.chat({"model": model, "messages": MESSAGES})
         t.eq((st, content(body)), (200, "tok0 tok1 tok2 tok3 tok4 tok5 tok6 "
