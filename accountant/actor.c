@@ -220,18 +220,17 @@ db_ready(acct_accountant *a, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "database unavailable");
 		return PF_EDB;
 	}
-	a->db_retry_at = now_ms() + DB_RETRY_MS;
 	acct_ledger_free(a->ledger);
 	a->ledger = NULL;
 	acct_db_close(a->conn);
 	a->conn = NULL;
 	err = acct_db_connect(a->cfg->database_url, &a->conn, errbuf, errlen);
-	if (err != PF_OK)
-		return err;
-	err = acct_ledger_new(a->conn, &a->ledger, errbuf, errlen);
+	if (err == PF_OK)
+		err = acct_ledger_new(a->conn, &a->ledger, errbuf, errlen);
 	if (err != PF_OK) {
 		acct_db_close(a->conn);
 		a->conn = NULL;
+		a->db_retry_at = now_ms() + DB_RETRY_MS;
 	}
 	return err;
 }

@@ -244,6 +244,20 @@ def run(h, t, tmp):
     t.eq(out, [f"grant {400000 - total} 0"],
          "a limited token caps the grant at its remaining quota")
 
+    # --- the database connection drops ------------------------------------
+    h.psql(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE datname = current_database() AND application_name = "
+               "'planktonfly' AND pid <> pg_backend_pid()")
+    ev = usage(alice, atok, 1)
+    first = acct.send([ev])
+    again = acct.send([ev])
+    t.ok(first in (["retry"], ["ack " + ev["id"]])
+         and again == ["ack " + ev["id"]],
+         "lost database connection: 'resend later', then applied on resend",
+         f"{first} {again}")
+    t.eq(h.scalar(db, f"SELECT count(*) FROM usage_events WHERE event_id = "
+                      f"'{ev['id']}'"), "1", "and applied once")
+
     # --- overdraft bound: 200 concurrent asks, balance covers 10 ----------
     dave = h.admin(db, "user-create", "--username", "dave", "--quota", "1000")
     h.admin(db, "token-create", "--user", "dave", "--unlimited")
