@@ -370,10 +370,25 @@ def run(h, t, tmp):
     h.psql(db2, f"INSERT INTO top_ups (user_id, trade_no, provider, amount, "
                 f"money, quota) VALUES ({bob}, 'T-42', 'epay', 10, 1000, "
                 f"5000000), ({bob}, 'T-43', 'epay', 1, 100, 500)")
-    r = h.run(["replay"] + acct.segments() + [os.path.join(spool, f)
-                                               for f in os.listdir(spool)
-                                               if f.endswith(".log")], db2)
+    all_files = acct.segments() + [os.path.join(spool, f)
+                                   for f in os.listdir(spool)
+                                   if f.endswith(".log")]
+    empty = balances(h, db2)
+    r = h.run(["replay", "--dry-run"] + all_files, db2)
+    t.ok(r.returncode == 0 and "dry run" in r.stdout
+         and balances(h, db2) == empty
+         and h.scalar(db2, "SELECT count(*) FROM usage_events") == "0",
+         "--dry-run reports and changes nothing", r.stdout[-400:])
+    r = h.run(["replay", "--until", "2000-01-01"] + all_files, db2)
+    t.ok(r.returncode == 0 and "applied: 0" in r.stdout
+         and "outside the time window: 0" not in r.stdout,
+         "--until before the events: all outside the window", r.stdout)
+    r = h.run(["replay", "--since", "2000-01-01T00:00"] + all_files, db2)
     t.eq(r.returncode, 0, "replay into a fresh database")
+    t.ok("outside the time window: 0" in r.stdout
+         and "user " + str(alice) + ": events" in r.stdout,
+         "--since before the events: all applied, per-user totals printed",
+         r.stdout[-600:])
     t.eq(balances(h, db2), balances(h, db),
          "the complete log reproduces every balance")
     t.eq(h.scalar(db2, "SELECT count(*) FROM usage_events"),
