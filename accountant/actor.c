@@ -181,20 +181,19 @@ ctx_cb(void *arg)
 /* ---- balances published ---- */
 
 static void
-publish(acct_accountant *a, int64_t user_id, int64_t token_id, int64_t value,
-    int64_t at_ms)
+publish(acct_accountant *a, int64_t user_id, int64_t token_id, int64_t quota,
+    int unlimited, int64_t at_ms)
 {
 	pf_msg r;
 	pf_buf b;
 
 	memset(&r, 0, sizeof(r));
-	r.kind = PF_MSG_GRANT_REPLY;
-	r.u.grant_reply.corr = 0;
-	r.u.grant_reply.user_id = user_id;
-	r.u.grant_reply.token_id = token_id;
-	r.u.grant_reply.granted = value;
-	r.u.grant_reply.expires_ms = at_ms;
-	r.u.grant_reply.status = PF_OK;
+	r.kind = PF_MSG_BALANCE;
+	r.u.balance.user_id = user_id;
+	r.u.balance.token_id = token_id;
+	r.u.balance.quota = quota;
+	r.u.balance.unlimited = (uint8_t)(unlimited != 0);
+	r.u.balance.at_ms = at_ms;
 	pf_buf_init(&b);
 	if (pf_msg_encode(&r, &b) == PF_OK) {
 		/* best effort, like every pub0 delivery */
@@ -373,7 +372,7 @@ apply_batch(acct_accountant *a)
 		for (size_t i = 0; i < n; i++) {
 			acct_grants_set_user(
 			    a->grants, u[i].user_id, u[i].quota, now);
-			publish(a, u[i].user_id, 0, u[i].quota, now);
+			publish(a, u[i].user_id, 0, u[i].quota, 0, now);
 		}
 	}
 	{
@@ -383,8 +382,7 @@ apply_batch(acct_accountant *a)
 			acct_grants_set_token(a->grants, t[i].token_id,
 			    t[i].remain_quota, t[i].unlimited, now);
 			publish(a, t[i].user_id, t[i].token_id,
-			    t[i].unlimited ? INT64_MAX : t[i].remain_quota,
-			    now);
+			    t[i].remain_quota, t[i].unlimited, now);
 		}
 	}
 	write_checkpoint(a, pf_reclog_end(a->log));

@@ -22,11 +22,8 @@
  *     events, which are idempotent, but grant requests would be granted
  *     twice) and their own timeout.
  *   pub0 LISTENS on cfg->accountant_pub_url and publishes, after each
- *     committed batch, one grant.reply per changed balance with corr = 0
- *     ("balance notice"): token_id 0 -> granted = the user's committed
- *     quota; token_id > 0 -> granted = that token's remaining quota
- *     (INT64_MAX when unlimited), user_id its owner; expires_ms = the
- *     time of the change; status PF_OK.
+ *     committed batch, one `balance` message per changed balance (the
+ *     user's quota; each charged token's remain_quota).  Best effort.
  *
  * Per batch (group commit): events are appended to the event log in
  * cfg->accountant_log_dir (reclog prefix "events"), synced with one

@@ -225,6 +225,14 @@ static const struct field ack_fields[] = {
 	    .cap = PF_EVENT_ID_MAX },
 };
 
+static const struct field balance_fields[] = {
+	I64(pf_balance, user_id),
+	I64(pf_balance, token_id),
+	I64(pf_balance, quota),
+	U8(pf_balance, unlimited),
+	I64(pf_balance, at_ms),
+};
+
 struct kind_desc {
 	pf_msg_kind kind;
 	const char *name;
@@ -250,6 +258,7 @@ static const struct kind_desc kinds[] = {
 	KIND(PF_MSG_USAGE, "usage", usage_fields),
 	KIND(PF_MSG_PAYMENT, "payment", payment_fields),
 	KIND(PF_MSG_ACK, "ack", ack_fields),
+	KIND(PF_MSG_BALANCE, "balance", balance_fields),
 };
 
 static const struct kind_desc *

@@ -56,6 +56,7 @@ typedef enum pf_msg_kind {
 	PF_MSG_USAGE = 20,
 	PF_MSG_PAYMENT = 21,
 	PF_MSG_ACK = 22,
+	PF_MSG_BALANCE = 23,
 } pf_msg_kind;
 
 /* A byte string; not NUL-terminated unless stated.  len 0 = absent. */
@@ -253,6 +254,18 @@ typedef struct pf_ack {
 	pf_bytes *ids; /* n_ids entries */
 } pf_ack;
 
+/* balance: accountant -> subscribers (pub0, best effort), a committed
+ * balance changed.  token_id 0: quota is the user's users.quota;
+ * token_id > 0: quota is that token's remain_quota (meaningless when
+ * unlimited), user_id its owner. */
+typedef struct pf_balance {
+	int64_t user_id;
+	int64_t token_id;
+	int64_t quota;
+	uint8_t unlimited; /* token notices: the token has no quota limit */
+	int64_t at_ms;     /* unix ms of the commit */
+} pf_balance;
+
 /* A decoded message: kind says which union member is valid. */
 typedef struct pf_msg {
 	uint32_t version;
@@ -270,6 +283,7 @@ typedef struct pf_msg {
 		pf_usage usage;
 		pf_payment payment;
 		pf_ack ack;
+		pf_balance balance;
 	} u;
 } pf_msg;
 

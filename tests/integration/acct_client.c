@@ -255,11 +255,11 @@ run_sub(const char *url, long count, long timeout_ms)
 		if (nng_recv(s, &buf, &len, NNG_FLAG_ALLOC) != 0)
 			break;
 		if (pf_msg_decode(buf, len, &m) == PF_OK
-		    && m->kind == PF_MSG_GRANT_REPLY) {
+		    && m->kind == PF_MSG_BALANCE) {
 			printf("balance %lld %lld %lld\n",
-			    (long long)m->u.grant_reply.user_id,
-			    (long long)m->u.grant_reply.token_id,
-			    (long long)m->u.grant_reply.granted);
+			    (long long)m->u.balance.user_id,
+			    (long long)m->u.balance.token_id,
+			    (long long)m->u.balance.quota);
 			fflush(stdout);
 			got++;
 		}

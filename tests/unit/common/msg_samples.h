@@ -19,7 +19,7 @@ static const pf_msg_kind sample_kinds[]
     = { PF_MSG_RELAY_REQUEST, PF_MSG_RELAY_HEAD, PF_MSG_RELAY_DATA,
 	      PF_MSG_RELAY_END, PF_MSG_RELAY_CANCEL, PF_MSG_RELAY_CREDIT,
 	      PF_MSG_GRANT_REQUEST, PF_MSG_GRANT_REPLY, PF_MSG_GRANT_RELEASE,
-	      PF_MSG_USAGE, PF_MSG_PAYMENT, PF_MSG_ACK };
+	      PF_MSG_USAGE, PF_MSG_PAYMENT, PF_MSG_ACK, PF_MSG_BALANCE };
 #define SAMPLE_NKINDS (sizeof(sample_kinds) / sizeof(sample_kinds[0]))
 
 static inline pf_bytes
@@ -244,6 +244,16 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		a->ids = n > 0 ? sample_ids : NULL;
 		break;
 	}
+	case PF_MSG_BALANCE: {
+		pf_balance *b = &m->u.balance;
+
+		b->user_id = z ? 0 : 7;
+		b->token_id = z ? 0 : big;
+		b->quota = z ? 0 : neg;
+		b->unlimited = variant == 1 ? 255 : !z;
+		b->at_ms = z ? 0 : 1764115200000;
+		break;
+	}
 	}
 }
 
@@ -449,6 +459,16 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 		SAMPLE_CHECK(x->n_ids == y->n_ids);
 		for (uint32_t i = 0; i < x->n_ids; i++)
 			SAMPLE_CHECK(sample_bytes_eq(x->ids[i], y->ids[i]));
+		return 1;
+	}
+	case PF_MSG_BALANCE: {
+		const pf_balance *x = &a->u.balance, *y = &b->u.balance;
+
+		SAMPLE_CHECK(x->user_id == y->user_id);
+		SAMPLE_CHECK(x->token_id == y->token_id);
+		SAMPLE_CHECK(x->quota == y->quota);
+		SAMPLE_CHECK(x->unlimited == y->unlimited);
+		SAMPLE_CHECK(x->at_ms == y->at_ms);
 		return 1;
 	}
 	}

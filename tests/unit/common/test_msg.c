@@ -198,6 +198,7 @@ test_trailing_and_version(void)
 	ok(err == PF_EINVAL && b.len == 0, "encode unknown kind -> EINVAL");
 	pf_buf_fini(&b);
 	ok(strcmp(pf_msg_kind_name(PF_MSG_ACK), "ack") == 0
+	        && strcmp(pf_msg_kind_name(PF_MSG_BALANCE), "balance") == 0
 	        && strcmp(
 	               pf_msg_kind_name(PF_MSG_RELAY_REQUEST), "relay.request")
 	            == 0
