@@ -15,6 +15,9 @@ with Harness() as h:
         h.admin(g.db, "channel-add", "--name", "anth", "--type",
                 "anthropic", "--base-url", g.mock_url, "--key",
                 "sk-ant-upstream", "--models", "claude-x")
+        # the gateway's own (OpenAI) channel must not serve claude-x
+        h.psql(g.db, "DELETE FROM abilities WHERE model = 'claude-x' "
+                     "AND channel_id = " + g.channel_id)
     g = h.gateway(models="mock-gpt,claude-x", prepare=prepare)
     good = {"model": "mock-gpt", "messages": MESSAGES}
 
