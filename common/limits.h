@@ -37,9 +37,9 @@
  * one curl read */
 #define PF_STREAM_BUFFER_FLOW_MAX                                              \
 	(PF_STREAM_CREDIT_WINDOW + PF_SSE_EVENT_MAX + 64u * 1024u)
-#define PF_CTL_SOCKETS_MAX 256u /* ingress: worker control sockets */
-#define PF_CTL_MSG_MAX 256u     /* worker: control message (cancel, credit) */
-#define PF_RELAY_HEADERS_MAX 16u        /* client headers passed upstream */
+#define PF_CTL_SOCKETS_MAX 256u  /* ingress: worker control sockets */
+#define PF_CTL_MSG_MAX 256u      /* worker: control message (cancel, credit) */
+#define PF_RELAY_HEADERS_MAX 16u /* client headers passed upstream */
 #define PF_RELAY_HEADER_NAME_MAX 64u    /* bytes in such a header name */
 #define PF_RELAY_HEADER_VALUE_MAX 1024u /* bytes in its value */
 
@@ -92,18 +92,18 @@
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
 
 /* Record logs (common/reclog.c): accountant event log, ingress spool */
-#define PF_RECLOG_RECORD_MAX (1024u * 1024u)          /* payload bytes */
-#define PF_RECLOG_SEGMENT_DEFAULT (64u * 1024u * 1024u) /* rotate after */
+#define PF_RECLOG_RECORD_MAX (1024u * 1024u)              /* payload bytes */
+#define PF_RECLOG_SEGMENT_DEFAULT (64u * 1024u * 1024u)   /* rotate after */
 #define PF_RECLOG_FILE_MAX (4ull * 1024u * 1024u * 1024u) /* file read */
 #define PF_RECLOG_BUFFER_FLUSH (1024u * 1024u) /* write(2) before a sync */
 
 /* Accountant */
-#define PF_ACCT_BATCH_MAX 2048u      /* events applied in one transaction */
-#define PF_ACCT_BATCH_WINDOW_MS 2u   /* group commit: wait for more events */
-#define PF_ACCT_CONTEXTS 512u        /* requests in flight on its socket */
-#define PF_ACCT_QUEUE_MAX 65536u     /* requests queued for the actor */
-#define PF_ACCT_GRANT_TTL_MS 30000u  /* a grant lapses unless renewed */
-#define PF_ACCT_CACHE_MAX 1000000u   /* users / grant pools kept in memory */
-#define PF_ACCT_RELOAD_MS 5000u      /* re-read a cached balance after */
+#define PF_ACCT_BATCH_MAX 2048u     /* events applied in one transaction */
+#define PF_ACCT_BATCH_WINDOW_MS 2u  /* group commit: wait for more events */
+#define PF_ACCT_CONTEXTS 512u       /* requests in flight on its socket */
+#define PF_ACCT_QUEUE_MAX 65536u    /* requests queued for the actor */
+#define PF_ACCT_GRANT_TTL_MS 30000u /* a grant lapses unless renewed */
+#define PF_ACCT_CACHE_MAX 1000000u  /* users / grant pools kept in memory */
+#define PF_ACCT_RELOAD_MS 5000u     /* re-read a cached balance after */
 
 #endif /* PF_COMMON_LIMITS_H */
