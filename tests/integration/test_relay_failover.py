@@ -18,8 +18,8 @@ from harness import (REQUEST_ID_RE, Harness, free_port, json_or_none,
                      fetch_stream)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-MODELS = ["tier", "rl", "k401", "k403", "refused", "bad", "slow", "allfail", "slowonly",
-          "drop"]
+MODELS = ["tier", "rl", "k401", "k403", "refused", "bad", "slow", "allfail",
+          "slowonly", "drop", "rlonly"]
 
 with Harness() as h:
     t = h.tap
@@ -44,6 +44,7 @@ with Harness() as h:
         add("slow", mock_knobs_url(top, ttfb_ms=5000), "slow,slowonly", 10,
             "--first-byte-timeout-ms", "300")
         add("all500", mock_knobs_url(top, status=503), "allfail", 10)
+        add("only429", mock_knobs_url(top, status=429), "rlonly", 10)
         add("drop", mock_knobs_url(top, chunks=6, drop_after=2,
                                    chunk_delay_ms=20), "drop", 10)
         add("mid", mid, "tier,rl,k401,k403,refused,bad,slow,drop", 5)
@@ -51,9 +52,10 @@ with Harness() as h:
     g = h.gateway(models=",".join(MODELS), prepare=prepare)
     low = mocks["low"]
     # the default channel serves every model at priority 0; take it off
-    # "allfail" and "slowonly" so those have a single candidate
+    # "allfail", "slowonly" and "rlonly" so those have a single candidate
     h.psql(g.db, "DELETE FROM abilities WHERE model IN "
-                 "('allfail','slowonly') AND channel_id = " + g.channel_id)
+                 "('allfail','slowonly','rlonly') AND channel_id = "
+                 + g.channel_id)
     g.proc.stop()
     g.base_url, g.proc = h.start_serve(g.db)
 
@@ -121,6 +123,13 @@ with Harness() as h:
     t.ok("sk-up-" not in text and "127.0.0.1" not in text
          and "mock/knobs" not in text,
          "502 names no key and no upstream URL", text[:300])
+
+    reset()
+    st, hd, body = g.chat({"model": "rlonly", "messages": MESSAGES})
+    err = (json_or_none(body) or {}).get("error") or {}
+    t.eq((st, err.get("code")), (429, "rate_limit_exceeded"),
+         "only candidate answers 429: 429 rate_limit_exceeded")
+    t.eq(counts(), (1, 0, 0), "429: the single candidate tried once")
 
     # no failover after the first byte
     reset()
