@@ -81,11 +81,14 @@ with Harness() as h:
               .get("message", {}).get("content")), (200, "from py"),
              "unreachable first channel: failover to the next one")
 
-        for model in ["dead-only", "boom", "busy"]:
+        # every candidate failed; only rate limits (429) -> 429 (issue 3)
+        for model, want in [("dead-only", (502, "upstream_error")),
+                            ("boom", (502, "upstream_error")),
+                            ("busy", (429, "rate_limit_exceeded"))]:
             resp = chat(model)
             err = err_of(resp)
-            t.eq((resp[0], err.get("code")), (502, "upstream_error"),
-                 f"{model}: every candidate failed -> 502 upstream_error")
+            t.eq((resp[0], err.get("code")), want,
+                 f"{model}: every candidate failed -> {want[0]} {want[1]}")
             text = resp[2].decode(errors="replace")
             t.ok("127.0.0.1" not in text and "sk-" not in text,
                  f"{model}: the error names no URL and no key", text[:300])
