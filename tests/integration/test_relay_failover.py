@@ -19,7 +19,7 @@ from harness import (REQUEST_ID_RE, Harness, free_port, json_or_none,
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 MODELS = ["tier", "rl", "k401", "k403", "refused", "bad", "slow", "allfail",
-          "slowonly", "drop", "rlonly"]
+          "slowonly", "drop", "rlonly", "hang", "half"]
 
 with Harness() as h:
     t = h.tap
@@ -47,7 +47,12 @@ with Harness() as h:
         add("only429", mock_knobs_url(top, status=429), "rlonly", 10)
         add("drop", mock_knobs_url(top, chunks=6, drop_after=2,
                                    chunk_delay_ms=20), "drop", 10)
-        add("mid", mid, "tier,rl,k401,k403,refused,bad,slow,drop", 5)
+        add("hang", mock_knobs_url(top, chunks=6, hang_after=2), "hang", 10,
+            "--idle-timeout-ms", "300")
+        add("half", mock_knobs_url(top, error_rate=50, status=502), "half",
+            10)
+        add("mid", mid,
+            "tier,rl,k401,k403,refused,bad,slow,drop,hang,half", 5)
 
     g = h.gateway(models=",".join(MODELS), prepare=prepare)
     low = mocks["low"]
@@ -125,6 +130,13 @@ with Harness() as h:
          "502 names no key and no upstream URL", text[:300])
 
     reset()
+    codes = [g.chat({"model": "half", "messages": MESSAGES})[0]
+             for _ in range(6)]
+    t.eq(codes, [200] * 6, "error rate 50% on priority 10: all 200")
+    t.eq((counts(), mock_stats(top)["errors_injected"]), ((6, 3, 0), 3),
+         "error rate 50%: top tried 6 times, failed 3, mid took those 3")
+
+    reset()
     st, hd, body = g.chat({"model": "rlonly", "messages": MESSAGES})
     err = (json_or_none(body) or {}).get("error") or {}
     t.eq((st, err.get("code")), (429, "rate_limit_exceeded"),
@@ -147,5 +159,23 @@ with Harness() as h:
     t.eq((s["requests"], s["drops"]), (1, 1), "the top mock dropped it")
     t.eq(counts()[1:], (0, 0),
          "no failover after the first byte: mid and low got nothing")
+
+    # an upstream that goes silent mid-stream (hangs for the mock's default
+    # 300 s) is cut by the channel's idle timeout; the client's read is
+    # bounded at 20 s, so a missing cut fails instead of hanging
+    reset()
+    st, hd, body, complete = fetch_stream(
+        "POST", g.base_url + "/chat/completions",
+        {"model": "hang", "messages": MESSAGES, "stream": True},
+        g.auth(), timeout=20)
+    events, _ = parse_sse(body)
+    contents = [e for e in events if '"content":"tok' in e]
+    t.ok(st == 200 and len(contents) == 2 and "[DONE]" not in events,
+         "hang mid-stream: the client got the 2 chunks, then the end",
+         events)
+    s = mock_stats(top)
+    t.eq((s["requests"], s["hangs"]), (1, 1), "the top mock hung it")
+    t.eq(counts()[1:], (0, 0), "idle timeout after the first byte: "
+         "no failover")
     st, _, _ = g.chat({"model": "tier", "messages": MESSAGES})
-    t.eq(st, 200, "the gateway still serves after a cut stream")
+    t.eq(st, 200, "the gateway still serves after cut streams")
