@@ -48,7 +48,7 @@ with Harness() as h:
         add("drop", mock_knobs_url(top, chunks=6, drop_after=2,
                                    chunk_delay_ms=20), "drop", 10)
         add("hang", mock_knobs_url(top, chunks=6, hang_after=2), "hang", 10,
-            "--idle-timeout-ms", "300")
+            "--idle-timeout-ms", "1000")
         add("half", mock_knobs_url(top, error_rate=50, status=502), "half",
             10)
         add("mid", mid,
