@@ -120,15 +120,13 @@ mock_knobs_path(const char *spec, size_t len, mock_knobs *k, const char **bad)
 		if (i == sizeof(knob_defs) / sizeof(knob_defs[0]))
 			return PF_EINVAL;
 		if (parse_u32(eq + 1, n - name_len - 1, knob_defs[i].max, &v)
-		    < 0) {
+		        < 0
+		    || (knob_defs[i].off == offsetof(mock_knobs, status)
+		        && v != 0 && v < 100)) {
 			*bad = knob_defs[i].name;
 			return PF_EINVAL;
 		}
 		set_knob(k, i, v);
-	}
-	if (k->status != 0 && k->status < 100) {
-		*bad = "x-mock-status";
-		return PF_EINVAL;
 	}
 	*bad = NULL;
 	return PF_OK;

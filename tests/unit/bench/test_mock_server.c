@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "bench/mock.h"
+#include "bench/mock_parse.h"
 #include "tests/tap.h"
 
 static unsigned port;
@@ -321,6 +322,55 @@ test_stats(void)
 	json_decref(j);
 }
 
+/* mock_knobs_path on its own: every knob name, separators, limits. */
+static void
+test_path_parser(void)
+{
+	mock_options opt;
+	mock_knobs k;
+	const char *bad = NULL;
+	const char *all = "ttfb-ms=1,chunks=2,chunk-delay-ms=3,chunk-bytes=4,"
+	                  "hang-ms=5,hang-after=6,drop-after=7,status=429,"
+	                  "error-rate=9,fail-first=10,coalesce=1,no-usage=1";
+	char big[400];
+
+	mock_options_defaults(&opt);
+	mock_knobs_defaults(&opt, &k);
+	ok(mock_knobs_path(all, strlen(all), &k, &bad) == PF_OK
+	        && k.ttfb_ms == 1 && k.chunks == 2 && k.chunk_delay_ms == 3
+	        && k.chunk_bytes == 4 && k.hang_ms == 5 && k.hang_after == 6
+	        && k.drop_after == 7 && k.status == 429 && k.error_rate == 9
+	        && k.rate_set && k.fail_first == 10 && k.fail_first_set
+	        && k.coalesce == 1 && k.no_usage == 1,
+	    "path parser: every knob");
+	mock_knobs_defaults(&opt, &k);
+	ok(mock_knobs_path("", 0, &k, &bad) == PF_OK && k.chunks == 16
+	        && !k.rate_set && k.hang_after == MOCK_NO_LIMIT,
+	    "path parser: empty spec keeps the defaults");
+	ok(mock_knobs_path(",chunks=3,,", 11, &k, &bad) == PF_OK
+	        && k.chunks == 3,
+	    "path parser: empty items are skipped");
+	ok(mock_knobs_path("chunks=3x", 9, &k, &bad) == PF_EINVAL
+	        && strcmp(bad, "x-mock-chunks") == 0,
+	    "path parser: a bad value names the knob");
+	ok(mock_knobs_path("chunks=", 7, &k, &bad) == PF_EINVAL,
+	    "path parser: an empty value is refused");
+	ok(mock_knobs_path("status=99", 9, &k, &bad) == PF_EINVAL,
+	    "path parser: status below 100 is refused");
+	ok(mock_knobs_path("coalesce=2", 10, &k, &bad) == PF_EINVAL,
+	    "path parser: over the knob's maximum is refused");
+	ok(mock_knobs_path("x-mock-chunks=2", 15, &k, &bad) == PF_EINVAL,
+	    "path parser: header names are not path names");
+	/* not NUL-terminated: only len bytes count */
+	ok(mock_knobs_path("chunks=45", 8, &k, &bad) == PF_OK && k.chunks == 4,
+	    "path parser: reads exactly len bytes");
+	memset(big, 0, sizeof(big));
+	for (size_t i = 0; i + 9 < sizeof(big) - 1; i += 9)
+		memcpy(big + i, "chunks=1,", 9);
+	ok(mock_knobs_path(big, strlen(big), &k, &bad) == PF_EINVAL,
+	    "path parser: over PF_MOCK_PATH_KNOBS_MAX is refused");
+}
+
 /* Path knobs (/mock/knobs/SPEC/v1/...), fail-first and POST /mock/knobs:
  * the ways to make a channel faulty without request headers. */
 static void
@@ -466,6 +516,7 @@ main(void)
 	test_knobs();
 	test_chunked_and_keepalive();
 	test_stats();
+	test_path_parser();
 	test_path_knobs();
 	test_stop_with_suspended(m);
 	return tap_done();
