@@ -212,8 +212,20 @@ trow("RSS per open stream", "≤ 8 KiB", "rss_per_stream_bytes", 8,
      1 / 1024.0, unit=" KiB")
 trow("idle RSS", "≤ 20 MB", "rss_idle_kb", 20, 1 / 1000.0, unit=" MB")
 w("")
-w("Billing is not part of these numbers yet: no accountant runs in "
-  "`serve` at this commit (the `--check-billing` stage is skipped).\n")
+bill = (st("billing-serve") or {}).get("billing")
+if bill is None:
+    w("Billing check: not run.\n")
+elif "skipped" in bill:
+    w("Billing check (`--check-billing`, through serve): skipped — %s. "
+      "The CPU figures therefore do not include billing yet.\n"
+      % bill["skipped"])
+elif "error" in bill:
+    w("Billing check: error — %s.\n" % bill["error"])
+else:
+    w("Billing check (through serve, %d answers): ledger charged %d, "
+      "expected %d quota units — **%s**; ledger rows %d.\n" % (
+          bill["answers"], bill["charged"], bill["expected"],
+          "match" if bill["match"] else "MISMATCH", bill["ledger_rows"]))
 
 w("## Added latency\n")
 w("| load | serve p50 | serve p99 | split p50 | split p99 |")
