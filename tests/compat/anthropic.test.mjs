@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import {
-  T, KEY, BAD_KEY, OPENAI_MODEL, ANTHROPIC_MODEL, PROMPT, PROMPT_TOKENS,
+  T, T_DROP, KEY, BAD_KEY, OPENAI_MODEL, ANTHROPIC_MODEL, PROMPT, PROMPT_TOKENS,
   CHUNKS, CONTENT, SYSTEM, PROMPT_SYSTEM_TOKENS, DOWN_MODEL, NOT_FOUND_MODEL,
   SLOW_MODEL, SLOW_MOCK_URL, SLOW_CHUNKS, anthropic, rejectsWith, mockStats,
   waitStreams,
@@ -116,6 +116,46 @@ for (const way of WAYS) {
     assert.equal(delta.delta.stop_reason, 'max_tokens');
     assert.equal(delta.usage.output_tokens, 3);
     assert.equal(events.at(-1).type, 'message_stop');
+  });
+
+  test(`anthropic upstream 400 -> BadRequestError (Anthropic shape), ${way.name}`, T, async () => {
+    const err = await rejectsWith(() => anthropic().messages.create(
+      { model: way.model, max_tokens: 1024, messages: MESSAGES },
+      { headers: { 'x-mock-status': '400' } },
+    ), Anthropic.BadRequestError, 400);
+    assert.equal(err.error?.type, 'error', `body: ${JSON.stringify(err.error)}`);
+    assert.equal(err.error?.error?.type, 'invalid_request_error');
+    assert.equal(err.error?.error?.message, 'mock error: status 400');
+  });
+
+  test(`anthropic upstream 429 -> RateLimitError (Anthropic shape), ${way.name}`, T, async () => {
+    const err = await rejectsWith(() => anthropic().messages.create(
+      { model: way.model, max_tokens: 1024, messages: MESSAGES },
+      { headers: { 'x-mock-status': '429' } },
+    ), Anthropic.RateLimitError, 429);
+    assert.equal(err.error?.error?.type, 'rate_limit_error');
+  });
+
+  test(`anthropic upstream drops mid-stream -> the SDK stream throws, ${way.name}`, T_DROP, async () => {
+    const stream = anthropic().messages.stream(
+      { model: way.model, max_tokens: 1024, messages: MESSAGES },
+      { headers: { 'x-mock-drop-after': '3' } },
+    );
+    let text = '';
+    stream.on('text', (d) => { text += d; });
+    await assert.rejects(stream.finalMessage(), 'a cut stream is an error');
+    assert.equal(text, 'tok0 tok1 tok2 ', 'the deltas before the drop');
+  });
+
+  test(`anthropic upstream reports no usage -> usage still present, ${way.name}`, T, async () => {
+    const m = await anthropic().messages.create(
+      { model: way.model, max_tokens: 1024, messages: MESSAGES },
+      { headers: { 'x-mock-no-usage': '1' } },
+    );
+    assert.equal(m.content[0].text, CONTENT);
+    if (way.model === ANTHROPIC_MODEL) return; // passed through as the upstream sent it
+    assert.equal(typeof m.usage?.input_tokens, 'number', `usage: ${JSON.stringify(m.usage)}`);
+    assert.equal(typeof m.usage?.output_tokens, 'number', `usage: ${JSON.stringify(m.usage)}`);
   });
 
   test(`anthropic messages.stream helper, ${way.name}`, T, async () => {

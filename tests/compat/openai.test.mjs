@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import {
-  T, BAD_KEY, KEY_LIMITED, OPENAI_MODEL, OPENAI_MODEL_2, EMBED_MODEL,
+  T, T_DROP, BAD_KEY, KEY_LIMITED, OPENAI_MODEL, OPENAI_MODEL_2, EMBED_MODEL,
   ANTHROPIC_MODEL, DOWN_MODEL, NOT_FOUND_MODEL, SLOW_MODEL, SLOW_MOCK_URL,
   SLOW_CHUNKS, PROMPT, PROMPT_TOKENS, CHUNKS, CONTENT, REQUEST_ID_RE,
   openai, assertChatUsage, rejectsWith, mockStats, waitStreams,
@@ -419,4 +419,47 @@ test('openai body over the cap -> APIError 413', {
     model: OPENAI_MODEL, messages: [{ role: 'user', content: big }],
   }), OpenAI.APIError, 413);
   assert.equal(err.code, 'request_too_large');
+});
+
+// --- upstream faults (mock knobs: x-mock-* headers reach the upstream) -----
+
+test('openai upstream 400 passed through -> BadRequestError with its body', T, async () => {
+  const err = await rejectsWith(() => openai().chat.completions.create(
+    { model: OPENAI_MODEL, messages: MESSAGES },
+    { headers: { 'x-mock-status': '400' } },
+  ), OpenAI.BadRequestError, 400);
+  assert.equal(err.type, 'invalid_request_error');
+  assert.equal(err.message, '400 mock error: status 400', 'the upstream\'s message');
+});
+
+test('openai upstream 429 -> RateLimitError 429', T, async () => {
+  const err = await rejectsWith(() => openai().chat.completions.create(
+    { model: OPENAI_MODEL, messages: MESSAGES },
+    { headers: { 'x-mock-status': '429' } },
+  ), OpenAI.RateLimitError, 429);
+  assert.equal(err.code, 'rate_limit_exceeded');
+});
+
+test('openai upstream 500 -> InternalServerError 502', T, async () => {
+  const err = await rejectsWith(() => openai().chat.completions.create(
+    { model: OPENAI_MODEL, messages: MESSAGES },
+    { headers: { 'x-mock-status': '500' } },
+  ), OpenAI.InternalServerError, 502);
+  assert.equal(err.code, 'upstream_error');
+});
+
+test('openai upstream drops mid-stream -> the SDK stream throws', T_DROP, async () => {
+  const stream = await openai().chat.completions.create(
+    { model: OPENAI_MODEL, messages: MESSAGES, stream: true },
+    { headers: { 'x-mock-drop-after': '3' } },
+  );
+  let text = '';
+  let err = null;
+  try {
+    for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
+  } catch (e) {
+    err = e;
+  }
+  assert.equal(text, 'tok0 tok1 tok2 ', 'the chunks before the drop');
+  assert.ok(err, 'a cut stream is an error, not a short answer');
 });

@@ -47,6 +47,8 @@ SLOW_CHUNKS = 100
 SLOW_DELAY_MS = 50
 # The whole node run; each test also has its own timeout (see common.mjs).
 NODE_TIMEOUT_S = 240
+# How much of serve's log a failed run shows (bytes).
+COMPAT_LOG_TAIL = 6000
 TODO_PASS_RE = re.compile(r"^ok (\d+) - (.*?) # TODO(.*)$", re.IGNORECASE)
 YAML_START_RE = re.compile(r"^\s+---\s*$")
 YAML_END_RE = re.compile(r"^\s+\.\.\.\s*$")
@@ -159,7 +161,10 @@ def main():
     proc = None
     try:
         try:
-            g = h.gateway(models=OPENAI_MODELS, prepare=prepare)
+            # Upstream failures are provoked on purpose here: channels must
+            # not be disabled automatically under the tests.
+            g = h.gateway(models=OPENAI_MODELS, prepare=prepare,
+                          serve_env={"PF_CHANNEL_FAIL_MAX": "0"})
         except Exception as e:  # noqa: BLE001 -- any setup failure
             bail(f"gateway setup failed: {e}")
         args = [node, "--test", "--test-reporter=tap",
@@ -187,10 +192,10 @@ def main():
             if rc != 1:
                 print(f"# node --test exited with {rc}"
                       f"{' (killed after ' + str(NODE_TIMEOUT_S) + 's)' if rc < 0 else ''}")
-            if not g.proc.alive():
-                print("# serve died:")
-                for line in g.proc.output().splitlines():
-                    print("# " + line)
+            print("# serve " + ("died" if not g.proc.alive() else
+                                "is running") + "; the end of its log:")
+            for line in g.proc.output(limit=COMPAT_LOG_TAIL).splitlines():
+                print("# " + line)
         sys.stdout.flush()
         return 1 if rc != 0 else 0
     finally:
