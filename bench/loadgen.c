@@ -463,9 +463,9 @@ print_summary(const lg_opts *o, const totals *t, const lg_billing_result *br,
 	const lg_stats *s = &t->st;
 	char b[32];
 	uint64_t rm = rate_milli(s->ok, t->elapsed_ns);
-	printf("planktonfly bench: POST %s%s%s model=%s%s\n", o->url,
-	    o->base_path[0] && strstr(o->url, o->base_path) ? "" : "", o->path,
-	    o->model, o->stream ? " stream" : "");
+	printf("planktonfly bench: POST http://%s:%s%s%s model=%s%s\n", o->host,
+	    o->port, o->base_path, o->path, o->model,
+	    o->stream ? " stream" : "");
 	if (o->rate)
 		printf("  open loop at %" PRIu64 " req/s, %u connections, "
 		       "%u threads, %s measured\n",
