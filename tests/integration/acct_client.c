@@ -367,6 +367,9 @@ main(int argc, char **argv)
 	        != 0
 	    || nng_dial(s.sock, url, NULL, 0) != 0) {
 		fprintf(stderr, "pf-acct-client: cannot dial %s\n", url);
+		for (size_t i = 0; i < s.n; i++)
+			pf_buf_fini(&s.reqs[i].enc);
+		free(s.reqs);
 		return 1;
 	}
 	atomic_init(&s.next, 0);
