@@ -1229,6 +1229,42 @@ main(void)
 	ok(run(chat_body, 0, 0, NULL, 0, &r) == 0 && r.got_head == 0
 	        && r.end.reason == PF_END_NO_CHANNEL,
 	    "no candidates: relay.end NO_CHANNEL");
+	{
+		/* a worker whose control address is configured on tcp:// (as
+		 * for ingresses on other hosts): named in the head, and a
+		 * cancel sent there stops the relay */
+		pf_config cfg2;
+		wrk_worker *w2 = NULL;
+		nng_socket in = to_worker;
+		unsigned ctl_port = closed_port();
+		char want[64];
+		cand cs[] = { { slow_base, 1, 0, NULL, NULL, 0 } };
+		uint32_t got = 0;
+		int up;
+
+		pf_config_defaults(&cfg2);
+		snprintf(cfg2.worker_url, sizeof cfg2.worker_url,
+		    "inproc://test-relay-worker-tcpctl");
+		snprintf(cfg2.worker_ctl_url, sizeof cfg2.worker_ctl_url,
+		    "tcp://127.0.0.1:%u", ctl_port);
+		snprintf(want, sizeof want, "tcp://127.0.0.1:%u", ctl_port);
+		cfg2.worker_threads = 1;
+		up = wrk_worker_start(&cfg2, &w2) == PF_OK
+		    && nng_push0_open(&to_worker) == 0
+		    && nng_dial(to_worker, cfg2.worker_url, NULL, 0) == 0;
+		ok(up, "a worker with PF_WORKER_CTL_URL on tcp:// starts");
+		ok(up && run(chat_body, 0, 0, cs, 1, &r) == 0
+		        && strcmp(r.ctl, want) == 0,
+		    "its head names tcp://127.0.0.1:<port> (%s)", r.ctl);
+		ok(up && run_cancel(cs, 3, 1, &got) == PF_END_CLIENT_GONE
+		        && got < 20,
+		    "relay.cancel over tcp:// stops the transfer (%u events)",
+		    got);
+		if (up)
+			nng_close(to_worker);
+		to_worker = in;
+		wrk_worker_free(w2);
+	}
 
 	{
 		/* the same over ipc://, as separate processes would talk */
