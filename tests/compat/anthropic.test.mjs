@@ -223,6 +223,23 @@ test('anthropic upstream gets the channel key, anthropic-version', T, async () =
   assert.ok(!JSON.stringify(last).includes(KEY), 'the client key stays at the gateway');
 });
 
+test('anthropic-beta reaches an anthropic channel, not an openai one', T, async () => {
+  const beta = 'compat-test-2025-01-01';
+  await anthropic().messages.create({
+    model: ANTHROPIC_MODEL, max_tokens: 1024, messages: MESSAGES,
+  }, { headers: { 'anthropic-beta': beta } });
+  let last = (await mockStats()).last;
+  assert.equal(last.path, '/v1/messages');
+  assert.equal(last.headers['anthropic-beta'], beta);
+  await anthropic().messages.create({
+    model: OPENAI_MODEL, max_tokens: 1024, messages: MESSAGES,
+  }, { headers: { 'anthropic-beta': beta } });
+  last = (await mockStats()).last;
+  assert.equal(last.path, '/v1/chat/completions');
+  assert.equal(last.headers['anthropic-beta'], undefined);
+  assert.equal(last.headers['anthropic-version'], undefined);
+});
+
 test('anthropic bad key -> AuthenticationError 401 (Anthropic error shape)', T, async () => {
   const err = await rejectsWith(() => anthropic({ apiKey: BAD_KEY }).messages.create({
     model: ANTHROPIC_MODEL, max_tokens: 1024, messages: MESSAGES,
