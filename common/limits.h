@@ -12,6 +12,7 @@
 #define PF_BODY_MAX_CEILING (64u * 1024u * 1024u) /* hard upper bound */
 #define PF_HTTP_HEADER_POOL (32u * 1024u)         /* MHD per-connection pool */
 #define PF_HTTP_CONN_TIMEOUT_S 30u                /* idle client connection */
+#define PF_HTTP_BODY_MIN_RATE (16u * 1024u)       /* body bytes/s we wait for */
 #define PF_HTTP_MAX_CONNS 20000u
 #define PF_JSON_MAX_DEPTH 64u    /* nesting in request bodies */
 #define PF_MODEL_NAME_MAX 128u   /* bytes in a model name */
@@ -105,5 +106,8 @@
 #define PF_ACCT_GRANT_TTL_MS 30000u /* a grant lapses unless renewed */
 #define PF_ACCT_CACHE_MAX 1000000u  /* users / grant pools kept in memory */
 #define PF_ACCT_RELOAD_MS 5000u     /* re-read a cached balance after */
+/* usage events in one usage.batch message (21 msgpack objects each: stays
+ * under PF_MSG_OBJECTS_MAX) */
+#define PF_USAGE_BATCH_MAX 128u
 
 #endif /* PF_COMMON_LIMITS_H */

@@ -14,8 +14,8 @@
 
 struct ing_guard_rec {
 	int fd;
-	int busy;
-	int64_t since_ms; /* monotonic: when the header block began */
+	int state;        /* ING_GUARD_* */
+	int64_t since_ms; /* monotonic: when the state began */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	struct ing_guard_rec *prev, *next;
@@ -23,6 +23,7 @@ struct ing_guard_rec {
 
 struct ing_guard {
 	uint32_t header_ms;
+	uint32_t body_ms;
 	pthread_mutex_t mu; /* guards the list, stop, cut */
 	pthread_cond_t cv;
 	ing_guard_rec *head;
@@ -73,8 +74,12 @@ sweep_main(void *arg)
 		pthread_cond_timedwait(&g->cv, &g->mu, &ts);
 		now = mono_ms();
 		for (ing_guard_rec *r = g->head; r != NULL; r = r->next) {
-			if (r->busy || r->fd < 0
-			    || now - r->since_ms < (int64_t)g->header_ms)
+			int64_t limit = r->state == ING_GUARD_HEADERS
+			    ? g->header_ms
+			    : g->body_ms;
+
+			if (r->state == ING_GUARD_RUNNING || r->fd < 0
+			    || now - r->since_ms < limit)
 				continue;
 			/* the owner closes the fd only after removing the
 			 * record, under this lock: fd is still this socket */
@@ -89,13 +94,14 @@ sweep_main(void *arg)
 }
 
 pf_err
-ing_guard_start(uint32_t header_ms, ing_guard **ret)
+ing_guard_start(uint32_t header_ms, uint32_t body_ms, ing_guard **ret)
 {
 	ing_guard *g = calloc(1, sizeof(*g));
 
 	if (g == NULL)
 		return PF_ENOMEM;
 	g->header_ms = header_ms;
+	g->body_ms = body_ms;
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	if (pthread_create(&g->thread, NULL, sweep_main, g) != 0) {
@@ -129,14 +135,15 @@ ing_guard_add(ing_guard *g, int fd)
 }
 
 void
-ing_guard_busy(ing_guard *g, ing_guard_rec *rec, int busy)
+ing_guard_busy(ing_guard *g, ing_guard_rec *rec, int state)
 {
 	if (rec == NULL)
 		return;
 	pthread_mutex_lock(&g->mu);
-	rec->busy = busy;
-	if (!busy)
+	if (rec->state != state) {
+		rec->state = state;
 		rec->since_ms = mono_ms();
+	}
 	pthread_mutex_unlock(&g->mu);
 }
 

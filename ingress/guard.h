@@ -5,8 +5,9 @@
  * sends its header block one byte every few seconds (slowloris) is never
  * idle long enough to be cut.  The guard gives every connection a
  * deadline for its whole header block, counted from the accept (or from
- * the end of the previous request on a keep-alive connection); a sweeper
- * thread shuts down the socket of a connection past it, and
+ * the end of the previous request on a keep-alive connection), and one
+ * for its body, counted from the end of the headers; a sweeper thread
+ * shuts down the socket of a connection past its deadline, and
  * libmicrohttpd then closes it as it would any peer that went away.
  *
  * Records are owned by the guard; the HTTP side keeps the pointer
@@ -22,21 +23,29 @@
 typedef struct ing_guard ing_guard;
 typedef struct ing_guard_rec ing_guard_rec;
 
+/* Where a connection is (ing_guard_busy). */
+enum {
+	ING_GUARD_HEADERS = 0, /* waiting for a header block */
+	ING_GUARD_BODY = 1,    /* headers done, the body is coming */
+	ING_GUARD_RUNNING = 2, /* request received: no deadline */
+};
+
 /*
  * ing_guard_start starts the sweeper: a header block must be complete
- * within header_ms.  Errors: PF_ENOMEM, PF_EIO (thread).
+ * within header_ms, a body within body_ms after its headers.  Errors:
+ * PF_ENOMEM, PF_EIO (thread).
  */
-PF_NODISCARD pf_err ing_guard_start(uint32_t header_ms, ing_guard **ret);
+PF_NODISCARD pf_err ing_guard_start(
+    uint32_t header_ms, uint32_t body_ms, ing_guard **ret);
 
 /* ing_guard_add starts watching connected socket fd (its peer address is
  * remembered, so a reused fd number is never cut); NULL when out of
  * memory (the connection is then not guarded). */
 ing_guard_rec *ing_guard_add(ing_guard *g, int fd);
 
-/* ing_guard_busy: busy 1 = the header block is complete (no deadline
- * while the request runs); 0 = the request finished, the next header
- * block's deadline starts now.  rec may be NULL. */
-void ing_guard_busy(ing_guard *g, ing_guard_rec *rec, int busy);
+/* ing_guard_busy moves rec to state (ING_GUARD_*); a change starts that
+ * state's deadline now (none for RUNNING).  rec may be NULL. */
+void ing_guard_busy(ing_guard *g, ing_guard_rec *rec, int state);
 
 /* ing_guard_remove stops watching and frees rec; NULL is a no-op.  Call
  * before the socket is closed. */

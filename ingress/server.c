@@ -750,7 +750,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = st;
 		st->srv = srv;
 		st->url = url;
-		guard_busy(srv, conn, 1);
+		guard_busy(srv, conn, ING_GUARD_BODY);
 		if (pf_id_new(st->id) != PF_OK)
 			return MHD_NO;
 		pf_hex_encode(st->id, PF_ID_LEN, st->id_hex);
@@ -771,6 +771,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		return body_piece(conn, st, upload_data, n);
 	}
+	guard_busy(srv, conn, ING_GUARD_RUNNING); /* the request is in */
 	if (st->flight != NULL)
 		return flight_step(conn, st);
 	if (st->queued)
@@ -814,7 +815,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	conn_state *st = *con_cls;
 
 	(void)toe;
-	guard_busy(srv, conn, 0);
+	guard_busy(srv, conn, ING_GUARD_HEADERS);
 	if (st == NULL)
 		return;
 	if (st->flight != NULL) {
@@ -952,8 +953,14 @@ ing_server_start(const pf_config *cfg, ing_server **ret)
 	err = ing_health_start(srv->health, srv->relay, srv->router);
 	if (err != PF_OK)
 		goto fail;
-	/* the whole header block within the client timeout (slowloris) */
-	err = ing_guard_start(cfg->client_timeout_s * 1000u, &srv->guard);
+	/* the whole header block within the client timeout (slowloris), a
+	 * body within that plus the time a full one takes at the slowest
+	 * rate we wait for */
+	err = ing_guard_start(cfg->client_timeout_s * 1000u,
+	    cfg->client_timeout_s * 1000u
+	        + (uint32_t)((uint64_t)cfg->body_max * 1000u
+	            / PF_HTTP_BODY_MIN_RATE),
+	    &srv->guard);
 	if (err != PF_OK)
 		goto fail;
 	err = start_http(srv);

@@ -51,19 +51,34 @@ main(void)
 	ing_guard_rec *r1, *r2;
 	int s1 = -1, s2 = -1, c1, c2;
 
-	ok(ing_guard_start(200, &g) == PF_OK, "guard with a 200 ms deadline");
+	ok(ing_guard_start(200, 400, &g) == PF_OK,
+	    "guard: 200 ms for headers, 400 ms for a body");
 	c1 = pair(&s1);
 	c2 = pair(&s2);
 	ok(c1 >= 0 && c2 >= 0, "two loopback connections");
 	r1 = ing_guard_add(g, s1);
 	r2 = ing_guard_add(g, s2);
-	ing_guard_busy(g, r2, 1); /* its header block came in time */
+	ing_guard_busy(g, r2, ING_GUARD_RUNNING); /* request came in time */
 	ok(cut_within(c1, 10000), "no complete header block: shut down");
 	ok(!cut_within(c2, 1000), "inside a request: left alone");
 	ok(ing_guard_cut(g) == 1, "one connection cut");
-	ing_guard_busy(g, r2, 0); /* request done, keep-alive */
+	ing_guard_busy(g, r2, ING_GUARD_HEADERS); /* request done, keep-alive */
 	ok(cut_within(c2, 10000),
 	    "keep-alive: the next header block has a deadline too");
+	ing_guard_remove(g, r1);
+	ing_guard_remove(g, r2);
+	close(s1);
+	close(s2);
+	close(c1);
+	close(c2);
+
+	/* a body that does not finish in time */
+	c1 = pair(&s1);
+	r1 = ing_guard_add(g, s1);
+	ing_guard_busy(g, r1, ING_GUARD_BODY);
+	ok(cut_within(c1, 10000), "a body still coming past its deadline: cut");
+	r2 = NULL;
+	s2 = c2 = -1;
 	ing_guard_remove(g, r1);
 	ing_guard_remove(g, r2);
 	ing_guard_remove(g, NULL);
