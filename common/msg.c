@@ -73,6 +73,13 @@ struct field {
 	{                                                                      \
 		.type = t, .off = offsetof(s, m), .cap = c, .opt = 1           \
 	}
+#define LIST(s, n, arr, c, et, subf)                                           \
+	{                                                                      \
+		.type = F_LIST, .off = offsetof(s, n),                         \
+		.off2 = offsetof(s, arr), .cap = c, .sub = subf,               \
+		.nsub = NFIELDS(subf), .esize = sizeof(et),                    \
+		.ealign = alignof(et)                                          \
+	}
 #define OPT_LIST(s, n, arr, c, et, subf)                                       \
 	{                                                                      \
 		.type = F_LIST, .off = offsetof(s, n),                         \
@@ -233,6 +240,11 @@ static const struct field balance_fields[] = {
 	I64(pf_balance, at_ms),
 };
 
+static const struct field usage_batch_fields[] = {
+	LIST(pf_usage_batch, n_usages, usages, PF_USAGE_BATCH_MAX, pf_usage,
+	    usage_fields),
+};
+
 struct kind_desc {
 	pf_msg_kind kind;
 	const char *name;
@@ -259,6 +271,7 @@ static const struct kind_desc kinds[] = {
 	KIND(PF_MSG_PAYMENT, "payment", payment_fields),
 	KIND(PF_MSG_ACK, "ack", ack_fields),
 	KIND(PF_MSG_BALANCE, "balance", balance_fields),
+	KIND(PF_MSG_USAGE_BATCH, "usage.batch", usage_batch_fields),
 };
 
 static const struct kind_desc *
@@ -837,7 +850,7 @@ decode_field(const msgpack_object *o, const struct field *f, struct arena *a,
 		return PF_OK;
 	}
 	case F_LIST: {
-		_Alignas(max_align_t) uint8_t scratch[64];
+		_Alignas(max_align_t) uint8_t scratch[256]; /* pf_usage fits */
 		uint8_t *arr;
 		uint32_t count;
 

@@ -57,6 +57,7 @@ typedef enum pf_msg_kind {
 	PF_MSG_PAYMENT = 21,
 	PF_MSG_ACK = 22,
 	PF_MSG_BALANCE = 23,
+	PF_MSG_USAGE_BATCH = 24,
 } pf_msg_kind;
 
 /* A byte string; not NUL-terminated unless stated.  len 0 = absent. */
@@ -266,6 +267,16 @@ typedef struct pf_balance {
 	int64_t at_ms;     /* unix ms of the commit */
 } pf_balance;
 
+/* usage.batch: ingress -> accountant, several usage events in one request
+ * (e.g. a spool resent after a restart), at most PF_USAGE_BATCH_MAX.
+ * Answered by one ack with one id entry per usage, in order: "<event
+ * id>" applied or already present, "rejected: <reason>" refused for good,
+ * "" not applied now (resend later). */
+typedef struct pf_usage_batch {
+	uint32_t n_usages;
+	pf_usage *usages; /* n_usages entries */
+} pf_usage_batch;
+
 /* A decoded message: kind says which union member is valid. */
 typedef struct pf_msg {
 	uint32_t version;
@@ -284,6 +295,7 @@ typedef struct pf_msg {
 		pf_payment payment;
 		pf_ack ack;
 		pf_balance balance;
+		pf_usage_batch usage_batch;
 	} u;
 } pf_msg;
 

@@ -15,11 +15,11 @@
 
 #define SAMPLE_VARIANTS 3
 
-static const pf_msg_kind sample_kinds[]
-    = { PF_MSG_RELAY_REQUEST, PF_MSG_RELAY_HEAD, PF_MSG_RELAY_DATA,
-	      PF_MSG_RELAY_END, PF_MSG_RELAY_CANCEL, PF_MSG_RELAY_CREDIT,
-	      PF_MSG_GRANT_REQUEST, PF_MSG_GRANT_REPLY, PF_MSG_GRANT_RELEASE,
-	      PF_MSG_USAGE, PF_MSG_PAYMENT, PF_MSG_ACK, PF_MSG_BALANCE };
+static const pf_msg_kind sample_kinds[] = { PF_MSG_RELAY_REQUEST,
+	PF_MSG_RELAY_HEAD, PF_MSG_RELAY_DATA, PF_MSG_RELAY_END,
+	PF_MSG_RELAY_CANCEL, PF_MSG_RELAY_CREDIT, PF_MSG_GRANT_REQUEST,
+	PF_MSG_GRANT_REPLY, PF_MSG_GRANT_RELEASE, PF_MSG_USAGE, PF_MSG_PAYMENT,
+	PF_MSG_ACK, PF_MSG_BALANCE, PF_MSG_USAGE_BATCH };
 #define SAMPLE_NKINDS (sizeof(sample_kinds) / sizeof(sample_kinds[0]))
 
 static inline pf_bytes
@@ -41,9 +41,40 @@ static const uint8_t sample_id_a[PF_ID_LEN] = { 0x00, 0x01, 0x02, 0x03, 0x04,
 static const uint8_t sample_body_nul[] = { 'a', 0, 'b', 0xff, 0x80, '\n' };
 
 static pf_candidate sample_cands[PF_RELAY_MAX_CANDIDATES];
+static pf_usage sample_usages[PF_USAGE_BATCH_MAX];
 static pf_header sample_headers[PF_RELAY_HEADERS_MAX];
 static pf_attempt sample_attempts[PF_RELAY_MAX_CANDIDATES];
 static pf_bytes sample_ids[4];
+
+/* sample_usage fills u like the usage sample of the given variant. */
+static inline void
+sample_usage(pf_usage *u, int variant)
+{
+	const int64_t big = variant == 1 ? INT64_MAX : 123456789;
+	const int64_t neg = variant == 1 ? INT64_MIN : -42;
+	const int z = variant == 2;
+
+	memset(u, 0, sizeof(*u));
+	memcpy(u->event_id, sample_id_a, PF_ID_LEN);
+	u->user_id = z ? 0 : 1;
+	u->token_id = z ? 0 : 2;
+	u->channel_id = z ? 0 : big;
+	u->model = sample_b(z ? "" : "gpt-4o");
+	u->tokens.prompt = z ? 0 : 1000;
+	u->tokens.completion = z ? 0 : neg;
+	u->tokens.cached = z ? 0 : 100;
+	u->tokens.estimated = (uint8_t)(variant == 1);
+	u->cost = z ? 0 : big;
+	u->price_input = z ? 0 : 2500000;
+	u->price_output = z ? 0 : 10000000;
+	u->price_cached = z ? 0 : 1250000;
+	u->price_call = variant == 1 ? INT64_MAX : 0;
+	u->group_ratio_ppm = z ? 0 : 1000000;
+	u->started_ms = z ? 0 : 1764115200000;
+	u->ended_ms = z ? 0 : neg;
+	u->reason = variant == 1 ? INT32_MAX : PF_END_DONE;
+	u->stream = variant == 1 ? 255 : !z;
+}
 
 /*
  * sample_msg fills m with a message of the given kind.  Variant 0 is
@@ -197,30 +228,9 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		g->amount = z ? 0 : 1;
 		break;
 	}
-	case PF_MSG_USAGE: {
-		pf_usage *u = &m->u.usage;
-
-		memcpy(u->event_id, sample_id_a, PF_ID_LEN);
-		u->user_id = z ? 0 : 1;
-		u->token_id = z ? 0 : 2;
-		u->channel_id = z ? 0 : big;
-		u->model = sample_b(z ? "" : "gpt-4o");
-		u->tokens.prompt = z ? 0 : 1000;
-		u->tokens.completion = z ? 0 : neg;
-		u->tokens.cached = z ? 0 : 100;
-		u->tokens.estimated = (uint8_t)(variant == 1);
-		u->cost = z ? 0 : big;
-		u->price_input = z ? 0 : 2500000;
-		u->price_output = z ? 0 : 10000000;
-		u->price_cached = z ? 0 : 1250000;
-		u->price_call = variant == 1 ? INT64_MAX : 0;
-		u->group_ratio_ppm = z ? 0 : 1000000;
-		u->started_ms = z ? 0 : 1764115200000;
-		u->ended_ms = z ? 0 : neg;
-		u->reason = variant == 1 ? INT32_MAX : PF_END_DONE;
-		u->stream = variant == 1 ? 255 : !z;
+	case PF_MSG_USAGE:
+		sample_usage(&m->u.usage, variant);
 		break;
-	}
 	case PF_MSG_PAYMENT: {
 		pf_payment *p = &m->u.payment;
 
@@ -242,6 +252,18 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		sample_ids[3] = sample_b("redeem:CODE");
 		a->n_ids = n;
 		a->ids = n > 0 ? sample_ids : NULL;
+		break;
+	}
+	case PF_MSG_USAGE_BATCH: {
+		pf_usage_batch *ub = &m->u.usage_batch;
+		uint32_t n = variant == 1 ? PF_USAGE_BATCH_MAX : z ? 0 : 2;
+
+		for (uint32_t i = 0; i < n; i++) {
+			sample_usage(&sample_usages[i], i % 2 ? 2 : variant);
+			sample_usages[i].event_id[0] = (uint8_t)i;
+		}
+		ub->n_usages = n;
+		ub->usages = n > 0 ? sample_usages : NULL;
 		break;
 	}
 	case PF_MSG_BALANCE: {
@@ -280,6 +302,30 @@ sample_tokens_eq(const pf_usage_tokens *a, const pf_usage_tokens *b, char *why,
 	SAMPLE_CHECK(a->completion == b->completion);
 	SAMPLE_CHECK(a->cached == b->cached);
 	SAMPLE_CHECK(a->estimated == b->estimated);
+	return 1;
+}
+
+static inline int
+sample_usage_eq(const pf_usage *x, const pf_usage *y, char *why, size_t whylen)
+{
+
+	SAMPLE_CHECK(memcmp(x->event_id, y->event_id, PF_ID_LEN) == 0);
+	SAMPLE_CHECK(x->user_id == y->user_id);
+	SAMPLE_CHECK(x->token_id == y->token_id);
+	SAMPLE_CHECK(x->channel_id == y->channel_id);
+	SAMPLE_CHECK(sample_bytes_eq(x->model, y->model));
+	if (!sample_tokens_eq(&x->tokens, &y->tokens, why, whylen))
+		return 0;
+	SAMPLE_CHECK(x->cost == y->cost);
+	SAMPLE_CHECK(x->price_input == y->price_input);
+	SAMPLE_CHECK(x->price_output == y->price_output);
+	SAMPLE_CHECK(x->price_cached == y->price_cached);
+	SAMPLE_CHECK(x->price_call == y->price_call);
+	SAMPLE_CHECK(x->group_ratio_ppm == y->group_ratio_ppm);
+	SAMPLE_CHECK(x->started_ms == y->started_ms);
+	SAMPLE_CHECK(x->ended_ms == y->ended_ms);
+	SAMPLE_CHECK(x->reason == y->reason);
+	SAMPLE_CHECK(x->stream == y->stream);
 	return 1;
 }
 
@@ -420,28 +466,8 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 		SAMPLE_CHECK(x->amount == y->amount);
 		return 1;
 	}
-	case PF_MSG_USAGE: {
-		const pf_usage *x = &a->u.usage, *y = &b->u.usage;
-
-		SAMPLE_CHECK(memcmp(x->event_id, y->event_id, PF_ID_LEN) == 0);
-		SAMPLE_CHECK(x->user_id == y->user_id);
-		SAMPLE_CHECK(x->token_id == y->token_id);
-		SAMPLE_CHECK(x->channel_id == y->channel_id);
-		SAMPLE_CHECK(sample_bytes_eq(x->model, y->model));
-		if (!sample_tokens_eq(&x->tokens, &y->tokens, why, whylen))
-			return 0;
-		SAMPLE_CHECK(x->cost == y->cost);
-		SAMPLE_CHECK(x->price_input == y->price_input);
-		SAMPLE_CHECK(x->price_output == y->price_output);
-		SAMPLE_CHECK(x->price_cached == y->price_cached);
-		SAMPLE_CHECK(x->price_call == y->price_call);
-		SAMPLE_CHECK(x->group_ratio_ppm == y->group_ratio_ppm);
-		SAMPLE_CHECK(x->started_ms == y->started_ms);
-		SAMPLE_CHECK(x->ended_ms == y->ended_ms);
-		SAMPLE_CHECK(x->reason == y->reason);
-		SAMPLE_CHECK(x->stream == y->stream);
-		return 1;
-	}
+	case PF_MSG_USAGE:
+		return sample_usage_eq(&a->u.usage, &b->u.usage, why, whylen);
 	case PF_MSG_PAYMENT: {
 		const pf_payment *x = &a->u.payment, *y = &b->u.payment;
 
@@ -459,6 +485,18 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 		SAMPLE_CHECK(x->n_ids == y->n_ids);
 		for (uint32_t i = 0; i < x->n_ids; i++)
 			SAMPLE_CHECK(sample_bytes_eq(x->ids[i], y->ids[i]));
+		return 1;
+	}
+	case PF_MSG_USAGE_BATCH: {
+		const pf_usage_batch *x = &a->u.usage_batch,
+		                     *y = &b->u.usage_batch;
+
+		SAMPLE_CHECK(x->n_usages == y->n_usages);
+		for (uint32_t i = 0; i < x->n_usages; i++) {
+			if (!sample_usage_eq(
+			        &x->usages[i], &y->usages[i], why, whylen))
+				return 0;
+		}
 		return 1;
 	}
 	case PF_MSG_BALANCE: {

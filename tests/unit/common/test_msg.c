@@ -197,6 +197,13 @@ test_trailing_and_version(void)
 	err = pf_msg_encode(&m, &b);
 	ok(err == PF_EINVAL && b.len == 0, "encode unknown kind -> EINVAL");
 	pf_buf_fini(&b);
+	sample_msg(PF_MSG_USAGE_BATCH, 1, &m);
+	m.u.usage_batch.n_usages = PF_USAGE_BATCH_MAX + 1;
+	pf_buf_init(&b);
+	err = pf_msg_encode(&m, &b);
+	ok(err == PF_ETOOBIG && b.len == 0,
+	    "usage.batch over PF_USAGE_BATCH_MAX -> ETOOBIG");
+	pf_buf_fini(&b);
 	ok(strcmp(pf_msg_kind_name(PF_MSG_ACK), "ack") == 0
 	        && strcmp(pf_msg_kind_name(PF_MSG_BALANCE), "balance") == 0
 	        && strcmp(
