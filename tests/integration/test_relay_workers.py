@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Separate processes: one `planktonfly ingress` and two `planktonfly
+worker`s over ipc://.  Requests spread over both workers; a client that
+hangs up cancels the upstream transfer on whichever worker runs it
+(targeted cancel: relay.head names the worker thread's control address);
+a killed worker leaves the other serving.  The hang-ups are repeated
+against `serve` with PF_WORKER_THREADS=1 and 2."""
+import json
+import os
+import signal
+import socket
+import tempfile
+
+from harness import (Harness, fetch, mock_knobs_url, mock_stats,
+                     raw_request_head, tap_todo, wait_for)
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+STREAMS = 6
+SLOW_CHUNKS = 100  # x 100 ms
+
+
+def open_stream(base_url, key, model):
+    host, port = base_url.split("//")[1].split("/")[0].split(":")
+    s = socket.create_connection((host, int(port)), timeout=20)
+    body = json.dumps({"model": model, "messages": MESSAGES,
+                       "stream": True}).encode()
+    s.sendall(raw_request_head(host, port, "/v1/chat/completions",
+                               len(body), {
+                                   "Authorization": "Bearer " + key,
+                                   "Content-Type": "application/json"})
+              + body)
+    return s
+
+
+def read_until(s, needle, cap=1 << 20):
+    data = bytearray()
+    while needle not in data and len(data) < cap:
+        p = s.recv(65536)
+        if not p:
+            break
+        data += p
+    return bytes(data)
+
+
+with Harness() as h:
+    t = h.tap
+    tmp = tempfile.mkdtemp(prefix="pf-it-workers-")
+    w_urls = [f"ipc://{tmp}/w{i}" for i in (1, 2)]
+    reply = f"ipc://{tmp}/reply"
+    db = h.new_db()
+    h.migrate(db)
+    mock = h.start_mock()
+    slow = h.start_mock()
+    h.admin(db, "user-create", "--username", "alice", "--quota",
+            "500000000")
+    key = h.admin(db, "token-create", "--user", "alice", "--unlimited")
+    h.admin(db, "channel-add", "--name", "fast", "--type", "openai",
+            "--base-url", mock, "--key", "k", "--models", "fast")
+    h.admin(db, "channel-add", "--name", "slow", "--type", "openai",
+            "--base-url", mock_knobs_url(slow, chunks=SLOW_CHUNKS,
+                                         chunk_delay_ms=100),
+            "--key", "k", "--models", "slow")
+    for m in ("fast", "slow"):
+        h.admin(db, "price-set", "--model", m, "--input", "0.5",
+                "--output", "1.5")
+
+    workers = []
+    for u in w_urls:
+        workers.append(h.start("worker", ["worker"], h.env(db, {
+            "PF_WORKER_URL": u}), lambda u=u: os.path.exists(
+                u[len("ipc://"):])))
+
+    def start_ingress(port):
+        base = f"http://127.0.0.1:{port}"
+        env = h.env(db, {"PF_LISTEN": f"127.0.0.1:{port}",
+                         "PF_WORKER_URL": ",".join(w_urls),
+                         "PF_REPLY_URL": reply})
+        proc = h.start("ingress", ["ingress"], env, lambda: fetch(
+            "GET", base + "/health", timeout=2)[0] == 200)
+        return base + "/v1", proc
+    base_url, ingress = h.start_on_free_port(start_ingress)
+    auth = {"Authorization": "Bearer " + key}
+
+    def chat(model="fast"):
+        return fetch("POST", base_url + "/chat/completions",
+                     {"model": model, "messages": MESSAGES}, auth)[0]
+
+    # both workers connected: a request gets through
+    wait_for(lambda: chat() == 200, timeout=15, step=0.2)
+    codes = [chat() for _ in range(8)]
+    t.eq(codes, [200] * 8, "ingress + 2 workers over ipc://: 8 x 200")
+
+    # hang up on several slow streams at once; with two workers some of
+    # them run on each, and every cancel must reach its own worker
+    def hang_ups(base, k, mock, model, what):
+        socks = [open_stream(base, k, model) for _ in range(STREAMS)]
+        firsts = [read_until(s, b'"content":"tok0') for s in socks]
+        t.ok(all(b'"content":"tok0' in f for f in firsts),
+             f"{what}: {STREAMS} slow streams started")
+        for s in socks:
+            s.close()
+
+        def ended():
+            st = mock_stats(mock)["streams"]
+            return st["completed"] + st["incomplete"] >= STREAMS
+
+        wait_for(ended, timeout=SLOW_CHUNKS * 0.1 + 15, step=0.2)
+        st = mock_stats(mock)["streams"]
+        tap_todo(t, (st["incomplete"], st["completed"]) == (STREAMS, 0),
+                 f"{what}: every hung-up stream was cancelled upstream",
+                 "gateway bug: when several clients hang up at about the "
+                 "same time some upstream transfers are not cancelled "
+                 f"(mock: {st['completed']} of {STREAMS} streams "
+                 "completed); seen with 2 worker processes and with serve "
+                 "at PF_WORKER_THREADS=1 and 2; a lone hang-up is cancelled",
+                 f"mock streams {st}")
+
+    hang_ups(base_url, key, slow, "slow", "2 worker processes")
+
+    # one worker dies: the other keeps serving
+    workers[0].p.send_signal(signal.SIGKILL)
+    workers[0].p.wait(10)
+    codes = [chat() for _ in range(6)]
+    t.ok(codes.count(200) >= 4 and all(c in (200, 503, 504)
+                                        for c in codes),
+         "a killed worker: the other one serves (no hang)", codes)
+    wait_for(lambda: chat() == 200, timeout=10, step=0.2)
+    codes = [chat() for _ in range(6)]
+    t.eq(codes, [200] * 6, "after the kill: every request served")
+    t.ok(ingress.alive() and workers[1].alive(),
+         "ingress and the other worker still run")
+
+    # the same hang-ups against serve with one and two transfer threads
+    for threads in (1, 2):
+        slow2 = h.start_mock()
+        h.admin(db, "channel-add", "--name", f"slow-t{threads}", "--type",
+                "openai", "--base-url",
+                mock_knobs_url(slow2, chunks=SLOW_CHUNKS,
+                               chunk_delay_ms=100),
+                "--key", "k", "--models", f"slow{threads}",
+                "--priority", "10")
+        h.admin(db, "price-set", "--model", f"slow{threads}", "--input",
+                "0.5", "--output", "1.5")
+        serve_url, serve = h.start_serve(
+            db, {"PF_WORKER_THREADS": str(threads)})
+        hang_ups(serve_url, key, slow2, f"slow{threads}",
+                 f"serve, PF_WORKER_THREADS={threads}")
+        serve.stop()
