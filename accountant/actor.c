@@ -40,10 +40,22 @@ struct ctx {
 };
 
 /* A request waiting for the actor. */
+/* A usage.batch request being settled; its events may span batches. */
+struct agg {
+	struct ctx *c;
+	nng_msg *raw;
+	pf_msg *msg;    /* the decoded usage.batch */
+	pf_msg *events; /* n usage messages sharing msg's bytes */
+	char (*out)[PF_EVENT_ID_MAX + 1]; /* the ack entries */
+	uint32_t n, left;
+};
+
 struct item {
 	struct ctx *c;
 	nng_msg *raw; /* the request as received (logged verbatim) */
 	pf_msg *msg;
+	struct agg *agg; /* a member of a usage.batch (raw NULL) */
+	uint32_t idx;
 };
 
 struct acct_accountant {
@@ -164,6 +176,8 @@ ctx_cb(void *arg)
 	it.c = c;
 	it.raw = m;
 	it.msg = NULL;
+	it.agg = NULL;
+	it.idx = 0;
 	if (pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &it.msg) != PF_OK) {
 		nng_msg_free(m);
 		reply_ack(c, NULL, NULL); /* garbage: an empty ack */
@@ -285,12 +299,60 @@ read_checkpoint(const acct_accountant *a)
 /* ---- the batch ---- */
 
 static void
+agg_free(struct agg *g)
+{
+	pf_msg_free(g->msg);
+	nng_msg_free(g->raw);
+	free(g->events);
+	free(g->out);
+	free(g);
+}
+
+/* Records one member's outcome; the last one answers the request. */
+static void
+agg_settle(struct agg *g, uint32_t idx, const acct_event *ev, int failed)
+{
+	char *out = g->out[idx];
+
+	if (failed || ev->outcome == ACCT_PENDING)
+		out[0] = '\0';
+	else if (ev->outcome == ACCT_REJECTED)
+		snprintf(out, PF_EVENT_ID_MAX + 1, "rejected: %s", ev->reason);
+	else
+		snprintf(out, PF_EVENT_ID_MAX + 1, "%s", ev->id);
+	if (--g->left > 0)
+		return;
+	{
+		pf_bytes *ids = calloc(g->n, sizeof(*ids));
+		pf_msg r;
+
+		memset(&r, 0, sizeof(r));
+		r.kind = PF_MSG_ACK;
+		if (ids != NULL) {
+			for (uint32_t i = 0; i < g->n; i++) {
+				ids[i].ptr = (const uint8_t *)g->out[i];
+				ids[i].len = strlen(g->out[i]);
+			}
+			r.u.ack.ids = ids;
+			r.u.ack.n_ids = g->n;
+		}
+		send_reply(g->c, &r);
+		free(ids);
+	}
+	agg_free(g);
+}
+
+static void
 finish_batch(acct_accountant *a, int failed)
 {
 	for (size_t i = 0; i < a->n_batch; i++) {
 		struct item *it = &a->batch[i];
 		acct_event *ev = &a->ev[i];
 
+		if (it->agg != NULL) {
+			agg_settle(it->agg, it->idx, ev, failed);
+			continue;
+		}
 		if (failed || ev->outcome == ACCT_PENDING)
 			reply_ack(it->c, NULL, NULL);
 		else if (ev->outcome == ACCT_REJECTED)
@@ -324,9 +386,24 @@ apply_batch(acct_accountant *a)
 		}
 	}
 	for (size_t i = 0; i < a->n_batch && err == PF_OK; i++) {
-		acct_event_init(&a->ev[i], a->batch[i].msg, now);
-		err = pf_reclog_append(a->log, nng_msg_body(a->batch[i].raw),
-		    nng_msg_len(a->batch[i].raw), now, NULL);
+		struct item *it = &a->batch[i];
+
+		acct_event_init(&a->ev[i], it->msg, now);
+		if (it->raw != NULL) {
+			err = pf_reclog_append(a->log, nng_msg_body(it->raw),
+			    nng_msg_len(it->raw), now, NULL);
+		} else {
+			/* batch members are logged as single usage records,
+			 * so replay needs to know one kind only */
+			pf_buf b;
+
+			pf_buf_init(&b);
+			err = pf_msg_encode(it->msg, &b);
+			if (err == PF_OK)
+				err = pf_reclog_append(
+				    a->log, b.data, b.len, now, NULL);
+			pf_buf_fini(&b);
+		}
 	}
 	if (err == PF_OK)
 		err = pf_reclog_sync(a->log);
@@ -413,6 +490,48 @@ handle_grant(acct_accountant *a, struct item *it)
 	send_reply(it->c, &r);
 }
 
+/* Splits a usage.batch into batch items answered together. */
+static pf_err
+take_batch(acct_accountant *a, struct item *it)
+{
+	const pf_usage_batch *ub = &it->msg->u.usage_batch;
+	uint32_t n = ub->n_usages;
+	struct agg *g;
+
+	if (n == 0)
+		return PF_EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (g == NULL)
+		return PF_ENOMEM;
+	g->events = calloc(ub->n_usages, sizeof(*g->events));
+	g->out = calloc(ub->n_usages, sizeof(*g->out));
+	if (g->events == NULL || g->out == NULL) {
+		free(g->events);
+		free(g->out);
+		free(g);
+		return PF_ENOMEM;
+	}
+	g->c = it->c;
+	g->raw = it->raw;
+	g->msg = it->msg;
+	g->n = g->left = ub->n_usages;
+	for (uint32_t i = 0; i < n; i++) {
+		struct item *b = &a->batch[a->n_batch++];
+
+		g->events[i].version = PF_MSG_VERSION;
+		g->events[i].kind = PF_MSG_USAGE;
+		g->events[i].u.usage = g->msg->u.usage_batch.usages[i];
+		b->c = NULL;
+		b->raw = NULL;
+		b->msg = &g->events[i];
+		b->agg = g;
+		b->idx = i;
+		if (a->n_batch == PF_ACCT_BATCH_MAX)
+			apply_batch(a); /* may answer and free g: last use */
+	}
+	return PF_OK;
+}
+
 static void
 handle(acct_accountant *a, struct item *it)
 {
@@ -423,6 +542,11 @@ handle(acct_accountant *a, struct item *it)
 		if (a->n_batch == PF_ACCT_BATCH_MAX)
 			apply_batch(a);
 		return; /* raw and msg now belong to the batch */
+	case PF_MSG_USAGE_BATCH:
+		if (take_batch(a, it) == PF_OK)
+			return; /* raw and msg now belong to the aggregate */
+		reply_ack(it->c, NULL, NULL); /* no memory: resend later */
+		break;
 	case PF_MSG_GRANT_REQUEST:
 		/* credit granted must see the events before it */
 		apply_batch(a);

@@ -14,9 +14,10 @@
  *    "money":100,"provider":"epay","trade_no":"T1"}
  *   {"kind":"grant","user":1,"token":2,"amount":500}
  *   {"kind":"release","user":1,"token":2,"amount":500}
+ *   {"kind":"batch","usages":[{usage fields}, ...]}
  * and gets one stdout line, in input order:
  *   "ack <id>", "rejected <id> <reason>", "retry", "grant <granted>
- *   <status>", "released", or "error <what>".
+ *   <status>", "released", "batch|<entry>|<entry>..." or "error <what>".
  * With --spool DIR the usage/payment messages are also appended to a
  * record log in DIR (prefix "spool"), as an ingress spool would.
  * --sub prints "balance <user> <token> <value>" per published notice.
@@ -37,6 +38,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/msg.h"
 #include "common/reclog.h"
 
@@ -44,7 +46,7 @@
 
 struct req {
 	pf_buf enc;
-	char out[512];
+	char out[8192];
 };
 
 struct shared {
@@ -78,6 +80,36 @@ jstr(json_t *o, const char *k)
 	return b;
 }
 
+static pf_usage batch_usages[PF_USAGE_BATCH_MAX];
+
+static int
+build_usage(json_t *o, pf_usage *u)
+{
+	pf_bytes id = jstr(o, "id");
+
+	memset(u, 0, sizeof(*u));
+	if (pf_hex_decode((const char *)id.ptr, id.len, u->event_id, PF_ID_LEN)
+	    != PF_OK)
+		return -1;
+	u->user_id = jint(o, "user");
+	u->token_id = jint(o, "token");
+	u->channel_id = jint(o, "channel");
+	u->model = jstr(o, "model");
+	u->tokens.prompt = jint(o, "prompt");
+	u->tokens.completion = jint(o, "completion");
+	u->tokens.cached = jint(o, "cached");
+	u->tokens.estimated = (uint8_t)jint(o, "estimated");
+	u->cost = jint(o, "cost");
+	u->price_input = jint(o, "price_input");
+	u->price_output = jint(o, "price_output");
+	u->group_ratio_ppm = 1000000;
+	u->started_ms = jint(o, "started_ms");
+	u->ended_ms = jint(o, "ended_ms");
+	u->reason = (int32_t)jint(o, "reason");
+	u->stream = (uint8_t)jint(o, "stream");
+	return 0;
+}
+
 static int
 build(json_t *o, pf_msg *m)
 {
@@ -87,30 +119,24 @@ build(json_t *o, pf_msg *m)
 	if (kind == NULL)
 		return -1;
 	if (strcmp(kind, "usage") == 0) {
-		pf_usage *u = &m->u.usage;
-		pf_bytes id = jstr(o, "id");
-
 		m->kind = PF_MSG_USAGE;
-		if (pf_hex_decode(
-		        (const char *)id.ptr, id.len, u->event_id, PF_ID_LEN)
-		    != PF_OK)
+		return build_usage(o, &m->u.usage);
+	}
+	if (strcmp(kind, "batch") == 0) {
+		json_t *arr = json_object_get(o, "usages");
+		size_t n = json_array_size(arr);
+
+		if (n > PF_USAGE_BATCH_MAX)
 			return -1;
-		u->user_id = jint(o, "user");
-		u->token_id = jint(o, "token");
-		u->channel_id = jint(o, "channel");
-		u->model = jstr(o, "model");
-		u->tokens.prompt = jint(o, "prompt");
-		u->tokens.completion = jint(o, "completion");
-		u->tokens.cached = jint(o, "cached");
-		u->tokens.estimated = (uint8_t)jint(o, "estimated");
-		u->cost = jint(o, "cost");
-		u->price_input = jint(o, "price_input");
-		u->price_output = jint(o, "price_output");
-		u->group_ratio_ppm = 1000000;
-		u->started_ms = jint(o, "started_ms");
-		u->ended_ms = jint(o, "ended_ms");
-		u->reason = (int32_t)jint(o, "reason");
-		u->stream = (uint8_t)jint(o, "stream");
+		m->kind = PF_MSG_USAGE_BATCH;
+		for (size_t i = 0; i < n; i++) {
+			if (build_usage(
+			        json_array_get(arr, i), &batch_usages[i])
+			    != 0)
+				return -1;
+		}
+		m->u.usage_batch.n_usages = (uint32_t)n;
+		m->u.usage_batch.usages = n > 0 ? batch_usages : NULL;
 		return 0;
 	}
 	if (strcmp(kind, "payment") == 0) {
@@ -150,6 +176,12 @@ describe(const pf_msg *sent, const pf_msg *r, char *out, size_t outlen)
 		snprintf(out, outlen, "grant %lld %d",
 		    (long long)r->u.grant_reply.granted,
 		    r->u.grant_reply.status);
+	} else if (r->kind == PF_MSG_ACK && sent->kind == PF_MSG_USAGE_BATCH) {
+		size_t n = (size_t)snprintf(out, outlen, "batch");
+
+		for (uint32_t i = 0; i < r->u.ack.n_ids && n < outlen; i++)
+			n += (size_t)snprintf(out + n, outlen - n, "|%s",
+			    (const char *)r->u.ack.ids[i].ptr);
 	} else if (r->kind == PF_MSG_ACK && r->u.ack.n_ids == 0) {
 		snprintf(out, outlen,
 		    sent->kind == PF_MSG_GRANT_RELEASE ? "released" : "retry");

@@ -179,6 +179,24 @@ def run(h, t, tmp):
          "consume logs carry the end reason")
     ledger_checks(h, db, t, "after duplicates")
 
+    # --- usage.batch: one request, one ack entry per event, in order ------
+    n1, n2 = usage(alice, atok, 3), usage(alice, atok, 4)
+    bad_one = usage(alice, atok, -1)
+    out = acct.send([{"kind": "batch",
+                      "usages": [n1, n2, events[0], bad_one, n1]}])
+    t.eq(out, [f"batch|{n1['id']}|{n2['id']}|{events[0]['id']}|"
+               f"rejected: negative cost or token count|{n1['id']}"],
+         "usage.batch: new, known, refused and repeated events answered "
+         "in order")
+    big = [usage(alice, atok, 1) for _ in range(128)]
+    out = acct.send([{"kind": "batch", "usages": big}] * 3, concurrency=3)
+    t.eq(out, ["batch|" + "|".join(e["id"] for e in big)] * 3,
+         "three concurrent copies of a 128-event batch all acked")
+    t.eq(h.scalar(db, "SELECT count(*) FROM usage_events"), str(60 + 130),
+         "batched events charged once each")
+    total += 3 + 4 + 128
+    ledger_checks(h, db, t, "after batches")
+
     # --- rejected events -------------------------------------------------
     bad = [usage(99999, atok, 10), usage(alice, atok, -1),
            dict(usage(alice, atok, 5), reason=77)]
