@@ -13,6 +13,9 @@
  *                           resend it.  An ack with 0 ids means "not
  *                           applied now" (database or log unavailable):
  *                           resend later.
+ *       usage.batch      -> ack with one entry per usage, in order: the
+ *                           event id (applied or present), "rejected:
+ *                           <reason>", or "" (resend that one later).
  *       grant.request    -> grant.reply (status PF_OK and granted 0..amount,
  *                           expires_ms; or a pf_err status, granted 0).
  *                           amount 0 renews the token's pool.
