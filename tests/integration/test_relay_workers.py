@@ -5,8 +5,10 @@ hangs up cancels the upstream transfer on whichever worker runs it
 (targeted cancel: relay.head names the worker thread's control address);
 a killed worker leaves the other serving.  The hang-ups are repeated
 against `serve` with PF_WORKER_THREADS=1 and 2."""
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -45,6 +47,7 @@ def read_until(s, needle, cap=1 << 20):
 with Harness() as h:
     t = h.tap
     tmp = tempfile.mkdtemp(prefix="pf-it-workers-")
+    atexit.register(shutil.rmtree, tmp, True)
     w_urls = [f"ipc://{tmp}/w{i}" for i in (1, 2)]
     reply = f"ipc://{tmp}/reply"
     db = h.new_db()
