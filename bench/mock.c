@@ -141,6 +141,26 @@ queue_now(
 	return ret;
 }
 
+/*
+ * cut_connection shuts the connection's socket down (FIN to the client)
+ * before the caller makes libmicrohttpd close it.  libmicrohttpd 0.9.75
+ * with MHD_USE_TURBO does not shut the socket down itself when a reader or
+ * handler fails, and in epoll mode it releases (closes) such a connection
+ * only from its timeout scan, which stops at the oldest connection that is
+ * still open: with an idle keep-alive connection older than the failed
+ * one, the client would wait for the next request.  The shutdown also
+ * makes the socket readable, so the event loop visits and releases it.
+ */
+static void
+cut_connection(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci
+	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (ci != NULL && ci->connect_fd != MHD_INVALID_SOCKET)
+		(void)shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
 /* deliver answers with resp (NULL = close the connection) after delay_ms;
  * takes resp. */
 static enum MHD_Result
@@ -160,8 +180,10 @@ deliver(mock_server *m, struct MHD_Connection *conn, mock_req *q,
 		q->resp = NULL;
 		q->phase = PHASE_NEW;
 	}
-	if (resp == NULL)
+	if (resp == NULL) {
+		cut_connection(conn);
 		return MHD_NO;
+	}
 	return queue_now(conn, status, resp);
 }
 
@@ -327,6 +349,14 @@ stream_pause(mock_stream *st, uint64_t due_ms)
 	return 0;
 }
 
+/* stream_cut ends a stream abruptly: no end of the chunked body. */
+static ssize_t
+stream_cut(mock_stream *st)
+{
+	cut_connection(st->conn);
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
 /*
  * stream_read_cb writes the next event (or the rest of a large one), each
  * in its own write; with coalescing, as many further whole events as fit
@@ -346,7 +376,7 @@ stream_read_cb(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	/* resumed after a hang: its time is up (or the server stops) */
 	if (st->hung)
-		return MHD_CONTENT_READER_END_WITH_ERROR;
+		return stream_cut(st);
 	if (st->off == 0) {
 		if (st->delay_ms > 0 || st->hang_after != MOCK_NO_LIMIT)
 			now = mock_now_ms();
@@ -360,12 +390,8 @@ stream_read_cb(void *cls, uint64_t pos, char *buf, size_t max)
 			mock_stats_add(st->m->stats, MOCK_HANGS);
 			return stream_pause(st, now + st->hang_ms);
 		case GATE_DROP:
-			/* libmicrohttpd 0.9.75 leaves a chunked connection
-			 * open when the reader fails straight after a chunk;
-			 * failing on the next resume closes it */
-			st->hung = true;
 			mock_stats_add(st->m->stats, MOCK_DROPS);
-			return stream_pause(st, mock_now_ms());
+			return stream_cut(st);
 		}
 	}
 	mock_out_init(&o, buf, max, st->off);
@@ -795,8 +821,10 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		resp = q->resp;
 		q->resp = NULL;
 		q->phase = PHASE_NEW;
-		if (resp == NULL)
+		if (resp == NULL) {
+			cut_connection(conn);
 			return MHD_NO;
+		}
 		return queue_now(conn, q->status, resp);
 	}
 	return handle(m, conn, q, method, url);

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,136 @@ test_chunked_and_keepalive(void)
 	    "keep-alive: two answers on one connection");
 }
 
+/*
+ * Several HTTP/1.1 streams drop at once and nothing else reaches the mock
+ * afterwards: each must still be closed (EOF) by the server, not left
+ * open until some later request.  The wait is bounded (poll), so a
+ * connection the server forgot fails the test instead of hanging it.
+ */
+#define DROP_CONNS 8
+
+static void
+test_concurrent_drops(void)
+{
+	int fds[DROP_CONNS];
+	size_t got[DROP_CONNS];
+	int eof[DROP_CONNS];
+	static char bufs[DROP_CONNS][8192];
+	int idle[DROP_CONNS];
+	int open_n = 0, all_eof = 1, right = 1, idle_n = 0;
+
+	/* idle keep-alive connections, older than the drops (a gateway
+	 * keeps its pooled connections to the mock open like this) */
+	for (int i = 0; i < DROP_CONNS; i++) {
+		char b[8192];
+
+		idle[i] = dial();
+		if (idle[i] < 0)
+			continue;
+		send_req(idle[i], "GET", "/health", "HTTP/1.1", NULL, NULL);
+		if (read(idle[i], b, sizeof(b)) > 0)
+			idle_n++;
+	}
+	ok(idle_n == DROP_CONNS,
+	    "concurrent drops: %d idle keep-alive "
+	    "connections",
+	    idle_n);
+	for (int i = 0; i < DROP_CONNS; i++) {
+		fds[i] = dial();
+		got[i] = 0;
+		eof[i] = 0;
+		if (fds[i] < 0)
+			continue;
+		open_n++;
+		/* stream drops by header and by path knob (after a chunk
+		 * delay: a resume from the timer), a non-stream drop and the
+		 * end of a short hang */
+		switch (i % 4) {
+		case 0:
+			send_req(fds[i], "POST", "/v1/chat/completions",
+			    "HTTP/1.1",
+			    "x-mock-drop-after: 2\r\nx-mock-chunks: 5\r\n"
+			    "x-mock-chunk-delay-ms: 20\r\n",
+			    "{\"model\":\"m\",\"stream\":true}");
+			break;
+		case 1:
+			send_req(fds[i], "POST",
+			    "/mock/knobs/"
+			    "chunks=5,drop-after=2,chunk-delay-ms=20"
+			    "/v1/chat/completions",
+			    "HTTP/1.1", NULL,
+			    "{\"model\":\"m\",\"stream\":true}");
+			break;
+		case 2:
+			send_req(fds[i], "POST", "/v1/chat/completions",
+			    "HTTP/1.1", "x-mock-drop-after: 0\r\n",
+			    "{\"model\":\"m\"}");
+			break;
+		default:
+			send_req(fds[i], "POST", "/v1/chat/completions",
+			    "HTTP/1.1",
+			    "x-mock-hang-after: 2\r\nx-mock-hang-ms: 30\r\n",
+			    "{\"model\":\"m\",\"stream\":true}");
+			break;
+		}
+	}
+	ok(open_n == DROP_CONNS, "concurrent drops: %d connections", open_n);
+	/* up to 200 rounds of 100 ms: EOF on every socket, no other
+	 * traffic meanwhile */
+	for (int round = 0; round < 200; round++) {
+		struct pollfd pf[DROP_CONNS];
+		int idx[DROP_CONNS];
+		int np = 0;
+
+		for (int i = 0; i < DROP_CONNS; i++) {
+			if (fds[i] < 0 || eof[i])
+				continue;
+			pf[np].fd = fds[i];
+			pf[np].events = POLLIN;
+			pf[np].revents = 0;
+			idx[np++] = i;
+		}
+		if (np == 0)
+			break;
+		if (poll(pf, (nfds_t)np, 100) <= 0)
+			continue;
+		for (int j = 0; j < np; j++) {
+			int i = idx[j];
+			ssize_t k;
+
+			if (pf[j].revents == 0)
+				continue;
+			k = read(fds[i], bufs[i] + got[i],
+			    sizeof(bufs[i]) - 1 - got[i]);
+			if (k > 0)
+				got[i] += (size_t)k;
+			else
+				eof[i] = 1; /* EOF, reset or full */
+			if (got[i] + 1 >= sizeof(bufs[i]))
+				eof[i] = 1;
+		}
+	}
+	for (int i = 0; i < DROP_CONNS; i++) {
+		if (fds[i] < 0)
+			continue;
+		bufs[i][got[i]] = '\0';
+		if (!eof[i])
+			all_eof = 0;
+		if (i % 4 == 2 ? got[i] != 0
+		               : count(bufs[i], "\"content\":\"tok") != 2
+		            || strstr(bufs[i], "\r\n0\r\n\r\n") != NULL)
+			right = 0;
+		close(fds[i]);
+	}
+	for (int i = 0; i < DROP_CONNS; i++)
+		if (idle[i] >= 0)
+			close(idle[i]);
+	ok(all_eof, "concurrent drops: every connection closed by the server");
+	ok(right,
+	    "concurrent drops: streams cut after two chunks, no "
+	    "end; non-stream drops empty");
+}
+
 static void
 test_stats(void)
 {
@@ -515,6 +646,7 @@ main(void)
 	test_basics();
 	test_knobs();
 	test_chunked_and_keepalive();
+	test_concurrent_drops();
 	test_stats();
 	test_path_parser();
 	test_path_knobs();
