@@ -274,6 +274,23 @@ ing_relay_cancel(ing_relay *r, ing_flight *f)
 	(void)send_ctl(r, c, &m);
 }
 
+/* cancel_orphan tells the worker thread named in h to stop a transfer
+ * nobody waits for. */
+static void
+cancel_orphan(ing_relay *r, const pf_relay_head *h)
+{
+	pf_msg m = { .kind = PF_MSG_RELAY_CANCEL };
+	struct ing_ctl *c;
+
+	if (h->ctl_addr.len == 0)
+		return;
+	c = ctl_get(r, &h->ctl_addr);
+	if (c == NULL)
+		return;
+	memcpy(m.u.relay_cancel.id, h->id, PF_ID_LEN);
+	(void)send_ctl(r, c, &m);
+}
+
 /* --- the table ---------------------------------------------------------
  */
 
@@ -553,8 +570,15 @@ dispatch(ing_relay *r, const pf_msg *m)
 		return;
 	}
 	f = table_get(r, id);
-	if (f == NULL)
-		return; /* the client is gone or the flight timed out */
+	if (f == NULL) {
+		/* the client is gone or the flight timed out; a head names
+		 * the thread running the transfer: stop it there (a cancel
+		 * sent before the head went round-robin and may have reached
+		 * another worker) */
+		if (m->kind == PF_MSG_RELAY_HEAD)
+			cancel_orphan(r, &m->u.relay_head);
+		return;
+	}
 	pthread_mutex_lock(&f->mu);
 	if (m->kind == PF_MSG_RELAY_HEAD)
 		on_head(r, f, &m->u.relay_head);

@@ -122,7 +122,8 @@ PF_NODISCARD pf_err ing_relay_send(
  * cannot take now is dropped.  It goes to the worker's control address
  * once the head named one; before that it is round-robined through the
  * push socket (with several workers it may reach one that does not run
- * the request, which ignores it).
+ * the request, which ignores it); the reply thread then answers the head
+ * of a flight no longer filed with a relay.cancel to its control address.
  */
 void ing_relay_cancel(ing_relay *r, ing_flight *f);
 

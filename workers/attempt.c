@@ -286,7 +286,13 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	SETOPT(CURLOPT_PRIVATE, (void *)x);
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-	SETOPT(CURLOPT_PIPEWAIT, 1L);
+	/* no CURLOPT_PIPEWAIT: with it, transfers to a host whose first
+	 * connection has not yet shown whether it multiplexes wait in
+	 * curl's pending queue, and against an HTTP/1.1 upstream curl
+	 * releases them one at a time, as other transfers finish: a burst
+	 * of streams ran one after another instead of side by side (a
+	 * client's hang-up seemed not to cancel them).  HTTP/2 is still
+	 * multiplexed once a connection to the host is known to do it. */
 	SETOPT(CURLOPT_USERAGENT, "planktonfly");
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
 	    (long)pick(c->connect_timeout_ms, cfg->connect_timeout_ms));

@@ -364,6 +364,14 @@ main(void)
 	ing_relay_forget(r, f);
 	ing_flight_unref(f);
 
+	/* a head for a flight no longer filed (its client left before the
+	 * head; that cancel went round-robin): cancel at its control address */
+	uint8_t orphan[PF_ID_LEN];
+	ok(pf_id_new(orphan) == PF_OK, "orphan id");
+	send_head_ctl(reply, orphan, 200, "inproc://t-ctl-0");
+	ok(recv_kind(ctl, orphan, &credit) == PF_MSG_RELAY_CANCEL,
+	    "a head nobody waits for: relay.cancel to its control address");
+
 	/* close_all ends what is left and refuses new flights */
 	f = start(r, worker, &fc, 0, now_ms() + 60000);
 	ing_relay_close_all(r);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -70,6 +71,48 @@ respond(int fd, int status, const char *ctype, const char *body)
 
 	write_all(fd, head, (size_t)n);
 	write_all(fd, body, strlen(body));
+}
+
+/* /barrier/: every request waits until BARRIER_N of them are in at the
+ * same time, then all answer a one-event stream; one that waits in vain
+ * (BARRIER_WAIT_S) answers 503.  An upstream like this (a long stream
+ * answered only once more requests have arrived) needs the worker to run
+ * transfers to one host side by side, not one after another. */
+#define BARRIER_N 4
+#define BARRIER_WAIT_S 5
+static pthread_mutex_t barrier_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t barrier_cv = PTHREAD_COND_INITIALIZER;
+static int barrier_in, barrier_gen;
+
+/* barrier_wait returns 1 when BARRIER_N requests were in at once. */
+static int
+barrier_wait(void)
+{
+	struct timespec until;
+	int met = 0, gen;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += BARRIER_WAIT_S;
+	pthread_mutex_lock(&barrier_mu);
+	gen = barrier_gen;
+	if (++barrier_in == BARRIER_N) {
+		barrier_in = 0;
+		barrier_gen++;
+		pthread_cond_broadcast(&barrier_cv);
+		met = 1;
+	}
+	while (!met && gen == barrier_gen) {
+		if (pthread_cond_timedwait(&barrier_cv, &barrier_mu, &until)
+		    != 0)
+			break;
+	}
+	if (!met) {
+		met = gen != barrier_gen;
+		if (!met)
+			barrier_in--;
+	}
+	pthread_mutex_unlock(&barrier_mu);
+	return met;
 }
 
 /* Serve one connection; the path prefix picks the behaviour. */
@@ -171,6 +214,17 @@ conn_main(void *arg)
 		    "{\"auth\":%d,\"hdr\":%d,\"body\":%.*s}", auth, hdr,
 		    (int)clen, body);
 		respond(fd, 200, "application/json", out);
+	} else if (strncmp(req, "POST /barrier/", 14) == 0) {
+		const char *h = "HTTP/1.1 200 OK\r\nContent-Type: "
+		                "text/event-stream\r\nConnection: close\r\n\r\n"
+		                "data: {\"choices\":[{\"delta\":{\"content\":"
+		                "\"together\"}}]}\n\ndata: [DONE]\n\n";
+
+		if (barrier_wait())
+			write_all(fd, h, strlen(h));
+		else
+			respond(fd, 503, "application/json",
+			    "{\"error\":{\"message\":\"alone\"}}");
 	} else if (strncmp(req, "POST /nousage/", 14) == 0) {
 		respond(fd, 200, "application/json",
 		    "{\"choices\":[{\"message\":{\"content\":"
@@ -758,7 +812,7 @@ main(void)
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
 	char stall[64], html[64], s401[64], s404url[64];
-	char via_fake[64], big_base[64], slow_base[64];
+	char via_fake[64], big_base[64], slow_base[64], barrier[64];
 	char ipc_worker[80], ipc_reply[80];
 	result r;
 
@@ -819,6 +873,7 @@ main(void)
 	FAKE(html, "html");
 	FAKE(s401, "s401");
 	FAKE(s404url, "s404url");
+	FAKE(barrier, "barrier");
 
 	/* Environment proxies must be ignored: point them at nothing. */
 	snprintf(
@@ -1177,6 +1232,17 @@ main(void)
 
 		ok(run_many(cs, 48, 0, &each) == 48 && each == 8,
 		    "48 concurrent streams: all complete, each in order");
+	}
+	{
+		/* a host no connection went to yet: curl does not know
+		 * whether it multiplexes; the requests must not wait for
+		 * one another (CURLOPT_PIPEWAIT made them) */
+		cand cs[] = { { barrier, 1, 0, NULL, NULL, 0 } };
+
+		ok(run_many(cs, BARRIER_N, 0, &each) == BARRIER_N,
+		    "%d streams to a new HTTP/1.1 host at once reach it at "
+		    "the same time",
+		    BARRIER_N);
 	}
 	{
 		cand cs[] = { { big_base, 1, 0, NULL, NULL, 0 } };
