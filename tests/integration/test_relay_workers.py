@@ -75,9 +75,13 @@ with Harness() as h:
 
     def start_ingress(port):
         base = f"http://127.0.0.1:{port}"
+        # a request pushed to a worker in the instant it is killed is lost
+        # in that worker's socket; the ingress answers it 504 worker_lost at
+        # deadline + 5 s -- keep that inside this test's 30 s fetch timeout
         env = h.env(db, {"PF_LISTEN": f"127.0.0.1:{port}",
                          "PF_WORKER_URL": ",".join(w_urls),
-                         "PF_REPLY_URL": reply})
+                         "PF_REPLY_URL": reply,
+                         "PF_TOTAL_TIMEOUT_MS": "15000"})
         proc = h.start("ingress", ["ingress"], env, lambda: fetch(
             "GET", base + "/health", timeout=2)[0] == 200)
         return base + "/v1", proc
