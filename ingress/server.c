@@ -762,7 +762,19 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) > srv->cfg->body_max) {
 			st->too_large = 1;
-			return too_large(conn, st);
+			/* a client that is not waiting for 100-continue is
+			 * already sending: answering before its body is in
+			 * makes it fail writing (EPIPE) and never see the 413.
+			 * Swallow a body up to the discard cap, answer after;
+			 * answer a larger one (or a waiting client) at once */
+			const char *expect = MHD_lookup_connection_value(
+			    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+			if (expect != NULL
+			    || strtoull(cl, NULL, 10)
+			        > (unsigned long long)srv->cfg->body_max
+			            * DISCARD_MAX_FACTOR)
+				return too_large(conn, st);
+			return MHD_YES;
 		}
 		return MHD_YES;
 	}
