@@ -95,6 +95,8 @@ queue_take(struct MHD_Connection *conn, conn_state *st, unsigned status,
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	MHD_add_response_header(r, "x-request-id", st->id_hex);
+	if (st->anthropic) /* Anthropic's SDKs read request-id */
+		MHD_add_response_header(r, "request-id", st->id_hex);
 	ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	if (ret == MHD_YES)
@@ -400,6 +402,8 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");
 	MHD_add_response_header(r, "x-request-id", st->id_hex);
+	if (st->anthropic) /* Anthropic's SDKs read request-id */
+		MHD_add_response_header(r, "request-id", st->id_hex);
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	if (ret == MHD_YES)

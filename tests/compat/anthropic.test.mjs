@@ -282,10 +282,7 @@ test('anthropic upstream 404 on an openai channel -> NotFoundError (converted er
   assert.equal(typeof err.error?.error?.message, 'string');
 });
 
-test('anthropic SDK sees the request id (request-id header)', {
-  ...T,
-  todo: 'the gateway sends x-request-id only; the Anthropic SDK reads request-id',
-}, async () => {
+test('anthropic SDK sees the request id (request-id header)', T, async () => {
   const { data, request_id } = await anthropic().messages.create({
     model: ANTHROPIC_MODEL, max_tokens: 1024, messages: MESSAGES,
   }).withResponse();

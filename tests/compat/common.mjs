@@ -35,16 +35,8 @@ export const TEST_TIMEOUT_MS = 30_000;
 export const SDK_TIMEOUT_MS = 20_000;
 export const T = { timeout: TEST_TIMEOUT_MS };
 
-// The mock model sometimes closes a connection it drops (x-mock-drop-after)
-// only when its event thread is woken by the next request, so the worker
-// sees the drop late (seen: PF-WRK-STREAM-CUT 6 s and 12 s after the drop,
-// right after the next request to the mock).  Until bench/mock.c closes
-// it at once, the drop cases are todo, with a shorter bound.
-export const T_DROP = {
-  timeout: 10_000,
-  todo: 'mock-model closes a dropped upstream connection late (when its thread next wakes); '
-    + 'the SDK stream then hangs until then',
-};
+// Upstream drops (x-mock-drop-after) end the SDK stream: a shorter bound.
+export const T_DROP = { timeout: 10_000 };
 
 // The mock's answer: CHUNKS chunks "tok<i> "; prompt tokens =
 // ceil(text bytes / 4) over messages/system/prompt/input/instructions.
