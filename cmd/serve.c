@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cmd/serve.h"
+#include "common/cli.h"
 #include "common/config.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -53,47 +54,24 @@ usage(FILE *f)
 int
 pf_cmd_serve(int argc, char **argv)
 {
-	const char *path = NULL;
-	char errbuf[512];
 	pf_config cfg;
+	int rc;
 	wrk_worker *wrk = NULL;
 	ing_server *srv = NULL;
 	sigset_t set;
 	int sig = 0;
 	pf_err err;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0
-		    || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			path = argv[++i];
-			continue;
-		}
-		fprintf(stderr, "planktonfly serve: unknown option '%s'\n",
-		    argv[i]);
-		usage(stderr);
-		return 2;
-	}
-	err = pf_config_load(path, environ, &cfg, errbuf, sizeof(errbuf));
-	if (err != PF_OK) {
-		fprintf(stderr, "planktonfly serve: %s\n", errbuf);
-		return 2;
-	}
-	pf_log_set_level(cfg.log_level);
+	rc = pf_cli_config("serve", argc, argv, usage, &cfg);
+	if (rc >= 0)
+		return rc;
 	if (cfg.database_url[0] == '\0') {
 		fprintf(
 		    stderr, "planktonfly serve: PF_DATABASE_URL is not set\n");
 		return 2;
 	}
 	/* before any thread starts, so every thread inherits the mask */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pf_cli_block_signals(&set);
 
 	err = wrk_worker_start(&cfg, &wrk);
 	if (err != PF_OK) {

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cli.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -575,42 +576,18 @@ usage(FILE *f)
 int
 wrk_cmd(int argc, char **argv)
 {
-	extern char **environ;
-	const char *path = NULL;
-	char errbuf[512];
 	pf_config cfg;
+	int rc;
 	wrk_worker *w = NULL;
 	sigset_t set;
 	pf_err err;
 	int sig = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0
-		    || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			path = argv[++i];
-		} else if (strncmp(argv[i], "--config=", 9) == 0) {
-			path = argv[i] + 9;
-		} else {
-			fprintf(stderr, "worker: unknown option %s\n", argv[i]);
-			usage(stderr);
-			return 2;
-		}
-	}
-	err = pf_config_load(path, environ, &cfg, errbuf, sizeof errbuf);
-	if (err != PF_OK) {
-		fprintf(stderr, "worker: %s\n", errbuf);
-		return 1;
-	}
-	pf_log_set_level(cfg.log_level);
+	rc = pf_cli_config("worker", argc, argv, usage, &cfg);
+	if (rc >= 0)
+		return rc;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pf_cli_block_signals(&set);
 
 	err = wrk_worker_start(&cfg, &w);
 	if (err != PF_OK) {

@@ -1,0 +1,58 @@
+#include "common/cli.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+int
+pf_cli_config(const char *cmd, int argc, char **argv, void (*usage)(FILE *f),
+    pf_config *ret_cfg)
+{
+	const char *path = NULL;
+	char errbuf[512];
+	pf_config cfg;
+	pf_err err;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0
+		    || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			path = argv[++i];
+			continue;
+		}
+		if (strncmp(argv[i], "--config=", 9) == 0) {
+			path = argv[i] + 9;
+			continue;
+		}
+		fprintf(stderr, "planktonfly %s: unknown option '%s'\n", cmd,
+		    argv[i]);
+		usage(stderr);
+		return 2;
+	}
+	err = pf_config_load(path, environ, &cfg, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		fprintf(stderr, "planktonfly %s: %s\n", cmd, errbuf);
+		return 2;
+	}
+	pf_log_set_level(cfg.log_level);
+	*ret_cfg = cfg;
+	return -1;
+}
+
+void
+pf_cli_block_signals(sigset_t *ret_set)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	*ret_set = set;
+}
