@@ -18,24 +18,6 @@
 #include "ingress/server.h"
 #include "workers/worker.h"
 
-/* drain lets requests in flight finish (up to PF_DRAIN_GRACE_MS) while
- * refusing new ones; a second signal cuts it short. */
-static void
-drain(ing_server *srv, const sigset_t *set)
-{
-	const struct timespec step = { 0, 100L * 1000000L };
-	uint32_t waited = 0;
-
-	ing_server_drain_begin(srv);
-	pf_info("PF-SERVE-DRAIN", "inflight=%zu grace_ms=%u",
-	    ing_server_inflight(srv), PF_DRAIN_GRACE_MS);
-	while (ing_server_inflight(srv) > 0 && waited < PF_DRAIN_GRACE_MS) {
-		if (sigtimedwait(set, NULL, &step) > 0)
-			break;
-		waited += 100;
-	}
-}
-
 static void
 usage(FILE *f)
 {
@@ -89,7 +71,7 @@ pf_cmd_serve(int argc, char **argv)
 	sigdelset(&set, SIGPIPE);
 	sigwait(&set, &sig);
 	pf_info("PF-SERVE-STOP", "signal=%d", sig);
-	drain(srv, &set);
+	ing_server_drain_wait(srv, &set);
 	ing_server_free(srv);
 	wrk_worker_free(wrk);
 	return 0;

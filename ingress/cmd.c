@@ -15,10 +15,8 @@
 #include "common/log.h"
 #include "ingress/server.h"
 
-/* drain lets requests in flight finish (up to PF_DRAIN_GRACE_MS) while
- * refusing new ones; a second signal cuts it short. */
-static void
-drain(ing_server *srv, const sigset_t *set)
+void
+ing_server_drain_wait(ing_server *srv, const sigset_t *set)
 {
 	const struct timespec step = { 0, 100L * 1000000L };
 	uint32_t waited = 0;
@@ -78,7 +76,7 @@ ing_cmd(int argc, char **argv)
 	sigdelset(&set, SIGPIPE);
 	sigwait(&set, &sig);
 	pf_info("PF-INGRESS-STOP", "signal=%d", sig);
-	drain(srv, &set);
+	ing_server_drain_wait(srv, &set);
 	ing_server_free(srv);
 	return 0;
 }

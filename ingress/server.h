@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include <signal.h>
+
 #include "common/config.h"
 #include "common/err.h"
 
@@ -43,6 +45,11 @@ void ing_server_stop(ing_server *srv);
 
 /* ing_server_free stops (if needed) and frees srv; NULL is a no-op. */
 void ing_server_free(ing_server *srv);
+
+/* ing_server_drain_wait begins draining srv and blocks until requests in
+ * flight have finished, PF_DRAIN_GRACE_MS has passed, or a signal of set
+ * (blocked by the caller) arrives.  Call from the main thread only. */
+void ing_server_drain_wait(ing_server *srv, const sigset_t *set);
 
 /* ing_cmd is `planktonfly ingress`: argv[0] is "ingress". */
 int ing_cmd(int argc, char **argv);
