@@ -482,6 +482,36 @@ def raw_request_head(host, port, path, body_len, headers):
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def open_stream(base_url, key, model, messages, rcvbuf=None):
+    """Send a streaming chat request on a raw socket and return it unread
+    (tests that hang up, read slowly or shrink the receive buffer)."""
+    host, port = base_url.split("//")[1].split("/")[0].split(":")
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(20)
+    s.connect((host, int(port)))
+    body = json.dumps({"model": model, "messages": messages,
+                       "stream": True}).encode()
+    s.sendall(raw_request_head(host, port, "/v1/chat/completions",
+                               len(body), {
+                                   "Authorization": "Bearer " + key,
+                                   "Content-Type": "application/json"})
+              + body)
+    return s
+
+
+def read_until(s, needle, cap=1 << 20):
+    """Read from s until needle arrives, EOF, or cap bytes."""
+    data = bytearray()
+    while needle not in data and len(data) < cap:
+        p = s.recv(65536)
+        if not p:
+            break
+        data += p
+    return bytes(data)
+
+
 def proc_rss_kb(proc):
     """VmRSS of a started Proc in KiB (0 if unknown)."""
     try:

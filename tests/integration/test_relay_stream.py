@@ -6,43 +6,14 @@ client does not read, the gateway's memory stays bounded, and the client
 later gets the whole stream).  Faults come from path knobs on the
 channels' base URLs; waits are bounds, the assertions are on the mock's
 final counters."""
-import json
 import socket
-import time
 
-from harness import (Harness, mock_knobs_url, mock_stats, proc_rss_kb,
-                     raw_request_head, wait_for)
+from harness import (Harness, mock_knobs_url, mock_stats, open_stream,
+                     proc_rss_kb, read_until, wait_for)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 SLOW_CHUNKS = 100      # x 100 ms: 10 s if nobody cancels
 BIG_CHUNKS = 40000     # x 1 KiB: ~48 MB of events, more than all buffers
-
-
-def open_stream(base_url, key, model, rcvbuf=None):
-    host, port = base_url.split("//")[1].split("/")[0].split(":")
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(20)
-    s.connect((host, int(port)))
-    body = json.dumps({"model": model, "messages": MESSAGES,
-                       "stream": True}).encode()
-    s.sendall(raw_request_head(host, port, "/v1/chat/completions",
-                               len(body), {
-                                   "Authorization": "Bearer " + key,
-                                   "Content-Type": "application/json"})
-              + body)
-    return s
-
-
-def read_until(s, needle, cap=1 << 20):
-    data = bytearray()
-    while needle not in data and len(data) < cap:
-        p = s.recv(65536)
-        if not p:
-            break
-        data += p
-    return bytes(data)
 
 
 with Harness() as h:
@@ -73,7 +44,7 @@ with Harness() as h:
         return s["completed"] + s["incomplete"] >= 1
 
     # --- disconnect after the first event -------------------------------
-    s = open_stream(g.base_url, g.key, "slow")
+    s = open_stream(g.base_url, g.key, "slow", MESSAGES)
     first = read_until(s, b'"content":"tok0')
     t.ok(b" 200 " in first.split(b"\r\n", 1)[0]
          and b'"content":"tok0' in first,
@@ -89,7 +60,7 @@ with Harness() as h:
          f"chunks_sent {st['chunks_sent']}")
 
     # --- disconnect before the first byte (connection parked) -----------
-    s = open_stream(g.base_url, g.key, "parked")
+    s = open_stream(g.base_url, g.key, "parked", MESSAGES)
     wait_for(lambda: mock_stats(parked)["requests"] >= 1, timeout=10)
     s.close()
     wait_for(lambda: ended(parked), timeout=SLOW_CHUNKS * 0.1 + 12)
@@ -104,7 +75,7 @@ with Harness() as h:
 
     # --- slow client: back-pressure -------------------------------------
     rss0 = proc_rss_kb(g.proc)
-    s = open_stream(g.base_url, g.key, "big")
+    s = open_stream(g.base_url, g.key, "big", MESSAGES)
     got = read_until(s, b'"content":"tok1 ', cap=64 * 1024)
     t.ok(b'"content":"tok' in got, "big stream started")
     # stop reading until the upstream is stalled (no progress across a

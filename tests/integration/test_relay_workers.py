@@ -6,42 +6,17 @@ hangs up cancels the upstream transfer on whichever worker runs it
 a killed worker leaves the other serving.  The hang-ups are repeated
 against `serve` with PF_WORKER_THREADS=1 and 2."""
 import atexit
-import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 
-from harness import (Harness, fetch, mock_knobs_url, mock_stats,
-                     raw_request_head, wait_for)
+from harness import (Harness, fetch, mock_knobs_url, mock_stats, open_stream,
+                     read_until, wait_for)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 STREAMS = 6
 SLOW_CHUNKS = 100  # x 100 ms
-
-
-def open_stream(base_url, key, model):
-    host, port = base_url.split("//")[1].split("/")[0].split(":")
-    s = socket.create_connection((host, int(port)), timeout=20)
-    body = json.dumps({"model": model, "messages": MESSAGES,
-                       "stream": True}).encode()
-    s.sendall(raw_request_head(host, port, "/v1/chat/completions",
-                               len(body), {
-                                   "Authorization": "Bearer " + key,
-                                   "Content-Type": "application/json"})
-              + body)
-    return s
-
-
-def read_until(s, needle, cap=1 << 20):
-    data = bytearray()
-    while needle not in data and len(data) < cap:
-        p = s.recv(65536)
-        if not p:
-            break
-        data += p
-    return bytes(data)
 
 
 with Harness() as h:
@@ -100,7 +75,7 @@ with Harness() as h:
     # hang up on several slow streams at once; with two workers some of
     # them run on each, and every cancel must reach its own worker
     def hang_ups(base, k, mock, model, what):
-        socks = [open_stream(base, k, model) for _ in range(STREAMS)]
+        socks = [open_stream(base, k, model, MESSAGES) for _ in range(STREAMS)]
         firsts = [read_until(s, b'"content":"tok0') for s in socks]
         t.ok(all(b'"content":"tok0' in f for f in firsts),
              f"{what}: {STREAMS} slow streams started")
