@@ -88,6 +88,8 @@
 #define PF_LOADGEN_CONNS_MAX 100000u /* --connections */
 #define PF_LOADGEN_THREADS_MAX 64u   /* --threads */
 #define PF_LOADGEN_EXTRA_HEADERS_MAX 8192u /* bytes of -H headers */
+/* x-request-id the bench keeps per answer for --check-billing */
+#define PF_LOADGEN_REQUEST_ID_MAX 64u
 
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */

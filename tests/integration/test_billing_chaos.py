@@ -51,7 +51,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Harness, fetch, free_port, mock_knobs_url,  # noqa: E402
-                     parse_sse, tap_todo, wait_for)
+                     parse_sse, spool_setting, tap_todo, wait_for)
 
 QPU = 500000  # PF_QUOTA_PER_UNIT default
 INITIAL = 10 ** 12
@@ -441,9 +441,7 @@ def run(h, t, tmp):
     rng = random.Random(seed)
     t.diag(f"seed {seed} (CHAOS_SEED={seed} repeats this run's choices)")
 
-    r = h.run(["ingress", "--help"])
-    m = re.search(r"\b(PF_[A-Z_]*SPOOL[A-Z_]*)\b", r.stdout + r.stderr)
-    spool_key = m.group(1) if m else None
+    spool_key = spool_setting(h)
     billing = spool_key is not None
     if not billing:
         t.diag("ingress has no PF_*SPOOL* setting: the ingress side of "
