@@ -579,6 +579,22 @@ json_hist(FILE *f, const char *name, const lg_hist *h, int last)
 	fprintf(f, ", \"max\": %" PRIu64 "}%s\n", h->max, last ? "" : ",");
 }
 
+/* Writes s as the inside of a JSON string (quotes, backslashes and
+ * control characters escaped). */
+static void
+json_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+}
+
 static int
 write_json(const lg_opts *o, const totals *t, const lg_billing_result *br,
     const char *billing_note)
@@ -636,10 +652,11 @@ write_json(const lg_opts *o, const totals *t, const lg_billing_result *br,
 	    ", \"completion_tokens\": %" PRId64 "},\n",
 	    s->billed_requests, s->usage_missing, s->prompt_tokens,
 	    s->completion_tokens);
-	if (billing_note)
-		fprintf(
-		    f, "  \"billing\": {\"error\": \"%s\"},\n", billing_note);
-	else if (br)
+	if (billing_note) {
+		fprintf(f, "  \"billing\": {\"error\": \"");
+		json_text(f, billing_note);
+		fprintf(f, "\"},\n");
+	} else if (br)
 		fprintf(f,
 		    "  \"billing\": {\"ok\": %s, \"why\": \"%s\", "
 		    "\"checked\": %" PRId64 ", \"found\": %" PRId64
