@@ -28,8 +28,9 @@ per-call prices.
 
 Bounded by default (~2000 requests, a few kills each); knobs for the long
 form (scripts/chaos): CHAOS_REQUESTS, CHAOS_DURATION_S (> 0: run for that
-long instead of a count), CHAOS_THREADS, CHAOS_KILLS (kills per victim),
-CHAOS_SEED.  No timing assertions: every wait is a bound with a message.
+long instead of a count), CHAOS_RATE (> 0: requests per second at fixed
+intervals, open loop up to CHAOS_THREADS in flight; 0: closed loop),
+CHAOS_THREADS, CHAOS_KILLS (kills per victim), CHAOS_SEED.  No timing assertions: every wait is a bound with a message.
 
 While the ingress side of billing is not built (no PF_*SPOOL* setting in
 `planktonfly ingress --help`), the billing assertions are reported as TODO
@@ -438,6 +439,7 @@ def run(h, t, tmp):
     duration = env_int("CHAOS_DURATION_S", 0)
     threads = env_int("CHAOS_THREADS", 12)
     kills = env_int("CHAOS_KILLS", 2)
+    rate = env_int("CHAOS_RATE", 0)
     rng = random.Random(seed)
     t.diag(f"seed {seed} (CHAOS_SEED={seed} repeats this run's choices)")
 
@@ -466,7 +468,8 @@ def run(h, t, tmp):
              step=0.2)
 
     calm(h, t, check, db, dep, books, rng, billing)
-    outcome = chaos(h, t, dep, books, rng, n_req, duration, threads, kills)
+    outcome = chaos(h, t, dep, books, rng, n_req, duration, threads, kills,
+                    rate)
     settle_and_check(h, t, check, db, dep, books, outcome, billing)
 
 
@@ -569,19 +572,15 @@ def calm(h, t, check, db, dep, books, rng, billing):
 # --- 2. chaos -------------------------------------------------------------------
 
 
-def chaos(h, t, dep, books, rng, n_req, duration, threads, kills):
+def chaos(h, t, dep, books, rng, n_req, duration, threads, kills, rate):
     victims = []
     for _ in range(kills):
         victims += ["accountant", rng.choice(["w1", "w2"]), "ingress"]
     rng.shuffle(victims)
     # kill points: fractions of the load (count or time), random and sorted
     points = sorted(rng.uniform(0.05, 0.85) for _ in victims)
-    specs = []
-    for _ in range(n_req if not duration else 10 ** 7):
-        s = make_spec(rng, books, hangup=rng.random() < 0.04)
-        specs.append(s)
-        if duration and len(specs) >= 200000:
-            break
+    spec_rng = random.Random(rng.random())
+    limit = n_req if not duration else 10 ** 9
     results = []
     lock = threading.Lock()
     state = {"next": 0, "done": 0, "refused": 0, "stop": False}
@@ -589,13 +588,17 @@ def chaos(h, t, dep, books, rng, n_req, duration, threads, kills):
 
     def take():
         with lock:
-            if state["stop"] or state["next"] >= len(specs):
+            if state["stop"] or state["next"] >= limit:
                 return None
             if duration and time.monotonic() - t_start >= duration:
                 return None
-            s = specs[state["next"]]
+            k = state["next"]
             state["next"] += 1
-            return s
+            s = make_spec(spec_rng, books, hangup=spec_rng.random() < 0.04)
+        if rate:  # open loop: request k is due at k / rate
+            due = t_start + k / rate
+            time.sleep(max(0.0, due - time.monotonic()))
+        return s
 
     def client():
         while True:
@@ -621,7 +624,7 @@ def chaos(h, t, dep, books, rng, n_req, duration, threads, kills):
         if duration:
             return (time.monotonic() - t_start) / duration
         with lock:
-            return state["done"] / max(1, len(specs))
+            return state["done"] / max(1, limit)
 
     log = []
 
@@ -647,7 +650,7 @@ def chaos(h, t, dep, books, rng, n_req, duration, threads, kills):
     for th in ths:
         th.start()
     kt.start()
-    bound = (duration or 0) + 60 + n_req * 0.2
+    bound = (duration or 0) + 60 + (0 if duration else n_req * 0.2)
     for th in ths:
         th.join(max(1.0, bound - (time.monotonic() - t_start)))
     hung = sum(th.is_alive() for th in ths)
