@@ -1,6 +1,7 @@
 /*
- * serve.c -- `planktonfly serve`: the worker and the ingress in one
- * process, wired over inproc:// (PF_WORKER_URL, PF_REPLY_URL defaults).
+ * serve.c -- `planktonfly serve`: the accountant, the worker and the
+ * ingress in one process, wired over inproc:// (PF_ACCOUNTANT_URL,
+ * PF_ACCOUNTANT_PUB_URL, PF_WORKER_URL, PF_REPLY_URL defaults).
  */
 #include <pthread.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accountant/actor.h"
 #include "cmd/serve.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -23,8 +25,10 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: planktonfly serve [--config FILE]\n\n"
-	    "Runs every role in one process: the HTTP ingress on PF_LISTEN\n"
-	    "and a worker, connected over inproc://.  SIGTERM/SIGINT drain:\n"
+	    "Runs every role in one process: the accountant (event log in\n"
+	    "PF_ACCOUNTANT_LOG_DIR), a worker and the HTTP ingress on\n"
+	    "PF_LISTEN (usage spool in PF_SPOOL_DIR), connected over\n"
+	    "inproc://.  SIGTERM/SIGINT drain:\n"
 	    "new requests get 503 while requests in flight finish (a second\n"
 	    "signal stops at once).\n\n"
 	    "options:\n"
@@ -38,6 +42,8 @@ pf_cmd_serve(int argc, char **argv)
 {
 	pf_config cfg;
 	int rc;
+	acct_accountant *acct = NULL;
+	char errbuf[512];
 	wrk_worker *wrk = NULL;
 	ing_server *srv = NULL;
 	sigset_t set;
@@ -55,15 +61,24 @@ pf_cmd_serve(int argc, char **argv)
 	/* before any thread starts, so every thread inherits the mask */
 	pf_cli_block_signals(&set);
 
+	/* first: the ingress's billing dials it (and would wait for it) */
+	err = acct_accountant_start(&cfg, &acct, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		pf_error("PF-SERVE-ACCOUNTANT", "err=\"%s\" msg=\"%s\"",
+		    pf_strerror(err), errbuf);
+		return 1;
+	}
 	err = wrk_worker_start(&cfg, &wrk);
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-WORKER", "err=\"%s\"", pf_strerror(err));
+		acct_accountant_stop(acct);
 		return 1;
 	}
 	err = ing_server_start(&cfg, &srv);
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-INGRESS", "err=\"%s\"", pf_strerror(err));
 		wrk_worker_free(wrk);
+		acct_accountant_stop(acct);
 		return 1;
 	}
 	pf_info("PF-SERVE-READY", "listen=%s port=%u", cfg.listen,
@@ -72,7 +87,9 @@ pf_cmd_serve(int argc, char **argv)
 	sigwait(&set, &sig);
 	pf_info("PF-SERVE-STOP", "signal=%d", sig);
 	ing_server_drain_wait(srv, &set);
+	/* the ingress flushes its spool to the accountant as it stops */
 	ing_server_free(srv);
 	wrk_worker_free(wrk);
+	acct_accountant_stop(acct);
 	return 0;
 }

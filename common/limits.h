@@ -112,4 +112,19 @@
  * under PF_MSG_OBJECTS_MAX) */
 #define PF_USAGE_BATCH_MAX 128u
 
+/* Ingress billing (ingress/billing.c) */
+#define PF_BILLING_CONTEXTS 64u         /* accountant requests in flight */
+#define PF_BILLING_TIMEOUT_MS 5000u     /* usage send: resend after */
+#define PF_BILLING_GRANT_WAIT_MS 1000u  /* a request waits for credit */
+#define PF_BILLING_RETRY_MS 1000u       /* unacked usage: resend after */
+#define PF_BILLING_RENEW_MS 10000u      /* renew grants while holding */
+#define PF_BILLING_IDLE_MS 10000u       /* release credit unused this long */
+#define PF_BILLING_DENY_MS 1000u        /* "no credit" trusted this long */
+#define PF_BILLING_GRANT_AHEAD 4        /* ask for 1 + this many estimates */
+#define PF_BILLING_CREDITS_MAX 1000000u /* (user, token) credits kept */
+#define PF_BILLING_PENDING_MAX 1000000u /* usage events awaiting an ack */
+/* completion tokens held when a request names no max_tokens */
+#define PF_BILLING_DEFAULT_COMPLETION 4096
+#define PF_BILLING_COMPLETION_MAX 10000000 /* max_tokens taken at most */
+
 #endif /* PF_COMMON_LIMITS_H */

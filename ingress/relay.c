@@ -431,6 +431,27 @@ hung_up(int fd)
 	    && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
+/* report_lost gives the end hook a relay.end for a flight the sweeper
+ * gives up on (reason worker_lost, seq = relay.data received), so
+ * whoever holds something for it (billing) hears of it. */
+static void
+report_lost(ing_relay *r, ing_flight *f)
+{
+	pf_relay_end e = { .reason = PF_END_WORKER_LOST };
+	int ended;
+
+	pthread_mutex_lock(&f->mu);
+	memcpy(e.id, f->id, PF_ID_LEN);
+	e.seq = f->next_seq;
+	ended = f->ended;
+	pthread_mutex_unlock(&f->mu);
+	e.error = (pf_bytes) { (const uint8_t *)"", 0 };
+	pthread_mutex_lock(&r->mu);
+	if (!ended && r->end_hook != NULL)
+		r->end_hook(r->end_arg, &e);
+	pthread_mutex_unlock(&r->mu);
+}
+
 static void
 sweep(ing_relay *r)
 {
@@ -441,6 +462,7 @@ sweep(ing_relay *r)
 	for (size_t i = 0; i < n; i++) {
 		ing_flight *f = v[i];
 		if (f->deadline_ms + PF_RELAY_GRACE_MS < now) {
+			report_lost(r, f);
 			end_flight(r, f, PF_END_WORKER_LOST,
 			    "no answer from the worker before the deadline");
 		} else {

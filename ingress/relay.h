@@ -138,7 +138,9 @@ void ing_flight_took_locked(ing_flight *f, size_t n);
 /*
  * ing_relay_set_end_hook makes the reply thread call fn(arg, e) for every
  * relay.end it receives (also for flights already forgotten), before the
- * flight sees it (under the relay's table lock: fn must not block or
+ * flight sees it, and for every flight its sweeper ends without one (a
+ * made-up relay.end: reason PF_END_WORKER_LOST, seq = relay.data
+ * received, no usage, no attempts) (under the relay's table lock: fn must not block or
  * call back into the relay).  Once a call with fn NULL returns, no hook
  * call is running.
  */
