@@ -42,10 +42,8 @@ def run(h, t, tmp):
             return t.ok(cond, desc, diag)
         return tap_todo(t, cond, desc, "ingress billing pending", diag)
 
-    serve_env = {}
-    if billing:
-        serve_env = {spool_key: os.path.join(tmp, "spool"),
-                     "PF_ACCOUNTANT_LOG_DIR": os.path.join(tmp, "acct")}
+    # serve: the harness gives it spool and event-log directories of its
+    # own
 
     def prepare(g):
         h.admin(g.db, "price-set", "--model", MODEL, "--input", "0.7",
@@ -61,7 +59,7 @@ def run(h, t, tmp):
                 "--base-url", g.mock_url, "--key", "k", "--models", MODEL,
                 "--group", "odd")
 
-    g = h.gateway(models=MODEL, serve_env=serve_env,
+    g = h.gateway(models=MODEL,
                   mock_args=["--chunks", "9"], prepare=prepare)
     def bench(url, *args):
         r = h.run(["bench", "--url", url, "--key", g.bench_key, "--model",
