@@ -328,6 +328,11 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 		err = PF_EEXIST;
 		goto out;
 	}
+	/* the accountant has not acked for long: stop taking more */
+	if (b->n_pending >= PF_BILLING_PENDING_MAX) {
+		err = PF_EAGAIN;
+		goto out;
+	}
 	c = credit_get(b, t->user_id, t->token_id);
 	if (c == NULL) {
 		err = PF_ENOMEM;
@@ -497,9 +502,7 @@ slot_cb(void *arg)
 	if (!s->receiving) {
 		if (rv == 0) {
 			s->receiving = 1;
-			nng_aio_set_timeout(s->aio,
-			    s->kind == SLOT_GRANT ? PF_BILLING_GRANT_WAIT_MS
-			                          : PF_BILLING_TIMEOUT_MS);
+			nng_aio_set_timeout(s->aio, PF_BILLING_TIMEOUT_MS);
 			nng_ctx_recv(s->ctx, s->aio);
 			return;
 		}
@@ -653,7 +656,7 @@ send_asks(ing_billing *b)
 		m.u.grant_request.token_id = c->token_id;
 		m.u.grant_request.amount = s->amount;
 		pthread_mutex_unlock(&b->mu);
-		if (slot_send(b, s, &m, PF_BILLING_GRANT_WAIT_MS) != 0)
+		if (slot_send(b, s, &m, PF_BILLING_TIMEOUT_MS) != 0)
 			slot_fail(b, s);
 	}
 }

@@ -105,7 +105,8 @@ int64_t ing_billing_prompt_tokens(const char *body, size_t len);
  * that wait.  On PF_OK the request is open: end it with a relay.end
  * (ing_billing_end_cb) or ing_billing_abort.  Errors: PF_EDENIED (the
  * accountant granted too little: insufficient quota), PF_EAGAIN (no
- * answer from the accountant in time), PF_EEXIST (id already open),
+ * answer from the accountant in time, or PF_BILLING_PENDING_MAX usage
+ * events still wait for its ack), PF_EEXIST (id already open),
  * PF_ECLOSED (stopping), PF_ENOMEM.
  */
 PF_NODISCARD pf_err ing_billing_admit(ing_billing *b, const ing_bill_ticket *t);
