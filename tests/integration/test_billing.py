@@ -290,6 +290,11 @@ with Harness() as h:
          "upstream_error", f"{st} {ev}")
 
     # --- spool: the accountant is down -------------------------------------
+    # a request first: credit unused for 10 s was released, and this one
+    # asks for more (ahead of what it needs) while the accountant is up
+    warm = chat(sp.base, akey, {"model": "m", "messages": MSGS,
+                                "max_tokens": 10})[0]
+    t.eq(warm, 200, "a request before the accountant goes down")
     before = user_quota(h, db, alice)
     sp.acct.stop(signal.SIGKILL)
     rids = []
@@ -314,6 +319,9 @@ with Harness() as h:
          "acked spool segments are deleted", sp.spool_files())
 
     # --- spool: the ingress restarts with events not acked ------------------
+    warm = chat(sp.base, akey, {"model": "m", "messages": MSGS,
+                                "max_tokens": 10})[0]
+    t.eq(warm, 200, "a request before the accountant goes down again")
     before = user_quota(h, db, alice)
     sp.acct.stop(signal.SIGKILL)
     rids = []
