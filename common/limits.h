@@ -115,7 +115,7 @@
 /* Ingress billing (ingress/billing.c) */
 #define PF_BILLING_CONTEXTS 64u         /* accountant requests in flight */
 #define PF_BILLING_TIMEOUT_MS 5000u     /* usage send: resend after */
-#define PF_BILLING_GRANT_WAIT_MS 1000u  /* a request waits for credit */
+#define PF_BILLING_GRANT_WAIT_MS 3000u  /* a request waits for credit */
 #define PF_BILLING_RETRY_MS 1000u       /* unacked usage: resend after */
 #define PF_BILLING_RENEW_MS 10000u      /* renew grants while holding */
 #define PF_BILLING_IDLE_MS 10000u       /* release credit unused this long */

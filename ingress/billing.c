@@ -61,6 +61,7 @@ typedef struct open_req {
 	int64_t prompt_est;
 	int64_t started_ms, deadline_ms;
 	uint8_t stream;
+	ing_flight *flight; /* tracked: told when the event is durable */
 	struct open_req *next;
 } open_req;
 
@@ -81,6 +82,7 @@ typedef struct pending {
 	uint64_t seq; /* spool segment */
 	int64_t next_try_ms;
 	int inflight;
+	ing_flight *flight; /* until spooled: told ing_flight_billed */
 	struct pending *prev, *next;
 } pending;
 
@@ -296,6 +298,15 @@ pending_unlink(ing_billing *b, pending *p)
 	b->n_pending--;
 }
 
+/* refusal says whether a grant.reply status means "no credit for this
+ * (user, token)" rather than "cannot tell now". */
+static int
+refusal(int32_t status)
+{
+	return status == PF_OK || status == PF_ENOTFOUND || status == PF_EDENIED
+	    || status == PF_EINVAL;
+}
+
 /* --- admission (HTTP threads) ------------------------------------------ */
 
 pf_err
@@ -303,7 +314,7 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 {
 	int64_t deadline = now_ms() + PF_BILLING_GRANT_WAIT_MS;
 	pf_err err = PF_OK;
-	credit *c;
+	credit *c = NULL;
 	open_req *o;
 
 	o = calloc(1, sizeof(*o));
@@ -328,11 +339,17 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 		err = PF_EEXIST;
 		goto out;
 	}
+	/* the accountant has not acked for long: stop taking more */
+	if (b->n_pending >= PF_BILLING_PENDING_MAX) {
+		err = PF_EAGAIN;
+		goto out;
+	}
 	c = credit_get(b, t->user_id, t->token_id);
 	if (c == NULL) {
 		err = PF_ENOMEM;
 		goto out;
 	}
+	c->busy++; /* kept by the open request, else dropped at out */
 	for (;;) {
 		int64_t now = now_ms();
 		uint64_t gen;
@@ -372,14 +389,14 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 			err = PF_ECLOSED;
 			goto out;
 		}
-		if (c->gen == gen) {
-			err = PF_EAGAIN;
+		if (c->gen == gen || !refusal(c->status)) {
+			err = PF_EAGAIN; /* no answer, or no verdict */
 			goto out;
 		}
 	}
 	c->last_ms = now_ms();
 	o->cr = c;
-	c->busy++;
+	c = NULL;
 	unsigned k = id_bucket(o->id);
 	o->next = b->open[k];
 	b->open[k] = o;
@@ -387,6 +404,8 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 	b->st.admitted++;
 	o = NULL;
 out:
+	if (c != NULL)
+		c->busy--;
 	if (err == PF_EDENIED)
 		b->st.denied++;
 	else if (err == PF_EAGAIN)
@@ -394,6 +413,24 @@ out:
 	pthread_mutex_unlock(&b->mu);
 	free(o);
 	return err;
+}
+
+int
+ing_billing_track(
+    ing_billing *b, const uint8_t id[PF_ID_LEN], struct ing_flight *f)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&b->mu);
+	for (open_req *o = b->open[id_bucket(id)]; o != NULL; o = o->next) {
+		if (memcmp(o->id, id, PF_ID_LEN) == 0 && o->flight == NULL) {
+			o->flight = ing_flight_ref(f);
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	return found;
 }
 
 void
@@ -408,6 +445,8 @@ ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN])
 		o->cr->busy--;
 	}
 	pthread_mutex_unlock(&b->mu);
+	if (o != NULL)
+		ing_flight_unref(o->flight);
 	free(o);
 }
 
@@ -479,7 +518,9 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 			g = 0;
 		c->status = r->status;
 		ing_credit_grant(&c->c, g, expires);
-		if (r->status != PF_OK || g < c->ask_need)
+		/* no credit, or no such user/token: refused for a while; a
+		 * database error is the accountant's trouble, not a verdict */
+		if (refusal(r->status) && g < c->ask_need)
 			c->deny_until_ms = now + PF_BILLING_DENY_MS;
 		b->down_until_ms = 0;
 	}
@@ -497,9 +538,7 @@ slot_cb(void *arg)
 	if (!s->receiving) {
 		if (rv == 0) {
 			s->receiving = 1;
-			nng_aio_set_timeout(s->aio,
-			    s->kind == SLOT_GRANT ? PF_BILLING_GRANT_WAIT_MS
-			                          : PF_BILLING_TIMEOUT_MS);
+			nng_aio_set_timeout(s->aio, PF_BILLING_TIMEOUT_MS);
 			nng_ctx_recv(s->ctx, s->aio);
 			return;
 		}
@@ -653,7 +692,7 @@ send_asks(ing_billing *b)
 		m.u.grant_request.token_id = c->token_id;
 		m.u.grant_request.amount = s->amount;
 		pthread_mutex_unlock(&b->mu);
-		if (slot_send(b, s, &m, PF_BILLING_GRANT_WAIT_MS) != 0)
+		if (slot_send(b, s, &m, PF_BILLING_TIMEOUT_MS) != 0)
 			slot_fail(b, s);
 	}
 }
@@ -848,9 +887,14 @@ settle_locked(ing_billing *b, const end_note *n, int64_t now)
 	p = calloc(1, sizeof(*p));
 	if (p == NULL) {
 		pf_error("PF-BILL-NOMEM", "what=usage");
+		if (o->flight != NULL) {
+			ing_flight_billed(o->flight);
+			ing_flight_unref(o->flight);
+		}
 		free(o);
 		return NULL;
 	}
+	p->flight = o->flight;
 	memcpy(p->model, o->model, sizeof(p->model));
 	memcpy(p->u.event_id, o->id, PF_ID_LEN);
 	p->u.user_id = o->cr->user_id;
@@ -907,6 +951,14 @@ spool_events(ing_billing *b, pending *ps)
 		pf_error("PF-SPOOL-IO",
 		    "msg=\"usage events not durable; sent from memory\"");
 	b->last_append_ms = now_ms();
+	/* durable (or as good as it gets): the clients may see the ends */
+	for (p = ps; p != NULL; p = p->next) {
+		if (p->flight != NULL) {
+			ing_flight_billed(p->flight);
+			ing_flight_unref(p->flight);
+			p->flight = NULL;
+		}
+	}
 	pthread_mutex_lock(&b->mu);
 	for (p = ps; p != NULL; p = next) {
 		next = p->next;
@@ -1006,8 +1058,11 @@ tick(ing_billing *b, int64_t now)
 			} else if (idle && c->c.granted > 0 && !c->asking
 			    && n_rel < 64) {
 				rel_amount[n_rel] = ing_credit_release(&c->c);
-				if (rel_amount[n_rel] > 0)
+				if (rel_amount[n_rel] > 0) {
+					/* send_release below still uses it */
 					rel[n_rel++] = c;
+					c->busy++;
+				}
 			}
 			if (idle && c->c.granted == 0 && c->busy == 0
 			    && !c->asking && !c->queued
@@ -1041,8 +1096,12 @@ tick(ing_billing *b, int64_t now)
 		}
 	}
 	pthread_mutex_unlock(&b->mu);
-	for (size_t i = 0; i < n_rel; i++)
+	for (size_t i = 0; i < n_rel; i++) {
 		send_release(b, rel[i], rel_amount[i]);
+		pthread_mutex_lock(&b->mu);
+		rel[i]->busy--;
+		pthread_mutex_unlock(&b->mu);
+	}
 	if (ps != NULL)
 		spool_events(b, ps);
 }
@@ -1294,6 +1353,7 @@ free_all(ing_billing *b)
 		while (b->open[k] != NULL) {
 			open_req *o = b->open[k];
 			b->open[k] = o->next;
+			ing_flight_unref(o->flight);
 			free(o);
 		}
 	}

@@ -44,6 +44,7 @@
 #include "common/msg.h"
 
 typedef struct ing_billing ing_billing;
+struct ing_flight;
 
 /* What the request path knows about a request when it admits it. */
 typedef struct ing_bill_ticket {
@@ -104,11 +105,24 @@ int64_t ing_billing_prompt_tokens(const char *body, size_t len);
  * waiting at most PF_BILLING_GRANT_WAIT_MS.  Blocks the caller only for
  * that wait.  On PF_OK the request is open: end it with a relay.end
  * (ing_billing_end_cb) or ing_billing_abort.  Errors: PF_EDENIED (the
- * accountant granted too little: insufficient quota), PF_EAGAIN (no
- * answer from the accountant in time), PF_EEXIST (id already open),
+ * accountant granted too little, or knows no such user or token:
+ * insufficient quota), PF_EAGAIN (no answer from the accountant in time,
+ * or it could not decide (its database is down), or PF_BILLING_PENDING_MAX usage
+ * events still wait for its ack), PF_EEXIST (id already open),
  * PF_ECLOSED (stopping), PF_ENOMEM.
  */
 PF_NODISCARD pf_err ing_billing_admit(ing_billing *b, const ing_bill_ticket *t);
+
+/*
+ * ing_billing_track ties the open request id to its flight (a reference
+ * is taken): once the request's usage event is durable in the spool the
+ * billing thread calls ing_flight_billed(f), so a client never sees a
+ * request complete whose event a SIGKILL could still lose.  Returns 1
+ * when tracked (set f->billing to it before the flight is shared), 0
+ * when id is not open.
+ */
+int ing_billing_track(
+    ing_billing *b, const uint8_t id[PF_ID_LEN], struct ing_flight *f);
 
 /* ing_billing_abort closes an open request that never reached a worker:
  * its hold is dropped and no usage event is written.  Unknown ids are

@@ -109,7 +109,7 @@ streaming(const ing_flight *f)
 int
 ing_flight_ready_locked(const ing_flight *f)
 {
-	if (f->failed || f->ended || f->client_gone)
+	if (f->failed || (f->ended && !f->billing) || f->client_gone)
 		return 1;
 	if (!f->responded)
 		return streaming(f);
@@ -124,6 +124,15 @@ wake(ing_flight *f)
 		f->suspended = 0;
 		f->resume(f->conn);
 	}
+}
+
+void
+ing_flight_billed(ing_flight *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->billing = 0;
+	wake(f);
+	pthread_mutex_unlock(&f->mu);
 }
 
 static void
@@ -493,6 +502,9 @@ ing_relay_close_all(ing_relay *r)
 	pthread_mutex_unlock(&r->mu);
 	n = collect(r, 0, &v);
 	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&v[i]->mu);
+		v[i]->billing = 0; /* every parked connection must wake */
+		pthread_mutex_unlock(&v[i]->mu);
 		end_flight(r, v[i], PF_END_WORKER_LOST, "server shutting down");
 		ing_flight_unref(v[i]);
 	}

@@ -64,6 +64,9 @@ typedef struct ing_flight {
 	size_t off, len, cap;
 	int ended;
 	int reason; /* pf_end_reason, valid when ended */
+	/* the end is not shown to the client until ing_flight_billed (its
+	 * usage event is durable in the spool); set before the send */
+	int billing;
 	int upstream_status;
 	int failed; /* cut: overflow or a protocol error */
 	char error[256];
@@ -94,6 +97,10 @@ PF_NODISCARD pf_err ing_relay_start(const pf_config *cfg, ing_relay **ret);
 ing_flight *ing_flight_new(const uint8_t id[PF_ID_LEN], int stream,
     int64_t deadline_ms, void *conn, void (*resume)(void *conn));
 
+/* ing_flight_billed clears f->billing and wakes a parked connection
+ * that now has its end to answer.  Takes f's lock. */
+void ing_flight_billed(ing_flight *f);
+
 /* ing_flight_ref adds a reference and returns f. */
 ing_flight *ing_flight_ref(ing_flight *f);
 
@@ -102,8 +109,9 @@ void ing_flight_unref(ing_flight *f);
 
 /*
  * ing_flight_ready_locked says (f locked) whether the HTTP side has
- * something to do: the flight ended or failed, or a streaming head came
- * (before the response), or queued bytes (after it).
+ * something to do: the flight ended (and is not waiting for billing) or
+ * failed, or a streaming head came (before the response), or queued
+ * bytes (after it).
  */
 int ing_flight_ready_locked(const ing_flight *f);
 
@@ -155,8 +163,8 @@ void ing_relay_forget(ing_relay *r, ing_flight *f);
 
 /*
  * ing_relay_close_all refuses new flights and ends every filed one
- * (PF_END_WORKER_LOST, "server shutting down"), waking parked
- * connections.  Call before stopping the HTTP daemon.
+ * (PF_END_WORKER_LOST, "server shutting down"; not waiting for billing),
+ * waking parked connections.  Call before stopping the HTTP daemon.
  */
 void ing_relay_close_all(ing_relay *r);
 

@@ -297,7 +297,7 @@ stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 		f->off += take;
 		ing_flight_took_locked(f, take);
 		n = (ssize_t)take;
-	} else if (f->ended) {
+	} else if (f->ended && !f->billing) {
 		n = f->reason == PF_END_DONE
 		    ? MHD_CONTENT_READER_END_OF_STREAM
 		    : MHD_CONTENT_READER_END_WITH_ERROR;
@@ -659,6 +659,9 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci != NULL)
 		st->flight->fd = ci->connect_fd;
+	/* the client sees the end once its usage event is durable */
+	st->flight->billing
+	    = ing_billing_track(st->srv->billing, st->id, st->flight);
 	err = ing_relay_send(st->srv->relay, st->flight, &m);
 	free(fh);
 	ing_snapshot_unref(snap);

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -289,6 +290,11 @@ with Harness() as h:
          "upstream_error", f"{st} {ev}")
 
     # --- spool: the accountant is down -------------------------------------
+    # a request first: credit unused for 10 s was released, and this one
+    # asks for more (ahead of what it needs) while the accountant is up
+    warm = chat(sp.base, akey, {"model": "m", "messages": MSGS,
+                                "max_tokens": 10})[0]
+    t.eq(warm, 200, "a request before the accountant goes down")
     before = user_quota(h, db, alice)
     sp.acct.stop(signal.SIGKILL)
     rids = []
@@ -313,6 +319,9 @@ with Harness() as h:
          "acked spool segments are deleted", sp.spool_files())
 
     # --- spool: the ingress restarts with events not acked ------------------
+    warm = chat(sp.base, akey, {"model": "m", "messages": MSGS,
+                                "max_tokens": 10})[0]
+    t.eq(warm, 200, "a request before the accountant goes down again")
     before = user_quota(h, db, alice)
     sp.acct.stop(signal.SIGKILL)
     rids = []
@@ -340,3 +349,32 @@ with Harness() as h:
          int(h.scalar(db, f"SELECT used_quota FROM users "
                           f"WHERE id = {alice}")),
          "alice: ledger total = used_quota")
+
+    # --- overdraft bound: many requests at once, balance for a few --------
+    # each request's estimate (prompt counted over the whole body +
+    # max_tokens) is above its cost, so the bound sum(max(0, c - e)) is 0
+    dave = h.admin(db, "user-create", "--username", "dave", "--quota", "150")
+    dkey = h.admin(db, "token-create", "--user", "dave", "--unlimited")
+    results = []
+
+    def one():
+        results.append(chat(sp.base, dkey, {"model": "m", "messages": MSGS,
+                                         "max_tokens": 10})[0])
+
+    threads = [threading.Thread(target=one) for _ in range(60)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    n_ok = results.count(200)
+    t.ok(n_ok >= 1 and results.count(429) >= 1
+         and all(c in (200, 429) for c in results),
+         "60 concurrent requests, balance for a few: some served, the "
+         "rest 429", sorted(results))
+    wait_for(lambda: int(h.scalar(db, "SELECT count(*) FROM usage_events "
+                                      f"WHERE user_id = {dave}")) >= n_ok,
+             timeout=20, step=0.2)
+    dq = user_quota(h, db, dave)
+    t.ok(dq >= 0 and dq == 150 - ledger_sum(h, db, dave),
+         "the balance never went below -bound (0 here) and equals "
+         "150 - the ledger", f"quota {dq} served {n_ok}")
