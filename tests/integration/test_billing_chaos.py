@@ -105,12 +105,6 @@ def money_cost(price, prompt, completion, ratio_ppm, qpu=QPU):
     return -(-num // 10 ** 18)
 
 
-# The ingress answers the client before the request's usage event is
-# durable in its spool: killed in between, the event is lost although the
-# client saw the answer complete.
-KNOWN_SPOOL_RACE = "known bug: usage spooled after the answer is sent"
-
-
 def missing_req(results, led, t0=0.0):
     """(description, Result) of every completed request not in led."""
     out = []
@@ -833,29 +827,13 @@ def settle_and_check(h, t, check, db, dep, books, outcome, billing):
         if got != want:
             wrong.append((r.rid, got, want))
     n_complete = sum(r.complete for r in results)
-    # A completed request whose ingress was SIGKILLed later may have lost
-    # its usage event if the ingress answered before the event was
-    # durable in its spool (the known bug below); one served by the
-    # ingress that lived to the end may not.
-    t0 = outcome["t_start"]
-    ing_kills = [k for v, k, _ in outcome["log"] if v == "ingress"]
-    survivors = [m for m, r in missing_req(results, led)
-                 if not any(k >= r.t1 - t0 for k in ing_kills)]
-    check(not survivors,
-          f"every request the client saw complete ({n_complete}) and "
-          f"whose ingress was not SIGKILLed afterwards is in the ledger",
-          f"{len(survivors)} missing, e.g. {survivors[:5]}")
-    if billing and missing:
-        tap_todo(t, False, "every request the client saw complete is in the "
-                           "ledger, also when its ingress is SIGKILLed just "
-                           "after answering",
-                 KNOWN_SPOOL_RACE,
-                 f"{len(missing)} missing, e.g. {missing[:5]}; kills "
-                 f"(victim, killed at, up again at): {outcome['log']}")
-    else:
-        check(not missing, "every request the client saw complete is in "
-                           "the ledger, also when its ingress is SIGKILLed "
-                           "just after answering")
+    # the ingress must not end an answer before its usage event is
+    # durable in the spool: killed right after, nothing may be lost
+    check(not missing,
+          f"every request the client saw complete ({n_complete}) is in "
+          f"the ledger, also when its ingress was SIGKILLed just after",
+          f"{len(missing)} missing, e.g. {missing[:5]}; kills (victim, "
+          f"killed at, up again at): {outcome['log']}")
     check(not wrong, "and billed its expected tokens and cost, end "
                      "reason done", f"{len(wrong)} wrong: {wrong[:5]}")
 
