@@ -14,77 +14,89 @@
 
 #include "common/ids.h"
 
-/* All usage events of a batch: the arrays are unnested into rows; only
- * the rows the ledger insert RETURNS (new events of existing users) feed
- * the balance updates, the hourly aggregate and the consume log. */
-static const char usage_sql[]
-    = "WITH e AS (SELECT * FROM unnest($1::text[], $2::int[], $3::int[], "
-      "$4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], "
-      "$9::bool[], $10::bigint[], $11::bigint[], $12::bigint[], "
-      "$13::bigint[], $14::bigint[], $15::bigint[], $16::text[], "
-      "$17::bigint[], $18::bigint[], $19::bool[]) AS t(event_id, user_id, "
-      "token_id, channel_id, model, prompt, completion, cached, estimated, "
-      "cost, pin, pout, pcached, pcall, ratio, reason, started, ended, "
-      "stream)),\n"
-      "ins AS (INSERT INTO usage_events (event_id, kind, user_id, "
-      "token_id, channel_id, model, prompt_tokens, completion_tokens, "
-      "cached_tokens, estimated, cost, price_input_micros, "
-      "price_output_micros, price_cached_micros, price_call_micros, "
-      "group_ratio_ppm, end_reason, started_at_ms, ended_at_ms, "
-      "created_at) "
-      "SELECT event_id, 'usage', user_id, token_id, channel_id, model, "
-      "prompt, completion, cached, estimated, cost, pin, pout, pcached, "
-      "pcall, ratio, reason, started, ended, $20 FROM e "
-      "WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = e.user_id) "
-      "ON CONFLICT (event_id) DO NOTHING "
-      "RETURNING event_id, user_id, token_id, channel_id, model, "
-      "prompt_tokens, completion_tokens, cost, end_reason, started_at_ms, "
-      "ended_at_ms),\n"
-      "us AS (UPDATE users SET quota = users.quota - s.c, "
-      "used_quota = users.used_quota + s.c, "
-      "request_count = users.request_count + s.n, updated_at = $20 "
-      "FROM (SELECT user_id, sum(cost) AS c, count(*) AS n FROM ins "
-      "GROUP BY user_id) s WHERE users.id = s.user_id "
-      "RETURNING users.id, users.quota, users.used_quota),\n"
-      "tk AS (UPDATE tokens SET remain_quota = CASE WHEN "
-      "tokens.unlimited_quota THEN tokens.remain_quota ELSE "
-      "tokens.remain_quota - s.c END, used_quota = tokens.used_quota + "
-      "s.c, accessed_at = $20 "
-      "FROM (SELECT token_id, sum(cost) AS c FROM ins WHERE token_id > 0 "
-      "GROUP BY token_id) s WHERE tokens.id = s.token_id "
-      "RETURNING tokens.id, tokens.remain_quota, tokens.unlimited_quota, "
-      "tokens.user_id),\n"
-      "ch AS (UPDATE channels SET used_quota = channels.used_quota + s.c "
-      "FROM (SELECT channel_id, sum(cost) AS c FROM ins WHERE channel_id > "
-      "0 GROUP BY channel_id) s WHERE channels.id = s.channel_id),\n"
-      "qd AS (INSERT INTO quota_data (user_id, username, model_name, "
-      "created_at, token_used, count, quota) "
-      "SELECT s.user_id, u.username, s.m, s.h, s.tok, s.n, s.c FROM "
-      "(SELECT user_id, left(model, 64) AS m, "
-      "(ended_at_ms / 3600000) * 3600 AS h, "
-      "sum(prompt_tokens + completion_tokens) AS tok, count(*) AS n, "
-      "sum(cost) AS c FROM ins GROUP BY 1, 2, 3) s "
-      "JOIN users u ON u.id = s.user_id "
-      "ON CONFLICT (user_id, model_name, created_at) DO UPDATE SET "
-      "token_used = quota_data.token_used + EXCLUDED.token_used, "
-      "count = quota_data.count + EXCLUDED.count, "
-      "quota = quota_data.quota + EXCLUDED.quota),\n"
-      "lg AS (INSERT INTO logs (user_id, created_at, type, content, "
-      "username, token_name, model_name, quota, prompt_tokens, "
-      "completion_tokens, use_time_ms, is_stream, channel_id, token_id, "
-      "request_id, end_reason) "
-      "SELECT i.user_id, i.ended_at_ms / 1000, 2, '', u.username, "
-      "coalesce(t.name, ''), i.model, i.cost, i.prompt_tokens, "
-      "i.completion_tokens, greatest(i.ended_at_ms - i.started_at_ms, 0), "
-      "e.stream, i.channel_id, i.token_id, i.event_id, i.end_reason "
-      "FROM ins i JOIN e ON e.event_id = i.event_id "
-      "JOIN users u ON u.id = i.user_id "
-      "LEFT JOIN tokens t ON t.id = i.token_id)\n"
-      "SELECT 1, event_id, 0, 0, 0 FROM ins "
-      "UNION ALL SELECT 2, id::text, quota, used_quota, 0 FROM us "
-      "UNION ALL SELECT 3, id::text, remain_quota, unlimited_quota::int, "
-      "user_id FROM tk";
-#define USAGE_NPARAMS 20
+/* The usage events of a batch are COPYed (binary) into this session's
+ * temporary table, emptied by every commit: no array text to build and
+ * parse, no WAL. */
+static const char stage_sql[]
+    = "CREATE TEMP TABLE IF NOT EXISTS acct_stage (event_id text, "
+      "user_id int, token_id int, channel_id int, model text, "
+      "prompt bigint, completion bigint, cached bigint, estimated bool, "
+      "cost bigint, pin bigint, pout bigint, pcached bigint, pcall bigint, "
+      "ratio bigint, reason text, started bigint, ended bigint, "
+      "stream bool) ON COMMIT DELETE ROWS";
+static const char copy_sql[] = "COPY acct_stage FROM STDIN (FORMAT binary)";
+#define STAGE_NCOLS 19
+
+/* All staged usage events: only the rows the ledger insert RETURNS (new
+ * events of existing users) feed the balance updates, the hourly
+ * aggregate and the consume log.  Two variants: with ON CONFLICT
+ * (event_id) DO NOTHING, and without it for batches expected to be new
+ * (no separate uniqueness probe per row; a repeat fails the statement
+ * with a unique violation and the batch is redone with the first). */
+#define USAGE_SQL(on_conflict)                                                 \
+	"WITH ins AS (INSERT INTO usage_events (event_id, kind, user_id, "     \
+	"token_id, channel_id, model, prompt_tokens, completion_tokens, "      \
+	"cached_tokens, estimated, cost, price_input_micros, "                 \
+	"price_output_micros, price_cached_micros, price_call_micros, "        \
+	"group_ratio_ppm, end_reason, started_at_ms, ended_at_ms, "            \
+	"created_at) "                                                         \
+	"SELECT event_id, 'usage', user_id, token_id, channel_id, model, "     \
+	"prompt, completion, cached, estimated, cost, pin, pout, pcached, "    \
+	"pcall, ratio, reason, started, ended, $1 FROM acct_stage e "          \
+	"WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = "                    \
+	"e.user_id) " on_conflict                                              \
+	"RETURNING event_id, user_id, token_id, channel_id, "                  \
+	"model, prompt_tokens, completion_tokens, cost, end_reason, "          \
+	"started_at_ms, ended_at_ms),\n"                                       \
+	"us AS (UPDATE users SET quota = users.quota - s.c, "                  \
+	"used_quota = users.used_quota + s.c, "                                \
+	"request_count = users.request_count + s.n, updated_at = $1 "          \
+	"FROM (SELECT user_id, sum(cost) AS c, count(*) AS n FROM ins "        \
+	"GROUP BY user_id) s WHERE users.id = s.user_id "                      \
+	"RETURNING users.id, users.quota, users.used_quota, "                  \
+	"users.username),\n"                                                   \
+	"tk AS (UPDATE tokens SET remain_quota = CASE WHEN "                   \
+	"tokens.unlimited_quota THEN tokens.remain_quota ELSE "                \
+	"tokens.remain_quota - s.c END, used_quota = tokens.used_quota + "     \
+	"s.c, accessed_at = $1 "                                               \
+	"FROM (SELECT token_id, sum(cost) AS c FROM ins WHERE token_id > 0 "   \
+	"GROUP BY token_id) s WHERE tokens.id = s.token_id "                   \
+	"RETURNING tokens.id, tokens.remain_quota, tokens.unlimited_quota, "   \
+	"tokens.user_id, tokens.name),\n"                                      \
+	"ch AS (UPDATE channels SET used_quota = channels.used_quota + s.c "   \
+	"FROM (SELECT channel_id, sum(cost) AS c FROM ins WHERE channel_id > " \
+	"0 GROUP BY channel_id) s WHERE channels.id = s.channel_id),\n"        \
+	"qd AS (INSERT INTO quota_data (user_id, username, model_name, "       \
+	"created_at, token_used, count, quota) "                               \
+	"SELECT s.user_id, u.username, s.m, s.h, s.tok, s.n, s.c FROM "        \
+	"(SELECT user_id, left(model, 64) AS m, "                              \
+	"(ended_at_ms / 3600000) * 3600 AS h, "                                \
+	"sum(prompt_tokens + completion_tokens) AS tok, count(*) AS n, "       \
+	"sum(cost) AS c FROM ins GROUP BY 1, 2, 3) s "                         \
+	"JOIN us u ON u.id = s.user_id "                                       \
+	"ON CONFLICT (user_id, model_name, created_at) DO UPDATE SET "         \
+	"token_used = quota_data.token_used + EXCLUDED.token_used, "           \
+	"count = quota_data.count + EXCLUDED.count, "                          \
+	"quota = quota_data.quota + EXCLUDED.quota),\n"                        \
+	"lg AS (INSERT INTO logs (user_id, created_at, type, content, "        \
+	"username, token_name, model_name, quota, prompt_tokens, "             \
+	"completion_tokens, use_time_ms, is_stream, channel_id, token_id, "    \
+	"request_id, end_reason) "                                             \
+	"SELECT i.user_id, i.ended_at_ms / 1000, 2, '', u.username, "          \
+	"coalesce(t.name, ''), i.model, i.cost, i.prompt_tokens, "             \
+	"i.completion_tokens, greatest(i.ended_at_ms - i.started_at_ms, 0), "  \
+	"e.stream, i.channel_id, i.token_id, i.event_id, i.end_reason "        \
+	"FROM ins i JOIN acct_stage e ON e.event_id = i.event_id "             \
+	"JOIN us u ON u.id = i.user_id "                                       \
+	"LEFT JOIN tk t ON t.id = i.token_id)\n"                               \
+	"SELECT 1, event_id, 0, 0, 0 FROM ins "                                \
+	"UNION ALL SELECT 2, id::text, quota, used_quota, 0 FROM us "          \
+	"UNION ALL SELECT 3, id::text, remain_quota, unlimited_quota::int, "   \
+	"user_id FROM tk"
+
+static const char usage_sql[] = USAGE_SQL("ON CONFLICT (event_id) DO NOTHING ");
+static const char usage_new_sql[] = USAGE_SQL("");
+#define USAGE_NPARAMS 1
 
 /* One payment: the ledger row, the credit, the order flip, the log. */
 static const char payment_sql[]
@@ -121,7 +133,11 @@ struct tbuf {
 
 struct acct_ledger {
 	PGconn *conn;
-	struct tbuf cols[USAGE_NPARAMS - 1];
+	struct tbuf copy; /* the binary COPY data of one batch */
+	struct tbuf ids;  /* a text array of event ids */
+	/* Batches left to run with ON CONFLICT after one found a repeat
+	 * (replays and retries come in runs); 0: expect new events. */
+	unsigned careful;
 	acct_user_balance *users;
 	size_t n_users, cap_users;
 	acct_token_balance *tokens;
@@ -130,6 +146,9 @@ struct acct_ledger {
 	int32_t *slots;
 	size_t n_slots;
 };
+
+/* Batches run with ON CONFLICT after a repeat was found. */
+#define CAREFUL_BATCHES 16u
 
 static const char *const reason_names[] = { "done", "client_gone",
 	"upstream_error", "timeout", "worker_lost", "no_channel" };
@@ -321,23 +340,6 @@ tb_sep(struct tbuf *b)
 	tb_put(b, b->len == 0 ? "{" : ",", 1);
 }
 
-static void
-tb_int(struct tbuf *b, int64_t v)
-{
-	char num[32];
-	int n = snprintf(num, sizeof(num), "%" PRId64, v);
-
-	tb_sep(b);
-	tb_put(b, num, (size_t)n);
-}
-
-static void
-tb_bool(struct tbuf *b, int v)
-{
-	tb_sep(b);
-	tb_put(b, v ? "t" : "f", 1);
-}
-
 /* An array element in double quotes with '"' and '\' escaped. */
 static void
 tb_text(struct tbuf *b, const void *s, size_t n)
@@ -419,6 +421,7 @@ acct_ledger_new(
 		int n;
 	} stmts[] = {
 		{ "acct_usage", usage_sql, USAGE_NPARAMS },
+		{ "acct_usage_new", usage_new_sql, USAGE_NPARAMS },
 		{ "acct_payment", payment_sql, PAYMENT_NPARAMS },
 		{ "acct_order", order_sql, 1 },
 		{ "acct_present", present_sql, 1 },
@@ -434,6 +437,10 @@ acct_ledger_new(
 	if (exec_simple(conn, "SET plan_cache_mode = force_generic_plan",
 	        errbuf, errlen)
 	    != PF_OK) {
+		acct_ledger_free(l);
+		return PF_EDB;
+	}
+	if (exec_simple(conn, stage_sql, errbuf, errlen) != PF_OK) {
 		acct_ledger_free(l);
 		return PF_EDB;
 	}
@@ -458,8 +465,8 @@ acct_ledger_free(acct_ledger *l)
 {
 	if (l == NULL)
 		return;
-	for (size_t i = 0; i < USAGE_NPARAMS - 1; i++)
-		free(l->cols[i].p);
+	free(l->copy.p);
+	free(l->ids.p);
 	free(l->users);
 	free(l->tokens);
 	free(l->slots);
@@ -604,6 +611,138 @@ take_rows(acct_ledger *l, acct_event *ev, PGresult *res)
 	return err;
 }
 
+/* ---- binary COPY rows (network byte order) ---- */
+
+static void
+cp_be(struct tbuf *b, uint64_t v, size_t n)
+{
+	char x[8];
+
+	for (size_t i = 0; i < n; i++)
+		x[i] = (char)(v >> (8 * (n - 1 - i)));
+	tb_put(b, x, n);
+}
+
+static void
+cp_int4(struct tbuf *b, int64_t v)
+{
+	cp_be(b, 4, 4);
+	cp_be(b, (uint64_t)v, 4);
+}
+
+static void
+cp_int8(struct tbuf *b, int64_t v)
+{
+	cp_be(b, 8, 4);
+	cp_be(b, (uint64_t)v, 8);
+}
+
+static void
+cp_bool(struct tbuf *b, int v)
+{
+	cp_be(b, 1, 4);
+	tb_put(b, v ? "\1" : "\0", 1);
+}
+
+static void
+cp_text(struct tbuf *b, const void *s, size_t n)
+{
+	cp_be(b, n, 4);
+	tb_put(b, s, n);
+}
+
+/* Stages the pending usage events of ev[0..n) (one COPY); *ret_count:
+ * how many. */
+static pf_err
+stage_usage(acct_ledger *l, acct_event *ev, size_t n, size_t *ret_count,
+    char *errbuf, size_t errlen)
+{
+	static const char header[] = "PGCOPY\n\377\r\n";
+	struct tbuf *b = &l->copy;
+	PGresult *res;
+	size_t count = 0;
+	pf_err err = PF_OK;
+
+	tb_reset(b);
+	tb_put(b, header, sizeof(header)); /* with its '\0' */
+	cp_be(b, 0, 4);                    /* flags */
+	cp_be(b, 0, 4);                    /* header extension length */
+	for (size_t i = 0; i < n; i++) {
+		const pf_usage *u;
+		const char *reason;
+
+		if (ev[i].outcome != ACCT_PENDING
+		    || ev[i].msg->kind != PF_MSG_USAGE)
+			continue;
+		u = &ev[i].msg->u.usage;
+		reason = acct_end_reason_name(u->reason);
+		cp_be(b, STAGE_NCOLS, 2);
+		cp_text(b, ev[i].id, strlen(ev[i].id));
+		cp_int4(b, u->user_id);
+		cp_int4(b, u->token_id);
+		cp_int4(b, u->channel_id);
+		cp_text(b, u->model.ptr, u->model.len);
+		cp_int8(b, u->tokens.prompt);
+		cp_int8(b, u->tokens.completion);
+		cp_int8(b, u->tokens.cached);
+		cp_bool(b, u->tokens.estimated != 0);
+		cp_int8(b, u->cost);
+		cp_int8(b, u->price_input);
+		cp_int8(b, u->price_output);
+		cp_int8(b, u->price_cached);
+		cp_int8(b, u->price_call);
+		cp_int8(b, u->group_ratio_ppm);
+		cp_text(b, reason, strlen(reason));
+		cp_int8(b, u->started_ms);
+		cp_int8(b, u->ended_ms);
+		cp_bool(b, u->stream != 0);
+		count++;
+	}
+	cp_be(b, 0xffff, 2); /* trailer: -1 */
+	*ret_count = count;
+	if (b->oom)
+		return PF_ENOMEM;
+	if (count == 0)
+		return PF_OK;
+	res = PQexec(l->conn, copy_sql);
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
+		err = result_err(res, "stage", errbuf, errlen);
+		PQclear(res);
+		return err;
+	}
+	PQclear(res);
+	/* A blocking connection: both return 1 or -1 (connection lost). */
+	if (PQputCopyData(l->conn, b->p, (int)b->len) != 1
+	    || PQputCopyEnd(l->conn, NULL) != 1) {
+		copy_err(errbuf, errlen, "stage", PQerrorMessage(l->conn));
+		return PF_EDB;
+	}
+	res = PQgetResult(l->conn);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+		err = result_err(res, "stage", errbuf, errlen);
+	PQclear(res);
+	/* drain: a COPY ends with one result, then NULL */
+	while ((res = PQgetResult(l->conn)) != NULL)
+		PQclear(res);
+	return err;
+}
+
+/* Whether res failed on a second copy of an event id (the optimistic
+ * statement met an event already in the ledger). */
+static int
+is_repeat(PGresult *res)
+{
+	const char *state
+	    = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *name
+	    = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+
+	return state != NULL && strcmp(state, "23505") == 0 && name != NULL
+	    && strcmp(name, "usage_events_event_id_key") == 0;
+}
+
+/* PF_EAGAIN: the optimistic statement met a repeat; the transaction is
+ * aborted and the caller redoes it carefully. */
 static pf_err
 apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
     char *errbuf, size_t errlen)
@@ -611,58 +750,29 @@ apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
 	const char *params[USAGE_NPARAMS];
 	char nowbuf[32];
 	PGresult *res;
-	size_t count = 0;
+	size_t count;
+	int careful = l->careful > 0;
 	pf_err err;
 
-	for (size_t c = 0; c < USAGE_NPARAMS - 1; c++)
-		tb_reset(&l->cols[c]);
-	for (size_t i = 0; i < n; i++) {
-		const pf_usage *u;
-		struct tbuf *c = l->cols;
-
-		if (ev[i].outcome != ACCT_PENDING
-		    || ev[i].msg->kind != PF_MSG_USAGE)
-			continue;
-		u = &ev[i].msg->u.usage;
-		tb_text(&c[0], ev[i].id, strlen(ev[i].id));
-		tb_int(&c[1], u->user_id);
-		tb_int(&c[2], u->token_id);
-		tb_int(&c[3], u->channel_id);
-		tb_text(&c[4], u->model.ptr, u->model.len);
-		tb_int(&c[5], u->tokens.prompt);
-		tb_int(&c[6], u->tokens.completion);
-		tb_int(&c[7], u->tokens.cached);
-		tb_bool(&c[8], u->tokens.estimated != 0);
-		tb_int(&c[9], u->cost);
-		tb_int(&c[10], u->price_input);
-		tb_int(&c[11], u->price_output);
-		tb_int(&c[12], u->price_cached);
-		tb_int(&c[13], u->price_call);
-		tb_int(&c[14], u->group_ratio_ppm);
-		tb_text(&c[15], acct_end_reason_name(u->reason),
-		    strlen(acct_end_reason_name(u->reason)));
-		tb_int(&c[16], u->started_ms);
-		tb_int(&c[17], u->ended_ms);
-		tb_bool(&c[18], u->stream != 0);
-		count++;
-	}
-	if (count == 0)
-		return PF_OK;
-	for (size_t c = 0; c < USAGE_NPARAMS - 1; c++) {
-		tb_close(&l->cols[c]);
-		if (l->cols[c].oom)
-			return PF_ENOMEM;
-		params[c] = l->cols[c].p;
-	}
+	err = stage_usage(l, ev, n, &count, errbuf, errlen);
+	if (err != PF_OK || count == 0)
+		return err;
 	snprintf(nowbuf, sizeof(nowbuf), "%" PRId64, now_s);
-	params[USAGE_NPARAMS - 1] = nowbuf;
-	res = PQexecPrepared(
-	    l->conn, "acct_usage", USAGE_NPARAMS, params, NULL, NULL, 0);
+	params[0] = nowbuf;
+	res = PQexecPrepared(l->conn, careful ? "acct_usage" : "acct_usage_new",
+	    USAGE_NPARAMS, params, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (!careful && is_repeat(res)) {
+			l->careful = CAREFUL_BATCHES;
+			PQclear(res);
+			return PF_EAGAIN;
+		}
 		err = result_err(res, "usage batch", errbuf, errlen);
 		PQclear(res);
 		return err;
 	}
+	if (careful)
+		l->careful--;
 	err = take_rows(l, ev, res);
 	PQclear(res);
 	return err;
@@ -767,7 +877,7 @@ static pf_err
 settle_rest(
     acct_ledger *l, acct_event *ev, size_t n, char *errbuf, size_t errlen)
 {
-	struct tbuf *b = &l->cols[0];
+	struct tbuf *b = &l->ids;
 	const char *param;
 	PGresult *res;
 	size_t count = 0;
@@ -795,8 +905,11 @@ settle_rest(
 	for (int r = 0; r < PQntuples(res); r++) {
 		int32_t j = slot_find(l, ev, PQgetvalue(res, r, 0), -1);
 
-		if (j >= 0 && ev[j].outcome == ACCT_PENDING)
+		if (j >= 0 && ev[j].outcome == ACCT_PENDING) {
 			ev[j].outcome = ACCT_PRESENT;
+			/* repeats come in runs (replays, retries) */
+			l->careful = CAREFUL_BATCHES;
+		}
 	}
 	PQclear(res);
 	for (size_t i = 0; i < n; i++) {
@@ -823,6 +936,16 @@ apply_tx(acct_ledger *l, acct_event *ev, size_t n, int flags, char *errbuf,
 	if (err != PF_OK)
 		return PF_EDB;
 	err = apply_usage(l, ev, n, now_s, errbuf, errlen);
+	if (err == PF_EAGAIN) {
+		/* A repeat: nothing was decided yet; again with ON CONFLICT
+		 * (l->careful is set now). */
+		err = exec_simple(l->conn, "ROLLBACK", errbuf, errlen);
+		if (err == PF_OK)
+			err = exec_simple(l->conn, "BEGIN", errbuf, errlen);
+		if (err != PF_OK)
+			return PF_EDB;
+		err = apply_usage(l, ev, n, now_s, errbuf, errlen);
+	}
 	for (size_t i = 0; i < n && err == PF_OK; i++) {
 		if (ev[i].outcome == ACCT_PENDING
 		    && ev[i].msg->kind == PF_MSG_PAYMENT)
