@@ -11,7 +11,12 @@
 --     through idx_logs_user (user_id, id) (the username names one user);
 --     a search by model alone is bounded by a time range
 --     (idx_logs_created).
+--   idx_usage_events_user (user_id, id): the ledger is read by event_id
+--     (repeats, replay) and summed whole (audits); a user's history is
+--     the consume log, idx_logs_user (one logs row per ledger row, with
+--     request_id = event_id).
 -- Kept: logs (id), (created_at, id), (user_id, id); usage_events (id),
--- (event_id) unique (exactly-once), (user_id, id) (a user's ledger).
+-- (event_id) unique (exactly-once).
 DROP INDEX IF EXISTS idx_logs_created_type;
 DROP INDEX IF EXISTS idx_logs_model_user;
+DROP INDEX IF EXISTS idx_usage_events_user;
