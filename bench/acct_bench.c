@@ -45,6 +45,22 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Prints the machine's load average (other processes skew the rates). */
+static void
+print_load(const char *when)
+{
+	char line[128] = "";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f != NULL) {
+		if (fgets(line, sizeof(line), f) == NULL)
+			line[0] = '\0';
+		fclose(f);
+	}
+	line[strcspn(line, "\n")] = '\0';
+	printf("load average %s: %s\n", when, line[0] ? line : "unknown");
+}
+
 static int
 die(const char *what, const char *msg)
 {
@@ -260,11 +276,35 @@ main(int argc, char **argv)
 		die("event log", log_dir);
 		goto out;
 	}
+	{
+		/* The durability settings decide what a commit costs: print
+		 * them with the numbers. */
+		PGresult *res;
+
+		if (acct_db_exec(conn,
+		        "SELECT 'PostgreSQL ' || "
+		        "current_setting('server_version') "
+		        "|| ', fsync=' || current_setting('fsync') "
+		        "|| ', synchronous_commit=' "
+		        "|| current_setting('synchronous_commit') "
+		        "|| ', full_page_writes=' "
+		        "|| current_setting('full_page_writes') "
+		        "|| ', shared_buffers=' "
+		        "|| current_setting('shared_buffers')",
+		        0, NULL, &res, errbuf, sizeof(errbuf))
+		    != PF_OK) {
+			die("settings", errbuf);
+			goto out;
+		}
+		printf("server: %s\n", acct_db_value(res, 0, 0));
+		acct_db_result_free(res);
+	}
 	printf("pf-acct-bench: %zu events batched (%zu per batch, log in "
 	       "%s), %zu events one transaction each, %" PRId64
 	       " users, %zu rounds\n",
 	    n_batch, batch, log_dir, n_single, users, rounds);
 	fflush(stdout);
+	print_load("before");
 	/* Interleaved rounds: both modes see the same machine load (other
 	 * processes come and go) and the same table sizes. */
 	tb = ts = 0;
@@ -314,6 +354,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	print_load("after");
 	rb = (double)n_batch / tb;
 	rs = (double)n_single / ts;
 	printf("batched:   %10.0f events/s (%.3f s)\n", rb, tb);
