@@ -14,27 +14,23 @@
 
 #include "common/ids.h"
 
-/* The usage events of a batch are COPYed (binary) into this session's
- * temporary table, emptied by every commit: no array text to build and
- * parse, no WAL. */
-static const char stage_sql[]
-    = "CREATE TEMP TABLE IF NOT EXISTS acct_stage (event_id text, "
-      "user_id int, token_id int, channel_id int, model text, "
-      "prompt bigint, completion bigint, cached bigint, estimated bool, "
-      "cost bigint, pin bigint, pout bigint, pcached bigint, pcall bigint, "
-      "ratio bigint, reason text, started bigint, ended bigint, "
-      "stream bool) ON COMMIT DELETE ROWS";
-static const char copy_sql[] = "COPY acct_stage FROM STDIN (FORMAT binary)";
-#define STAGE_NCOLS 19
-
-/* All staged usage events: only the rows the ledger insert RETURNS (new
+/* All usage events of a batch, as 19 arrays in binary format (no text
+ * to build or parse) unnested into rows: only the rows the ledger insert RETURNS (new
  * events of existing users) feed the balance updates, the hourly
  * aggregate and the consume log.  Two variants: with ON CONFLICT
  * (event_id) DO NOTHING, and without it for batches expected to be new
  * (no separate uniqueness probe per row; a repeat fails the statement
  * with a unique violation and the batch is redone with the first). */
 #define USAGE_SQL(on_conflict)                                                 \
-	"WITH ins AS (INSERT INTO usage_events (event_id, kind, user_id, "     \
+	"WITH e AS (SELECT * FROM unnest($2::text[], $3::int[], $4::int[], "   \
+	"$5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], "    \
+	"$10::bool[], $11::bigint[], $12::bigint[], $13::bigint[], "           \
+	"$14::bigint[], $15::bigint[], $16::bigint[], $17::text[], "           \
+	"$18::bigint[], $19::bigint[], $20::bool[]) AS t(event_id, user_id, "  \
+	"token_id, channel_id, model, prompt, completion, cached, estimated, " \
+	"cost, pin, pout, pcached, pcall, ratio, reason, started, ended, "     \
+	"stream)),\n"                                                          \
+	"ins AS (INSERT INTO usage_events (event_id, kind, user_id, "          \
 	"token_id, channel_id, model, prompt_tokens, completion_tokens, "      \
 	"cached_tokens, estimated, cost, price_input_micros, "                 \
 	"price_output_micros, price_cached_micros, price_call_micros, "        \
@@ -42,7 +38,7 @@ static const char copy_sql[] = "COPY acct_stage FROM STDIN (FORMAT binary)";
 	"created_at) "                                                         \
 	"SELECT event_id, 'usage', user_id, token_id, channel_id, model, "     \
 	"prompt, completion, cached, estimated, cost, pin, pout, pcached, "    \
-	"pcall, ratio, reason, started, ended, $1 FROM acct_stage e "          \
+	"pcall, ratio, reason, started, ended, $1 FROM e "                     \
 	"WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = "                    \
 	"e.user_id) " on_conflict                                              \
 	"RETURNING event_id, user_id, token_id, channel_id, "                  \
@@ -86,7 +82,7 @@ static const char copy_sql[] = "COPY acct_stage FROM STDIN (FORMAT binary)";
 	"coalesce(t.name, ''), i.model, i.cost, i.prompt_tokens, "             \
 	"i.completion_tokens, greatest(i.ended_at_ms - i.started_at_ms, 0), "  \
 	"e.stream, i.channel_id, i.token_id, i.event_id, i.end_reason "        \
-	"FROM ins i JOIN acct_stage e ON e.event_id = i.event_id "             \
+	"FROM ins i JOIN e ON e.event_id = i.event_id "                        \
 	"JOIN us u ON u.id = i.user_id "                                       \
 	"LEFT JOIN tk t ON t.id = i.token_id)\n"                               \
 	"SELECT 1, event_id, 0, 0, 0 FROM ins "                                \
@@ -96,7 +92,8 @@ static const char copy_sql[] = "COPY acct_stage FROM STDIN (FORMAT binary)";
 
 static const char usage_sql[] = USAGE_SQL("ON CONFLICT (event_id) DO NOTHING ");
 static const char usage_new_sql[] = USAGE_SQL("");
-#define USAGE_NPARAMS 1
+#define USAGE_NPARAMS 20
+#define USAGE_NCOLS (USAGE_NPARAMS - 1)
 
 /* One payment: the ledger row, the credit, the order flip, the log. */
 static const char payment_sql[]
@@ -133,8 +130,8 @@ struct tbuf {
 
 struct acct_ledger {
 	PGconn *conn;
-	struct tbuf copy; /* the binary COPY data of one batch */
-	struct tbuf ids;  /* a text array of event ids */
+	struct tbuf cols[USAGE_NCOLS]; /* binary arrays of one batch */
+	struct tbuf ids;               /* a text array of event ids */
 	/* Batches left to run with ON CONFLICT after one found a repeat
 	 * (replays and retries come in runs); 0: expect new events. */
 	unsigned careful;
@@ -440,10 +437,6 @@ acct_ledger_new(
 		acct_ledger_free(l);
 		return PF_EDB;
 	}
-	if (exec_simple(conn, stage_sql, errbuf, errlen) != PF_OK) {
-		acct_ledger_free(l);
-		return PF_EDB;
-	}
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
 		PGresult *res = PQprepare(
 		    conn, stmts[i].name, stmts[i].sql, stmts[i].n, NULL);
@@ -465,7 +458,8 @@ acct_ledger_free(acct_ledger *l)
 {
 	if (l == NULL)
 		return;
-	free(l->copy.p);
+	for (size_t i = 0; i < USAGE_NCOLS; i++)
+		free(l->cols[i].p);
 	free(l->ids.p);
 	free(l->users);
 	free(l->tokens);
@@ -611,62 +605,98 @@ take_rows(acct_ledger *l, acct_event *ev, PGresult *res)
 	return err;
 }
 
-/* ---- binary COPY rows (network byte order) ---- */
+/* ---- binary arrays (network byte order) ---- */
+
+/* PostgreSQL type oids of the array elements */
+#define OID_BOOL 16u
+#define OID_INT8 20u
+#define OID_INT4 23u
+#define OID_TEXT 25u
+#define ARRAY_HEAD 20u /* ndim, has-nulls, element type, length, lbound */
 
 static void
-cp_be(struct tbuf *b, uint64_t v, size_t n)
+put_be(char *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)(v >> (8 * (n - 1 - i)));
+}
+
+static void
+ar_be(struct tbuf *b, uint64_t v, size_t n)
 {
 	char x[8];
 
-	for (size_t i = 0; i < n; i++)
-		x[i] = (char)(v >> (8 * (n - 1 - i)));
+	put_be(x, v, n);
 	tb_put(b, x, n);
 }
 
+/* Starts an array: its head is written by ar_close. */
 static void
-cp_int4(struct tbuf *b, int64_t v)
+ar_open(struct tbuf *b)
 {
-	cp_be(b, 4, 4);
-	cp_be(b, (uint64_t)v, 4);
+	static const char zero[ARRAY_HEAD];
+
+	tb_reset(b);
+	tb_put(b, zero, sizeof(zero));
 }
 
 static void
-cp_int8(struct tbuf *b, int64_t v)
+ar_close(struct tbuf *b, uint32_t oid, size_t count)
 {
-	cp_be(b, 8, 4);
-	cp_be(b, (uint64_t)v, 8);
+	if (b->oom)
+		return;
+	put_be(b->p, 1, 4); /* one dimension */
+	put_be(b->p + 4, 0, 4);
+	put_be(b->p + 8, oid, 4);
+	put_be(b->p + 12, count, 4);
+	put_be(b->p + 16, 1, 4);
 }
 
 static void
-cp_bool(struct tbuf *b, int v)
+ar_int4(struct tbuf *b, int64_t v)
 {
-	cp_be(b, 1, 4);
+	ar_be(b, 4, 4);
+	ar_be(b, (uint64_t)v, 4);
+}
+
+static void
+ar_int8(struct tbuf *b, int64_t v)
+{
+	ar_be(b, 8, 4);
+	ar_be(b, (uint64_t)v, 8);
+}
+
+static void
+ar_bool(struct tbuf *b, int v)
+{
+	ar_be(b, 1, 4);
 	tb_put(b, v ? "\1" : "\0", 1);
 }
 
 static void
-cp_text(struct tbuf *b, const void *s, size_t n)
+ar_text(struct tbuf *b, const void *s, size_t n)
 {
-	cp_be(b, n, 4);
-	tb_put(b, s, n);
+	ar_be(b, n, 4);
+	if (n > 0)
+		tb_put(b, s, n);
 }
 
-/* Stages the pending usage events of ev[0..n) (one COPY); *ret_count:
+/* The element type of each usage column (parameters $2..$20). */
+static const uint32_t usage_oids[USAGE_NCOLS]
+    = { OID_TEXT, OID_INT4, OID_INT4, OID_INT4, OID_TEXT, OID_INT8, OID_INT8,
+	      OID_INT8, OID_BOOL, OID_INT8, OID_INT8, OID_INT8, OID_INT8,
+	      OID_INT8, OID_INT8, OID_TEXT, OID_INT8, OID_INT8, OID_BOOL };
+
+/* Fills l->cols with the pending usage events of ev[0..n); *ret_count:
  * how many. */
 static pf_err
-stage_usage(acct_ledger *l, acct_event *ev, size_t n, size_t *ret_count,
-    char *errbuf, size_t errlen)
+build_usage(acct_ledger *l, acct_event *ev, size_t n, size_t *ret_count)
 {
-	static const char header[] = "PGCOPY\n\377\r\n";
-	struct tbuf *b = &l->copy;
-	PGresult *res;
+	struct tbuf *c = l->cols;
 	size_t count = 0;
-	pf_err err = PF_OK;
 
-	tb_reset(b);
-	tb_put(b, header, sizeof(header)); /* with its '\0' */
-	cp_be(b, 0, 4);                    /* flags */
-	cp_be(b, 0, 4);                    /* header extension length */
+	for (size_t k = 0; k < USAGE_NCOLS; k++)
+		ar_open(&c[k]);
 	for (size_t i = 0; i < n; i++) {
 		const pf_usage *u;
 		const char *reason;
@@ -676,55 +706,34 @@ stage_usage(acct_ledger *l, acct_event *ev, size_t n, size_t *ret_count,
 			continue;
 		u = &ev[i].msg->u.usage;
 		reason = acct_end_reason_name(u->reason);
-		cp_be(b, STAGE_NCOLS, 2);
-		cp_text(b, ev[i].id, strlen(ev[i].id));
-		cp_int4(b, u->user_id);
-		cp_int4(b, u->token_id);
-		cp_int4(b, u->channel_id);
-		cp_text(b, u->model.ptr, u->model.len);
-		cp_int8(b, u->tokens.prompt);
-		cp_int8(b, u->tokens.completion);
-		cp_int8(b, u->tokens.cached);
-		cp_bool(b, u->tokens.estimated != 0);
-		cp_int8(b, u->cost);
-		cp_int8(b, u->price_input);
-		cp_int8(b, u->price_output);
-		cp_int8(b, u->price_cached);
-		cp_int8(b, u->price_call);
-		cp_int8(b, u->group_ratio_ppm);
-		cp_text(b, reason, strlen(reason));
-		cp_int8(b, u->started_ms);
-		cp_int8(b, u->ended_ms);
-		cp_bool(b, u->stream != 0);
+		ar_text(&c[0], ev[i].id, strlen(ev[i].id));
+		ar_int4(&c[1], u->user_id);
+		ar_int4(&c[2], u->token_id);
+		ar_int4(&c[3], u->channel_id);
+		ar_text(&c[4], u->model.ptr, u->model.len);
+		ar_int8(&c[5], u->tokens.prompt);
+		ar_int8(&c[6], u->tokens.completion);
+		ar_int8(&c[7], u->tokens.cached);
+		ar_bool(&c[8], u->tokens.estimated != 0);
+		ar_int8(&c[9], u->cost);
+		ar_int8(&c[10], u->price_input);
+		ar_int8(&c[11], u->price_output);
+		ar_int8(&c[12], u->price_cached);
+		ar_int8(&c[13], u->price_call);
+		ar_int8(&c[14], u->group_ratio_ppm);
+		ar_text(&c[15], reason, strlen(reason));
+		ar_int8(&c[16], u->started_ms);
+		ar_int8(&c[17], u->ended_ms);
+		ar_bool(&c[18], u->stream != 0);
 		count++;
 	}
-	cp_be(b, 0xffff, 2); /* trailer: -1 */
+	for (size_t k = 0; k < USAGE_NCOLS; k++) {
+		ar_close(&c[k], usage_oids[k], count);
+		if (c[k].oom)
+			return PF_ENOMEM;
+	}
 	*ret_count = count;
-	if (b->oom)
-		return PF_ENOMEM;
-	if (count == 0)
-		return PF_OK;
-	res = PQexec(l->conn, copy_sql);
-	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
-		err = result_err(res, "stage", errbuf, errlen);
-		PQclear(res);
-		return err;
-	}
-	PQclear(res);
-	/* A blocking connection: both return 1 or -1 (connection lost). */
-	if (PQputCopyData(l->conn, b->p, (int)b->len) != 1
-	    || PQputCopyEnd(l->conn, NULL) != 1) {
-		copy_err(errbuf, errlen, "stage", PQerrorMessage(l->conn));
-		return PF_EDB;
-	}
-	res = PQgetResult(l->conn);
-	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
-		err = result_err(res, "stage", errbuf, errlen);
-	PQclear(res);
-	/* drain: a COPY ends with one result, then NULL */
-	while ((res = PQgetResult(l->conn)) != NULL)
-		PQclear(res);
-	return err;
+	return PF_OK;
 }
 
 /* Whether res failed on a second copy of an event id (the optimistic
@@ -741,40 +750,138 @@ is_repeat(PGresult *res)
 	    && strcmp(name, "usage_events_event_id_key") == 0;
 }
 
-/* PF_EAGAIN: the optimistic statement met a repeat; the transaction is
- * aborted and the caller redoes it carefully. */
+/* Reads the results of a pipeline of nsent commands up to its sync; the
+ * result of command keep (TUPLES_OK) goes to *ret_rows.  Returns the
+ * first failed result in *ret_failed (or NULL).  0 when the pipeline was
+ * read to its end. */
+static int
+read_pipeline(PGconn *conn, int nsent, int keep, PGresult **ret_rows,
+    PGresult **ret_failed)
+{
+	int idx = 0, nulls = 0;
+
+	*ret_rows = NULL;
+	*ret_failed = NULL;
+	for (;;) {
+		PGresult *res = PQgetResult(conn);
+		ExecStatusType st;
+
+		if (res == NULL) {
+			/* one NULL ends each command's results; two in a row:
+			 * nothing more is coming (connection lost) */
+			if (++nulls > 1)
+				return -1;
+			continue;
+		}
+		nulls = 0;
+		st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			return idx == nsent ? 0 : -1;
+		}
+		if (idx == keep && st == PGRES_TUPLES_OK && *ret_rows == NULL) {
+			*ret_rows = res;
+		} else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK
+		    && st != PGRES_PIPELINE_ABORTED && *ret_failed == NULL) {
+			*ret_failed = res;
+		} else {
+			PQclear(res);
+		}
+		idx++;
+	}
+}
+
+/*
+ * Runs BEGIN, the usage statement over the pending usage events of
+ * ev[0..n) and, when end is "COMMIT" or "ROLLBACK", that too, as one
+ * pipeline: one round trip per batch.  With end NULL the transaction
+ * stays open.  On failure nothing is decided and no transaction is open.
+ * PF_EAGAIN: the optimistic statement met a repeat; redo (l->careful is
+ * set now).
+ */
 static pf_err
 apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
-    char *errbuf, size_t errlen)
+    const char *end, char *errbuf, size_t errlen)
 {
 	const char *params[USAGE_NPARAMS];
+	int lengths[USAGE_NPARAMS], formats[USAGE_NPARAMS];
 	char nowbuf[32];
-	PGresult *res;
+	PGconn *conn = l->conn;
+	PGresult *rows = NULL, *failed = NULL;
 	size_t count;
-	int careful = l->careful > 0;
+	int careful = l->careful > 0, nsent = 0, ok, whole;
 	pf_err err;
 
-	err = stage_usage(l, ev, n, &count, errbuf, errlen);
-	if (err != PF_OK || count == 0)
+	err = build_usage(l, ev, n, &count);
+	if (err != PF_OK)
 		return err;
 	snprintf(nowbuf, sizeof(nowbuf), "%" PRId64, now_s);
 	params[0] = nowbuf;
-	res = PQexecPrepared(l->conn, careful ? "acct_usage" : "acct_usage_new",
-	    USAGE_NPARAMS, params, NULL, NULL, 0);
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		if (!careful && is_repeat(res)) {
+	lengths[0] = 0;
+	formats[0] = 0; /* text */
+	for (size_t k = 0; k < USAGE_NCOLS; k++) {
+		params[k + 1] = l->cols[k].p;
+		lengths[k + 1] = (int)l->cols[k].len;
+		formats[k + 1] = 1; /* binary */
+	}
+	if (PQenterPipelineMode(conn) != 1) {
+		copy_err(errbuf, errlen, "pipeline", PQerrorMessage(conn));
+		return PF_EDB;
+	}
+	ok = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	nsent += ok;
+	if (ok && count > 0) {
+		ok = PQsendQueryPrepared(conn,
+		    careful ? "acct_usage" : "acct_usage_new", USAGE_NPARAMS,
+		    params, lengths, formats, 0);
+		nsent += ok;
+	}
+	if (ok && end != NULL) {
+		ok = PQsendQueryParams(conn, end, 0, NULL, NULL, NULL, NULL, 0);
+		nsent += ok;
+	}
+	if (ok)
+		ok = PQpipelineSync(conn);
+	if (!ok) {
+		copy_err(errbuf, errlen, "usage batch", PQerrorMessage(conn));
+		err = PF_EDB;
+	}
+	/* The results up to the sync; without one (connection lost) the
+	 * connection is unusable and the caller drops it. */
+	whole = ok
+	    && read_pipeline(conn, nsent, count > 0 ? 1 : -1, &rows, &failed)
+	        == 0;
+	if (PQexitPipelineMode(conn) != 1 && err == PF_OK) {
+		copy_err(errbuf, errlen, "pipeline", PQerrorMessage(conn));
+		err = PF_EDB;
+	}
+	if (err == PF_OK && failed != NULL) {
+		if (!careful && is_repeat(failed)) {
 			l->careful = CAREFUL_BATCHES;
-			PQclear(res);
-			return PF_EAGAIN;
+			err = PF_EAGAIN;
+		} else {
+			err = result_err(failed, "usage batch", errbuf, errlen);
 		}
-		err = result_err(res, "usage batch", errbuf, errlen);
-		PQclear(res);
+	} else if (err == PF_OK && !whole) {
+		copy_err(errbuf, errlen, "usage batch", PQerrorMessage(conn));
+		err = PF_EDB;
+	} else if (err == PF_OK && count > 0 && rows == NULL) {
+		copy_err(errbuf, errlen, "usage batch", "no rows returned");
+		err = PF_EDB;
+	}
+	PQclear(failed);
+	if (err != PF_OK) {
+		PQclear(rows);
+		if (PQstatus(conn) == CONNECTION_OK
+		    && PQtransactionStatus(conn) != PQTRANS_IDLE)
+			PQclear(PQexec(conn, "ROLLBACK"));
 		return err;
 	}
-	if (careful)
+	if (careful && count > 0)
 		l->careful--;
-	err = take_rows(l, ev, res);
-	PQclear(res);
+	if (rows != NULL)
+		err = take_rows(l, ev, rows);
+	PQclear(rows);
 	return err;
 }
 
@@ -929,35 +1036,41 @@ apply_tx(acct_ledger *l, acct_event *ev, size_t n, int flags, char *errbuf,
     size_t errlen)
 {
 	int64_t now_s = (int64_t)time(NULL);
+	size_t payments = 0;
+	const char *end;
 	pf_err err;
 
 	l->n_users = l->n_tokens = 0;
-	err = exec_simple(l->conn, "BEGIN", errbuf, errlen);
-	if (err != PF_OK)
-		return PF_EDB;
-	err = apply_usage(l, ev, n, now_s, errbuf, errlen);
-	if (err == PF_EAGAIN) {
-		/* A repeat: nothing was decided yet; again with ON CONFLICT
-		 * (l->careful is set now). */
-		err = exec_simple(l->conn, "ROLLBACK", errbuf, errlen);
-		if (err == PF_OK)
-			err = exec_simple(l->conn, "BEGIN", errbuf, errlen);
-		if (err != PF_OK)
-			return PF_EDB;
-		err = apply_usage(l, ev, n, now_s, errbuf, errlen);
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].outcome == ACCT_PENDING
+		    && ev[i].msg->kind == PF_MSG_PAYMENT)
+			payments++;
 	}
-	for (size_t i = 0; i < n && err == PF_OK; i++) {
+	/* Usage only (the common case): BEGIN, the statement and the
+	 * COMMIT go in one round trip; with payments the transaction stays
+	 * open for them. */
+	end = payments > 0                 ? NULL
+	    : (flags & ACCT_APPLY_DRY_RUN) ? "ROLLBACK"
+	                                   : "COMMIT";
+	err = apply_usage(l, ev, n, now_s, end, errbuf, errlen);
+	if (err == PF_EAGAIN) /* a repeat: again with ON CONFLICT */
+		err = apply_usage(l, ev, n, now_s, end, errbuf, errlen);
+	if (err != PF_OK)
+		return err == PF_EAGAIN ? PF_EDB : err;
+	for (size_t i = 0; i < n && err == PF_OK && end == NULL; i++) {
 		if (ev[i].outcome == ACCT_PENDING
 		    && ev[i].msg->kind == PF_MSG_PAYMENT)
 			err = apply_payment(l, &ev[i], now_s, errbuf, errlen);
 	}
+	/* After the commit this is a plain read: an event still pending is
+	 * in the ledger already (a repeat) or its user does not exist. */
 	if (err == PF_OK)
 		err = settle_rest(l, ev, n, errbuf, errlen);
-	if (err == PF_OK)
+	if (err == PF_OK && end == NULL)
 		err = exec_simple(l->conn,
 		    (flags & ACCT_APPLY_DRY_RUN) ? "ROLLBACK" : "COMMIT",
 		    errbuf, errlen);
-	if (err != PF_OK) {
+	if (err != PF_OK && end == NULL) {
 		PGresult *res = PQexec(l->conn, "ROLLBACK");
 
 		PQclear(res);
