@@ -809,7 +809,7 @@ apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
 	PGconn *conn = l->conn;
 	PGresult *rows = NULL, *failed = NULL;
 	size_t count;
-	int careful = l->careful > 0, nsent = 0, ok, whole;
+	int careful = l->careful > 0, nsent = 0, ok, synced, whole;
 	pf_err err;
 
 	err = build_usage(l, ev, n, &count);
@@ -840,15 +840,15 @@ apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
 		ok = PQsendQueryParams(conn, end, 0, NULL, NULL, NULL, NULL, 0);
 		nsent += ok;
 	}
-	if (ok)
-		ok = PQpipelineSync(conn);
 	if (!ok) {
 		copy_err(errbuf, errlen, "usage batch", PQerrorMessage(conn));
 		err = PF_EDB;
 	}
-	/* The results up to the sync; without one (connection lost) the
-	 * connection is unusable and the caller drops it. */
-	whole = ok
+	/* Always end the pipeline with a sync and read up to it, so that the
+	 * connection leaves pipeline mode; without the sync (connection lost)
+	 * the caller drops the connection. */
+	synced = PQpipelineSync(conn) == 1;
+	whole = synced
 	    && read_pipeline(conn, nsent, count > 0 ? 1 : -1, &rows, &failed)
 	        == 0;
 	if (PQexitPipelineMode(conn) != 1 && err == PF_OK) {
