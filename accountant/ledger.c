@@ -1062,11 +1062,11 @@ apply_tx(acct_ledger *l, acct_event *ev, size_t n, int flags, char *errbuf,
 		    && ev[i].msg->kind == PF_MSG_PAYMENT)
 			err = apply_payment(l, &ev[i], now_s, errbuf, errlen);
 	}
-	/* After the commit this is a plain read: an event still pending is
-	 * in the ledger already (a repeat) or its user does not exist.  If
-	 * it fails, the batch is reported failed although committed: its
-	 * events stay in the event log, and applying them again finds them
-	 * PRESENT. */
+	/* An event still pending is in the ledger already (a repeat) or its
+	 * user does not exist.  Without payments this read runs after the
+	 * commit; if it fails, the batch is reported failed although
+	 * committed: its events stay in the event log, and applying them
+	 * again finds them PRESENT. */
 	if (err == PF_OK)
 		err = settle_rest(l, ev, n, errbuf, errlen);
 	if (err == PF_OK && end == NULL)
