@@ -41,6 +41,8 @@ enum abort_why {
 
 struct wrk_xfer {
 	wrk_xfer *next, *prev;
+	wrk_xfer *hnext;          /* same id bucket */
+	wrk_xfer *pnext, **pprev; /* env->_pend; pprev NULL: not in it */
 	wrk_env *env;
 	pf_msg *msg;
 	const pf_relay_request *rq;
@@ -84,6 +86,8 @@ struct wrk_xfer {
 
 /* xfer.c */
 void wrk_xfer_scan_by(wrk_env *env, int64_t t);
+/* wrk_xfer_mark: the next tick must visit x. */
+void wrk_xfer_mark(wrk_xfer *x);
 /* wrk_xfer_starved: flow control allows no more data now. */
 int wrk_xfer_starved(const wrk_xfer *x);
 void wrk_xfer_set_phase(wrk_xfer *x, enum phase p);
