@@ -197,12 +197,12 @@ wrk_cloop_run(wrk_cloop *l)
 	}
 }
 
-void
+int
 wrk_cloop_wait(wrk_cloop *l, const int *fds, size_t n, int64_t timeout_ms)
 {
 	struct pollfd pfd[1 + EXTRA_MAX];
 	int64_t now, t = timeout_ms;
-	int got;
+	int got, extra = 0;
 
 	if (l->timer_at != INT64_MAX) {
 		now = mono_ms();
@@ -222,10 +222,16 @@ wrk_cloop_wait(wrk_cloop *l, const int *fds, size_t n, int64_t timeout_ms)
 			pfd[1 + i].events = POLLIN;
 		}
 		got = poll(pfd, 1 + n, (int)t);
-		if (got <= 0 || !(pfd[0].revents & POLLIN))
-			return;
+		if (got <= 0)
+			return 1;
+		for (size_t i = 0; i < n; i++)
+			if (pfd[1 + i].revents != 0)
+				extra = 1;
+		if (!(pfd[0].revents & POLLIN))
+			return extra;
 		t = 0;
 	}
 	got = epoll_wait(l->ep, l->ready, READY_MAX, (int)t);
 	l->n_ready = got > 0 ? got : 0;
+	return extra || got <= 0;
 }

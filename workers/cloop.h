@@ -56,8 +56,10 @@ void wrk_cloop_run(wrk_cloop *l);
  * wrk_cloop_wait sleeps until a watched fd or a curl socket is ready, the
  * loop is woken, curl's timeout comes, one of the n extra fds (POLLIN,
  * for this call only) is readable, or timeout_ms passes (< 0: no limit of
- * the caller's own).
+ * the caller's own).  Returns nonzero when one of the extra fds was
+ * readable or nothing at all was (the wait timed out or failed); 0 when
+ * only the set's fds were.
  */
-void wrk_cloop_wait(wrk_cloop *l, const int *fds, size_t n, int64_t timeout_ms);
+int wrk_cloop_wait(wrk_cloop *l, const int *fds, size_t n, int64_t timeout_ms);
 
 #endif /* PF_WORKERS_CLOOP_H */

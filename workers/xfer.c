@@ -15,6 +15,8 @@
 /* After its request deadline a relay still gets this long to hand its
  * last messages to a busy ingress before they are dropped. */
 #define DRAIN_GRACE_MS 5000
+/* relays waiting for a reply socket visited per tick, oldest first */
+#define WAIT_VISITS 64u
 /* id table: first size, and relays per bucket before it doubles */
 #define BUCKETS_MIN 256u
 #define BUCKET_LOAD 2u
@@ -46,6 +48,7 @@ wrk_env_init(wrk_env *env, void *multi, const pf_config *cfg, wrk_replies *rs)
 	env->replies = rs;
 	pf_buf_init(&env->enc);
 	env->_next_scan = INT64_MAX;
+	env->_wait_end = &env->_wait;
 	wrk_buf_init(&env->scratch);
 	env->_by_id = calloc(BUCKETS_MIN, sizeof *env->_by_id);
 	env->_n_buckets = env->_by_id != NULL ? BUCKETS_MIN : 0;
@@ -151,9 +154,14 @@ wrk_xfer_channel(const wrk_xfer *x)
 /* ---- scheduling ----------------------------------------------------------
  * wrk_env_tick walks every relay only when a deadline may have come
  * (env->_next_scan); otherwise it visits the relays on env->_pend (a
- * queue waiting for the ingress, a relay draining or done, credit for a
- * paused transfer).  Deadlines only move later as bytes arrive, so each
- * change that can bring one earlier calls scan_by. */
+ * relay done, credit for a paused transfer) and, unless the thread loop
+ * said no reply socket became writable (env->replies_blocked), those on
+ * up to WAIT_VISITS of those on env->_wait (a queue or a last message
+ * waiting for the ingress), oldest first; one still waiting goes to the
+ * back.  With thousands of streams behind a busy ingress _wait is long:
+ * walking all of it on every curl event was most of the thread's time.
+ * Deadlines only move later as bytes arrive, so each change that can
+ * bring one earlier calls scan_by. */
 
 void
 wrk_xfer_scan_by(wrk_env *env, int64_t t)
@@ -162,18 +170,14 @@ wrk_xfer_scan_by(wrk_env *env, int64_t t)
 		env->_next_scan = t;
 }
 
-void
-wrk_xfer_mark(wrk_xfer *x)
+static void
+push(wrk_xfer **head, wrk_xfer *x)
 {
-	wrk_env *env = x->env;
-
-	if (x->pprev != NULL)
-		return;
-	x->pnext = env->_pend;
-	if (env->_pend != NULL)
-		env->_pend->pprev = &x->pnext;
-	env->_pend = x;
-	x->pprev = &env->_pend;
+	x->pnext = *head;
+	if (*head != NULL)
+		(*head)->pprev = &x->pnext;
+	*head = x;
+	x->pprev = head;
 }
 
 static void
@@ -184,8 +188,49 @@ unmark(wrk_xfer *x)
 	*x->pprev = x->pnext;
 	if (x->pnext != NULL)
 		x->pnext->pprev = x->pprev;
+	else if (x->waits)
+		x->env->_wait_end = x->pprev;
+	if (x->waits)
+		x->env->_n_wait--;
+	x->waits = 0;
 	x->pnext = NULL;
 	x->pprev = NULL;
+}
+
+/* Take the whole list at *head for a walk (into *work). */
+static void
+take_list(wrk_xfer **head, wrk_xfer **work)
+{
+	*work = *head;
+	*head = NULL;
+	if (*work != NULL)
+		(*work)->pprev = work;
+}
+
+void
+wrk_xfer_mark(wrk_xfer *x)
+{
+	if (x->pprev != NULL && !x->waits)
+		return;
+	unmark(x);
+	push(&x->env->_pend, x);
+}
+
+/* park: x waits for its reply socket; visit it when one is writable.
+ * Appended: _wait is oldest first. */
+static void
+park(wrk_xfer *x)
+{
+	wrk_env *env = x->env;
+
+	if (x->pprev != NULL)
+		return; /* on _pend (visited anyway) or parked already */
+	x->waits = 1;
+	x->pnext = NULL;
+	x->pprev = env->_wait_end;
+	*env->_wait_end = x;
+	env->_wait_end = &x->pnext;
+	env->_n_wait++;
 }
 
 void
@@ -203,7 +248,7 @@ send_msg(wrk_xfer *x, const pf_msg *m)
 	pf_err err = wrk_outq_send(&x->q, m, &x->env->enc);
 
 	if (x->q.n > 0)
-		wrk_xfer_mark(x); /* waits for the socket: flush in ticks */
+		park(x); /* waits for the socket: flush in ticks */
 	return err;
 }
 
@@ -524,7 +569,7 @@ visit(wrk_xfer *x, int64_t now)
 		return INT64_MAX;
 	}
 	if (x->q.n > 0 || x->phase == PHASE_DRAIN)
-		wrk_xfer_mark(x);
+		park(x);
 	if (x->phase == PHASE_ATTEMPT && x->easy == NULL)
 		return INT64_MAX;
 	return dl;
@@ -535,15 +580,13 @@ wrk_env_tick(wrk_env *env, int64_t now)
 {
 	int64_t next = INT64_MAX, dl;
 	wrk_xfer *x, *nx, *work;
+	size_t waits = env->replies_blocked ? 0 : env->_n_wait;
 
-	if (env->_pend == NULL && now < env->_next_scan)
+	if (env->_pend == NULL && waits == 0 && now < env->_next_scan)
 		return env->_next_scan == INT64_MAX ? -1
 		                                    : env->_next_scan - now;
 	/* this walk's list; ticks may mark relays again (into _pend) */
-	work = env->_pend;
-	env->_pend = NULL;
-	if (work != NULL)
-		work->pprev = &work;
+	take_list(&env->_pend, &work);
 	if (now >= env->_next_scan) {
 		env->_next_scan = INT64_MAX;
 		for (x = env->_head; x != NULL; x = nx) {
@@ -553,6 +596,7 @@ wrk_env_tick(wrk_env *env, int64_t now)
 			if (dl < next)
 				next = dl;
 		}
+		waits = 0;
 	}
 	while ((x = work) != NULL) {
 		unmark(x);
@@ -560,8 +604,19 @@ wrk_env_tick(wrk_env *env, int64_t now)
 		if (dl < next)
 			next = dl;
 	}
+	/* the oldest waiting ones; each still waiting goes to the back */
+	if (waits > WAIT_VISITS)
+		waits = WAIT_VISITS;
+	while (waits-- > 0 && (x = env->_wait) != NULL) {
+		unmark(x);
+		dl = visit(x, now);
+		if (dl < next)
+			next = dl;
+	}
 	/* ticks may have started attempts (scan_by) or queued messages */
 	wrk_xfer_scan_by(env, next);
+	if (env->_pend != NULL)
+		return 0;
 	if (env->_next_scan == INT64_MAX)
 		return -1;
 	return env->_next_scan > now ? env->_next_scan - now : 0;

@@ -48,7 +48,14 @@ typedef struct wrk_env {
 	size_t n_live;
 	wrk_xfer **_by_id; /* live relays by id: chained, power of two */
 	size_t _n_buckets;
-	wrk_xfer *_pend;    /* relays the next tick must visit */
+	wrk_xfer *_pend; /* relays the next tick must visit */
+	wrk_xfer *_wait; /* relays waiting for a reply socket, oldest first */
+	wrk_xfer **_wait_end; /* the last one's pnext, or &_wait */
+	size_t _n_wait;
+	/* set by the thread loop before a tick: no reply socket became
+	 * writable since the last one, so _wait needs no visit (0, the
+	 * default, visits it every tick) */
+	int replies_blocked;
 	int64_t _next_scan; /* earliest relay deadline, INT64_MAX none */
 } wrk_env;
 

@@ -42,7 +42,8 @@ enum abort_why {
 struct wrk_xfer {
 	wrk_xfer *next, *prev;
 	wrk_xfer *hnext;          /* same id bucket */
-	wrk_xfer *pnext, **pprev; /* env->_pend; pprev NULL: not in it */
+	wrk_xfer *pnext, **pprev; /* env->_pend or _wait; NULL: neither */
+	uint8_t waits;            /* on env->_wait */
 	wrk_env *env;
 	pf_msg *msg;
 	const pf_relay_request *rq;
