@@ -54,6 +54,7 @@ pf_cmd_serve(int argc, char **argv)
 	}
 	/* before any thread starts, so every thread inherits the mask */
 	pf_cli_block_signals(&set);
+	pf_cli_tune_process();
 
 	err = wrk_worker_start(&cfg, &wrk);
 	if (err != PF_OK) {
@@ -69,7 +70,7 @@ pf_cmd_serve(int argc, char **argv)
 	pf_info("PF-SERVE-READY", "listen=%s port=%u", cfg.listen,
 	    ing_server_port(srv));
 	sigdelset(&set, SIGPIPE);
-	sigwait(&set, &sig);
+	sig = pf_cli_wait_signal(&set);
 	pf_info("PF-SERVE-STOP", "signal=%d", sig);
 	ing_server_drain_wait(srv, &set);
 	ing_server_free(srv);
