@@ -221,6 +221,7 @@ thread_main(void *arg)
 	while (!atomic_load(&w->stop)) {
 		int64_t wait;
 		size_t nsend;
+		int ready;
 
 		wrk_replies_new_turn(t->replies);
 		take_requests(t, &env);
@@ -234,7 +235,10 @@ thread_main(void *arg)
 			wait = POLL_MAX_MS;
 		/* the pull and control fds are in the loop's set */
 		nsend = wrk_replies_poll_fds(t->replies, fds, POLL_FDS);
-		wrk_cloop_wait(t->loop, fds, nsend, wait);
+		ready = wrk_cloop_wait(t->loop, fds, nsend, wait);
+		/* relays queued behind a reply socket need a visit only when
+		 * one became writable (all fds must have been polled) */
+		env.replies_blocked = nsend > 0 && nsend < POLL_FDS && !ready;
 	}
 	wrk_env_fini(&env);
 	atomic_store(&t->live, 0);
@@ -581,6 +585,7 @@ wrk_cmd(int argc, char **argv)
 		return rc;
 
 	pf_cli_block_signals(&set);
+	pf_cli_tune_process();
 
 	err = wrk_worker_start(&cfg, &w);
 	if (err != PF_OK) {
@@ -589,8 +594,7 @@ wrk_cmd(int argc, char **argv)
 	}
 	pf_info("PF-WRK-READY", "threads=%u", cfg.worker_threads);
 	while (sig != SIGINT && sig != SIGTERM) {
-		if (sigwait(&set, &sig) != 0)
-			break;
+		sig = pf_cli_wait_signal(&set);
 	}
 	if (sig == SIGTERM) {
 		/* drain: no new requests, let in-flight relays finish; a
