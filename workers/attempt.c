@@ -11,6 +11,12 @@
 #include "common/log.h"
 #include "workers/xfer_impl.h"
 
+/* curl's receive buffer for a stream (CURLOPT_BUFFERSIZE; curl's default
+ * is 16 KiB).  Allocated per transfer, so paid by every open stream; SSE
+ * events are a few hundred bytes, and a fast stream only needs more
+ * reads.  Other answers keep the default: they are short-lived. */
+#define STREAM_RECV_BUFFER 4096L
+
 /* ---- curl callbacks ----------------------------------------------------- */
 
 static size_t
@@ -301,6 +307,8 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	SETOPT(CURLOPT_HEADERDATA, (void *)x);
 	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
 	SETOPT(CURLOPT_WRITEDATA, (void *)x);
+	if (rq->stream)
+		SETOPT(CURLOPT_BUFFERSIZE, STREAM_RECV_BUFFER);
 	if (rq->method.len == 3 && memcmp(rq->method.ptr, "GET", 3) == 0) {
 		SETOPT(CURLOPT_HTTPGET, 1L);
 	} else {
