@@ -643,4 +643,6 @@ wrk_env_fini(wrk_env *env)
 	free(env->_by_id);
 	env->_by_id = NULL;
 	env->_n_buckets = 0;
+	free(env->_hosts);
+	env->_hosts = NULL;
 }

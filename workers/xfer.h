@@ -56,7 +56,8 @@ typedef struct wrk_env {
 	 * writable since the last one, so _wait needs no visit (0, the
 	 * default, visits it every tick) */
 	int replies_blocked;
-	int64_t _next_scan; /* earliest relay deadline, INT64_MAX none */
+	int64_t _next_scan;      /* earliest relay deadline, INT64_MAX none */
+	struct wrk_host *_hosts; /* attempt.c; NULL until needed */
 } wrk_env;
 
 /* wrk_now_ms returns a monotonic clock in milliseconds. */

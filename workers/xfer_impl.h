@@ -39,6 +39,15 @@ enum abort_why {
 	ABORT_REPLY, /* the ingress cannot be reached any more */
 };
 
+/* An upstream (by channel) this thread sends transfers to: see
+ * attempt.c, "busy HTTP/1.x upstreams". */
+struct wrk_host {
+	int64_t channel_id;
+	uint32_t live;   /* transfers running to it */
+	uint32_t starts; /* transfers started while busy */
+	uint8_t busy;    /* HTTP/1.x, and the last look found no free conn */
+};
+
 struct wrk_xfer {
 	wrk_xfer *next, *prev;
 	wrk_xfer *hnext;          /* same id bucket */
@@ -57,6 +66,8 @@ struct wrk_xfer {
 	uint32_t attempts;
 	const wrk_provider *prov;
 	CURL *easy;
+	struct wrk_host *host; /* counted in host->live while easy runs */
+	uint8_t fresh;         /* started with CURLOPT_FRESH_CONNECT */
 	struct curl_slist *headers;
 	wrk_body body;
 	enum mode mode;
