@@ -10,10 +10,10 @@
 /* HTTP ingress */
 #define PF_BODY_MAX_DEFAULT (4u * 1024u * 1024u)  /* PF_BODY_MAX */
 #define PF_BODY_MAX_CEILING (64u * 1024u * 1024u) /* hard upper bound */
-/* MHD per-connection memory pool: request line + headers (about half of
- * it), then the response headers and the chunk being written.  Paid by
- * every open connection, so by every open stream: 8 KiB holds the SDKs'
- * headers (~1 KiB) with room to spare; larger header blocks get 431. */
+/* MHD per-connection memory pool: request line + headers, then the
+ * response headers and the chunk being written.  Paid by every open
+ * connection, so by every open stream.  8 KiB takes header blocks up to
+ * ~7 KiB (the SDKs send ~1 KiB); larger ones get 431. */
 #define PF_HTTP_HEADER_POOL (8u * 1024u)
 #define PF_HTTP_CONN_TIMEOUT_S 30u          /* idle client connection */
 #define PF_HTTP_BODY_MIN_RATE (16u * 1024u) /* body bytes/s we wait for */
