@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "common/tokest.h"
 #include "ingress/body.h"
 
 int
@@ -57,6 +58,7 @@ ing_body_parse(const char *buf, size_t len, ing_body_info *ret_info,
 	json_t *root;
 	json_t *v;
 	ing_body_info info;
+	pf_tokest est = { 0 };
 	pf_err err = PF_EINVAL;
 
 	if (len == 0) {
@@ -137,6 +139,8 @@ ing_body_parse(const char *buf, size_t len, ing_body_info *ret_info,
 		    && json_integer_value(v) > info.max_tokens)
 			info.max_tokens = (int64_t)json_integer_value(v);
 	}
+	pf_tokest_prompt_json(&est, root);
+	info.prompt_tokens = pf_tokest_tokens(&est);
 	*ret_info = info;
 	err = PF_OK;
 done:

@@ -22,6 +22,9 @@ typedef struct ing_body_info {
 	/* "max_tokens", "max_completion_tokens" or "max_output_tokens"
 	 * (the largest non-negative integer given), -1 when absent */
 	int64_t max_tokens;
+	/* estimated prompt tokens of the input text (pf_tokest_prompt_json):
+	 * what a lost worker's started answer bills for its prompt */
+	int64_t prompt_tokens;
 } ing_body_info;
 
 /*

@@ -522,7 +522,10 @@ admit(struct MHD_Connection *conn, conn_state *st, const ing_token *tok,
 	if (!ing_prices_model(prices, info->model, &t.price))
 		memset(&t.price, 0, sizeof(t.price)); /* unpriced: free */
 	t.ratio_ppm = ing_prices_group_ratio(prices, tok->group);
-	t.prompt_estimate = ing_billing_prompt_tokens(st->body, st->len);
+	/* billed when a worker is lost after output started: the input
+	 * text only, like the worker's estimate; the hold stays on the
+	 * whole body (an upper bound) */
+	t.prompt_estimate = info->prompt_tokens;
 	if (cap < 0)
 		cap = strcmp(st->url, "/v1/embeddings") == 0
 		    ? 0
@@ -530,7 +533,7 @@ admit(struct MHD_Connection *conn, conn_state *st, const ing_token *tok,
 	if (cap > PF_BILLING_COMPLETION_MAX)
 		cap = PF_BILLING_COMPLETION_MAX;
 	err = ing_billing_estimate(&t.price, t.ratio_ppm, cfg->quota_per_unit,
-	    t.prompt_estimate, cap, &t.estimate);
+	    ing_billing_prompt_tokens(st->body, st->len), cap, &t.estimate);
 	if (err != PF_OK)
 		return queue_error(conn, st, &ING_ERR_INSUFFICIENT_QUOTA,
 		    "The request's estimated cost is too large.");

@@ -77,21 +77,19 @@ wrk_usage_anthropic_read(const json_t *usage, wrk_usage *u)
 }
 
 /* Units of generated text in content blocks or a block delta. */
-static uint64_t
-block_units(const json_t *b)
+static void
+block_feed(const json_t *b, pf_tokest *e)
 {
 	static const char *const keys[]
 	    = { "text", "partial_json", "thinking" };
-	uint64_t units = 0;
 
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		const json_t *v = json_object_get(b, keys[i]);
 
 		if (json_is_string(v))
-			units += wrk_text_units(
-			    json_string_value(v), json_string_length(v));
+			pf_tokest_feed(
+			    e, json_string_value(v), json_string_length(v));
 	}
-	return units;
 }
 
 static void
@@ -114,7 +112,7 @@ anthropic_stream_event(const pf_relay_request *rq, wrk_usage *u,
 	wrk_usage_anthropic_read(
 	    json_object_get(json_object_get(root, "message"), "usage"), u);
 	wrk_usage_anthropic_read(json_object_get(root, "usage"), u);
-	u->completion_units += block_units(json_object_get(root, "delta"));
+	block_feed(json_object_get(root, "delta"), &u->completion);
 	json_decref(root);
 }
 
@@ -135,7 +133,7 @@ anthropic_response(
 	wrk_usage_anthropic_read(json_object_get(root, "usage"), u);
 	json_array_foreach(json_object_get(root, "content"), i, b)
 	{
-		u->completion_units += block_units(b);
+		block_feed(b, &u->completion);
 	}
 	json_decref(root);
 }

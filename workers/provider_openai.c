@@ -139,7 +139,7 @@ openai_stream_event(const pf_relay_request *rq, wrk_usage *u, wrk_buf *scratch,
 		json_decref(root);
 		return;
 	}
-	u->completion_units += wrk_usage_openai_content_units(root);
+	wrk_usage_openai_content(root, &u->completion);
 	if (wrk_usage_openai_read(root, &t)) {
 		u->reported = t;
 		u->found = 1;
@@ -163,7 +163,7 @@ openai_response(
 		json_decref(root);
 		return;
 	}
-	u->completion_units += wrk_usage_openai_content_units(root);
+	wrk_usage_openai_content(root, &u->completion);
 	if (wrk_usage_openai_read(root, &t)) {
 		u->reported = t;
 		u->found = 1;

@@ -8,10 +8,10 @@
  * cache_read_input_tokens as cached, and assigns (never adds) the
  * cumulative output_tokens of the last message_delta as completion.
  *
- * Estimation, when upstream reported nothing: "units" are counted over
- * text actually delivered (ASCII bytes count 1, each non-ASCII code point
- * counts 4, since CJK text runs about a token per character) and tokens =
- * ceil(units / 4).
+ * Estimation, when upstream reported nothing (common/tokest.h): the
+ * completion over the generated text the relay passed on (content,
+ * reasoning, refusal, tool-call names and arguments), the prompt over the
+ * request's input text only (no keys, roles or JSON syntax).
  */
 #ifndef PF_WORKERS_USAGE_H
 #define PF_WORKERS_USAGE_H
@@ -20,23 +20,18 @@
 #include <stdint.h>
 
 #include "common/msg.h"
+#include "common/tokest.h"
 
 struct json_t;
 
 /* Usage state of one relay. */
 typedef struct wrk_usage {
-	pf_usage_tokens reported;  /* valid when found */
-	uint8_t found;             /* upstream reported usage */
-	uint64_t completion_units; /* estimation units of delivered text */
+	pf_usage_tokens reported; /* valid when found */
+	uint8_t found;            /* upstream reported usage */
+	pf_tokest completion;     /* estimate over the delivered text */
 	int64_t parts[3]; /* provider's running counts (Anthropic: input,
 			     cache write, cache read) */
 } wrk_usage;
-
-/* wrk_text_units returns the estimation units of len bytes of UTF-8. */
-uint64_t wrk_text_units(const char *s, size_t len);
-
-/* wrk_units_tokens converts units to tokens, rounding up. */
-int64_t wrk_units_tokens(uint64_t units);
 
 /*
  * wrk_usage_openai_read reads root.usage when it is an object:
@@ -54,24 +49,20 @@ int wrk_usage_openai_read(const struct json_t *root, pf_usage_tokens *ret);
 int wrk_usage_openai_is_usage_chunk(const struct json_t *root);
 
 /*
- * wrk_usage_openai_content_units counts the units of the generated text
- * in a chat completion, a stream chunk or a legacy completion:
- * choices[].message / choices[].delta (content, reasoning_content,
- * refusal, tool_calls[].function.arguments) and choices[].text.
+ * wrk_usage_openai_content feeds the generated text of a chat completion,
+ * a stream chunk, a legacy completion or a Responses API object or delta
+ * event (root, borrowed) into *e: choices[].message / choices[].delta
+ * (content, reasoning_content, refusal, tool_calls[].function.name and
+ * .arguments), choices[].text, output[].content[].text, output[].arguments
+ * and the delta of response.output_text.delta and
+ * response.function_call_arguments.delta events.
  */
-uint64_t wrk_usage_openai_content_units(const struct json_t *root);
-
-/*
- * wrk_usage_prompt_units estimates the units of a request body's input:
- * messages[].content (string or parts' text), system, prompt, input.
- * Returns 0 for a body that is not a JSON object.
- */
-uint64_t wrk_usage_prompt_units(const uint8_t *body, size_t len);
+void wrk_usage_openai_content(const struct json_t *root, pf_tokest *e);
 
 /*
  * wrk_usage_result fills *ret with the reported usage, or else with an
- * estimate (prompt from the request body, completion from the delivered
- * text) flagged estimated.
+ * estimate flagged estimated: prompt from the request body's input text
+ * (pf_tokest_prompt_body), completion from u->completion.
  */
 void wrk_usage_result(const wrk_usage *u, const uint8_t *req_body,
     size_t req_len, pf_usage_tokens *ret);

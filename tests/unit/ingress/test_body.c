@@ -43,6 +43,14 @@ main(void)
 	            == PF_OK
 	        && !info.client_usage,
 	    "usage only counts on streams");
+	ok(parse("{\"model\":\"m\",\"max_tokens\":50,\"messages\":[{"
+	         "\"role\":\"user\",\"content\":\"hello world! hello "
+	         "world!\"}]}",
+	       &info)
+	            == PF_OK
+	        && info.prompt_tokens == 6,
+	    "prompt estimate: the input text only (26 bytes: 6), not the "
+	    "whole body");
 	ok(parse("{\"model\":\"m\"", &info) == PF_EINVAL, "truncated JSON");
 	ok(parse("[]", &info) == PF_EINVAL, "array body");
 	ok(parse("{}", &info) == PF_EINVAL, "missing model");

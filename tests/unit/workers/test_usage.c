@@ -1,5 +1,6 @@
 /* Unit tests of usage extraction, usage-chunk detection and estimation. */
 #include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tests/tap.h"
@@ -65,6 +66,95 @@ test_read(void)
 	json_decref(j);
 }
 
+static int64_t
+est(const char *s)
+{
+	pf_tokest e = { 0 };
+
+	pf_tokest_feed(&e, s, strlen(s));
+	return pf_tokest_tokens(&e);
+}
+
+static int64_t
+content_tokens(const char *chunk)
+{
+	pf_tokest e = { 0 };
+	json_t *j = parse(chunk);
+
+	wrk_usage_openai_content(j, &e);
+	json_decref(j);
+	return pf_tokest_tokens(&e);
+}
+
+/* The estimator on fixed texts (common/tokest.h). */
+static void
+test_tokest(void)
+{
+	pf_tokest e = { 0 };
+	char chunk[32];
+	int exact = 1;
+
+	ok(est("") == 0 && est(" ") == 0, "nothing, or one space: 0");
+	ok(est("The quick brown fox jumps over the lazy dog.") == 10,
+	    "English: a token a word and one for the period (tiktoken 10)");
+	ok(est("tok0 tok1 tok2 ") == 3,
+	    "three mock chunks are 3 tokens (was 4: ceil(15 bytes / 4))");
+	ok(est("internationalization") == 2, "20-letter word: 2");
+	ok(est("a b c d e f") == 3,
+	    "one-letter words: capped at ceil(11 bytes / 4) = 3");
+	ok(est("hello world") == 2 && est("hello\n\nworld") == 3
+	        && est("hello  world") == 3,
+	    "one space is free; a newline run or a double space is 1");
+	ok(est("{\"city\": \"Paris\"}") == 5,
+	    "tool-call JSON: 6 by words and symbols, capped at 17 bytes / 4");
+	ok(est("\xe4\xbd\xa0\xe5\xa5\xbd") == 2,
+	    "CJK: a token a character (2 characters)");
+	ok(est("\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c") == 3,
+	    "4 CJK characters: capped at ceil(12 bytes / 4) = 3");
+	ok(est("\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82") == 2,
+	    "Cyrillic word of 6 letters (weight 12): 2");
+	ok(est("\xff\xfe") == 1, "invalid UTF-8 counted, not rejected");
+
+	pf_tokest_feed(&e, "tok", 3);
+	pf_tokest_feed(&e, "0 to", 4);
+	pf_tokest_feed(&e, "k1 ", 3);
+	ok(pf_tokest_tokens(&e) == 2,
+	    "a word split over two deltas counts once");
+	pf_tokest_break(&e);
+	pf_tokest_feed(&e, "ab", 2);
+	pf_tokest_id(&e);
+	ok(pf_tokest_tokens(&e) == 4 && e.bytes == 16,
+	    "break starts a new word; a token id is 1 token, 4 bytes");
+
+	/* the mock's natural chunks "tok<i> ": k delivered chunks are never
+	 * more than k tokens (the mock's count for a complete run of k) */
+	memset(&e, 0, sizeof e);
+	for (int i = 0; i < 200000 && exact; i++) {
+		int n = snprintf(chunk, sizeof chunk, "tok%d ", i);
+
+		pf_tokest_feed(&e, chunk, (size_t)n);
+		exact = pf_tokest_tokens(&e) == i + 1;
+	}
+	ok(exact, "mock chunks 0..199999: exactly one token each");
+
+	/* prefixes never count more than the whole text */
+	{
+		const char *t = "Hello, world! \xe4\xbd\xa0\xe5\xa5\xbd "
+		                "supercalifragilistic  {\"a\": [1, 2]}\n";
+		int64_t prev = 0;
+		int mono = 1;
+
+		for (size_t k = 0; k <= strlen(t); k++) {
+			pf_tokest p = { 0 };
+
+			pf_tokest_feed(&p, t, k);
+			mono = mono && pf_tokest_tokens(&p) >= prev;
+			prev = pf_tokest_tokens(&p);
+		}
+		ok(mono && prev == est(t), "estimates grow with the prefix");
+	}
+}
+
 static void
 test_estimate(void)
 {
@@ -73,45 +163,60 @@ test_estimate(void)
 	                   "{\"role\":\"user\",\"content\":[{\"type\":"
 	                   "\"text\",\"text\":\"efgh\"}]}]}";
 	const char *legacy = "{\"model\":\"m\",\"prompt\":\"12345678\"}";
+	/* the chaos test's 72-vs-36 case: 143 bytes of text, mock = 36 */
+	const char *chaos
+	    = "{\"model\":\"c-fast\",\"stream\":true,\"stream_options\":"
+	      "{\"include_usage\":true},\"max_tokens\":50,\"messages\":[{"
+	      "\"role\":\"user\",\"content\":\"hello world! hello world! "
+	      "hello world! hello world! hello world! hello world! hello "
+	      "world! hello world! hello world! hello world! hello world! "
+	      "\"}]}";
+	const char *other = "{\"model\":\"m\",\"system\":\"be brief\","
+	                    "\"instructions\":\"x\",\"input\":[{\"role\":"
+	                    "\"user\",\"content\":[{\"type\":\"input_text\","
+	                    "\"text\":\"hi\"}]},[1,2,3]],\"messages\":[{"
+	                    "\"role\":\"assistant\",\"tool_calls\":[{"
+	                    "\"function\":{\"name\":\"get\",\"arguments\":"
+	                    "\"{}\"}}]}]}";
 	wrk_usage u;
 	pf_usage_tokens t;
-	json_t *j;
 
-	ok(wrk_text_units("abcd", 4) == 4, "ASCII: one unit a byte");
-	ok(wrk_text_units("\xe4\xbd\xa0\xe5\xa5\xbd", 6) == 8,
-	    "CJK: four units a code point");
-	ok(wrk_units_tokens(0) == 0 && wrk_units_tokens(1) == 1
-	        && wrk_units_tokens(4) == 1 && wrk_units_tokens(5) == 2,
-	    "tokens round up");
-	ok(wrk_usage_prompt_units((const uint8_t *)body, strlen(body))
-	        == 4 + 4 + 4 + 4,
-	    "prompt units: string and parts content, 4 per message");
-	ok(wrk_usage_prompt_units((const uint8_t *)legacy, strlen(legacy)) == 8,
-	    "prompt units of a legacy completion");
-	ok(wrk_usage_prompt_units((const uint8_t *)"[1]", 3) == 0,
+	ok(pf_tokest_prompt_body((const uint8_t *)body, strlen(body)) == 2,
+	    "prompt: string and parts content only, no roles or keys "
+	    "(was 4: 4 units a message)");
+	ok(pf_tokest_prompt_body((const uint8_t *)legacy, strlen(legacy)) == 1,
+	    "prompt of a legacy completion: one 8-digit word");
+	ok(pf_tokest_prompt_body((const uint8_t *)chaos, strlen(chaos)) == 33,
+	    "143 bytes of text: 33 (mock 36; the whole body counted 72)");
+	ok(pf_tokest_prompt_body((const uint8_t *)other, strlen(other)) == 7,
+	    "system, instructions, input parts, token ids, tool calls: "
+	    "9 by words, capped at ceil(28 bytes / 4) = 7");
+	ok(pf_tokest_prompt_body((const uint8_t *)"[1]", 3) == 0
+	        && pf_tokest_prompt_body((const uint8_t *)"{", 1) == 0,
 	    "not an object: 0");
 
-	j = parse("{\"choices\":[{\"delta\":{\"content\":\"hello\","
-	          "\"tool_calls\":[{\"function\":{\"arguments\":\"{}\"}}]}},"
-	          "{\"message\":{\"content\":\"abc\"}},{\"text\":\"x\"}]}");
-	ok(wrk_usage_openai_content_units(j) == 5 + 2 + 3 + 1,
-	    "content units of delta, tool args, message, text");
-	json_decref(j);
-
-	j = parse(
-	    "{\"type\":\"response.output_text.delta\",\"delta\":\"abc\"}");
-	ok(wrk_usage_openai_content_units(j) == 3,
-	    "content units of a Responses API delta event");
-	json_decref(j);
-	j = parse("{\"output\":[{\"type\":\"message\",\"content\":[{"
-	          "\"type\":\"output_text\",\"text\":\"abcd\"}]}]}");
-	ok(wrk_usage_openai_content_units(j) == 4,
-	    "content units of a Responses API response");
-	json_decref(j);
+	ok(content_tokens("{\"choices\":[{\"delta\":{\"content\":\"hello\","
+	                  "\"tool_calls\":[{\"function\":{\"name\":\"get\","
+	                  "\"arguments\":\"{}\"}}]}},{\"message\":{"
+	                  "\"content\":\" abc\"}},{\"text\":\" x\"}]}")
+	        == 4,
+	    "completion: delta content, tool name and args, message, text");
+	ok(content_tokens("{\"choices\":[{\"delta\":{\"role\":\"assistant\","
+	                  "\"content\":\"\"}}]}")
+	        == 0,
+	    "the role chunk is free");
+	ok(content_tokens("{\"type\":\"response.output_text.delta\","
+	                  "\"delta\":\"abc\"}")
+	        == 1,
+	    "a Responses API delta event");
+	ok(content_tokens("{\"output\":[{\"type\":\"message\",\"content\":[{"
+	                  "\"type\":\"output_text\",\"text\":\"ab cd\"}]}]}")
+	        == 2,
+	    "a Responses API response");
 
 	memset(&u, 0, sizeof u);
-	u.completion_units = 9;
-	wrk_usage_result(&u, (const uint8_t *)legacy, strlen(legacy), &t);
+	pf_tokest_feed(&u.completion, "tok0 tok1 tok2 ", 15);
+	wrk_usage_result(&u, (const uint8_t *)body, strlen(body), &t);
 	ok(t.estimated == 1 && t.prompt == 2 && t.completion == 3
 	        && t.cached == 0,
 	    "no usage reported: estimated and flagged");
@@ -144,7 +249,7 @@ test_stream_event(void)
 	wrk_buf_init(&scratch);
 	wrk_provider_openai.stream_event(&rq, &u, &scratch,
 	    (const uint8_t *)content, strlen(content), &drop);
-	ok(drop == 0 && u.completion_units == 8 && !u.found,
+	ok(drop == 0 && pf_tokest_tokens(&u.completion) == 1 && !u.found,
 	    "content chunk forwarded, text counted");
 	wrk_provider_openai.stream_event(
 	    &rq, &u, &scratch, (const uint8_t *)chunk, strlen(chunk), &drop);
@@ -192,6 +297,7 @@ main(void)
 {
 	test_anthropic();
 	test_read();
+	test_tokest();
 	test_estimate();
 	test_stream_event();
 	return tap_done();
