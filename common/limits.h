@@ -30,6 +30,9 @@
 #define PF_ERROR_BODY_MAX (64u * 1024u)       /* upstream error body kept */
 #define PF_REPLY_SOCKETS_MAX 64u  /* worker: reply sockets per thread */
 #define PF_REPLY_SENDBUF 1024     /* worker: messages queued per reply socket */
+/* worker: replies packed into one transport message before it goes out
+ * (a loop turn's replies to one ingress, when the ingress reads batches) */
+#define PF_REPLY_BATCH_BYTES (64u * 1024u)
 #define PF_CANCEL_INBOX_MAX 1024u /* worker: cancels queued per thread */
 /* flow control: relay.data bytes a worker may send ahead of the client */
 #define PF_STREAM_CREDIT_WINDOW (64u * 1024u)

@@ -17,8 +17,8 @@
 
 #define TABLE_BUCKETS 4096u /* power of two */
 #define SEND_WAIT_MS 200    /* before "no worker available" */
-#define RECV_POLL_MS 250
 #define SWEEP_EVERY_MS 500
+#define ORPHANS_MAX 64 /* cancels for orphaned heads waiting for the sweeper */
 
 /* A push socket dialing one worker's control address. */
 struct ing_ctl {
@@ -31,9 +31,17 @@ struct ing_relay {
 	nng_socket push;
 	nng_socket pull;
 	int push_open, pull_open;
-	pthread_t thread;
+	nng_aio *recv_aio; /* the pull socket's one receive, re-armed by recv_cb */
+	pthread_t thread;  /* the sweeper */
 	int thread_started;
-	pthread_mutex_t mu; /* guards table, closed */
+	pthread_mutex_t mu; /* guards table, closed, stop, orphans */
+	pthread_cond_t cv;  /* wakes the sweeper */
+	int stop;
+	struct orphan {
+		uint8_t id[PF_ID_LEN];
+		struct ing_ctl *ctl;
+	} orphans[ORPHANS_MAX];
+	size_t n_orphans;
 	ing_flight *table[TABLE_BUCKETS];
 	size_t count;
 	int closed;
@@ -274,12 +282,12 @@ ing_relay_cancel(ing_relay *r, ing_flight *f)
 	(void)send_ctl(r, c, &m);
 }
 
-/* cancel_orphan tells the worker thread named in h to stop a transfer
- * nobody waits for. */
+/* cancel_orphan asks the sweeper to tell the worker thread named in h to
+ * stop a transfer nobody waits for (the receive callback must not wait on
+ * a send).  Best effort: dropped when too many wait. */
 static void
 cancel_orphan(ing_relay *r, const pf_relay_head *h)
 {
-	pf_msg m = { .kind = PF_MSG_RELAY_CANCEL };
 	struct ing_ctl *c;
 
 	if (h->ctl_addr.len == 0)
@@ -287,8 +295,33 @@ cancel_orphan(ing_relay *r, const pf_relay_head *h)
 	c = ctl_get(r, &h->ctl_addr);
 	if (c == NULL)
 		return;
-	memcpy(m.u.relay_cancel.id, h->id, PF_ID_LEN);
-	(void)send_ctl(r, c, &m);
+	pthread_mutex_lock(&r->mu);
+	if (r->n_orphans < ORPHANS_MAX) {
+		memcpy(r->orphans[r->n_orphans].id, h->id, PF_ID_LEN);
+		r->orphans[r->n_orphans++].ctl = c;
+		pthread_cond_signal(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* send_orphan_cancels sends the cancels cancel_orphan queued. */
+static void
+send_orphan_cancels(ing_relay *r)
+{
+	struct orphan v[ORPHANS_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->n_orphans;
+	memcpy(v, r->orphans, n * sizeof(v[0]));
+	r->n_orphans = 0;
+	pthread_mutex_unlock(&r->mu);
+	for (size_t i = 0; i < n; i++) {
+		pf_msg m = { .kind = PF_MSG_RELAY_CANCEL };
+
+		memcpy(m.u.relay_cancel.id, v[i].id, PF_ID_LEN);
+		(void)send_ctl(r, v[i].ctl, &m);
+	}
 }
 
 /* --- the table ---------------------------------------------------------
@@ -594,40 +627,80 @@ dispatch(ing_relay *r, const pf_msg *m)
 	ing_flight_unref(f);
 }
 
+/* deliver decodes the replies packed in one transport message (one, or
+ * several back to back) and files each. */
+static void
+deliver(ing_relay *r, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		pf_msg *m = NULL;
+		size_t n;
+		pf_err err = pf_msg_split(p, len, &n);
+
+		if (err == PF_OK)
+			err = pf_msg_decode(p, n, &m);
+		if (err != PF_OK) {
+			pf_warn("PF-RELAY-DECODE", "err=\"%s\"", pf_strerror(err));
+			return;
+		}
+		dispatch(r, m);
+		pf_msg_free(m);
+		p += n;
+		len -= n;
+	}
+}
+
+/* recv_cb runs on an NNG thread when the pull socket delivered (or
+ * failed); it files the replies and asks for the next message, so one
+ * receive is outstanding at a time and replies are filed in order. */
+static void
+recv_cb(void *arg)
+{
+	ing_relay *r = arg;
+	int rv = nng_aio_result(r->recv_aio);
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv == 0) {
+		nng_msg *nm = nng_aio_get_msg(r->recv_aio);
+
+		nng_aio_set_msg(r->recv_aio, NULL);
+		deliver(r, nng_msg_body(nm), nng_msg_len(nm));
+		nng_msg_free(nm);
+	} else {
+		pf_warn("PF-RELAY-RECV", "err=\"%s\"", nng_strerror(rv));
+	}
+	nng_recv_aio(r->pull, r->recv_aio);
+}
+
 static void *
-reply_main(void *arg)
+sweeper_main(void *arg)
 {
 	ing_relay *r = arg;
 	int64_t last_sweep = now_ms();
 
-	for (;;) {
-		nng_msg *nm;
-		int rv = nng_recvmsg(r->pull, &nm, 0);
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		struct timespec ts;
+		int64_t due = last_sweep + SWEEP_EVERY_MS;
 
-		if (rv == NNG_ECLOSED)
-			break;
-		if (rv == 0) {
-			pf_msg *m = NULL;
-			pf_err err = pf_msg_decode(
-			    nng_msg_body(nm), nng_msg_len(nm), &m);
-			nng_msg_free(nm);
-			if (err == PF_OK)
-				dispatch(r, m);
-			else
-				pf_warn("PF-RELAY-DECODE", "err=\"%s\"",
-				    pf_strerror(err));
-			pf_msg_free(m);
-		} else if (rv != NNG_ETIMEDOUT) {
-			pf_warn(
-			    "PF-RELAY-RECV", "err=\"%s\"", nng_strerror(rv));
-			nng_msleep(RECV_POLL_MS);
+		if (r->n_orphans == 0) {
+			ts.tv_sec = (time_t)(due / 1000);
+			ts.tv_nsec = (long)(due % 1000) * 1000000L;
+			pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+			if (r->stop)
+				break;
 		}
+		pthread_mutex_unlock(&r->mu);
+		send_orphan_cancels(r);
 		int64_t now = now_ms();
 		if (now - last_sweep >= SWEEP_EVERY_MS) {
 			sweep(r);
 			last_sweep = now;
 		}
+		pthread_mutex_lock(&r->mu);
 	}
+	pthread_mutex_unlock(&r->mu);
 	return NULL;
 }
 
@@ -641,8 +714,12 @@ ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 	pf_err err;
 	int rv;
 
+	pf_msg packed = *req; /* shallow: only encoded */
+
+	/* this relay reads replies packed several to a message */
+	packed.u.relay_request.batch = 1;
 	pf_buf_init(&b);
-	err = pf_msg_encode(req, &b);
+	err = pf_msg_encode(&packed, &b);
 	if (err != PF_OK)
 		goto done;
 	if (nng_msg_alloc(&nm, 0) != 0 || nng_msg_append(nm, b.data, b.len)) {
@@ -720,6 +797,15 @@ ing_relay_start(const pf_config *cfg, ing_relay **ret)
 	r->cfg = cfg;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->ctl_mu, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* the sweeper's timed waits count on the wall clock (now_ms) */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_REALTIME);
+		pthread_cond_init(&r->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	if (nng_push0_open(&r->push) != 0)
 		goto fail;
 	r->push_open = 1;
@@ -730,19 +816,23 @@ ing_relay_start(const pf_config *cfg, ing_relay **ret)
 	if (nng_pull0_open(&r->pull) != 0)
 		goto fail;
 	r->pull_open = 1;
-	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
-	    || nng_socket_set_ms(r->pull, NNG_OPT_RECVTIMEO, RECV_POLL_MS) != 0)
+	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0)
 		goto fail;
 	if (nng_listen(r->pull, cfg->reply_url, NULL, 0) != 0)
 		goto fail;
 	err = dial_all(r, cfg->worker_url);
 	if (err != PF_OK)
 		goto fail;
-	if (pthread_create(&r->thread, NULL, reply_main, r) != 0) {
+	if (nng_aio_alloc(&r->recv_aio, recv_cb, r) != 0) {
+		err = PF_ENOMEM;
+		goto fail;
+	}
+	if (pthread_create(&r->thread, NULL, sweeper_main, r) != 0) {
 		err = PF_EIO;
 		goto fail;
 	}
 	r->thread_started = 1;
+	nng_recv_aio(r->pull, r->recv_aio);
 	*ret = r;
 	return PF_OK;
 fail:
@@ -757,9 +847,15 @@ ing_relay_free(ing_relay *r)
 		return;
 	pthread_mutex_lock(&r->mu);
 	r->closed = 1;
+	r->stop = 1;
+	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	if (r->pull_open)
 		nng_close(r->pull);
+	if (r->recv_aio != NULL) {
+		nng_aio_stop(r->recv_aio); /* waits for a running recv_cb */
+		nng_aio_free(r->recv_aio);
+	}
 	if (r->thread_started)
 		pthread_join(r->thread, NULL);
 	if (r->push_open)
@@ -770,6 +866,7 @@ ing_relay_free(ing_relay *r)
 		free(r->ctls[i]);
 	}
 	pthread_mutex_destroy(&r->ctl_mu);
+	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }

@@ -13,6 +13,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/supplemental/util/platform.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -144,13 +145,24 @@ note_of(const pf_msg *m, struct ctl_note *n)
 	return 0;
 }
 
+/* readable says whether an NNG socket's receive fd is set: asking the
+ * socket itself when it has nothing costs NNG an aio, a random number
+ * and a hand-off to its task threads. */
+static int
+readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
 /* Take control messages addressed to this thread. */
 static void
 take_ctl(wrk_thread *t, wrk_env *env)
 {
 	if (!t->ctl_open)
 		return;
-	for (int i = 0; i < CTL_BATCH; i++) {
+	for (int i = 0; i < CTL_BATCH && readable(t->ctl_fd); i++) {
 		struct ctl_note note;
 		nng_msg *m;
 		pf_msg *pm;
@@ -172,7 +184,7 @@ take_ctl(wrk_thread *t, wrk_env *env)
 static void
 take_requests(wrk_thread *t, wrk_env *env)
 {
-	for (int i = 0; i < RECV_BATCH; i++) {
+	for (int i = 0; i < RECV_BATCH && readable(t->w->recv_fd); i++) {
 		nng_msg *m;
 		pf_msg *pm;
 		pf_err err;
@@ -200,6 +212,14 @@ take_requests(wrk_thread *t, wrk_env *env)
 				continue;
 			}
 		}
+		/* an ingress that reads packed replies says so; a socket
+		 * that cannot open now fails the relay in wrk_env_take */
+		if (pm->kind == PF_MSG_RELAY_REQUEST && pm->u.relay_request.batch
+		    && wrk_replies_batch(t->replies,
+		           pm->u.relay_request.reply_addr.ptr,
+		           pm->u.relay_request.reply_addr.len)
+		        != PF_OK)
+			pf_debug("PF-WRK-BATCH", "packed replies off");
 		wrk_env_take(env, pm);
 	}
 }
@@ -227,6 +247,7 @@ thread_main(void *arg)
 		curl_multi_perform(t->multi, &running);
 		wrk_env_reap(&env);
 		wait = wrk_env_tick(&env, wrk_now_ms());
+		wrk_replies_flush(t->replies);
 		atomic_store(&t->live, env.n_live);
 		/* failover may have added transfers: let curl see them */
 		if (wait == 0)
