@@ -50,6 +50,7 @@ struct ing_relay {
 	size_t n_ctls;
 	void (*end_hook)(void *arg, const pf_relay_end *e);
 	void *end_arg;
+	int push_pipes, pull_pipes; /* live pipes (guarded by mu) */
 };
 
 static int64_t
@@ -424,9 +425,13 @@ end_flight(ing_relay *r, ing_flight *f, int reason, const char *why)
 	ing_relay_forget(r, f);
 }
 
-/* collect takes a reference to every filed flight matching pred. */
+/* Which flights collect takes. */
+enum pick { PICK_ALL, PICK_PIPE, PICK_HEADLESS };
+
+/* collect takes a reference to every filed flight that pick (with pipe
+ * for PICK_PIPE) selects. */
 static size_t
-collect(ing_relay *r, int64_t older_than, ing_flight ***ret)
+collect(ing_relay *r, enum pick pick, uint32_t pipe, ing_flight ***ret)
 {
 	size_t n = 0, cap = 0;
 	ing_flight **v = NULL;
@@ -434,8 +439,10 @@ collect(ing_relay *r, int64_t older_than, ing_flight ***ret)
 	pthread_mutex_lock(&r->mu);
 	for (unsigned b = 0; b < TABLE_BUCKETS; b++) {
 		for (ing_flight *f = r->table[b]; f != NULL; f = f->_next) {
-			if (older_than != 0
-			    && f->deadline_ms + PF_RELAY_GRACE_MS >= older_than)
+			/* _pipe is written under the table lock too */
+			if (pick == PICK_PIPE && f->_pipe != pipe)
+				continue;
+			if (pick == PICK_HEADLESS && f->_pipe != 0)
 				continue;
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 16;
@@ -469,7 +476,7 @@ sweep(ing_relay *r)
 {
 	ing_flight **v;
 	int64_t now = now_ms();
-	size_t n = collect(r, 0, &v);
+	size_t n = collect(r, PICK_ALL, 0, &v);
 
 	for (size_t i = 0; i < n; i++) {
 		ing_flight *f = v[i];
@@ -502,12 +509,58 @@ ing_relay_close_all(ing_relay *r)
 	pthread_mutex_lock(&r->mu);
 	r->closed = 1;
 	pthread_mutex_unlock(&r->mu);
-	n = collect(r, 0, &v);
+	n = collect(r, PICK_ALL, 0, &v);
 	for (size_t i = 0; i < n; i++) {
 		end_flight(r, v[i], PF_END_WORKER_LOST, "server shutting down");
 		ing_flight_unref(v[i]);
 	}
 	free(v);
+}
+
+/* end_picked ends every filed flight pick selects as worker_lost. */
+static void
+end_picked(ing_relay *r, enum pick pick, uint32_t pipe, const char *why)
+{
+	ing_flight **v;
+	size_t n = collect(r, pick, pipe, &v);
+
+	for (size_t i = 0; i < n; i++) {
+		end_flight(r, v[i], PF_END_WORKER_LOST, why);
+		ing_flight_unref(v[i]);
+	}
+	free(v);
+}
+
+/* pipe_cb runs on an NNG thread when a pipe of the push or the pull
+ * socket comes or goes: count them, and end the flights a lost pipe
+ * strands (see relay.h). */
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	ing_relay *r = arg;
+	int push = nng_socket_id(nng_pipe_socket(p)) == nng_socket_id(r->push);
+	int none;
+
+	pthread_mutex_lock(&r->mu);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		if (push)
+			r->push_pipes++;
+		else
+			r->pull_pipes++;
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	if (push)
+		r->push_pipes--;
+	else
+		r->pull_pipes--;
+	none = r->push_pipes <= 0 && r->pull_pipes <= 0 && !r->closed;
+	pthread_mutex_unlock(&r->mu);
+	if (!push)
+		end_picked(r, PICK_PIPE, nng_pipe_id(p),
+		    "connection to the worker lost");
+	if (none)
+		end_picked(r, PICK_HEADLESS, 0, "no worker connected");
 }
 
 /* --- replies -----------------------------------------------------------
@@ -578,7 +631,7 @@ on_end(ing_flight *f, const pf_relay_end *e)
 }
 
 static void
-dispatch(ing_relay *r, const pf_msg *m)
+dispatch(ing_relay *r, const pf_msg *m, uint32_t pipe)
 {
 	const uint8_t *id;
 	ing_flight *f;
@@ -612,6 +665,11 @@ dispatch(ing_relay *r, const pf_msg *m)
 			cancel_orphan(r, &m->u.relay_head);
 		return;
 	}
+	if (m->kind == PF_MSG_RELAY_HEAD && pipe != 0) {
+		pthread_mutex_lock(&r->mu);
+		f->_pipe = pipe;
+		pthread_mutex_unlock(&r->mu);
+	}
 	pthread_mutex_lock(&f->mu);
 	if (m->kind == PF_MSG_RELAY_HEAD)
 		on_head(r, f, &m->u.relay_head);
@@ -630,7 +688,7 @@ dispatch(ing_relay *r, const pf_msg *m)
 /* deliver decodes the replies packed in one transport message (one, or
  * several back to back) and files each. */
 static void
-deliver(ing_relay *r, const uint8_t *p, size_t len)
+deliver(ing_relay *r, const uint8_t *p, size_t len, uint32_t pipe)
 {
 	while (len > 0) {
 		pf_msg *m = NULL;
@@ -643,7 +701,7 @@ deliver(ing_relay *r, const uint8_t *p, size_t len)
 			pf_warn("PF-RELAY-DECODE", "err=\"%s\"", pf_strerror(err));
 			return;
 		}
-		dispatch(r, m);
+		dispatch(r, m, pipe);
 		pf_msg_free(m);
 		p += n;
 		len -= n;
@@ -665,7 +723,8 @@ recv_cb(void *arg)
 		nng_msg *nm = nng_aio_get_msg(r->recv_aio);
 
 		nng_aio_set_msg(r->recv_aio, NULL);
-		deliver(r, nng_msg_body(nm), nng_msg_len(nm));
+		deliver(r, nng_msg_body(nm), nng_msg_len(nm),
+		    nng_pipe_id(nng_msg_get_pipe(nm)));
 		nng_msg_free(nm);
 	} else {
 		pf_warn("PF-RELAY-RECV", "err=\"%s\"", nng_strerror(rv));
@@ -809,6 +868,9 @@ ing_relay_start(const pf_config *cfg, ing_relay **ret)
 	if (nng_push0_open(&r->push) != 0)
 		goto fail;
 	r->push_open = 1;
+	if (nng_pipe_notify(r->push, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
+	    || nng_pipe_notify(r->push, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
+		goto fail;
 	nng_socket_set_ms(r->push, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(r->push, NNG_OPT_RECONNMAXT, 1000);
 	if (nng_socket_set_ms(r->push, NNG_OPT_SENDTIMEO, SEND_WAIT_MS) != 0)
@@ -816,7 +878,9 @@ ing_relay_start(const pf_config *cfg, ing_relay **ret)
 	if (nng_pull0_open(&r->pull) != 0)
 		goto fail;
 	r->pull_open = 1;
-	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0)
+	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
+	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
+	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
 		goto fail;
 	if (nng_listen(r->pull, cfg->reply_url, NULL, 0) != 0)
 		goto fail;

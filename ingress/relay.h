@@ -8,7 +8,17 @@
  * connection.  The same thread ends flights that outlive their deadline by
  * PF_RELAY_GRACE_MS (PF_END_WORKER_LOST), and wakes parked connections
  * whose client hung up (MHD does not notice that while a connection is
- * suspended).
+ * suspended).  Replies arrive on one long-lived receive (an NNG callback);
+ * a worker may pack several into one transport message (relay.request's
+ * batch flag).
+ *
+ * Worker loss: a flight whose head came is tied to the pipe it came
+ * through; when that pipe drops (the worker died or its connection
+ * broke) the flight ends at once as PF_END_WORKER_LOST.  A flight with no
+ * head yet cannot be tied to a worker (push0 does not say which pipe took
+ * a request): it ends at once only when no worker is connected at all
+ * (no request pipe and no reply pipe left), otherwise at its deadline +
+ * PF_RELAY_GRACE_MS.
  *
  * Control: a worker names its control address in relay.head; relay.cancel
  * and relay.credit for that flight go there (one cached push socket per
@@ -74,6 +84,7 @@ typedef struct ing_flight {
 	int _credit;          /* the request offered a credit window */
 	struct ing_ctl *_ctl; /* the worker's control socket, or NULL */
 	ing_relay *_relay;
+	uint32_t _pipe; /* NNG pipe the head came through (0: none yet) */
 	int _refs;
 	int _in_table;
 	struct ing_flight *_next;
