@@ -1,6 +1,9 @@
 /*
  * serve.c -- `planktonfly serve`: the worker and the ingress in one
- * process, wired over inproc:// (PF_WORKER_URL, PF_REPLY_URL defaults).
+ * process.  With inproc:// worker and reply URLs (the defaults) they are
+ * wired by an in-process lane (common/lane.h) that bypasses NNG for
+ * requests and replies; other URLs go over NNG, so outside ingresses or
+ * workers can join.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +16,7 @@
 #include "cmd/serve.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "ingress/server.h"
@@ -40,6 +44,7 @@ pf_cmd_serve(int argc, char **argv)
 	int rc;
 	wrk_worker *wrk = NULL;
 	ing_server *srv = NULL;
+	pf_lane *lane = NULL;
 	sigset_t set;
 	int sig = 0;
 	pf_err err;
@@ -55,15 +60,26 @@ pf_cmd_serve(int argc, char **argv)
 	/* before any thread starts, so every thread inherits the mask */
 	pf_cli_block_signals(&set);
 
-	err = wrk_worker_start(&cfg, &wrk);
+	if (strncmp(cfg.worker_url, "inproc://", 9) == 0
+	    && strchr(cfg.worker_url, ',') == NULL
+	    && strncmp(cfg.reply_url, "inproc://", 9) == 0) {
+		err = pf_lane_new(&lane);
+		if (err != PF_OK) {
+			pf_error("PF-SERVE-LANE", "err=\"%s\"", pf_strerror(err));
+			return 1;
+		}
+	}
+	err = wrk_worker_start_lane(&cfg, lane, &wrk);
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-WORKER", "err=\"%s\"", pf_strerror(err));
+		pf_lane_free(lane);
 		return 1;
 	}
-	err = ing_server_start(&cfg, &srv);
+	err = ing_server_start_lane(&cfg, lane, &srv);
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-INGRESS", "err=\"%s\"", pf_strerror(err));
 		wrk_worker_free(wrk);
+		pf_lane_free(lane);
 		return 1;
 	}
 	pf_info("PF-SERVE-READY", "listen=%s port=%u", cfg.listen,
@@ -74,5 +90,6 @@ pf_cmd_serve(int argc, char **argv)
 	ing_server_drain_wait(srv, &set);
 	ing_server_free(srv);
 	wrk_worker_free(wrk);
+	pf_lane_free(lane);
 	return 0;
 }

@@ -34,6 +34,7 @@
  * (a loop turn's replies to one ingress, when the ingress reads batches) */
 #define PF_REPLY_BATCH_BYTES (64u * 1024u)
 #define PF_CANCEL_INBOX_MAX 1024u /* worker: cancels queued per thread */
+#define PF_LANE_QUEUE_MAX 4096u   /* serve: requests waiting for a worker */
 /* flow control: relay.data bytes a worker may send ahead of the client */
 #define PF_STREAM_CREDIT_WINDOW (64u * 1024u)
 #define PF_STREAM_CREDIT_STEP (16u * 1024u) /* ingress grants in steps */

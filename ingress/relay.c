@@ -11,6 +11,7 @@
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "ingress/relay.h"
@@ -28,6 +29,8 @@ struct ing_ctl {
 
 struct ing_relay {
 	const pf_config *cfg;
+	pf_lane *lane; /* serve: the worker in this process, no push/pull */
+	int lane_set;  /* the reply receiver is registered on lane */
 	nng_socket push;
 	nng_socket pull;
 	int push_open, pull_open;
@@ -233,6 +236,16 @@ send_ctl(ing_relay *r, struct ing_ctl *c, const pf_msg *m)
 	int rv = -1;
 
 	pf_buf_init(&b);
+	if (c == NULL && r->lane != NULL) {
+		/* before a head: through the request queue, as on push */
+		if (pf_msg_encode(m, &b) == PF_OK
+		    && pf_lane_push(r->lane, b.data, b.len) == PF_OK) {
+			b.data = NULL; /* the lane took it */
+			rv = 0;
+		}
+		pf_buf_fini(&b);
+		return rv;
+	}
 	if (pf_msg_encode(m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0
 	    && nng_msg_append(nm, b.data, b.len) == 0
 	    && nng_sendmsg(c != NULL ? c->sock : r->push, nm, NNG_FLAG_NONBLOCK)
@@ -732,6 +745,14 @@ recv_cb(void *arg)
 	nng_recv_aio(r->pull, r->recv_aio);
 }
 
+/* lane_reply_cb files a reply the worker in this process hands over (on
+ * its thread; several worker threads may call at once). */
+static void
+lane_reply_cb(void *arg, const pf_msg *m)
+{
+	dispatch(arg, m, 0);
+}
+
 static void *
 sweeper_main(void *arg)
 {
@@ -781,6 +802,22 @@ ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 	err = pf_msg_encode(&packed, &b);
 	if (err != PF_OK)
 		goto done;
+	if (r->lane != NULL) {
+		f->_relay = r;
+		f->_credit = req->u.relay_request.credit > 0;
+		err = table_put(r, f);
+		if (err != PF_OK)
+			goto done;
+		err = pf_lane_push(r->lane, b.data, b.len);
+		if (err == PF_OK) {
+			b.data = NULL; /* the lane took it */
+		} else {
+			/* intake closed (draining) or queue full */
+			err = PF_EAGAIN;
+			ing_relay_forget(r, f);
+		}
+		goto done;
+	}
 	if (nng_msg_alloc(&nm, 0) != 0 || nng_msg_append(nm, b.data, b.len)) {
 		err = PF_ENOMEM;
 		goto done;
@@ -845,15 +882,58 @@ dial_all(ing_relay *r, const char *urls)
 	return n > 0 ? PF_OK : PF_ECONFIG;
 }
 
+/* open_sockets opens the push socket to the workers and the pull socket
+ * for their replies, and starts receiving. */
+static pf_err
+open_sockets(ing_relay *r)
+{
+	const pf_config *cfg = r->cfg;
+	pf_err err = PF_ENET;
+
+	if (nng_push0_open(&r->push) != 0)
+		return err;
+	r->push_open = 1;
+	if (nng_pipe_notify(r->push, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
+	    || nng_pipe_notify(r->push, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
+		return err;
+	nng_socket_set_ms(r->push, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(r->push, NNG_OPT_RECONNMAXT, 1000);
+	if (nng_socket_set_ms(r->push, NNG_OPT_SENDTIMEO, SEND_WAIT_MS) != 0)
+		return err;
+	if (nng_pull0_open(&r->pull) != 0)
+		return err;
+	r->pull_open = 1;
+	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
+	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
+	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
+		return err;
+	if (nng_listen(r->pull, cfg->reply_url, NULL, 0) != 0)
+		return err;
+	err = dial_all(r, cfg->worker_url);
+	if (err != PF_OK)
+		return err;
+	if (nng_aio_alloc(&r->recv_aio, recv_cb, r) != 0)
+		return PF_ENOMEM;
+	nng_recv_aio(r->pull, r->recv_aio);
+	return PF_OK;
+}
+
 pf_err
 ing_relay_start(const pf_config *cfg, ing_relay **ret)
 {
+	return ing_relay_start_lane(cfg, NULL, ret);
+}
+
+pf_err
+ing_relay_start_lane(const pf_config *cfg, pf_lane *lane, ing_relay **ret)
+{
 	ing_relay *r = calloc(1, sizeof(*r));
-	pf_err err = PF_ENET;
+	pf_err err;
 
 	if (r == NULL)
 		return PF_ENOMEM;
 	r->cfg = cfg;
+	r->lane = lane;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->ctl_mu, NULL);
 	{
@@ -865,38 +945,21 @@ ing_relay_start(const pf_config *cfg, ing_relay **ret)
 		pthread_cond_init(&r->cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	if (nng_push0_open(&r->push) != 0)
-		goto fail;
-	r->push_open = 1;
-	if (nng_pipe_notify(r->push, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
-	    || nng_pipe_notify(r->push, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
-		goto fail;
-	nng_socket_set_ms(r->push, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(r->push, NNG_OPT_RECONNMAXT, 1000);
-	if (nng_socket_set_ms(r->push, NNG_OPT_SENDTIMEO, SEND_WAIT_MS) != 0)
-		goto fail;
-	if (nng_pull0_open(&r->pull) != 0)
-		goto fail;
-	r->pull_open = 1;
-	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
-	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
-	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
-		goto fail;
-	if (nng_listen(r->pull, cfg->reply_url, NULL, 0) != 0)
-		goto fail;
-	err = dial_all(r, cfg->worker_url);
-	if (err != PF_OK)
-		goto fail;
-	if (nng_aio_alloc(&r->recv_aio, recv_cb, r) != 0) {
-		err = PF_ENOMEM;
-		goto fail;
+	if (lane != NULL) {
+		err = pf_lane_set_reply(lane, cfg->reply_url, lane_reply_cb, r);
+		if (err != PF_OK)
+			goto fail;
+		r->lane_set = 1;
+	} else {
+		err = open_sockets(r);
+		if (err != PF_OK)
+			goto fail;
 	}
 	if (pthread_create(&r->thread, NULL, sweeper_main, r) != 0) {
 		err = PF_EIO;
 		goto fail;
 	}
 	r->thread_started = 1;
-	nng_recv_aio(r->pull, r->recv_aio);
 	*ret = r;
 	return PF_OK;
 fail:
@@ -914,6 +977,9 @@ ing_relay_free(ing_relay *r)
 	r->stop = 1;
 	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+	/* returns once no worker thread is filing a reply */
+	if (r->lane_set)
+		pf_lane_clear_reply(r->lane);
 	if (r->pull_open)
 		nng_close(r->pull);
 	if (r->recv_aio != NULL) {

@@ -51,6 +51,7 @@
 
 typedef struct ing_relay ing_relay;
 struct ing_ctl;
+struct pf_lane;
 
 typedef struct ing_flight {
 	pthread_mutex_t mu;
@@ -96,6 +97,16 @@ typedef struct ing_flight {
  * outlive the relay.  Errors: PF_ENET, PF_ENOMEM, PF_EIO.
  */
 PF_NODISCARD pf_err ing_relay_start(const pf_config *cfg, ing_relay **ret);
+
+/*
+ * ing_relay_start_lane is ing_relay_start for `serve`: requests go to the
+ * worker in this process over lane and its replies come back there
+ * (common/lane.h); no NNG push/pull socket is opened (control messages to
+ * a worker thread still use NNG).  lane must outlive the relay.  Errors
+ * as ing_relay_start.
+ */
+PF_NODISCARD pf_err ing_relay_start_lane(
+    const pf_config *cfg, struct pf_lane *lane, ing_relay **ret);
 
 /*
  * ing_flight_new returns a flight with one reference for the caller, or

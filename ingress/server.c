@@ -943,6 +943,13 @@ start_http(ing_server *srv)
 pf_err
 ing_server_start(const pf_config *cfg, ing_server **ret)
 {
+	return ing_server_start_lane(cfg, NULL, ret);
+}
+
+pf_err
+ing_server_start_lane(
+    const pf_config *cfg, struct pf_lane *lane, ing_server **ret)
+{
 	ing_server *srv = calloc(1, sizeof(*srv));
 	pf_err err;
 
@@ -959,7 +966,7 @@ ing_server_start(const pf_config *cfg, ing_server **ret)
 	err = ing_auth_new(cfg, &srv->auth);
 	if (err != PF_OK)
 		goto fail;
-	err = ing_relay_start(cfg, &srv->relay);
+	err = ing_relay_start_lane(cfg, lane, &srv->relay);
 	if (err != PF_OK)
 		goto fail;
 	err = ing_health_new(cfg, &srv->health);

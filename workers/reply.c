@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lane.h"
 #include "common/limits.h"
 #include "workers/reply.h"
 
@@ -15,12 +16,14 @@ struct wrk_reply {
 	int send_fd;    /* -1 until asked */
 	int full;       /* refused a send this loop turn: do not retry */
 	int batch;      /* the ingress reads packed replies */
+	int lane;       /* the ingress is in this process: no socket */
 	nng_msg *pend;  /* batch mode: replies packed, not yet sent */
 };
 
 struct wrk_replies {
 	wrk_reply *socks[PF_REPLY_SOCKETS_MAX];
 	size_t n;
+	pf_lane *lane; /* NULL: every reply address is an NNG socket */
 };
 
 struct wrk_outmsg {
@@ -39,9 +42,20 @@ wrk_replies_new(wrk_replies **ret)
 	return PF_OK;
 }
 
+void
+wrk_replies_set_lane(wrk_replies *rs, pf_lane *lane)
+{
+	rs->lane = lane;
+}
+
 static void
 reply_free(wrk_reply *r)
 {
+	if (r->lane) {
+		free(r->addr);
+		free(r);
+		return;
+	}
 	if (r->pend != NULL
 	    && nng_sendmsg(r->sock, r->pend, NNG_FLAG_NONBLOCK) != 0)
 		nng_msg_free(r->pend);
@@ -74,6 +88,12 @@ reply_open(wrk_replies *rs, const char *addr, wrk_reply **ret)
 	if (r->addr == NULL) {
 		free(r);
 		return PF_ENOMEM;
+	}
+	if (rs->lane != NULL
+	    && pf_lane_has_reply(rs->lane, (const uint8_t *)addr, strlen(addr))) {
+		r->lane = 1;
+		*ret = r;
+		return PF_OK;
 	}
 	rv = nng_push0_open(&r->sock);
 	if (rv != 0) {
@@ -260,6 +280,10 @@ wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc)
 
 	if (q->reply == NULL)
 		return PF_ENET;
+	/* in this process: the ingress files m before the call returns */
+	if (q->reply->lane)
+		return pf_lane_reply(q->reply->owner->lane,
+		    (const uint8_t *)q->reply->addr, strlen(q->reply->addr), m);
 	enc->len = 0;
 	err = pf_msg_encode(m, enc);
 	if (err != PF_OK)

@@ -10,6 +10,9 @@
  * back into one transport message, sent by wrk_replies_flush at the end
  * of the turn (or as soon as PF_REPLY_BATCH_BYTES are packed).
  *
+ * An ingress in the same process (wrk_replies_set_lane) gets each reply
+ * handed over directly: no socket, no encoding, never queued.
+ *
  * Sends never block the thread: a message the socket cannot take now
  * (NNG_EAGAIN) waits in the relay's wrk_outq, and every later message of
  * that relay queues behind it.  The owner stops reading upstream while its
@@ -27,6 +30,7 @@
 typedef struct wrk_replies wrk_replies;
 typedef struct wrk_reply wrk_reply;
 struct wrk_outmsg;
+struct pf_lane;
 
 /* A relay's queue of encoded messages not yet taken by its socket. */
 typedef struct wrk_outq {
@@ -37,6 +41,12 @@ typedef struct wrk_outq {
 
 /* wrk_replies_new makes an empty cache.  Errors: PF_ENOMEM. */
 PF_NODISCARD pf_err wrk_replies_new(wrk_replies **ret);
+
+/* wrk_replies_set_lane makes replies to an address that has a receiver on
+ * lane (pf_lane_set_reply: the ingress in this process) go through the
+ * lane instead of a socket; lane must outlive rs.  Call before the first
+ * wrk_outq_open. */
+void wrk_replies_set_lane(wrk_replies *rs, struct pf_lane *lane);
 
 /* wrk_replies_free closes every socket; the queues using them must have
  * been closed.  NULL is a no-op. */

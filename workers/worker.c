@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "common/cli.h"
+#include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -68,6 +69,7 @@ typedef struct wrk_thread {
 
 struct wrk_worker {
 	const pf_config *cfg;
+	pf_lane *lane; /* requests from the ingress in this process, or NULL */
 	nng_socket pull;
 	int pull_open;
 	int recv_fd;
@@ -180,24 +182,48 @@ take_ctl(wrk_thread *t, wrk_env *env)
 	}
 }
 
+/* Take the next request off the lane or the pull socket: 1 when *ret is
+ * a new decoded message (or PF_OK was not reached: *err says why), 0 when
+ * none waits. */
+static int
+next_request(wrk_thread *t, pf_msg **ret, pf_err *err)
+{
+	wrk_worker *w = t->w;
+	uint8_t *buf;
+	size_t len;
+	nng_msg *m;
+	int rv;
+
+	if (w->lane != NULL) {
+		if (!pf_lane_pop(w->lane, &buf, &len))
+			return 0;
+		*err = pf_msg_decode(buf, len, ret);
+		free(buf);
+		return 1;
+	}
+	if (!readable(w->recv_fd))
+		return 0;
+	rv = nng_recvmsg(w->pull, &m, NNG_FLAG_NONBLOCK);
+	if (rv != 0) {
+		if (rv != NNG_EAGAIN && rv != NNG_ECLOSED)
+			pf_warn("PF-WRK-RECV", "err=\"%s\"", nng_strerror(rv));
+		return 0;
+	}
+	*err = pf_msg_decode(nng_msg_body(m), nng_msg_len(m), ret);
+	nng_msg_free(m);
+	return 1;
+}
+
 /* Take up to RECV_BATCH requests without blocking. */
 static void
 take_requests(wrk_thread *t, wrk_env *env)
 {
-	for (int i = 0; i < RECV_BATCH && readable(t->w->recv_fd); i++) {
-		nng_msg *m;
-		pf_msg *pm;
+	for (int i = 0; i < RECV_BATCH; i++) {
+		pf_msg *pm = NULL;
 		pf_err err;
-		int rv = nng_recvmsg(t->w->pull, &m, NNG_FLAG_NONBLOCK);
 
-		if (rv != 0) {
-			if (rv != NNG_EAGAIN && rv != NNG_ECLOSED)
-				pf_warn("PF-WRK-RECV", "err=\"%s\"",
-				    nng_strerror(rv));
+		if (!next_request(t, &pm, &err))
 			return;
-		}
-		err = pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &pm);
-		nng_msg_free(m);
 		if (err != PF_OK) {
 			pf_warn(
 			    "PF-WRK-DECODE", "err=\"%s\"", pf_strerror(err));
@@ -432,42 +458,57 @@ open_ctl(wrk_thread *t, uint32_t n)
 	return PF_OK;
 }
 
+/* Open the pull socket on every worker URL. */
+static pf_err
+open_intake(wrk_worker *w)
+{
+	pf_err err;
+	int rv;
+
+	if (w->lane != NULL) {
+		w->recv_fd = pf_lane_fd(w->lane);
+		return PF_OK;
+	}
+	rv = nng_pull0_open(&w->pull);
+	if (rv != 0)
+		return PF_ENET;
+	w->pull_open = 1;
+	rv = nng_socket_set_size(w->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX);
+	if (rv != 0)
+		return PF_ENET;
+	err = listen_all(w, w->cfg->worker_url);
+	if (err != PF_OK)
+		return err;
+	rv = nng_socket_get_int(w->pull, NNG_OPT_RECVFD, &w->recv_fd);
+	return rv == 0 ? PF_OK : PF_ENET;
+}
+
 pf_err
 wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 {
+	return wrk_worker_start_lane(cfg, NULL, ret);
+}
+
+pf_err
+wrk_worker_start_lane(const pf_config *cfg, pf_lane *lane, wrk_worker **ret)
+{
 	wrk_worker *w;
 	pf_err err = PF_OK;
-	int rv;
 
 	w = calloc(1, sizeof *w);
 	if (w == NULL)
 		return PF_ENOMEM;
 	w->cfg = cfg;
+	w->lane = lane;
 	atomic_init(&w->stop, 0);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		free(w);
 		return PF_EIO;
 	}
 	w->curl_inited = 1;
-	rv = nng_pull0_open(&w->pull);
-	if (rv != 0) {
-		err = PF_ENET;
-		goto fail;
-	}
-	w->pull_open = 1;
-	rv = nng_socket_set_size(w->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX);
-	if (rv != 0) {
-		err = PF_ENET;
-		goto fail;
-	}
-	err = listen_all(w, cfg->worker_url);
+	err = open_intake(w);
 	if (err != PF_OK)
 		goto fail;
-	rv = nng_socket_get_int(w->pull, NNG_OPT_RECVFD, &w->recv_fd);
-	if (rv != 0) {
-		err = PF_ENET;
-		goto fail;
-	}
 	w->n_threads = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
 	w->threads = calloc(w->n_threads, sizeof *w->threads);
 	if (w->threads == NULL) {
@@ -495,6 +536,7 @@ wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 		err = wrk_replies_new(&t->replies);
 		if (err != PF_OK)
 			goto fail;
+		wrk_replies_set_lane(t->replies, lane);
 		err = open_ctl(t, i);
 		if (err != PF_OK)
 			goto fail;
@@ -542,6 +584,8 @@ wrk_worker_stop(wrk_worker *w)
 void
 wrk_worker_close_intake(wrk_worker *w)
 {
+	if (w->lane != NULL)
+		pf_lane_close_intake(w->lane);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		nng_listener_close(w->listeners[i]);
 	w->n_listeners = 0;
