@@ -1,13 +1,16 @@
 /*
  * worker.c -- the worker role: NNG intake, transfer threads, lifecycle.
  *
- * One pull0 socket listens on every URL of cfg->worker_url.  Each transfer
- * thread owns a CURLM (its connection cache: keep-alive and HTTP/2
- * multiplexing across requests), its reply sockets and its relays, and
- * runs one loop: take requests (non-blocking), curl_multi_perform, reap,
- * tick timeouts, then curl_multi_poll on curl's sockets plus the pull
- * socket's receive fd (a request wakes the loop) and the send fds of
- * reply sockets relays wait on.  curl_multi_wakeup stops it.
+ * One pull0 socket listens on every URL of cfg->worker_url (in `serve`, an
+ * in-process lane takes its place: common/lane.h).  Each transfer thread
+ * owns a CURLM (its connection cache: keep-alive and HTTP/2 multiplexing
+ * across requests), its reply sockets and its relays, and runs one loop:
+ * take requests (non-blocking), curl_multi_perform, reap, tick timeouts,
+ * send the turn's packed replies, then curl_multi_poll on curl's sockets
+ * plus the intake's receive fd (a request wakes the loop) and the send fds
+ * of reply sockets relays wait on.  Control messages (relay.cancel /
+ * relay.credit) to a thread's own socket arrive by an NNG callback into
+ * its inbox, which wakes the loop with curl_multi_wakeup, as does a stop.
  */
 #include <curl/curl.h>
 #include <nng/nng.h>
@@ -33,8 +36,6 @@
 
 /* Requests taken per loop turn, so curl is never starved. */
 #define RECV_BATCH 16
-/* Control messages taken per loop turn. */
-#define CTL_BATCH 64
 /* Longest sleep of a loop turn; a safety net only. */
 #define POLL_MAX_MS 1000
 /* Extra fds in curl_multi_poll: pull fd, control fd, reply send fds. */
@@ -54,7 +55,8 @@ typedef struct wrk_thread {
 	 * straight to the thread that runs the relay */
 	nng_socket ctl;
 	int ctl_open;
-	int ctl_fd;
+	nng_aio *ctl_aio;  /* the control socket's one receive (ctl_cb) */
+	nng_msg *ctl_held; /* taken while the inbox was full; guarded by mu */
 	char ctl_url[PF_URL_MAX + 1]; /* "" = none */
 	/* relay.cancel / relay.credit that came through the shared intake,
 	 * routed here by other threads */
@@ -158,28 +160,79 @@ readable(int fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
 }
 
-/* Take control messages addressed to this thread. */
+/* ctl_note_of decodes a control message; 0 when it is none. */
+static int
+ctl_note_of(nng_msg *m, struct ctl_note *n)
+{
+	pf_msg *pm;
+	int ok = 0;
+
+	if (pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &pm) == PF_OK) {
+		ok = note_of(pm, n);
+		pf_msg_free(pm);
+	}
+	return ok;
+}
+
+/*
+ * ctl_cb runs on an NNG thread when a control message for thread t came:
+ * it goes into t's inbox and t's loop is woken.  A message that finds the
+ * inbox full is held, and no receive is asked for until t's loop took it
+ * (take_ctl): relay.credit must never be dropped.
+ */
+static void
+ctl_cb(void *arg)
+{
+	wrk_thread *t = arg;
+	struct ctl_note note;
+	int rv = nng_aio_result(t->ctl_aio);
+	nng_msg *m;
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv != 0) {
+		nng_recv_aio(t->ctl, t->ctl_aio);
+		return;
+	}
+	m = nng_aio_get_msg(t->ctl_aio);
+	nng_aio_set_msg(t->ctl_aio, NULL);
+	if (!ctl_note_of(m, &note)) {
+		nng_msg_free(m);
+		nng_recv_aio(t->ctl, t->ctl_aio);
+		return;
+	}
+	pthread_mutex_lock(&t->mu);
+	if (t->n_inbox < PF_CANCEL_INBOX_MAX) {
+		t->inbox[t->n_inbox++] = note;
+		nng_msg_free(m);
+		m = NULL;
+	} else {
+		t->ctl_held = m;
+	}
+	pthread_mutex_unlock(&t->mu);
+	curl_multi_wakeup(t->multi);
+	if (m == NULL)
+		nng_recv_aio(t->ctl, t->ctl_aio);
+}
+
+/* Take a control message ctl_cb held back (the inbox was full) and ask
+ * for the next one. */
 static void
 take_ctl(wrk_thread *t, wrk_env *env)
 {
-	if (!t->ctl_open)
-		return;
-	for (int i = 0; i < CTL_BATCH && readable(t->ctl_fd); i++) {
-		struct ctl_note note;
-		nng_msg *m;
-		pf_msg *pm;
-		int rv = nng_recvmsg(t->ctl, &m, NNG_FLAG_NONBLOCK);
+	struct ctl_note note;
+	nng_msg *m;
 
-		if (rv != 0)
-			return;
-		if (pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &pm)
-		    == PF_OK) {
-			if (note_of(pm, &note))
-				apply_note(env, &note);
-			pf_msg_free(pm);
-		}
-		nng_msg_free(m);
-	}
+	pthread_mutex_lock(&t->mu);
+	m = t->ctl_held;
+	t->ctl_held = NULL;
+	pthread_mutex_unlock(&t->mu);
+	if (m == NULL)
+		return;
+	if (ctl_note_of(m, &note))
+		apply_note(env, &note);
+	nng_msg_free(m);
+	nng_recv_aio(t->ctl, t->ctl_aio);
 }
 
 /* Take the next request off the lane or the pull socket: 1 when *ret is
@@ -268,8 +321,8 @@ thread_main(void *arg)
 
 		wrk_replies_new_turn(t->replies);
 		take_requests(t, &env);
-		take_ctl(t, &env);
 		take_notes(t, &env);
+		take_ctl(t, &env);
 		curl_multi_perform(t->multi, &running);
 		wrk_env_reap(&env);
 		wait = wrk_env_tick(&env, wrk_now_ms());
@@ -284,12 +337,6 @@ thread_main(void *arg)
 		wfd[nfd].events = CURL_WAIT_POLLIN;
 		wfd[nfd].revents = 0;
 		nfd++;
-		if (t->ctl_open) {
-			wfd[nfd].fd = t->ctl_fd;
-			wfd[nfd].events = CURL_WAIT_POLLIN;
-			wfd[nfd].revents = 0;
-			nfd++;
-		}
 		nsend = wrk_replies_poll_fds(
 		    t->replies, fds, POLL_FDS - (size_t)nfd);
 		for (size_t i = 0; i < nsend; i++) {
@@ -316,6 +363,13 @@ worker_release(wrk_worker *w)
 			nng_close(t->ctl);
 			t->ctl_open = 0;
 		}
+		if (t->ctl_aio != NULL) {
+			nng_aio_stop(t->ctl_aio); /* waits for ctl_cb */
+			nng_aio_free(t->ctl_aio);
+			t->ctl_aio = NULL;
+		}
+		if (t->ctl_held != NULL)
+			nng_msg_free(t->ctl_held);
 		if (t->multi != NULL)
 			curl_multi_cleanup(t->multi);
 		if (t->mu_inited)
@@ -448,13 +502,14 @@ open_ctl(wrk_thread *t, uint32_t n)
 	if (rv == 0)
 		rv = nng_listen(t->ctl, t->ctl_url, NULL, 0);
 	if (rv == 0)
-		rv = nng_socket_get_int(t->ctl, NNG_OPT_RECVFD, &t->ctl_fd);
+		rv = nng_aio_alloc(&t->ctl_aio, ctl_cb, t);
 	if (rv != 0) {
 		pf_error("PF-WRK-CTL", "url=%s err=\"%s\"", t->ctl_url,
 		    nng_strerror(rv));
 		return PF_ENET;
 	}
 	pf_info("PF-WRK-CTL", "thread=%u url=%s", n, t->ctl_url);
+	nng_recv_aio(t->ctl, t->ctl_aio);
 	return PF_OK;
 }
 
