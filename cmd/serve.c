@@ -65,7 +65,8 @@ pf_cmd_serve(int argc, char **argv)
 	    && strncmp(cfg.reply_url, "inproc://", 9) == 0) {
 		err = pf_lane_new(&lane);
 		if (err != PF_OK) {
-			pf_error("PF-SERVE-LANE", "err=\"%s\"", pf_strerror(err));
+			pf_error(
+			    "PF-SERVE-LANE", "err=\"%s\"", pf_strerror(err));
 			return 1;
 		}
 	}

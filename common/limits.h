@@ -28,8 +28,8 @@
 #define PF_SSE_EVENT_MAX (1024u * 1024u)      /* one SSE event from upstream */
 #define PF_UPSTREAM_HEADER_MAX (64u * 1024u)  /* upstream response headers */
 #define PF_ERROR_BODY_MAX (64u * 1024u)       /* upstream error body kept */
-#define PF_REPLY_SOCKETS_MAX 64u  /* worker: reply sockets per thread */
-#define PF_REPLY_SENDBUF 1024     /* worker: messages queued per reply socket */
+#define PF_REPLY_SOCKETS_MAX 64u /* worker: reply sockets per thread */
+#define PF_REPLY_SENDBUF 1024    /* worker: messages queued per reply socket */
 /* worker: replies packed into one transport message before it goes out
  * (a loop turn's replies to one ingress, when the ingress reads batches) */
 #define PF_REPLY_BATCH_BYTES (64u * 1024u)

@@ -701,7 +701,8 @@ pf_msg_split(const void *buf, size_t len, size_t *ret_len)
 
 	if (buf == NULL || ret_len == NULL)
 		return PF_EINVAL;
-	if (len == 0 || !((b[0] & 0xf0) == 0x90 || b[0] == 0xdc || b[0] == 0xdd))
+	if (len == 0
+	    || !((b[0] & 0xf0) == 0x90 || b[0] == 0xdc || b[0] == 0xdd))
 		return PF_EPROTO; /* a message is an array */
 	err = scan_obj(&s, 1);
 	if (err != PF_OK)

@@ -112,7 +112,7 @@ typedef struct pf_relay_request {
 	uint8_t probe;   /* a channel health probe: not billed */
 	uint32_t n_headers;
 	pf_header *headers; /* client headers to pass upstream */
-	uint8_t batch; /* the ingress reads several replies packed back to
+	uint8_t batch;      /* the ingress reads several replies packed back to
 	                * back in one transport message (pf_msg_split) */
 } pf_relay_request;
 

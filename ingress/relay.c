@@ -34,8 +34,9 @@ struct ing_relay {
 	nng_socket push;
 	nng_socket pull;
 	int push_open, pull_open;
-	nng_aio *recv_aio; /* the pull socket's one receive, re-armed by recv_cb */
-	pthread_t thread;  /* the sweeper */
+	nng_aio
+	    *recv_aio; /* the pull socket's one receive, re-armed by recv_cb */
+	pthread_t thread; /* the sweeper */
 	int thread_started;
 	pthread_mutex_t mu; /* guards table, closed, stop, orphans */
 	pthread_cond_t cv;  /* wakes the sweeper */
@@ -711,7 +712,8 @@ deliver(ing_relay *r, const uint8_t *p, size_t len, uint32_t pipe)
 		if (err == PF_OK)
 			err = pf_msg_decode(p, n, &m);
 		if (err != PF_OK) {
-			pf_warn("PF-RELAY-DECODE", "err=\"%s\"", pf_strerror(err));
+			pf_warn(
+			    "PF-RELAY-DECODE", "err=\"%s\"", pf_strerror(err));
 			return;
 		}
 		dispatch(r, m, pipe);

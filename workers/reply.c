@@ -90,7 +90,8 @@ reply_open(wrk_replies *rs, const char *addr, wrk_reply **ret)
 		return PF_ENOMEM;
 	}
 	if (rs->lane != NULL
-	    && pf_lane_has_reply(rs->lane, (const uint8_t *)addr, strlen(addr))) {
+	    && pf_lane_has_reply(
+	        rs->lane, (const uint8_t *)addr, strlen(addr))) {
 		r->lane = 1;
 		*ret = r;
 		return PF_OK;
@@ -138,7 +139,8 @@ reply_get(wrk_replies *rs, const uint8_t *addr, size_t len, wrk_reply **ret)
 		size_t i;
 
 		for (i = 0; i < rs->n; i++)
-			if (rs->socks[i]->refs == 0 && rs->socks[i]->pend == NULL)
+			if (rs->socks[i]->refs == 0
+			    && rs->socks[i]->pend == NULL)
 				break;
 		if (i == rs->n)
 			return PF_EAGAIN;

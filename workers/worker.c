@@ -293,7 +293,8 @@ take_requests(wrk_thread *t, wrk_env *env)
 		}
 		/* an ingress that reads packed replies says so; a socket
 		 * that cannot open now fails the relay in wrk_env_take */
-		if (pm->kind == PF_MSG_RELAY_REQUEST && pm->u.relay_request.batch
+		if (pm->kind == PF_MSG_RELAY_REQUEST
+		    && pm->u.relay_request.batch
 		    && wrk_replies_batch(t->replies,
 		           pm->u.relay_request.reply_addr.ptr,
 		           pm->u.relay_request.reply_addr.len)
