@@ -118,6 +118,17 @@ pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
 	return got;
 }
 
+size_t
+pf_lane_pending(pf_lane *l)
+{
+	size_t n;
+
+	pthread_mutex_lock(&l->mu);
+	n = l->n;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
 int
 pf_lane_fd(const pf_lane *l)
 {

@@ -57,6 +57,9 @@ PF_NODISCARD pf_err pf_lane_push(pf_lane *l, uint8_t *buf, size_t len);
  * (free with free()) and *ret_len to the caller, or 0 when none waits. */
 int pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len);
 
+/* pf_lane_pending returns how many requests wait. */
+size_t pf_lane_pending(pf_lane *l);
+
 /* pf_lane_fd returns a descriptor readable while requests wait (for
  * poll; never read it). */
 int pf_lane_fd(const pf_lane *l);

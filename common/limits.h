@@ -35,6 +35,9 @@
 #define PF_REPLY_BATCH_BYTES (64u * 1024u)
 #define PF_CANCEL_INBOX_MAX 1024u /* worker: cancels queued per thread */
 #define PF_LANE_QUEUE_MAX 4096u   /* serve: requests waiting for a worker */
+/* worker: requests taken off the pull socket ahead of the transfer
+ * threads (more wait in the ingresses, free for other workers) */
+#define PF_WORKER_INTAKE_AHEAD 64u
 /* flow control: relay.data bytes a worker may send ahead of the client */
 #define PF_STREAM_CREDIT_WINDOW (64u * 1024u)
 #define PF_STREAM_CREDIT_STEP (16u * 1024u) /* ingress grants in steps */

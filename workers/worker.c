@@ -16,7 +16,6 @@
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/supplemental/util/platform.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -71,9 +70,17 @@ typedef struct wrk_thread {
 
 struct wrk_worker {
 	const pf_config *cfg;
-	pf_lane *lane; /* requests from the ingress in this process, or NULL */
+	pf_lane *lane; /* the ingress in this process (serve), or NULL */
+	/* requests to take: lane, or a private queue the pull socket's
+	 * callback (intake_cb) fills */
+	pf_lane *intake;
+	int own_intake;
 	nng_socket pull;
 	int pull_open;
+	nng_aio *recv_aio;
+	pthread_mutex_t held_mu; /* guards held */
+	int held_mu_inited;
+	nng_msg *held; /* taken while the queue was full; no receive asked */
 	int recv_fd;
 	nng_listener listeners[MAX_LISTENERS];
 	size_t n_listeners;
@@ -147,17 +154,6 @@ note_of(const pf_msg *m, struct ctl_note *n)
 		return 1;
 	}
 	return 0;
-}
-
-/* readable says whether an NNG socket's receive fd is set: asking the
- * socket itself when it has nothing costs NNG an aio, a random number
- * and a hand-off to its task threads. */
-static int
-readable(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
 }
 
 /* ctl_note_of decodes a control message; 0 when it is none. */
@@ -235,35 +231,94 @@ take_ctl(wrk_thread *t, wrk_env *env)
 	nng_recv_aio(t->ctl, t->ctl_aio);
 }
 
-/* Take the next request off the lane or the pull socket: 1 when *ret is
- * a new decoded message (or PF_OK was not reached: *err says why), 0 when
- * none waits. */
+/* queue_request copies m into the intake queue; 0 when queued (m is
+ * freed), -1 when the queue is full (m is still the caller's). */
+static int
+queue_request(wrk_worker *w, nng_msg *m)
+{
+	size_t len = nng_msg_len(m);
+	uint8_t *buf = malloc(len > 0 ? len : 1);
+
+	if (buf == NULL) {
+		nng_msg_free(m); /* dropped: the ingress ends it at deadline */
+		return 0;
+	}
+	memcpy(buf, nng_msg_body(m), len);
+	if (pf_lane_push(w->intake, buf, len) != PF_OK) {
+		free(buf);
+		return -1;
+	}
+	nng_msg_free(m);
+	return 0;
+}
+
+/*
+ * intake_cb runs on an NNG thread when the pull socket delivered a
+ * request: it goes into the intake queue (whose fd wakes a transfer
+ * thread) and the next receive is asked for.  Once PF_WORKER_INTAKE_AHEAD
+ * requests wait, the request is held and no receive is asked for until a
+ * thread took one (release_held): the rest wait in the ingresses, where
+ * another worker may take them.
+ */
+static void
+intake_cb(void *arg)
+{
+	wrk_worker *w = arg;
+	int rv = nng_aio_result(w->recv_aio);
+	nng_msg *m;
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv != 0) {
+		nng_recv_aio(w->pull, w->recv_aio);
+		return;
+	}
+	m = nng_aio_get_msg(w->recv_aio);
+	nng_aio_set_msg(w->recv_aio, NULL);
+	pthread_mutex_lock(&w->held_mu);
+	if (pf_lane_pending(w->intake) >= PF_WORKER_INTAKE_AHEAD
+	    || queue_request(w, m) != 0)
+		w->held = m; /* release_held asks for the next */
+	else
+		m = NULL;
+	pthread_mutex_unlock(&w->held_mu);
+	if (m == NULL)
+		nng_recv_aio(w->pull, w->recv_aio);
+}
+
+/* release_held queues a request intake_cb held and asks for the next. */
+static void
+release_held(wrk_worker *w)
+{
+	int rearm = 0;
+
+	if (!w->own_intake)
+		return;
+	pthread_mutex_lock(&w->held_mu);
+	if (w->held != NULL
+	    && pf_lane_pending(w->intake) < PF_WORKER_INTAKE_AHEAD
+	    && queue_request(w, w->held) == 0) {
+		w->held = NULL;
+		rearm = 1;
+	}
+	pthread_mutex_unlock(&w->held_mu);
+	if (rearm)
+		nng_recv_aio(w->pull, w->recv_aio);
+}
+
+/* Take the next request off the intake queue: 1 when there was one (*err
+ * says whether *ret is a decoded message), 0 when none waits. */
 static int
 next_request(wrk_thread *t, pf_msg **ret, pf_err *err)
 {
-	wrk_worker *w = t->w;
 	uint8_t *buf;
 	size_t len;
-	nng_msg *m;
-	int rv;
 
-	if (w->lane != NULL) {
-		if (!pf_lane_pop(w->lane, &buf, &len))
-			return 0;
-		*err = pf_msg_decode(buf, len, ret);
-		free(buf);
-		return 1;
-	}
-	if (!readable(w->recv_fd))
+	if (!pf_lane_pop(t->w->intake, &buf, &len))
 		return 0;
-	rv = nng_recvmsg(w->pull, &m, NNG_FLAG_NONBLOCK);
-	if (rv != 0) {
-		if (rv != NNG_EAGAIN && rv != NNG_ECLOSED)
-			pf_warn("PF-WRK-RECV", "err=\"%s\"", nng_strerror(rv));
-		return 0;
-	}
-	*err = pf_msg_decode(nng_msg_body(m), nng_msg_len(m), ret);
-	nng_msg_free(m);
+	release_held(t->w);
+	*err = pf_msg_decode(buf, len, ret);
+	free(buf);
 	return 1;
 }
 
@@ -383,6 +438,24 @@ worker_release(wrk_worker *w)
 		nng_close(w->pull);
 		w->pull_open = 0;
 	}
+	if (w->recv_aio != NULL) {
+		nng_aio_stop(w->recv_aio); /* waits for intake_cb */
+		nng_aio_free(w->recv_aio);
+		w->recv_aio = NULL;
+	}
+	if (w->held != NULL) {
+		nng_msg_free(w->held);
+		w->held = NULL;
+	}
+	if (w->held_mu_inited) {
+		pthread_mutex_destroy(&w->held_mu);
+		w->held_mu_inited = 0;
+	}
+	if (w->own_intake) {
+		pf_lane_free(w->intake);
+		w->own_intake = 0;
+	}
+	w->intake = NULL;
 	if (w->curl_inited) {
 		curl_global_cleanup();
 		w->curl_inited = 0;
@@ -514,7 +587,8 @@ open_ctl(wrk_thread *t, uint32_t n)
 	return PF_OK;
 }
 
-/* Open the pull socket on every worker URL. */
+/* Open the intake: the lane, or the pull socket on every worker URL
+ * feeding a private queue. */
 static pf_err
 open_intake(wrk_worker *w)
 {
@@ -522,9 +596,18 @@ open_intake(wrk_worker *w)
 	int rv;
 
 	if (w->lane != NULL) {
+		w->intake = w->lane;
 		w->recv_fd = pf_lane_fd(w->lane);
 		return PF_OK;
 	}
+	err = pf_lane_new(&w->intake);
+	if (err != PF_OK)
+		return err;
+	w->own_intake = 1;
+	w->recv_fd = pf_lane_fd(w->intake);
+	if (pthread_mutex_init(&w->held_mu, NULL) != 0)
+		return PF_EIO;
+	w->held_mu_inited = 1;
 	rv = nng_pull0_open(&w->pull);
 	if (rv != 0)
 		return PF_ENET;
@@ -535,8 +618,11 @@ open_intake(wrk_worker *w)
 	err = listen_all(w, w->cfg->worker_url);
 	if (err != PF_OK)
 		return err;
-	rv = nng_socket_get_int(w->pull, NNG_OPT_RECVFD, &w->recv_fd);
-	return rv == 0 ? PF_OK : PF_ENET;
+	rv = nng_aio_alloc(&w->recv_aio, intake_cb, w);
+	if (rv != 0)
+		return PF_ENOMEM;
+	nng_recv_aio(w->pull, w->recv_aio);
+	return PF_OK;
 }
 
 pf_err
