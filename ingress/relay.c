@@ -1,10 +1,12 @@
 /*
  * relay.c -- NNG push/pull to the workers and the in-flight table.
  */
-#include <poll.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
@@ -20,6 +22,7 @@
 #define SEND_WAIT_MS 200    /* before "no worker available" */
 #define SWEEP_EVERY_MS 500
 #define ORPHANS_MAX 64 /* cancels for orphaned heads waiting for the sweeper */
+#define HUNG_MAX 256   /* hang-ups taken per sweep */
 
 /* A push socket dialing one worker's control address. */
 struct ing_ctl {
@@ -55,6 +58,7 @@ struct ing_relay {
 	void (*end_hook)(void *arg, const pf_relay_end *e);
 	void *end_arg;
 	int push_pipes, pull_pipes; /* live pipes (guarded by mu) */
+	int epfd; /* parked client sockets, for hang-ups (sweeper only) */
 };
 
 static int64_t
@@ -475,22 +479,63 @@ out:
 	return n;
 }
 
-/* hung_up says whether the peer of a parked connection closed it. */
-static int
-hung_up(int fd)
+/* watch adds a parked connection's socket to the hang-up epoll set (f
+ * locked, f->suspended: the fd is open and is this connection's).  A
+ * keep-alive connection's next flight finds it there already; a closed
+ * socket leaves the set by itself. */
+static void
+watch(ing_relay *r, ing_flight *f)
 {
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	struct epoll_event ev = { .events = EPOLLRDHUP };
 
-	return poll(&p, 1, 0) == 1
-	    && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+	if (f->_watched || r->epfd < 0)
+		return;
+	ev.data.fd = f->fd;
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, f->fd, &ev) == 0
+	    || errno == EEXIST)
+		f->_watched = 1;
 }
 
+static int
+cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* hung_up_fds reads which watched sockets' peers hung up: sorted into
+ * fds, returns how many (at most HUNG_MAX a sweep; the rest stay set for
+ * the next). */
+static size_t
+hung_up_fds(ing_relay *r, int *fds)
+{
+	struct epoll_event ev[HUNG_MAX];
+	size_t k = 0;
+	int n;
+
+	if (r->epfd < 0)
+		return 0;
+	n = epoll_wait(r->epfd, ev, HUNG_MAX, 0);
+	for (int i = 0; i < n; i++)
+		if (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			fds[k++] = ev[i].data.fd;
+	qsort(fds, k, sizeof(fds[0]), cmp_int);
+	return k;
+}
+
+/* sweep ends flights past their deadline + grace, watches parked
+ * connections for a hang-up (one epoll set: MHD does not notice one on a
+ * suspended connection) and wakes those whose client left, and retries
+ * credit grants that could not be sent. */
 static void
 sweep(ing_relay *r)
 {
 	ing_flight **v;
 	int64_t now = now_ms();
 	size_t n = collect(r, PICK_ALL, 0, &v);
+	int hung[HUNG_MAX];
+	size_t n_hung = hung_up_fds(r, hung);
 
 	for (size_t i = 0; i < n; i++) {
 		ing_flight *f = v[i];
@@ -498,13 +543,17 @@ sweep(ing_relay *r)
 			end_flight(r, f, PF_END_WORKER_LOST,
 			    "no answer from the worker before the deadline");
 		} else {
-			/* a suspended connection's fd stays open until it is
-			 * resumed: safe to poll under the lock */
 			pthread_mutex_lock(&f->mu);
 			if (f->suspended && f->conn != NULL && f->fd >= 0
-			    && !f->client_gone && hung_up(f->fd)) {
-				f->client_gone = 1;
-				wake(f);
+			    && !f->client_gone) {
+				watch(r, f);
+				if (n_hung > 0
+				    && bsearch(&f->fd, hung, n_hung,
+				           sizeof(hung[0]), cmp_int)
+				        != NULL) {
+					f->client_gone = 1;
+					wake(f);
+				}
 			}
 			grant(f); /* one that could not be sent before */
 			pthread_mutex_unlock(&f->mu);
@@ -936,6 +985,9 @@ ing_relay_start_lane(const pf_config *cfg, pf_lane *lane, ing_relay **ret)
 		return PF_ENOMEM;
 	r->cfg = cfg;
 	r->lane = lane;
+	/* without it hang-ups of parked clients go unnoticed until the
+	 * deadline: not fatal */
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->ctl_mu, NULL);
 	{
@@ -997,6 +1049,8 @@ ing_relay_free(ing_relay *r)
 		nng_close(r->ctls[i]->sock);
 		free(r->ctls[i]);
 	}
+	if (r->epfd >= 0)
+		close(r->epfd);
 	pthread_mutex_destroy(&r->ctl_mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);

@@ -3,14 +3,16 @@
  *
  * The relay owns two NNG sockets: a push socket dialing every worker URL
  * (relay.request goes out there) and a pull socket listening on
- * cfg->reply_url, read by one reply thread that files relay.head /
- * relay.data / relay.end into the matching flight and wakes its client
- * connection.  The same thread ends flights that outlive their deadline by
- * PF_RELAY_GRACE_MS (PF_END_WORKER_LOST), and wakes parked connections
- * whose client hung up (MHD does not notice that while a connection is
- * suspended).  Replies arrive on one long-lived receive (an NNG callback);
- * a worker may pack several into one transport message (relay.request's
- * batch flag).
+ * cfg->reply_url, read by one long-lived receive whose callback (on an NNG
+ * thread) files relay.head / relay.data / relay.end into the matching
+ * flight and wakes its client connection; a worker may pack several
+ * replies into one transport message (relay.request's batch flag).  In
+ * `serve` an in-process lane replaces both sockets (ing_relay_start_lane;
+ * the worker's thread files its replies itself).  A sweeper thread ends
+ * flights that outlive their deadline by PF_RELAY_GRACE_MS
+ * (PF_END_WORKER_LOST), and wakes parked connections whose client hung up
+ * (MHD does not notice that while a connection is suspended; the parked
+ * sockets sit in one epoll set, read each sweep).
  *
  * Worker loss: a flight whose head came is tied to the pipe it came
  * through; when that pipe drops (the worker died or its connection
@@ -86,6 +88,7 @@ typedef struct ing_flight {
 	struct ing_ctl *_ctl; /* the worker's control socket, or NULL */
 	ing_relay *_relay;
 	uint32_t _pipe; /* NNG pipe the head came through (0: none yet) */
+	int _watched;   /* fd is in the relay's hang-up epoll set */
 	int _refs;
 	int _in_table;
 	struct ing_flight *_next;
@@ -93,7 +96,7 @@ typedef struct ing_flight {
 
 /*
  * ing_relay_start opens the sockets (dials cfg->worker_url non-blocking,
- * listens on cfg->reply_url) and starts the reply thread.  cfg must
+ * listens on cfg->reply_url), starts receiving and the sweeper.  cfg must
  * outlive the relay.  Errors: PF_ENET, PF_ENOMEM, PF_EIO.
  */
 PF_NODISCARD pf_err ing_relay_start(const pf_config *cfg, ing_relay **ret);
@@ -144,7 +147,7 @@ PF_NODISCARD pf_err ing_relay_send(
  * cannot take now is dropped.  It goes to the worker's control address
  * once the head named one; before that it is round-robined through the
  * push socket (with several workers it may reach one that does not run
- * the request, which ignores it); the reply thread then answers the head
+ * the request, which ignores it); the reply path then answers the head
  * of a flight no longer filed with a relay.cancel to its control address.
  */
 void ing_relay_cancel(ing_relay *r, ing_flight *f);
@@ -158,7 +161,7 @@ void ing_relay_cancel(ing_relay *r, ing_flight *f);
 void ing_flight_took_locked(ing_flight *f, size_t n);
 
 /*
- * ing_relay_set_end_hook makes the reply thread call fn(arg, e) for every
+ * ing_relay_set_end_hook makes the reply path call fn(arg, e) for every
  * relay.end it receives (also for flights already forgotten), before the
  * flight sees it (under the relay's table lock: fn must not block or
  * call back into the relay).  Once a call with fn NULL returns, no hook
@@ -180,7 +183,8 @@ void ing_relay_forget(ing_relay *r, ing_flight *f);
  */
 void ing_relay_close_all(ing_relay *r);
 
-/* ing_relay_free joins the reply thread, closes the sockets and frees r;
+/* ing_relay_free stops receiving, joins the sweeper, closes the sockets
+ * and frees r;
  * NULL is a no-op.  Blocks. */
 void ing_relay_free(ing_relay *r);
 
