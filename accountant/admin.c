@@ -101,6 +101,33 @@ acct_admin_print_rows(const struct pg_result *res, int ncols)
 	}
 }
 
+int
+acct_admin_list(acct_admin_ctx *ctx, const char *usage, int argc, char **argv,
+    const char *sql, const char *header, int ncols)
+{
+	acct_opt opts[] = { { "config", 1, NULL } };
+	char errbuf[ACCT_ADMIN_ERRBUF];
+	struct pg_conn *conn = NULL;
+	struct pg_result *res = NULL;
+	pf_err err;
+	int rc;
+
+	rc = acct_admin_prepare(ctx, usage, argc, argv, opts, 1);
+	if (rc != ACCT_ADMIN_GO_ON)
+		return rc;
+	rc = acct_admin_connect(ctx, &conn);
+	if (rc != ACCT_ADMIN_GO_ON)
+		return rc;
+	err = acct_db_exec(conn, sql, 0, NULL, &res, errbuf, sizeof(errbuf));
+	acct_db_close(conn);
+	if (err != PF_OK)
+		return acct_admin_fail(ctx, errbuf);
+	fputs(header, stdout);
+	acct_admin_print_rows(res, ncols);
+	acct_db_result_free(res);
+	return ACCT_EXIT_OK;
+}
+
 /* user-create */
 
 static const char user_create_usage[]
@@ -217,28 +244,11 @@ acct_admin_user_list(acct_admin_ctx *ctx, int argc, char **argv)
 	static const char sql[]
 	    = "SELECT id, username, role, status, \"group\", quota,"
 	      " used_quota, request_count FROM users ORDER BY id";
-	acct_opt opts[] = { { "config", 1, NULL } };
-	char errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
-	struct pg_result *res = NULL;
-	pf_err err;
-	int rc;
 
-	rc = acct_admin_prepare(ctx, user_list_usage, argc, argv, opts, 1);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
-	err = acct_db_exec(conn, sql, 0, NULL, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
-	if (err != PF_OK)
-		return acct_admin_fail(ctx, errbuf);
-	printf("id\tusername\trole\tstatus\tgroup\tquota\tused_quota\t"
-	       "request_count\n");
-	acct_admin_print_rows(res, 8);
-	acct_db_result_free(res);
-	return ACCT_EXIT_OK;
+	return acct_admin_list(ctx, user_list_usage, argc, argv, sql,
+	    "id\tusername\trole\tstatus\tgroup\tquota\tused_quota\t"
+	    "request_count\n",
+	    8);
 }
 
 /* price-set */

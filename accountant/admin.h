@@ -64,6 +64,13 @@ const char *acct_admin_fmt_i64(char *buf, size_t len, int64_t v);
  * stdout, tab-separated, control characters shown as spaces. */
 void acct_admin_print_rows(const struct pg_result *res, int ncols);
 
+/* acct_admin_list runs a list command without options of its own: parses
+ * --config/--help (usage is the help text), runs sql and prints header
+ * (the column names, tab-separated, ending in a newline) and then ncols
+ * columns of every row.  Returns the command's exit code. */
+int acct_admin_list(acct_admin_ctx *ctx, const char *usage, int argc,
+    char **argv, const char *sql, const char *header, int ncols);
+
 int acct_admin_user_create(acct_admin_ctx *ctx, int argc, char **argv);
 int acct_admin_user_list(acct_admin_ctx *ctx, int argc, char **argv);
 int acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv);

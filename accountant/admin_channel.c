@@ -226,28 +226,11 @@ acct_admin_channel_list(acct_admin_ctx *ctx, int argc, char **argv)
 	      " WHEN 2 THEN 'anthropic' ELSE type::text END, status,"
 	      " disabled_reason, models, \"group\", priority, weight"
 	      " FROM channels ORDER BY id";
-	acct_opt opts[] = { { "config", 1, NULL } };
-	char errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
-	struct pg_result *res = NULL;
-	pf_err err;
-	int rc;
 
-	rc = acct_admin_prepare(ctx, channel_list_usage, argc, argv, opts, 1);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
-	err = acct_db_exec(conn, sql, 0, NULL, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
-	if (err != PF_OK)
-		return acct_admin_fail(ctx, errbuf);
-	printf("id\tname\ttype\tstatus\tdisabled_reason\tmodels\tgroup\t"
-	       "priority\tweight\n");
-	acct_admin_print_rows(res, 9);
-	acct_db_result_free(res);
-	return ACCT_EXIT_OK;
+	return acct_admin_list(ctx, channel_list_usage, argc, argv, sql,
+	    "id\tname\ttype\tstatus\tdisabled_reason\tmodels\tgroup\t"
+	    "priority\tweight\n",
+	    9);
 }
 
 /* channel-enable, channel-disable */

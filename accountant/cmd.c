@@ -40,14 +40,17 @@ migrate_usage(FILE *f)
 	pf_config_usage(f);
 }
 
-int
-acct_cmd_migrate(int argc, char **argv)
+/*
+ * begin parses the options of a subcommand that takes only --config and
+ * --help and loads the configuration into *cfg.  Returns -1 to go on, or
+ * the exit code (help printed, or an error reported on stderr).
+ */
+static int
+begin(const char *name, void (*usage)(FILE *), int argc, char **argv,
+    pf_config *cfg)
 {
 	acct_opt opts[] = { { "config", 1, NULL } };
 	char errbuf[ERRBUF_MAX];
-	struct pg_conn *conn = NULL;
-	size_t applied = 0;
-	pf_config cfg;
 	int help = 0;
 	pf_err err;
 
@@ -55,20 +58,35 @@ acct_cmd_migrate(int argc, char **argv)
 	    argc - 1, argv + 1, opts, 1, &help, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		fprintf(stderr,
-		    "planktonfly migrate: %s\n(see 'planktonfly migrate "
-		    "--help')\n",
-		    errbuf);
+		    "planktonfly %s: %s\n(see 'planktonfly %s --help')\n", name,
+		    errbuf, name);
 		return ACCT_EXIT_USAGE;
 	}
 	if (help) {
-		migrate_usage(stdout);
+		usage(stdout);
 		return ACCT_EXIT_OK;
 	}
-	err = acct_load_config(opts[0].value, &cfg, errbuf, sizeof(errbuf));
+	err = acct_load_config(opts[0].value, cfg, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
-		fprintf(stderr, "planktonfly migrate: %s\n", errbuf);
+		fprintf(stderr, "planktonfly %s: %s\n", name, errbuf);
 		return ACCT_EXIT_USAGE;
 	}
+	return -1;
+}
+
+int
+acct_cmd_migrate(int argc, char **argv)
+{
+	char errbuf[ERRBUF_MAX];
+	struct pg_conn *conn = NULL;
+	size_t applied = 0;
+	pf_config cfg;
+	pf_err err;
+	int rc;
+
+	rc = begin("migrate", migrate_usage, argc, argv, &cfg);
+	if (rc >= 0)
+		return rc;
 	err = acct_db_connect(cfg.database_url, &conn, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		fprintf(stderr, "planktonfly migrate: %s\n", errbuf);
@@ -109,32 +127,16 @@ accountant_usage(FILE *f)
 int
 acct_cmd_accountant(int argc, char **argv)
 {
-	acct_opt opts[] = { { "config", 1, NULL } };
 	char errbuf[ERRBUF_MAX];
 	acct_accountant *a = NULL;
 	sigset_t set;
 	pf_config cfg;
-	int help = 0, sig = 0;
+	int sig = 0, rc;
 	pf_err err;
 
-	err = acct_opts_parse(
-	    argc - 1, argv + 1, opts, 1, &help, errbuf, sizeof(errbuf));
-	if (err != PF_OK) {
-		fprintf(stderr,
-		    "planktonfly accountant: %s\n(see 'planktonfly accountant "
-		    "--help')\n",
-		    errbuf);
-		return ACCT_EXIT_USAGE;
-	}
-	if (help) {
-		accountant_usage(stdout);
-		return ACCT_EXIT_OK;
-	}
-	err = acct_load_config(opts[0].value, &cfg, errbuf, sizeof(errbuf));
-	if (err != PF_OK) {
-		fprintf(stderr, "planktonfly accountant: %s\n", errbuf);
-		return ACCT_EXIT_USAGE;
-	}
+	rc = begin("accountant", accountant_usage, argc, argv, &cfg);
+	if (rc >= 0)
+		return rc;
 	pf_log_set_level(cfg.log_level);
 	/* Blocked before any thread starts, so only sigwait sees them. */
 	sigemptyset(&set);

@@ -259,7 +259,15 @@ static const char disable_sql[]
 
 static const char enable_sql[]
     = "UPDATE channels SET status = 1, disabled_reason = '', "
-      "disabled_at = 0, fail_count = 0, test_at = $2, updated_at = $2 "
+      "disabled_at = 0, fail_count = 0, test_at = $2, "
+      "response_time_ms = $3, updated_at = $2 "
+      "WHERE id = $1 AND status = 3";
+
+/* a failed probe leaves the channel disabled and records when it was
+ * tried and how long it took (fail_count counts failed probes too) */
+static const char probe_failed_sql[]
+    = "UPDATE channels SET test_at = $2, response_time_ms = $3, "
+      "fail_count = fail_count + 1 "
       "WHERE id = $1 AND status = 3";
 
 /* write_disables writes p[0..n); what fails to write goes back to the
@@ -463,7 +471,9 @@ probe_round(ing_health *h)
 	      "FROM channels WHERE status = 3 ORDER BY disabled_at LIMIT 64";
 	ing_flight *fl[PROBES_MAX];
 	int64_t ids[PROBES_MAX];
-	int64_t deadline = now_ms() + PROBE_TIMEOUT_MS;
+	int64_t took_ms[PROBES_MAX]; /* -1 while the probe runs */
+	int64_t start = now_ms();
+	int64_t deadline = start + PROBE_TIMEOUT_MS;
 	PGresult *res;
 	int n, enabled = 0;
 
@@ -484,6 +494,7 @@ probe_round(ing_health *h)
 		n = PROBES_MAX;
 	for (int i = 0; i < n; i++) {
 		ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		took_ms[i] = -1;
 		fl[i] = probe_due(h, res, i) ? send_probe(h, res, i, deadline)
 		                             : NULL;
 	}
@@ -491,8 +502,14 @@ probe_round(ing_health *h)
 	for (;;) {
 		int open = 0;
 
-		for (int i = 0; i < n; i++)
-			open += fl[i] != NULL && !flight_done(fl[i]);
+		for (int i = 0; i < n; i++) {
+			if (fl[i] == NULL || took_ms[i] >= 0)
+				continue;
+			if (flight_done(fl[i]))
+				took_ms[i] = now_ms() - start;
+			else
+				open++;
+		}
 		if (open == 0 || stopping(h)
 		    || now_ms() > deadline + PF_RELAY_GRACE_MS)
 			break;
@@ -501,8 +518,8 @@ probe_round(ing_health *h)
 	for (int i = 0; i < n; i++) {
 		ing_flight *f = fl[i];
 		int good;
-		char id[24], at[24];
-		const char *vals[2] = { id, at };
+		char id[24], at[24], took[24];
+		const char *vals[3] = { id, at, took };
 
 		if (f == NULL)
 			continue;
@@ -512,11 +529,15 @@ probe_round(ing_health *h)
 		pthread_mutex_unlock(&f->mu);
 		ing_relay_forget(h->relay, f);
 		ing_flight_unref(f);
-		if (!good)
-			continue;
 		snprintf(id, sizeof(id), "%" PRId64, ids[i]);
 		snprintf(at, sizeof(at), "%" PRId64, now_ms() / 1000);
-		if (exec_update(h, enable_sql, vals, 2) > 0) {
+		snprintf(took, sizeof(took), "%" PRId64,
+		    took_ms[i] >= 0 ? took_ms[i] : now_ms() - start);
+		if (!good) {
+			(void)exec_update(h, probe_failed_sql, vals, 3);
+			continue;
+		}
+		if (exec_update(h, enable_sql, vals, 3) > 0) {
 			chan *c;
 
 			pthread_mutex_lock(&h->mu);

@@ -266,7 +266,10 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	}
 	if (wrk_client_headers(rq, c, &x->headers) != PF_OK)
 		goto fail;
-	wrk_conv_init(&x->cv);
+	wrk_conv_init(&x->cv,
+	    x->conv ? wrk_units_tokens(
+	        wrk_usage_prompt_units(rq->body.ptr, rq->body.len))
+	            : 0);
 	if (x->conv)
 		err = wrk_conv_request(rq->body.ptr, rq->body.len,
 		    (const char *)c->upstream_model.ptr, c->upstream_model.len,

@@ -503,9 +503,10 @@ wrk_conv_error(long status, const uint8_t *body, size_t len, wrk_buf *out)
 /* ---- stream ------------------------------------------------------------- */
 
 void
-wrk_conv_init(wrk_conv *c)
+wrk_conv_init(wrk_conv *c, int64_t input_estimate)
 {
 	memset(c, 0, sizeof *c);
+	c->input_estimate = input_estimate > 0 ? input_estimate : 0;
 	c->open_block = -1;
 	c->tool_index = -1;
 	c->prompt = c->completion = c->cached = -1;
@@ -547,10 +548,11 @@ start_message(wrk_conv *c, wrk_conv_emit_cb emit, void *arg)
 {
 	c->started = 1;
 	return emit_event("message_start",
-	    json_pack("{s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:{s:i,s:i}}}",
+	    json_pack("{s:{s:s,s:s,s:s,s:s,s:[],s:n,s:n,s:{s:I,s:i}}}",
 	        "message", "id", c->id, "type", "message", "role", "assistant",
 	        "model", c->model, "content", "stop_reason", "stop_sequence",
-	        "usage", "input_tokens", 0, "output_tokens", 0),
+	        "usage", "input_tokens", (json_int_t)c->input_estimate,
+	        "output_tokens", 0),
 	    emit, arg);
 }
 

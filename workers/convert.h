@@ -32,14 +32,18 @@ typedef struct wrk_conv {
 	int tool_index;  /* OpenAI tool_calls index of the open block */
 	char stop_reason[32];
 	int64_t prompt, completion, cached; /* upstream usage, -1 unknown */
+	int64_t input_estimate; /* message_start's input_tokens (upstream
+	                         * reports usage only at the end) */
 } wrk_conv;
 
 /* wrk_conv_emit_cb receives one translated SSE event ("event: T\ndata:
  * {...}\n\n"); a non-zero return stops the translation with it. */
 typedef pf_err (*wrk_conv_emit_cb)(void *arg, const uint8_t *ev, size_t len);
 
-/* wrk_conv_init prepares c for a stream. */
-void wrk_conv_init(wrk_conv *c);
+/* wrk_conv_init prepares c for a stream; input_estimate is the prompt's
+ * estimated token count, announced in message_start (clients that read
+ * it there get an estimate; message_delta brings the real count). */
+void wrk_conv_init(wrk_conv *c, int64_t input_estimate);
 
 /*
  * wrk_conv_request translates an Anthropic Messages body into a chat

@@ -115,6 +115,38 @@ wrk_client_headers(
 	return PF_OK;
 }
 
+pf_err
+wrk_headers_add(struct curl_slist **list, const char *key_name, pf_bytes key,
+    const char *const *lines, size_t n)
+{
+	char line[PF_RELAY_HEADER_NAME_MAX + PF_SECRET_MAX + 4];
+	size_t k = strlen(key_name);
+	struct curl_slist *next;
+
+	if (key.len > PF_SECRET_MAX || k > PF_RELAY_HEADER_NAME_MAX + 2)
+		return PF_EINVAL;
+	for (size_t i = 0; i < key.len; i++)
+		if (key.ptr[i] < 0x20 || key.ptr[i] == 0x7f)
+			return PF_EINVAL;
+	if (key.len > 0) {
+		memcpy(line, key_name, k);
+		memcpy(line + k, key.ptr, key.len);
+		line[k + key.len] = 0;
+		next = curl_slist_append(*list, line);
+		explicit_bzero(line, sizeof line);
+		if (next == NULL)
+			return PF_ENOMEM;
+		*list = next;
+	}
+	for (size_t i = 0; i < n; i++) {
+		next = curl_slist_append(*list, lines[i]);
+		if (next == NULL)
+			return PF_ENOMEM;
+		*list = next;
+	}
+	return PF_OK;
+}
+
 /* Does any real in v need 17 significant digits to survive a round
  * trip?  Then the dump uses 17, else 16 (0.7 stays "0.7"). */
 static int

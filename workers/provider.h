@@ -75,6 +75,16 @@ const pf_header *wrk_header_get(const pf_relay_request *rq, const char *name);
 PF_NODISCARD pf_err wrk_client_headers(const pf_relay_request *rq,
     const pf_candidate *c, struct curl_slist **list);
 
+/*
+ * wrk_headers_add appends to *list the secret line key_name + key (e.g.
+ * "x-api-key: " + the channel key; nothing when the key is empty), then
+ * lines[0..n).  The key must be at most PF_SECRET_MAX bytes without
+ * control bytes; the stack copy of the secret line is wiped.  Errors:
+ * PF_EINVAL (bad key), PF_ENOMEM (*list keeps what was appended).
+ */
+PF_NODISCARD pf_err wrk_headers_add(struct curl_slist **list,
+    const char *key_name, pf_bytes key, const char *const *lines, size_t n);
+
 extern const wrk_provider wrk_provider_openai;
 extern const wrk_provider wrk_provider_anthropic;
 

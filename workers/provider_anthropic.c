@@ -18,48 +18,20 @@
  * anthropic-version header is then passed on by wrk_client_headers). */
 #define ANTHROPIC_VERSION "2023-06-01"
 
-static int
-header_safe(pf_bytes v)
-{
-	for (size_t i = 0; i < v.len; i++)
-		if (v.ptr[i] < 0x20 || v.ptr[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
 static pf_err
 anthropic_headers(
     const pf_relay_request *rq, const pf_candidate *c, struct curl_slist **list)
 {
-	static const char xkey[] = "x-api-key: ";
 	static const char *const fixed[] = {
 		"anthropic-version: " ANTHROPIC_VERSION,
 		"Content-Type: application/json",
 		"Expect:",
 	};
-	char line[sizeof xkey + PF_SECRET_MAX];
-	struct curl_slist *n;
+	/* the client's anthropic-version is passed on instead of ours */
 	size_t first = wrk_header_get(rq, "anthropic-version") != NULL ? 1 : 0;
 
-	if (!header_safe(c->key) || c->key.len > PF_SECRET_MAX)
-		return PF_EINVAL;
-	if (c->key.len > 0) {
-		memcpy(line, xkey, sizeof xkey - 1);
-		memcpy(line + sizeof xkey - 1, c->key.ptr, c->key.len);
-		line[sizeof xkey - 1 + c->key.len] = 0;
-		n = curl_slist_append(*list, line);
-		explicit_bzero(line, sizeof line);
-		if (n == NULL)
-			return PF_ENOMEM;
-		*list = n;
-	}
-	for (size_t i = first; i < sizeof fixed / sizeof fixed[0]; i++) {
-		n = curl_slist_append(*list, fixed[i]);
-		if (n == NULL)
-			return PF_ENOMEM;
-		*list = n;
-	}
-	return PF_OK;
+	return wrk_headers_add(list, "x-api-key: ", c->key, fixed + first,
+	    sizeof fixed / sizeof fixed[0] - first);
 }
 
 static pf_err

@@ -12,49 +12,19 @@
 #include "workers/provider.h"
 #include "workers/sse.h"
 
-static int
-header_safe(pf_bytes v)
-{
-	for (size_t i = 0; i < v.len; i++)
-		if (v.ptr[i] < 0x20 || v.ptr[i] == 0x7f)
-			return 0;
-	return 1;
-}
-
 static pf_err
 openai_headers(
     const pf_relay_request *rq, const pf_candidate *c, struct curl_slist **list)
 {
-	static const char bearer[] = "Authorization: Bearer ";
-	char line[sizeof bearer + PF_SECRET_MAX];
-	struct curl_slist *l = *list, *n;
+	/* no Expect: 100-continue round trip for large bodies */
+	static const char *const fixed[] = {
+		"Content-Type: application/json",
+		"Expect:",
+	};
 
 	(void)rq;
-	if (!header_safe(c->key) || c->key.len > PF_SECRET_MAX)
-		return PF_EINVAL;
-	if (c->key.len > 0) {
-		memcpy(line, bearer, sizeof bearer - 1);
-		memcpy(line + sizeof bearer - 1, c->key.ptr, c->key.len);
-		line[sizeof bearer - 1 + c->key.len] = 0;
-		n = curl_slist_append(l, line);
-		explicit_bzero(line, sizeof line);
-		if (n == NULL)
-			return PF_ENOMEM;
-		l = n;
-	}
-	n = curl_slist_append(l, "Content-Type: application/json");
-	if (n == NULL)
-		goto nomem;
-	l = n;
-	/* no 100-continue round trip for large bodies */
-	n = curl_slist_append(l, "Expect:");
-	if (n == NULL)
-		goto nomem;
-	*list = n;
-	return PF_OK;
-nomem:
-	*list = l;
-	return PF_ENOMEM;
+	return wrk_headers_add(list, "Authorization: Bearer ", c->key, fixed,
+	    sizeof fixed / sizeof fixed[0]);
 }
 
 int

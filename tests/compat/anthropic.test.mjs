@@ -71,6 +71,9 @@ for (const way of WAYS) {
     assert.equal(typeof start.usage.input_tokens, 'number', 'message_start usage');
     if (way.model === ANTHROPIC_MODEL) {
       assert.equal(start.usage.input_tokens, PROMPT_TOKENS, 'message_start input_tokens');
+    } else {
+      // converted: the gateway's estimate of the prompt, not 0
+      assert.ok(start.usage.input_tokens > 0, 'message_start input_tokens estimated');
     }
     const block = events.find((e) => e.type === 'content_block_start');
     assert.equal(block.index, 0);
@@ -83,7 +86,7 @@ for (const way of WAYS) {
     assert.equal(delta.delta.stop_reason, 'end_turn');
     assert.equal(delta.usage.output_tokens, CHUNKS, 'cumulative output_tokens');
     // An OpenAI stream reports the prompt only at its end, so a converted
-    // message_start cannot know it; message_delta's cumulative usage must
+    // message_start carries an estimate; message_delta's cumulative usage must
     // (the SDK takes input_tokens from there when present).
     assert.equal(delta.usage.input_tokens ?? start.usage.input_tokens, PROMPT_TOKENS,
       'input_tokens (message_delta, else message_start)');

@@ -94,6 +94,15 @@ with Harness() as h:
          "after the 401: the disabled channel is not tried",
          f"auth mock requests {n} -> {mock_stats(authm)['requests']}")
 
+    # --- a failed probe is recorded, the channel stays disabled -----------
+    def probed():
+        return int(h.scalar(g.db, "SELECT test_at FROM channels WHERE id = "
+                            + ids["flaky"]) or 0) > 0
+
+    t.ok(wait_for(probed, timeout=10, step=0.1) and status("flaky") == "3",
+         "a failed probe sets test_at and leaves the channel disabled",
+         f"status {status('flaky')}")
+
     # --- recovery: the probe re-enables -----------------------------------
     was_disabled = status("flaky") == "3"
     mock_set_knobs(flaky, "")

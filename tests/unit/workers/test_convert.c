@@ -151,7 +151,7 @@ test_stream(void)
 	pf_err err = PF_OK;
 
 	memset(&s, 0, sizeof s);
-	wrk_conv_init(&c);
+	wrk_conv_init(&c, 12);
 	err |= feed(&c,
 	    "{\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"delta\":{"
 	    "\"role\":\"assistant\",\"content\":\"Hi\"}}]}",
@@ -188,9 +188,12 @@ test_stream(void)
 	    "stop reason mapped; input excludes cached tokens");
 	ok(wrk_conv_stream_end(&c, sink_cb, &s) == PF_OK && s.n == 9,
 	    "end after [DONE] adds nothing");
+	ok(strstr(s.out, "\"usage\":{\"input_tokens\":12,\"output_tokens\":0}")
+	        != NULL,
+	    "message_start announces the estimated input tokens");
 
 	memset(&s, 0, sizeof s);
-	wrk_conv_init(&c);
+	wrk_conv_init(&c, 0);
 	ok(feed(&c, "{\"choices\":[{\"delta\":{\"content\":\"a\"}}]}", &s)
 	            == PF_OK
 	        && wrk_conv_stream_end(&c, sink_cb, &s) == PF_OK
@@ -280,7 +283,7 @@ test_odd_input(void)
 		sink s;
 
 		memset(&s, 0, sizeof s);
-		wrk_conv_init(&c);
+		wrk_conv_init(&c, 0);
 		for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++)
 			if (feed(&c, chunks[i], &s) != PF_OK)
 				survived = 0;
