@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/limits.h"
@@ -23,6 +24,8 @@ struct pf_lane {
 	size_t head, n;
 	int closed;
 	int efd;
+	pthread_cond_t room; /* a request was taken (or intake closed) */
+	size_t waiters;
 	pthread_rwlock_t rw; /* guards the receiver; held (read) by a call */
 	char addr[PF_URL_MAX + 1];
 	pf_lane_reply_fn fn;
@@ -41,6 +44,12 @@ pf_lane_new(pf_lane **ret)
 		free(l);
 		return PF_EIO;
 	}
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->room, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_rwlock_init(&l->rw, NULL);
 	*ret = l;
@@ -55,6 +64,7 @@ pf_lane_free(pf_lane *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->ring[(l->head + i) % PF_LANE_QUEUE_MAX].buf);
 	close(l->efd);
+	pthread_cond_destroy(&l->room);
 	pthread_rwlock_destroy(&l->rw);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
@@ -77,9 +87,31 @@ signal_fd(pf_lane *l, int on)
 pf_err
 pf_lane_push(pf_lane *l, uint8_t *buf, size_t len)
 {
+	return pf_lane_push_wait(l, buf, len, 0);
+}
+
+pf_err
+pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
+{
 	pf_err err = PF_OK;
 
 	pthread_mutex_lock(&l->mu);
+	if (wait_ms > 0 && l->n == PF_LANE_QUEUE_MAX && !l->closed) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += wait_ms / 1000;
+		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		l->waiters++;
+		while (l->n == PF_LANE_QUEUE_MAX && !l->closed
+		    && pthread_cond_timedwait(&l->room, &l->mu, &until) == 0)
+			;
+		l->waiters--;
+	}
 	if (l->closed) {
 		err = PF_ECLOSED;
 	} else if (l->n == PF_LANE_QUEUE_MAX) {
@@ -112,6 +144,8 @@ pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
 		l->head = (l->head + 1) % PF_LANE_QUEUE_MAX;
 		if (--l->n == 0)
 			signal_fd(l, 0);
+		if (l->waiters > 0)
+			pthread_cond_signal(&l->room);
 		got = 1;
 	}
 	pthread_mutex_unlock(&l->mu);
@@ -140,6 +174,7 @@ pf_lane_close_intake(pf_lane *l)
 {
 	pthread_mutex_lock(&l->mu);
 	l->closed = 1;
+	pthread_cond_broadcast(&l->room);
 	pthread_mutex_unlock(&l->mu);
 }
 

@@ -53,6 +53,12 @@ void pf_lane_free(pf_lane *l);
  */
 PF_NODISCARD pf_err pf_lane_push(pf_lane *l, uint8_t *buf, size_t len);
 
+/* pf_lane_push_wait is pf_lane_push that, while the queue is full, waits
+ * up to wait_ms for a worker to take one (as a send to a busy NNG socket
+ * would).  Errors as pf_lane_push. */
+PF_NODISCARD pf_err pf_lane_push_wait(
+    pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms);
+
 /* pf_lane_pop takes the oldest request: returns 1 and gives *ret_buf
  * (free with free()) and *ret_len to the caller, or 0 when none waits. */
 int pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len);

@@ -859,7 +859,8 @@ ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 		err = table_put(r, f);
 		if (err != PF_OK)
 			goto done;
-		err = pf_lane_push(r->lane, b.data, b.len);
+		/* like the push socket's send timeout */
+		err = pf_lane_push_wait(r->lane, b.data, b.len, SEND_WAIT_MS);
 		if (err == PF_OK) {
 			b.data = NULL; /* the lane took it */
 		} else {

@@ -73,6 +73,13 @@ test_requests(void)
 		pushed++;
 	}
 	ok(pushed == PF_LANE_QUEUE_MAX, "lane: holds PF_LANE_QUEUE_MAX");
+	{
+		uint8_t *b = dup_bytes("y");
+
+		ok(pf_lane_push_wait(l, b, 1, 20) == PF_EAGAIN,
+		    "lane: full, a bounded wait gives up (PF_EAGAIN)");
+		free(b);
+	}
 	while (pf_lane_pop(l, &buf, &len) == 1)
 		free(buf);
 
