@@ -1,9 +1,11 @@
 /*
- * serve.c -- `planktonfly serve`: the worker and the ingress in one
- * process.  With inproc:// worker and reply URLs (the defaults) they are
- * wired by an in-process lane (common/lane.h) that bypasses NNG for
- * requests and replies; other URLs go over NNG, so outside ingresses or
- * workers can join.
+ * serve.c -- `planktonfly serve`: the accountant, the worker and the
+ * ingress in one process, wired over inproc:// (PF_ACCOUNTANT_URL,
+ * PF_ACCOUNTANT_PUB_URL, PF_WORKER_URL, PF_REPLY_URL defaults).  With
+ * inproc:// worker and reply URLs the ingress and the worker are wired by
+ * an in-process lane (common/lane.h) that bypasses NNG for requests and
+ * replies; other URLs go over NNG, so outside ingresses or workers can
+ * join.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accountant/actor.h"
 #include "cmd/serve.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -27,8 +30,10 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: planktonfly serve [--config FILE]\n\n"
-	    "Runs every role in one process: the HTTP ingress on PF_LISTEN\n"
-	    "and a worker, connected over inproc://.  SIGTERM/SIGINT drain:\n"
+	    "Runs every role in one process: the accountant (event log in\n"
+	    "PF_ACCOUNTANT_LOG_DIR), a worker and the HTTP ingress on\n"
+	    "PF_LISTEN (usage spool in PF_SPOOL_DIR), connected over\n"
+	    "inproc://.  SIGTERM/SIGINT drain:\n"
 	    "new requests get 503 while requests in flight finish (a second\n"
 	    "signal stops at once).\n\n"
 	    "options:\n"
@@ -42,6 +47,8 @@ pf_cmd_serve(int argc, char **argv)
 {
 	pf_config cfg;
 	int rc;
+	acct_accountant *acct = NULL;
+	char errbuf[512];
 	wrk_worker *wrk = NULL;
 	ing_server *srv = NULL;
 	pf_lane *lane = NULL;
@@ -59,7 +66,15 @@ pf_cmd_serve(int argc, char **argv)
 	}
 	/* before any thread starts, so every thread inherits the mask */
 	pf_cli_block_signals(&set);
+	pf_cli_tune_process();
 
+	/* first: the ingress's billing dials it (and would wait for it) */
+	err = acct_accountant_start(&cfg, &acct, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		pf_error("PF-SERVE-ACCOUNTANT", "err=\"%s\" msg=\"%s\"",
+		    pf_strerror(err), errbuf);
+		return 1;
+	}
 	if (strncmp(cfg.worker_url, "inproc://", 9) == 0
 	    && strchr(cfg.worker_url, ',') == NULL
 	    && strncmp(cfg.reply_url, "inproc://", 9) == 0) {
@@ -67,6 +82,7 @@ pf_cmd_serve(int argc, char **argv)
 		if (err != PF_OK) {
 			pf_error(
 			    "PF-SERVE-LANE", "err=\"%s\"", pf_strerror(err));
+			acct_accountant_stop(acct);
 			return 1;
 		}
 	}
@@ -74,6 +90,7 @@ pf_cmd_serve(int argc, char **argv)
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-WORKER", "err=\"%s\"", pf_strerror(err));
 		pf_lane_free(lane);
+		acct_accountant_stop(acct);
 		return 1;
 	}
 	err = ing_server_start_lane(&cfg, lane, &srv);
@@ -81,16 +98,19 @@ pf_cmd_serve(int argc, char **argv)
 		pf_error("PF-SERVE-INGRESS", "err=\"%s\"", pf_strerror(err));
 		wrk_worker_free(wrk);
 		pf_lane_free(lane);
+		acct_accountant_stop(acct);
 		return 1;
 	}
 	pf_info("PF-SERVE-READY", "listen=%s port=%u", cfg.listen,
 	    ing_server_port(srv));
 	sigdelset(&set, SIGPIPE);
-	sigwait(&set, &sig);
+	sig = pf_cli_wait_signal(&set);
 	pf_info("PF-SERVE-STOP", "signal=%d", sig);
 	ing_server_drain_wait(srv, &set);
+	/* the ingress flushes its spool to the accountant as it stops */
 	ing_server_free(srv);
 	wrk_worker_free(wrk);
 	pf_lane_free(lane);
+	acct_accountant_stop(acct);
 	return 0;
 }

@@ -68,6 +68,10 @@ static const struct key keys[] = {
 	{ "ACCOUNTANT_LOG_DIR", KEY_STR, KEY_NONEMPTY, OFF(accountant_log_dir),
 	    0, 0, "data/accountant",
 	    "directory of the accountant's event log" },
+	{ "SPOOL_DIR", KEY_STR, KEY_NONEMPTY, OFF(spool_dir), 0, 0,
+	    "data/spool",
+	    "directory of the ingress usage spool (one ingress per "
+	    "directory)" },
 	{ "BODY_MAX", KEY_U32, 0, OFF(body_max), 1, PF_BODY_MAX_CEILING,
 	    "4194304", "client request body cap, bytes" },
 	{ "HTTP_THREADS", KEY_U32, 0, OFF(http_threads), 1, 1024, "2",

@@ -48,6 +48,10 @@ typedef struct pf_config {
 	/* PF_ACCOUNTANT_LOG_DIR: directory of the accountant's event log
 	 * segments and checkpoint.  Default data/accountant. */
 	char accountant_log_dir[PF_CONFIG_STR];
+	/* PF_SPOOL_DIR: directory of the ingress's usage spool (usage
+	 * events kept until the accountant acks them; one ingress per
+	 * directory).  Default data/spool. */
+	char spool_dir[PF_CONFIG_STR];
 	/* PF_BODY_MAX: client request body cap, bytes */
 	uint32_t body_max;
 	/* PF_HTTP_THREADS: ingress HTTP threads (default 2) */

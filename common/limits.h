@@ -10,9 +10,13 @@
 /* HTTP ingress */
 #define PF_BODY_MAX_DEFAULT (4u * 1024u * 1024u)  /* PF_BODY_MAX */
 #define PF_BODY_MAX_CEILING (64u * 1024u * 1024u) /* hard upper bound */
-#define PF_HTTP_HEADER_POOL (32u * 1024u)         /* MHD per-connection pool */
-#define PF_HTTP_CONN_TIMEOUT_S 30u                /* idle client connection */
-#define PF_HTTP_BODY_MIN_RATE (16u * 1024u)       /* body bytes/s we wait for */
+/* MHD per-connection memory pool: request line + headers, then the
+ * response headers and the chunk being written.  Paid by every open
+ * connection, so by every open stream.  8 KiB takes header blocks up to
+ * ~7 KiB (the SDKs send ~1 KiB); larger ones get 431. */
+#define PF_HTTP_HEADER_POOL (8u * 1024u)
+#define PF_HTTP_CONN_TIMEOUT_S 30u          /* idle client connection */
+#define PF_HTTP_BODY_MIN_RATE (16u * 1024u) /* body bytes/s we wait for */
 #define PF_HTTP_MAX_CONNS 20000u
 #define PF_JSON_MAX_DEPTH 64u    /* nesting in request bodies */
 #define PF_MODEL_NAME_MAX 128u   /* bytes in a model name */
@@ -20,6 +24,11 @@
 #define PF_API_KEY_PREFIX_LEN 8u /* visible prefix kept in the DB */
 
 #define PF_DRAIN_GRACE_MS 180000u /* SIGTERM: time left to requests in flight */
+
+/* Process memory (common/cli.c) */
+#define PF_MALLOC_ARENAS 2             /* glibc arenas (M_ARENA_MAX) */
+#define PF_MALLOC_TRIM_EVERY_MS 5000u  /* look for free heap to return */
+#define PF_MALLOC_TRIM_FREE (8u << 20) /* free bytes worth a malloc_trim */
 
 /* Relay */
 #define PF_RELAY_MAX_CANDIDATES 16u           /* channels tried per request */
@@ -95,6 +104,8 @@
 #define PF_LOADGEN_CONNS_MAX 100000u /* --connections */
 #define PF_LOADGEN_THREADS_MAX 64u   /* --threads */
 #define PF_LOADGEN_EXTRA_HEADERS_MAX 8192u /* bytes of -H headers */
+/* x-request-id the bench keeps per answer for --check-billing */
+#define PF_LOADGEN_REQUEST_ID_MAX 64u
 
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
@@ -116,5 +127,20 @@
 /* usage events in one usage.batch message (21 msgpack objects each: stays
  * under PF_MSG_OBJECTS_MAX) */
 #define PF_USAGE_BATCH_MAX 128u
+
+/* Ingress billing (ingress/billing.c) */
+#define PF_BILLING_CONTEXTS 64u         /* accountant requests in flight */
+#define PF_BILLING_TIMEOUT_MS 5000u     /* usage send: resend after */
+#define PF_BILLING_GRANT_WAIT_MS 3000u  /* a request waits for credit */
+#define PF_BILLING_RETRY_MS 1000u       /* unacked usage: resend after */
+#define PF_BILLING_RENEW_MS 10000u      /* renew grants while holding */
+#define PF_BILLING_IDLE_MS 10000u       /* release credit unused this long */
+#define PF_BILLING_DENY_MS 1000u        /* "no credit" trusted this long */
+#define PF_BILLING_GRANT_AHEAD 4        /* ask for 1 + this many estimates */
+#define PF_BILLING_CREDITS_MAX 1000000u /* (user, token) credits kept */
+#define PF_BILLING_PENDING_MAX 1000000u /* usage events awaiting an ack */
+/* completion tokens held when a request names no max_tokens */
+#define PF_BILLING_DEFAULT_COMPLETION 4096
+#define PF_BILLING_COMPLETION_MAX 10000000 /* max_tokens taken at most */
 
 #endif /* PF_COMMON_LIMITS_H */

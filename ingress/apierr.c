@@ -24,6 +24,8 @@ const ing_apierr ING_ERR_TOO_LARGE
     = { 413, "invalid_request_error", "request_too_large" };
 const ing_apierr ING_ERR_RATE_LIMITED
     = { 429, "requests", "rate_limit_exceeded" };
+const ing_apierr ING_ERR_INSUFFICIENT_QUOTA
+    = { 429, "insufficient_quota", "insufficient_quota" };
 const ing_apierr ING_ERR_INTERNAL = { 500, "server_error", "internal_error" };
 const ing_apierr ING_ERR_UPSTREAM = { 502, "upstream_error", "upstream_error" };
 const ing_apierr ING_ERR_NO_CHANNEL

@@ -25,13 +25,14 @@ extern const ing_apierr ING_ERR_NOT_FOUND;       /* 404 unknown URL */
 extern const ing_apierr ING_ERR_MODEL_NOT_FOUND; /* 404 */
 extern const ing_apierr ING_ERR_TOO_LARGE;       /* 413 */
 extern const ing_apierr ING_ERR_RATE_LIMITED;    /* 429 from every upstream */
-extern const ing_apierr ING_ERR_INTERNAL;        /* 500 */
-extern const ing_apierr ING_ERR_UPSTREAM;        /* 502 */
-extern const ing_apierr ING_ERR_NO_CHANNEL;      /* 503 */
-extern const ing_apierr ING_ERR_NO_WORKER;       /* 503 */
-extern const ing_apierr ING_ERR_UNAVAILABLE;     /* 503 backend down */
-extern const ing_apierr ING_ERR_TIMEOUT;         /* 504 upstream timeout */
-extern const ing_apierr ING_ERR_WORKER_LOST;     /* 504 */
+extern const ing_apierr ING_ERR_INSUFFICIENT_QUOTA; /* 429 no credit */
+extern const ing_apierr ING_ERR_INTERNAL;           /* 500 */
+extern const ing_apierr ING_ERR_UPSTREAM;           /* 502 */
+extern const ing_apierr ING_ERR_NO_CHANNEL;         /* 503 */
+extern const ing_apierr ING_ERR_NO_WORKER;          /* 503 */
+extern const ing_apierr ING_ERR_UNAVAILABLE;        /* 503 backend down */
+extern const ing_apierr ING_ERR_TIMEOUT;            /* 504 upstream timeout */
+extern const ing_apierr ING_ERR_WORKER_LOST;        /* 504 */
 
 /*
  * ing_apierr_json returns a new NUL-terminated JSON error body for e with

@@ -128,6 +128,15 @@ ing_body_parse(const char *buf, size_t len, ing_body_info *ret_info,
 		}
 		info.client_usage = info.stream && json_is_true(u);
 	}
+	info.max_tokens = -1;
+	static const char *const max_keys[]
+	    = { "max_tokens", "max_completion_tokens", "max_output_tokens" };
+	for (size_t i = 0; i < sizeof(max_keys) / sizeof(max_keys[0]); i++) {
+		v = json_object_get(root, max_keys[i]);
+		if (json_is_integer(v) && json_integer_value(v) >= 0
+		    && json_integer_value(v) > info.max_tokens)
+			info.max_tokens = (int64_t)json_integer_value(v);
+	}
 	*ret_info = info;
 	err = PF_OK;
 done:

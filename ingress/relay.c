@@ -126,7 +126,7 @@ streaming(const ing_flight *f)
 int
 ing_flight_ready_locked(const ing_flight *f)
 {
-	if (f->failed || f->ended || f->client_gone)
+	if (f->failed || (f->ended && !f->billing) || f->client_gone)
 		return 1;
 	if (!f->responded)
 		return streaming(f);
@@ -141,6 +141,15 @@ wake(ing_flight *f)
 		f->suspended = 0;
 		f->resume(f->conn);
 	}
+}
+
+void
+ing_flight_billed(ing_flight *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->billing = 0;
+	wake(f);
+	pthread_mutex_unlock(&f->mu);
 }
 
 static void
@@ -524,6 +533,27 @@ hung_up_fds(ing_relay *r, int *fds)
 	return k;
 }
 
+/* report_lost gives the end hook a relay.end for a flight the sweeper
+ * gives up on (reason worker_lost, seq = relay.data received), so
+ * whoever holds something for it (billing) hears of it. */
+static void
+report_lost(ing_relay *r, ing_flight *f)
+{
+	pf_relay_end e = { .reason = PF_END_WORKER_LOST };
+	int ended;
+
+	pthread_mutex_lock(&f->mu);
+	memcpy(e.id, f->id, PF_ID_LEN);
+	e.seq = f->next_seq;
+	ended = f->ended;
+	pthread_mutex_unlock(&f->mu);
+	e.error = (pf_bytes) { (const uint8_t *)"", 0 };
+	pthread_mutex_lock(&r->mu);
+	if (!ended && r->end_hook != NULL)
+		r->end_hook(r->end_arg, &e);
+	pthread_mutex_unlock(&r->mu);
+}
+
 /* sweep ends flights past their deadline + grace, watches parked
  * connections for a hang-up (one epoll set: MHD does not notice one on a
  * suspended connection) and wakes those whose client left, and retries
@@ -540,6 +570,7 @@ sweep(ing_relay *r)
 	for (size_t i = 0; i < n; i++) {
 		ing_flight *f = v[i];
 		if (f->deadline_ms + PF_RELAY_GRACE_MS < now) {
+			report_lost(r, f);
 			end_flight(r, f, PF_END_WORKER_LOST,
 			    "no answer from the worker before the deadline");
 		} else {
@@ -574,6 +605,9 @@ ing_relay_close_all(ing_relay *r)
 	pthread_mutex_unlock(&r->mu);
 	n = collect(r, PICK_ALL, 0, &v);
 	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&v[i]->mu);
+		v[i]->billing = 0; /* every parked connection must wake */
+		pthread_mutex_unlock(&v[i]->mu);
 		end_flight(r, v[i], PF_END_WORKER_LOST, "server shutting down");
 		ing_flight_unref(v[i]);
 	}
@@ -588,6 +622,7 @@ end_picked(ing_relay *r, enum pick pick, uint32_t pipe, const char *why)
 	size_t n = collect(r, pick, pipe, &v);
 
 	for (size_t i = 0; i < n; i++) {
+		report_lost(r, v[i]); /* billing hears of it, as from sweep */
 		end_flight(r, v[i], PF_END_WORKER_LOST, why);
 		ing_flight_unref(v[i]);
 	}

@@ -77,6 +77,9 @@ typedef struct ing_flight {
 	size_t off, len, cap;
 	int ended;
 	int reason; /* pf_end_reason, valid when ended */
+	/* the end is not shown to the client until ing_flight_billed (its
+	 * usage event is durable in the spool); set before the send */
+	int billing;
 	int upstream_status;
 	int failed; /* cut: overflow or a protocol error */
 	char error[256];
@@ -119,6 +122,10 @@ PF_NODISCARD pf_err ing_relay_start_lane(
 ing_flight *ing_flight_new(const uint8_t id[PF_ID_LEN], int stream,
     int64_t deadline_ms, void *conn, void (*resume)(void *conn));
 
+/* ing_flight_billed clears f->billing and wakes a parked connection
+ * that now has its end to answer.  Takes f's lock. */
+void ing_flight_billed(ing_flight *f);
+
 /* ing_flight_ref adds a reference and returns f. */
 ing_flight *ing_flight_ref(ing_flight *f);
 
@@ -127,8 +134,9 @@ void ing_flight_unref(ing_flight *f);
 
 /*
  * ing_flight_ready_locked says (f locked) whether the HTTP side has
- * something to do: the flight ended or failed, or a streaming head came
- * (before the response), or queued bytes (after it).
+ * something to do: the flight ended (and is not waiting for billing) or
+ * failed, or a streaming head came (before the response), or queued
+ * bytes (after it).
  */
 int ing_flight_ready_locked(const ing_flight *f);
 
@@ -163,7 +171,9 @@ void ing_flight_took_locked(ing_flight *f, size_t n);
 /*
  * ing_relay_set_end_hook makes the reply path call fn(arg, e) for every
  * relay.end it receives (also for flights already forgotten), before the
- * flight sees it (under the relay's table lock: fn must not block or
+ * flight sees it, and for every flight its sweeper ends without one (a
+ * made-up relay.end: reason PF_END_WORKER_LOST, seq = relay.data
+ * received, no usage, no attempts) (under the relay's table lock: fn must not block or
  * call back into the relay).  Once a call with fn NULL returns, no hook
  * call is running.
  */
@@ -178,8 +188,8 @@ void ing_relay_forget(ing_relay *r, ing_flight *f);
 
 /*
  * ing_relay_close_all refuses new flights and ends every filed one
- * (PF_END_WORKER_LOST, "server shutting down"), waking parked
- * connections.  Call before stopping the HTTP daemon.
+ * (PF_END_WORKER_LOST, "server shutting down"; not waiting for billing),
+ * waking parked connections.  Call before stopping the HTTP daemon.
  */
 void ing_relay_close_all(ing_relay *r);
 

@@ -35,6 +35,11 @@ static const char load_sql[]
       "FROM abilities a JOIN channels c ON c.id = a.channel_id "
       "WHERE a.enabled AND c.status = 1 ORDER BY c.id";
 
+static const char prices_sql[]
+    = "SELECT model, input_micros, output_micros, cached_micros, "
+      "call_micros FROM model_prices";
+static const char groups_sql[] = "SELECT name, ratio_ppm FROM groups";
+
 static int64_t
 col_i64(const PGresult *res, int row, int col)
 {
@@ -47,6 +52,53 @@ col_u32(const PGresult *res, int row, int col)
 	int64_t v = col_i64(res, row, col);
 
 	return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+/* load_prices reads model prices and group multipliers into s. */
+static pf_err
+load_prices(PGconn *db, ing_snapshot *s)
+{
+	PGresult *res;
+	ing_prices *p = ing_prices_new();
+	pf_err err = PF_OK;
+
+	if (p == NULL)
+		return PF_ENOMEM;
+	res = PQexec(db, prices_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = PF_EDB;
+		goto done;
+	}
+	for (int i = 0; i < PQntuples(res) && err == PF_OK; i++) {
+		pf_price pr = { .input = col_i64(res, i, 1),
+			.output = col_i64(res, i, 2),
+			.cached = col_i64(res, i, 3),
+			.call = col_i64(res, i, 4) };
+		err = ing_prices_add_model(p, PQgetvalue(res, i, 0), &pr);
+		if (err == PF_EINVAL)
+			err = PF_OK;
+	}
+	PQclear(res);
+	res = PQexec(db, groups_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = PF_EDB;
+		goto done;
+	}
+	for (int i = 0; i < PQntuples(res) && err == PF_OK; i++) {
+		err = ing_prices_add_group(
+		    p, PQgetvalue(res, i, 0), col_i64(res, i, 1));
+		if (err == PF_EINVAL)
+			err = PF_OK;
+	}
+done:
+	PQclear(res);
+	if (err != PF_OK) {
+		ing_prices_free(p);
+		return err;
+	}
+	ing_prices_seal(p);
+	ing_snapshot_set_prices(s, p);
+	return PF_OK;
 }
 
 /* load builds a snapshot from the database (reload thread or start). */
@@ -112,6 +164,8 @@ load(ing_router *r, ing_snapshot **ret)
 		}
 	}
 	PQclear(res);
+	if (err == PF_OK)
+		err = load_prices(r->db, s);
 	if (err == PF_OK)
 		err = ing_snapshot_seal(s, (int64_t)time(NULL));
 	if (err != PF_OK) {

@@ -20,6 +20,7 @@
 #include "ingress/acl.h"
 #include "ingress/apierr.h"
 #include "ingress/auth.h"
+#include "ingress/billing.h"
 #include "ingress/body.h"
 #include "ingress/guard.h"
 #include "ingress/health.h"
@@ -27,8 +28,11 @@
 #include "ingress/router.h"
 #include "ingress/server.h"
 
-#define STREAM_BLOCK (8u * 1024u) /* MHD reader block, from the conn pool */
-#define DISCARD_MAX_FACTOR 2u     /* over-cap bytes we swallow, x body_max */
+/* MHD reader block of a stream response: allocated with each response;
+ * chunked answers (HTTP/1.1) are written through the connection's pool,
+ * so it only sizes reads for HTTP/1.0 clients.  Paid per open stream. */
+#define STREAM_BLOCK 1024u
+#define DISCARD_MAX_FACTOR 2u /* over-cap bytes we swallow, x body_max */
 
 struct ing_server {
 	const pf_config *cfg;
@@ -38,6 +42,7 @@ struct ing_server {
 	ing_relay *relay;
 	ing_health *health;
 	ing_guard *guard;
+	ing_billing *billing;
 	int draining;
 	int stopped;
 	unsigned port;
@@ -66,6 +71,7 @@ typedef struct conn_state {
 	int queued; /* a response is queued */
 	size_t discarded;
 	ing_flight *flight;
+	int64_t started_ms;
 } conn_state;
 
 static int64_t
@@ -294,7 +300,7 @@ stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 		f->off += take;
 		ing_flight_took_locked(f, take);
 		n = (ssize_t)take;
-	} else if (f->ended) {
+	} else if (f->ended && !f->billing) {
 		n = f->reason == PF_END_DONE
 		    ? MHD_CONTENT_READER_END_OF_STREAM
 		    : MHD_CONTENT_READER_END_WITH_ERROR;
@@ -495,6 +501,57 @@ seed_from_id(const uint8_t id[PF_ID_LEN])
 	return s;
 }
 
+/* admit holds the request's estimated cost (docs/billing.md); on
+ * failure an error response is queued and *ret_admitted stays 0. */
+static enum MHD_Result
+admit(struct MHD_Connection *conn, conn_state *st, const ing_token *tok,
+    const ing_snapshot *snap, const ing_body_info *info, int64_t deadline_ms,
+    int *ret_admitted)
+{
+	const pf_config *cfg = st->srv->cfg;
+	const ing_prices *prices = ing_snapshot_prices(snap);
+	ing_bill_ticket t = { 0 };
+	int64_t cap = info->max_tokens;
+	pf_err err;
+
+	*ret_admitted = 0;
+	memcpy(t.id, st->id, PF_ID_LEN);
+	t.user_id = tok->user_id;
+	t.token_id = tok->token_id;
+	t.model = info->model;
+	if (!ing_prices_model(prices, info->model, &t.price))
+		memset(&t.price, 0, sizeof(t.price)); /* unpriced: free */
+	t.ratio_ppm = ing_prices_group_ratio(prices, tok->group);
+	t.prompt_estimate = ing_billing_prompt_tokens(st->body, st->len);
+	if (cap < 0)
+		cap = strcmp(st->url, "/v1/embeddings") == 0
+		    ? 0
+		    : PF_BILLING_DEFAULT_COMPLETION;
+	if (cap > PF_BILLING_COMPLETION_MAX)
+		cap = PF_BILLING_COMPLETION_MAX;
+	err = ing_billing_estimate(&t.price, t.ratio_ppm, cfg->quota_per_unit,
+	    t.prompt_estimate, cap, &t.estimate);
+	if (err != PF_OK)
+		return queue_error(conn, st, &ING_ERR_INSUFFICIENT_QUOTA,
+		    "The request's estimated cost is too large.");
+	t.started_ms = st->started_ms;
+	t.deadline_ms = deadline_ms;
+	t.stream = info->stream;
+	err = ing_billing_admit(st->srv->billing, &t);
+	if (err == PF_OK) {
+		*ret_admitted = 1;
+		return MHD_YES;
+	}
+	if (err == PF_EDENIED)
+		return queue_error(conn, st, &ING_ERR_INSUFFICIENT_QUOTA,
+		    "You exceeded your current quota, please check your plan "
+		    "and billing details.");
+	if (err == PF_EAGAIN || err == PF_ECLOSED)
+		return queue_error(conn, st, &ING_ERR_UNAVAILABLE,
+		    "Billing is temporarily unavailable; try again.");
+	return queue_error(conn, st, &ING_ERR_INTERNAL, "out of memory");
+}
+
 static enum MHD_Result
 serve_relay(struct MHD_Connection *conn, conn_state *st)
 {
@@ -534,8 +591,8 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	snap = ing_router_acquire(st->srv->router);
 	rng = seed_from_id(st->id);
 	err = ing_snapshot_pick(snap, tok->group, info.model, &rng, &pick);
-	ing_token_unref(tok);
 	if (err != PF_OK) {
+		ing_token_unref(tok);
 		ing_snapshot_unref(snap);
 		if (err != PF_ENOTFOUND)
 			return queue_error(
@@ -559,11 +616,20 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	if (fh->bad != NULL) {
 		snprintf(msg, sizeof(msg), "%s", fh->bad);
 		free(fh);
+		ing_token_unref(tok);
 		ing_snapshot_unref(snap);
 		return queue_error(conn, st, &ING_ERR_BAD_REQUEST, msg);
 	}
 
 	int64_t deadline = now_ms() + (int64_t)cfg->total_timeout_ms;
+	int admitted = 0;
+	ret = admit(conn, st, tok, snap, &info, deadline, &admitted);
+	ing_token_unref(tok);
+	if (!admitted) {
+		free(fh);
+		ing_snapshot_unref(snap);
+		return ret;
+	}
 	pf_msg m = { .kind = PF_MSG_RELAY_REQUEST };
 	pf_relay_request *rq = &m.u.relay_request;
 	memcpy(rq->id, st->id, PF_ID_LEN);
@@ -586,6 +652,7 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	st->flight
 	    = ing_flight_new(st->id, info.stream, deadline, conn, resume_cb);
 	if (st->flight == NULL) {
+		ing_billing_abort(st->srv->billing, st->id);
 		free(fh);
 		ing_snapshot_unref(snap);
 		return queue_error(
@@ -595,10 +662,14 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci != NULL)
 		st->flight->fd = ci->connect_fd;
+	/* the client sees the end once its usage event is durable */
+	st->flight->billing
+	    = ing_billing_track(st->srv->billing, st->id, st->flight);
 	err = ing_relay_send(st->srv->relay, st->flight, &m);
 	free(fh);
 	ing_snapshot_unref(snap);
 	if (err != PF_OK) {
+		ing_billing_abort(st->srv->billing, st->id);
 		ing_flight_unref(st->flight);
 		st->flight = NULL;
 		if (err == PF_EAGAIN)
@@ -754,6 +825,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = st;
 		st->srv = srv;
 		st->url = url;
+		st->started_ms = now_ms();
 		guard_busy(srv, conn, ING_GUARD_BODY);
 		if (pf_id_new(st->id) != PF_OK)
 			return MHD_NO;
@@ -940,6 +1012,17 @@ start_http(ing_server *srv)
 	return PF_OK;
 }
 
+/* end_hook_cb gives every relay.end to channel health and billing
+ * (neither blocks). */
+static void
+end_hook_cb(void *arg, const pf_relay_end *e)
+{
+	ing_server *srv = arg;
+
+	ing_health_end_cb(srv->health, e);
+	ing_billing_end_cb(srv->billing, e);
+}
+
 pf_err
 ing_server_start(const pf_config *cfg, ing_server **ret)
 {
@@ -966,13 +1049,20 @@ ing_server_start_lane(
 	err = ing_auth_new(cfg, &srv->auth);
 	if (err != PF_OK)
 		goto fail;
+	char errbuf[512];
+	err = ing_billing_start(cfg, &srv->billing, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		pf_error("PF-BILL-START", "err=\"%s\" msg=\"%s\"",
+		    pf_strerror(err), errbuf);
+		goto fail;
+	}
 	err = ing_relay_start_lane(cfg, lane, &srv->relay);
 	if (err != PF_OK)
 		goto fail;
 	err = ing_health_new(cfg, &srv->health);
 	if (err != PF_OK)
 		goto fail;
-	ing_relay_set_end_hook(srv->relay, ing_health_end_cb, srv->health);
+	ing_relay_set_end_hook(srv->relay, end_hook_cb, srv);
 	err = ing_health_start(srv->health, srv->relay, srv->router);
 	if (err != PF_OK)
 		goto fail;
@@ -1047,6 +1137,9 @@ ing_server_free(ing_server *srv)
 	ing_health_free(srv->health);
 	srv->health = NULL;
 	ing_relay_free(srv->relay);
+	/* after the relay: no more ends; settles what is left and flushes
+	 * the spool */
+	ing_billing_stop(srv->billing);
 	ing_auth_free(srv->auth);
 	ing_router_free(srv->router);
 	free(srv);

@@ -42,6 +42,7 @@ struct ing_snapshot {
 	route *routes; /* sorted by group, model */
 	size_t n_routes;
 	route_ref *ref_pool;
+	ing_prices *prices; /* owned; NULL = none loaded */
 };
 
 uint64_t
@@ -91,6 +92,7 @@ snapshot_free(ing_snapshot *s)
 	free(s->abilities);
 	free(s->routes);
 	free(s->ref_pool);
+	ing_prices_free(s->prices);
 	free(s);
 }
 
@@ -120,6 +122,19 @@ size_t
 ing_snapshot_channels(const ing_snapshot *s)
 {
 	return s->n_channels;
+}
+
+void
+ing_snapshot_set_prices(ing_snapshot *s, ing_prices *p)
+{
+	ing_prices_free(s->prices);
+	s->prices = p;
+}
+
+const ing_prices *
+ing_snapshot_prices(const ing_snapshot *s)
+{
+	return s->prices;
 }
 
 static char *

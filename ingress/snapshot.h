@@ -13,6 +13,7 @@
 
 #include "common/err.h"
 #include "common/limits.h"
+#include "ingress/prices.h"
 
 typedef struct ing_snapshot ing_snapshot;
 
@@ -92,6 +93,14 @@ int64_t ing_snapshot_built_at(const ing_snapshot *s);
 
 /* ing_snapshot_channels returns how many channels s holds. */
 size_t ing_snapshot_channels(const ing_snapshot *s);
+
+/* ing_snapshot_set_prices gives s (unsealed) the price table p (taken:
+ * freed with s; a previous one is freed). */
+void ing_snapshot_set_prices(ing_snapshot *s, ing_prices *p);
+
+/* ing_snapshot_prices returns the prices routed with s (NULL when none
+ * were loaded; the ing_prices_* lookups accept NULL). */
+const ing_prices *ing_snapshot_prices(const ing_snapshot *s);
 
 /*
  * ing_snapshot_pick orders the channels serving (group, model): priority

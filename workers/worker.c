@@ -1,16 +1,19 @@
 /*
  * worker.c -- the worker role: NNG intake, transfer threads, lifecycle.
  *
- * One pull0 socket listens on every URL of cfg->worker_url (in `serve`, an
- * in-process lane takes its place: common/lane.h).  Each transfer thread
- * owns a CURLM (its connection cache: keep-alive and HTTP/2 multiplexing
- * across requests), its reply sockets and its relays, and runs one loop:
- * take requests (non-blocking), curl_multi_perform, reap, tick timeouts,
- * send the turn's packed replies, then curl_multi_poll on curl's sockets
- * plus the intake's receive fd (a request wakes the loop) and the send fds
- * of reply sockets relays wait on.  Control messages (relay.cancel /
- * relay.credit) to a thread's own socket arrive by an NNG callback into
- * its inbox, which wakes the loop with curl_multi_wakeup, as does a stop.
+ * One pull0 socket listens on every URL of cfg->worker_url; its one
+ * long-lived receive copies each request into a private intake queue (in
+ * `serve`, an in-process lane takes the socket's place: common/lane.h).
+ * Each transfer thread owns a CURLM (its connection cache: keep-alive and
+ * HTTP/2 multiplexing across requests), its reply sockets and its relays,
+ * and runs one loop: take requests (non-blocking), hand curl its ready
+ * sockets (wrk_cloop_run: curl_multi_socket_action), reap, tick timeouts,
+ * send the turn's packed replies, then wait on the loop's epoll set --
+ * curl's sockets and the intake queue's eventfd (a request wakes the
+ * loop) -- plus the send fds of reply sockets relays wait on.  Control
+ * messages (relay.cancel / relay.credit) to a thread's own socket arrive
+ * by an NNG callback into its inbox.  wrk_cloop_wakeup (never
+ * curl_multi_wakeup: no curl_multi_poll runs) wakes the loop.
  */
 #include <curl/curl.h>
 #include <nng/nng.h>
@@ -29,6 +32,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/msg.h"
+#include "workers/cloop.h"
 #include "workers/reply.h"
 #include "workers/worker.h"
 #include "workers/xfer.h"
@@ -37,7 +41,7 @@
 #define RECV_BATCH 16
 /* Longest sleep of a loop turn; a safety net only. */
 #define POLL_MAX_MS 1000
-/* Extra fds in curl_multi_poll: pull fd, control fd, reply send fds. */
+/* Reply send fds waited on per turn. */
 #define POLL_FDS 16
 
 /* Listeners kept so intake can close while the socket drains. */
@@ -47,6 +51,7 @@ typedef struct wrk_thread {
 	wrk_worker *w;
 	pthread_t tid;
 	CURLM *multi;
+	wrk_cloop *loop; /* drives multi; its wakeup is the thread's */
 	wrk_replies *replies;
 	int started;
 	atomic_size_t live; /* relays alive after the last loop turn */
@@ -117,7 +122,7 @@ route_note(wrk_thread *self, wrk_env *env, const struct ctl_note *n)
 		if (t->n_inbox < PF_CANCEL_INBOX_MAX)
 			t->inbox[t->n_inbox++] = *n;
 		pthread_mutex_unlock(&t->mu);
-		curl_multi_wakeup(t->multi);
+		wrk_cloop_wakeup(t->loop);
 	}
 	apply_note(env, n);
 }
@@ -206,7 +211,7 @@ ctl_cb(void *arg)
 		t->ctl_held = m;
 	}
 	pthread_mutex_unlock(&t->mu);
-	curl_multi_wakeup(t->multi);
+	wrk_cloop_wakeup(t->loop);
 	if (m == NULL)
 		nng_recv_aio(t->ctl, t->ctl_aio);
 }
@@ -365,43 +370,32 @@ thread_main(void *arg)
 	wrk_thread *t = arg;
 	wrk_worker *w = t->w;
 	wrk_env env;
-	struct curl_waitfd wfd[POLL_FDS];
 	int fds[POLL_FDS];
 
 	wrk_env_init(&env, t->multi, w->cfg, t->replies);
 	env.ctl_addr = t->ctl_url;
 	while (!atomic_load(&w->stop)) {
-		int running = 0, nfd = 0;
 		int64_t wait;
 		size_t nsend;
+		int ready;
 
 		wrk_replies_new_turn(t->replies);
 		take_requests(t, &env);
 		take_notes(t, &env);
 		take_ctl(t, &env);
-		curl_multi_perform(t->multi, &running);
+		wrk_cloop_run(t->loop);
 		wrk_env_reap(&env);
 		wait = wrk_env_tick(&env, wrk_now_ms());
 		wrk_replies_flush(t->replies);
 		atomic_store(&t->live, env.n_live);
-		/* failover may have added transfers: let curl see them */
-		if (wait == 0)
-			continue;
 		if (wait < 0 || wait > POLL_MAX_MS)
 			wait = POLL_MAX_MS;
-		wfd[nfd].fd = w->recv_fd;
-		wfd[nfd].events = CURL_WAIT_POLLIN;
-		wfd[nfd].revents = 0;
-		nfd++;
-		nsend = wrk_replies_poll_fds(
-		    t->replies, fds, POLL_FDS - (size_t)nfd);
-		for (size_t i = 0; i < nsend; i++) {
-			wfd[nfd].fd = fds[i];
-			wfd[nfd].events = CURL_WAIT_POLLIN;
-			wfd[nfd].revents = 0;
-			nfd++;
-		}
-		curl_multi_poll(t->multi, wfd, (unsigned)nfd, (int)wait, NULL);
+		/* the intake fd is in the loop's set */
+		nsend = wrk_replies_poll_fds(t->replies, fds, POLL_FDS);
+		ready = wrk_cloop_wait(t->loop, fds, nsend, wait);
+		/* relays queued behind a reply socket need a visit only when
+		 * one became writable (all fds must have been polled) */
+		env.replies_blocked = nsend > 0 && nsend < POLL_FDS && !ready;
 	}
 	wrk_env_fini(&env);
 	atomic_store(&t->live, 0);
@@ -426,6 +420,9 @@ worker_release(wrk_worker *w)
 		}
 		if (t->ctl_held != NULL)
 			nng_msg_free(t->ctl_held);
+		/* after ctl_cb, which wakes it, can no longer run */
+		wrk_cloop_free(t->loop);
+		t->loop = NULL;
 		if (t->multi != NULL)
 			curl_multi_cleanup(t->multi);
 		if (t->mu_inited)
@@ -679,6 +676,13 @@ wrk_worker_start_lane(const pf_config *cfg, pf_lane *lane, wrk_worker **ret)
 		if (err != PF_OK)
 			goto fail;
 		wrk_replies_set_lane(t->replies, lane);
+		err = wrk_cloop_new(t->multi, &t->loop);
+		if (err != PF_OK)
+			goto fail;
+		err = wrk_cloop_watch(t->loop, w->recv_fd);
+		if (err != PF_OK)
+			goto fail;
+		/* after the loop: its callback wakes the loop */
 		err = open_ctl(t, i);
 		if (err != PF_OK)
 			goto fail;
@@ -710,7 +714,7 @@ wrk_worker_stop(wrk_worker *w)
 	atomic_store(&w->stop, 1);
 	for (uint32_t i = 0; i < w->n_threads; i++)
 		if (w->threads[i].started)
-			curl_multi_wakeup(w->threads[i].multi);
+			wrk_cloop_wakeup(w->threads[i].loop);
 	for (uint32_t i = 0; i < w->n_threads; i++) {
 		if (w->threads[i].started) {
 			pthread_join(w->threads[i].tid, NULL);
@@ -795,6 +799,7 @@ wrk_cmd(int argc, char **argv)
 		return rc;
 
 	pf_cli_block_signals(&set);
+	pf_cli_tune_process();
 
 	err = wrk_worker_start(&cfg, &w);
 	if (err != PF_OK) {
@@ -803,8 +808,7 @@ wrk_cmd(int argc, char **argv)
 	}
 	pf_info("PF-WRK-READY", "threads=%u", cfg.worker_threads);
 	while (sig != SIGINT && sig != SIGTERM) {
-		if (sigwait(&set, &sig) != 0)
-			break;
+		sig = pf_cli_wait_signal(&set);
 	}
 	if (sig == SIGTERM) {
 		/* drain: no new requests, let in-flight relays finish; a

@@ -49,6 +49,7 @@ with Harness() as h:
         h.admin(db, "price-set", "--model", m, "--input", "0.5",
                 "--output", "1.5")
 
+    acct_env, _ = h.start_accountant(db)
     workers = []
     for u in w_urls:
         workers.append(h.start("worker", ["worker"], h.env(db, {
@@ -63,7 +64,11 @@ with Harness() as h:
         env = h.env(db, {"PF_LISTEN": f"127.0.0.1:{port}",
                          "PF_WORKER_URL": ",".join(w_urls),
                          "PF_REPLY_URL": reply,
-                         "PF_TOTAL_TIMEOUT_MS": "15000"})
+                         "PF_TOTAL_TIMEOUT_MS": "15000",
+                         "PF_ACCOUNTANT_URL": acct_env["PF_ACCOUNTANT_URL"],
+                         "PF_ACCOUNTANT_PUB_URL":
+                             acct_env["PF_ACCOUNTANT_PUB_URL"],
+                         "PF_SPOOL_DIR": os.path.join(tmp, "spool")})
         proc = h.start("ingress", ["ingress"], env, lambda: fetch(
             "GET", base + "/health", timeout=2)[0] == 200)
         return base + "/v1", proc

@@ -1,0 +1,1479 @@
+/*
+ * billing.c -- holds against granted credit, the usage spool, and the
+ * accountant's sockets (see billing.h).
+ *
+ * Locking: one mutex (b->mu) guards every table and list below.  The
+ * billing thread does the spool I/O and the NNG sends without it; NNG
+ * callbacks take it briefly.  HTTP threads wait for grant answers on
+ * b->granted (a condition variable) with a bound.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "common/ids.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/reclog.h"
+#include "ingress/billing.h"
+#include "ingress/credit.h"
+#include "ingress/relay.h"
+
+#define SPOOL_PREFIX "spool"
+#define BUCKETS 4096u        /* power of two */
+#define TICK_MS 200          /* thread wakes at least this often */
+#define ROTATE_IDLE_MS 1000  /* rotate an all-acked segment after */
+#define STOP_WAIT_STEP_MS 20 /* stop: poll for acks */
+#define LOST_EXTRA_MS 5000   /* past the sweeper before we decide */
+
+typedef struct credit {
+	int64_t user_id, token_id;
+	ing_credit c;
+	int64_t last_ms;       /* last admit or settle */
+	int64_t renewed_ms;    /* last grant or renewal sent */
+	int64_t deny_until_ms; /* "no credit" trusted until then */
+	int32_t status;        /* pf_err of the last answer */
+	uint64_t gen;          /* answers received */
+	int asking;            /* a grant.request queued or in flight */
+	int64_t ask_need;      /* shortfall when asked */
+	int64_t ask_amount;
+	int busy; /* slots referring to it */
+	int queued;
+	struct credit *next;   /* bucket chain */
+	struct credit *q_next; /* ask queue */
+} credit;
+
+typedef struct open_req {
+	uint8_t id[PF_ID_LEN];
+	credit *cr;
+	int64_t hold;
+	char model[PF_MODEL_NAME_MAX + 1];
+	pf_price price;
+	int64_t ratio_ppm;
+	int64_t prompt_est;
+	int64_t started_ms, deadline_ms;
+	uint8_t stream;
+	ing_flight *flight; /* tracked: told when the event is durable */
+	struct open_req *next;
+} open_req;
+
+/* A relay.end handed over by the reply thread. */
+typedef struct end_note {
+	uint8_t id[PF_ID_LEN];
+	uint32_t seq;
+	int32_t reason;
+	int64_t channel_id;
+	pf_usage_tokens usage;
+	struct end_note *next;
+} end_note;
+
+/* A usage event spooled and not yet acked. */
+typedef struct pending {
+	pf_usage u; /* u.model points into model */
+	char model[PF_MODEL_NAME_MAX + 1];
+	uint64_t seq; /* spool segment */
+	int64_t next_try_ms;
+	int inflight;
+	ing_flight *flight; /* until spooled: told ing_flight_billed */
+	struct pending *prev, *next;
+} pending;
+
+typedef struct seg_count {
+	uint64_t seq;
+	uint64_t unacked;
+} seg_count;
+
+enum slot_kind { SLOT_FREE, SLOT_GRANT, SLOT_RELEASE, SLOT_USAGE };
+
+typedef struct slot {
+	ing_billing *b;
+	nng_ctx ctx;
+	nng_aio *aio;
+	int kind;
+	int receiving;
+	credit *cr;
+	int64_t amount;
+	int64_t sent_ms;
+	pending *ev[PF_USAGE_BATCH_MAX];
+	uint32_t n_ev;
+	pf_msg *reply; /* usage answers, for the thread */
+	int failed;
+	struct slot *next; /* free or done list */
+} slot;
+
+struct ing_billing {
+	const pf_config *cfg;
+	pthread_mutex_t mu;
+	pthread_cond_t wake;    /* the thread */
+	pthread_cond_t granted; /* HTTP threads waiting for credit */
+	pthread_t thread;
+	int thread_started;
+	int stop;
+	nng_socket req, sub;
+	int req_open, sub_open;
+	nng_aio *sub_aio;
+	slot slots[PF_BILLING_CONTEXTS];
+	slot *free_slots;
+	slot *done_slots;
+	int64_t down_until_ms; /* the accountant did not answer a grant */
+	credit *credits[BUCKETS];
+	size_t n_credits;
+	credit *ask_head, *ask_tail;
+	open_req *open[BUCKETS];
+	end_note *ends_head, *ends_tail;
+	pending *pend_head, *pend_tail; /* durable, oldest first */
+	size_t n_pending;
+	/* thread only */
+	pf_reclog *spool;
+	seg_count *segs;
+	size_t n_segs, cap_segs;
+	int64_t last_append_ms;
+	pf_buf enc;
+	ing_billing_stats st;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+deadline_ts(int64_t ms, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ms / 1000);
+	ts->tv_nsec = (long)(ms % 1000) * 1000000L;
+}
+
+static unsigned
+user_bucket(int64_t user_id)
+{
+	uint64_t h = (uint64_t)user_id * 0x9e3779b97f4a7c15ull;
+
+	return (unsigned)(h >> 40) & (BUCKETS - 1);
+}
+
+static unsigned
+id_bucket(const uint8_t id[PF_ID_LEN])
+{
+	uint32_t h;
+
+	memcpy(&h, id, sizeof(h));
+	return h & (BUCKETS - 1);
+}
+
+/* --- estimates --------------------------------------------------------- */
+
+pf_err
+ing_billing_estimate(const pf_price *price, int64_t ratio_ppm,
+    int64_t quota_per_unit, int64_t prompt_tokens, int64_t completion_cap,
+    int64_t *ret)
+{
+	return pf_money_cost(price, prompt_tokens, completion_cap, 0, ratio_ppm,
+	    quota_per_unit, ret);
+}
+
+int64_t
+ing_billing_prompt_tokens(const char *body, size_t len)
+{
+	uint64_t units = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)body[i];
+		if (c < 0x80)
+			units += 1;
+		else if ((c & 0xc0) != 0x80)
+			units += 4;
+	}
+	return (int64_t)((units + 3) / 4);
+}
+
+/* --- tables (b->mu held) ----------------------------------------------- */
+
+static credit *
+credit_find(ing_billing *b, int64_t user_id, int64_t token_id)
+{
+	for (credit *c = b->credits[user_bucket(user_id)]; c != NULL;
+	     c = c->next) {
+		if (c->user_id == user_id && c->token_id == token_id)
+			return c;
+	}
+	return NULL;
+}
+
+static credit *
+credit_get(ing_billing *b, int64_t user_id, int64_t token_id)
+{
+	credit *c = credit_find(b, user_id, token_id);
+	unsigned k = user_bucket(user_id);
+
+	if (c != NULL || b->n_credits >= PF_BILLING_CREDITS_MAX)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->user_id = user_id;
+	c->token_id = token_id;
+	c->next = b->credits[k];
+	b->credits[k] = c;
+	b->n_credits++;
+	return c;
+}
+
+static open_req *
+open_take(ing_billing *b, const uint8_t id[PF_ID_LEN])
+{
+	for (open_req **pp = &b->open[id_bucket(id)]; *pp != NULL;
+	     pp = &(*pp)->next) {
+		open_req *o = *pp;
+		if (memcmp(o->id, id, PF_ID_LEN) == 0) {
+			*pp = o->next;
+			b->st.open--;
+			return o;
+		}
+	}
+	return NULL;
+}
+
+static int
+open_has(ing_billing *b, const uint8_t id[PF_ID_LEN])
+{
+	for (open_req *o = b->open[id_bucket(id)]; o != NULL; o = o->next) {
+		if (memcmp(o->id, id, PF_ID_LEN) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+ask_queue(ing_billing *b, credit *c)
+{
+	if (c->queued)
+		return;
+	c->queued = 1;
+	c->q_next = NULL;
+	if (b->ask_tail != NULL)
+		b->ask_tail->q_next = c;
+	else
+		b->ask_head = c;
+	b->ask_tail = c;
+	pthread_cond_signal(&b->wake);
+}
+
+static void
+pending_link(ing_billing *b, pending *p)
+{
+	p->next = NULL;
+	p->prev = b->pend_tail;
+	if (b->pend_tail != NULL)
+		b->pend_tail->next = p;
+	else
+		b->pend_head = p;
+	b->pend_tail = p;
+	b->n_pending++;
+}
+
+static void
+pending_unlink(ing_billing *b, pending *p)
+{
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		b->pend_head = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	else
+		b->pend_tail = p->prev;
+	b->n_pending--;
+}
+
+/* refusal says whether a grant.reply status means "no credit for this
+ * (user, token)" rather than "cannot tell now". */
+static int
+refusal(int32_t status)
+{
+	return status == PF_OK || status == PF_ENOTFOUND || status == PF_EDENIED
+	    || status == PF_EINVAL;
+}
+
+/* --- admission (HTTP threads) ------------------------------------------ */
+
+pf_err
+ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
+{
+	int64_t deadline = now_ms() + PF_BILLING_GRANT_WAIT_MS;
+	pf_err err = PF_OK;
+	credit *c = NULL;
+	open_req *o;
+
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return PF_ENOMEM;
+	memcpy(o->id, t->id, PF_ID_LEN);
+	snprintf(o->model, sizeof(o->model), "%s", t->model);
+	o->price = t->price;
+	o->ratio_ppm = t->ratio_ppm;
+	o->prompt_est = t->prompt_estimate;
+	o->started_ms = t->started_ms;
+	o->deadline_ms = t->deadline_ms;
+	o->stream = (uint8_t)(t->stream != 0);
+	o->hold = t->estimate > 0 ? t->estimate : 0;
+
+	pthread_mutex_lock(&b->mu);
+	if (b->stop) {
+		err = PF_ECLOSED;
+		goto out;
+	}
+	if (open_has(b, t->id)) {
+		err = PF_EEXIST;
+		goto out;
+	}
+	/* the accountant has not acked for long: stop taking more */
+	if (b->n_pending >= PF_BILLING_PENDING_MAX) {
+		err = PF_EAGAIN;
+		goto out;
+	}
+	c = credit_get(b, t->user_id, t->token_id);
+	if (c == NULL) {
+		err = PF_ENOMEM;
+		goto out;
+	}
+	c->busy++; /* kept by the open request, else dropped at out */
+	for (;;) {
+		int64_t now = now_ms();
+		uint64_t gen;
+
+		ing_credit_lapse(&c->c, now);
+		if (o->hold == 0 || ing_credit_try_hold(&c->c, o->hold))
+			break;
+		if (c->deny_until_ms > now) {
+			err = PF_EDENIED;
+			goto out;
+		}
+		if (b->down_until_ms > now || now >= deadline) {
+			err = PF_EAGAIN;
+			goto out;
+		}
+		if (!c->asking) {
+			int64_t need = ing_credit_shortfall(&c->c, o->hold);
+			int64_t ahead;
+			c->asking = 1;
+			c->ask_need = need;
+			if (__builtin_mul_overflow(
+			        o->hold, PF_BILLING_GRANT_AHEAD, &ahead)
+			    || __builtin_add_overflow(
+			        need, ahead, &c->ask_amount))
+				c->ask_amount = need;
+			ask_queue(b, c);
+		}
+		gen = c->gen;
+		while (c->gen == gen && !b->stop) {
+			struct timespec ts;
+			deadline_ts(deadline, &ts);
+			if (pthread_cond_timedwait(&b->granted, &b->mu, &ts)
+			    == ETIMEDOUT)
+				break;
+		}
+		if (b->stop) {
+			err = PF_ECLOSED;
+			goto out;
+		}
+		if (c->gen == gen || !refusal(c->status)) {
+			err = PF_EAGAIN; /* no answer, or no verdict */
+			goto out;
+		}
+	}
+	c->last_ms = now_ms();
+	o->cr = c;
+	c = NULL;
+	unsigned k = id_bucket(o->id);
+	o->next = b->open[k];
+	b->open[k] = o;
+	b->st.open++;
+	b->st.admitted++;
+	o = NULL;
+out:
+	if (c != NULL)
+		c->busy--;
+	if (err == PF_EDENIED)
+		b->st.denied++;
+	else if (err == PF_EAGAIN)
+		b->st.unavailable++;
+	pthread_mutex_unlock(&b->mu);
+	free(o);
+	return err;
+}
+
+int
+ing_billing_track(
+    ing_billing *b, const uint8_t id[PF_ID_LEN], struct ing_flight *f)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&b->mu);
+	for (open_req *o = b->open[id_bucket(id)]; o != NULL; o = o->next) {
+		if (memcmp(o->id, id, PF_ID_LEN) == 0 && o->flight == NULL) {
+			o->flight = ing_flight_ref(f);
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	return found;
+}
+
+void
+ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN])
+{
+	open_req *o;
+
+	pthread_mutex_lock(&b->mu);
+	o = open_take(b, id);
+	if (o != NULL) {
+		ing_credit_settle(&o->cr->c, o->hold, 0);
+		o->cr->busy--;
+	}
+	pthread_mutex_unlock(&b->mu);
+	if (o != NULL)
+		ing_flight_unref(o->flight);
+	free(o);
+}
+
+void
+ing_billing_end_cb(void *arg, const pf_relay_end *e)
+{
+	ing_billing *b = arg;
+	end_note *n = calloc(1, sizeof(*n));
+
+	if (n == NULL)
+		return; /* settled as worker_lost after the deadline */
+	memcpy(n->id, e->id, PF_ID_LEN);
+	n->seq = e->seq;
+	n->reason = e->reason;
+	n->channel_id = e->channel_id;
+	n->usage = e->usage;
+	pthread_mutex_lock(&b->mu);
+	if (b->ends_tail != NULL)
+		b->ends_tail->next = n;
+	else
+		b->ends_head = n;
+	b->ends_tail = n;
+	pthread_cond_signal(&b->wake);
+	pthread_mutex_unlock(&b->mu);
+}
+
+void
+ing_billing_get_stats(ing_billing *b, ing_billing_stats *ret)
+{
+	pthread_mutex_lock(&b->mu);
+	*ret = b->st;
+	ret->pending = b->n_pending;
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* --- NNG callbacks ------------------------------------------------------ */
+
+static void
+slot_done_locked(ing_billing *b, slot *s)
+{
+	s->next = b->done_slots;
+	b->done_slots = s;
+	pthread_cond_signal(&b->wake);
+}
+
+/* grant_answer applies a grant.request's answer (b->mu held). */
+static void
+grant_answer(ing_billing *b, slot *s, const pf_msg *m)
+{
+	credit *c = s->cr;
+	int64_t now = now_ms();
+	int64_t expires = s->sent_ms + PF_ACCT_GRANT_TTL_MS;
+
+	c->busy--;
+	if (s->amount == 0) { /* a renewal */
+		if (m != NULL && m->u.grant_reply.status == PF_OK)
+			ing_credit_renewed(&c->c, expires);
+		return;
+	}
+	c->asking = 0;
+	c->gen++;
+	if (m == NULL) {
+		c->status = PF_ENET;
+		b->down_until_ms = now + PF_BILLING_RETRY_MS;
+	} else {
+		const pf_grant_reply *r = &m->u.grant_reply;
+		int64_t g = r->status == PF_OK ? r->granted : 0;
+		if (g < 0 || g > s->amount)
+			g = 0;
+		c->status = r->status;
+		ing_credit_grant(&c->c, g, expires);
+		/* no credit, or no such user/token: refused for a while; a
+		 * database error is the accountant's trouble, not a verdict */
+		if (refusal(r->status) && g < c->ask_need)
+			c->deny_until_ms = now + PF_BILLING_DENY_MS;
+		b->down_until_ms = 0;
+	}
+	pthread_cond_broadcast(&b->granted);
+}
+
+static void
+slot_cb(void *arg)
+{
+	slot *s = arg;
+	ing_billing *b = s->b;
+	int rv = nng_aio_result(s->aio);
+	pf_msg *m = NULL;
+
+	if (!s->receiving) {
+		if (rv == 0) {
+			s->receiving = 1;
+			nng_aio_set_timeout(s->aio, PF_BILLING_TIMEOUT_MS);
+			nng_ctx_recv(s->ctx, s->aio);
+			return;
+		}
+		nng_msg_free(nng_aio_get_msg(s->aio));
+		nng_aio_set_msg(s->aio, NULL);
+	} else if (rv == 0) {
+		nng_msg *nm = nng_aio_get_msg(s->aio);
+		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &m)
+		    != PF_OK)
+			m = NULL;
+		nng_msg_free(nm);
+		nng_aio_set_msg(s->aio, NULL);
+	}
+	pthread_mutex_lock(&b->mu);
+	if (s->kind == SLOT_GRANT) {
+		if (m != NULL && m->kind != PF_MSG_GRANT_REPLY) {
+			pf_msg_free(m);
+			m = NULL;
+		}
+		grant_answer(b, s, m);
+		pf_msg_free(m);
+		m = NULL;
+	} else if (s->kind == SLOT_RELEASE) {
+		s->cr->busy--;
+	}
+	s->reply = m;
+	s->failed = m == NULL;
+	slot_done_locked(b, s);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void
+sub_cb(void *arg)
+{
+	ing_billing *b = arg;
+	nng_msg *nm;
+	pf_msg *m = NULL;
+
+	if (nng_aio_result(b->sub_aio) != 0) {
+		/* closed (stopping) or a transient error: stop reading on
+		 * close only */
+		if (nng_aio_result(b->sub_aio) == NNG_ECLOSED
+		    || nng_aio_result(b->sub_aio) == NNG_ECANCELED)
+			return;
+		nng_recv_aio(b->sub, b->sub_aio);
+		return;
+	}
+	nm = nng_aio_get_msg(b->sub_aio);
+	if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &m) == PF_OK
+	    && m->kind == PF_MSG_BALANCE
+	    && (m->u.balance.token_id != 0 || m->u.balance.quota > 0)) {
+		int64_t uid = m->u.balance.user_id;
+		pthread_mutex_lock(&b->mu);
+		for (credit *c = b->credits[user_bucket(uid)]; c != NULL;
+		     c = c->next) {
+			if (c->user_id == uid
+			    && (m->u.balance.token_id == 0
+			        || m->u.balance.token_id == c->token_id))
+				c->deny_until_ms = 0;
+		}
+		pthread_mutex_unlock(&b->mu);
+	}
+	pf_msg_free(m);
+	nng_msg_free(nm);
+	nng_recv_aio(b->sub, b->sub_aio);
+}
+
+/* --- sending (billing thread) ------------------------------------------ */
+
+static slot *
+slot_take_locked(ing_billing *b)
+{
+	slot *s = b->free_slots;
+
+	if (s != NULL) {
+		b->free_slots = s->next;
+		s->next = NULL;
+		s->receiving = 0;
+		s->reply = NULL;
+		s->failed = 0;
+		s->n_ev = 0;
+	}
+	return s;
+}
+
+/* slot_send encodes m and sends it on s (b->mu NOT held).  Returns 0 when
+ * the aio was started (its callback will complete the slot). */
+static int
+slot_send(ing_billing *b, slot *s, const pf_msg *m, uint32_t timeout_ms)
+{
+	nng_msg *nm = NULL;
+
+	b->enc.len = 0;
+	if (pf_msg_encode(m, &b->enc) != PF_OK)
+		return -1;
+	if (nng_msg_alloc(&nm, 0) != 0)
+		return -1;
+	if (nng_msg_append(nm, b->enc.data, b->enc.len) != 0) {
+		nng_msg_free(nm);
+		return -1;
+	}
+	s->sent_ms = now_ms();
+	nng_aio_set_msg(s->aio, nm);
+	nng_aio_set_timeout(s->aio, timeout_ms);
+	nng_ctx_send(s->ctx, s->aio);
+	return 0;
+}
+
+/* slot_fail completes a slot whose send could not start. */
+static void
+slot_fail(ing_billing *b, slot *s)
+{
+	pthread_mutex_lock(&b->mu);
+	if (s->kind == SLOT_GRANT)
+		grant_answer(b, s, NULL);
+	else if (s->kind == SLOT_RELEASE)
+		s->cr->busy--;
+	s->failed = 1;
+	slot_done_locked(b, s);
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* send_asks sends the queued grant requests (and renewals) it has slots
+ * for. */
+static void
+send_asks(ing_billing *b)
+{
+	for (;;) {
+		pf_msg m = { .kind = PF_MSG_GRANT_REQUEST };
+		slot *s;
+		credit *c;
+
+		pthread_mutex_lock(&b->mu);
+		c = b->ask_head;
+		s = c != NULL ? slot_take_locked(b) : NULL;
+		if (s == NULL) {
+			pthread_mutex_unlock(&b->mu);
+			return;
+		}
+		b->ask_head = c->q_next;
+		if (b->ask_head == NULL)
+			b->ask_tail = NULL;
+		c->queued = 0;
+		s->kind = SLOT_GRANT;
+		s->cr = c;
+		s->amount = c->asking ? c->ask_amount : 0;
+		c->busy++;
+		c->renewed_ms = now_ms();
+		m.u.grant_request.corr = (uint64_t)(s - b->slots);
+		m.u.grant_request.user_id = c->user_id;
+		m.u.grant_request.token_id = c->token_id;
+		m.u.grant_request.amount = s->amount;
+		pthread_mutex_unlock(&b->mu);
+		if (slot_send(b, s, &m, PF_BILLING_TIMEOUT_MS) != 0)
+			slot_fail(b, s);
+	}
+}
+
+/* send_release gives back amount of c's credit (best effort). */
+static void
+send_release(ing_billing *b, credit *c, int64_t amount)
+{
+	pf_msg m = { .kind = PF_MSG_GRANT_RELEASE };
+	slot *s;
+
+	pthread_mutex_lock(&b->mu);
+	s = slot_take_locked(b);
+	if (s != NULL) {
+		s->kind = SLOT_RELEASE;
+		s->cr = c;
+		c->busy++;
+	}
+	pthread_mutex_unlock(&b->mu);
+	if (s == NULL)
+		return; /* the accountant's pool lapses instead */
+	m.u.grant_release.user_id = c->user_id;
+	m.u.grant_release.token_id = c->token_id;
+	m.u.grant_release.amount = amount;
+	if (slot_send(b, s, &m, PF_BILLING_TIMEOUT_MS) != 0)
+		slot_fail(b, s);
+}
+
+/* send_usage sends the pending events that are due, up to
+ * PF_USAGE_BATCH_MAX per message, while slots are free. */
+static void
+send_usage(ing_billing *b)
+{
+	pf_usage *batch = NULL;
+
+	for (;;) {
+		int64_t now = now_ms();
+		pf_msg m;
+		slot *s;
+
+		pthread_mutex_lock(&b->mu);
+		pending *p = b->pend_head;
+		while (p != NULL && (p->inflight || p->next_try_ms > now))
+			p = p->next;
+		s = p != NULL ? slot_take_locked(b) : NULL;
+		if (s == NULL) {
+			pthread_mutex_unlock(&b->mu);
+			break;
+		}
+		s->kind = SLOT_USAGE;
+		for (; p != NULL && s->n_ev < PF_USAGE_BATCH_MAX; p = p->next) {
+			if (p->inflight || p->next_try_ms > now)
+				continue;
+			p->inflight = 1;
+			s->ev[s->n_ev++] = p;
+		}
+		pthread_mutex_unlock(&b->mu);
+		/* the events stay put while in flight: only the thread frees
+		 * them, after the answer */
+		if (s->n_ev == 1) {
+			m.kind = PF_MSG_USAGE;
+			m.u.usage = s->ev[0]->u;
+		} else {
+			if (batch == NULL) {
+				batch = malloc(
+				    PF_USAGE_BATCH_MAX * sizeof(*batch));
+				if (batch == NULL) {
+					slot_fail(b, s);
+					break;
+				}
+			}
+			for (uint32_t i = 0; i < s->n_ev; i++)
+				batch[i] = s->ev[i]->u;
+			m.kind = PF_MSG_USAGE_BATCH;
+			m.u.usage_batch.n_usages = s->n_ev;
+			m.u.usage_batch.usages = batch;
+		}
+		if (slot_send(b, s, &m, PF_BILLING_TIMEOUT_MS) != 0) {
+			slot_fail(b, s);
+			break;
+		}
+	}
+	free(batch);
+}
+
+/* --- the spool (billing thread) ---------------------------------------- */
+
+static seg_count *
+seg_find(ing_billing *b, uint64_t seq, int create)
+{
+	for (size_t i = 0; i < b->n_segs; i++) {
+		if (b->segs[i].seq == seq)
+			return &b->segs[i];
+	}
+	if (!create)
+		return NULL;
+	if (b->n_segs == b->cap_segs) {
+		size_t nc = b->cap_segs ? b->cap_segs * 2 : 8;
+		seg_count *nv = realloc(b->segs, nc * sizeof(*nv));
+		if (nv == NULL)
+			return NULL;
+		b->segs = nv;
+		b->cap_segs = nc;
+	}
+	b->segs[b->n_segs] = (seg_count) { .seq = seq };
+	return &b->segs[b->n_segs++];
+}
+
+/* seg_sweep removes every finished segment but the current one. */
+static void
+seg_sweep(ing_billing *b)
+{
+	uint64_t cur = pf_reclog_current_seq(b->spool);
+
+	for (size_t i = 0; i < b->n_segs;) {
+		seg_count *sc = &b->segs[i];
+		if (sc->unacked > 0 || sc->seq == cur) {
+			i++;
+			continue;
+		}
+		pf_err err = pf_reclog_remove(b->spool, sc->seq);
+		if (err != PF_OK && err != PF_ENOTFOUND)
+			pf_warn("PF-SPOOL-REMOVE", "seq=%llu err=\"%s\"",
+			    (unsigned long long)sc->seq, pf_strerror(err));
+		b->segs[i] = b->segs[--b->n_segs];
+	}
+}
+
+/* rotate_idle closes an all-acked current segment after a quiet second so
+ * it can go too. */
+static void
+rotate_idle(ing_billing *b, int64_t now)
+{
+	uint64_t cur = pf_reclog_current_seq(b->spool);
+	seg_count *sc = seg_find(b, cur, 0);
+
+	if (pf_reclog_end(b->spool).off == 0 || (sc != NULL && sc->unacked > 0)
+	    || now - b->last_append_ms < ROTATE_IDLE_MS)
+		return;
+	if (pf_reclog_rotate(b->spool) != PF_OK) {
+		pf_error("PF-SPOOL-IO", "what=rotate");
+		return;
+	}
+	if (seg_find(b, cur, 1) == NULL)
+		return;
+	seg_sweep(b);
+}
+
+/* cost_of applies the billing policy (docs/billing.md): the worker's
+ * usage (reported, or estimated over what it delivered; zero when the
+ * upstream failed before any output); a flight the relay gave up on
+ * without a relay.end is billed its prompt estimate when output had
+ * started, else nothing. */
+static int64_t
+cost_of(const ing_billing *b, const open_req *o, const end_note *n,
+    pf_usage_tokens *ret_tokens)
+{
+	pf_usage_tokens t = n->usage;
+	int64_t cost = 0;
+
+	if (t.prompt < 0 || t.completion < 0 || t.cached < 0)
+		t = (pf_usage_tokens) { 0 };
+	if (n->reason == PF_END_WORKER_LOST && t.prompt == 0
+	    && t.completion == 0 && n->seq > 0) {
+		t.prompt = o->prompt_est;
+		t.estimated = 1;
+	}
+	if ((t.prompt > 0 || t.completion > 0)
+	    && pf_money_cost(&o->price, t.prompt, t.completion, t.cached,
+	           o->ratio_ppm, b->cfg->quota_per_unit, &cost)
+	        != PF_OK)
+		cost = 0;
+	*ret_tokens = t;
+	return cost;
+}
+
+/* settle turns an end into a pending usage event (b->mu held). */
+static pending *
+settle_locked(ing_billing *b, const end_note *n, int64_t now)
+{
+	open_req *o = open_take(b, n->id);
+	pending *p;
+	pf_usage_tokens t;
+	int64_t cost;
+
+	if (o == NULL)
+		return NULL; /* a probe, or already settled */
+	cost = cost_of(b, o, n, &t);
+	ing_credit_settle(&o->cr->c, o->hold, cost);
+	o->cr->busy--;
+	o->cr->last_ms = now;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		pf_error("PF-BILL-NOMEM", "what=usage");
+		if (o->flight != NULL) {
+			ing_flight_billed(o->flight);
+			ing_flight_unref(o->flight);
+		}
+		free(o);
+		return NULL;
+	}
+	p->flight = o->flight;
+	memcpy(p->model, o->model, sizeof(p->model));
+	memcpy(p->u.event_id, o->id, PF_ID_LEN);
+	p->u.user_id = o->cr->user_id;
+	p->u.token_id = o->cr->token_id;
+	p->u.channel_id = n->channel_id;
+	p->u.model = (pf_bytes) { (const uint8_t *)p->model, strlen(p->model) };
+	p->u.tokens = t;
+	p->u.cost = cost;
+	p->u.price_input = o->price.input;
+	p->u.price_output = o->price.output;
+	p->u.price_cached = o->price.cached;
+	p->u.price_call = o->price.call;
+	p->u.group_ratio_ppm = o->ratio_ppm;
+	p->u.started_ms = o->started_ms;
+	p->u.ended_ms = now;
+	p->u.reason = n->reason;
+	p->u.stream = o->stream;
+	free(o);
+	return p;
+}
+
+/* spool_events appends ps (a list through next) to the spool with one
+ * sync, then makes them sendable. */
+static void
+spool_events(ing_billing *b, pending *ps)
+{
+	pending *p, *next;
+	int io_failed = 0;
+
+	for (p = ps; p != NULL; p = p->next) {
+		pf_msg m = { .kind = PF_MSG_USAGE };
+		pf_reclog_pos pos = { 0 };
+		m.u.usage = p->u;
+		b->enc.len = 0;
+		if (pf_msg_encode(&m, &b->enc) != PF_OK) {
+			pf_error("PF-SPOOL-ENCODE", "what=usage");
+			continue;
+		}
+		if (!io_failed
+		    && pf_reclog_append(
+		           b->spool, b->enc.data, b->enc.len, now_ms(), &pos)
+		        != PF_OK)
+			io_failed = 1;
+		p->seq = pos.seq;
+		seg_count *sc = io_failed ? NULL : seg_find(b, pos.seq, 1);
+		if (sc != NULL)
+			sc->unacked++;
+		else
+			p->seq = UINT64_MAX; /* kept in memory only */
+	}
+	if (!io_failed && pf_reclog_sync(b->spool) != PF_OK)
+		io_failed = 1;
+	if (io_failed)
+		pf_error("PF-SPOOL-IO",
+		    "msg=\"usage events not durable; sent from memory\"");
+	b->last_append_ms = now_ms();
+	/* durable (or as good as it gets): the clients may see the ends */
+	for (p = ps; p != NULL; p = p->next) {
+		if (p->flight != NULL) {
+			ing_flight_billed(p->flight);
+			ing_flight_unref(p->flight);
+			p->flight = NULL;
+		}
+	}
+	pthread_mutex_lock(&b->mu);
+	for (p = ps; p != NULL; p = next) {
+		next = p->next;
+		pending_link(b, p);
+		b->st.settled++;
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* event_done counts an acked event out of its segment and frees it. */
+static void
+event_done(ing_billing *b, pending *p)
+{
+	seg_count *sc = seg_find(b, p->seq, 0);
+
+	if (sc != NULL && sc->unacked > 0)
+		sc->unacked--;
+	pthread_mutex_lock(&b->mu);
+	pending_unlink(b, p);
+	b->st.acked++;
+	pthread_mutex_unlock(&b->mu);
+	free(p);
+}
+
+/* usage_answer handles the ack of a usage or usage.batch slot. */
+static void
+usage_answer(ing_billing *b, slot *s)
+{
+	const pf_msg *m = s->reply;
+	int64_t retry = now_ms() + PF_BILLING_RETRY_MS;
+	int any_done = 0;
+
+	for (uint32_t i = 0; i < s->n_ev; i++) {
+		pending *p = s->ev[i];
+		int done = 0;
+		if (m != NULL && m->kind == PF_MSG_ACK) {
+			const pf_ack *a = &m->u.ack;
+			if (s->n_ev == 1)
+				done = a->n_ids >= 1;
+			else
+				done = i < a->n_ids && a->ids[i].len > 0;
+			if (done && a->n_ids > 0) {
+				const pf_bytes *id
+				    = s->n_ev == 1 && a->n_ids >= 2 ? &a->ids[1]
+				    : s->n_ev == 1                  ? &a->ids[0]
+				                   : &a->ids[i];
+				if (id->len >= 9
+				    && memcmp(id->ptr, "rejected:", 9) == 0) {
+					char hex[PF_ID_HEX_LEN + 1];
+					pf_hex_encode(
+					    p->u.event_id, PF_ID_LEN, hex);
+					pf_warn("PF-BILL-REJECTED",
+					    "event=%s reason=\"%.*s\"", hex,
+					    (int)(id->len > 200 ? 200
+					                        : id->len),
+					    (const char *)id->ptr);
+				}
+			}
+		}
+		if (done) {
+			event_done(b, p);
+			any_done = 1;
+		} else {
+			pthread_mutex_lock(&b->mu);
+			p->inflight = 0;
+			p->next_try_ms = retry;
+			pthread_mutex_unlock(&b->mu);
+		}
+	}
+	if (any_done)
+		seg_sweep(b);
+}
+
+/* --- the thread --------------------------------------------------------- */
+
+/* tick renews credit in use, releases idle credit and settles requests
+ * nobody reported on. */
+static void
+tick(ing_billing *b, int64_t now)
+{
+	credit *rel[64];
+	int64_t rel_amount[64];
+	size_t n_rel = 0;
+	end_note lost[64];
+	size_t n_lost = 0;
+
+	pthread_mutex_lock(&b->mu);
+	for (unsigned k = 0; k < BUCKETS; k++) {
+		for (credit **pp = &b->credits[k]; *pp != NULL;) {
+			credit *c = *pp;
+			ing_credit_lapse(&c->c, now);
+			int idle = c->c.held == 0
+			    && now - c->last_ms >= PF_BILLING_IDLE_MS;
+			if (!idle && c->c.granted > 0 && !c->asking
+			    && now - c->renewed_ms >= PF_BILLING_RENEW_MS) {
+				ask_queue(b, c); /* amount 0: renew */
+			} else if (idle && c->c.granted > 0 && !c->asking
+			    && n_rel < 64) {
+				rel_amount[n_rel] = ing_credit_release(&c->c);
+				if (rel_amount[n_rel] > 0) {
+					/* send_release below still uses it */
+					rel[n_rel++] = c;
+					c->busy++;
+				}
+			}
+			if (idle && c->c.granted == 0 && c->busy == 0
+			    && !c->asking && !c->queued
+			    && c->deny_until_ms <= now) {
+				*pp = c->next;
+				b->n_credits--;
+				free(c);
+				continue;
+			}
+			pp = &c->next;
+		}
+	}
+	for (unsigned k = 0; k < BUCKETS && n_lost < 64; k++) {
+		for (open_req *o = b->open[k]; o != NULL && n_lost < 64;
+		     o = o->next) {
+			if (o->deadline_ms + PF_RELAY_GRACE_MS + LOST_EXTRA_MS
+			    >= now)
+				continue;
+			memset(&lost[n_lost], 0, sizeof(lost[n_lost]));
+			memcpy(lost[n_lost].id, o->id, PF_ID_LEN);
+			lost[n_lost].reason = PF_END_WORKER_LOST;
+			n_lost++;
+		}
+	}
+	pending *ps = NULL, **tail = &ps;
+	for (size_t i = 0; i < n_lost; i++) {
+		pending *p = settle_locked(b, &lost[i], now);
+		if (p != NULL) {
+			*tail = p;
+			tail = &p->next;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	for (size_t i = 0; i < n_rel; i++) {
+		send_release(b, rel[i], rel_amount[i]);
+		pthread_mutex_lock(&b->mu);
+		rel[i]->busy--;
+		pthread_mutex_unlock(&b->mu);
+	}
+	if (ps != NULL)
+		spool_events(b, ps);
+}
+
+/* step does one round of the thread's work; returns the number of
+ * events settled. */
+static size_t
+step(ing_billing *b)
+{
+	slot *done;
+	end_note *ends;
+	pending *ps = NULL, **tail = &ps;
+	size_t n = 0;
+	int64_t now = now_ms();
+
+	pthread_mutex_lock(&b->mu);
+	done = b->done_slots;
+	b->done_slots = NULL;
+	ends = b->ends_head;
+	b->ends_head = b->ends_tail = NULL;
+	for (end_note *e = ends; e != NULL; e = e->next) {
+		pending *p = settle_locked(b, e, now);
+		if (p != NULL) {
+			*tail = p;
+			tail = &p->next;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	while (ends != NULL) {
+		end_note *next = ends->next;
+		free(ends);
+		ends = next;
+	}
+	while (done != NULL) {
+		slot *s = done;
+		done = s->next;
+		if (s->kind == SLOT_USAGE)
+			usage_answer(b, s);
+		pf_msg_free(s->reply);
+		s->reply = NULL;
+		pthread_mutex_lock(&b->mu);
+		s->kind = SLOT_FREE;
+		s->next = b->free_slots;
+		b->free_slots = s;
+		pthread_mutex_unlock(&b->mu);
+	}
+	if (ps != NULL)
+		spool_events(b, ps);
+	send_asks(b);
+	send_usage(b);
+	return n;
+}
+
+static void *
+billing_main(void *arg)
+{
+	ing_billing *b = arg;
+	int64_t last_tick = now_ms();
+
+	for (;;) {
+		int64_t now = now_ms();
+		struct timespec ts;
+
+		step(b);
+		if (now - last_tick >= TICK_MS) {
+			tick(b, now);
+			rotate_idle(b, now);
+			last_tick = now;
+		}
+		pthread_mutex_lock(&b->mu);
+		if (b->stop) {
+			pthread_mutex_unlock(&b->mu);
+			break;
+		}
+		if (b->done_slots == NULL && b->ends_head == NULL
+		    && b->ask_head == NULL) {
+			deadline_ts(now_ms() + TICK_MS, &ts);
+			pthread_cond_timedwait(&b->wake, &b->mu, &ts);
+		}
+		pthread_mutex_unlock(&b->mu);
+	}
+	return NULL;
+}
+
+/* --- start and stop ----------------------------------------------------- */
+
+typedef struct resend_ctx {
+	ing_billing *b;
+	uint64_t n;
+} resend_ctx;
+
+static pf_err
+resend_record_cb(void *arg, const pf_reclog_pos *pos, int64_t ts_ms,
+    const uint8_t *rec, size_t len)
+{
+	resend_ctx *rc = arg;
+	pf_msg *m = NULL;
+	pending *p;
+
+	(void)ts_ms;
+	if (pf_msg_decode(rec, len, &m) != PF_OK || m->kind != PF_MSG_USAGE
+	    || m->u.usage.model.len > PF_MODEL_NAME_MAX) {
+		pf_msg_free(m);
+		return PF_OK; /* not ours: leave it for `replay` */
+	}
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		pf_msg_free(m);
+		return PF_ENOMEM;
+	}
+	p->u = m->u.usage;
+	memcpy(p->model, m->u.usage.model.ptr, m->u.usage.model.len);
+	p->u.model
+	    = (pf_bytes) { (const uint8_t *)p->model, m->u.usage.model.len };
+	p->seq = pos->seq;
+	pf_msg_free(m);
+	seg_count *sc = seg_find(rc->b, pos->seq, 1);
+	if (sc == NULL) {
+		free(p);
+		return PF_ENOMEM;
+	}
+	sc->unacked++;
+	pending_link(rc->b, p);
+	rc->n++;
+	return PF_OK;
+}
+
+/* load_spool queues every event left in the spool directory. */
+static pf_err
+load_spool(ing_billing *b, char *errbuf, size_t errlen)
+{
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+	resend_ctx rc = { .b = b };
+	uint64_t cur = pf_reclog_current_seq(b->spool);
+	pf_err err;
+
+	err = pf_reclog_list(b->cfg->spool_dir, SPOOL_PREFIX, &seqs, &n);
+	if (err != PF_OK) {
+		snprintf(errbuf, errlen, "cannot list spool %s: %s",
+		    b->cfg->spool_dir, pf_strerror(err));
+		return err;
+	}
+	for (size_t i = 0; i < n && err == PF_OK; i++) {
+		char path[PF_CONFIG_STR + 64];
+		pf_reclog_scan scan = { 0 };
+		if (seqs[i] == cur)
+			continue;
+		err = pf_reclog_segment_path(b->cfg->spool_dir, SPOOL_PREFIX,
+		    seqs[i], path, sizeof(path));
+		if (err != PF_OK)
+			break;
+		if (seg_find(b, seqs[i], 1) == NULL) {
+			err = PF_ENOMEM;
+			break;
+		}
+		err = pf_reclog_read_file(
+		    path, seqs[i], 0, resend_record_cb, &rc, &scan);
+		if (err == PF_EPROTO)
+			snprintf(errbuf, errlen,
+			    "spool segment %s is corrupt at offset %llu", path,
+			    (unsigned long long)scan.bad_offset);
+		else if (err != PF_OK)
+			snprintf(errbuf, errlen, "cannot read %s: %s", path,
+			    pf_strerror(err));
+		else if (scan.valid_end < scan.file_size)
+			pf_warn("PF-SPOOL-TORN", "file=%s offset=%llu", path,
+			    (unsigned long long)scan.valid_end);
+	}
+	free(seqs);
+	if (err == PF_OK && rc.n > 0)
+		pf_info(
+		    "PF-SPOOL-RESEND", "events=%llu", (unsigned long long)rc.n);
+	if (err == PF_OK)
+		seg_sweep(b); /* segments with nothing left in them */
+	return err;
+}
+
+static pf_err
+open_sockets(ing_billing *b)
+{
+	if (nng_req0_open(&b->req) != 0)
+		return PF_ENET;
+	b->req_open = 1;
+	if (nng_socket_set_ms(
+	        b->req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE)
+	        != 0
+	    || nng_socket_set_size(b->req, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0)
+		return PF_ENET;
+	nng_socket_set_ms(b->req, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(b->req, NNG_OPT_RECONNMAXT, 1000);
+	for (unsigned i = 0; i < PF_BILLING_CONTEXTS; i++) {
+		slot *s = &b->slots[i];
+		s->b = b;
+		if (nng_ctx_open(&s->ctx, b->req) != 0
+		    || nng_aio_alloc(&s->aio, slot_cb, s) != 0)
+			return PF_ENET;
+		nng_ctx_set_ms(
+		    s->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+		s->next = b->free_slots;
+		b->free_slots = s;
+	}
+	if (nng_dial(b->req, b->cfg->accountant_url, NULL, NNG_FLAG_NONBLOCK)
+	    != 0)
+		return PF_ENET;
+	if (nng_sub0_open(&b->sub) != 0)
+		return PF_ENET;
+	b->sub_open = 1;
+	if (nng_socket_set(b->sub, NNG_OPT_SUB_SUBSCRIBE, "", 0) != 0
+	    || nng_socket_set_size(b->sub, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
+	    || nng_aio_alloc(&b->sub_aio, sub_cb, b) != 0)
+		return PF_ENET;
+	nng_socket_set_ms(b->sub, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(b->sub, NNG_OPT_RECONNMAXT, 1000);
+	if (nng_dial(
+	        b->sub, b->cfg->accountant_pub_url, NULL, NNG_FLAG_NONBLOCK)
+	    != 0)
+		return PF_ENET;
+	nng_recv_aio(b->sub, b->sub_aio);
+	return PF_OK;
+}
+
+static void
+free_all(ing_billing *b)
+{
+	/* closing the sockets completes every aio (NNG_ECLOSED); freeing
+	 * an aio waits for its callback */
+	if (b->sub_open)
+		nng_close(b->sub);
+	if (b->req_open)
+		nng_close(b->req);
+	if (b->sub_aio != NULL)
+		nng_aio_free(b->sub_aio);
+	for (unsigned i = 0; i < PF_BILLING_CONTEXTS; i++) {
+		if (b->slots[i].aio != NULL)
+			nng_aio_free(b->slots[i].aio);
+	}
+	for (unsigned i = 0; i < PF_BILLING_CONTEXTS; i++) {
+		pf_msg_free(b->slots[i].reply);
+		b->slots[i].reply = NULL;
+	}
+	for (unsigned k = 0; k < BUCKETS; k++) {
+		while (b->credits[k] != NULL) {
+			credit *c = b->credits[k];
+			b->credits[k] = c->next;
+			free(c);
+		}
+		while (b->open[k] != NULL) {
+			open_req *o = b->open[k];
+			b->open[k] = o->next;
+			ing_flight_unref(o->flight);
+			free(o);
+		}
+	}
+	while (b->ends_head != NULL) {
+		end_note *n = b->ends_head;
+		b->ends_head = n->next;
+		free(n);
+	}
+	while (b->pend_head != NULL) {
+		pending *p = b->pend_head;
+		b->pend_head = p->next;
+		free(p);
+	}
+	pf_reclog_close(b->spool);
+	free(b->segs);
+	pf_buf_fini(&b->enc);
+	pthread_cond_destroy(&b->granted);
+	pthread_cond_destroy(&b->wake);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+pf_err
+ing_billing_start(
+    const pf_config *cfg, ing_billing **ret, char *errbuf, size_t errlen)
+{
+	ing_billing *b = calloc(1, sizeof(*b));
+	pf_err err;
+
+	if (b == NULL)
+		return PF_ENOMEM;
+	b->cfg = cfg;
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->wake, NULL);
+	pthread_cond_init(&b->granted, NULL);
+	pf_buf_init(&b->enc);
+	err = pf_reclog_open(cfg->spool_dir, SPOOL_PREFIX, 0, &b->spool);
+	if (err != PF_OK) {
+		snprintf(errbuf, errlen,
+		    err == PF_EEXIST
+		        ? "spool directory %s is in use by another ingress"
+		        : "cannot open spool directory %s",
+		    cfg->spool_dir);
+		goto fail;
+	}
+	err = load_spool(b, errbuf, errlen);
+	if (err != PF_OK)
+		goto fail;
+	err = open_sockets(b);
+	if (err != PF_OK) {
+		snprintf(errbuf, errlen, "cannot open the accountant sockets");
+		goto fail;
+	}
+	if (pthread_create(&b->thread, NULL, billing_main, b) != 0) {
+		snprintf(errbuf, errlen, "cannot start the billing thread");
+		err = PF_EIO;
+		goto fail;
+	}
+	b->thread_started = 1;
+	*ret = b;
+	return PF_OK;
+fail:
+	free_all(b);
+	return err;
+}
+
+void
+ing_billing_stop(ing_billing *b)
+{
+	int64_t until;
+	end_note *lost = NULL;
+
+	if (b == NULL)
+		return;
+	/* requests still open get no relay.end now: worker_lost */
+	pthread_mutex_lock(&b->mu);
+	for (unsigned k = 0; k < BUCKETS; k++) {
+		for (open_req *o = b->open[k]; o != NULL; o = o->next) {
+			end_note *n = calloc(1, sizeof(*n));
+			if (n == NULL)
+				continue;
+			memcpy(n->id, o->id, PF_ID_LEN);
+			n->reason = PF_END_WORKER_LOST;
+			n->next = lost;
+			lost = n;
+		}
+	}
+	for (end_note *n = lost; n != NULL;) {
+		end_note *next = n->next;
+		n->next = NULL;
+		if (b->ends_tail != NULL)
+			b->ends_tail->next = n;
+		else
+			b->ends_head = n;
+		b->ends_tail = n;
+		n = next;
+	}
+	pthread_cond_signal(&b->wake);
+	pthread_mutex_unlock(&b->mu);
+	/* let the thread spool and send them; wait a bounded time for the
+	 * acks */
+	until = now_ms() + PF_BILLING_TIMEOUT_MS;
+	for (;;) {
+		size_t left;
+		pthread_mutex_lock(&b->mu);
+		left = b->n_pending + (b->ends_head != NULL);
+		pthread_mutex_unlock(&b->mu);
+		if (left == 0 || now_ms() >= until)
+			break;
+		nng_msleep(STOP_WAIT_STEP_MS);
+	}
+	pthread_mutex_lock(&b->mu);
+	b->stop = 1;
+	pthread_cond_broadcast(&b->wake);
+	pthread_cond_broadcast(&b->granted);
+	pthread_mutex_unlock(&b->mu);
+	if (b->thread_started)
+		pthread_join(b->thread, NULL);
+	if (b->n_pending > 0)
+		pf_warn("PF-SPOOL-LEFT", "events=%zu msg=\"resent on start\"",
+		    b->n_pending);
+	free_all(b);
+}

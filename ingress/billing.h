@@ -1,0 +1,154 @@
+/*
+ * billing.h -- the ingress side of credit control and usage events
+ * (docs/billing.md: "Checklist for the ingress side", "Credit control
+ * and the overdraft bound").
+ *
+ * One billing thread owns:
+ *   - a req0 socket dialing cfg->accountant_url (non-blocking dial,
+ *     NNG_OPT_REQ_RESENDTIME infinite, PF_BILLING_CONTEXTS contexts, each
+ *     request with its own timeout) for grant.request / grant.release /
+ *     usage / usage.batch;
+ *   - a sub0 socket dialing cfg->accountant_pub_url: a `balance` notice
+ *     for a user forgets that the user had no credit, so a top-up is
+ *     seen by the next request;
+ *   - the usage spool in cfg->spool_dir (pf_reclog, prefix "spool"):
+ *     each finished request's `usage` event is appended, all events
+ *     appended since the last sync are made durable by one fdatasync,
+ *     then sent; a segment is deleted once every event in it was acked
+ *     (applied, already present, or rejected).  On start every event
+ *     left in the directory is resent.
+ *
+ * Per (user, token) it mirrors the credit the accountant granted it
+ * (ingress/credit.h).  ing_billing_admit holds a request's estimated
+ * cost against that credit, asking the accountant for more when it does
+ * not fit and waiting for the answer at most PF_BILLING_GRANT_WAIT_MS.
+ * When the request ends (relay.end through ing_billing_end_cb, or the
+ * relay's sweeper deciding worker_lost through the same hook, or
+ * PF_RELAY_GRACE_MS + PF_BILLING_TIMEOUT_MS past its deadline with no
+ * word at all) the billing thread computes the cost by the policy in
+ * docs/billing.md, drops the hold, draws the cost from the credit and
+ * spools the usage event.  Grants are renewed every PF_BILLING_RENEW_MS
+ * while in use; credit unused for PF_BILLING_IDLE_MS is released.
+ *
+ * Thread-safe.  No PostgreSQL or Redis call anywhere.
+ */
+#ifndef PF_INGRESS_BILLING_H
+#define PF_INGRESS_BILLING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/err.h"
+#include "common/money.h"
+#include "common/msg.h"
+
+typedef struct ing_billing ing_billing;
+struct ing_flight;
+
+/* What the request path knows about a request when it admits it. */
+typedef struct ing_bill_ticket {
+	uint8_t id[PF_ID_LEN]; /* request id = usage event id */
+	int64_t user_id;
+	int64_t token_id;
+	const char *model;       /* as the client named it (copied) */
+	pf_price price;          /* from the routing snapshot used */
+	int64_t ratio_ppm;       /* the token's group multiplier */
+	int64_t estimate;        /* cost held (ing_billing_estimate) */
+	int64_t prompt_estimate; /* prompt tokens, for worker_lost */
+	int64_t started_ms;      /* unix ms */
+	int64_t deadline_ms;     /* the relay's deadline, unix ms */
+	int stream;
+} ing_bill_ticket;
+
+/* Counters (tests, metrics). */
+typedef struct ing_billing_stats {
+	uint64_t admitted;    /* requests holding credit */
+	uint64_t denied;      /* refused: no credit */
+	uint64_t unavailable; /* refused: the accountant did not answer */
+	uint64_t settled;     /* usage events spooled */
+	uint64_t acked;       /* usage events acked */
+	uint64_t pending;     /* spooled, not yet acked */
+	uint64_t open;        /* admitted, not yet ended */
+} ing_billing_stats;
+
+/*
+ * ing_billing_start opens the spool (cfg->spool_dir), reads the events
+ * left in it, opens and dials the accountant's sockets (non-blocking:
+ * the accountant may start later) and starts the billing thread.  cfg
+ * must outlive b.  *ret written only on success.  Errors (message in
+ * errbuf): PF_EEXIST (another ingress owns the spool directory), PF_EIO,
+ * PF_EPROTO (a spool segment is corrupt in the middle: errbuf names it),
+ * PF_ENET, PF_ENOMEM.
+ */
+PF_NODISCARD pf_err ing_billing_start(
+    const pf_config *cfg, ing_billing **ret, char *errbuf, size_t errlen);
+
+/*
+ * ing_billing_estimate computes a request's estimated cost: prompt
+ * tokens + completion_cap tokens at price x ratio (a per-call price:
+ * that price), rounded up.  *ret written on PF_OK.  Errors: PF_EINVAL,
+ * PF_EOVERFLOW (as pf_money_cost).
+ */
+PF_NODISCARD pf_err ing_billing_estimate(const pf_price *price,
+    int64_t ratio_ppm, int64_t quota_per_unit, int64_t prompt_tokens,
+    int64_t completion_cap, int64_t *ret);
+
+/* ing_billing_prompt_tokens estimates the prompt tokens of a request
+ * body: ceil(units / 4) over all of it (ASCII bytes 1 unit, a non-ASCII
+ * code point 4, as the workers count), so never below the text's. */
+int64_t ing_billing_prompt_tokens(const char *body, size_t len);
+
+/*
+ * ing_billing_admit holds t->estimate against the credit of (t->user_id,
+ * t->token_id), asking the accountant for more when it does not fit and
+ * waiting at most PF_BILLING_GRANT_WAIT_MS.  Blocks the caller only for
+ * that wait.  On PF_OK the request is open: end it with a relay.end
+ * (ing_billing_end_cb) or ing_billing_abort.  Errors: PF_EDENIED (the
+ * accountant granted too little, or knows no such user or token:
+ * insufficient quota), PF_EAGAIN (no answer from the accountant in time,
+ * or it could not decide (its database is down), or PF_BILLING_PENDING_MAX usage
+ * events still wait for its ack), PF_EEXIST (id already open),
+ * PF_ECLOSED (stopping), PF_ENOMEM.
+ */
+PF_NODISCARD pf_err ing_billing_admit(ing_billing *b, const ing_bill_ticket *t);
+
+/*
+ * ing_billing_track ties the open request id to its flight (a reference
+ * is taken): once the request's usage event is durable in the spool the
+ * billing thread calls ing_flight_billed(f), so a client never sees a
+ * request complete whose event a SIGKILL could still lose.  Returns 1
+ * when tracked (set f->billing to it before the flight is shared), 0
+ * when id is not open.
+ */
+int ing_billing_track(
+    ing_billing *b, const uint8_t id[PF_ID_LEN], struct ing_flight *f);
+
+/* ing_billing_abort closes an open request that never reached a worker:
+ * its hold is dropped and no usage event is written.  Unknown ids are
+ * ignored. */
+void ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN]);
+
+/*
+ * ing_billing_end_cb is the relay end hook (arg is the ing_billing): it
+ * copies what billing needs from e and hands it to the billing thread.
+ * Never blocks on I/O.  A relay.end for an id that is not open (a
+ * probe, a second end) is ignored by the thread.  The relay's sweeper
+ * reports a flight it gave up on as reason PF_END_WORKER_LOST with seq =
+ * the relay.data received.
+ */
+void ing_billing_end_cb(void *arg, const pf_relay_end *e);
+
+/* ing_billing_get_stats copies the counters. */
+void ing_billing_get_stats(ing_billing *b, ing_billing_stats *ret);
+
+/*
+ * ing_billing_stop settles the requests still open (worker_lost), makes
+ * every event durable, waits up to PF_BILLING_TIMEOUT_MS for the acks
+ * of those pending (granted credit is not released: the accountant's
+ * pools lapse after PF_ACCT_GRANT_TTL_MS), closes the sockets and the spool (events not acked stay there for the next
+ * start) and frees b.  Blocks.  NULL is a no-op.
+ */
+void ing_billing_stop(ing_billing *b);
+
+#endif /* PF_INGRESS_BILLING_H */
