@@ -180,9 +180,9 @@ conn_main(void *arg)
 	} else if (strncmp(req, "POST /drop/", 11) == 0) {
 		/* chunked, and the connection closes inside a chunk */
 		const char *e1 = "data: {\"choices\":[{\"delta\":{"
-		                 "\"content\":\"abcdefgh\"}}]}\n\n";
+		                 "\"content\":\"Hello, \"}}]}\n\n";
 		const char *e2 = "data: {\"choices\":[{\"delta\":{"
-		                 "\"content\":\"ijkl\"}}]}\n\ndata: {\"cho";
+		                 "\"content\":\"world\"}}]}\n\ndata: {\"cho";
 
 		snprintf(out, sizeof out,
 		    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -228,7 +228,7 @@ conn_main(void *arg)
 	} else if (strncmp(req, "POST /nousage/", 14) == 0) {
 		respond(fd, 200, "application/json",
 		    "{\"choices\":[{\"message\":{\"content\":"
-		    "\"abcdefghijkl\"}}]}");
+		    "\"Hello, world\"}}]}");
 	} else {
 		respond(fd, 404, "text/plain", "no");
 	}
