@@ -4,7 +4,7 @@
 
 enum { CLS_NONE, CLS_WORD, CLS_PUNCT, CLS_SPACE };
 
-#define WORD_STEP 10 /* weight units a word token */
+#define WORD_STEP 8  /* weight units a word token */
 #define PUNCT_STEP 3 /* bytes a punctuation token */
 #define PROMPT_DEPTH_MAX 32
 

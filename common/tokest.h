@@ -9,7 +9,7 @@
  *
  * The estimate is the smaller of two counts over the text fed:
  *   - a word count shaped like BPE pre-tokenization: a run of letters,
- *     digits and '_' is one token per 10 weight units (ASCII weighs 1, a
+ *     digits and '_' is one token per 8 weight units (ASCII weighs 1, a
  *     two-byte UTF-8 code point 2: accented Latin, Greek, Cyrillic...); a
  *     run of ASCII punctuation one token per 3 bytes; each code point of
  *     three or four UTF-8 bytes (CJK, kana, emoji, typographic marks) one
@@ -18,7 +18,8 @@
  *   - ceil(bytes / 4) (the mock's rule; ~4 bytes a token for English).
  * Runs continue across pf_tokest_feed calls, so a word split over two
  * stream deltas counts once, and the count of a prefix of a text never
- * exceeds the count of the whole text.
+ * exceeds the count of the whole text.  Against the mock: its natural
+ * chunk "tok<i> " counts 1 (i < 100000), a prompt at most ceil(bytes/4).
  */
 #ifndef PF_COMMON_TOKEST_H
 #define PF_COMMON_TOKEST_H

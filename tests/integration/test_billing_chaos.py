@@ -841,7 +841,7 @@ def settle_and_check(h, t, check, db, dep, books, outcome, billing):
                      "reason done", f"{len(wrong)} wrong: {wrong[:5]}")
 
     # failed requests: billed per the policy, if at all
-    viol, over = [], []
+    viol, over, est = [], [], []
     for r in results:
         if r.complete or not r.rid or r.rid not in led:
             continue
@@ -853,6 +853,8 @@ def settle_and_check(h, t, check, db, dep, books, outcome, billing):
         else:
             p, c, full = full_cost(r.spec)
             if row["estimated"]:
+                est.append((row["prompt"], p, row["completion"], r.chunks,
+                            row["reason"]))
                 # counted by the gateway, not reported by the upstream:
                 # allow the estimator's error (ESTIMATE_SLACK)
                 p, c = slack(p), slack(c)
@@ -870,6 +872,13 @@ def settle_and_check(h, t, check, db, dep, books, outcome, billing):
     n_billed = sum(1 for r in results if not r.complete and r.rid in led)
     t.diag(f"{n_failed} requests failed for the client; {n_billed} of them "
            f"are in the ledger")
+    for why in sorted(set(e[4] for e in est)):
+        es = [e for e in est if e[4] == why]
+        t.diag(f"{len(es)} cut requests ({why}) billed estimated tokens: "
+               f"prompt {sum(e[0] for e in es)} (real "
+               f"{sum(e[1] for e in es)}), completion "
+               f"{sum(e[2] for e in es)} (chunks the client saw: "
+               f"{sum(e[3] for e in es)})")
     if over:
         t.diag(f"{len(over)} cut requests were billed more than their "
                f"complete answer would have cost (estimated tokens; "

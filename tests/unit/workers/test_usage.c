@@ -99,7 +99,7 @@ test_tokest(void)
 	    "English: a token a word and one for the period (tiktoken 10)");
 	ok(est("tok0 tok1 tok2 ") == 3,
 	    "three mock chunks are 3 tokens (was 4: ceil(15 bytes / 4))");
-	ok(est("internationalization") == 2, "20-letter word: 2");
+	ok(est("internationalization") == 3, "20-letter word: 3");
 	ok(est("a b c d e f") == 3,
 	    "one-letter words: capped at ceil(11 bytes / 4) = 3");
 	ok(est("hello world") == 2 && est("hello\n\nworld") == 3
@@ -129,13 +129,13 @@ test_tokest(void)
 	/* the mock's natural chunks "tok<i> ": k delivered chunks are never
 	 * more than k tokens (the mock's count for a complete run of k) */
 	memset(&e, 0, sizeof e);
-	for (int i = 0; i < 200000 && exact; i++) {
+	for (int i = 0; i < 100000 && exact; i++) {
 		int n = snprintf(chunk, sizeof chunk, "tok%d ", i);
 
 		pf_tokest_feed(&e, chunk, (size_t)n);
 		exact = pf_tokest_tokens(&e) == i + 1;
 	}
-	ok(exact, "mock chunks 0..199999: exactly one token each");
+	ok(exact, "mock chunks 0..99999: exactly one token each");
 
 	/* prefixes never count more than the whole text */
 	{
