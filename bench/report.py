@@ -107,7 +107,6 @@ def hold_derive(t, d, target):
     d["rss_hold_peak_kb"] = max((x[1] for x in smp), default=None)
     d["rss_per_stream_bytes"] = None
     d["rss_per_connection_bytes"] = None
-    d["rss_marginal_per_stream_bytes"] = None
     d["hold_why_short"] = []
     d["hold_notes"] = []
     left = (read("hold-%s.leftover" % t) or "").split()
@@ -152,19 +151,6 @@ def hold_derive(t, d, target):
         d["streams_held_plateau"] = at[2]
         d["rss_per_stream_bytes"] = (at[1] - before) * 1024.0 / at[2]
         d["rss_per_connection_bytes"] = (at[1] - before) * 1024.0 / conns
-        # marginal: slope of RSS against streams held over the ramp; the
-        # connections are all open before the clock starts, so only the
-        # streams change along it
-        ramp = [x for x in body if x[2] > 0]
-        if len(ramp) >= 4 and max(x[2] for x in ramp) - \
-                min(x[2] for x in ramp) >= 0.1 * mx:
-            n = float(len(ramp))
-            mxs = sum(x[2] for x in ramp) / n
-            mys = sum(x[1] for x in ramp) / n
-            sxx = sum((x[2] - mxs) ** 2 for x in ramp)
-            if sxx > 0:
-                d["rss_marginal_per_stream_bytes"] = sum(
-                    (x[2] - mxs) * (x[1] - mys) for x in ramp) / sxx * 1024
     held = d["streams_held"] or 0
     if held >= 0.99 * target:
         return
@@ -429,9 +415,7 @@ w("`hold`: %s connections, each asking for a stream that lasts 30 s; "
   "stream = (RSS at the plateau − RSS before) ÷ streams held then; when "
   "fewer streams than connections were held, that also counts the "
   "connections that were open but not streaming, so it is an upper "
-  "bound, and per connection (÷ connections) a lower bound. Marginal = "
-  "slope of RSS against streams held over the ramp (the connections are "
-  "all open before it starts).\n" % machine.get("streams"))
+  "bound, and per connection (÷ connections) a lower bound.\n" % machine.get("streams"))
 w("| | serve | split (ingress + worker + accountant) |")
 w("|---|---|---|")
 
@@ -451,8 +435,6 @@ hrow("RSS at the plateau", "rss_plateau_kb", "%d KiB")
 hrow("RSS peak", "rss_hold_peak_kb", "%d KiB")
 hrow("RSS per held stream", "rss_per_stream_bytes", "%.0f B")
 hrow("RSS per connection", "rss_per_connection_bytes", "%.0f B")
-hrow("RSS per stream, marginal (ramp slope)",
-     "rss_marginal_per_stream_bytes", "%.0f B")
 w("")
 for t, x in (("serve", S), ("split", P)):
     if x.get("hold_why_short"):
