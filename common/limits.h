@@ -54,9 +54,10 @@
  * one curl read */
 #define PF_STREAM_BUFFER_FLOW_MAX                                              \
 	(PF_STREAM_CREDIT_WINDOW + PF_SSE_EVENT_MAX + 64u * 1024u)
-#define PF_CTL_SOCKETS_MAX 256u  /* ingress: worker control sockets */
-#define PF_CTL_MSG_MAX 256u      /* worker: control message (cancel, credit) */
-#define PF_RELAY_HEADERS_MAX 16u /* client headers passed upstream */
+#define PF_CTL_SOCKETS_MAX 256u /* ingress: worker control sockets */
+#define PF_CTL_MSG_MAX 256u     /* worker: control message (cancel, credit) */
+#define PF_CTL_QUEUE 8192 /* control messages queued per socket (NNG max) */
+#define PF_RELAY_HEADERS_MAX 16u        /* client headers passed upstream */
 #define PF_RELAY_HEADER_NAME_MAX 64u    /* bytes in such a header name */
 #define PF_RELAY_HEADER_VALUE_MAX 1024u /* bytes in its value */
 

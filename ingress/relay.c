@@ -224,8 +224,9 @@ ctl_get(ing_relay *r, const pf_bytes *addr)
 		c = NULL;
 		goto out;
 	}
-	/* a queue so a grant is not lost while the pipe connects */
-	nng_socket_set_int(c->sock, NNG_OPT_SENDBUF, 256);
+	/* a queue so a grant is not lost while the pipe connects, and a
+	 * burst of hang-ups (thousands of streams at once) loses no cancel */
+	nng_socket_set_int(c->sock, NNG_OPT_SENDBUF, PF_CTL_QUEUE);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
 	if (nng_dial(c->sock, c->addr, NULL, NNG_FLAG_NONBLOCK) != 0) {

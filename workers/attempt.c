@@ -2,6 +2,7 @@
  * attempt.c -- one upstream attempt of a relay: curl easy setup and
  * callbacks, failover, and what a finished transfer becomes.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -571,6 +572,24 @@ convert_body(wrk_xfer *x, int error)
 	wrk_buf_fini(&out);
 }
 
+/* local_failure says whether a failed transfer failed on our side (out
+ * of descriptors or memory: the upstream was never reached), which must
+ * not count against the channel's health. */
+static int
+local_failure(wrk_xfer *x, CURLcode res)
+{
+	long os_errno = 0;
+
+	if (res == CURLE_OUT_OF_MEMORY || res == CURLE_FAILED_INIT)
+		return 1;
+	if (res != CURLE_COULDNT_CONNECT || x->easy == NULL
+	    || curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno)
+	        != CURLE_OK)
+		return 0;
+	return os_errno == EMFILE || os_errno == ENFILE || os_errno == ENOBUFS
+	    || os_errno == ENOMEM || os_errno == EADDRNOTAVAIL;
+}
+
 /* An error body that is not a JSON object with "error" (an HTML page
  * from a proxy, nothing at all) is replaced by one in the client's
  * dialect, so clients always get the error shape they parse. */
@@ -614,11 +633,11 @@ wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
 		const char *why = x->abort_why != ABORT_NONE
 		    ? wrk_xfer_abort_text(x->abort_why)
 		    : curl_easy_strerror(res);
-		pf_attempt_outcome o = res == CURLE_OPERATION_TIMEDOUT
-		    ? PF_ATTEMPT_TIMEOUT
-		    : x->abort_why == ABORT_NOMEM ? PF_ATTEMPT_LOCAL
-		    : x->status == 0              ? PF_ATTEMPT_CONNECT
-		                                  : PF_ATTEMPT_BROKEN;
+		pf_attempt_outcome o = local_failure(x, res) ? PF_ATTEMPT_LOCAL
+		    : res == CURLE_OPERATION_TIMEDOUT ? PF_ATTEMPT_TIMEOUT
+		    : x->abort_why == ABORT_NOMEM     ? PF_ATTEMPT_LOCAL
+		    : x->status == 0                  ? PF_ATTEMPT_CONNECT
+		                                      : PF_ATTEMPT_BROKEN;
 
 		if (x->abort_why == ABORT_BODY_BIG) {
 			wrk_xfer_attempt_end(x);

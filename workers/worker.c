@@ -570,6 +570,8 @@ open_ctl(wrk_thread *t, uint32_t n)
 		return PF_ENET;
 	t->ctl_open = 1;
 	rv = nng_socket_set_size(t->ctl, NNG_OPT_RECVMAXSZ, PF_CTL_MSG_MAX);
+	if (rv == 0) /* bursts of cancels wait here, not in the sender */
+		rv = nng_socket_set_int(t->ctl, NNG_OPT_RECVBUF, PF_CTL_QUEUE);
 	if (rv == 0)
 		rv = nng_listen(t->ctl, t->ctl_url, NULL, 0);
 	if (rv == 0)
