@@ -14,77 +14,86 @@
 
 #include "common/ids.h"
 
-/* All usage events of a batch: the arrays are unnested into rows; only
- * the rows the ledger insert RETURNS (new events of existing users) feed
- * the balance updates, the hourly aggregate and the consume log. */
-static const char usage_sql[]
-    = "WITH e AS (SELECT * FROM unnest($1::text[], $2::int[], $3::int[], "
-      "$4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], "
-      "$9::bool[], $10::bigint[], $11::bigint[], $12::bigint[], "
-      "$13::bigint[], $14::bigint[], $15::bigint[], $16::text[], "
-      "$17::bigint[], $18::bigint[], $19::bool[]) AS t(event_id, user_id, "
-      "token_id, channel_id, model, prompt, completion, cached, estimated, "
-      "cost, pin, pout, pcached, pcall, ratio, reason, started, ended, "
-      "stream)),\n"
-      "ins AS (INSERT INTO usage_events (event_id, kind, user_id, "
-      "token_id, channel_id, model, prompt_tokens, completion_tokens, "
-      "cached_tokens, estimated, cost, price_input_micros, "
-      "price_output_micros, price_cached_micros, price_call_micros, "
-      "group_ratio_ppm, end_reason, started_at_ms, ended_at_ms, "
-      "created_at) "
-      "SELECT event_id, 'usage', user_id, token_id, channel_id, model, "
-      "prompt, completion, cached, estimated, cost, pin, pout, pcached, "
-      "pcall, ratio, reason, started, ended, $20 FROM e "
-      "WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = e.user_id) "
-      "ON CONFLICT (event_id) DO NOTHING "
-      "RETURNING event_id, user_id, token_id, channel_id, model, "
-      "prompt_tokens, completion_tokens, cost, end_reason, started_at_ms, "
-      "ended_at_ms),\n"
-      "us AS (UPDATE users SET quota = users.quota - s.c, "
-      "used_quota = users.used_quota + s.c, "
-      "request_count = users.request_count + s.n, updated_at = $20 "
-      "FROM (SELECT user_id, sum(cost) AS c, count(*) AS n FROM ins "
-      "GROUP BY user_id) s WHERE users.id = s.user_id "
-      "RETURNING users.id, users.quota, users.used_quota),\n"
-      "tk AS (UPDATE tokens SET remain_quota = CASE WHEN "
-      "tokens.unlimited_quota THEN tokens.remain_quota ELSE "
-      "tokens.remain_quota - s.c END, used_quota = tokens.used_quota + "
-      "s.c, accessed_at = $20 "
-      "FROM (SELECT token_id, sum(cost) AS c FROM ins WHERE token_id > 0 "
-      "GROUP BY token_id) s WHERE tokens.id = s.token_id "
-      "RETURNING tokens.id, tokens.remain_quota, tokens.unlimited_quota, "
-      "tokens.user_id),\n"
-      "ch AS (UPDATE channels SET used_quota = channels.used_quota + s.c "
-      "FROM (SELECT channel_id, sum(cost) AS c FROM ins WHERE channel_id > "
-      "0 GROUP BY channel_id) s WHERE channels.id = s.channel_id),\n"
-      "qd AS (INSERT INTO quota_data (user_id, username, model_name, "
-      "created_at, token_used, count, quota) "
-      "SELECT s.user_id, u.username, s.m, s.h, s.tok, s.n, s.c FROM "
-      "(SELECT user_id, left(model, 64) AS m, "
-      "(ended_at_ms / 3600000) * 3600 AS h, "
-      "sum(prompt_tokens + completion_tokens) AS tok, count(*) AS n, "
-      "sum(cost) AS c FROM ins GROUP BY 1, 2, 3) s "
-      "JOIN users u ON u.id = s.user_id "
-      "ON CONFLICT (user_id, model_name, created_at) DO UPDATE SET "
-      "token_used = quota_data.token_used + EXCLUDED.token_used, "
-      "count = quota_data.count + EXCLUDED.count, "
-      "quota = quota_data.quota + EXCLUDED.quota),\n"
-      "lg AS (INSERT INTO logs (user_id, created_at, type, content, "
-      "username, token_name, model_name, quota, prompt_tokens, "
-      "completion_tokens, use_time_ms, is_stream, channel_id, token_id, "
-      "request_id, end_reason) "
-      "SELECT i.user_id, i.ended_at_ms / 1000, 2, '', u.username, "
-      "coalesce(t.name, ''), i.model, i.cost, i.prompt_tokens, "
-      "i.completion_tokens, greatest(i.ended_at_ms - i.started_at_ms, 0), "
-      "e.stream, i.channel_id, i.token_id, i.event_id, i.end_reason "
-      "FROM ins i JOIN e ON e.event_id = i.event_id "
-      "JOIN users u ON u.id = i.user_id "
-      "LEFT JOIN tokens t ON t.id = i.token_id)\n"
-      "SELECT 1, event_id, 0, 0, 0 FROM ins "
-      "UNION ALL SELECT 2, id::text, quota, used_quota, 0 FROM us "
-      "UNION ALL SELECT 3, id::text, remain_quota, unlimited_quota::int, "
-      "user_id FROM tk";
+/* All usage events of a batch, as 19 arrays in binary format (no text
+ * to build or parse) unnested into rows: only the rows the ledger insert RETURNS (new
+ * events of existing users) feed the balance updates, the hourly
+ * aggregate and the consume log.  Two variants: with ON CONFLICT
+ * (event_id) DO NOTHING, and without it for batches expected to be new
+ * (no separate uniqueness probe per row; a repeat fails the statement
+ * with a unique violation and the batch is redone with the first). */
+#define USAGE_SQL(on_conflict)                                                 \
+	"WITH e AS (SELECT * FROM unnest($2::text[], $3::int[], $4::int[], "   \
+	"$5::int[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], "    \
+	"$10::bool[], $11::bigint[], $12::bigint[], $13::bigint[], "           \
+	"$14::bigint[], $15::bigint[], $16::bigint[], $17::text[], "           \
+	"$18::bigint[], $19::bigint[], $20::bool[]) AS t(event_id, user_id, "  \
+	"token_id, channel_id, model, prompt, completion, cached, estimated, " \
+	"cost, pin, pout, pcached, pcall, ratio, reason, started, ended, "     \
+	"stream)),\n"                                                          \
+	"ins AS (INSERT INTO usage_events (event_id, kind, user_id, "          \
+	"token_id, channel_id, model, prompt_tokens, completion_tokens, "      \
+	"cached_tokens, estimated, cost, price_input_micros, "                 \
+	"price_output_micros, price_cached_micros, price_call_micros, "        \
+	"group_ratio_ppm, end_reason, started_at_ms, ended_at_ms, "            \
+	"created_at) "                                                         \
+	"SELECT event_id, 'usage', user_id, token_id, channel_id, model, "     \
+	"prompt, completion, cached, estimated, cost, pin, pout, pcached, "    \
+	"pcall, ratio, reason, started, ended, $1 FROM e "                     \
+	"WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = "                    \
+	"e.user_id) " on_conflict                                              \
+	"RETURNING event_id, user_id, token_id, channel_id, "                  \
+	"model, prompt_tokens, completion_tokens, cost, end_reason, "          \
+	"started_at_ms, ended_at_ms),\n"                                       \
+	"us AS (UPDATE users SET quota = users.quota - s.c, "                  \
+	"used_quota = users.used_quota + s.c, "                                \
+	"request_count = users.request_count + s.n, updated_at = $1 "          \
+	"FROM (SELECT user_id, sum(cost) AS c, count(*) AS n FROM ins "        \
+	"GROUP BY user_id) s WHERE users.id = s.user_id "                      \
+	"RETURNING users.id, users.quota, users.used_quota, "                  \
+	"users.username),\n"                                                   \
+	"tk AS (UPDATE tokens SET remain_quota = CASE WHEN "                   \
+	"tokens.unlimited_quota THEN tokens.remain_quota ELSE "                \
+	"tokens.remain_quota - s.c END, used_quota = tokens.used_quota + "     \
+	"s.c, accessed_at = $1 "                                               \
+	"FROM (SELECT token_id, sum(cost) AS c FROM ins WHERE token_id > 0 "   \
+	"GROUP BY token_id) s WHERE tokens.id = s.token_id "                   \
+	"RETURNING tokens.id, tokens.remain_quota, tokens.unlimited_quota, "   \
+	"tokens.user_id, tokens.name),\n"                                      \
+	"ch AS (UPDATE channels SET used_quota = channels.used_quota + s.c "   \
+	"FROM (SELECT channel_id, sum(cost) AS c FROM ins WHERE channel_id > " \
+	"0 GROUP BY channel_id) s WHERE channels.id = s.channel_id),\n"        \
+	"qd AS (INSERT INTO quota_data (user_id, username, model_name, "       \
+	"created_at, token_used, count, quota) "                               \
+	"SELECT s.user_id, u.username, s.m, s.h, s.tok, s.n, s.c FROM "        \
+	"(SELECT user_id, left(model, 64) AS m, "                              \
+	"(ended_at_ms / 3600000) * 3600 AS h, "                                \
+	"sum(prompt_tokens + completion_tokens) AS tok, count(*) AS n, "       \
+	"sum(cost) AS c FROM ins GROUP BY 1, 2, 3) s "                         \
+	"JOIN us u ON u.id = s.user_id "                                       \
+	"ON CONFLICT (user_id, model_name, created_at) DO UPDATE SET "         \
+	"token_used = quota_data.token_used + EXCLUDED.token_used, "           \
+	"count = quota_data.count + EXCLUDED.count, "                          \
+	"quota = quota_data.quota + EXCLUDED.quota),\n"                        \
+	"lg AS (INSERT INTO logs (user_id, created_at, type, content, "        \
+	"username, token_name, model_name, quota, prompt_tokens, "             \
+	"completion_tokens, use_time_ms, is_stream, channel_id, token_id, "    \
+	"request_id, end_reason) "                                             \
+	"SELECT i.user_id, i.ended_at_ms / 1000, 2, '', u.username, "          \
+	"coalesce(t.name, ''), i.model, i.cost, i.prompt_tokens, "             \
+	"i.completion_tokens, greatest(i.ended_at_ms - i.started_at_ms, 0), "  \
+	"e.stream, i.channel_id, i.token_id, i.event_id, i.end_reason "        \
+	"FROM ins i JOIN e ON e.event_id = i.event_id "                        \
+	"JOIN us u ON u.id = i.user_id "                                       \
+	"LEFT JOIN tk t ON t.id = i.token_id)\n"                               \
+	"SELECT 1, event_id, 0, 0, 0 FROM ins "                                \
+	"UNION ALL SELECT 2, id::text, quota, used_quota, 0 FROM us "          \
+	"UNION ALL SELECT 3, id::text, remain_quota, unlimited_quota::int, "   \
+	"user_id FROM tk"
+
+static const char usage_sql[] = USAGE_SQL("ON CONFLICT (event_id) DO NOTHING ");
+static const char usage_new_sql[] = USAGE_SQL("");
 #define USAGE_NPARAMS 20
+#define USAGE_NCOLS (USAGE_NPARAMS - 1)
 
 /* One payment: the ledger row, the credit, the order flip, the log. */
 static const char payment_sql[]
@@ -121,7 +130,11 @@ struct tbuf {
 
 struct acct_ledger {
 	PGconn *conn;
-	struct tbuf cols[USAGE_NPARAMS - 1];
+	struct tbuf cols[USAGE_NCOLS]; /* binary arrays of one batch */
+	struct tbuf ids;               /* a text array of event ids */
+	/* Batches left to run with ON CONFLICT after one found a repeat
+	 * (replays and retries come in runs); 0: expect new events. */
+	unsigned careful;
 	acct_user_balance *users;
 	size_t n_users, cap_users;
 	acct_token_balance *tokens;
@@ -130,6 +143,9 @@ struct acct_ledger {
 	int32_t *slots;
 	size_t n_slots;
 };
+
+/* Batches run with ON CONFLICT after a repeat was found. */
+#define CAREFUL_BATCHES 16u
 
 static const char *const reason_names[] = { "done", "client_gone",
 	"upstream_error", "timeout", "worker_lost", "no_channel" };
@@ -321,23 +337,6 @@ tb_sep(struct tbuf *b)
 	tb_put(b, b->len == 0 ? "{" : ",", 1);
 }
 
-static void
-tb_int(struct tbuf *b, int64_t v)
-{
-	char num[32];
-	int n = snprintf(num, sizeof(num), "%" PRId64, v);
-
-	tb_sep(b);
-	tb_put(b, num, (size_t)n);
-}
-
-static void
-tb_bool(struct tbuf *b, int v)
-{
-	tb_sep(b);
-	tb_put(b, v ? "t" : "f", 1);
-}
-
 /* An array element in double quotes with '"' and '\' escaped. */
 static void
 tb_text(struct tbuf *b, const void *s, size_t n)
@@ -419,6 +418,7 @@ acct_ledger_new(
 		int n;
 	} stmts[] = {
 		{ "acct_usage", usage_sql, USAGE_NPARAMS },
+		{ "acct_usage_new", usage_new_sql, USAGE_NPARAMS },
 		{ "acct_payment", payment_sql, PAYMENT_NPARAMS },
 		{ "acct_order", order_sql, 1 },
 		{ "acct_present", present_sql, 1 },
@@ -458,8 +458,9 @@ acct_ledger_free(acct_ledger *l)
 {
 	if (l == NULL)
 		return;
-	for (size_t i = 0; i < USAGE_NPARAMS - 1; i++)
+	for (size_t i = 0; i < USAGE_NCOLS; i++)
 		free(l->cols[i].p);
+	free(l->ids.p);
 	free(l->users);
 	free(l->tokens);
 	free(l->slots);
@@ -604,67 +605,283 @@ take_rows(acct_ledger *l, acct_event *ev, PGresult *res)
 	return err;
 }
 
-static pf_err
-apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
-    char *errbuf, size_t errlen)
-{
-	const char *params[USAGE_NPARAMS];
-	char nowbuf[32];
-	PGresult *res;
-	size_t count = 0;
-	pf_err err;
+/* ---- binary arrays (network byte order) ---- */
 
-	for (size_t c = 0; c < USAGE_NPARAMS - 1; c++)
-		tb_reset(&l->cols[c]);
+/* PostgreSQL type oids of the array elements */
+#define OID_BOOL 16u
+#define OID_INT8 20u
+#define OID_INT4 23u
+#define OID_TEXT 25u
+#define ARRAY_HEAD 20u /* ndim, has-nulls, element type, length, lbound */
+
+static void
+put_be(char *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)(v >> (8 * (n - 1 - i)));
+}
+
+static void
+ar_be(struct tbuf *b, uint64_t v, size_t n)
+{
+	char x[8];
+
+	put_be(x, v, n);
+	tb_put(b, x, n);
+}
+
+/* Starts an array: its head is written by ar_close. */
+static void
+ar_open(struct tbuf *b)
+{
+	static const char zero[ARRAY_HEAD];
+
+	tb_reset(b);
+	tb_put(b, zero, sizeof(zero));
+}
+
+static void
+ar_close(struct tbuf *b, uint32_t oid, size_t count)
+{
+	if (b->oom)
+		return;
+	put_be(b->p, 1, 4); /* one dimension */
+	put_be(b->p + 4, 0, 4);
+	put_be(b->p + 8, oid, 4);
+	put_be(b->p + 12, count, 4);
+	put_be(b->p + 16, 1, 4);
+}
+
+static void
+ar_int4(struct tbuf *b, int64_t v)
+{
+	ar_be(b, 4, 4);
+	ar_be(b, (uint64_t)v, 4);
+}
+
+static void
+ar_int8(struct tbuf *b, int64_t v)
+{
+	ar_be(b, 8, 4);
+	ar_be(b, (uint64_t)v, 8);
+}
+
+static void
+ar_bool(struct tbuf *b, int v)
+{
+	ar_be(b, 1, 4);
+	tb_put(b, v ? "\1" : "\0", 1);
+}
+
+static void
+ar_text(struct tbuf *b, const void *s, size_t n)
+{
+	ar_be(b, n, 4);
+	if (n > 0)
+		tb_put(b, s, n);
+}
+
+/* The element type of each usage column (parameters $2..$20). */
+static const uint32_t usage_oids[USAGE_NCOLS]
+    = { OID_TEXT, OID_INT4, OID_INT4, OID_INT4, OID_TEXT, OID_INT8, OID_INT8,
+	      OID_INT8, OID_BOOL, OID_INT8, OID_INT8, OID_INT8, OID_INT8,
+	      OID_INT8, OID_INT8, OID_TEXT, OID_INT8, OID_INT8, OID_BOOL };
+
+/* Fills l->cols with the pending usage events of ev[0..n); *ret_count:
+ * how many. */
+static pf_err
+build_usage(acct_ledger *l, acct_event *ev, size_t n, size_t *ret_count)
+{
+	struct tbuf *c = l->cols;
+	size_t count = 0;
+
+	for (size_t k = 0; k < USAGE_NCOLS; k++)
+		ar_open(&c[k]);
 	for (size_t i = 0; i < n; i++) {
 		const pf_usage *u;
-		struct tbuf *c = l->cols;
+		const char *reason;
 
 		if (ev[i].outcome != ACCT_PENDING
 		    || ev[i].msg->kind != PF_MSG_USAGE)
 			continue;
 		u = &ev[i].msg->u.usage;
-		tb_text(&c[0], ev[i].id, strlen(ev[i].id));
-		tb_int(&c[1], u->user_id);
-		tb_int(&c[2], u->token_id);
-		tb_int(&c[3], u->channel_id);
-		tb_text(&c[4], u->model.ptr, u->model.len);
-		tb_int(&c[5], u->tokens.prompt);
-		tb_int(&c[6], u->tokens.completion);
-		tb_int(&c[7], u->tokens.cached);
-		tb_bool(&c[8], u->tokens.estimated != 0);
-		tb_int(&c[9], u->cost);
-		tb_int(&c[10], u->price_input);
-		tb_int(&c[11], u->price_output);
-		tb_int(&c[12], u->price_cached);
-		tb_int(&c[13], u->price_call);
-		tb_int(&c[14], u->group_ratio_ppm);
-		tb_text(&c[15], acct_end_reason_name(u->reason),
-		    strlen(acct_end_reason_name(u->reason)));
-		tb_int(&c[16], u->started_ms);
-		tb_int(&c[17], u->ended_ms);
-		tb_bool(&c[18], u->stream != 0);
+		reason = acct_end_reason_name(u->reason);
+		ar_text(&c[0], ev[i].id, strlen(ev[i].id));
+		ar_int4(&c[1], u->user_id);
+		ar_int4(&c[2], u->token_id);
+		ar_int4(&c[3], u->channel_id);
+		ar_text(&c[4], u->model.ptr, u->model.len);
+		ar_int8(&c[5], u->tokens.prompt);
+		ar_int8(&c[6], u->tokens.completion);
+		ar_int8(&c[7], u->tokens.cached);
+		ar_bool(&c[8], u->tokens.estimated != 0);
+		ar_int8(&c[9], u->cost);
+		ar_int8(&c[10], u->price_input);
+		ar_int8(&c[11], u->price_output);
+		ar_int8(&c[12], u->price_cached);
+		ar_int8(&c[13], u->price_call);
+		ar_int8(&c[14], u->group_ratio_ppm);
+		ar_text(&c[15], reason, strlen(reason));
+		ar_int8(&c[16], u->started_ms);
+		ar_int8(&c[17], u->ended_ms);
+		ar_bool(&c[18], u->stream != 0);
 		count++;
 	}
-	if (count == 0)
-		return PF_OK;
-	for (size_t c = 0; c < USAGE_NPARAMS - 1; c++) {
-		tb_close(&l->cols[c]);
-		if (l->cols[c].oom)
+	for (size_t k = 0; k < USAGE_NCOLS; k++) {
+		ar_close(&c[k], usage_oids[k], count);
+		if (c[k].oom)
 			return PF_ENOMEM;
-		params[c] = l->cols[c].p;
 	}
+	*ret_count = count;
+	return PF_OK;
+}
+
+/* Whether res failed on a second copy of an event id (the optimistic
+ * statement met an event already in the ledger). */
+static int
+is_repeat(PGresult *res)
+{
+	const char *state
+	    = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *name
+	    = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+
+	return state != NULL && strcmp(state, "23505") == 0 && name != NULL
+	    && strcmp(name, "usage_events_event_id_key") == 0;
+}
+
+/* Reads the results of a pipeline of nsent commands up to its sync; the
+ * result of command keep (TUPLES_OK) goes to *ret_rows.  Returns the
+ * first failed result in *ret_failed (or NULL).  0 when the pipeline was
+ * read to its end. */
+static int
+read_pipeline(PGconn *conn, int nsent, int keep, PGresult **ret_rows,
+    PGresult **ret_failed)
+{
+	int idx = 0, nulls = 0;
+
+	*ret_rows = NULL;
+	*ret_failed = NULL;
+	for (;;) {
+		PGresult *res = PQgetResult(conn);
+		ExecStatusType st;
+
+		if (res == NULL) {
+			/* one NULL ends each command's results; two in a row:
+			 * nothing more is coming (connection lost) */
+			if (++nulls > 1)
+				return -1;
+			continue;
+		}
+		nulls = 0;
+		st = PQresultStatus(res);
+		if (st == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			return idx == nsent ? 0 : -1;
+		}
+		if (idx == keep && st == PGRES_TUPLES_OK && *ret_rows == NULL) {
+			*ret_rows = res;
+		} else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK
+		    && st != PGRES_PIPELINE_ABORTED && *ret_failed == NULL) {
+			*ret_failed = res;
+		} else {
+			PQclear(res);
+		}
+		idx++;
+	}
+}
+
+/*
+ * Runs BEGIN, the usage statement over the pending usage events of
+ * ev[0..n) and, when end is "COMMIT" or "ROLLBACK", that too, as one
+ * pipeline: one round trip per batch.  With end NULL the transaction
+ * stays open.  On failure nothing is decided and no transaction is open.
+ * PF_EAGAIN: the optimistic statement met a repeat; redo (l->careful is
+ * set now).
+ */
+static pf_err
+apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
+    const char *end, char *errbuf, size_t errlen)
+{
+	const char *params[USAGE_NPARAMS];
+	int lengths[USAGE_NPARAMS], formats[USAGE_NPARAMS];
+	char nowbuf[32];
+	PGconn *conn = l->conn;
+	PGresult *rows = NULL, *failed = NULL;
+	size_t count;
+	int careful = l->careful > 0, nsent = 0, ok, synced, whole;
+	pf_err err;
+
+	err = build_usage(l, ev, n, &count);
+	if (err != PF_OK)
+		return err;
 	snprintf(nowbuf, sizeof(nowbuf), "%" PRId64, now_s);
-	params[USAGE_NPARAMS - 1] = nowbuf;
-	res = PQexecPrepared(
-	    l->conn, "acct_usage", USAGE_NPARAMS, params, NULL, NULL, 0);
-	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		err = result_err(res, "usage batch", errbuf, errlen);
-		PQclear(res);
+	params[0] = nowbuf;
+	lengths[0] = 0;
+	formats[0] = 0; /* text */
+	for (size_t k = 0; k < USAGE_NCOLS; k++) {
+		params[k + 1] = l->cols[k].p;
+		lengths[k + 1] = (int)l->cols[k].len;
+		formats[k + 1] = 1; /* binary */
+	}
+	if (PQenterPipelineMode(conn) != 1) {
+		copy_err(errbuf, errlen, "pipeline", PQerrorMessage(conn));
+		return PF_EDB;
+	}
+	ok = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	nsent += ok;
+	if (ok && count > 0) {
+		ok = PQsendQueryPrepared(conn,
+		    careful ? "acct_usage" : "acct_usage_new", USAGE_NPARAMS,
+		    params, lengths, formats, 0);
+		nsent += ok;
+	}
+	if (ok && end != NULL) {
+		ok = PQsendQueryParams(conn, end, 0, NULL, NULL, NULL, NULL, 0);
+		nsent += ok;
+	}
+	if (!ok) {
+		copy_err(errbuf, errlen, "usage batch", PQerrorMessage(conn));
+		err = PF_EDB;
+	}
+	/* Always end the pipeline with a sync and read up to it, so that the
+	 * connection leaves pipeline mode; without the sync (connection lost)
+	 * the caller drops the connection. */
+	synced = PQpipelineSync(conn) == 1;
+	whole = synced
+	    && read_pipeline(conn, nsent, count > 0 ? 1 : -1, &rows, &failed)
+	        == 0;
+	if (PQexitPipelineMode(conn) != 1 && err == PF_OK) {
+		copy_err(errbuf, errlen, "pipeline", PQerrorMessage(conn));
+		err = PF_EDB;
+	}
+	if (err == PF_OK && failed != NULL) {
+		if (!careful && is_repeat(failed)) {
+			l->careful = CAREFUL_BATCHES;
+			err = PF_EAGAIN;
+		} else {
+			err = result_err(failed, "usage batch", errbuf, errlen);
+		}
+	} else if (err == PF_OK && !whole) {
+		copy_err(errbuf, errlen, "usage batch", PQerrorMessage(conn));
+		err = PF_EDB;
+	} else if (err == PF_OK && count > 0 && rows == NULL) {
+		copy_err(errbuf, errlen, "usage batch", "no rows returned");
+		err = PF_EDB;
+	}
+	PQclear(failed);
+	if (err != PF_OK) {
+		PQclear(rows);
+		if (PQstatus(conn) == CONNECTION_OK
+		    && PQtransactionStatus(conn) != PQTRANS_IDLE)
+			PQclear(PQexec(conn, "ROLLBACK"));
 		return err;
 	}
-	err = take_rows(l, ev, res);
-	PQclear(res);
+	if (careful && count > 0)
+		l->careful--;
+	if (rows != NULL)
+		err = take_rows(l, ev, rows);
+	PQclear(rows);
 	return err;
 }
 
@@ -767,7 +984,7 @@ static pf_err
 settle_rest(
     acct_ledger *l, acct_event *ev, size_t n, char *errbuf, size_t errlen)
 {
-	struct tbuf *b = &l->cols[0];
+	struct tbuf *b = &l->ids;
 	const char *param;
 	PGresult *res;
 	size_t count = 0;
@@ -795,8 +1012,11 @@ settle_rest(
 	for (int r = 0; r < PQntuples(res); r++) {
 		int32_t j = slot_find(l, ev, PQgetvalue(res, r, 0), -1);
 
-		if (j >= 0 && ev[j].outcome == ACCT_PENDING)
+		if (j >= 0 && ev[j].outcome == ACCT_PENDING) {
 			ev[j].outcome = ACCT_PRESENT;
+			/* repeats come in runs (replays, retries) */
+			l->careful = CAREFUL_BATCHES;
+		}
 	}
 	PQclear(res);
 	for (size_t i = 0; i < n; i++) {
@@ -816,25 +1036,44 @@ apply_tx(acct_ledger *l, acct_event *ev, size_t n, int flags, char *errbuf,
     size_t errlen)
 {
 	int64_t now_s = (int64_t)time(NULL);
+	size_t payments = 0;
+	const char *end;
 	pf_err err;
 
 	l->n_users = l->n_tokens = 0;
-	err = exec_simple(l->conn, "BEGIN", errbuf, errlen);
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].outcome == ACCT_PENDING
+		    && ev[i].msg->kind == PF_MSG_PAYMENT)
+			payments++;
+	}
+	/* Usage only (the common case): BEGIN, the statement and the
+	 * COMMIT go in one round trip; with payments the transaction stays
+	 * open for them. */
+	end = payments > 0                 ? NULL
+	    : (flags & ACCT_APPLY_DRY_RUN) ? "ROLLBACK"
+	                                   : "COMMIT";
+	err = apply_usage(l, ev, n, now_s, end, errbuf, errlen);
+	if (err == PF_EAGAIN) /* a repeat: again with ON CONFLICT */
+		err = apply_usage(l, ev, n, now_s, end, errbuf, errlen);
 	if (err != PF_OK)
-		return PF_EDB;
-	err = apply_usage(l, ev, n, now_s, errbuf, errlen);
-	for (size_t i = 0; i < n && err == PF_OK; i++) {
+		return err == PF_EAGAIN ? PF_EDB : err;
+	for (size_t i = 0; i < n && err == PF_OK && end == NULL; i++) {
 		if (ev[i].outcome == ACCT_PENDING
 		    && ev[i].msg->kind == PF_MSG_PAYMENT)
 			err = apply_payment(l, &ev[i], now_s, errbuf, errlen);
 	}
+	/* An event still pending is in the ledger already (a repeat) or its
+	 * user does not exist.  Without payments this read runs after the
+	 * commit; if it fails, the batch is reported failed although
+	 * committed: its events stay in the event log, and applying them
+	 * again finds them PRESENT. */
 	if (err == PF_OK)
 		err = settle_rest(l, ev, n, errbuf, errlen);
-	if (err == PF_OK)
+	if (err == PF_OK && end == NULL)
 		err = exec_simple(l->conn,
 		    (flags & ACCT_APPLY_DRY_RUN) ? "ROLLBACK" : "COMMIT",
 		    errbuf, errlen);
-	if (err != PF_OK) {
+	if (err != PF_OK && end == NULL) {
 		PGresult *res = PQexec(l->conn, "ROLLBACK");
 
 		PQclear(res);

@@ -3,12 +3,16 @@
  * once, many per transaction.
  *
  * One call applies a batch in ONE transaction: all usage events in one
- * prepared statement (arrays unnested; the ledger insert is
- * ON CONFLICT (event_id) DO NOTHING and every balance, the hourly
- * quota_data row and the consume log row are derived from the rows it
- * RETURNS, so only new events move money), then each payment event in its
- * own statement together with its order's pending -> success flip.  The
- * actor, `planktonfly replay` and the benchmark all use this one path.
+ * prepared statement (binary array parameters unnested; every balance,
+ * the hourly quota_data row and the consume log row are derived from the
+ * rows the ledger insert RETURNS, so only new events move money), then
+ * each payment event in its own statement together with its order's
+ * pending -> success flip.  Without payments, BEGIN, the statement and
+ * COMMIT go in one libpq pipeline (one round trip).  The ledger insert
+ * runs without ON CONFLICT while batches are new (a repeat fails it on the
+ * unique event_id; the transaction is rolled back and redone with
+ * ON CONFLICT (event_id) DO NOTHING, which stays on for the next batches).
+ * The actor, `planktonfly replay` and the benchmark all use this one path.
  *
  * Event ids in the ledger (usage_events.event_id): 32 lowercase hex digits
  * of the 16-byte id for usage, the payment's event_id ("topup:<trade_no>",

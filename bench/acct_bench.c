@@ -45,6 +45,96 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Prints the machine's load average (other processes skew the rates). */
+static void
+print_load(const char *when)
+{
+	char line[128] = "";
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f != NULL) {
+		if (fgets(line, sizeof(line), f) == NULL)
+			line[0] = '\0';
+		fclose(f);
+	}
+	line[strcspn(line, "\n")] = '\0';
+	printf("load average %s: %s\n", when, line[0] ? line : "unknown");
+}
+
+/* CPU seconds: this process's, and (when the server runs on this machine
+ * and /proc shows it) the server backend's, so that the work per event can
+ * be compared across runs on a loaded machine.  -1: not available. */
+static double
+own_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long backend_pid; /* 0: unknown */
+
+static double
+backend_cpu_s(void)
+{
+	char path[64];
+	unsigned long long ns;
+	FILE *f;
+	int ok;
+
+	if (backend_pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/schedstat", backend_pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	ok = fscanf(f, "%llu", &ns) == 1;
+	fclose(f);
+	return ok ? (double)ns / 1e9 : -1;
+}
+
+struct cpu {
+	double own, backend; /* seconds; backend < 0: unknown */
+};
+
+static void
+cpu_add(struct cpu *acc, const struct cpu *t0)
+{
+	double b = backend_cpu_s();
+
+	acc->own += own_cpu_s() - t0->own;
+	if (b < 0 || t0->backend < 0 || acc->backend < 0)
+		acc->backend = -1;
+	else
+		acc->backend += b - t0->backend;
+}
+
+static struct cpu
+cpu_now(void)
+{
+	struct cpu c = { own_cpu_s(), backend_cpu_s() };
+
+	return c;
+}
+
+static void
+print_cpu(const char *mode, const struct cpu *c, size_t n)
+{
+	if (n == 0)
+		return;
+	if (c->backend < 0)
+		printf("%s CPU per event: client %.1f us, server backend "
+		       "unknown (not on this machine)\n",
+		    mode, c->own * 1e6 / (double)n);
+	else
+		printf("%s CPU per event: client %.1f us + server backend "
+		       "%.1f us = %.1f us\n",
+		    mode, c->own * 1e6 / (double)n,
+		    c->backend * 1e6 / (double)n,
+		    (c->own + c->backend) * 1e6 / (double)n);
+}
+
 static int
 die(const char *what, const char *msg)
 {
@@ -199,6 +289,7 @@ main(int argc, char **argv)
 	acct_event *ev = NULL;
 	struct gen g;
 	double tb, ts, rb, rs;
+	struct cpu cb = { 0, 0 }, cs = { 0, 0 }, t0;
 	int rc = 1;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -260,14 +351,48 @@ main(int argc, char **argv)
 		die("event log", log_dir);
 		goto out;
 	}
+	{
+		/* The durability settings decide what a commit costs: print
+		 * them with the numbers. */
+		PGresult *res;
+
+		if (acct_db_exec(conn,
+		        "SELECT 'PostgreSQL ' || "
+		        "current_setting('server_version') "
+		        "|| ', fsync=' || current_setting('fsync') "
+		        "|| ', synchronous_commit=' "
+		        "|| current_setting('synchronous_commit') "
+		        "|| ', full_page_writes=' "
+		        "|| current_setting('full_page_writes') "
+		        "|| ', shared_buffers=' "
+		        "|| current_setting('shared_buffers')",
+		        0, NULL, &res, errbuf, sizeof(errbuf))
+		    != PF_OK) {
+			die("settings", errbuf);
+			goto out;
+		}
+		printf("server: %s\n", acct_db_value(res, 0, 0));
+		acct_db_result_free(res);
+	}
 	printf("pf-acct-bench: %zu events batched (%zu per batch, log in "
 	       "%s), %zu events one transaction each, %" PRId64
 	       " users, %zu rounds\n",
 	    n_batch, batch, log_dir, n_single, users, rounds);
 	fflush(stdout);
+	print_load("before");
 	/* Interleaved rounds: both modes see the same machine load (other
 	 * processes come and go) and the same table sizes. */
 	tb = ts = 0;
+	{
+		PGresult *res = NULL;
+
+		if (acct_db_exec(conn, "SELECT pg_backend_pid()", 0, NULL, &res,
+		        errbuf, sizeof(errbuf))
+		    == PF_OK)
+			backend_pid
+			    = strtol(acct_db_value(res, 0, 0), NULL, 10);
+		acct_db_result_free(res);
+	}
 	for (size_t r = 0; r < rounds; r++) {
 		size_t s0 = n_single * r / rounds,
 		       s1 = n_single * (r + 1) / rounds;
@@ -275,6 +400,7 @@ main(int argc, char **argv)
 		       b1 = n_batch * (r + 1) / rounds;
 		double x;
 
+		t0 = cpu_now();
 		x = run(l, NULL, &g, n_batch + s0, s1 - s0, 1, ev, errbuf,
 		    sizeof(errbuf));
 		if (x < 0) {
@@ -282,6 +408,8 @@ main(int argc, char **argv)
 			goto out;
 		}
 		ts += x;
+		cpu_add(&cs, &t0);
+		t0 = cpu_now();
 		x = run(
 		    l, log, &g, b0, b1 - b0, batch, ev, errbuf, sizeof(errbuf));
 		if (x < 0) {
@@ -289,6 +417,7 @@ main(int argc, char **argv)
 			goto out;
 		}
 		tb += x;
+		cpu_add(&cb, &t0);
 	}
 	{
 		PGresult *res;
@@ -314,11 +443,14 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	print_load("after");
 	rb = (double)n_batch / tb;
 	rs = (double)n_single / ts;
 	printf("batched:   %10.0f events/s (%.3f s)\n", rb, tb);
 	printf("per-event: %10.0f events/s (%.3f s)\n", rs, ts);
 	printf("ratio:     %10.1fx\n", rb / rs);
+	print_cpu("batched:  ", &cb, n_batch);
+	print_cpu("per-event:", &cs, n_single);
 	printf(
 	    "(batched: %.3f s of it in the event log's fdatasync)\n", sync_s);
 	rc = 0;

@@ -61,9 +61,15 @@ usage(FILE *f)
 	    "x-mock-chunk-delay-ms: 100)\n"
 	    "  --json FILE          write the JSON result to FILE ('-' = "
 	    "stdout)\n"
-	    "  --check-billing URL  PostgreSQL URL: compare the ledger's "
-	    "charge for the\n"
-	    "                       run with the cost of the usage seen\n"
+	    "  --check-billing URL  PostgreSQL URL: look up every completed "
+	    "answer in the\n"
+	    "                       ledger by its x-request-id; exit 1 unless "
+	    "each was\n"
+	    "                       charged the cost of its usage at the "
+	    "model's price\n"
+	    "  --expect-price P     the check's price instead of the "
+	    "database's: IN,OUT\n"
+	    "                       (USD per 1M tokens) or call:USD\n"
 	    "  --quota-per-unit N   quota units per USD for the check "
 	    "(500000)\n"
 	    "  --quiet              no progress line\n"
@@ -191,6 +197,7 @@ enum {
 	OPT_JSON,
 	OPT_BILLING,
 	OPT_QPU,
+	OPT_PRICE,
 	OPT_QUIET,
 	OPT_HELP,
 };
@@ -215,10 +222,35 @@ static const struct option long_opts[] = {
 	{ "json", required_argument, NULL, OPT_JSON },
 	{ "check-billing", required_argument, NULL, OPT_BILLING },
 	{ "quota-per-unit", required_argument, NULL, OPT_QPU },
+	{ "expect-price", required_argument, NULL, OPT_PRICE },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
+
+/* --expect-price "IN,OUT" (USD per 1M tokens) or "call:USD". */
+static int
+parse_price(lg_opts *o, const char *s)
+{
+	memset(&o->price, 0, sizeof(o->price));
+	o->price_override = 1;
+	if (strncmp(s, "call:", 5) == 0)
+		return pf_money_parse_micros(
+		           s + 5, strlen(s + 5), &o->price.call)
+		        != PF_OK
+		    ? -1
+		    : 0;
+	const char *comma = strchr(s, ',');
+	if (!comma
+	    || pf_money_parse_micros(s, (size_t)(comma - s), &o->price.input)
+	        != PF_OK
+	    || pf_money_parse_micros(
+	           comma + 1, strlen(comma + 1), &o->price.output)
+	        != PF_OK)
+		return -1;
+	o->price.cached = o->price.input;
+	return 0;
+}
 
 /* Returns 0, or the exit status (2 usage error, 0 for --help). */
 static int
@@ -316,6 +348,9 @@ parse_args(lg_opts *o, int argc, char **argv, int *done)
 		case OPT_BILLING:
 			o->billing_url = optarg;
 			break;
+		case OPT_PRICE:
+			bad = parse_price(o, optarg);
+			break;
 		case OPT_QPU:
 			bad = parse_u64(optarg, INT64_MAX, &v);
 			o->quota_per_unit = (int64_t)v;
@@ -359,6 +394,13 @@ parse_args(lg_opts *o, int argc, char **argv, int *done)
 		    stderr, "planktonfly bench: --check-billing needs --key\n");
 		return 2;
 	}
+	if (o->price_override && !o->billing_url) {
+		fprintf(stderr,
+		    "planktonfly bench: --expect-price needs "
+		    "--check-billing\n");
+		return 2;
+	}
+	o->check_billing = o->billing_url != NULL;
 	return 0;
 }
 
@@ -377,6 +419,7 @@ raise_nofile(uint32_t conns)
 
 typedef struct totals {
 	lg_stats st;
+	lg_billed_list billed; /* every thread's, with --check-billing */
 	uint64_t max_open_streams;
 	uint64_t elapsed_ns; /* measured part (warmup excluded) */
 	uint64_t connect_ns;
@@ -406,6 +449,7 @@ sum_stats(lg_stats *dst, const lg_stats *s)
 	dst->prompt_tokens += s->prompt_tokens;
 	dst->completion_tokens += s->completion_tokens;
 	dst->expected_cost += s->expected_cost;
+	dst->no_request_id += s->no_request_id;
 	dst->cost_error |= s->cost_error;
 }
 
@@ -502,17 +546,24 @@ print_summary(const lg_opts *o, const totals *t, const lg_billing_result *br,
 	       " tokens in %" PRIu64 " answers (%" PRIu64 " without usage)\n",
 	    s->prompt_tokens, s->completion_tokens, s->billed_requests,
 	    s->usage_missing);
-	if (billing_note)
-		printf("  billing  %s\n", billing_note);
-	else if (br && br->skipped)
-		printf("  billing  skipped: %s\n", br->why);
-	else if (br)
-		printf("  billing  charged %" PRId64 " expected %" PRId64
-		       " (%s); ledger rows %" PRId64 " for %" PRIu64
-		       " answers\n",
-		    br->charged, s->expected_cost,
-		    br->charged == s->expected_cost ? "match" : "MISMATCH",
-		    br->events, s->billed_requests);
+	if (billing_note) {
+		printf("  billing  FAILED: %s\n", billing_note);
+	} else if (br) {
+		printf("  billing  %s: %" PRId64
+		       " completed answers checked, %" PRId64
+		       " in the ledger: charged %" PRId64 " expected %" PRId64
+		       "\n",
+		    br->ok ? "OK" : "FAILED", br->checked, br->found,
+		    br->charged, br->expected);
+		if (!br->ok)
+			printf("           %s\n", br->why);
+		printf("           not checked: %" PRIu64 " answers without "
+		       "usage, %" PRIu64 " without x-request-id; %" PRId64
+		       " other ledger rows for the token (cost %" PRId64
+		       ": cut, failed or abandoned requests)\n",
+		    s->usage_missing, s->no_request_id, br->other_rows,
+		    br->other_cost);
+	}
 }
 
 static void
@@ -526,6 +577,22 @@ json_hist(FILE *f, const char *name, const lg_hist *h, int last)
 		fprintf(f, ", \"%s\": %" PRIu64, qnames[i],
 		    lg_hist_quantile(h, quantiles[i]));
 	fprintf(f, ", \"max\": %" PRIu64 "}%s\n", h->max, last ? "" : ",");
+}
+
+/* Writes s as the inside of a JSON string (quotes, backslashes and
+ * control characters escaped). */
+static void
+json_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
 }
 
 static int
@@ -585,22 +652,25 @@ write_json(const lg_opts *o, const totals *t, const lg_billing_result *br,
 	    ", \"completion_tokens\": %" PRId64 "},\n",
 	    s->billed_requests, s->usage_missing, s->prompt_tokens,
 	    s->completion_tokens);
-	if (billing_note)
-		fprintf(
-		    f, "  \"billing\": {\"error\": \"%s\"},\n", billing_note);
-	else if (br && br->skipped)
-		fprintf(f, "  \"billing\": {\"skipped\": \"%s\"},\n", br->why);
-	else if (br)
+	if (billing_note) {
+		fprintf(f, "  \"billing\": {\"error\": \"");
+		json_text(f, billing_note);
+		fprintf(f, "\"},\n");
+	} else if (br)
 		fprintf(f,
-		    "  \"billing\": {\"charged\": %" PRId64
-		    ", \"expected\": %" PRId64 ", \"match\": %s, "
-		    "\"ledger_rows\": %" PRId64 ", \"answers\": %" PRIu64
+		    "  \"billing\": {\"ok\": %s, \"why\": \"%s\", "
+		    "\"checked\": %" PRId64 ", \"found\": %" PRId64
+		    ", \"wrong\": %" PRId64 ", \"charged\": %" PRId64
+		    ", \"expected\": %" PRId64 ", \"answers\": %" PRIu64
+		    ", \"without_usage\": %" PRIu64
+		    ", \"without_request_id\": %" PRIu64
+		    ", \"other_rows\": %" PRId64 ", \"other_cost\": %" PRId64
 		    ", \"ledger_prompt_tokens\": %" PRId64
 		    ", \"ledger_completion_tokens\": %" PRId64 "},\n",
-		    br->charged, s->expected_cost,
-		    br->charged == s->expected_cost ? "true" : "false",
-		    br->events, s->billed_requests, br->prompt_tokens,
-		    br->completion_tokens);
+		    br->ok ? "true" : "false", br->why, br->checked, br->found,
+		    br->wrong, br->charged, br->expected, s->billed_requests,
+		    s->usage_missing, s->no_request_id, br->other_rows,
+		    br->other_cost, br->prompt_tokens, br->completion_tokens);
 	json_hist(f, "latency", &s->latency, 0);
 	json_hist(f, "service", &s->service, 0);
 	json_hist(f, "ttft", &s->ttft, 0);
@@ -617,6 +687,30 @@ sleep_ns(uint64_t ns)
 	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
 		.tv_nsec = (long)(ns % 1000000000u) };
 	nanosleep(&ts, NULL);
+}
+
+/* Moves the entries of src to the end of dst and frees src's. */
+static void
+take_billed(lg_billed_list *dst, lg_billed_list *src)
+{
+	dst->oom |= src->oom;
+	if (src->n > 0 && !dst->oom) {
+		size_t need = dst->n + src->n;
+		lg_billed *v = need > dst->cap
+		    ? realloc(dst->v, need * sizeof(*v))
+		    : dst->v;
+		if (!v) {
+			dst->oom = 1;
+		} else {
+			memcpy(v + dst->n, src->v, src->n * sizeof(*v));
+			dst->v = v;
+			dst->n = need;
+			if (need > dst->cap)
+				dst->cap = need;
+		}
+	}
+	free(src->v);
+	memset(src, 0, sizeof(*src));
 }
 
 /* Runs the threads; fills *t.  Returns 0, or -1 if threads failed. */
@@ -695,6 +789,7 @@ run(const lg_opts *o, totals *t)
 	for (uint32_t i = 0; i < o->threads; i++) {
 		pthread_join(th[i].th, NULL);
 		sum_stats(&t->st, &th[i].st);
+		take_billed(&t->billed, &th[i].billed);
 	}
 	uint64_t from = sh.start_ns + o->warmup_ns;
 	t->elapsed_ns = stop_ns > from ? stop_ns - from : 0;
@@ -740,28 +835,29 @@ lg_cmd(int argc, char **argv)
 	}
 	lg_billing_result br;
 	lg_billing_result *brp = NULL;
-	int mismatch = 0;
+	int failed = billing_note != NULL; /* asked for and not possible */
 	if (bill) {
-		pf_err e = lg_billing_end(bill, (int64_t)t.st.billed_requests,
-		    15000u, &br, msg, sizeof(msg));
-		if (e != PF_OK) {
-			billing_note = msg;
+		if (t.st.cost_error) {
+			billing_note = "cost overflow in the check";
+		} else if (t.billed.oom) {
+			billing_note = "out of memory keeping the answers' ids";
 		} else {
-			brp = &br;
-			if (t.st.cost_error) {
-				billing_note = "cost overflow in the check";
-				mismatch = 1;
-			} else if (!br.skipped) {
-				mismatch = br.charged != t.st.expected_cost;
-			}
+			pf_err e = lg_billing_end(bill, t.billed.v, t.billed.n,
+			    15000u, &br, msg, sizeof(msg));
+			if (e != PF_OK)
+				billing_note = msg;
+			else
+				brp = &br;
 		}
+		failed = billing_note != NULL || !br.ok;
 		lg_billing_free(bill);
 	}
+	free(t.billed.v);
 	print_summary(&o, &t, brp, billing_note);
 	if (o.json_path && write_json(&o, &t, brp, billing_note) != 0) {
 		fprintf(stderr, "planktonfly bench: cannot write %s\n",
 		    o.json_path);
 		return 1;
 	}
-	return mismatch ? 1 : 0;
+	return failed ? 1 : 0;
 }

@@ -32,6 +32,7 @@ lg_http_reset(lg_http *p)
 	p->body_bytes = 0;
 	p->prompt_tokens = -1;
 	p->completion_tokens = -1;
+	p->request_id[0] = '\0';
 	p->_state = ST_STATUS;
 	p->_chunked = 0;
 	p->_remaining = 0;
@@ -116,6 +117,24 @@ has_token(const char *v, const char *tok)
 	return 0;
 }
 
+/* Keeps an x-request-id value made of [0-9A-Za-z_-] that fits, else "". */
+static void
+request_id(lg_http *p, const char *v)
+{
+	size_t n = 0;
+	while (v[n] && v[n] != ' ' && v[n] != '\t') {
+		char c = v[n];
+		if (n >= PF_LOADGEN_REQUEST_ID_MAX
+		    || (!isalnum((unsigned char)c) && c != '-' && c != '_')) {
+			p->request_id[0] = '\0';
+			return;
+		}
+		n++;
+	}
+	memcpy(p->request_id, v, n);
+	p->request_id[n] = '\0';
+}
+
 static int
 header_line(lg_http *p)
 {
@@ -143,6 +162,8 @@ header_line(lg_http *p)
 			p->keep_alive = 1;
 	} else if (strcasecmp(name, "content-type") == 0) {
 		p->sse = has_token(v, "text/event-stream");
+	} else if (strcasecmp(name, "x-request-id") == 0) {
+		request_id(p, v);
 	}
 	return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * loadgen_http.h -- incremental HTTP/1.1 response parser for the load
  * generator: status line, the few headers that frame a body
- * (Content-Length, Transfer-Encoding: chunked, Connection, Content-Type),
+ * (Content-Length, Transfer-Encoding: chunked, Connection, Content-Type)
+ * and x-request-id (for the billing check),
  * chunked decoding, and, for text/event-stream bodies, SSE event
  * boundaries, the "data: [DONE]" marker and usage token counts.
  *
@@ -35,6 +36,8 @@ typedef struct lg_http {
 	uint64_t body_bytes;
 	int64_t prompt_tokens;     /* -1 until a usage object was seen */
 	int64_t completion_tokens; /* -1 until a usage object was seen */
+	/* x-request-id header ("" if absent, too long or not [0-9A-Za-z_-]) */
+	char request_id[PF_LOADGEN_REQUEST_ID_MAX + 1];
 	/* private */
 	int _state;
 	int _chunked;

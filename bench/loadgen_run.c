@@ -264,9 +264,29 @@ conn_free(loop *l, conn *c, uint64_t now)
 }
 
 static void
-record_cost(loop *l, int64_t pt, int64_t ct)
+keep_billed(loop *l, const char *id, int64_t cost)
+{
+	lg_billed_list *b = &l->t->billed;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2u : 1024u;
+		lg_billed *v = realloc(b->v, cap * sizeof(*v));
+		if (!v) {
+			b->oom = 1;
+			return;
+		}
+		b->v = v;
+		b->cap = cap;
+	}
+	lg_billed *e = &b->v[b->n++];
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->cost = cost;
+}
+
+static void
+record_cost(loop *l, const lg_http *h)
 {
 	lg_stats *st = &l->t->st;
+	int64_t pt = h->prompt_tokens, ct = h->completion_tokens;
 	st->prompt_tokens += pt;
 	st->completion_tokens += ct;
 	if (!l->o->have_price)
@@ -279,6 +299,12 @@ record_cost(loop *l, int64_t pt, int64_t ct)
 		return;
 	}
 	st->expected_cost += cost;
+	if (!l->o->check_billing)
+		return;
+	if (h->request_id[0])
+		keep_billed(l, h->request_id, cost);
+	else
+		st->no_request_id++;
 }
 
 static void
@@ -295,10 +321,10 @@ complete(loop *l, conn *c, uint64_t now)
 	if (!ok2xx || truncated)
 		atomic_fetch_add_explicit(
 		    &l->t->live.errors, 1, memory_order_relaxed);
-	if (ok2xx) {
+	if (ok2xx && !truncated) {
 		st->billed_requests++;
 		if (h->prompt_tokens >= 0 && h->completion_tokens >= 0)
-			record_cost(l, h->prompt_tokens, h->completion_tokens);
+			record_cost(l, h);
 		else
 			st->usage_missing++;
 	}

@@ -46,6 +46,8 @@ typedef struct lg_opts {
 	uint32_t body_bytes;
 	int64_t max_tokens; /* -1 = not sent */
 	/* billing: price known before the run */
+	int check_billing;  /* keep each completed answer's id and cost */
+	int price_override; /* --expect-price: price set, not read */
 	int have_price;
 	pf_price price;
 	int64_t group_ratio_ppm;
@@ -75,9 +77,11 @@ typedef struct lg_stats {
 	uint64_t unsent;    /* open loop: due but never sent by the end */
 	uint64_t abandoned; /* in flight when the run ended */
 	uint64_t connects;
-	/* every completed 2xx answer, warmup included (billing) */
+	/* every completed 2xx answer (a stream with its [DONE]), warmup
+	 * included (billing) */
 	uint64_t billed_requests;
 	uint64_t usage_missing;
+	uint64_t no_request_id; /* completed, usage seen, no x-request-id */
 	int64_t prompt_tokens;
 	int64_t completion_tokens;
 	int64_t expected_cost;
@@ -102,12 +106,27 @@ typedef struct lg_shared {
 	_Atomic int stop;
 } lg_shared;
 
+/* A completed answer the billing check looks up by its x-request-id. */
+typedef struct lg_billed {
+	char id[PF_LOADGEN_REQUEST_ID_MAX + 1];
+	int64_t cost; /* expected, quota units */
+} lg_billed;
+
+/* A growable list of lg_billed; oom set when an append failed. */
+typedef struct lg_billed_list {
+	lg_billed *v;
+	size_t n;
+	size_t cap;
+	int oom;
+} lg_billed_list;
+
 typedef struct lg_thread {
 	uint32_t idx;
 	lg_shared *sh;
 	pthread_t th;
 	lg_stats st;
 	lg_live live;
+	lg_billed_list billed; /* with opts->check_billing; caller frees v */
 } lg_thread;
 
 /* lg_now_ns returns CLOCK_MONOTONIC in nanoseconds. */

@@ -3,6 +3,7 @@
  * HTTP/1.1 response parser (meson suite "unit").
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bench/loadgen_hist.h"
@@ -72,6 +73,7 @@ feed(const char *s, size_t step, uint64_t *events, size_t *left)
 
 static const char plain[]
     = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+      "X-Request-Id: 0123456789abcdef0123456789abcdef\r\n"
       "Content-Length: 70\r\n\r\n"
       "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":16,\"total_"
       "tokens\":"
@@ -97,11 +99,35 @@ test_http(void)
 		lg_http_rc rc = feed(plain, step, &ev, &left);
 		all &= rc == LG_HTTP_DONE && p.status == 200 && p.keep_alive
 		    && p.prompt_tokens == 3 && p.completion_tokens == 16
-		    && left == 3;
+		    && left == 3
+		    && strcmp(p.request_id, "0123456789abcdef0123456789abcdef")
+		        == 0;
 	}
 	ok(all,
-	    "Content-Length body at every split; usage; trailing bytes "
-	    "left over");
+	    "Content-Length body at every split; usage; x-request-id; "
+	    "trailing bytes left over");
+	ok(feed("HTTP/1.1 200 OK\r\nx-request-id: a b\r\n"
+	        "Content-Length: 0\r\n\r\n",
+	       64, &ev, &left)
+	            == LG_HTTP_DONE
+	        && strcmp(p.request_id, "a") == 0,
+	    "x-request-id: the first word");
+	ok(feed("HTTP/1.1 200 OK\r\nx-request-id: a\"b\r\n"
+	        "Content-Length: 0\r\n\r\n",
+	       64, &ev, &left)
+	            == LG_HTTP_DONE
+	        && p.request_id[0] == '\0',
+	    "x-request-id with a character outside [0-9A-Za-z_-]: not kept");
+	char longid[PF_LOADGEN_REQUEST_ID_MAX + 128];
+	int n = snprintf(
+	    longid, sizeof(longid), "HTTP/1.1 200 OK\r\nx-request-id: ");
+	memset(longid + n, 'a', PF_LOADGEN_REQUEST_ID_MAX + 1);
+	snprintf(longid + n + PF_LOADGEN_REQUEST_ID_MAX + 1,
+	    sizeof(longid) - (size_t)n - PF_LOADGEN_REQUEST_ID_MAX - 1,
+	    "\r\nContent-Length: 0\r\n\r\n");
+	ok(feed(longid, 64, &ev, &left) == LG_HTTP_DONE
+	        && p.request_id[0] == '\0',
+	    "x-request-id over PF_LOADGEN_REQUEST_ID_MAX: not kept");
 	all = 1;
 	for (size_t step = 1; step <= sizeof(sse); step++) {
 		lg_http_rc rc = feed(sse, step, &ev, &left);

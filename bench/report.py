@@ -212,20 +212,30 @@ trow("RSS per open stream", "≤ 8 KiB", "rss_per_stream_bytes", 8,
      1 / 1024.0, unit=" KiB")
 trow("idle RSS", "≤ 20 MB", "rss_idle_kb", 20, 1 / 1000.0, unit=" MB")
 w("")
-bill = (st("billing-serve") or {}).get("billing")
-if bill is None:
-    w("Billing check: not run.\n")
-elif "skipped" in bill:
-    w("Billing check (`--check-billing`, through serve): skipped — %s. "
-      "The CPU figures therefore do not include billing yet.\n"
-      % bill["skipped"])
-elif "error" in bill:
-    w("Billing check: error — %s.\n" % bill["error"])
+checks = [(n, (st(n) or {}).get("billing")) for n in
+          ("billing-serve", "billing-serve-stream", "billing-split")]
+checks = [(n, b) for n, b in checks if b is not None]
+if not checks:
+    w("Billing check: not run (the build does not bill yet, or the "
+      "stage was not asked for).\n")
 else:
-    w("Billing check (through serve, %d answers): ledger charged %d, "
-      "expected %d quota units — **%s**; ledger rows %d.\n" % (
-          bill["answers"], bill["charged"], bill["expected"],
-          "match" if bill["match"] else "MISMATCH", bill["ledger_rows"]))
+    w("Billing check (`planktonfly bench --check-billing`: every completed "
+      "answer looked up by its x-request-id in the ledger):\n")
+    w("| run | result | answers checked | in the ledger | charged | "
+      "expected | other rows (cost) |")
+    w("|---|---|---|---|---|---|---|")
+    for n, b in checks:
+        if "error" in b:
+            w("| %s | **error**: %s | | | | | |" % (n, b["error"]))
+            continue
+        w("| %s | %s | %d | %d | %d | %d | %d (%d) |" % (
+            n, "OK" if b["ok"] else "**FAILED**: " + b["why"], b["checked"],
+            b["found"], b["charged"], b["expected"], b["other_rows"],
+            b["other_cost"]))
+    w("")
+    w("Other rows are requests of the run that did not complete for the "
+      "bench (in flight when it stopped, cut): billed by the policy, not "
+      "compared.\n")
 
 w("## Added latency\n")
 w("| load | serve p50 | serve p99 | split p50 | split p99 |")

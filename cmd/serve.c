@@ -60,6 +60,7 @@ pf_cmd_serve(int argc, char **argv)
 	}
 	/* before any thread starts, so every thread inherits the mask */
 	pf_cli_block_signals(&set);
+	pf_cli_tune_process();
 
 	/* first: the ingress's billing dials it (and would wait for it) */
 	err = acct_accountant_start(&cfg, &acct, errbuf, sizeof(errbuf));
@@ -84,7 +85,7 @@ pf_cmd_serve(int argc, char **argv)
 	pf_info("PF-SERVE-READY", "listen=%s port=%u", cfg.listen,
 	    ing_server_port(srv));
 	sigdelset(&set, SIGPIPE);
-	sigwait(&set, &sig);
+	sig = pf_cli_wait_signal(&set);
 	pf_info("PF-SERVE-STOP", "signal=%d", sig);
 	ing_server_drain_wait(srv, &set);
 	/* the ingress flushes its spool to the accountant as it stops */

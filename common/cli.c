@@ -1,9 +1,15 @@
 #include "common/cli.h"
 
+#include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/limits.h"
 #include "common/log.h"
 
 int
@@ -55,4 +61,37 @@ pf_cli_block_signals(sigset_t *ret_set)
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	*ret_set = set;
+}
+
+void
+pf_cli_tune_process(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getenv("MALLOC_ARENA_MAX") == NULL)
+		(void)mallopt(M_ARENA_MAX, PF_MALLOC_ARENAS);
+}
+
+int
+pf_cli_wait_signal(const sigset_t *set)
+{
+	struct timespec step = { PF_MALLOC_TRIM_EVERY_MS / 1000,
+		(PF_MALLOC_TRIM_EVERY_MS % 1000) * 1000000L };
+
+	for (;;) {
+		int sig = sigtimedwait(set, NULL, &step);
+		struct mallinfo2 mi;
+
+		if (sig > 0)
+			return sig;
+		if (errno != EAGAIN)
+			continue; /* EINTR */
+		mi = mallinfo2();
+		if (mi.fordblks > PF_MALLOC_TRIM_FREE)
+			(void)malloc_trim(0);
+	}
 }

@@ -31,4 +31,24 @@ int pf_cli_config(const char *cmd, int argc, char **argv,
  */
 void pf_cli_block_signals(sigset_t *ret_set);
 
+/*
+ * pf_cli_tune_process prepares a long-running role's process, before any
+ * thread starts: raises the soft RLIMIT_NOFILE to the hard limit (every
+ * open stream holds one descriptor in the ingress and one in the worker;
+ * 10,000 streams do not fit in the usual 1,024), and caps glibc's malloc
+ * arenas at PF_MALLOC_ARENAS unless MALLOC_ARENA_MAX is set (one arena per
+ * thread that ever allocated keeps freed memory it cannot share).  Best
+ * effort: failures leave the defaults.
+ */
+void pf_cli_tune_process(void);
+
+/*
+ * pf_cli_wait_signal waits like sigwait(2) for a signal in set and
+ * returns it.  While it waits it hands free heap memory back to the
+ * system every PF_MALLOC_TRIM_EVERY_MS when more than
+ * PF_MALLOC_TRIM_FREE bytes are free (after a load peak the pages stay
+ * resident otherwise).
+ */
+int pf_cli_wait_signal(const sigset_t *set);
+
 #endif /* PF_COMMON_CLI_H */

@@ -10,9 +10,13 @@
 /* HTTP ingress */
 #define PF_BODY_MAX_DEFAULT (4u * 1024u * 1024u)  /* PF_BODY_MAX */
 #define PF_BODY_MAX_CEILING (64u * 1024u * 1024u) /* hard upper bound */
-#define PF_HTTP_HEADER_POOL (32u * 1024u)         /* MHD per-connection pool */
-#define PF_HTTP_CONN_TIMEOUT_S 30u                /* idle client connection */
-#define PF_HTTP_BODY_MIN_RATE (16u * 1024u)       /* body bytes/s we wait for */
+/* MHD per-connection memory pool: request line + headers, then the
+ * response headers and the chunk being written.  Paid by every open
+ * connection, so by every open stream.  8 KiB takes header blocks up to
+ * ~7 KiB (the SDKs send ~1 KiB); larger ones get 431. */
+#define PF_HTTP_HEADER_POOL (8u * 1024u)
+#define PF_HTTP_CONN_TIMEOUT_S 30u          /* idle client connection */
+#define PF_HTTP_BODY_MIN_RATE (16u * 1024u) /* body bytes/s we wait for */
 #define PF_HTTP_MAX_CONNS 20000u
 #define PF_JSON_MAX_DEPTH 64u    /* nesting in request bodies */
 #define PF_MODEL_NAME_MAX 128u   /* bytes in a model name */
@@ -20,6 +24,11 @@
 #define PF_API_KEY_PREFIX_LEN 8u /* visible prefix kept in the DB */
 
 #define PF_DRAIN_GRACE_MS 180000u /* SIGTERM: time left to requests in flight */
+
+/* Process memory (common/cli.c) */
+#define PF_MALLOC_ARENAS 2             /* glibc arenas (M_ARENA_MAX) */
+#define PF_MALLOC_TRIM_EVERY_MS 5000u  /* look for free heap to return */
+#define PF_MALLOC_TRIM_FREE (8u << 20) /* free bytes worth a malloc_trim */
 
 /* Relay */
 #define PF_RELAY_MAX_CANDIDATES 16u           /* channels tried per request */
@@ -88,6 +97,8 @@
 #define PF_LOADGEN_CONNS_MAX 100000u /* --connections */
 #define PF_LOADGEN_THREADS_MAX 64u   /* --threads */
 #define PF_LOADGEN_EXTRA_HEADERS_MAX 8192u /* bytes of -H headers */
+/* x-request-id the bench keeps per answer for --check-billing */
+#define PF_LOADGEN_REQUEST_ID_MAX 64u
 
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */

@@ -65,6 +65,7 @@ ing_cmd(int argc, char **argv)
 	}
 	/* before any thread starts, so every thread inherits the mask */
 	pf_cli_block_signals(&set);
+	pf_cli_tune_process();
 
 	err = ing_server_start(&cfg, &srv);
 	if (err != PF_OK) {
@@ -74,7 +75,7 @@ ing_cmd(int argc, char **argv)
 	pf_info("PF-INGRESS-READY", "listen=%s port=%u", cfg.listen,
 	    ing_server_port(srv));
 	sigdelset(&set, SIGPIPE);
-	sigwait(&set, &sig);
+	sig = pf_cli_wait_signal(&set);
 	pf_info("PF-INGRESS-STOP", "signal=%d", sig);
 	ing_server_drain_wait(srv, &set);
 	ing_server_free(srv);

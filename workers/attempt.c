@@ -11,6 +11,74 @@
 #include "common/log.h"
 #include "workers/xfer_impl.h"
 
+/* curl's receive buffer for a stream (CURLOPT_BUFFERSIZE; curl's default
+ * is 16 KiB).  Allocated per transfer, so paid by every open stream; SSE
+ * events are a few hundred bytes, and a fast stream only needs more
+ * reads.  Other answers keep the default: they are short-lived. */
+#define STREAM_RECV_BUFFER 4096L
+
+/* ---- busy HTTP/1.x upstreams ---------------------------------------------
+ * Before it opens a connection curl looks for one to reuse in every
+ * connection it holds to the host (ConnectionExists in curl 7.88): with
+ * thousands of streams open to one HTTP/1.1 upstream each new transfer
+ * walked thousands of busy connections, and holding 10,000 streams spent
+ * most of the thread there.  When the last transfer to a channel found no
+ * connection to reuse (CURLINFO_NUM_CONNECTS > 0) on HTTP/1.x and many
+ * run, new transfers skip the search (CURLOPT_FRESH_CONNECT; the
+ * connection still goes to the cache afterwards); every FRESH_PROBE_EVERY
+ * one searches again, so idle connections are found once streams end.
+ * HTTP/2 upstreams multiplex (one connection serves many): never busy. */
+#define HOSTS_MAX 64u         /* channels tracked per thread */
+#define FRESH_MIN_LIVE 128u   /* transfers running to the channel */
+#define FRESH_PROBE_EVERY 32u /* one start in this many searches */
+
+static struct wrk_host *
+host_for(wrk_env *env, int64_t channel_id)
+{
+	struct wrk_host *h;
+
+	if (env->_hosts == NULL) {
+		env->_hosts = calloc(HOSTS_MAX, sizeof *env->_hosts);
+		if (env->_hosts == NULL)
+			return NULL;
+	}
+	for (size_t i = 0; i < HOSTS_MAX; i++)
+		if (env->_hosts[i].channel_id == channel_id)
+			return &env->_hosts[i];
+	for (size_t i = 0; i < HOSTS_MAX; i++) {
+		h = &env->_hosts[i];
+		if (h->live == 0 && !h->busy) { /* unused, or forgettable */
+			memset(h, 0, sizeof *h);
+			h->channel_id = channel_id;
+			return h;
+		}
+	}
+	return NULL; /* every slot in use: no shortcut */
+}
+
+/* Whether the next transfer to h should skip curl's connection search. */
+static int
+start_fresh(struct wrk_host *h)
+{
+	if (h == NULL || !h->busy || h->live < FRESH_MIN_LIVE)
+		return 0;
+	return ++h->starts % FRESH_PROBE_EVERY != 0;
+}
+
+/* At the first byte of a transfer that searched: note what it found. */
+static void
+note_search(wrk_xfer *x)
+{
+	long conns = 0, ver = 0;
+
+	if (x->host == NULL || x->fresh)
+		return;
+	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
+	curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver);
+	x->host->busy = conns > 0
+	    && (ver == CURL_HTTP_VERSION_1_0 || ver == CURL_HTTP_VERSION_1_1);
+}
+
 /* ---- curl callbacks ----------------------------------------------------- */
 
 static size_t
@@ -33,6 +101,7 @@ decide_mode(wrk_xfer *x)
 {
 	char *ct = NULL;
 
+	note_search(x);
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
 	x->ctype[0] = 0;
@@ -165,6 +234,10 @@ wrk_xfer_attempt_end(wrk_xfer *x)
 		curl_easy_cleanup(x->easy);
 		x->easy = NULL;
 	}
+	if (x->host != NULL) {
+		x->host->live--;
+		x->host = NULL;
+	}
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
 	wrk_body_fini(&x->body);
@@ -214,6 +287,7 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	size_t blen = c->base_url.len;
 	const char *why = "cannot start transfer";
 	pf_bytes path = rq->path;
+	struct wrk_host *host;
 	pf_err err;
 
 	x->cand = i;
@@ -304,6 +378,8 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	SETOPT(CURLOPT_HEADERDATA, (void *)x);
 	SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
 	SETOPT(CURLOPT_WRITEDATA, (void *)x);
+	if (rq->stream)
+		SETOPT(CURLOPT_BUFFERSIZE, STREAM_RECV_BUFFER);
 	if (rq->method.len == 3 && memcmp(rq->method.ptr, "GET", 3) == 0) {
 		SETOPT(CURLOPT_HTTPGET, 1L);
 	} else {
@@ -314,8 +390,16 @@ attempt_start(wrk_xfer *x, uint32_t i)
 		if (method[0] != 0 && strcmp(method, "POST") != 0)
 			SETOPT(CURLOPT_CUSTOMREQUEST, method);
 	}
+	host = host_for(x->env, c->channel_id);
+	x->fresh = (uint8_t)start_fresh(host);
+	if (x->fresh)
+		SETOPT(CURLOPT_FRESH_CONNECT, 1L);
 	if (curl_multi_add_handle(x->env->multi, x->easy) != CURLM_OK)
 		goto fail;
+	if (host != NULL) {
+		host->live++;
+		x->host = host;
+	}
 	x->attempts++;
 	x->att_open = 1;
 	x->t_attempt = wrk_now_ms();

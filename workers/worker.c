@@ -4,10 +4,12 @@
  * One pull0 socket listens on every URL of cfg->worker_url.  Each transfer
  * thread owns a CURLM (its connection cache: keep-alive and HTTP/2
  * multiplexing across requests), its reply sockets and its relays, and
- * runs one loop: take requests (non-blocking), curl_multi_perform, reap,
- * tick timeouts, then curl_multi_poll on curl's sockets plus the pull
- * socket's receive fd (a request wakes the loop) and the send fds of
- * reply sockets relays wait on.  curl_multi_wakeup stops it.
+ * runs one loop: take requests (non-blocking), hand curl its ready
+ * sockets (wrk_cloop_run: curl_multi_socket_action), reap, tick timeouts,
+ * then wait on the loop's epoll set -- curl's sockets, the pull socket's
+ * and the control socket's receive fds (a request wakes the loop) -- plus
+ * the send fds of reply sockets relays wait on.  wrk_cloop_wakeup (never
+ * curl_multi_wakeup: no curl_multi_poll runs) wakes it.
  */
 #include <curl/curl.h>
 #include <nng/nng.h>
@@ -25,6 +27,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/msg.h"
+#include "workers/cloop.h"
 #include "workers/reply.h"
 #include "workers/worker.h"
 #include "workers/xfer.h"
@@ -35,7 +38,7 @@
 #define CTL_BATCH 64
 /* Longest sleep of a loop turn; a safety net only. */
 #define POLL_MAX_MS 1000
-/* Extra fds in curl_multi_poll: pull fd, control fd, reply send fds. */
+/* Reply send fds waited on per turn. */
 #define POLL_FDS 16
 
 /* Listeners kept so intake can close while the socket drains. */
@@ -45,6 +48,7 @@ typedef struct wrk_thread {
 	wrk_worker *w;
 	pthread_t tid;
 	CURLM *multi;
+	wrk_cloop *loop; /* drives multi; its wakeup is the thread's */
 	wrk_replies *replies;
 	int started;
 	atomic_size_t live; /* relays alive after the last loop turn */
@@ -105,7 +109,7 @@ route_note(wrk_thread *self, wrk_env *env, const struct ctl_note *n)
 		if (t->n_inbox < PF_CANCEL_INBOX_MAX)
 			t->inbox[t->n_inbox++] = *n;
 		pthread_mutex_unlock(&t->mu);
-		curl_multi_wakeup(t->multi);
+		wrk_cloop_wakeup(t->loop);
 	}
 	apply_note(env, n);
 }
@@ -210,48 +214,31 @@ thread_main(void *arg)
 	wrk_thread *t = arg;
 	wrk_worker *w = t->w;
 	wrk_env env;
-	struct curl_waitfd wfd[POLL_FDS];
 	int fds[POLL_FDS];
 
 	wrk_env_init(&env, t->multi, w->cfg, t->replies);
 	env.ctl_addr = t->ctl_url;
 	while (!atomic_load(&w->stop)) {
-		int running = 0, nfd = 0;
 		int64_t wait;
 		size_t nsend;
+		int ready;
 
 		wrk_replies_new_turn(t->replies);
 		take_requests(t, &env);
 		take_ctl(t, &env);
 		take_notes(t, &env);
-		curl_multi_perform(t->multi, &running);
+		wrk_cloop_run(t->loop);
 		wrk_env_reap(&env);
 		wait = wrk_env_tick(&env, wrk_now_ms());
 		atomic_store(&t->live, env.n_live);
-		/* failover may have added transfers: let curl see them */
-		if (wait == 0)
-			continue;
 		if (wait < 0 || wait > POLL_MAX_MS)
 			wait = POLL_MAX_MS;
-		wfd[nfd].fd = w->recv_fd;
-		wfd[nfd].events = CURL_WAIT_POLLIN;
-		wfd[nfd].revents = 0;
-		nfd++;
-		if (t->ctl_open) {
-			wfd[nfd].fd = t->ctl_fd;
-			wfd[nfd].events = CURL_WAIT_POLLIN;
-			wfd[nfd].revents = 0;
-			nfd++;
-		}
-		nsend = wrk_replies_poll_fds(
-		    t->replies, fds, POLL_FDS - (size_t)nfd);
-		for (size_t i = 0; i < nsend; i++) {
-			wfd[nfd].fd = fds[i];
-			wfd[nfd].events = CURL_WAIT_POLLIN;
-			wfd[nfd].revents = 0;
-			nfd++;
-		}
-		curl_multi_poll(t->multi, wfd, (unsigned)nfd, (int)wait, NULL);
+		/* the pull and control fds are in the loop's set */
+		nsend = wrk_replies_poll_fds(t->replies, fds, POLL_FDS);
+		ready = wrk_cloop_wait(t->loop, fds, nsend, wait);
+		/* relays queued behind a reply socket need a visit only when
+		 * one became writable (all fds must have been polled) */
+		env.replies_blocked = nsend > 0 && nsend < POLL_FDS && !ready;
 	}
 	wrk_env_fini(&env);
 	atomic_store(&t->live, 0);
@@ -265,6 +252,8 @@ worker_release(wrk_worker *w)
 		wrk_thread *t = &w->threads[i];
 
 		wrk_replies_free(t->replies);
+		wrk_cloop_free(t->loop);
+		t->loop = NULL;
 		if (t->ctl_open) {
 			nng_close(t->ctl);
 			t->ctl_open = 0;
@@ -477,6 +466,14 @@ wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 		err = open_ctl(t, i);
 		if (err != PF_OK)
 			goto fail;
+		err = wrk_cloop_new(t->multi, &t->loop);
+		if (err != PF_OK)
+			goto fail;
+		err = wrk_cloop_watch(t->loop, w->recv_fd);
+		if (err == PF_OK && t->ctl_open)
+			err = wrk_cloop_watch(t->loop, t->ctl_fd);
+		if (err != PF_OK)
+			goto fail;
 	}
 	for (uint32_t i = 0; i < w->n_threads; i++) {
 		wrk_thread *t = &w->threads[i];
@@ -505,7 +502,7 @@ wrk_worker_stop(wrk_worker *w)
 	atomic_store(&w->stop, 1);
 	for (uint32_t i = 0; i < w->n_threads; i++)
 		if (w->threads[i].started)
-			curl_multi_wakeup(w->threads[i].multi);
+			wrk_cloop_wakeup(w->threads[i].loop);
 	for (uint32_t i = 0; i < w->n_threads; i++) {
 		if (w->threads[i].started) {
 			pthread_join(w->threads[i].tid, NULL);
@@ -588,6 +585,7 @@ wrk_cmd(int argc, char **argv)
 		return rc;
 
 	pf_cli_block_signals(&set);
+	pf_cli_tune_process();
 
 	err = wrk_worker_start(&cfg, &w);
 	if (err != PF_OK) {
@@ -596,8 +594,7 @@ wrk_cmd(int argc, char **argv)
 	}
 	pf_info("PF-WRK-READY", "threads=%u", cfg.worker_threads);
 	while (sig != SIGINT && sig != SIGTERM) {
-		if (sigwait(&set, &sig) != 0)
-			break;
+		sig = pf_cli_wait_signal(&set);
 	}
 	if (sig == SIGTERM) {
 		/* drain: no new requests, let in-flight relays finish; a

@@ -15,6 +15,11 @@
 /* After its request deadline a relay still gets this long to hand its
  * last messages to a busy ingress before they are dropped. */
 #define DRAIN_GRACE_MS 5000
+/* relays waiting for a reply socket visited per tick, oldest first */
+#define WAIT_VISITS 64u
+/* id table: first size, and relays per bucket before it doubles */
+#define BUCKETS_MIN 256u
+#define BUCKET_LOAD 2u
 
 int64_t
 wrk_now_ms(void)
@@ -43,7 +48,91 @@ wrk_env_init(wrk_env *env, void *multi, const pf_config *cfg, wrk_replies *rs)
 	env->replies = rs;
 	pf_buf_init(&env->enc);
 	env->_next_scan = INT64_MAX;
+	env->_wait_end = &env->_wait;
 	wrk_buf_init(&env->scratch);
+	env->_by_id = calloc(BUCKETS_MIN, sizeof *env->_by_id);
+	env->_n_buckets = env->_by_id != NULL ? BUCKETS_MIN : 0;
+}
+
+/* ---- relays by id ----------------------------------------------------------
+ * Cancels and credits name a relay by id; with thousands of streams open
+ * a walk per message would cost more than the rest of the relay.  Ids
+ * are random, so their first bytes are the hash. */
+
+static size_t
+bucket_of(size_t n_buckets, const uint8_t id[PF_ID_LEN])
+{
+	uint32_t h;
+
+	memcpy(&h, id, sizeof h);
+	return h & (n_buckets - 1);
+}
+
+/* Double the table; on failure keep the old one (longer chains). */
+static void
+grow_table(wrk_env *env)
+{
+	size_t n = env->_n_buckets * 2;
+	wrk_xfer **t = calloc(n, sizeof *t), *x, *nx;
+	size_t old = env->_n_buckets;
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < old; i++) {
+		for (x = env->_by_id[i]; x != NULL; x = nx) {
+			size_t b = bucket_of(n, x->rq->id);
+
+			nx = x->hnext;
+			x->hnext = t[b];
+			t[b] = x;
+		}
+	}
+	free(env->_by_id);
+	env->_by_id = t;
+	env->_n_buckets = n;
+}
+
+static void
+table_add(wrk_env *env, wrk_xfer *x)
+{
+	size_t b;
+
+	if (env->_n_buckets == 0)
+		return;
+	if (env->n_live > env->_n_buckets * BUCKET_LOAD)
+		grow_table(env);
+	b = bucket_of(env->_n_buckets, x->rq->id);
+	x->hnext = env->_by_id[b];
+	env->_by_id[b] = x;
+}
+
+static void
+table_del(wrk_env *env, wrk_xfer *x)
+{
+	wrk_xfer **pp;
+
+	if (env->_n_buckets == 0)
+		return;
+	for (pp = &env->_by_id[bucket_of(env->_n_buckets, x->rq->id)];
+	     *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == x) {
+			*pp = x->hnext;
+			return;
+		}
+	}
+}
+
+static wrk_xfer *
+find(wrk_env *env, const uint8_t id[PF_ID_LEN])
+{
+	wrk_xfer *x = env->_n_buckets > 0
+	    ? env->_by_id[bucket_of(env->_n_buckets, id)]
+	    : env->_head;
+
+	for (; x != NULL; x = env->_n_buckets > 0 ? x->hnext : x->next)
+		if (memcmp(x->rq->id, id, PF_ID_LEN) == 0)
+			return x;
+	return NULL;
 }
 
 const pf_candidate *
@@ -64,10 +153,15 @@ wrk_xfer_channel(const wrk_xfer *x)
 
 /* ---- scheduling ----------------------------------------------------------
  * wrk_env_tick walks every relay only when a deadline may have come
- * (env->_next_scan) or something needs the walk (env->_dirty: a queue
- * waiting for the ingress, a relay draining or done).  Deadlines only
- * move later as bytes arrive, so each change that can bring one earlier
- * calls scan_by. */
+ * (env->_next_scan); otherwise it visits the relays on env->_pend (a
+ * relay done, credit for a paused transfer) and, unless the thread loop
+ * said no reply socket became writable (env->replies_blocked), those on
+ * up to WAIT_VISITS of those on env->_wait (a queue or a last message
+ * waiting for the ingress), oldest first; one still waiting goes to the
+ * back.  With thousands of streams behind a busy ingress _wait is long:
+ * walking all of it on every curl event was most of the thread's time.
+ * Deadlines only move later as bytes arrive, so each change that can
+ * bring one earlier calls scan_by. */
 
 void
 wrk_xfer_scan_by(wrk_env *env, int64_t t)
@@ -76,11 +170,74 @@ wrk_xfer_scan_by(wrk_env *env, int64_t t)
 		env->_next_scan = t;
 }
 
+static void
+push(wrk_xfer **head, wrk_xfer *x)
+{
+	x->pnext = *head;
+	if (*head != NULL)
+		(*head)->pprev = &x->pnext;
+	*head = x;
+	x->pprev = head;
+}
+
+static void
+unmark(wrk_xfer *x)
+{
+	if (x->pprev == NULL)
+		return;
+	*x->pprev = x->pnext;
+	if (x->pnext != NULL)
+		x->pnext->pprev = x->pprev;
+	else if (x->waits)
+		x->env->_wait_end = x->pprev;
+	if (x->waits)
+		x->env->_n_wait--;
+	x->waits = 0;
+	x->pnext = NULL;
+	x->pprev = NULL;
+}
+
+/* Take the whole list at *head for a walk (into *work). */
+static void
+take_list(wrk_xfer **head, wrk_xfer **work)
+{
+	*work = *head;
+	*head = NULL;
+	if (*work != NULL)
+		(*work)->pprev = work;
+}
+
+void
+wrk_xfer_mark(wrk_xfer *x)
+{
+	if (x->pprev != NULL && !x->waits)
+		return;
+	unmark(x);
+	push(&x->env->_pend, x);
+}
+
+/* park: x waits for its reply socket; visit it when one is writable.
+ * Appended: _wait is oldest first. */
+static void
+park(wrk_xfer *x)
+{
+	wrk_env *env = x->env;
+
+	if (x->pprev != NULL)
+		return; /* on _pend (visited anyway) or parked already */
+	x->waits = 1;
+	x->pnext = NULL;
+	x->pprev = env->_wait_end;
+	*env->_wait_end = x;
+	env->_wait_end = &x->pnext;
+	env->_n_wait++;
+}
+
 void
 wrk_xfer_set_phase(wrk_xfer *x, enum phase p)
 {
 	x->phase = p;
-	x->env->_dirty = 1;
+	wrk_xfer_mark(x);
 }
 
 /* ---- replies ---------------------------------------------------------- */
@@ -91,7 +248,7 @@ send_msg(wrk_xfer *x, const pf_msg *m)
 	pf_err err = wrk_outq_send(&x->q, m, &x->env->enc);
 
 	if (x->q.n > 0)
-		x->env->_dirty = 1; /* waits for the socket: flush in ticks */
+		park(x); /* waits for the socket: flush in ticks */
 	return err;
 }
 
@@ -199,6 +356,8 @@ xfer_free(wrk_xfer *x)
 	wrk_xfer_attempt_end(x);
 	wrk_buf_fini(&x->resp);
 	wrk_outq_close(&x->q);
+	unmark(x);
+	table_del(x->env, x);
 	if (x->prev != NULL)
 		x->prev->next = x->next;
 	else if (x->env->_head == x)
@@ -252,6 +411,7 @@ wrk_env_take(wrk_env *env, pf_msg *msg)
 		env->_head->prev = x;
 	env->_head = x;
 	env->n_live++;
+	table_add(env, x);
 
 	now = wrk_now_ms();
 	if (rq->deadline_ms > 0) {
@@ -280,35 +440,27 @@ wrk_env_take(wrk_env *env, pf_msg *msg)
 void
 wrk_env_cancel(wrk_env *env, const uint8_t id[PF_ID_LEN])
 {
-	wrk_xfer *x;
+	wrk_xfer *x = find(env, id);
 
-	for (x = env->_head; x != NULL; x = x->next) {
-		if (memcmp(x->rq->id, id, PF_ID_LEN) != 0)
-			continue;
-		if (x->phase != PHASE_ATTEMPT)
-			return;
-		wrk_xfer_attempt_end(x);
-		pf_info("PF-WRK-CANCEL", "req=%s channel=%" PRId64 " sent=%u",
-		    x->idhex, wrk_xfer_channel(x), x->seq);
-		wrk_xfer_finish(x, PF_END_CLIENT_GONE, x->status, "client gone",
-		    x->head_sent);
+	if (x == NULL || x->phase != PHASE_ATTEMPT)
 		return;
-	}
+	wrk_xfer_attempt_end(x);
+	pf_info("PF-WRK-CANCEL", "req=%s channel=%" PRId64 " sent=%u", x->idhex,
+	    wrk_xfer_channel(x), x->seq);
+	wrk_xfer_finish(
+	    x, PF_END_CLIENT_GONE, x->status, "client gone", x->head_sent);
 }
 
 void
 wrk_env_credit(wrk_env *env, const uint8_t id[PF_ID_LEN], uint32_t bytes)
 {
-	wrk_xfer *x;
+	wrk_xfer *x = find(env, id);
 
-	for (x = env->_head; x != NULL; x = x->next) {
-		if (memcmp(x->rq->id, id, PF_ID_LEN) != 0)
-			continue;
-		x->credit += bytes;
-		if (x->paused)
-			env->_dirty = 1; /* resume at the next tick */
+	if (x == NULL)
 		return;
-	}
+	x->credit += bytes;
+	if (x->paused)
+		wrk_xfer_mark(x); /* resume at the next tick */
 }
 
 void
@@ -405,37 +557,66 @@ xfer_tick(wrk_xfer *x, int64_t now)
 	return now;
 }
 
+/* Tick x; returns its next deadline, INT64_MAX when it has none (freed,
+ * or between attempts).  Keeps x marked while it needs ticks. */
+static int64_t
+visit(wrk_xfer *x, int64_t now)
+{
+	int64_t dl = xfer_tick(x, now);
+
+	if (x->phase == PHASE_DONE) {
+		xfer_free(x);
+		return INT64_MAX;
+	}
+	if (x->q.n > 0 || x->phase == PHASE_DRAIN)
+		park(x);
+	if (x->phase == PHASE_ATTEMPT && x->easy == NULL)
+		return INT64_MAX;
+	return dl;
+}
+
 int64_t
 wrk_env_tick(wrk_env *env, int64_t now)
 {
 	int64_t next = INT64_MAX, dl;
-	wrk_xfer *x, *nx;
-	int dirty = 0;
+	wrk_xfer *x, *nx, *work;
+	size_t waits = env->replies_blocked ? 0 : env->_n_wait;
 
-	if (!env->_dirty && now < env->_next_scan)
+	if (env->_pend == NULL && waits == 0 && now < env->_next_scan)
 		return env->_next_scan == INT64_MAX ? -1
 		                                    : env->_next_scan - now;
-	env->_dirty = 0;
-	env->_next_scan = INT64_MAX;
-	for (x = env->_head; x != NULL; x = nx) {
-		nx = x->next;
-		dl = xfer_tick(x, now);
-		if (x->phase == PHASE_DONE) {
-			xfer_free(x);
-			continue;
+	/* this walk's list; ticks may mark relays again (into _pend) */
+	take_list(&env->_pend, &work);
+	if (now >= env->_next_scan) {
+		env->_next_scan = INT64_MAX;
+		for (x = env->_head; x != NULL; x = nx) {
+			nx = x->next;
+			unmark(x);
+			dl = visit(x, now);
+			if (dl < next)
+				next = dl;
 		}
-		if (x->q.n > 0 || x->phase == PHASE_DRAIN)
-			dirty = 1;
-		if (x->phase == PHASE_ATTEMPT && x->easy == NULL)
-			continue;
+		waits = 0;
+	}
+	while ((x = work) != NULL) {
+		unmark(x);
+		dl = visit(x, now);
+		if (dl < next)
+			next = dl;
+	}
+	/* the oldest waiting ones; each still waiting goes to the back */
+	if (waits > WAIT_VISITS)
+		waits = WAIT_VISITS;
+	while (waits-- > 0 && (x = env->_wait) != NULL) {
+		unmark(x);
+		dl = visit(x, now);
 		if (dl < next)
 			next = dl;
 	}
 	/* ticks may have started attempts (scan_by) or queued messages */
-	env->_dirty |= dirty;
 	wrk_xfer_scan_by(env, next);
-	if (env->_dirty)
-		return 0 < env->_next_scan - now ? env->_next_scan - now : 0;
+	if (env->_pend != NULL)
+		return 0;
 	if (env->_next_scan == INT64_MAX)
 		return -1;
 	return env->_next_scan > now ? env->_next_scan - now : 0;
@@ -459,4 +640,9 @@ wrk_env_fini(wrk_env *env)
 	}
 	pf_buf_fini(&env->enc);
 	wrk_buf_fini(&env->scratch);
+	free(env->_by_id);
+	env->_by_id = NULL;
+	env->_n_buckets = 0;
+	free(env->_hosts);
+	env->_hosts = NULL;
 }

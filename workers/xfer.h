@@ -46,15 +46,26 @@ typedef struct wrk_env {
 	wrk_buf scratch;      /* reusable event data buffer */
 	wrk_xfer *_head;      /* live relays */
 	size_t n_live;
-	int64_t _next_scan; /* earliest relay deadline, INT64_MAX none */
-	int _dirty;         /* a relay needs the next tick */
+	wrk_xfer **_by_id; /* live relays by id: chained, power of two */
+	size_t _n_buckets;
+	wrk_xfer *_pend; /* relays the next tick must visit */
+	wrk_xfer *_wait; /* relays waiting for a reply socket, oldest first */
+	wrk_xfer **_wait_end; /* the last one's pnext, or &_wait */
+	size_t _n_wait;
+	/* set by the thread loop before a tick: no reply socket became
+	 * writable since the last one, so _wait needs no visit (0, the
+	 * default, visits it every tick) */
+	int replies_blocked;
+	int64_t _next_scan;      /* earliest relay deadline, INT64_MAX none */
+	struct wrk_host *_hosts; /* attempt.c; NULL until needed */
 } wrk_env;
 
 /* wrk_now_ms returns a monotonic clock in milliseconds. */
 int64_t wrk_now_ms(void);
 
 /* wrk_env_init prepares env for a thread; multi is its CURLM *, rs its
- * reply socket cache (both stay owned by the caller). */
+ * reply socket cache (both stay owned by the caller).  Without memory for
+ * the id table, lookups fall back to walking the relays. */
 void wrk_env_init(
     wrk_env *env, void *multi, const pf_config *cfg, wrk_replies *rs);
 
@@ -72,7 +83,7 @@ void wrk_env_take(wrk_env *env, pf_msg *msg);
 
 /* wrk_env_cancel ends the relay with this id, if it lives here: its
  * transfer stops and relay.end (PF_END_CLIENT_GONE, with the usage of what
- * was delivered) is sent.  Unknown ids are ignored. */
+ * was delivered) is sent.  Unknown ids are ignored.  O(1). */
 void wrk_env_cancel(wrk_env *env, const uint8_t id[PF_ID_LEN]);
 
 /* wrk_env_credit adds bytes to the flow-control credit of the relay with
@@ -87,7 +98,10 @@ void wrk_env_reap(wrk_env *env);
 /*
  * wrk_env_tick resumes relays whose ingress became writable, enforces
  * timeouts and frees finished relays.  now is wrk_now_ms().  Returns the
- * milliseconds until the next deadline, or -1 when none.
+ * milliseconds until the next deadline, or -1 when none.  It visits only
+ * the relays that asked for it (a queue waiting for the ingress, credit
+ * for a paused transfer, an end) unless a deadline may have come; then it
+ * walks them all.
  */
 int64_t wrk_env_tick(wrk_env *env, int64_t now);
 

@@ -39,8 +39,20 @@ enum abort_why {
 	ABORT_REPLY, /* the ingress cannot be reached any more */
 };
 
+/* An upstream (by channel) this thread sends transfers to: see
+ * attempt.c, "busy HTTP/1.x upstreams". */
+struct wrk_host {
+	int64_t channel_id;
+	uint32_t live;   /* transfers running to it */
+	uint32_t starts; /* transfers started while busy */
+	uint8_t busy;    /* HTTP/1.x, and the last look found no free conn */
+};
+
 struct wrk_xfer {
 	wrk_xfer *next, *prev;
+	wrk_xfer *hnext;          /* same id bucket */
+	wrk_xfer *pnext, **pprev; /* env->_pend or _wait; NULL: neither */
+	uint8_t waits;            /* on env->_wait */
 	wrk_env *env;
 	pf_msg *msg;
 	const pf_relay_request *rq;
@@ -54,6 +66,8 @@ struct wrk_xfer {
 	uint32_t attempts;
 	const wrk_provider *prov;
 	CURL *easy;
+	struct wrk_host *host; /* counted in host->live while easy runs */
+	uint8_t fresh;         /* started with CURLOPT_FRESH_CONNECT */
 	struct curl_slist *headers;
 	wrk_body body;
 	enum mode mode;
@@ -84,6 +98,8 @@ struct wrk_xfer {
 
 /* xfer.c */
 void wrk_xfer_scan_by(wrk_env *env, int64_t t);
+/* wrk_xfer_mark: the next tick must visit x. */
+void wrk_xfer_mark(wrk_xfer *x);
 /* wrk_xfer_starved: flow control allows no more data now. */
 int wrk_xfer_starved(const wrk_xfer *x);
 void wrk_xfer_set_phase(wrk_xfer *x, enum phase p);

@@ -559,3 +559,13 @@ def proc_rss_kb(proc):
     except OSError:
         pass
     return 0
+
+
+def spool_setting(h):
+    """The ingress's spool directory setting (PF_...SPOOL...) as listed by
+    `planktonfly ingress --help`, or None while the ingress side of
+    billing is not built (tests report their billing checks as TODO
+    then)."""
+    r = h.run(["ingress", "--help"])
+    m = re.search(r"\b(PF_[A-Z_]*SPOOL[A-Z_]*)\b", r.stdout + r.stderr)
+    return m.group(1) if m else None

@@ -1,0 +1,237 @@
+/*
+ * cloop.c -- curl_multi_socket_action over one epoll set (see cloop.h).
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "workers/cloop.h"
+
+/* epoll events taken per wait; more stay ready for the next turn */
+#define READY_MAX 256
+/* extra fds wrk_cloop_wait polls beside the epoll set */
+#define EXTRA_MAX 32
+
+/* what an epoll entry is, in the high half of its data */
+enum tag {
+	TAG_CURL = 1, /* a socket of curl's */
+	TAG_WAKE = 2, /* the loop's eventfd */
+	TAG_WATCH = 3 /* an fd that only wakes the loop */
+};
+
+struct wrk_cloop {
+	CURLM *multi;
+	int ep;
+	int wake;
+	int64_t timer_at; /* monotonic ms of curl's timeout, INT64_MAX: none */
+	struct epoll_event ready[READY_MAX];
+	int n_ready;
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t
+data_of(enum tag t, int fd)
+{
+	return (uint64_t)t << 32 | (uint32_t)fd;
+}
+
+/* Watch fd for events: MOD, or ADD when it is not in the set yet (curl
+ * may close a socket and get the same number back for a new one). */
+static int
+ep_set(int ep, int fd, uint32_t events, uint64_t data)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof ev);
+	ev.events = events;
+	ev.data.u64 = data;
+	if (epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int
+socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
+{
+	wrk_cloop *l = arg;
+	uint32_t events = 0;
+
+	(void)easy;
+	(void)sockp;
+	if (what == CURL_POLL_REMOVE) {
+		/* curl may have closed it already: then epoll dropped it */
+		(void)epoll_ctl(l->ep, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		events |= EPOLLOUT;
+	/* a failure leaves the transfer to curl's own timeouts */
+	(void)ep_set(l->ep, s, events, data_of(TAG_CURL, s));
+	return 0;
+}
+
+static int
+timer_cb(CURLM *multi, long timeout_ms, void *arg)
+{
+	wrk_cloop *l = arg;
+
+	(void)multi;
+	l->timer_at = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
+	return 0;
+}
+
+pf_err
+wrk_cloop_new(void *multi, wrk_cloop **ret)
+{
+	wrk_cloop *l = calloc(1, sizeof *l);
+
+	if (l == NULL)
+		return PF_ENOMEM;
+	l->multi = multi;
+	l->timer_at = INT64_MAX;
+	l->ep = epoll_create1(EPOLL_CLOEXEC);
+	l->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->ep < 0 || l->wake < 0
+	    || ep_set(l->ep, l->wake, EPOLLIN, data_of(TAG_WAKE, l->wake))
+	        != 0) {
+		if (l->ep >= 0)
+			close(l->ep);
+		if (l->wake >= 0)
+			close(l->wake);
+		free(l);
+		return PF_EIO;
+	}
+	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, (void *)l);
+	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, (void *)l);
+	*ret = l;
+	return PF_OK;
+}
+
+void
+wrk_cloop_free(wrk_cloop *l)
+{
+	if (l == NULL)
+		return;
+	/* curl_multi_cleanup still calls the socket callback for the
+	 * connections it closes: detach first */
+	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, NULL);
+	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, NULL);
+	close(l->ep);
+	close(l->wake);
+	free(l);
+}
+
+pf_err
+wrk_cloop_watch(wrk_cloop *l, int fd)
+{
+	return ep_set(l->ep, fd, EPOLLIN, data_of(TAG_WATCH, fd)) == 0 ? PF_OK
+	                                                               : PF_EIO;
+}
+
+void
+wrk_cloop_wakeup(wrk_cloop *l)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN: the counter is full, the loop is awake anyway */
+	(void)!write(l->wake, &one, sizeof one);
+}
+
+void
+wrk_cloop_run(wrk_cloop *l)
+{
+	int running = 0, n = l->n_ready;
+
+	l->n_ready = 0;
+	for (int i = 0; i < n; i++) {
+		const struct epoll_event *ev = &l->ready[i];
+		int fd = (int)(uint32_t)ev->data.u64;
+		int flags = 0;
+
+		switch ((enum tag)(ev->data.u64 >> 32)) {
+		case TAG_CURL:
+			if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+				flags |= CURL_CSELECT_IN;
+			if (ev->events & EPOLLOUT)
+				flags |= CURL_CSELECT_OUT;
+			if (ev->events & EPOLLERR)
+				flags |= CURL_CSELECT_ERR;
+			/* a socket curl let go of since the wait is
+			 * ignored by curl */
+			curl_multi_socket_action(l->multi, fd, flags, &running);
+			break;
+		case TAG_WAKE: {
+			uint64_t v;
+
+			(void)!read(l->wake, &v, sizeof v);
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	if (l->timer_at != INT64_MAX && mono_ms() >= l->timer_at) {
+		l->timer_at = INT64_MAX;
+		curl_multi_socket_action(
+		    l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+}
+
+int
+wrk_cloop_wait(wrk_cloop *l, const int *fds, size_t n, int64_t timeout_ms)
+{
+	struct pollfd pfd[1 + EXTRA_MAX];
+	int64_t now, t = timeout_ms;
+	int got, extra = 0;
+
+	if (l->timer_at != INT64_MAX) {
+		now = mono_ms();
+		if (t < 0 || l->timer_at - now < t)
+			t = l->timer_at > now ? l->timer_at - now : 0;
+	}
+	if (t > INT32_MAX)
+		t = INT32_MAX;
+	if (n > EXTRA_MAX)
+		n = EXTRA_MAX;
+	if (n > 0) {
+		/* one poll over the set and this turn's extra fds */
+		pfd[0].fd = l->ep;
+		pfd[0].events = POLLIN;
+		for (size_t i = 0; i < n; i++) {
+			pfd[1 + i].fd = fds[i];
+			pfd[1 + i].events = POLLIN;
+		}
+		got = poll(pfd, 1 + n, (int)t);
+		if (got <= 0)
+			return 1;
+		for (size_t i = 0; i < n; i++)
+			if (pfd[1 + i].revents != 0)
+				extra = 1;
+		if (!(pfd[0].revents & POLLIN))
+			return extra;
+		t = 0;
+	}
+	got = epoll_wait(l->ep, l->ready, READY_MAX, (int)t);
+	l->n_ready = got > 0 ? got : 0;
+	return extra || got <= 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * cloop.h -- a transfer thread's curl event loop: curl_multi_socket_action
+ * driven by one epoll set.
+ *
+ * curl tells the loop which sockets to watch (CURLMOPT_SOCKETFUNCTION) and
+ * when its next timeout is due (CURLMOPT_TIMERFUNCTION); a loop turn hands
+ * curl only the sockets epoll reported ready and, when due, the timeout.
+ * A turn costs O(ready sockets), not O(transfers): curl_multi_perform and
+ * curl_multi_poll visit every transfer each turn.
+ *
+ * Besides curl's sockets the set holds fds that only wake the loop (NNG
+ * receive fds, level-triggered: wrk_cloop_watch) and an eventfd that any
+ * thread can signal (wrk_cloop_wakeup; curl_multi_wakeup does not wake
+ * this loop, it only interrupts curl_multi_poll).
+ *
+ * Everything except wrk_cloop_wakeup runs on the owning thread.
+ */
+#ifndef PF_WORKERS_CLOOP_H
+#define PF_WORKERS_CLOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+typedef struct wrk_cloop wrk_cloop;
+
+/*
+ * wrk_cloop_new makes a loop for multi (a CURLM *, still owned by the
+ * caller, which must outlive the loop) and installs its socket and timer
+ * callbacks on it.  Errors: PF_ENOMEM, PF_EIO (epoll or eventfd failed).
+ */
+PF_NODISCARD pf_err wrk_cloop_new(void *multi, wrk_cloop **ret);
+
+/* wrk_cloop_free closes the loop's epoll set and eventfd and detaches its
+ * callbacks from the multi handle.  NULL is a no-op. */
+void wrk_cloop_free(wrk_cloop *l);
+
+/* wrk_cloop_watch adds fd (not owned) to the set: readable, it ends
+ * wrk_cloop_wait; nothing else is done with it.  Errors: PF_EIO. */
+PF_NODISCARD pf_err wrk_cloop_watch(wrk_cloop *l, int fd);
+
+/* wrk_cloop_wakeup ends the current or next wrk_cloop_wait of l.  The one
+ * call allowed from any thread. */
+void wrk_cloop_wakeup(wrk_cloop *l);
+
+/*
+ * wrk_cloop_run hands curl the sockets the last wait found ready and, if
+ * curl's timeout is due, the timeout (curl_multi_socket_action); curl
+ * calls the transfers' callbacks from here.  Collect finished transfers
+ * with curl_multi_info_read afterwards.
+ */
+void wrk_cloop_run(wrk_cloop *l);
+
+/*
+ * wrk_cloop_wait sleeps until a watched fd or a curl socket is ready, the
+ * loop is woken, curl's timeout comes, one of the n extra fds (POLLIN,
+ * for this call only) is readable, or timeout_ms passes (< 0: no limit of
+ * the caller's own).  Returns nonzero when one of the extra fds was
+ * readable or nothing at all was (the wait timed out or failed); 0 when
+ * only the set's fds were.
+ */
+int wrk_cloop_wait(wrk_cloop *l, const int *fds, size_t n, int64_t timeout_ms);
+
+#endif /* PF_WORKERS_CLOOP_H */
