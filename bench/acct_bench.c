@@ -14,7 +14,12 @@
  * PF_BENCH_DATABASE_URL (or PF_TEST_DATABASE_URL): a superuser URL to a
  * maintenance database; the bench creates its own database, migrates it,
  * adds users and tokens, runs, checks the ledger and drops the database.
- * Without a URL it prints a skip line and exits 0.
+ * Without a URL it prints a skip line and exits 0.  Measure against a
+ * server with production durability (fsync=on, synchronous_commit=on),
+ * e.g. one started by `pf_services_start NAME PG REDIS fresh durable`
+ * (scripts/lib/services.sh), not the test clusters (fsync=off), which
+ * PF_TEST_DATABASE_URL usually points to: the server's settings are
+ * printed, with a warning when a commit does not reach the disk.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -365,7 +370,12 @@ main(int argc, char **argv)
 		        "|| ', full_page_writes=' "
 		        "|| current_setting('full_page_writes') "
 		        "|| ', shared_buffers=' "
-		        "|| current_setting('shared_buffers')",
+		        "|| current_setting('shared_buffers') "
+		        "|| CASE WHEN current_setting('fsync') = 'off' "
+		        "OR current_setting('synchronous_commit') = 'off' "
+		        "THEN ' -- WARNING: not production durability, commits "
+		        "do not wait for the disk (a test cluster?)' ELSE '' "
+		        "END",
 		        0, NULL, &res, errbuf, sizeof(errbuf))
 		    != PF_OK) {
 			die("settings", errbuf);

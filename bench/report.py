@@ -77,6 +77,132 @@ def rss(f):
     return int(v) if v else None
 
 
+def hold_samples(t):
+    """bench/run's samples of the hold stage: (ms, rss KiB, streams open
+    at the load generator, streams open at the slow mock, [descriptors
+    of each gateway process])."""
+    out = []
+    for line in (read("hold-%s.samples" % t) or "").splitlines():
+        f = line.split()
+        if len(f) < 5:
+            continue
+        try:
+            out.append((int(f[0]), int(f[1]), int(f[2]), int(f[3]),
+                        [int(x) for x in f[4].split(",") if x]))
+        except ValueError:
+            continue
+    return out
+
+
+def hold_derive(t, d, target):
+    """The hold stage's numbers: RSS taken where the held count has
+    plateaued, divided only by the streams held then; and, when the
+    target was not reached, why."""
+    h = st("hold-" + t)
+    smp = hold_samples(t)
+    before = rss("rss-before-hold-" + t)
+    d["streams_target"] = target
+    d["streams_held"] = h["max_open_streams"] if h else None
+    d["rss_before_hold_kb"] = before
+    d["rss_hold_peak_kb"] = max((x[1] for x in smp), default=None)
+    d["rss_per_stream_bytes"] = None
+    d["rss_per_connection_bytes"] = None
+    d["hold_why_short"] = []
+    d["hold_notes"] = []
+    left = (read("hold-%s.leftover" % t) or "").split()
+    if len(left) == 2 and int(left[0]) <= 0 and int(left[1]) > 2:
+        d["hold_notes"].append(
+            "the streams of the stage before were still open at the slow "
+            "mock for %s s after it ended (the gateway had not cancelled "
+            "them upstream); this stage started after they had ended"
+            % left[1])
+    if len(left) == 2 and int(left[0]) > 0:
+        d["hold_notes"].append(
+            "%s streams of the stage before were still open at the slow "
+            "mock %s s after it ended (the gateway had not cancelled them "
+            "upstream); the slow mock was restarted before this stage"
+            % (left[0], left[1]))
+    for line in (read("hold-%s.reenabled" % t) or "").splitlines():
+        f = line.split(None, 2)
+        if len(f) == 3:
+            d["hold_notes"].append(
+                "channel %s was disabled (status %s) when this stage was "
+                "to start (a stage before failed on it); bench/run enabled "
+                "it again" % (f[2], f[1]))
+    probe = read("hold-%s.probe" % t)
+    if probe and probe != "200":
+        d["hold_notes"].append("the probe stream before the stage did not "
+                               "go through (status %s)" % probe)
+    if not h:
+        return
+    conns = h["config"]["connections"]
+    mx = max((x[2] for x in smp), default=0)
+    if mx > 0 and before is not None:
+        # the plateau: samples within 2 % of the most streams open,
+        # without the last sample (it may come after the load generator
+        # closed its connections)
+        body = smp[:-1] if len(smp) > 1 else smp
+        plat = [x for x in body if x[2] >= 0.98 * mx] or \
+            [x for x in smp if x[2] >= 0.98 * mx]
+        at = max(plat, key=lambda x: x[1])
+        d["hold_plateau"] = {"ms": at[0], "rss_kb": at[1], "held": at[2],
+                             "open_at_mock": at[3], "fds": at[4]}
+        d["rss_plateau_kb"] = at[1]
+        d["streams_held_plateau"] = at[2]
+        d["rss_per_stream_bytes"] = (at[1] - before) * 1024.0 / at[2]
+        d["rss_per_connection_bytes"] = (at[1] - before) * 1024.0 / conns
+    held = d["streams_held"] or 0
+    if held >= 0.99 * target:
+        return
+    why = d["hold_why_short"]
+    lim = {}
+    for line in (read("hold-%s.limits" % t) or "").splitlines():
+        f = line.split()
+        if len(f) == 2 and f[1].isdigit():
+            lim[f[0]] = int(f[1])
+    roles = list(lim.keys())
+    before_fds = [int(x) for x in (read("hold-%s.fds-before" % t) or "")
+                  .split(",") if x.strip().isdigit()]
+    per_stream = {"serve": 2, "ingress": 1, "worker": 1}
+    for i, r in enumerate(roles):
+        L = lim[r]
+        peak = max((x[4][i] for x in smp if len(x[4]) > i), default=0)
+        if peak >= L - 64:
+            why.append("%s reached its open-file limit (%d descriptors of "
+                       "%d)" % (r, peak, L))
+        k = per_stream.get(r)
+        if k and i < len(before_fds):
+            cap = (L - before_fds[i]) // k
+            if cap < target:
+                why.append("%s's open-file limit of %d allows at most "
+                           "~%d streams (%d descriptor%s per stream)"
+                           % (r, L, cap, k, "s" if k > 1 else ""))
+    errs = {k: v for k, v in h["errors"].items() if v}
+    if errs:
+        why.append("load generator errors: " + ", ".join(
+            "%s %d" % kv for kv in sorted(errs.items())))
+    bad = {k: v for k, v in h.get("status", {}).items()
+           if not k.startswith("2") and v}
+    if bad:
+        why.append("non-2xx answers: " + ", ".join(
+            "%s × %d" % kv for kv in sorted(bad.items())))
+    if len(smp) >= 6:
+        last = [x for x in smp[:-1] if x[2] > 0]
+        if len(last) >= 5 and last[-1][2] - last[-5][2] > 0.01 * last[-1][2]:
+            rate = (last[-1][2] - last[-5][2]) * 1000.0 / max(
+                1, last[-1][0] - last[-5][0])
+            why.append("streams were still starting when the stage ended "
+                       "(%.0f/s over its last 2 s): starting them is slower "
+                       "than the stage (CPU)" % rate)
+    pl = d.get("hold_plateau")
+    if pl and pl["open_at_mock"] > pl["held"] + max(2, 0.01 * pl["held"]):
+        why.append("%d streams were open at the slow mock but only %d had "
+                   "reached the load generator (streams stuck in the "
+                   "gateway)" % (pl["open_at_mock"], pl["held"]))
+    if not why:
+        why.append("not found by bench/run (see its stages/hold-%s.txt)" % t)
+
+
 derived = {}
 for t in ("serve", "split"):
     d = {}
@@ -103,16 +229,7 @@ for t in ("serve", "split"):
     )
     d["rss_idle_kb"] = rss("rss-idle-" + t)
     d["rss_load_kb"] = rss("rss-load-" + t)
-    h = st("hold-" + t)
-    before, peak = rss("rss-before-hold-" + t), rss("rss-hold-" + t)
-    d["streams_held"] = h["max_open_streams"] if h else None
-    d["rss_before_hold_kb"] = before
-    d["rss_hold_peak_kb"] = peak
-    d["rss_per_stream_bytes"] = (
-        (peak - before) * 1024 / h["max_open_streams"]
-        if h and h["max_open_streams"] and peak and before is not None
-        else None
-    )
+    hold_derive(t, d, int(machine.get("streams", "10000")))
     derived[t] = d
 
 with open(os.path.join(out_dir, name + ".json"), "w") as f:
@@ -129,7 +246,7 @@ for r in rates:
             v = derived[t].get("added_%s_ns_r%d" % (p, r))
             row.append("NaN" if v is None else "%.1f" % (v / 1000.0))
     plot_rows.append(row)
-if plot_rows and subprocess.call(["sh", "-c", "command -v gnuplot >/dev/null"]) == 0:
+if any(x != "NaN" for row in plot_rows for x in row[1:]) and subprocess.call(["sh", "-c", "command -v gnuplot >/dev/null"]) == 0:
     dat = os.path.join(stages_dir, "added.dat")
     with open(dat, "w") as f:
         for row in plot_rows:
@@ -175,6 +292,10 @@ w("Generated by `bench/run` on %s. Machine: **%s**, %s × %s, %s RAM, "
       " (+%s uncommitted files)" % machine.get("dirty")
       if machine.get("dirty", "0") != "0" else "",
       machine.get("buildtype"), machine.get("loadavg", "?")))
+w("Open files: soft limit %s for everything bench/run starts (the target "
+  "needs %s through serve, 2 per stream; %s). Database: %s.\n" % (
+      machine.get("nofile", "?"), machine.get("nofile_need", "?"),
+      machine.get("nofile_raise", "?"), machine.get("postgres", "?")))
 w("*serve* = `planktonfly serve` (ingress + worker in one process, "
   "inproc://); *split* = `planktonfly ingress` + `planktonfly worker` as two "
   "processes over ipc://; *direct* = the load generator straight to the "
@@ -208,8 +329,27 @@ trow("throughput at 64 connections / direct", "≥ 50 %",
 streams_target = int(machine.get("streams", "10000"))
 trow("concurrent streams held", "%d" % streams_target, "streams_held",
      streams_target, f="%d", le=False)
-trow("RSS per open stream", "≤ 8 KiB", "rss_per_stream_bytes", 8,
-     1 / 1024.0, unit=" KiB")
+
+
+def upper(x):
+    """' (upper bound)' when connections without a stream were counted."""
+    h, tg = x.get("streams_held_plateau"), x.get("streams_target")
+    return " (upper bound)" if h and tg and h < 0.99 * tg else ""
+
+
+trow("RSS per held stream (at the plateau; see Holding streams)",
+     "≤ 8 KiB", "rss_per_stream_bytes", 8, 1 / 1024.0, unit=" KiB")
+if upper(S) or upper(P):
+    L[-1] = "| RSS per held stream (at the plateau; see Holding streams) | " \
+        "≤ 8 KiB | %s%s | %s | %s%s | %s |" % (
+            fmt(S.get("rss_per_stream_bytes") and
+                S["rss_per_stream_bytes"] / 1024.0, "%.1f KiB"), upper(S),
+            ok(S.get("rss_per_stream_bytes") and
+               S["rss_per_stream_bytes"] / 1024.0, 8),
+            fmt(P.get("rss_per_stream_bytes") and
+                P["rss_per_stream_bytes"] / 1024.0, "%.1f KiB"), upper(P),
+            ok(P.get("rss_per_stream_bytes") and
+               P["rss_per_stream_bytes"] / 1024.0, 8))
 trow("idle RSS", "≤ 20 MB", "rss_idle_kb", 20, 1 / 1000.0, unit=" MB")
 w("")
 checks = [(n, (st(n) or {}).get("billing")) for n in
@@ -280,18 +420,53 @@ w("| RSS idle | %s | %s |" % (
     fmt(S["rss_idle_kb"], "%d KiB"), fmt(P["rss_idle_kb"], "%d KiB")))
 w("| RSS at 64 connections | %s | %s |" % (
     fmt(S["rss_load_kb"], "%d KiB"), fmt(P["rss_load_kb"], "%d KiB")))
-w("| streams held open at once | %s | %s |" % (
-    fmt(S["streams_held"], "%d"), fmt(P["streams_held"], "%d")))
-w("| RSS before / peak while holding | %s / %s | %s / %s |" % (
-    fmt(S["rss_before_hold_kb"], "%d KiB"), fmt(S["rss_hold_peak_kb"], "%d KiB"),
-    fmt(P["rss_before_hold_kb"], "%d KiB"), fmt(P["rss_hold_peak_kb"], "%d KiB")))
-w("| RSS per open stream | %s | %s |" % (
-    fmt(S["rss_per_stream_bytes"], "%.0f B"),
-    fmt(P["rss_per_stream_bytes"], "%.0f B")))
 w("")
 w("CPU = utime + stime of the gateway process(es) from /proc/PID/stat over "
   "the whole stage (warmup included) divided by the 2xx answers of the "
   "stage (warmup included); resolution 1/%d s.\n" % clk_tck)
+
+w("## Holding streams\n")
+w("`hold`: %s connections, each asking for a stream that lasts 30 s; "
+  "every 0.5 s bench/run samples the gateway's RSS and descriptors, the "
+  "streams open at the load generator (2xx headers received) and at the "
+  "slow mock. The *plateau* is the sample with the most RSS among those "
+  "within 2 %% of the most streams held (not the last sample). Per held "
+  "stream = (RSS at the plateau − RSS before) ÷ streams held then; when "
+  "fewer streams than connections were held, that also counts the "
+  "connections that were open but not streaming, so it is an upper "
+  "bound, and per connection (÷ connections) a lower bound.\n" % machine.get("streams"))
+w("| | serve | split (ingress + worker + accountant) |")
+w("|---|---|---|")
+
+
+def hrow(label, key, f):
+    w("| %s | %s | %s |" % (label, fmt(S.get(key), f), fmt(P.get(key), f)))
+
+
+hrow("target (connections)", "streams_target", "%d")
+hrow("most streams held at once", "streams_held", "%d")
+hrow("streams held at the plateau", "streams_held_plateau", "%d")
+w("| open at the slow mock at the plateau | %s | %s |" % tuple(
+    fmt((x.get("hold_plateau") or {}).get("open_at_mock"), "%d")
+    for x in (S, P)))
+hrow("RSS before", "rss_before_hold_kb", "%d KiB")
+hrow("RSS at the plateau", "rss_plateau_kb", "%d KiB")
+hrow("RSS peak", "rss_hold_peak_kb", "%d KiB")
+hrow("RSS per held stream", "rss_per_stream_bytes", "%.0f B")
+hrow("RSS per connection", "rss_per_connection_bytes", "%.0f B")
+w("")
+for t, x in (("serve", S), ("split", P)):
+    if x.get("hold_why_short"):
+        w("**%s did not reach the target** (%s of %s streams held): %s.\n" % (
+            t, fmt(x.get("streams_held"), "%d"), x.get("streams_target"),
+            "; ".join(x["hold_why_short"])))
+        if x.get("streams_held_plateau") and x.get("streams_target") and \
+                x["streams_held_plateau"] < 0.99 * x["streams_target"]:
+            w("Its RSS per held stream includes the %d connections that "
+              "were open but not streaming: read it as an upper bound.\n"
+              % (x["streams_target"] - x["streams_held_plateau"]))
+    for note in x.get("hold_notes", []):
+        w("%s: %s.\n" % (t, note))
 
 w("## Every stage\n")
 w("Latency from the intended send time (open loop) or the send "

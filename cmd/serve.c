@@ -1,7 +1,11 @@
 /*
  * serve.c -- `planktonfly serve`: the accountant, the worker and the
  * ingress in one process, wired over inproc:// (PF_ACCOUNTANT_URL,
- * PF_ACCOUNTANT_PUB_URL, PF_WORKER_URL, PF_REPLY_URL defaults).
+ * PF_ACCOUNTANT_PUB_URL, PF_WORKER_URL, PF_REPLY_URL defaults).  With
+ * inproc:// worker and reply URLs the ingress and the worker are wired by
+ * an in-process lane (common/lane.h) that bypasses NNG for requests and
+ * replies; other URLs go over NNG, so outside ingresses or workers can
+ * join.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +19,7 @@
 #include "cmd/serve.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "ingress/server.h"
@@ -46,6 +51,7 @@ pf_cmd_serve(int argc, char **argv)
 	char errbuf[512];
 	wrk_worker *wrk = NULL;
 	ing_server *srv = NULL;
+	pf_lane *lane = NULL;
 	sigset_t set;
 	int sig = 0;
 	pf_err err;
@@ -69,16 +75,29 @@ pf_cmd_serve(int argc, char **argv)
 		    pf_strerror(err), errbuf);
 		return 1;
 	}
-	err = wrk_worker_start(&cfg, &wrk);
+	if (strncmp(cfg.worker_url, "inproc://", 9) == 0
+	    && strchr(cfg.worker_url, ',') == NULL
+	    && strncmp(cfg.reply_url, "inproc://", 9) == 0) {
+		err = pf_lane_new(&lane);
+		if (err != PF_OK) {
+			pf_error(
+			    "PF-SERVE-LANE", "err=\"%s\"", pf_strerror(err));
+			acct_accountant_stop(acct);
+			return 1;
+		}
+	}
+	err = wrk_worker_start_lane(&cfg, lane, &wrk);
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-WORKER", "err=\"%s\"", pf_strerror(err));
+		pf_lane_free(lane);
 		acct_accountant_stop(acct);
 		return 1;
 	}
-	err = ing_server_start(&cfg, &srv);
+	err = ing_server_start_lane(&cfg, lane, &srv);
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-INGRESS", "err=\"%s\"", pf_strerror(err));
 		wrk_worker_free(wrk);
+		pf_lane_free(lane);
 		acct_accountant_stop(acct);
 		return 1;
 	}
@@ -91,6 +110,7 @@ pf_cmd_serve(int argc, char **argv)
 	/* the ingress flushes its spool to the accountant as it stops */
 	ing_server_free(srv);
 	wrk_worker_free(wrk);
+	pf_lane_free(lane);
 	acct_accountant_stop(acct);
 	return 0;
 }

@@ -37,9 +37,16 @@
 #define PF_SSE_EVENT_MAX (1024u * 1024u)      /* one SSE event from upstream */
 #define PF_UPSTREAM_HEADER_MAX (64u * 1024u)  /* upstream response headers */
 #define PF_ERROR_BODY_MAX (64u * 1024u)       /* upstream error body kept */
-#define PF_REPLY_SOCKETS_MAX 64u  /* worker: reply sockets per thread */
-#define PF_REPLY_SENDBUF 1024     /* worker: messages queued per reply socket */
+#define PF_REPLY_SOCKETS_MAX 64u /* worker: reply sockets per thread */
+#define PF_REPLY_SENDBUF 1024    /* worker: messages queued per reply socket */
+/* worker: replies packed into one transport message before it goes out
+ * (a loop turn's replies to one ingress, when the ingress reads batches) */
+#define PF_REPLY_BATCH_BYTES (64u * 1024u)
 #define PF_CANCEL_INBOX_MAX 1024u /* worker: cancels queued per thread */
+#define PF_LANE_QUEUE_MAX 4096u   /* serve: requests waiting for a worker */
+/* worker: requests taken off the pull socket ahead of the transfer
+ * threads (more wait in the ingresses, free for other workers) */
+#define PF_WORKER_INTAKE_AHEAD 64u
 /* flow control: relay.data bytes a worker may send ahead of the client */
 #define PF_STREAM_CREDIT_WINDOW (64u * 1024u)
 #define PF_STREAM_CREDIT_STEP (16u * 1024u) /* ingress grants in steps */

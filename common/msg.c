@@ -137,6 +137,7 @@ static const struct field relay_request_fields[] = {
 	OPT(F_U8, pf_relay_request, probe, 0),
 	OPT_LIST(pf_relay_request, n_headers, headers, PF_RELAY_HEADERS_MAX,
 	    pf_header, header_fields),
+	OPT(F_U8, pf_relay_request, batch, 0),
 };
 
 static const struct field relay_head_fields[] = {
@@ -689,6 +690,27 @@ prescan(const uint8_t *buf, size_t len)
 	if (err != PF_OK)
 		return err;
 	return s.p == s.end ? PF_OK : PF_EPROTO;
+}
+
+pf_err
+pf_msg_split(const void *buf, size_t len, size_t *ret_len)
+{
+	const uint8_t *b = buf;
+	struct scan s = { b, b + len, 0 };
+	pf_err err;
+
+	if (buf == NULL || ret_len == NULL)
+		return PF_EINVAL;
+	if (len == 0
+	    || !((b[0] & 0xf0) == 0x90 || b[0] == 0xdc || b[0] == 0xdd))
+		return PF_EPROTO; /* a message is an array */
+	err = scan_obj(&s, 1);
+	if (err != PF_OK)
+		return err;
+	if ((size_t)(s.p - b) > PF_MSG_MAX)
+		return PF_ETOOBIG;
+	*ret_len = (size_t)(s.p - b);
+	return PF_OK;
 }
 
 /* ---- decoder ---- */

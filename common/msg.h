@@ -112,6 +112,8 @@ typedef struct pf_relay_request {
 	uint8_t probe;   /* a channel health probe: not billed */
 	uint32_t n_headers;
 	pf_header *headers; /* client headers to pass upstream */
+	uint8_t batch;      /* the ingress reads several replies packed back to
+	                * back in one transport message (pf_msg_split) */
 } pf_relay_request;
 
 /* relay.head: worker -> ingress, once, before any data. */
@@ -327,6 +329,16 @@ PF_NODISCARD pf_err pf_msg_encode(const pf_msg *msg, pf_buf *out);
  */
 PF_NODISCARD pf_err pf_msg_decode(
     const void *buf, size_t len, pf_msg **ret_msg);
+
+/*
+ * pf_msg_split measures the first encoded message in buf[0..len) (a
+ * transport message may hold several back to back, see
+ * pf_relay_request.batch) and writes its length to *ret_len; the bytes are
+ * only scanned, decode them with pf_msg_decode.  Errors: PF_EPROTO
+ * (garbage or truncation), PF_ETOOBIG (a cap exceeded); *ret_len is then
+ * untouched.
+ */
+PF_NODISCARD pf_err pf_msg_split(const void *buf, size_t len, size_t *ret_len);
 
 /* pf_msg_free releases a decoded message; NULL is a no-op. */
 void pf_msg_free(pf_msg *msg);

@@ -1,24 +1,28 @@
 /*
  * relay.c -- NNG push/pull to the workers and the in-flight table.
  */
-#include <poll.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "ingress/relay.h"
 
 #define TABLE_BUCKETS 4096u /* power of two */
 #define SEND_WAIT_MS 200    /* before "no worker available" */
-#define RECV_POLL_MS 250
 #define SWEEP_EVERY_MS 500
+#define ORPHANS_MAX 64 /* cancels for orphaned heads waiting for the sweeper */
+#define HUNG_MAX 256   /* hang-ups taken per sweep */
 
 /* A push socket dialing one worker's control address. */
 struct ing_ctl {
@@ -28,12 +32,23 @@ struct ing_ctl {
 
 struct ing_relay {
 	const pf_config *cfg;
+	pf_lane *lane; /* serve: the worker in this process, no push/pull */
+	int lane_set;  /* the reply receiver is registered on lane */
 	nng_socket push;
 	nng_socket pull;
 	int push_open, pull_open;
-	pthread_t thread;
+	nng_aio
+	    *recv_aio; /* the pull socket's one receive, re-armed by recv_cb */
+	pthread_t thread; /* the sweeper */
 	int thread_started;
-	pthread_mutex_t mu; /* guards table, closed */
+	pthread_mutex_t mu; /* guards table, closed, stop, orphans */
+	pthread_cond_t cv;  /* wakes the sweeper */
+	int stop;
+	struct orphan {
+		uint8_t id[PF_ID_LEN];
+		struct ing_ctl *ctl;
+	} orphans[ORPHANS_MAX];
+	size_t n_orphans;
 	ing_flight *table[TABLE_BUCKETS];
 	size_t count;
 	int closed;
@@ -42,6 +57,8 @@ struct ing_relay {
 	size_t n_ctls;
 	void (*end_hook)(void *arg, const pf_relay_end *e);
 	void *end_arg;
+	int push_pipes, pull_pipes; /* live pipes (guarded by mu) */
+	int epfd; /* parked client sockets, for hang-ups (sweeper only) */
 };
 
 static int64_t
@@ -233,6 +250,16 @@ send_ctl(ing_relay *r, struct ing_ctl *c, const pf_msg *m)
 	int rv = -1;
 
 	pf_buf_init(&b);
+	if (c == NULL && r->lane != NULL) {
+		/* before a head: through the request queue, as on push */
+		if (pf_msg_encode(m, &b) == PF_OK
+		    && pf_lane_push(r->lane, b.data, b.len) == PF_OK) {
+			b.data = NULL; /* the lane took it */
+			rv = 0;
+		}
+		pf_buf_fini(&b);
+		return rv;
+	}
 	if (pf_msg_encode(m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0
 	    && nng_msg_append(nm, b.data, b.len) == 0
 	    && nng_sendmsg(c != NULL ? c->sock : r->push, nm, NNG_FLAG_NONBLOCK)
@@ -283,12 +310,12 @@ ing_relay_cancel(ing_relay *r, ing_flight *f)
 	(void)send_ctl(r, c, &m);
 }
 
-/* cancel_orphan tells the worker thread named in h to stop a transfer
- * nobody waits for. */
+/* cancel_orphan asks the sweeper to tell the worker thread named in h to
+ * stop a transfer nobody waits for (the receive callback must not wait on
+ * a send).  Best effort: dropped when too many wait. */
 static void
 cancel_orphan(ing_relay *r, const pf_relay_head *h)
 {
-	pf_msg m = { .kind = PF_MSG_RELAY_CANCEL };
 	struct ing_ctl *c;
 
 	if (h->ctl_addr.len == 0)
@@ -296,8 +323,33 @@ cancel_orphan(ing_relay *r, const pf_relay_head *h)
 	c = ctl_get(r, &h->ctl_addr);
 	if (c == NULL)
 		return;
-	memcpy(m.u.relay_cancel.id, h->id, PF_ID_LEN);
-	(void)send_ctl(r, c, &m);
+	pthread_mutex_lock(&r->mu);
+	if (r->n_orphans < ORPHANS_MAX) {
+		memcpy(r->orphans[r->n_orphans].id, h->id, PF_ID_LEN);
+		r->orphans[r->n_orphans++].ctl = c;
+		pthread_cond_signal(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* send_orphan_cancels sends the cancels cancel_orphan queued. */
+static void
+send_orphan_cancels(ing_relay *r)
+{
+	struct orphan v[ORPHANS_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&r->mu);
+	n = r->n_orphans;
+	memcpy(v, r->orphans, n * sizeof(v[0]));
+	r->n_orphans = 0;
+	pthread_mutex_unlock(&r->mu);
+	for (size_t i = 0; i < n; i++) {
+		pf_msg m = { .kind = PF_MSG_RELAY_CANCEL };
+
+		memcpy(m.u.relay_cancel.id, v[i].id, PF_ID_LEN);
+		(void)send_ctl(r, v[i].ctl, &m);
+	}
 }
 
 /* --- the table ---------------------------------------------------------
@@ -400,9 +452,13 @@ end_flight(ing_relay *r, ing_flight *f, int reason, const char *why)
 	ing_relay_forget(r, f);
 }
 
-/* collect takes a reference to every filed flight matching pred. */
+/* Which flights collect takes. */
+enum pick { PICK_ALL, PICK_PIPE, PICK_HEADLESS };
+
+/* collect takes a reference to every filed flight that pick (with pipe
+ * for PICK_PIPE) selects. */
 static size_t
-collect(ing_relay *r, int64_t older_than, ing_flight ***ret)
+collect(ing_relay *r, enum pick pick, uint32_t pipe, ing_flight ***ret)
 {
 	size_t n = 0, cap = 0;
 	ing_flight **v = NULL;
@@ -410,8 +466,10 @@ collect(ing_relay *r, int64_t older_than, ing_flight ***ret)
 	pthread_mutex_lock(&r->mu);
 	for (unsigned b = 0; b < TABLE_BUCKETS; b++) {
 		for (ing_flight *f = r->table[b]; f != NULL; f = f->_next) {
-			if (older_than != 0
-			    && f->deadline_ms + PF_RELAY_GRACE_MS >= older_than)
+			/* _pipe is written under the table lock too */
+			if (pick == PICK_PIPE && f->_pipe != pipe)
+				continue;
+			if (pick == PICK_HEADLESS && f->_pipe != 0)
 				continue;
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 16;
@@ -430,14 +488,49 @@ out:
 	return n;
 }
 
-/* hung_up says whether the peer of a parked connection closed it. */
-static int
-hung_up(int fd)
+/* watch adds a parked connection's socket to the hang-up epoll set (f
+ * locked, f->suspended: the fd is open and is this connection's).  A
+ * keep-alive connection's next flight finds it there already; a closed
+ * socket leaves the set by itself. */
+static void
+watch(ing_relay *r, ing_flight *f)
 {
-	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	struct epoll_event ev = { .events = EPOLLRDHUP };
 
-	return poll(&p, 1, 0) == 1
-	    && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+	if (f->_watched || r->epfd < 0)
+		return;
+	ev.data.fd = f->fd;
+	if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, f->fd, &ev) == 0
+	    || errno == EEXIST)
+		f->_watched = 1;
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* hung_up_fds reads which watched sockets' peers hung up: sorted into
+ * fds, returns how many (at most HUNG_MAX a sweep; the rest stay set for
+ * the next). */
+static size_t
+hung_up_fds(ing_relay *r, int *fds)
+{
+	struct epoll_event ev[HUNG_MAX];
+	size_t k = 0;
+	int n;
+
+	if (r->epfd < 0)
+		return 0;
+	n = epoll_wait(r->epfd, ev, HUNG_MAX, 0);
+	for (int i = 0; i < n; i++)
+		if (ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			fds[k++] = ev[i].data.fd;
+	qsort(fds, k, sizeof(fds[0]), cmp_int);
+	return k;
 }
 
 /* report_lost gives the end hook a relay.end for a flight the sweeper
@@ -461,12 +554,18 @@ report_lost(ing_relay *r, ing_flight *f)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* sweep ends flights past their deadline + grace, watches parked
+ * connections for a hang-up (one epoll set: MHD does not notice one on a
+ * suspended connection) and wakes those whose client left, and retries
+ * credit grants that could not be sent. */
 static void
 sweep(ing_relay *r)
 {
 	ing_flight **v;
 	int64_t now = now_ms();
-	size_t n = collect(r, 0, &v);
+	size_t n = collect(r, PICK_ALL, 0, &v);
+	int hung[HUNG_MAX];
+	size_t n_hung = hung_up_fds(r, hung);
 
 	for (size_t i = 0; i < n; i++) {
 		ing_flight *f = v[i];
@@ -475,13 +574,17 @@ sweep(ing_relay *r)
 			end_flight(r, f, PF_END_WORKER_LOST,
 			    "no answer from the worker before the deadline");
 		} else {
-			/* a suspended connection's fd stays open until it is
-			 * resumed: safe to poll under the lock */
 			pthread_mutex_lock(&f->mu);
 			if (f->suspended && f->conn != NULL && f->fd >= 0
-			    && !f->client_gone && hung_up(f->fd)) {
-				f->client_gone = 1;
-				wake(f);
+			    && !f->client_gone) {
+				watch(r, f);
+				if (n_hung > 0
+				    && bsearch(&f->fd, hung, n_hung,
+				           sizeof(hung[0]), cmp_int)
+				        != NULL) {
+					f->client_gone = 1;
+					wake(f);
+				}
 			}
 			grant(f); /* one that could not be sent before */
 			pthread_mutex_unlock(&f->mu);
@@ -500,7 +603,7 @@ ing_relay_close_all(ing_relay *r)
 	pthread_mutex_lock(&r->mu);
 	r->closed = 1;
 	pthread_mutex_unlock(&r->mu);
-	n = collect(r, 0, &v);
+	n = collect(r, PICK_ALL, 0, &v);
 	for (size_t i = 0; i < n; i++) {
 		pthread_mutex_lock(&v[i]->mu);
 		v[i]->billing = 0; /* every parked connection must wake */
@@ -509,6 +612,53 @@ ing_relay_close_all(ing_relay *r)
 		ing_flight_unref(v[i]);
 	}
 	free(v);
+}
+
+/* end_picked ends every filed flight pick selects as worker_lost. */
+static void
+end_picked(ing_relay *r, enum pick pick, uint32_t pipe, const char *why)
+{
+	ing_flight **v;
+	size_t n = collect(r, pick, pipe, &v);
+
+	for (size_t i = 0; i < n; i++) {
+		report_lost(r, v[i]); /* billing hears of it, as from sweep */
+		end_flight(r, v[i], PF_END_WORKER_LOST, why);
+		ing_flight_unref(v[i]);
+	}
+	free(v);
+}
+
+/* pipe_cb runs on an NNG thread when a pipe of the push or the pull
+ * socket comes or goes: count them, and end the flights a lost pipe
+ * strands (see relay.h). */
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	ing_relay *r = arg;
+	int push = nng_socket_id(nng_pipe_socket(p)) == nng_socket_id(r->push);
+	int none;
+
+	pthread_mutex_lock(&r->mu);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		if (push)
+			r->push_pipes++;
+		else
+			r->pull_pipes++;
+		pthread_mutex_unlock(&r->mu);
+		return;
+	}
+	if (push)
+		r->push_pipes--;
+	else
+		r->pull_pipes--;
+	none = r->push_pipes <= 0 && r->pull_pipes <= 0 && !r->closed;
+	pthread_mutex_unlock(&r->mu);
+	if (!push)
+		end_picked(r, PICK_PIPE, nng_pipe_id(p),
+		    "connection to the worker lost");
+	if (none)
+		end_picked(r, PICK_HEADLESS, 0, "no worker connected");
 }
 
 /* --- replies -----------------------------------------------------------
@@ -579,7 +729,7 @@ on_end(ing_flight *f, const pf_relay_end *e)
 }
 
 static void
-dispatch(ing_relay *r, const pf_msg *m)
+dispatch(ing_relay *r, const pf_msg *m, uint32_t pipe)
 {
 	const uint8_t *id;
 	ing_flight *f;
@@ -613,6 +763,11 @@ dispatch(ing_relay *r, const pf_msg *m)
 			cancel_orphan(r, &m->u.relay_head);
 		return;
 	}
+	if (m->kind == PF_MSG_RELAY_HEAD && pipe != 0) {
+		pthread_mutex_lock(&r->mu);
+		f->_pipe = pipe;
+		pthread_mutex_unlock(&r->mu);
+	}
 	pthread_mutex_lock(&f->mu);
 	if (m->kind == PF_MSG_RELAY_HEAD)
 		on_head(r, f, &m->u.relay_head);
@@ -628,40 +783,90 @@ dispatch(ing_relay *r, const pf_msg *m)
 	ing_flight_unref(f);
 }
 
+/* deliver decodes the replies packed in one transport message (one, or
+ * several back to back) and files each. */
+static void
+deliver(ing_relay *r, const uint8_t *p, size_t len, uint32_t pipe)
+{
+	while (len > 0) {
+		pf_msg *m = NULL;
+		size_t n;
+		pf_err err = pf_msg_split(p, len, &n);
+
+		if (err == PF_OK)
+			err = pf_msg_decode(p, n, &m);
+		if (err != PF_OK) {
+			pf_warn(
+			    "PF-RELAY-DECODE", "err=\"%s\"", pf_strerror(err));
+			return;
+		}
+		dispatch(r, m, pipe);
+		pf_msg_free(m);
+		p += n;
+		len -= n;
+	}
+}
+
+/* recv_cb runs on an NNG thread when the pull socket delivered (or
+ * failed); it files the replies and asks for the next message, so one
+ * receive is outstanding at a time and replies are filed in order. */
+static void
+recv_cb(void *arg)
+{
+	ing_relay *r = arg;
+	int rv = nng_aio_result(r->recv_aio);
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv == 0) {
+		nng_msg *nm = nng_aio_get_msg(r->recv_aio);
+
+		nng_aio_set_msg(r->recv_aio, NULL);
+		deliver(r, nng_msg_body(nm), nng_msg_len(nm),
+		    nng_pipe_id(nng_msg_get_pipe(nm)));
+		nng_msg_free(nm);
+	} else {
+		pf_warn("PF-RELAY-RECV", "err=\"%s\"", nng_strerror(rv));
+	}
+	nng_recv_aio(r->pull, r->recv_aio);
+}
+
+/* lane_reply_cb files a reply the worker in this process hands over (on
+ * its thread; several worker threads may call at once). */
+static void
+lane_reply_cb(void *arg, const pf_msg *m)
+{
+	dispatch(arg, m, 0);
+}
+
 static void *
-reply_main(void *arg)
+sweeper_main(void *arg)
 {
 	ing_relay *r = arg;
 	int64_t last_sweep = now_ms();
 
-	for (;;) {
-		nng_msg *nm;
-		int rv = nng_recvmsg(r->pull, &nm, 0);
+	pthread_mutex_lock(&r->mu);
+	while (!r->stop) {
+		struct timespec ts;
+		int64_t due = last_sweep + SWEEP_EVERY_MS;
 
-		if (rv == NNG_ECLOSED)
-			break;
-		if (rv == 0) {
-			pf_msg *m = NULL;
-			pf_err err = pf_msg_decode(
-			    nng_msg_body(nm), nng_msg_len(nm), &m);
-			nng_msg_free(nm);
-			if (err == PF_OK)
-				dispatch(r, m);
-			else
-				pf_warn("PF-RELAY-DECODE", "err=\"%s\"",
-				    pf_strerror(err));
-			pf_msg_free(m);
-		} else if (rv != NNG_ETIMEDOUT) {
-			pf_warn(
-			    "PF-RELAY-RECV", "err=\"%s\"", nng_strerror(rv));
-			nng_msleep(RECV_POLL_MS);
+		if (r->n_orphans == 0) {
+			ts.tv_sec = (time_t)(due / 1000);
+			ts.tv_nsec = (long)(due % 1000) * 1000000L;
+			pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+			if (r->stop)
+				break;
 		}
+		pthread_mutex_unlock(&r->mu);
+		send_orphan_cancels(r);
 		int64_t now = now_ms();
 		if (now - last_sweep >= SWEEP_EVERY_MS) {
 			sweep(r);
 			last_sweep = now;
 		}
+		pthread_mutex_lock(&r->mu);
 	}
+	pthread_mutex_unlock(&r->mu);
 	return NULL;
 }
 
@@ -675,10 +880,31 @@ ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 	pf_err err;
 	int rv;
 
+	pf_msg packed = *req; /* shallow: only encoded */
+
+	/* this relay reads replies packed several to a message */
+	packed.u.relay_request.batch = 1;
 	pf_buf_init(&b);
-	err = pf_msg_encode(req, &b);
+	err = pf_msg_encode(&packed, &b);
 	if (err != PF_OK)
 		goto done;
+	if (r->lane != NULL) {
+		f->_relay = r;
+		f->_credit = req->u.relay_request.credit > 0;
+		err = table_put(r, f);
+		if (err != PF_OK)
+			goto done;
+		/* like the push socket's send timeout */
+		err = pf_lane_push_wait(r->lane, b.data, b.len, SEND_WAIT_MS);
+		if (err == PF_OK) {
+			b.data = NULL; /* the lane took it */
+		} else {
+			/* intake closed (draining) or queue full */
+			err = PF_EAGAIN;
+			ing_relay_forget(r, f);
+		}
+		goto done;
+	}
 	if (nng_msg_alloc(&nm, 0) != 0 || nng_msg_append(nm, b.data, b.len)) {
 		err = PF_ENOMEM;
 		goto done;
@@ -743,36 +969,83 @@ dial_all(ing_relay *r, const char *urls)
 	return n > 0 ? PF_OK : PF_ECONFIG;
 }
 
+/* open_sockets opens the push socket to the workers and the pull socket
+ * for their replies, and starts receiving. */
+static pf_err
+open_sockets(ing_relay *r)
+{
+	const pf_config *cfg = r->cfg;
+	pf_err err = PF_ENET;
+
+	if (nng_push0_open(&r->push) != 0)
+		return err;
+	r->push_open = 1;
+	if (nng_pipe_notify(r->push, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
+	    || nng_pipe_notify(r->push, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
+		return err;
+	nng_socket_set_ms(r->push, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(r->push, NNG_OPT_RECONNMAXT, 1000);
+	if (nng_socket_set_ms(r->push, NNG_OPT_SENDTIMEO, SEND_WAIT_MS) != 0)
+		return err;
+	if (nng_pull0_open(&r->pull) != 0)
+		return err;
+	r->pull_open = 1;
+	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
+	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
+	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
+		return err;
+	if (nng_listen(r->pull, cfg->reply_url, NULL, 0) != 0)
+		return err;
+	err = dial_all(r, cfg->worker_url);
+	if (err != PF_OK)
+		return err;
+	if (nng_aio_alloc(&r->recv_aio, recv_cb, r) != 0)
+		return PF_ENOMEM;
+	nng_recv_aio(r->pull, r->recv_aio);
+	return PF_OK;
+}
+
 pf_err
 ing_relay_start(const pf_config *cfg, ing_relay **ret)
 {
+	return ing_relay_start_lane(cfg, NULL, ret);
+}
+
+pf_err
+ing_relay_start_lane(const pf_config *cfg, pf_lane *lane, ing_relay **ret)
+{
 	ing_relay *r = calloc(1, sizeof(*r));
-	pf_err err = PF_ENET;
+	pf_err err;
 
 	if (r == NULL)
 		return PF_ENOMEM;
 	r->cfg = cfg;
+	r->lane = lane;
+	/* without it hang-ups of parked clients go unnoticed until the
+	 * deadline: not fatal */
+	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->ctl_mu, NULL);
-	if (nng_push0_open(&r->push) != 0)
-		goto fail;
-	r->push_open = 1;
-	nng_socket_set_ms(r->push, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(r->push, NNG_OPT_RECONNMAXT, 1000);
-	if (nng_socket_set_ms(r->push, NNG_OPT_SENDTIMEO, SEND_WAIT_MS) != 0)
-		goto fail;
-	if (nng_pull0_open(&r->pull) != 0)
-		goto fail;
-	r->pull_open = 1;
-	if (nng_socket_set_size(r->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
-	    || nng_socket_set_ms(r->pull, NNG_OPT_RECVTIMEO, RECV_POLL_MS) != 0)
-		goto fail;
-	if (nng_listen(r->pull, cfg->reply_url, NULL, 0) != 0)
-		goto fail;
-	err = dial_all(r, cfg->worker_url);
-	if (err != PF_OK)
-		goto fail;
-	if (pthread_create(&r->thread, NULL, reply_main, r) != 0) {
+	{
+		pthread_condattr_t ca;
+
+		/* the sweeper's timed waits count on the wall clock (now_ms) */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_REALTIME);
+		pthread_cond_init(&r->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (lane != NULL) {
+		err = pf_lane_set_reply(lane, cfg->reply_url, lane_reply_cb, r);
+		if (err != PF_OK)
+			goto fail;
+		r->lane_set = 1;
+	} else {
+		err = open_sockets(r);
+		if (err != PF_OK)
+			goto fail;
+	}
+	if (pthread_create(&r->thread, NULL, sweeper_main, r) != 0) {
 		err = PF_EIO;
 		goto fail;
 	}
@@ -791,9 +1064,18 @@ ing_relay_free(ing_relay *r)
 		return;
 	pthread_mutex_lock(&r->mu);
 	r->closed = 1;
+	r->stop = 1;
+	pthread_cond_signal(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+	/* returns once no worker thread is filing a reply */
+	if (r->lane_set)
+		pf_lane_clear_reply(r->lane);
 	if (r->pull_open)
 		nng_close(r->pull);
+	if (r->recv_aio != NULL) {
+		nng_aio_stop(r->recv_aio); /* waits for a running recv_cb */
+		nng_aio_free(r->recv_aio);
+	}
 	if (r->thread_started)
 		pthread_join(r->thread, NULL);
 	if (r->push_open)
@@ -803,7 +1085,10 @@ ing_relay_free(ing_relay *r)
 		nng_close(r->ctls[i]->sock);
 		free(r->ctls[i]);
 	}
+	if (r->epfd >= 0)
+		close(r->epfd);
 	pthread_mutex_destroy(&r->ctl_mu);
+	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }

@@ -3,12 +3,24 @@
  *
  * The relay owns two NNG sockets: a push socket dialing every worker URL
  * (relay.request goes out there) and a pull socket listening on
- * cfg->reply_url, read by one reply thread that files relay.head /
- * relay.data / relay.end into the matching flight and wakes its client
- * connection.  The same thread ends flights that outlive their deadline by
- * PF_RELAY_GRACE_MS (PF_END_WORKER_LOST), and wakes parked connections
- * whose client hung up (MHD does not notice that while a connection is
- * suspended).
+ * cfg->reply_url, read by one long-lived receive whose callback (on an NNG
+ * thread) files relay.head / relay.data / relay.end into the matching
+ * flight and wakes its client connection; a worker may pack several
+ * replies into one transport message (relay.request's batch flag).  In
+ * `serve` an in-process lane replaces both sockets (ing_relay_start_lane;
+ * the worker's thread files its replies itself).  A sweeper thread ends
+ * flights that outlive their deadline by PF_RELAY_GRACE_MS
+ * (PF_END_WORKER_LOST), and wakes parked connections whose client hung up
+ * (MHD does not notice that while a connection is suspended; the parked
+ * sockets sit in one epoll set, read each sweep).
+ *
+ * Worker loss: a flight whose head came is tied to the pipe it came
+ * through; when that pipe drops (the worker died or its connection
+ * broke) the flight ends at once as PF_END_WORKER_LOST.  A flight with no
+ * head yet cannot be tied to a worker (push0 does not say which pipe took
+ * a request): it ends at once only when no worker is connected at all
+ * (no request pipe and no reply pipe left), otherwise at its deadline +
+ * PF_RELAY_GRACE_MS.
  *
  * Control: a worker names its control address in relay.head; relay.cancel
  * and relay.credit for that flight go there (one cached push socket per
@@ -41,6 +53,7 @@
 
 typedef struct ing_relay ing_relay;
 struct ing_ctl;
+struct pf_lane;
 
 typedef struct ing_flight {
 	pthread_mutex_t mu;
@@ -77,6 +90,8 @@ typedef struct ing_flight {
 	int _credit;          /* the request offered a credit window */
 	struct ing_ctl *_ctl; /* the worker's control socket, or NULL */
 	ing_relay *_relay;
+	uint32_t _pipe; /* NNG pipe the head came through (0: none yet) */
+	int _watched;   /* fd is in the relay's hang-up epoll set */
 	int _refs;
 	int _in_table;
 	struct ing_flight *_next;
@@ -84,10 +99,20 @@ typedef struct ing_flight {
 
 /*
  * ing_relay_start opens the sockets (dials cfg->worker_url non-blocking,
- * listens on cfg->reply_url) and starts the reply thread.  cfg must
+ * listens on cfg->reply_url), starts receiving and the sweeper.  cfg must
  * outlive the relay.  Errors: PF_ENET, PF_ENOMEM, PF_EIO.
  */
 PF_NODISCARD pf_err ing_relay_start(const pf_config *cfg, ing_relay **ret);
+
+/*
+ * ing_relay_start_lane is ing_relay_start for `serve`: requests go to the
+ * worker in this process over lane and its replies come back there
+ * (common/lane.h); no NNG push/pull socket is opened (control messages to
+ * a worker thread still use NNG).  lane must outlive the relay.  Errors
+ * as ing_relay_start.
+ */
+PF_NODISCARD pf_err ing_relay_start_lane(
+    const pf_config *cfg, struct pf_lane *lane, ing_relay **ret);
 
 /*
  * ing_flight_new returns a flight with one reference for the caller, or
@@ -130,7 +155,7 @@ PF_NODISCARD pf_err ing_relay_send(
  * cannot take now is dropped.  It goes to the worker's control address
  * once the head named one; before that it is round-robined through the
  * push socket (with several workers it may reach one that does not run
- * the request, which ignores it); the reply thread then answers the head
+ * the request, which ignores it); the reply path then answers the head
  * of a flight no longer filed with a relay.cancel to its control address.
  */
 void ing_relay_cancel(ing_relay *r, ing_flight *f);
@@ -144,7 +169,7 @@ void ing_relay_cancel(ing_relay *r, ing_flight *f);
 void ing_flight_took_locked(ing_flight *f, size_t n);
 
 /*
- * ing_relay_set_end_hook makes the reply thread call fn(arg, e) for every
+ * ing_relay_set_end_hook makes the reply path call fn(arg, e) for every
  * relay.end it receives (also for flights already forgotten), before the
  * flight sees it, and for every flight its sweeper ends without one (a
  * made-up relay.end: reason PF_END_WORKER_LOST, seq = relay.data
@@ -168,7 +193,8 @@ void ing_relay_forget(ing_relay *r, ing_flight *f);
  */
 void ing_relay_close_all(ing_relay *r);
 
-/* ing_relay_free joins the reply thread, closes the sockets and frees r;
+/* ing_relay_free stops receiving, joins the sweeper, closes the sockets
+ * and frees r;
  * NULL is a no-op.  Blocks. */
 void ing_relay_free(ing_relay *r);
 

@@ -1026,6 +1026,13 @@ end_hook_cb(void *arg, const pf_relay_end *e)
 pf_err
 ing_server_start(const pf_config *cfg, ing_server **ret)
 {
+	return ing_server_start_lane(cfg, NULL, ret);
+}
+
+pf_err
+ing_server_start_lane(
+    const pf_config *cfg, struct pf_lane *lane, ing_server **ret)
+{
 	ing_server *srv = calloc(1, sizeof(*srv));
 	pf_err err;
 
@@ -1049,7 +1056,7 @@ ing_server_start(const pf_config *cfg, ing_server **ret)
 		    pf_strerror(err), errbuf);
 		goto fail;
 	}
-	err = ing_relay_start(cfg, &srv->relay);
+	err = ing_relay_start_lane(cfg, lane, &srv->relay);
 	if (err != PF_OK)
 		goto fail;
 	err = ing_health_new(cfg, &srv->health);

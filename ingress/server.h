@@ -17,6 +17,7 @@
 #include "common/err.h"
 
 typedef struct ing_server ing_server;
+struct pf_lane;
 
 /*
  * ing_server_start connects to PostgreSQL, loads the routing snapshot,
@@ -24,6 +25,11 @@ typedef struct ing_server ing_server;
  * server.  Errors: PF_EDB, PF_ENET, PF_EIO (cannot listen), PF_ENOMEM.
  */
 PF_NODISCARD pf_err ing_server_start(const pf_config *cfg, ing_server **ret);
+
+/* ing_server_start_lane is ing_server_start with the relay to the worker
+ * in this process over lane (ing_relay_start_lane); NULL lane = NNG. */
+PF_NODISCARD pf_err ing_server_start_lane(
+    const pf_config *cfg, struct pf_lane *lane, ing_server **ret);
 
 /* ing_server_port returns the TCP port actually bound (useful with
  * PF_LISTEN=127.0.0.1:0). */

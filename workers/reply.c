@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lane.h"
 #include "common/limits.h"
 #include "workers/reply.h"
 
@@ -14,11 +15,15 @@ struct wrk_reply {
 	size_t waiting; /* queues with messages waiting */
 	int send_fd;    /* -1 until asked */
 	int full;       /* refused a send this loop turn: do not retry */
+	int batch;      /* the ingress reads packed replies */
+	int lane;       /* the ingress is in this process: no socket */
+	nng_msg *pend;  /* batch mode: replies packed, not yet sent */
 };
 
 struct wrk_replies {
 	wrk_reply *socks[PF_REPLY_SOCKETS_MAX];
 	size_t n;
+	pf_lane *lane; /* NULL: every reply address is an NNG socket */
 };
 
 struct wrk_outmsg {
@@ -37,9 +42,23 @@ wrk_replies_new(wrk_replies **ret)
 	return PF_OK;
 }
 
+void
+wrk_replies_set_lane(wrk_replies *rs, pf_lane *lane)
+{
+	rs->lane = lane;
+}
+
 static void
 reply_free(wrk_reply *r)
 {
+	if (r->lane) {
+		free(r->addr);
+		free(r);
+		return;
+	}
+	if (r->pend != NULL
+	    && nng_sendmsg(r->sock, r->pend, NNG_FLAG_NONBLOCK) != 0)
+		nng_msg_free(r->pend);
 	nng_close(r->sock);
 	free(r->addr);
 	free(r);
@@ -70,6 +89,13 @@ reply_open(wrk_replies *rs, const char *addr, wrk_reply **ret)
 		free(r);
 		return PF_ENOMEM;
 	}
+	if (rs->lane != NULL
+	    && pf_lane_has_reply(
+	        rs->lane, (const uint8_t *)addr, strlen(addr))) {
+		r->lane = 1;
+		*ret = r;
+		return PF_OK;
+	}
 	rv = nng_push0_open(&r->sock);
 	if (rv != 0) {
 		free(r->addr);
@@ -90,8 +116,10 @@ reply_open(wrk_replies *rs, const char *addr, wrk_reply **ret)
 	return PF_OK;
 }
 
-pf_err
-wrk_outq_open(wrk_replies *rs, wrk_outq *q, const uint8_t *addr, size_t len)
+/* reply_get finds the socket for addr, opening it (and closing an unused
+ * one to make room) when new. */
+static pf_err
+reply_get(wrk_replies *rs, const uint8_t *addr, size_t len, wrk_reply **ret)
 {
 	char name[PF_URL_MAX + 1];
 	wrk_reply *r = NULL;
@@ -103,27 +131,49 @@ wrk_outq_open(wrk_replies *rs, wrk_outq *q, const uint8_t *addr, size_t len)
 	name[len] = 0;
 	for (size_t i = 0; i < rs->n; i++) {
 		if (strcmp(rs->socks[i]->addr, name) == 0) {
-			r = rs->socks[i];
-			break;
+			*ret = rs->socks[i];
+			return PF_OK;
 		}
 	}
-	if (r == NULL) {
-		if (rs->n == PF_REPLY_SOCKETS_MAX) {
-			size_t i;
+	if (rs->n == PF_REPLY_SOCKETS_MAX) {
+		size_t i;
 
-			for (i = 0; i < rs->n; i++)
-				if (rs->socks[i]->refs == 0)
-					break;
-			if (i == rs->n)
-				return PF_EAGAIN;
-			reply_free(rs->socks[i]);
-			rs->socks[i] = rs->socks[--rs->n];
-		}
-		err = reply_open(rs, name, &r);
-		if (err != PF_OK)
-			return err;
-		rs->socks[rs->n++] = r;
+		for (i = 0; i < rs->n; i++)
+			if (rs->socks[i]->refs == 0
+			    && rs->socks[i]->pend == NULL)
+				break;
+		if (i == rs->n)
+			return PF_EAGAIN;
+		reply_free(rs->socks[i]);
+		rs->socks[i] = rs->socks[--rs->n];
 	}
+	err = reply_open(rs, name, &r);
+	if (err != PF_OK)
+		return err;
+	rs->socks[rs->n++] = r;
+	*ret = r;
+	return PF_OK;
+}
+
+pf_err
+wrk_replies_batch(wrk_replies *rs, const uint8_t *addr, size_t len)
+{
+	wrk_reply *r;
+	pf_err err = reply_get(rs, addr, len, &r);
+
+	if (err == PF_OK)
+		r->batch = 1;
+	return err;
+}
+
+pf_err
+wrk_outq_open(wrk_replies *rs, wrk_outq *q, const uint8_t *addr, size_t len)
+{
+	wrk_reply *r;
+	pf_err err = reply_get(rs, addr, len, &r);
+
+	if (err != PF_OK)
+		return err;
 	r->refs++;
 	memset(q, 0, sizeof *q);
 	q->reply = r;
@@ -175,6 +225,54 @@ enqueue(wrk_outq *q, nng_msg *msg)
 	return PF_OK;
 }
 
+/* pend_send hands r's packed replies to the socket: PF_OK when none are
+ * left, PF_EAGAIN when the socket is busy, PF_ENET when it failed (the
+ * packed replies are dropped). */
+static pf_err
+pend_send(wrk_reply *r)
+{
+	int rv;
+
+	if (r->pend == NULL)
+		return PF_OK;
+	if (r->full)
+		return PF_EAGAIN;
+	rv = nng_sendmsg(r->sock, r->pend, NNG_FLAG_NONBLOCK);
+	if (rv == NNG_EAGAIN) {
+		r->full = 1;
+		return PF_EAGAIN;
+	}
+	if (rv != 0)
+		nng_msg_free(r->pend);
+	r->pend = NULL;
+	return rv == 0 ? PF_OK : PF_ENET;
+}
+
+/* pend_add packs enc behind r's earlier replies; -1 when it must not (the
+ * batch would be too large and cannot go out now). */
+static int
+pend_add(wrk_reply *r, const pf_buf *enc)
+{
+	if (r->pend != NULL && nng_msg_len(r->pend) + enc->len > PF_MSG_MAX
+	    && pend_send(r) != PF_OK)
+		return -1;
+	if (r->pend == NULL && nng_msg_alloc(&r->pend, 0) != 0) {
+		r->pend = NULL;
+		return -1;
+	}
+	if (nng_msg_append(r->pend, enc->data, enc->len) != 0) {
+		if (nng_msg_len(r->pend) == 0) {
+			nng_msg_free(r->pend);
+			r->pend = NULL;
+		}
+		return -1;
+	}
+	/* a full batch goes now; a refusal keeps it for the flush */
+	if (nng_msg_len(r->pend) >= PF_REPLY_BATCH_BYTES)
+		(void)pend_send(r);
+	return 0;
+}
+
 pf_err
 wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc)
 {
@@ -184,15 +282,22 @@ wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc)
 
 	if (q->reply == NULL)
 		return PF_ENET;
+	/* in this process: the ingress files m before the call returns */
+	if (q->reply->lane)
+		return pf_lane_reply(q->reply->owner->lane,
+		    (const uint8_t *)q->reply->addr, strlen(q->reply->addr), m);
 	enc->len = 0;
 	err = pf_msg_encode(m, enc);
 	if (err != PF_OK)
 		return err;
+	/* packed with the turn's other replies, sent by wrk_replies_flush */
+	if (q->n == 0 && q->reply->batch && pend_add(q->reply, enc) == 0)
+		return PF_OK;
 	rv = nng_msg_alloc(&msg, enc->len);
 	if (rv != 0)
 		return PF_ENOMEM;
 	memcpy(nng_msg_body(msg), enc->data, enc->len);
-	if (q->n == 0 && !q->reply->full) {
+	if (q->n == 0 && !q->reply->full && q->reply->pend == NULL) {
 		rv = nng_sendmsg(q->reply->sock, msg, NNG_FLAG_NONBLOCK);
 		if (rv == 0)
 			return PF_OK;
@@ -211,6 +316,18 @@ wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc)
 pf_err
 wrk_outq_flush(wrk_outq *q)
 {
+	pf_err err;
+
+	if (q->_head == NULL)
+		return PF_OK;
+	/* the packed replies are older than this queue */
+	err = pend_send(q->reply);
+	if (err == PF_EAGAIN)
+		return err;
+	if (err != PF_OK) {
+		queue_drop(q);
+		return err;
+	}
 	while (q->_head != NULL) {
 		struct wrk_outmsg *o = q->_head;
 		int rv;
@@ -237,6 +354,13 @@ wrk_outq_flush(wrk_outq *q)
 }
 
 void
+wrk_replies_flush(wrk_replies *rs)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		(void)pend_send(rs->socks[i]);
+}
+
+void
 wrk_replies_new_turn(wrk_replies *rs)
 {
 	for (size_t i = 0; i < rs->n; i++)
@@ -251,7 +375,7 @@ wrk_replies_poll_fds(wrk_replies *rs, int *fds, size_t max)
 	for (size_t i = 0; i < rs->n && k < max; i++) {
 		wrk_reply *r = rs->socks[i];
 
-		if (r->waiting == 0)
+		if (r->waiting == 0 && r->pend == NULL)
 			continue;
 		if (r->send_fd < 0
 		    && nng_socket_get_int(r->sock, NNG_OPT_SENDFD, &r->send_fd)

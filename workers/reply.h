@@ -5,6 +5,14 @@
  * (cached, dialed non-blocking, redialed by NNG in the background).  All
  * replies of one relay go through one socket, so their order holds.
  *
+ * An ingress that reads packed replies (pf_relay_request.batch; say so
+ * with wrk_replies_batch) gets a loop turn's replies to it packed back to
+ * back into one transport message, sent by wrk_replies_flush at the end
+ * of the turn (or as soon as PF_REPLY_BATCH_BYTES are packed).
+ *
+ * An ingress in the same process (wrk_replies_set_lane) gets each reply
+ * handed over directly: no socket, no encoding, never queued.
+ *
  * Sends never block the thread: a message the socket cannot take now
  * (NNG_EAGAIN) waits in the relay's wrk_outq, and every later message of
  * that relay queues behind it.  The owner stops reading upstream while its
@@ -22,6 +30,7 @@
 typedef struct wrk_replies wrk_replies;
 typedef struct wrk_reply wrk_reply;
 struct wrk_outmsg;
+struct pf_lane;
 
 /* A relay's queue of encoded messages not yet taken by its socket. */
 typedef struct wrk_outq {
@@ -32,6 +41,12 @@ typedef struct wrk_outq {
 
 /* wrk_replies_new makes an empty cache.  Errors: PF_ENOMEM. */
 PF_NODISCARD pf_err wrk_replies_new(wrk_replies **ret);
+
+/* wrk_replies_set_lane makes replies to an address that has a receiver on
+ * lane (pf_lane_set_reply: the ingress in this process) go through the
+ * lane instead of a socket; lane must outlive rs.  Call before the first
+ * wrk_outq_open. */
+void wrk_replies_set_lane(wrk_replies *rs, struct pf_lane *lane);
 
 /* wrk_replies_free closes every socket; the queues using them must have
  * been closed.  NULL is a no-op. */
@@ -51,6 +66,14 @@ PF_NODISCARD pf_err wrk_outq_open(
 void wrk_outq_close(wrk_outq *q);
 
 /*
+ * wrk_replies_batch marks the socket for addr (opening it as
+ * wrk_outq_open does) as one whose ingress reads packed replies.  Errors
+ * as wrk_outq_open.
+ */
+PF_NODISCARD pf_err wrk_replies_batch(
+    wrk_replies *rs, const uint8_t *addr, size_t len);
+
+/*
  * wrk_outq_send encodes m (into the reusable enc) and sends it, or queues it
  * behind earlier ones when the socket is busy (check q->n afterwards).
  * Errors: PF_ETOOBIG / PF_EINVAL (encoding), PF_ENOMEM, PF_ENET (socket
@@ -65,13 +88,18 @@ PF_NODISCARD pf_err wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc);
  */
 PF_NODISCARD pf_err wrk_outq_flush(wrk_outq *q);
 
+/* wrk_replies_flush sends the packed replies of every socket that takes
+ * them now; the rest wait for the next flush (their sockets' send fds are
+ * in wrk_replies_poll_fds).  Call once per loop turn, before sleeping. */
+void wrk_replies_flush(wrk_replies *rs);
+
 /* wrk_replies_new_turn forgets which sockets refused a send: once one
  * did, sends on it queue without trying until the next loop turn (each
  * failed try costs NNG an allocation and a random number). */
 void wrk_replies_new_turn(wrk_replies *rs);
 
 /* wrk_replies_poll_fds writes up to max send-readiness fds of sockets
- * that have waiting queues; returns how many. */
+ * that have waiting queues or packed replies; returns how many. */
 size_t wrk_replies_poll_fds(wrk_replies *rs, int *fds, size_t max);
 
 #endif /* PF_WORKERS_REPLY_H */

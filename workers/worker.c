@@ -1,15 +1,19 @@
 /*
  * worker.c -- the worker role: NNG intake, transfer threads, lifecycle.
  *
- * One pull0 socket listens on every URL of cfg->worker_url.  Each transfer
- * thread owns a CURLM (its connection cache: keep-alive and HTTP/2
- * multiplexing across requests), its reply sockets and its relays, and
- * runs one loop: take requests (non-blocking), hand curl its ready
+ * One pull0 socket listens on every URL of cfg->worker_url; its one
+ * long-lived receive copies each request into a private intake queue (in
+ * `serve`, an in-process lane takes the socket's place: common/lane.h).
+ * Each transfer thread owns a CURLM (its connection cache: keep-alive and
+ * HTTP/2 multiplexing across requests), its reply sockets and its relays,
+ * and runs one loop: take requests (non-blocking), hand curl its ready
  * sockets (wrk_cloop_run: curl_multi_socket_action), reap, tick timeouts,
- * then wait on the loop's epoll set -- curl's sockets, the pull socket's
- * and the control socket's receive fds (a request wakes the loop) -- plus
- * the send fds of reply sockets relays wait on.  wrk_cloop_wakeup (never
- * curl_multi_wakeup: no curl_multi_poll runs) wakes it.
+ * send the turn's packed replies, then wait on the loop's epoll set --
+ * curl's sockets and the intake queue's eventfd (a request wakes the
+ * loop) -- plus the send fds of reply sockets relays wait on.  Control
+ * messages (relay.cancel / relay.credit) to a thread's own socket arrive
+ * by an NNG callback into its inbox.  wrk_cloop_wakeup (never
+ * curl_multi_wakeup: no curl_multi_poll runs) wakes the loop.
  */
 #include <curl/curl.h>
 #include <nng/nng.h>
@@ -24,6 +28,7 @@
 #include <time.h>
 
 #include "common/cli.h"
+#include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/msg.h"
@@ -34,8 +39,6 @@
 
 /* Requests taken per loop turn, so curl is never starved. */
 #define RECV_BATCH 16
-/* Control messages taken per loop turn. */
-#define CTL_BATCH 64
 /* Longest sleep of a loop turn; a safety net only. */
 #define POLL_MAX_MS 1000
 /* Reply send fds waited on per turn. */
@@ -56,7 +59,8 @@ typedef struct wrk_thread {
 	 * straight to the thread that runs the relay */
 	nng_socket ctl;
 	int ctl_open;
-	int ctl_fd;
+	nng_aio *ctl_aio;  /* the control socket's one receive (ctl_cb) */
+	nng_msg *ctl_held; /* taken while the inbox was full; guarded by mu */
 	char ctl_url[PF_URL_MAX + 1]; /* "" = none */
 	/* relay.cancel / relay.credit that came through the shared intake,
 	 * routed here by other threads */
@@ -71,8 +75,17 @@ typedef struct wrk_thread {
 
 struct wrk_worker {
 	const pf_config *cfg;
+	pf_lane *lane; /* the ingress in this process (serve), or NULL */
+	/* requests to take: lane, or a private queue the pull socket's
+	 * callback (intake_cb) fills */
+	pf_lane *intake;
+	int own_intake;
 	nng_socket pull;
 	int pull_open;
+	nng_aio *recv_aio;
+	pthread_mutex_t held_mu; /* guards held */
+	int held_mu_inited;
+	nng_msg *held; /* taken while the queue was full; no receive asked */
 	int recv_fd;
 	nng_listener listeners[MAX_LISTENERS];
 	size_t n_listeners;
@@ -148,28 +161,170 @@ note_of(const pf_msg *m, struct ctl_note *n)
 	return 0;
 }
 
-/* Take control messages addressed to this thread. */
+/* ctl_note_of decodes a control message; 0 when it is none. */
+static int
+ctl_note_of(nng_msg *m, struct ctl_note *n)
+{
+	pf_msg *pm;
+	int ok = 0;
+
+	if (pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &pm) == PF_OK) {
+		ok = note_of(pm, n);
+		pf_msg_free(pm);
+	}
+	return ok;
+}
+
+/*
+ * ctl_cb runs on an NNG thread when a control message for thread t came:
+ * it goes into t's inbox and t's loop is woken.  A message that finds the
+ * inbox full is held, and no receive is asked for until t's loop took it
+ * (take_ctl): relay.credit must never be dropped.
+ */
+static void
+ctl_cb(void *arg)
+{
+	wrk_thread *t = arg;
+	struct ctl_note note;
+	int rv = nng_aio_result(t->ctl_aio);
+	nng_msg *m;
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv != 0) {
+		nng_recv_aio(t->ctl, t->ctl_aio);
+		return;
+	}
+	m = nng_aio_get_msg(t->ctl_aio);
+	nng_aio_set_msg(t->ctl_aio, NULL);
+	if (!ctl_note_of(m, &note)) {
+		nng_msg_free(m);
+		nng_recv_aio(t->ctl, t->ctl_aio);
+		return;
+	}
+	pthread_mutex_lock(&t->mu);
+	if (t->n_inbox < PF_CANCEL_INBOX_MAX) {
+		t->inbox[t->n_inbox++] = note;
+		nng_msg_free(m);
+		m = NULL;
+	} else {
+		t->ctl_held = m;
+	}
+	pthread_mutex_unlock(&t->mu);
+	wrk_cloop_wakeup(t->loop);
+	if (m == NULL)
+		nng_recv_aio(t->ctl, t->ctl_aio);
+}
+
+/* Take a control message ctl_cb held back (the inbox was full) and ask
+ * for the next one. */
 static void
 take_ctl(wrk_thread *t, wrk_env *env)
 {
-	if (!t->ctl_open)
-		return;
-	for (int i = 0; i < CTL_BATCH; i++) {
-		struct ctl_note note;
-		nng_msg *m;
-		pf_msg *pm;
-		int rv = nng_recvmsg(t->ctl, &m, NNG_FLAG_NONBLOCK);
+	struct ctl_note note;
+	nng_msg *m;
 
-		if (rv != 0)
-			return;
-		if (pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &pm)
-		    == PF_OK) {
-			if (note_of(pm, &note))
-				apply_note(env, &note);
-			pf_msg_free(pm);
-		}
-		nng_msg_free(m);
+	pthread_mutex_lock(&t->mu);
+	m = t->ctl_held;
+	t->ctl_held = NULL;
+	pthread_mutex_unlock(&t->mu);
+	if (m == NULL)
+		return;
+	if (ctl_note_of(m, &note))
+		apply_note(env, &note);
+	nng_msg_free(m);
+	nng_recv_aio(t->ctl, t->ctl_aio);
+}
+
+/* queue_request copies m into the intake queue; 0 when queued (m is
+ * freed), -1 when the queue is full (m is still the caller's). */
+static int
+queue_request(wrk_worker *w, nng_msg *m)
+{
+	size_t len = nng_msg_len(m);
+	uint8_t *buf = malloc(len > 0 ? len : 1);
+
+	if (buf == NULL) {
+		nng_msg_free(m); /* dropped: the ingress ends it at deadline */
+		return 0;
 	}
+	memcpy(buf, nng_msg_body(m), len);
+	if (pf_lane_push(w->intake, buf, len) != PF_OK) {
+		free(buf);
+		return -1;
+	}
+	nng_msg_free(m);
+	return 0;
+}
+
+/*
+ * intake_cb runs on an NNG thread when the pull socket delivered a
+ * request: it goes into the intake queue (whose fd wakes a transfer
+ * thread) and the next receive is asked for.  Once PF_WORKER_INTAKE_AHEAD
+ * requests wait, the request is held and no receive is asked for until a
+ * thread took one (release_held): the rest wait in the ingresses, where
+ * another worker may take them.
+ */
+static void
+intake_cb(void *arg)
+{
+	wrk_worker *w = arg;
+	int rv = nng_aio_result(w->recv_aio);
+	nng_msg *m;
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return;
+	if (rv != 0) {
+		nng_recv_aio(w->pull, w->recv_aio);
+		return;
+	}
+	m = nng_aio_get_msg(w->recv_aio);
+	nng_aio_set_msg(w->recv_aio, NULL);
+	pthread_mutex_lock(&w->held_mu);
+	if (pf_lane_pending(w->intake) >= PF_WORKER_INTAKE_AHEAD
+	    || queue_request(w, m) != 0)
+		w->held = m; /* release_held asks for the next */
+	else
+		m = NULL;
+	pthread_mutex_unlock(&w->held_mu);
+	if (m == NULL)
+		nng_recv_aio(w->pull, w->recv_aio);
+}
+
+/* release_held queues a request intake_cb held and asks for the next. */
+static void
+release_held(wrk_worker *w)
+{
+	int rearm = 0;
+
+	if (!w->own_intake)
+		return;
+	pthread_mutex_lock(&w->held_mu);
+	if (w->held != NULL
+	    && pf_lane_pending(w->intake) < PF_WORKER_INTAKE_AHEAD
+	    && queue_request(w, w->held) == 0) {
+		w->held = NULL;
+		rearm = 1;
+	}
+	pthread_mutex_unlock(&w->held_mu);
+	if (rearm)
+		nng_recv_aio(w->pull, w->recv_aio);
+}
+
+/* Take the next request off the intake queue: 1 when there was one (*err
+ * says whether *ret is a decoded message), 0 when none waits. */
+static int
+next_request(wrk_thread *t, pf_msg **ret, pf_err *err)
+{
+	uint8_t *buf;
+	size_t len;
+
+	if (!pf_lane_pop(t->w->intake, &buf, &len))
+		return 0;
+	release_held(t->w);
+	*err = pf_msg_decode(buf, len, ret);
+	free(buf);
+	return 1;
 }
 
 /* Take up to RECV_BATCH requests without blocking. */
@@ -177,19 +332,11 @@ static void
 take_requests(wrk_thread *t, wrk_env *env)
 {
 	for (int i = 0; i < RECV_BATCH; i++) {
-		nng_msg *m;
-		pf_msg *pm;
+		pf_msg *pm = NULL;
 		pf_err err;
-		int rv = nng_recvmsg(t->w->pull, &m, NNG_FLAG_NONBLOCK);
 
-		if (rv != 0) {
-			if (rv != NNG_EAGAIN && rv != NNG_ECLOSED)
-				pf_warn("PF-WRK-RECV", "err=\"%s\"",
-				    nng_strerror(rv));
+		if (!next_request(t, &pm, &err))
 			return;
-		}
-		err = pf_msg_decode(nng_msg_body(m), nng_msg_len(m), &pm);
-		nng_msg_free(m);
 		if (err != PF_OK) {
 			pf_warn(
 			    "PF-WRK-DECODE", "err=\"%s\"", pf_strerror(err));
@@ -204,6 +351,15 @@ take_requests(wrk_thread *t, wrk_env *env)
 				continue;
 			}
 		}
+		/* an ingress that reads packed replies says so; a socket
+		 * that cannot open now fails the relay in wrk_env_take */
+		if (pm->kind == PF_MSG_RELAY_REQUEST
+		    && pm->u.relay_request.batch
+		    && wrk_replies_batch(t->replies,
+		           pm->u.relay_request.reply_addr.ptr,
+		           pm->u.relay_request.reply_addr.len)
+		        != PF_OK)
+			pf_debug("PF-WRK-BATCH", "packed replies off");
 		wrk_env_take(env, pm);
 	}
 }
@@ -225,15 +381,16 @@ thread_main(void *arg)
 
 		wrk_replies_new_turn(t->replies);
 		take_requests(t, &env);
-		take_ctl(t, &env);
 		take_notes(t, &env);
+		take_ctl(t, &env);
 		wrk_cloop_run(t->loop);
 		wrk_env_reap(&env);
 		wait = wrk_env_tick(&env, wrk_now_ms());
+		wrk_replies_flush(t->replies);
 		atomic_store(&t->live, env.n_live);
 		if (wait < 0 || wait > POLL_MAX_MS)
 			wait = POLL_MAX_MS;
-		/* the pull and control fds are in the loop's set */
+		/* the intake fd is in the loop's set */
 		nsend = wrk_replies_poll_fds(t->replies, fds, POLL_FDS);
 		ready = wrk_cloop_wait(t->loop, fds, nsend, wait);
 		/* relays queued behind a reply socket need a visit only when
@@ -252,12 +409,20 @@ worker_release(wrk_worker *w)
 		wrk_thread *t = &w->threads[i];
 
 		wrk_replies_free(t->replies);
-		wrk_cloop_free(t->loop);
-		t->loop = NULL;
 		if (t->ctl_open) {
 			nng_close(t->ctl);
 			t->ctl_open = 0;
 		}
+		if (t->ctl_aio != NULL) {
+			nng_aio_stop(t->ctl_aio); /* waits for ctl_cb */
+			nng_aio_free(t->ctl_aio);
+			t->ctl_aio = NULL;
+		}
+		if (t->ctl_held != NULL)
+			nng_msg_free(t->ctl_held);
+		/* after ctl_cb, which wakes it, can no longer run */
+		wrk_cloop_free(t->loop);
+		t->loop = NULL;
 		if (t->multi != NULL)
 			curl_multi_cleanup(t->multi);
 		if (t->mu_inited)
@@ -270,6 +435,24 @@ worker_release(wrk_worker *w)
 		nng_close(w->pull);
 		w->pull_open = 0;
 	}
+	if (w->recv_aio != NULL) {
+		nng_aio_stop(w->recv_aio); /* waits for intake_cb */
+		nng_aio_free(w->recv_aio);
+		w->recv_aio = NULL;
+	}
+	if (w->held != NULL) {
+		nng_msg_free(w->held);
+		w->held = NULL;
+	}
+	if (w->held_mu_inited) {
+		pthread_mutex_destroy(&w->held_mu);
+		w->held_mu_inited = 0;
+	}
+	if (w->own_intake) {
+		pf_lane_free(w->intake);
+		w->own_intake = 0;
+	}
+	w->intake = NULL;
 	if (w->curl_inited) {
 		curl_global_cleanup();
 		w->curl_inited = 0;
@@ -390,52 +573,81 @@ open_ctl(wrk_thread *t, uint32_t n)
 	if (rv == 0)
 		rv = nng_listen(t->ctl, t->ctl_url, NULL, 0);
 	if (rv == 0)
-		rv = nng_socket_get_int(t->ctl, NNG_OPT_RECVFD, &t->ctl_fd);
+		rv = nng_aio_alloc(&t->ctl_aio, ctl_cb, t);
 	if (rv != 0) {
 		pf_error("PF-WRK-CTL", "url=%s err=\"%s\"", t->ctl_url,
 		    nng_strerror(rv));
 		return PF_ENET;
 	}
 	pf_info("PF-WRK-CTL", "thread=%u url=%s", n, t->ctl_url);
+	nng_recv_aio(t->ctl, t->ctl_aio);
+	return PF_OK;
+}
+
+/* Open the intake: the lane, or the pull socket on every worker URL
+ * feeding a private queue. */
+static pf_err
+open_intake(wrk_worker *w)
+{
+	pf_err err;
+	int rv;
+
+	if (w->lane != NULL) {
+		w->intake = w->lane;
+		w->recv_fd = pf_lane_fd(w->lane);
+		return PF_OK;
+	}
+	err = pf_lane_new(&w->intake);
+	if (err != PF_OK)
+		return err;
+	w->own_intake = 1;
+	w->recv_fd = pf_lane_fd(w->intake);
+	if (pthread_mutex_init(&w->held_mu, NULL) != 0)
+		return PF_EIO;
+	w->held_mu_inited = 1;
+	rv = nng_pull0_open(&w->pull);
+	if (rv != 0)
+		return PF_ENET;
+	w->pull_open = 1;
+	rv = nng_socket_set_size(w->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX);
+	if (rv != 0)
+		return PF_ENET;
+	err = listen_all(w, w->cfg->worker_url);
+	if (err != PF_OK)
+		return err;
+	rv = nng_aio_alloc(&w->recv_aio, intake_cb, w);
+	if (rv != 0)
+		return PF_ENOMEM;
+	nng_recv_aio(w->pull, w->recv_aio);
 	return PF_OK;
 }
 
 pf_err
 wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 {
+	return wrk_worker_start_lane(cfg, NULL, ret);
+}
+
+pf_err
+wrk_worker_start_lane(const pf_config *cfg, pf_lane *lane, wrk_worker **ret)
+{
 	wrk_worker *w;
 	pf_err err = PF_OK;
-	int rv;
 
 	w = calloc(1, sizeof *w);
 	if (w == NULL)
 		return PF_ENOMEM;
 	w->cfg = cfg;
+	w->lane = lane;
 	atomic_init(&w->stop, 0);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		free(w);
 		return PF_EIO;
 	}
 	w->curl_inited = 1;
-	rv = nng_pull0_open(&w->pull);
-	if (rv != 0) {
-		err = PF_ENET;
-		goto fail;
-	}
-	w->pull_open = 1;
-	rv = nng_socket_set_size(w->pull, NNG_OPT_RECVMAXSZ, PF_MSG_MAX);
-	if (rv != 0) {
-		err = PF_ENET;
-		goto fail;
-	}
-	err = listen_all(w, cfg->worker_url);
+	err = open_intake(w);
 	if (err != PF_OK)
 		goto fail;
-	rv = nng_socket_get_int(w->pull, NNG_OPT_RECVFD, &w->recv_fd);
-	if (rv != 0) {
-		err = PF_ENET;
-		goto fail;
-	}
 	w->n_threads = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
 	w->threads = calloc(w->n_threads, sizeof *w->threads);
 	if (w->threads == NULL) {
@@ -463,15 +675,15 @@ wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 		err = wrk_replies_new(&t->replies);
 		if (err != PF_OK)
 			goto fail;
-		err = open_ctl(t, i);
-		if (err != PF_OK)
-			goto fail;
+		wrk_replies_set_lane(t->replies, lane);
 		err = wrk_cloop_new(t->multi, &t->loop);
 		if (err != PF_OK)
 			goto fail;
 		err = wrk_cloop_watch(t->loop, w->recv_fd);
-		if (err == PF_OK && t->ctl_open)
-			err = wrk_cloop_watch(t->loop, t->ctl_fd);
+		if (err != PF_OK)
+			goto fail;
+		/* after the loop: its callback wakes the loop */
+		err = open_ctl(t, i);
 		if (err != PF_OK)
 			goto fail;
 	}
@@ -518,6 +730,8 @@ wrk_worker_stop(wrk_worker *w)
 void
 wrk_worker_close_intake(wrk_worker *w)
 {
+	if (w->lane != NULL)
+		pf_lane_close_intake(w->lane);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		nng_listener_close(w->listeners[i]);
 	w->n_listeners = 0;

@@ -16,6 +16,7 @@
 #include "common/err.h"
 
 typedef struct wrk_worker wrk_worker;
+struct pf_lane;
 
 /*
  * wrk_worker_start starts a worker with cfg->worker_threads transfer
@@ -23,6 +24,15 @@ typedef struct wrk_worker wrk_worker;
  * worker.  Errors: PF_ENET (cannot listen), PF_ENOMEM, PF_EIO.
  */
 PF_NODISCARD pf_err wrk_worker_start(const pf_config *cfg, wrk_worker **ret);
+
+/*
+ * wrk_worker_start_lane is wrk_worker_start for `serve`: requests come off
+ * lane instead of a pull socket on cfg->worker_url, and replies to the
+ * ingress registered on lane go through it (common/lane.h).  lane must
+ * outlive the worker.  Errors as wrk_worker_start.
+ */
+PF_NODISCARD pf_err wrk_worker_start_lane(
+    const pf_config *cfg, struct pf_lane *lane, wrk_worker **ret);
 
 /* wrk_worker_close_intake stops taking new requests: the listeners close
  * (ingresses send to other workers), requests already received still

@@ -2,13 +2,16 @@
 # services.sh -- a private PostgreSQL and Redis under .run/<name>/ on
 # loopback and non-default ports.  Source with setup.sh and procs.sh.
 #
-#   pf_services_start NAME PG_PORT REDIS_PORT [fresh]
+#   pf_services_start NAME PG_PORT REDIS_PORT [fresh] [durable]
 #   pf_services_stop NAME
 #
 # After a start, PF_SVC_DATABASE_URL (superuser, maintenance database
 # "postgres") and PF_SVC_REDIS_URL are set.  A start first stops whatever a
 # previous (perhaps killed) run left behind under the same NAME; "fresh"
-# also throws its data away.  PostgreSQL refuses to run as root, so as root
+# also throws its data away.  PostgreSQL runs with fsync=off and
+# synchronous_commit=off (throw-away test stores) unless "durable" is
+# given: then with production durability (fsync=on, synchronous_commit=on,
+# full_page_writes=on), which benchmarks of anything that commits need.  PostgreSQL refuses to run as root, so as root
 # the cluster belongs to the "postgres" OS user.
 
 pf_pg_bindir() {
@@ -94,7 +97,7 @@ pf_port_busy() {
 }
 
 pf_pg_start() {
-	local name=$1 port=$2 fresh=$3 dir pgdata bindir
+	local name=$1 port=$2 fresh=$3 durable=${4:-} dir pgdata bindir dur
 	dir=$(pf_run_dir "$name")
 	pgdata=$dir/pg
 	bindir=$(pf_pg_bindir)
@@ -120,9 +123,15 @@ pf_pg_start() {
 	touch "$dir/pg.log"
 	pf_give_pg "$dir/pg.log"
 	# TCP on loopback only, no Unix socket (paths under a deep checkout can
-	# exceed the 107-byte limit); durability is not needed for a dev stack.
+	# exceed the 107-byte limit); durability is not needed for a dev stack,
+	# but a benchmark must pay what production pays for a commit.
+	if [ "$durable" = durable ]; then
+		dur="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+	else
+		dur="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	fi
 	pf_as_pg "$bindir/pg_ctl" start -D "$pgdata" -l "$dir/pg.log" -w -t 60 \
-	    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+	    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' $dur -c max_connections=200" \
 	    >/dev/null || { tail -n 20 "$dir/pg.log" >&2; pf_die "PostgreSQL did not start"; }
 	for _ in $(seq 1 100); do
 		"$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" && return 0
@@ -158,11 +167,20 @@ CONF
 }
 
 pf_services_start() {
-	local name=$1 pg_port=$2 redis_port=$3 fresh=${4:-}
+	local name=$1 pg_port=$2 redis_port=$3 fresh="" durable="" a
+	shift 3
+	for a in "$@"; do
+		case $a in
+		fresh) fresh=fresh ;;
+		durable) durable=durable ;;
+		"") ;;
+		*) pf_die "pf_services_start: unknown option '$a'" ;;
+		esac
+	done
 	pf_services_stop "$name"
-	pf_pg_start "$name" "$pg_port" "$fresh"
+	pf_pg_start "$name" "$pg_port" "$fresh" "$durable"
 	pf_redis_start "$name" "$redis_port"
 	PF_SVC_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 	PF_SVC_REDIS_URL="redis://127.0.0.1:$redis_port/0"
-	pf_log "services '$name' up: PostgreSQL 127.0.0.1:$pg_port, Redis 127.0.0.1:$redis_port"
+	pf_log "services '$name' up: PostgreSQL 127.0.0.1:$pg_port${durable:+ (durable: fsync=on, synchronous_commit=on)}, Redis 127.0.0.1:$redis_port"
 }

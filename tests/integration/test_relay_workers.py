@@ -3,12 +3,16 @@
 worker`s over ipc://.  Requests spread over both workers; a client that
 hangs up cancels the upstream transfer on whichever worker runs it
 (targeted cancel: relay.head names the worker thread's control address);
-a killed worker leaves the other serving.  The hang-ups are repeated
-against `serve` with PF_WORKER_THREADS=1 and 2."""
+a killed worker leaves the other serving; when the last worker is killed,
+a stream it ran and a request waiting for its first byte end at once as
+worker_lost (not at the deadline).  The hang-ups are repeated against
+`serve` with PF_WORKER_THREADS=1 and 2."""
 import atexit
+import concurrent.futures
 import os
 import shutil
 import signal
+import socket
 import tempfile
 
 from harness import (Harness, fetch, mock_knobs_url, mock_stats, open_stream,
@@ -34,11 +38,14 @@ with Harness() as h:
     key = h.admin(db, "token-create", "--user", "alice", "--unlimited")
     h.admin(db, "channel-add", "--name", "fast", "--type", "openai",
             "--base-url", mock, "--key", "k", "--models", "fast")
+    h.admin(db, "channel-add", "--name", "hang", "--type", "openai",
+            "--base-url", mock_knobs_url(slow, ttfb_ms=60000),
+            "--key", "k", "--models", "hang")
     h.admin(db, "channel-add", "--name", "slow", "--type", "openai",
             "--base-url", mock_knobs_url(slow, chunks=SLOW_CHUNKS,
                                          chunk_delay_ms=100),
             "--key", "k", "--models", "slow")
-    for m in ("fast", "slow"):
+    for m in ("fast", "slow", "hang"):
         h.admin(db, "price-set", "--model", m, "--input", "0.5",
                 "--output", "1.5")
 
@@ -117,6 +124,40 @@ with Harness() as h:
     t.eq(codes, [200] * 6, "after the kill: every request served")
     t.ok(ingress.alive() and workers[1].alive(),
          "ingress and the other worker still run")
+
+    # the last worker dies while it runs a stream (its head came) and a
+    # request still waiting for its first byte: the ingress sees the
+    # worker's pipes drop and ends both as worker_lost at once.  The
+    # deadline is 15 s away (+ 5 s grace); the client waits at most 10 s.
+    s = open_stream(base_url, key, "slow", MESSAGES)
+    s.settimeout(10)
+    first = read_until(s, b'"content":"tok0')
+    t.ok(b'"content":"tok0' in first, "last worker: a slow stream runs")
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    hung = pool.submit(lambda: fetch(
+        "POST", base_url + "/chat/completions",
+        {"model": "hang", "messages": MESSAGES}, auth, timeout=10))
+    wait_for(lambda: mock_stats(slow)["requests"] >= 1 + STREAMS + 1,
+             timeout=10, step=0.1)
+    workers[1].p.send_signal(signal.SIGKILL)
+    workers[1].p.wait(10)
+    try:
+        rest = read_until(s, b"\r\n0\r\n\r\n")
+        ended = True
+    except socket.timeout:
+        rest, ended = b"", False
+    s.close()
+    # an errored stream is cut: the connection closes without the last
+    # chunk
+    t.ok(ended and not rest.endswith(b"\r\n0\r\n\r\n"),
+         "last worker killed mid-stream: the stream is cut at once",
+         rest[-300:])
+    try:
+        st = hung.result()[0]
+    except (socket.timeout, TimeoutError) as e:
+        st = repr(e)
+    pool.shutdown()
+    t.eq(st, 504, "last worker killed before the first byte: 504 at once")
 
     # the same hang-ups against serve with one and two transfer threads
     for threads in (1, 2):

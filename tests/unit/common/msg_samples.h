@@ -129,6 +129,7 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		r->candidates = n > 0 ? sample_cands : NULL;
 		r->credit = variant == 1 ? UINT32_MAX : z ? 0 : 65536;
 		r->probe = (uint8_t)(variant == 1 ? 255 : 0);
+		r->batch = (uint8_t)(variant == 1 ? 1 : 0);
 		n = variant == 1 ? PF_RELAY_HEADERS_MAX : z ? 0 : 2;
 		for (uint32_t i = 0; i < n; i++) {
 			sample_headers[i].name = sample_b(
@@ -371,6 +372,7 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 		}
 		SAMPLE_CHECK(x->credit == y->credit);
 		SAMPLE_CHECK(x->probe == y->probe);
+		SAMPLE_CHECK(x->batch == y->batch);
 		SAMPLE_CHECK(x->n_headers == y->n_headers);
 		for (uint32_t i = 0; i < x->n_headers; i++) {
 			SAMPLE_CHECK(sample_bytes_eq(

@@ -696,10 +696,59 @@ test_garbage(void)
 	ok(1, "20000 garbage inputs survived (%u accepted)", accepted);
 }
 
+/* Several messages back to back (a packed reply): pf_msg_split measures
+ * each, and refuses a cut or non-message prefix. */
+static void
+test_split(void)
+{
+	pf_buf b;
+	size_t lens[3], off = 0, n = 0;
+	pf_msg m;
+	pf_err err;
+	int all = 1;
+
+	pf_buf_init(&b);
+	for (int i = 0; i < 3; i++) {
+		size_t before = b.len;
+
+		sample_msg(
+		    i == 1 ? PF_MSG_RELAY_DATA : PF_MSG_RELAY_HEAD, i % 2, &m);
+		err = pf_msg_encode(&m, &b);
+		all = all && err == PF_OK;
+		lens[i] = b.len - before;
+	}
+	ok(all, "split: three messages encoded back to back");
+	for (int i = 0; i < 3; i++) {
+		pf_msg *d = NULL;
+
+		err = pf_msg_split(b.data + off, b.len - off, &n);
+		ok(err == PF_OK && n == lens[i],
+		    "split: message %d measured "
+		    "(%zu of %zu bytes)",
+		    i, n, lens[i]);
+		if (err != PF_OK)
+			break;
+		err = pf_msg_decode(b.data + off, n, &d);
+		ok(err == PF_OK, "split: message %d decodes alone", i);
+		pf_msg_free(d);
+		off += n;
+	}
+	n = 12345;
+	err = pf_msg_split(b.data, lens[0] - 1, &n);
+	ok(err == PF_EPROTO && n == 12345,
+	    "split: a cut message is refused, *ret_len untouched");
+	err = pf_msg_split("\x01\x02", 2, &n);
+	ok(err == PF_EPROTO, "split: a non-array is refused");
+	err = pf_msg_split(b.data, 0, &n);
+	ok(err == PF_EPROTO, "split: nothing is refused");
+	pf_buf_fini(&b);
+}
+
 int
 main(void)
 {
 	test_round_trips();
+	test_split();
 	test_absent_fields();
 	test_nul_terminated();
 	test_truncation();

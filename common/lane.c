@@ -1,0 +1,239 @@
+/*
+ * lane.c -- the in-process relay lane: a request ring with an eventfd, and
+ * one reply receiver behind a read-write lock.
+ */
+#include "common/lane.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/limits.h"
+
+struct lane_item {
+	uint8_t *buf;
+	size_t len;
+};
+
+struct pf_lane {
+	pthread_mutex_t mu; /* guards the ring, closed, the eventfd state */
+	struct lane_item ring[PF_LANE_QUEUE_MAX];
+	size_t head, n;
+	int closed;
+	int efd;
+	pthread_cond_t room; /* a request was taken (or intake closed) */
+	size_t waiters;
+	pthread_rwlock_t rw; /* guards the receiver; held (read) by a call */
+	char addr[PF_URL_MAX + 1];
+	pf_lane_reply_fn fn;
+	void *arg;
+};
+
+pf_err
+pf_lane_new(pf_lane **ret)
+{
+	pf_lane *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return PF_ENOMEM;
+	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->efd < 0) {
+		free(l);
+		return PF_EIO;
+	}
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->room, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_rwlock_init(&l->rw, NULL);
+	*ret = l;
+	return PF_OK;
+}
+
+void
+pf_lane_free(pf_lane *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		free(l->ring[(l->head + i) % PF_LANE_QUEUE_MAX].buf);
+	close(l->efd);
+	pthread_cond_destroy(&l->room);
+	pthread_rwlock_destroy(&l->rw);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+/* signal sets (on) or clears (off) the eventfd's readability (l->mu held). */
+static void
+signal_fd(pf_lane *l, int on)
+{
+	uint64_t v = 1;
+	ssize_t rv;
+
+	if (on)
+		rv = write(l->efd, &v, sizeof(v));
+	else
+		rv = read(l->efd, &v, sizeof(v));
+	(void)rv; /* nonblocking: only "already set" / "already clear" */
+}
+
+pf_err
+pf_lane_push(pf_lane *l, uint8_t *buf, size_t len)
+{
+	return pf_lane_push_wait(l, buf, len, 0);
+}
+
+pf_err
+pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
+{
+	pf_err err = PF_OK;
+
+	pthread_mutex_lock(&l->mu);
+	if (wait_ms > 0 && l->n == PF_LANE_QUEUE_MAX && !l->closed) {
+		struct timespec until;
+
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += wait_ms / 1000;
+		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		l->waiters++;
+		while (l->n == PF_LANE_QUEUE_MAX && !l->closed
+		    && pthread_cond_timedwait(&l->room, &l->mu, &until) == 0)
+			;
+		l->waiters--;
+	}
+	if (l->closed) {
+		err = PF_ECLOSED;
+	} else if (l->n == PF_LANE_QUEUE_MAX) {
+		err = PF_EAGAIN;
+	} else {
+		struct lane_item *it
+		    = &l->ring[(l->head + l->n) % PF_LANE_QUEUE_MAX];
+
+		it->buf = buf;
+		it->len = len;
+		if (l->n++ == 0)
+			signal_fd(l, 1);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return err;
+}
+
+int
+pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
+{
+	int got = 0;
+
+	pthread_mutex_lock(&l->mu);
+	if (l->n > 0) {
+		struct lane_item *it = &l->ring[l->head];
+
+		*ret_buf = it->buf;
+		*ret_len = it->len;
+		it->buf = NULL;
+		l->head = (l->head + 1) % PF_LANE_QUEUE_MAX;
+		if (--l->n == 0)
+			signal_fd(l, 0);
+		if (l->waiters > 0)
+			pthread_cond_signal(&l->room);
+		got = 1;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return got;
+}
+
+size_t
+pf_lane_pending(pf_lane *l)
+{
+	size_t n;
+
+	pthread_mutex_lock(&l->mu);
+	n = l->n;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+int
+pf_lane_fd(const pf_lane *l)
+{
+	return l->efd;
+}
+
+void
+pf_lane_close_intake(pf_lane *l)
+{
+	pthread_mutex_lock(&l->mu);
+	l->closed = 1;
+	pthread_cond_broadcast(&l->room);
+	pthread_mutex_unlock(&l->mu);
+}
+
+pf_err
+pf_lane_set_reply(pf_lane *l, const char *addr, pf_lane_reply_fn fn, void *arg)
+{
+	size_t n = strlen(addr);
+
+	if (n > PF_URL_MAX || fn == NULL)
+		return PF_EINVAL;
+	/* the write lock waits for every running call to the old receiver */
+	pthread_rwlock_wrlock(&l->rw);
+	memcpy(l->addr, addr, n + 1);
+	l->fn = fn;
+	l->arg = arg;
+	pthread_rwlock_unlock(&l->rw);
+	return PF_OK;
+}
+
+void
+pf_lane_clear_reply(pf_lane *l)
+{
+	/* the write lock waits for every running call */
+	pthread_rwlock_wrlock(&l->rw);
+	l->addr[0] = '\0';
+	l->fn = NULL;
+	l->arg = NULL;
+	pthread_rwlock_unlock(&l->rw);
+}
+
+/* matches says whether the receiver is registered for addr (l->rw held). */
+static int
+matches(const pf_lane *l, const uint8_t *addr, size_t len)
+{
+	return l->fn != NULL && strlen(l->addr) == len
+	    && memcmp(l->addr, addr, len) == 0;
+}
+
+int
+pf_lane_has_reply(pf_lane *l, const uint8_t *addr, size_t len)
+{
+	int yes;
+
+	pthread_rwlock_rdlock(&l->rw);
+	yes = matches(l, addr, len);
+	pthread_rwlock_unlock(&l->rw);
+	return yes;
+}
+
+pf_err
+pf_lane_reply(pf_lane *l, const uint8_t *addr, size_t len, const pf_msg *m)
+{
+	pf_err err = PF_ENET;
+
+	pthread_rwlock_rdlock(&l->rw);
+	if (matches(l, addr, len)) {
+		l->fn(l->arg, m);
+		err = PF_OK;
+	}
+	pthread_rwlock_unlock(&l->rw);
+	return err;
+}

@@ -1,0 +1,102 @@
+/*
+ * lane.h -- relay messages between an ingress and a worker in one process
+ * (`planktonfly serve`) without NNG.
+ *
+ * Over inproc:// every NNG send or receive costs an aio, a random number
+ * and a hand-off to NNG's task threads.  A lane carries the same messages
+ * with no thread of its own:
+ *
+ *  - requests (relay.request, and relay.cancel before a head named a
+ *    control address), ingress -> workers: encoded messages in a FIFO
+ *    queue of at most PF_LANE_QUEUE_MAX.  pf_lane_fd is readable while the
+ *    queue is not empty (an eventfd), so a worker thread sleeps on it
+ *    beside its other descriptors, as on an NNG socket's receive fd.
+ *  - replies (relay.head / relay.data / relay.end), workers -> ingress:
+ *    the worker thread hands each message to the receiver the ingress
+ *    registered for its reply address, which files it before returning
+ *    (the message is only borrowed for the call).
+ *
+ * relay.cancel and relay.credit sent to a worker thread's control address
+ * still travel over NNG.
+ *
+ * Thread safety: every function may be called from any thread.  The lane
+ * must outlive both roles using it.
+ */
+#ifndef PF_COMMON_LANE_H
+#define PF_COMMON_LANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/msg.h"
+
+typedef struct pf_lane pf_lane;
+
+/* A reply receiver: files m (borrowed for the call only).  Runs on the
+ * sending worker's thread; must not block. */
+typedef void (*pf_lane_reply_fn)(void *arg, const pf_msg *m);
+
+/* pf_lane_new makes a lane with its intake open.  Errors: PF_ENOMEM,
+ * PF_EIO (no eventfd). */
+PF_NODISCARD pf_err pf_lane_new(pf_lane **ret);
+
+/* pf_lane_free drops queued requests and frees l; NULL is a no-op.  No
+ * role may use l any more. */
+void pf_lane_free(pf_lane *l);
+
+/*
+ * pf_lane_push queues the encoded request buf[0..len) (malloc'd) for the
+ * workers; on success the lane owns buf, on error the caller keeps it.
+ * Errors: PF_ECLOSED (intake closed: no worker takes requests),
+ * PF_EAGAIN (PF_LANE_QUEUE_MAX requests wait).
+ */
+PF_NODISCARD pf_err pf_lane_push(pf_lane *l, uint8_t *buf, size_t len);
+
+/* pf_lane_push_wait is pf_lane_push that, while the queue is full, waits
+ * up to wait_ms for a worker to take one (as a send to a busy NNG socket
+ * would).  Errors as pf_lane_push. */
+PF_NODISCARD pf_err pf_lane_push_wait(
+    pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms);
+
+/* pf_lane_pop takes the oldest request: returns 1 and gives *ret_buf
+ * (free with free()) and *ret_len to the caller, or 0 when none waits. */
+int pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len);
+
+/* pf_lane_pending returns how many requests wait. */
+size_t pf_lane_pending(pf_lane *l);
+
+/* pf_lane_fd returns a descriptor readable while requests wait (for
+ * poll; never read it). */
+int pf_lane_fd(const pf_lane *l);
+
+/* pf_lane_close_intake refuses new requests (pf_lane_push: PF_ECLOSED);
+ * requests already queued can still be popped.  Idempotent. */
+void pf_lane_close_intake(pf_lane *l);
+
+/*
+ * pf_lane_set_reply makes fn(arg, m) the receiver of replies sent to addr
+ * (the ingress's reply URL; copied, at most PF_URL_MAX bytes).  One
+ * receiver per lane: a second call replaces the first.  Errors: PF_EINVAL
+ * (addr too long, fn NULL).
+ */
+PF_NODISCARD pf_err pf_lane_set_reply(
+    pf_lane *l, const char *addr, pf_lane_reply_fn fn, void *arg);
+
+/* pf_lane_clear_reply removes the receiver and returns once no call to it
+ * is running; later replies fail with PF_ENET.  Idempotent. */
+void pf_lane_clear_reply(pf_lane *l);
+
+/* pf_lane_has_reply says whether a receiver is registered for
+ * addr[0..len). */
+int pf_lane_has_reply(pf_lane *l, const uint8_t *addr, size_t len);
+
+/*
+ * pf_lane_reply hands m to the receiver registered for addr[0..len) and
+ * returns once it filed m.  Errors: PF_ENET (no receiver there any more:
+ * the reply is lost, as on a closed socket).
+ */
+PF_NODISCARD pf_err pf_lane_reply(
+    pf_lane *l, const uint8_t *addr, size_t len, const pf_msg *m);
+
+#endif /* PF_COMMON_LANE_H */
