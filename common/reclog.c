@@ -538,6 +538,20 @@ open_segment(pf_reclog *log)
 	return PF_OK;
 }
 
+int
+pf_reclog_fileno(const pf_reclog *log)
+{
+	return log->broken ? -1 : log->fd;
+}
+
+pf_err
+pf_reclog_flush(pf_reclog *log)
+{
+	if (log->broken)
+		return PF_EIO;
+	return flush_buf(log);
+}
+
 pf_err
 pf_reclog_sync(pf_reclog *log)
 {

@@ -122,6 +122,23 @@ PF_NODISCARD pf_err pf_reclog_append(pf_reclog *log, const void *rec,
 PF_NODISCARD pf_err pf_reclog_sync(pf_reclog *log);
 
 /*
+ * pf_reclog_flush writes every appended record to the file (write(2), no
+ * fdatasync): from then on a crash of the process no longer loses them,
+ * a crash of the machine still may until pf_reclog_sync.  Errors: PF_EIO
+ * (the writer is then unusable).
+ */
+PF_NODISCARD pf_err pf_reclog_flush(pf_reclog *log);
+
+/*
+ * pf_reclog_fileno returns the file descriptor of the current segment
+ * (-1 when the writer is broken), for a caller that syncs flushed records
+ * from another thread: dup(2) it there and fdatasync the copy.  Records
+ * of older segments were synced when their segment was closed.  The
+ * descriptor stays the writer's: never write to or close it.
+ */
+int pf_reclog_fileno(const pf_reclog *log);
+
+/*
  * pf_reclog_rotate syncs and closes the current segment and starts the
  * next, even if it is not full; a no-op when the current segment is
  * empty.  Errors: PF_EIO.

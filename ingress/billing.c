@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
@@ -131,6 +132,14 @@ struct ing_billing {
 	end_note *ends_head, *ends_tail;
 	pending *pend_head, *pend_tail; /* durable, oldest first */
 	size_t n_pending;
+	/* the syncer thread: fdatasync of flushed spool records, off the
+	 * billing thread so ends keep flowing while a sync runs */
+	pthread_t syncer;
+	int syncer_started;
+	pthread_cond_t sync_wake;
+	pending *sync_head, **sync_tail; /* flushed, not yet synced */
+	int sync_fd;                     /* dup of the newest segment */
+	size_t n_syncing;
 	/* thread only */
 	pf_reclog *spool;
 	seg_count *segs;
@@ -945,13 +954,11 @@ spool_events(ing_billing *b, pending *ps)
 		else
 			p->seq = UINT64_MAX; /* kept in memory only */
 	}
-	if (!io_failed && pf_reclog_sync(b->spool) != PF_OK)
+	/* in the file: a SIGKILL of this process no longer loses them, so
+	 * the clients may see their requests end; the fdatasync that guards
+	 * against a machine crash comes before the send, not before them */
+	if (!io_failed && pf_reclog_flush(b->spool) != PF_OK)
 		io_failed = 1;
-	if (io_failed)
-		pf_error("PF-SPOOL-IO",
-		    "msg=\"usage events not durable; sent from memory\"");
-	b->last_append_ms = now_ms();
-	/* durable (or as good as it gets): the clients may see the ends */
 	for (p = ps; p != NULL; p = p->next) {
 		if (p->flight != NULL) {
 			ing_flight_billed(p->flight);
@@ -959,13 +966,65 @@ spool_events(ing_billing *b, pending *ps)
 			p->flight = NULL;
 		}
 	}
+	int fd = io_failed ? -1 : pf_reclog_fileno(b->spool);
+	if (fd >= 0)
+		fd = dup(fd);
+	if (io_failed || fd < 0)
+		pf_error("PF-SPOOL-IO",
+		    "msg=\"usage events not durable; sent from memory\"");
+	b->last_append_ms = now_ms();
+	/* to the syncer, which makes them sendable after its fdatasync */
 	pthread_mutex_lock(&b->mu);
 	for (p = ps; p != NULL; p = next) {
 		next = p->next;
-		pending_link(b, p);
+		p->next = NULL;
+		*b->sync_tail = p;
+		b->sync_tail = &p->next;
+		b->n_syncing++;
 		b->st.settled++;
 	}
+	if (b->sync_fd >= 0)
+		close(b->sync_fd); /* an older segment's: synced at rotation */
+	b->sync_fd = fd;
+	pthread_cond_signal(&b->sync_wake);
 	pthread_mutex_unlock(&b->mu);
+}
+
+static void *
+syncer_main(void *arg)
+{
+	ing_billing *b = arg;
+
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		while (b->sync_head == NULL && !b->stop)
+			pthread_cond_wait(&b->sync_wake, &b->mu);
+		if (b->sync_head == NULL)
+			break;
+		pending *ps = b->sync_head;
+		int fd = b->sync_fd;
+		b->sync_head = NULL;
+		b->sync_tail = &b->sync_head;
+		b->sync_fd = -1;
+		pthread_mutex_unlock(&b->mu);
+		if (fd >= 0) {
+			if (fdatasync(fd) != 0)
+				pf_error("PF-SPOOL-FSYNC",
+				    "msg=\"usage events not durable; sent "
+				    "from memory\"");
+			close(fd);
+		}
+		pthread_mutex_lock(&b->mu);
+		while (ps != NULL) {
+			pending *next = ps->next;
+			pending_link(b, ps);
+			b->n_syncing--;
+			ps = next;
+		}
+		pthread_cond_signal(&b->wake);
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
 }
 
 /* event_done counts an acked event out of its segment and frees it. */
@@ -1328,6 +1387,13 @@ open_sockets(ing_billing *b)
 static void
 free_all(ing_billing *b)
 {
+	if (b->syncer_started && !b->thread_started) { /* a failed start */
+		pthread_mutex_lock(&b->mu);
+		b->stop = 1;
+		pthread_cond_broadcast(&b->sync_wake);
+		pthread_mutex_unlock(&b->mu);
+		pthread_join(b->syncer, NULL);
+	}
 	/* closing the sockets completes every aio (NNG_ECLOSED); freeing
 	 * an aio waits for its callback */
 	if (b->sub_open)
@@ -1367,10 +1433,18 @@ free_all(ing_billing *b)
 		b->pend_head = p->next;
 		free(p);
 	}
+	while (b->sync_head != NULL) {
+		pending *p = b->sync_head;
+		b->sync_head = p->next;
+		free(p);
+	}
+	if (b->sync_fd >= 0)
+		close(b->sync_fd);
 	pf_reclog_close(b->spool);
 	free(b->segs);
 	pf_buf_fini(&b->enc);
 	pthread_cond_destroy(&b->granted);
+	pthread_cond_destroy(&b->sync_wake);
 	pthread_cond_destroy(&b->wake);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
@@ -1389,6 +1463,9 @@ ing_billing_start(
 	pthread_mutex_init(&b->mu, NULL);
 	pthread_cond_init(&b->wake, NULL);
 	pthread_cond_init(&b->granted, NULL);
+	pthread_cond_init(&b->sync_wake, NULL);
+	b->sync_tail = &b->sync_head;
+	b->sync_fd = -1;
 	pf_buf_init(&b->enc);
 	err = pf_reclog_open(cfg->spool_dir, SPOOL_PREFIX, 0, &b->spool);
 	if (err != PF_OK) {
@@ -1407,6 +1484,12 @@ ing_billing_start(
 		snprintf(errbuf, errlen, "cannot open the accountant sockets");
 		goto fail;
 	}
+	if (pthread_create(&b->syncer, NULL, syncer_main, b) != 0) {
+		snprintf(errbuf, errlen, "cannot start the spool sync thread");
+		err = PF_EIO;
+		goto fail;
+	}
+	b->syncer_started = 1;
 	if (pthread_create(&b->thread, NULL, billing_main, b) != 0) {
 		snprintf(errbuf, errlen, "cannot start the billing thread");
 		err = PF_EIO;
@@ -1459,7 +1542,7 @@ ing_billing_stop(ing_billing *b)
 	for (;;) {
 		size_t left;
 		pthread_mutex_lock(&b->mu);
-		left = b->n_pending + (b->ends_head != NULL);
+		left = b->n_pending + b->n_syncing + (b->ends_head != NULL);
 		pthread_mutex_unlock(&b->mu);
 		if (left == 0 || now_ms() >= until)
 			break;
@@ -1472,6 +1555,11 @@ ing_billing_stop(ing_billing *b)
 	pthread_mutex_unlock(&b->mu);
 	if (b->thread_started)
 		pthread_join(b->thread, NULL);
+	pthread_mutex_lock(&b->mu);
+	pthread_cond_broadcast(&b->sync_wake);
+	pthread_mutex_unlock(&b->mu);
+	if (b->syncer_started)
+		pthread_join(b->syncer, NULL);
 	if (b->n_pending > 0)
 		pf_warn("PF-SPOOL-LEFT", "events=%zu msg=\"resent on start\"",
 		    b->n_pending);

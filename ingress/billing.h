@@ -115,9 +115,11 @@ PF_NODISCARD pf_err ing_billing_admit(ing_billing *b, const ing_bill_ticket *t);
 
 /*
  * ing_billing_track ties the open request id to its flight (a reference
- * is taken): once the request's usage event is durable in the spool the
- * billing thread calls ing_flight_billed(f), so a client never sees a
- * request complete whose event a SIGKILL could still lose.  Returns 1
+ * is taken): once the request's usage event is written to the spool
+ * file (pf_reclog_flush; the fdatasync follows before the event is sent)
+ * the billing thread calls ing_flight_billed(f), so a client never sees
+ * a request complete whose event a SIGKILL of the ingress could still
+ * lose.  Returns 1
  * when tracked (set f->billing to it before the flight is shared), 0
  * when id is not open.
  */

@@ -78,7 +78,7 @@ typedef struct ing_flight {
 	int ended;
 	int reason; /* pf_end_reason, valid when ended */
 	/* the end is not shown to the client until ing_flight_billed (its
-	 * usage event is durable in the spool); set before the send */
+	 * usage event is in the spool file); set before the send */
 	int billing;
 	int upstream_status;
 	int failed; /* cut: overflow or a protocol error */
