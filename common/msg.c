@@ -153,6 +153,7 @@ static const struct field relay_data_fields[] = {
 	ID(pf_relay_data, id),
 	U32(pf_relay_data, seq),
 	BIN(pf_relay_data, data, PF_MSG_STR_MAX),
+	OPT(F_I64, pf_relay_data, completion, 0),
 };
 
 static const struct field relay_end_fields[] = {

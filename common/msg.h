@@ -133,6 +133,11 @@ typedef struct pf_relay_data {
 	uint8_t id[PF_ID_LEN];
 	uint32_t seq;  /* 0, 1, 2, ... per request */
 	pf_bytes data; /* for streams: whole SSE events */
+	/* optional (0 from older workers): the worker's completion token
+	 * estimate (common/tokest.h) over all it sent up to and including
+	 * this message, so the ingress can bill a stream cut by a lost
+	 * worker for what it delivered (docs/billing.md) */
+	int64_t completion;
 } pf_relay_data;
 
 /* Why a relay ended. */

@@ -852,9 +852,11 @@ rotate_idle(ing_billing *b, int64_t now)
 
 /* cost_of applies the billing policy (docs/billing.md): the worker's
  * usage (reported, or estimated over what it delivered; zero when the
- * upstream failed before any output); a flight the relay gave up on
- * without a relay.end is billed its prompt estimate when output had
- * started, else nothing. */
+ * upstream failed before any output); a stream the relay gave up on
+ * without a relay.end (prompt 0 in its note) is billed its prompt
+ * estimate + the completion estimate the relay had delivered when
+ * output had started, a non-stream one nothing (its client got no
+ * answer). */
 static int64_t
 cost_of(const ing_billing *b, const open_req *o, const end_note *n,
     pf_usage_tokens *ret_tokens)
@@ -864,10 +866,14 @@ cost_of(const ing_billing *b, const open_req *o, const end_note *n,
 
 	if (t.prompt < 0 || t.completion < 0 || t.cached < 0)
 		t = (pf_usage_tokens) { 0 };
-	if (n->reason == PF_END_WORKER_LOST && t.prompt == 0
-	    && t.completion == 0 && n->seq > 0) {
-		t.prompt = o->prompt_est;
-		t.estimated = 1;
+	if (n->reason == PF_END_WORKER_LOST && t.prompt == 0) {
+		if (o->stream && n->seq > 0) {
+			t.prompt = o->prompt_est;
+			t.cached = 0;
+			t.estimated = 1;
+		} else {
+			t = (pf_usage_tokens) { 0 };
+		}
 	}
 	if ((t.prompt > 0 || t.completion > 0)
 	    && pf_money_cost(&o->price, t.prompt, t.completion, t.cached,

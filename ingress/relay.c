@@ -535,8 +535,9 @@ hung_up_fds(ing_relay *r, int *fds)
 }
 
 /* report_lost gives the end hook a relay.end for a flight the sweeper
- * gives up on (reason worker_lost, seq = relay.data received), so
- * whoever holds something for it (billing) hears of it. */
+ * gives up on (reason worker_lost, seq = relay.data received, usage:
+ * the completion estimate a stream delivered, prompt 0), so whoever
+ * holds something for it (billing) hears of it. */
 static void
 report_lost(ing_relay *r, ing_flight *f)
 {
@@ -546,6 +547,10 @@ report_lost(ing_relay *r, ing_flight *f)
 	pthread_mutex_lock(&f->mu);
 	memcpy(e.id, f->id, PF_ID_LEN);
 	e.seq = f->next_seq;
+	if (streaming(f) && f->completion > 0) {
+		e.usage.completion = f->completion;
+		e.usage.estimated = 1;
+	}
 	ended = f->ended;
 	pthread_mutex_unlock(&f->mu);
 	e.error = (pf_bytes) { (const uint8_t *)"", 0 };
@@ -704,6 +709,8 @@ on_data(ing_flight *f, const pf_relay_data *d)
 		                : PF_STREAM_BUFFER_MAX)
 		    != 0)
 			fail(f, "client too slow: stream buffer full");
+		else if (d->completion > f->completion)
+			f->completion = d->completion;
 	} else if (append(f, d->data.ptr, d->data.len, PF_RESPONSE_MAX) != 0) {
 		fail(f, "upstream response too large");
 	}

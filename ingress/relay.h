@@ -73,6 +73,9 @@ typedef struct ing_flight {
 	int status;
 	char content_type[128];
 	uint32_t next_seq;
+	/* stream: the worker's completion estimate with the last relay.data
+	 * filed (0 from older workers); billed when the worker is lost */
+	int64_t completion;
 	uint8_t *buf; /* stream: queue [off, len); else the whole body */
 	size_t off, len, cap;
 	int ended;

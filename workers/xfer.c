@@ -10,6 +10,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/tokest.h"
 #include "workers/xfer_impl.h"
 
 /* After its request deadline a relay still gets this long to hand its
@@ -286,6 +287,8 @@ wrk_xfer_send_data(wrk_xfer *x, const uint8_t *p, size_t n)
 	m.u.relay_data.seq = x->seq;
 	m.u.relay_data.data.ptr = p;
 	m.u.relay_data.data.len = n;
+	/* the estimate includes this message: stream_event fed it first */
+	m.u.relay_data.completion = pf_tokest_tokens(&x->usage.completion);
 	err = send_msg(x, &m);
 	if (err == PF_OK) {
 		x->seq++;

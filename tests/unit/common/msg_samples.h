@@ -159,6 +159,7 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		d->data = variant == 1
 		    ? sample_bn(sample_body_nul, sizeof(sample_body_nul))
 		    : sample_b(z ? "" : "data: {\"id\":\"x\"}\n\n");
+		d->completion = variant == 1 ? INT64_MAX : z ? 0 : 12;
 		break;
 	}
 	case PF_MSG_RELAY_END: {
@@ -401,6 +402,7 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 		SAMPLE_CHECK(memcmp(x->id, y->id, PF_ID_LEN) == 0);
 		SAMPLE_CHECK(x->seq == y->seq);
 		SAMPLE_CHECK(sample_bytes_eq(x->data, y->data));
+		SAMPLE_CHECK(x->completion == y->completion);
 		return 1;
 	}
 	case PF_MSG_RELAY_END: {

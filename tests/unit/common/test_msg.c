@@ -421,6 +421,20 @@ test_optional_fields(void)
 	d = NULL;
 	msgpack_sbuffer_destroy(&r.sb);
 
+	raw_init(&r, 5, PF_MSG_RELAY_DATA);
+	msgpack_pack_bin(&r.pk, 16);
+	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
+	msgpack_pack_int(&r.pk, 4);
+	msgpack_pack_bin(&r.pk, 1);
+	msgpack_pack_bin_body(&r.pk, "x", 1);
+	err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+	ok(err == PF_OK && d->u.relay_data.seq == 4
+	        && d->u.relay_data.completion == 0,
+	    "old relay.data: completion 0 (%s)", pf_strerror(err));
+	pf_msg_free(d);
+	d = NULL;
+	msgpack_sbuffer_destroy(&r.sb);
+
 	/* relay.request without credit/probe/headers, and with only credit */
 	for (int extra = 0; extra < 2; extra++) {
 		raw_init(&r, (uint32_t)(12 + extra), PF_MSG_RELAY_REQUEST);

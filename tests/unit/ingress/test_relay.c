@@ -106,14 +106,22 @@ recv_kind(nng_socket s, const uint8_t *id, uint32_t *ret_credit)
 }
 
 static void
-send_data(
-    nng_socket s, const uint8_t *id, uint32_t seq, const char *d, size_t n)
+send_data_est(nng_socket s, const uint8_t *id, uint32_t seq, const char *d,
+    size_t n, int64_t completion)
 {
 	pf_msg m = { .kind = PF_MSG_RELAY_DATA };
 	memcpy(m.u.relay_data.id, id, PF_ID_LEN);
 	m.u.relay_data.seq = seq;
 	m.u.relay_data.data = (pf_bytes) { (const uint8_t *)d, n };
+	m.u.relay_data.completion = completion;
 	ok(send_msg(s, &m) == 0, "data %u sent", seq);
+}
+
+static void
+send_data(
+    nng_socket s, const uint8_t *id, uint32_t seq, const char *d, size_t n)
+{
+	send_data_est(s, id, seq, d, n, 0);
 }
 
 static void
@@ -249,9 +257,13 @@ main(void)
 	ok(!ing_flight_ready_locked(f), "reader has nothing yet");
 	f->suspended = 1;
 	pthread_mutex_unlock(&f->mu);
-	send_data(reply, f->id, 0, "a", 1);
-	send_data(reply, f->id, 1, "b", 1);
+	send_data_est(reply, f->id, 0, "a", 1, 5);
+	send_data_est(reply, f->id, 1, "b", 1, 9);
 	ok(wait_for(f, has_two_bytes), "data queued");
+	pthread_mutex_lock(&f->mu);
+	ok(f->completion == 9,
+	    "the stream keeps the worker's delivered completion estimate");
+	pthread_mutex_unlock(&f->mu);
 	pthread_mutex_lock(&f->mu);
 	ok(f->len - f->off == 2 && memcmp(f->buf + f->off, "ab", 2) == 0,
 	    "bytes in order");
