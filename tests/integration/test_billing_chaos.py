@@ -171,6 +171,10 @@ class Result:
         self.head = False
         self.t0 = self.t1 = 0.0
 
+    def stream_seen(self):
+        """A stream whose client saw generated content."""
+        return bool(self.spec["stream"]) and self.chunks > 0
+
 
 def request(port, spec, timeout=40):
     """One chat request as spec says (model, key, text, stream,
@@ -862,6 +866,13 @@ def settle_and_check(h, t, check, db, dep, books, outcome, billing):
                 if row["cost"] > full_cost(r.spec)[2]:
                     over.append((r.rid, row["prompt"], row["completion"],
                                  full_cost(r.spec)[:2]))
+            if row["reason"] == "worker_lost" and r.stream_seen() \
+                    and row["prompt"] > 0 and row["completion"] <= 0:
+                # a stream cut by a lost worker: prompt + the completion
+                # the ingress delivered (the client saw some of it)
+                viol.append((r.rid, "worker_lost without the delivered "
+                             "completion", row, "client saw", r.chunks,
+                             "chunks"))
             if row["cost"] > full or row["completion"] > c \
                     or row["prompt"] > p:
                 viol.append((r.rid, "more than the full answer", row,
