@@ -24,6 +24,7 @@
 #include "accountant/grants.h"
 #include "accountant/ledger.h"
 #include "accountant/replay.h"
+#include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/reclog.h"
@@ -63,6 +64,7 @@ struct acct_accountant {
 	PGconn *conn;
 	acct_ledger *ledger;
 	acct_grants *grants;
+	uint64_t epoch; /* random, nonzero, new at each start: grant.reply */
 	pf_reclog *log;
 	int ckpt_frozen;     /* a batch failed: keep its records replayable */
 	int64_t db_retry_at; /* no reconnect attempt before (unix ms) */
@@ -487,6 +489,7 @@ handle_grant(acct_accountant *a, struct item *it)
 	r.u.grant_reply.granted = err == PF_OK ? granted : 0;
 	r.u.grant_reply.expires_ms = err == PF_OK ? expires : 0;
 	r.u.grant_reply.status = err;
+	r.u.grant_reply.epoch = a->epoch;
 	send_reply(it->c, &r);
 }
 
@@ -797,6 +800,13 @@ acct_accountant_start(
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	err = acct_grants_new(&a->grants);
+	/* the grant pools live in memory only: a new epoch tells the
+	 * ingresses to forget credit granted before this start */
+	while (err == PF_OK && a->epoch == 0) {
+		err = pf_random_bytes(&a->epoch, sizeof(a->epoch));
+		if (err != PF_OK)
+			snprintf(errbuf, errlen, "epoch: %s", pf_strerror(err));
+	}
 	if (err == PF_OK)
 		err = db_ready(a, errbuf, errlen);
 	if (err == PF_OK) {

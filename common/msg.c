@@ -191,6 +191,7 @@ static const struct field grant_reply_fields[] = {
 	I64(pf_grant_reply, granted),
 	I64(pf_grant_reply, expires_ms),
 	I32(pf_grant_reply, status),
+	OPT(F_U64, pf_grant_reply, epoch, 0),
 };
 
 static const struct field grant_release_fields[] = {

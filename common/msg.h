@@ -217,6 +217,11 @@ typedef struct pf_grant_reply {
 	int64_t granted;    /* quota units, 0..amount */
 	int64_t expires_ms; /* unix ms */
 	int32_t status;     /* pf_err */
+	/* optional, trailing: the accountant's epoch, a random nonzero value
+	 * chosen at each start (its grant pools live in memory only); 0 =
+	 * unknown (an older accountant).  A new epoch tells the ingress its
+	 * earlier grants are gone (docs/billing.md). */
+	uint64_t epoch;
 } pf_grant_reply;
 
 /* grant.release: ingress -> accountant, give unused credit back. */

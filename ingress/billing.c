@@ -125,6 +125,7 @@ struct ing_billing {
 	slot *free_slots;
 	slot *done_slots;
 	int64_t down_until_ms; /* the accountant did not answer a grant */
+	uint64_t acct_epoch;   /* of the accountant's last grant.reply */
 	credit *credits[BUCKETS];
 	size_t n_credits;
 	credit *ask_head, *ask_tail;
@@ -501,6 +502,21 @@ slot_done_locked(ing_billing *b, slot *s)
 	pthread_cond_signal(&b->wake);
 }
 
+/* epoch_check drops every granted credit when a grant.reply shows the
+ * accountant restarted (a new epoch: its pools are gone); holds stay
+ * (b->mu held). */
+static void
+epoch_check(ing_billing *b, const pf_msg *m)
+{
+	if (m == NULL
+	    || !ing_credit_epoch_changed(
+	        &b->acct_epoch, m->u.grant_reply.epoch))
+		return;
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (credit *c = b->credits[i]; c != NULL; c = c->next)
+			ing_credit_forget(&c->c);
+}
+
 /* grant_answer applies a grant.request's answer (b->mu held). */
 static void
 grant_answer(ing_billing *b, slot *s, const pf_msg *m)
@@ -510,6 +526,7 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 	int64_t expires = s->sent_ms + PF_ACCT_GRANT_TTL_MS;
 
 	c->busy--;
+	epoch_check(b, m);
 	if (s->amount == 0) { /* a renewal */
 		if (m != NULL && m->u.grant_reply.status == PF_OK)
 			ing_credit_renewed(&c->c, expires);

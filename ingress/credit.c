@@ -80,3 +80,21 @@ ing_credit_release(ing_credit *c)
 	c->granted -= surplus;
 	return surplus;
 }
+
+void
+ing_credit_forget(ing_credit *c)
+{
+	c->granted = 0;
+}
+
+int
+ing_credit_epoch_changed(uint64_t *known, uint64_t seen)
+{
+	int changed;
+
+	if (seen == 0)
+		return 0;
+	changed = *known != 0 && *known != seen;
+	*known = seen;
+	return changed;
+}

@@ -11,6 +11,8 @@
  *                                      from its pool when it commits)
  *   release                            give back granted - held
  *   the pool lapses (no renewal)       granted = 0
+ *   the accountant restarted (a reply  granted = 0, holds kept
+ *   carries a new epoch)
  *
  * Plain arithmetic on a struct the caller locks; no allocation.
  */
@@ -54,5 +56,17 @@ void ing_credit_settle(ing_credit *c, int64_t hold, int64_t cost);
 /* ing_credit_release takes the surplus (granted - held, when positive)
  * out of granted and returns it (the amount of a grant.release). */
 int64_t ing_credit_release(ing_credit *c);
+
+/* ing_credit_forget drops the granted credit and keeps the holds: the
+ * accountant that granted it restarted and its pool is gone (requests
+ * already admitted still settle against their holds). */
+void ing_credit_forget(ing_credit *c);
+
+/* ing_credit_epoch_changed notes the accountant epoch a grant.reply
+ * carried in *known.  Returns 1 when seen is nonzero and differs from a
+ * nonzero *known: the accountant restarted, the caller must
+ * ing_credit_forget every credit of it.  seen 0 (an older accountant)
+ * changes nothing; the first nonzero epoch is just remembered. */
+int ing_credit_epoch_changed(uint64_t *known, uint64_t seen);
 
 #endif /* PF_INGRESS_CREDIT_H */

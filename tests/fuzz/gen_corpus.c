@@ -183,6 +183,16 @@ nasty(void)
 	msgpack_pack_double(&pk, 1.5);
 	put_sb("ok-extra-fields", &sb);
 
+	/* grant.reply of an older accountant: no epoch (decodes as 0) */
+	start(&sb, &pk, 8, PF_MSG_GRANT_REPLY);
+	msgpack_pack_uint64(&pk, 7);
+	msgpack_pack_int(&pk, 1);
+	msgpack_pack_int(&pk, 2);
+	msgpack_pack_int(&pk, 300);
+	msgpack_pack_int64(&pk, 1764115200000);
+	msgpack_pack_int(&pk, 0);
+	put_sb("ok-grant-reply-no-epoch", &sb);
+
 	{
 		/* grant.release [1, 12, int64 1, int8 -2, uint16 3] */
 		static const uint8_t wide[] = { 0x95, 0x01, 0x0c, 0xd3, 0, 0, 0,

@@ -378,3 +378,57 @@ with Harness() as h:
     t.ok(dq >= 0 and dq == 150 - ledger_sum(h, db, dave),
          "the balance never went below -bound (0 here) and equals "
          "150 - the ledger", f"quota {dq} served {n_ok}")
+
+    # --- accountant restart: its pools are gone (epoch) ---------------------
+    # erin has two tokens; the ingress warms credit for both, then the
+    # accountant is SIGKILLed and restarted.  The first grant.reply of the
+    # new accountant carries a new epoch: the ingress drops the credit it
+    # mirrored from the old pools (docs/billing.md, "Accountant restart").
+    # Without that, token A's old credit would be spent on top of what the
+    # new accountant grants token B.  Requests run one at a time with
+    # c <= e and every earlier event committed before the first new ask,
+    # so the documented bound is 0 here: the balance never goes below 0.
+    small = {"model": "m", "messages": MSGS, "max_tokens": 16}
+    e_est = cost_of(-(-len(json.dumps(small)) // 4), 16)
+    eq = 8 * e_est
+    erin = h.admin(db, "user-create", "--username", "erin", "--quota",
+                   str(eq))
+    ekeys = [h.admin(db, "token-create", "--user", "erin", "--unlimited",
+                     "--name", n) for n in ("ea", "eb")]
+
+    def erin_events():
+        return int(h.scalar(db, "SELECT count(*) FROM usage_events "
+                                f"WHERE user_id = {erin}"))
+
+    warm = [chat(sp.base, k, small)[0] for k in ekeys]
+    t.eq(warm, [200, 200], "erin: both tokens served (credit warmed)")
+    wait_for(lambda: erin_events() >= 2, timeout=20, step=0.1)
+    sp.acct.stop(signal.SIGKILL)
+    sp.start_accountant()
+    # a request too big for the balance asks at once: the reply (429)
+    # carries the new epoch
+    big = dict(small, max_tokens=100000)
+    st = wait_for(lambda: (lambda s: s if s == 429 else None)(
+        chat(sp.base, ekeys[1], big)[0]), timeout=30, step=0.2)
+    t.eq(st, 429, "after the restart a request above the balance: 429")
+    time.sleep(1.2)  # past PF_BILLING_DENY_MS
+    served, last, n503 = warm.count(200), {}, 0
+    for _ in range(100):
+        for k in ekeys:
+            s = chat(sp.base, k, small)[0]
+            if s == 503:
+                n503 += 1
+                time.sleep(0.2)
+            last[k] = s
+            served += s == 200
+        if all(last.get(k) == 429 for k in ekeys):
+            break
+    t.ok(all(last.get(k) == 429 for k in ekeys) and served > 2,
+         "erin: served until the balance ran out, then 429 on both tokens",
+         f"served {served}, last {last}, 503s {n503}")
+    wait_for(lambda: erin_events() >= served, timeout=20, step=0.2)
+    eqf = user_quota(h, db, erin)
+    t.ok(eqf >= 0 and eqf == eq - ledger_sum(h, db, erin),
+         "accountant restart: total charged <= balance (the old credit "
+         "was not spent again) and the balance equals the ledger",
+         f"balance {eq}, now {eqf}, served {served}, e ~{e_est}")

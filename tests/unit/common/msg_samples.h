@@ -220,6 +220,9 @@ sample_msg(pf_msg_kind kind, int variant, pf_msg *m)
 		g->granted = z ? 0 : neg;
 		g->expires_ms = z ? 0 : 1764115200000;
 		g->status = variant == 1 ? INT32_MAX : z ? 0 : PF_EDENIED;
+		g->epoch = variant == 1 ? UINT64_MAX
+		    : z                 ? 0
+		                        : 0x9e3779b97f4a7c15u;
 		break;
 	}
 	case PF_MSG_GRANT_RELEASE: {
@@ -459,6 +462,7 @@ msg_equal(const pf_msg *a, const pf_msg *b, char *why, size_t whylen)
 		SAMPLE_CHECK(x->granted == y->granted);
 		SAMPLE_CHECK(x->expires_ms == y->expires_ms);
 		SAMPLE_CHECK(x->status == y->status);
+		SAMPLE_CHECK(x->epoch == y->epoch);
 		return 1;
 	}
 	case PF_MSG_GRANT_RELEASE: {

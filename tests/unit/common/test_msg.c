@@ -434,6 +434,46 @@ test_optional_fields(void)
 	pf_msg_free(d);
 	d = NULL;
 	msgpack_sbuffer_destroy(&r.sb);
+	/* grant.reply without the epoch (an older accountant), and with */
+	for (int extra = 0; extra < 2; extra++) {
+		pf_msg m, *d2 = NULL;
+		pf_buf b;
+
+		raw_init(&r, (uint32_t)(8 + extra), PF_MSG_GRANT_REPLY);
+		msgpack_pack_uint64(&r.pk, 7);
+		msgpack_pack_int(&r.pk, 1);
+		msgpack_pack_int(&r.pk, 2);
+		msgpack_pack_int(&r.pk, 300);
+		msgpack_pack_int64(&r.pk, 1764115200000);
+		msgpack_pack_int(&r.pk, 0);
+		if (extra)
+			msgpack_pack_uint64(&r.pk, UINT64_MAX - 1);
+		err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+		ok(err == PF_OK && d->u.grant_reply.granted == 300
+		        && d->u.grant_reply.expires_ms == 1764115200000
+		        && d->u.grant_reply.epoch
+		            == (extra ? UINT64_MAX - 1 : 0),
+		    "grant.reply %s epoch (%s)", extra ? "with" : "without",
+		    pf_strerror(err));
+		/* round trip: the epoch (0 when absent) survives */
+		memset(&m, 0, sizeof(m));
+		if (err == PF_OK)
+			m = *d;
+		pf_buf_init(&b);
+		err = err == PF_OK ? pf_msg_encode(&m, &b) : err;
+		if (err == PF_OK)
+			err = pf_msg_decode(b.data, b.len, &d2);
+		ok(err == PF_OK && d2->kind == PF_MSG_GRANT_REPLY
+		        && d2->u.grant_reply.epoch == m.u.grant_reply.epoch
+		        && d2->u.grant_reply.granted == 300,
+		    "grant.reply %s epoch round-trips (%s)",
+		    extra ? "with" : "without", pf_strerror(err));
+		pf_msg_free(d2);
+		pf_buf_fini(&b);
+		pf_msg_free(d);
+		d = NULL;
+		msgpack_sbuffer_destroy(&r.sb);
+	}
 
 	/* relay.request without credit/probe/headers, and with only credit */
 	for (int extra = 0; extra < 2; extra++) {

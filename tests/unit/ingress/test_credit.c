@@ -175,11 +175,108 @@ test_prices(void)
 	ing_prices_free(NULL);
 }
 
+/* admits one request of estimate e like the ingress: ask when short */
+static int
+sim_admit(
+    ing_credit *c, acct_sim *a, uint64_t *known, uint64_t epoch, int64_t e)
+{
+	if (ing_credit_try_hold(c, e))
+		return 1;
+	int64_t g = sim_grant(a, ing_credit_shortfall(c, e) + 4 * e);
+	if (ing_credit_epoch_changed(known, epoch))
+		ing_credit_forget(c);
+	ing_credit_grant(c, g, 30000);
+	return ing_credit_try_hold(c, e);
+}
+
+/* An accountant restart (docs/billing.md): its pools are gone, so the
+ * ingress must drop the credit it mirrored from them when a reply
+ * carries a new epoch, or the same balance is granted twice. */
+static void
+test_epoch(void)
+{
+	const int64_t e = 1000;
+	acct_sim a = { .quota = 10 * e, .pool = 0 };
+	ing_credit c = { 0 };
+	uint64_t known = 0;
+	int admitted = 0, inflight;
+
+	ok(!ing_credit_epoch_changed(&known, 0) && known == 0,
+	    "epoch 0 (an older accountant) is no news");
+	ok(!ing_credit_epoch_changed(&known, 7) && known == 7,
+	    "the first epoch is remembered, not a change");
+	ok(!ing_credit_epoch_changed(&known, 7)
+	        && !ing_credit_epoch_changed(&known, 0) && known == 7,
+	    "the same epoch, or an epoch-less reply, changes nothing");
+	ok(ing_credit_epoch_changed(&known, 9) && known == 9,
+	    "a different epoch: the accountant restarted");
+
+	/* warm: two requests in flight, L = 5e (3e free) */
+	known = 0;
+	for (int i = 0; i < 2; i++)
+		admitted += sim_admit(&c, &a, &known, 11, e);
+	inflight = admitted;
+	ok(admitted == 2 && c.granted == 5 * e && c.held == 2 * e,
+	    "warm: 2 admitted, L %lld, held %lld", (long long)c.granted,
+	    (long long)c.held);
+
+	/* the accountant restarts: pools empty, quota unchanged */
+	a.pool = 0;
+	ok(ing_credit_try_hold(&c, e), "the old L still admits locally");
+	admitted++;
+	inflight++;
+	/* the next ask gets a reply with the new epoch */
+	{
+		int64_t g = sim_grant(&a, 4 * e);
+		ok(ing_credit_epoch_changed(&known, 12), "new epoch noticed");
+		ing_credit_forget(&c);
+		ok(c.granted == 0 && c.held == 3 * e,
+		    "L dropped to 0, the 3 holds kept");
+		ing_credit_grant(&c, g, 60000);
+	}
+	for (int i = 0; i < 50; i++)
+		admitted += sim_admit(&c, &a, &known, 12, e);
+	for (int i = 0; i < admitted; i++) {
+		ing_credit_settle(&c, e, e);
+		sim_commit(&a, e);
+	}
+	ok(a.quota >= -(int64_t)inflight * e,
+	    "balance %lld >= -(in-flight holds at the restart) %lld "
+	    "(%d admitted)",
+	    (long long)a.quota, (long long)(-(int64_t)inflight * e), admitted);
+	ok(admitted <= 10 + inflight, "admitted %d <= 10 + %d", admitted,
+	    inflight);
+
+	/* without the reset the old L (2e free) adds to the new grants */
+	{
+		acct_sim b = { .quota = 10 * e, .pool = 5 * e };
+		ing_credit k = { .granted = 5 * e, .held = 0 };
+		int n = 0;
+
+		b.pool = 0; /* restarted */
+		for (int i = 0; i < 50; i++) {
+			if (ing_credit_try_hold(&k, e)) {
+				n++;
+				continue;
+			}
+			ing_credit_grant(&k,
+			    sim_grant(&b, ing_credit_shortfall(&k, e) + 4 * e),
+			    30000);
+			n += ing_credit_try_hold(&k, e);
+		}
+		ok(n == 15,
+		    "without the epoch reset %d admitted (15: the "
+		    "overdraft the epoch prevents)",
+		    n);
+	}
+}
+
 int
 main(void)
 {
 	test_holds();
 	test_bound();
+	test_epoch();
 	test_estimate();
 	test_prices();
 	return tap_done();
