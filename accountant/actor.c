@@ -24,6 +24,7 @@
 #include "accountant/grants.h"
 #include "accountant/ledger.h"
 #include "accountant/replay.h"
+#include "common/clock.h"
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -86,15 +87,6 @@ struct acct_accountant {
 	size_t n_batch;
 	pf_reclog_pos batch_end;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- replies ---- */
 
@@ -231,7 +223,7 @@ db_ready(acct_accountant *a, char *errbuf, size_t errlen)
 		return PF_OK;
 	/* A database that is down must not stall the actor on every
 	 * request: one connection attempt per DB_RETRY_MS. */
-	if (now_ms() < a->db_retry_at) {
+	if (pf_clock_ms() < a->db_retry_at) {
 		snprintf(errbuf, errlen, "database unavailable");
 		return PF_EDB;
 	}
@@ -245,7 +237,7 @@ db_ready(acct_accountant *a, char *errbuf, size_t errlen)
 	if (err != PF_OK) {
 		acct_db_close(a->conn);
 		a->conn = NULL;
-		a->db_retry_at = now_ms() + DB_RETRY_MS;
+		a->db_retry_at = pf_clock_ms() + DB_RETRY_MS;
 	}
 	return err;
 }
@@ -371,7 +363,7 @@ static void
 apply_batch(acct_accountant *a)
 {
 	char errbuf[ERRBUF_MAX];
-	int64_t now = now_ms();
+	int64_t now = pf_clock_ms();
 	pf_err err = PF_OK;
 	size_t n;
 
@@ -480,7 +472,8 @@ handle_grant(acct_accountant *a, struct item *it)
 	/* With the database down, cached balances still answer. */
 	err = db_ready(a, errbuf, sizeof(errbuf));
 	err = acct_grants_request(a->grants, err == PF_OK ? a->conn : NULL,
-	    g->user_id, g->token_id, g->amount, now_ms(), &granted, &expires);
+	    g->user_id, g->token_id, g->amount, pf_clock_ms(), &granted,
+	    &expires);
 	memset(&r, 0, sizeof(r));
 	r.kind = PF_MSG_GRANT_REPLY;
 	r.u.grant_reply.corr = g->corr;
@@ -575,7 +568,7 @@ static size_t
 take(acct_accountant *a, struct item *out, size_t max, int64_t wait_ms)
 {
 	struct timespec ts;
-	int64_t until = now_ms() + wait_ms;
+	int64_t until = pf_clock_ms() + wait_ms;
 	size_t n = 0;
 
 	ts.tv_sec = until / 1000;
@@ -599,7 +592,7 @@ actor_main(void *arg)
 {
 	acct_accountant *a = arg;
 	struct item *items = malloc(a->n_ctxs * sizeof(*items));
-	int64_t next_sweep = now_ms() + SWEEP_MS;
+	int64_t next_sweep = pf_clock_ms() + SWEEP_MS;
 
 	if (items == NULL) {
 		pf_error("PF-ACCT-OOM", "what=actor");
@@ -618,9 +611,9 @@ actor_main(void *arg)
 				handle(a, &items[i]);
 		}
 		apply_batch(a);
-		if (now_ms() >= next_sweep) {
-			acct_grants_sweep(a->grants, now_ms());
-			next_sweep = now_ms() + SWEEP_MS;
+		if (pf_clock_ms() >= next_sweep) {
+			acct_grants_sweep(a->grants, pf_clock_ms());
+			next_sweep = pf_clock_ms() + SWEEP_MS;
 		}
 		pthread_mutex_lock(&a->mu);
 		stopping = a->stopping && a->q_len == 0;

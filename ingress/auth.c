@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/clock.h"
 #include "common/ids.h"
 #include "common/limits.h"
 #include "ingress/auth.h"
@@ -43,15 +44,6 @@ static const char lookup_sql[]
       "WHERE t.key_hash = $1 AND t.status = 1 AND u.status = 1 "
       "AND (t.expired_at = -1 OR t.expired_at > "
       "EXTRACT(EPOCH FROM now())::BIGINT)";
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static unsigned
 bucket_of(const char *hash)
@@ -222,11 +214,11 @@ query(ing_auth *a, const char *hash, ing_token **ret_tok)
 	/* a database that just refused us would hold every HTTP thread for
 	 * a connect timeout: answer "unavailable" at once for a while */
 	for (int attempt = 0;
-	     attempt < 2 && (a->db != NULL || mono_ms() >= a->db_down_until);
+	     attempt < 2 && (a->db != NULL || pf_mono_ms() >= a->db_down_until);
 	     attempt++) {
 		err = ing_db_ensure(a->cfg->database_url, &a->db);
 		if (err != PF_OK) {
-			a->db_down_until = mono_ms() + DB_RETRY_MS;
+			a->db_down_until = pf_mono_ms() + DB_RETRY_MS;
 			break;
 		}
 		res = PQexecParams(
@@ -281,7 +273,7 @@ ing_auth_lookup(ing_auth *a, const char *key, size_t len, ing_token **ret_tok)
 {
 	char hash[KEY_HASH_LEN + 1];
 	ing_token *t = NULL;
-	int64_t now = mono_ms();
+	int64_t now = pf_mono_ms();
 	pf_err err;
 
 	if (len < 4 || len > PF_API_KEY_MAX || memcmp(key, "sk-", 3) != 0)

@@ -20,6 +20,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "common/clock.h"
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -149,15 +150,6 @@ struct ing_billing {
 	pf_buf enc;
 	ing_billing_stats st;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 deadline_ts(int64_t ms, struct timespec *ts)
@@ -322,7 +314,7 @@ refusal(int32_t status)
 pf_err
 ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 {
-	int64_t deadline = now_ms() + PF_BILLING_GRANT_WAIT_MS;
+	int64_t deadline = pf_clock_ms() + PF_BILLING_GRANT_WAIT_MS;
 	pf_err err = PF_OK;
 	credit *c = NULL;
 	open_req *o;
@@ -361,7 +353,7 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 	}
 	c->busy++; /* kept by the open request, else dropped at out */
 	for (;;) {
-		int64_t now = now_ms();
+		int64_t now = pf_clock_ms();
 		uint64_t gen;
 
 		ing_credit_lapse(&c->c, now);
@@ -404,7 +396,7 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 			goto out;
 		}
 	}
-	c->last_ms = now_ms();
+	c->last_ms = pf_clock_ms();
 	o->cr = c;
 	c = NULL;
 	unsigned k = id_bucket(o->id);
@@ -522,7 +514,7 @@ static void
 grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 {
 	credit *c = s->cr;
-	int64_t now = now_ms();
+	int64_t now = pf_clock_ms();
 	int64_t expires = s->sent_ms + PF_ACCT_GRANT_TTL_MS;
 
 	c->busy--;
@@ -666,7 +658,7 @@ slot_send(ing_billing *b, slot *s, const pf_msg *m, uint32_t timeout_ms)
 		nng_msg_free(nm);
 		return -1;
 	}
-	s->sent_ms = now_ms();
+	s->sent_ms = pf_clock_ms();
 	nng_aio_set_msg(s->aio, nm);
 	nng_aio_set_timeout(s->aio, timeout_ms);
 	nng_ctx_send(s->ctx, s->aio);
@@ -712,7 +704,7 @@ send_asks(ing_billing *b)
 		s->cr = c;
 		s->amount = c->asking ? c->ask_amount : 0;
 		c->busy++;
-		c->renewed_ms = now_ms();
+		c->renewed_ms = pf_clock_ms();
 		m.u.grant_request.corr = (uint64_t)(s - b->slots);
 		m.u.grant_request.user_id = c->user_id;
 		m.u.grant_request.token_id = c->token_id;
@@ -755,7 +747,7 @@ send_usage(ing_billing *b)
 	pf_usage *batch = NULL;
 
 	for (;;) {
-		int64_t now = now_ms();
+		int64_t now = pf_clock_ms();
 		pf_msg m;
 		slot *s;
 
@@ -966,8 +958,8 @@ spool_events(ing_billing *b, pending *ps)
 			continue;
 		}
 		if (!io_failed
-		    && pf_reclog_append(
-		           b->spool, b->enc.data, b->enc.len, now_ms(), &pos)
+		    && pf_reclog_append(b->spool, b->enc.data, b->enc.len,
+		           pf_clock_ms(), &pos)
 		        != PF_OK)
 			io_failed = 1;
 		p->seq = pos.seq;
@@ -995,7 +987,7 @@ spool_events(ing_billing *b, pending *ps)
 	if (io_failed || fd < 0)
 		pf_error("PF-SPOOL-IO",
 		    "msg=\"usage events not durable; sent from memory\"");
-	b->last_append_ms = now_ms();
+	b->last_append_ms = pf_clock_ms();
 	/* to the syncer, which makes them sendable after its fdatasync */
 	pthread_mutex_lock(&b->mu);
 	for (p = ps; p != NULL; p = next) {
@@ -1070,7 +1062,7 @@ static void
 usage_answer(ing_billing *b, slot *s)
 {
 	const pf_msg *m = s->reply;
-	int64_t retry = now_ms() + PF_BILLING_RETRY_MS;
+	int64_t retry = pf_clock_ms() + PF_BILLING_RETRY_MS;
 	int any_done = 0;
 
 	for (uint32_t i = 0; i < s->n_ev; i++) {
@@ -1197,7 +1189,7 @@ step(ing_billing *b)
 	end_note *ends;
 	pending *ps = NULL, **tail = &ps;
 	size_t n = 0;
-	int64_t now = now_ms();
+	int64_t now = pf_clock_ms();
 
 	pthread_mutex_lock(&b->mu);
 	done = b->done_slots;
@@ -1242,10 +1234,10 @@ static void *
 billing_main(void *arg)
 {
 	ing_billing *b = arg;
-	int64_t last_tick = now_ms();
+	int64_t last_tick = pf_clock_ms();
 
 	for (;;) {
-		int64_t now = now_ms();
+		int64_t now = pf_clock_ms();
 		struct timespec ts;
 
 		step(b);
@@ -1261,7 +1253,7 @@ billing_main(void *arg)
 		}
 		if (b->done_slots == NULL && b->ends_head == NULL
 		    && b->ask_head == NULL) {
-			deadline_ts(now_ms() + TICK_MS, &ts);
+			deadline_ts(pf_clock_ms() + TICK_MS, &ts);
 			pthread_cond_timedwait(&b->wake, &b->mu, &ts);
 		}
 		pthread_mutex_unlock(&b->mu);
@@ -1561,13 +1553,13 @@ ing_billing_stop(ing_billing *b)
 	pthread_mutex_unlock(&b->mu);
 	/* let the thread spool and send them; wait a bounded time for the
 	 * acks */
-	until = now_ms() + PF_BILLING_TIMEOUT_MS;
+	until = pf_clock_ms() + PF_BILLING_TIMEOUT_MS;
 	for (;;) {
 		size_t left;
 		pthread_mutex_lock(&b->mu);
 		left = b->n_pending + b->n_syncing + (b->ends_head != NULL);
 		pthread_mutex_unlock(&b->mu);
-		if (left == 0 || now_ms() >= until)
+		if (left == 0 || pf_clock_ms() >= until)
 			break;
 		nng_msleep(STOP_WAIT_STEP_MS);
 	}

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "ingress/guard.h"
 
 #define SWEEP_MS 250
@@ -32,15 +33,6 @@ struct ing_guard {
 	pthread_t thread;
 	int started;
 };
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* same_peer says whether fd still is the connection rec was made for. */
 static int
@@ -72,7 +64,7 @@ sweep_main(void *arg)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-		now = mono_ms();
+		now = pf_mono_ms();
 		for (ing_guard_rec *r = g->head; r != NULL; r = r->next) {
 			int64_t limit = r->state == ING_GUARD_HEADERS
 			    ? g->header_ms
@@ -124,7 +116,7 @@ ing_guard_add(ing_guard *g, int fd)
 	r->peer_len = sizeof(r->peer);
 	if (getpeername(fd, (struct sockaddr *)&r->peer, &r->peer_len) != 0)
 		r->fd = -1; /* cannot tell it apart later: never cut */
-	r->since_ms = mono_ms();
+	r->since_ms = pf_mono_ms();
 	pthread_mutex_lock(&g->mu);
 	r->next = g->head;
 	if (g->head != NULL)
@@ -142,7 +134,7 @@ ing_guard_busy(ing_guard *g, ing_guard_rec *rec, int state)
 	pthread_mutex_lock(&g->mu);
 	if (rec->state != state) {
 		rec->state = state;
-		rec->since_ms = mono_ms();
+		rec->since_ms = pf_mono_ms();
 	}
 	pthread_mutex_unlock(&g->mu);
 }

@@ -13,6 +13,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "common/clock.h"
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -61,15 +62,6 @@ struct ing_health {
 	ing_router *router;
 	PGconn *db;
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 pf_err
 ing_health_new(const pf_config *cfg, ing_health **ret)
@@ -201,7 +193,8 @@ ing_health_note(ing_health *h, const pf_attempt *a, uint32_t n, int64_t now_s)
 void
 ing_health_end_cb(void *arg, const pf_relay_end *e)
 {
-	ing_health_note(arg, e->attempt_list, e->n_attempts, now_ms() / 1000);
+	ing_health_note(
+	    arg, e->attempt_list, e->n_attempts, pf_clock_ms() / 1000);
 }
 
 size_t
@@ -279,7 +272,7 @@ write_disables(ing_health *h, const pending *p, size_t n)
 	const char *vals[4] = { id, NULL, at, fails };
 	int done = 0;
 
-	snprintf(at, sizeof(at), "%" PRId64, now_ms() / 1000);
+	snprintf(at, sizeof(at), "%" PRId64, pf_clock_ms() / 1000);
 	for (size_t i = 0; i < n; i++) {
 		int rows;
 
@@ -411,7 +404,7 @@ probe_due(ing_health *h, const PGresult *res, int i)
 {
 	int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 	int64_t every = probe_every(h, PQgetvalue(res, i, 9));
-	int64_t now = now_ms();
+	int64_t now = pf_clock_ms();
 	int due = 0;
 	chan *c;
 
@@ -472,7 +465,7 @@ probe_round(ing_health *h)
 	ing_flight *fl[PROBES_MAX];
 	int64_t ids[PROBES_MAX];
 	int64_t took_ms[PROBES_MAX]; /* -1 while the probe runs */
-	int64_t start = now_ms();
+	int64_t start = pf_clock_ms();
 	int64_t deadline = start + PROBE_TIMEOUT_MS;
 	PGresult *res;
 	int n, enabled = 0;
@@ -506,12 +499,12 @@ probe_round(ing_health *h)
 			if (fl[i] == NULL || took_ms[i] >= 0)
 				continue;
 			if (flight_done(fl[i]))
-				took_ms[i] = now_ms() - start;
+				took_ms[i] = pf_clock_ms() - start;
 			else
 				open++;
 		}
 		if (open == 0 || stopping(h)
-		    || now_ms() > deadline + PF_RELAY_GRACE_MS)
+		    || pf_clock_ms() > deadline + PF_RELAY_GRACE_MS)
 			break;
 		nng_msleep(PROBE_POLL_MS);
 	}
@@ -530,9 +523,9 @@ probe_round(ing_health *h)
 		ing_relay_forget(h->relay, f);
 		ing_flight_unref(f);
 		snprintf(id, sizeof(id), "%" PRId64, ids[i]);
-		snprintf(at, sizeof(at), "%" PRId64, now_ms() / 1000);
+		snprintf(at, sizeof(at), "%" PRId64, pf_clock_ms() / 1000);
 		snprintf(took, sizeof(took), "%" PRId64,
-		    took_ms[i] >= 0 ? took_ms[i] : now_ms() - start);
+		    took_ms[i] >= 0 ? took_ms[i] : pf_clock_ms() - start);
 		if (!good) {
 			(void)exec_update(h, probe_failed_sql, vals, 3);
 			continue;
@@ -574,7 +567,7 @@ health_main(void *arg)
 {
 	ing_health *h = arg;
 	uint32_t every = h->cfg->channel_probe_ms;
-	int64_t next_probe = now_ms() + every;
+	int64_t next_probe = pf_clock_ms() + every;
 	pending *batch = malloc(QUEUE_MAX * sizeof(*batch));
 
 	if (batch == NULL)
@@ -601,9 +594,9 @@ health_main(void *arg)
 
 		if (n > 0)
 			changed += write_disables(h, batch, n);
-		if (every > 0 && !quiet && now_ms() >= next_probe) {
+		if (every > 0 && !quiet && pf_clock_ms() >= next_probe) {
 			changed += probe_round(h);
-			next_probe = now_ms() + every;
+			next_probe = pf_clock_ms() + every;
 		}
 		if (changed > 0)
 			ing_router_reload_now(h->router);

@@ -13,6 +13,7 @@
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "common/clock.h"
 #include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -60,15 +61,6 @@ struct ing_relay {
 	int push_pipes, pull_pipes; /* live pipes (guarded by mu) */
 	int epfd; /* parked client sockets, for hang-ups (sweeper only) */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static unsigned
 bucket_of(const uint8_t id[PF_ID_LEN])
@@ -568,7 +560,7 @@ static void
 sweep(ing_relay *r)
 {
 	ing_flight **v;
-	int64_t now = now_ms();
+	int64_t now = pf_clock_ms();
 	size_t n = collect(r, PICK_ALL, 0, &v);
 	int hung[HUNG_MAX];
 	size_t n_hung = hung_up_fds(r, hung);
@@ -851,7 +843,7 @@ static void *
 sweeper_main(void *arg)
 {
 	ing_relay *r = arg;
-	int64_t last_sweep = now_ms();
+	int64_t last_sweep = pf_clock_ms();
 
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
@@ -867,7 +859,7 @@ sweeper_main(void *arg)
 		}
 		pthread_mutex_unlock(&r->mu);
 		send_orphan_cancels(r);
-		int64_t now = now_ms();
+		int64_t now = pf_clock_ms();
 		if (now - last_sweep >= SWEEP_EVERY_MS) {
 			sweep(r);
 			last_sweep = now;

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "common/clock.h"
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -73,15 +74,6 @@ typedef struct conn_state {
 	ing_flight *flight;
 	int64_t started_ms;
 } conn_state;
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- responses ---------------------------------------------------------
  */
@@ -624,7 +616,7 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 		return queue_error(conn, st, &ING_ERR_BAD_REQUEST, msg);
 	}
 
-	int64_t deadline = now_ms() + (int64_t)cfg->total_timeout_ms;
+	int64_t deadline = pf_clock_ms() + (int64_t)cfg->total_timeout_ms;
 	int admitted = 0;
 	ret = admit(conn, st, tok, snap, &info, deadline, &admitted);
 	ing_token_unref(tok);
@@ -828,7 +820,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = st;
 		st->srv = srv;
 		st->url = url;
-		st->started_ms = now_ms();
+		st->started_ms = pf_clock_ms();
 		guard_busy(srv, conn, ING_GUARD_BODY);
 		if (pf_id_new(st->id) != PF_OK)
 			return MHD_NO;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "workers/cloop.h"
 
 /* epoll events taken per wait; more stay ready for the next turn */
@@ -33,15 +34,6 @@ struct wrk_cloop {
 	struct epoll_event ready[READY_MAX];
 	int n_ready;
 };
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t
 data_of(enum tag t, int fd)
@@ -94,7 +86,7 @@ timer_cb(CURLM *multi, long timeout_ms, void *arg)
 	wrk_cloop *l = arg;
 
 	(void)multi;
-	l->timer_at = timeout_ms < 0 ? INT64_MAX : mono_ms() + timeout_ms;
+	l->timer_at = timeout_ms < 0 ? INT64_MAX : pf_mono_ms() + timeout_ms;
 	return 0;
 }
 
@@ -190,7 +182,7 @@ wrk_cloop_run(wrk_cloop *l)
 			break;
 		}
 	}
-	if (l->timer_at != INT64_MAX && mono_ms() >= l->timer_at) {
+	if (l->timer_at != INT64_MAX && pf_mono_ms() >= l->timer_at) {
 		l->timer_at = INT64_MAX;
 		curl_multi_socket_action(
 		    l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -205,7 +197,7 @@ wrk_cloop_wait(wrk_cloop *l, const int *fds, size_t n, int64_t timeout_ms)
 	int got, extra = 0;
 
 	if (l->timer_at != INT64_MAX) {
-		now = mono_ms();
+		now = pf_mono_ms();
 		if (t < 0 || l->timer_at - now < t)
 			t = l->timer_at > now ? l->timer_at - now : 0;
 	}
