@@ -10,6 +10,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/clock.h"
+
 pf_err
 pf_random_bytes(void *buf, size_t n)
 {
@@ -38,7 +40,13 @@ pf_random_bytes(void *buf, size_t n)
 pf_err
 pf_id_new(uint8_t id[PF_ID_LEN])
 {
-	return pf_random_bytes(id, PF_ID_LEN);
+	uint64_t ms = (uint64_t)pf_clock_ms();
+
+	for (int i = 5; i >= 0; i--) {
+		id[i] = (uint8_t)(ms & 0xff);
+		ms >>= 8;
+	}
+	return pf_random_bytes(id + 6, PF_ID_LEN - 6);
 }
 
 void

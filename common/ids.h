@@ -12,8 +12,14 @@
 
 #define PF_ID_HEX_LEN (PF_ID_LEN * 2)
 
-/* pf_id_new fills id with 16 bytes from the OS CSPRNG (getrandom, falling
- * back to OpenSSL RAND_bytes).  Errors: PF_ECRYPTO. */
+/* pf_id_new fills id with a time-ordered id: the first 6 bytes are the
+ * wall clock in milliseconds (big-endian), the other 10 come from the OS
+ * CSPRNG (getrandom, falling back to OpenSSL RAND_bytes).  Ids made later
+ * sort later (to the millisecond), so the ledger's unique event_id index
+ * grows at its right edge instead of at random pages: a random key
+ * dirties (and after each checkpoint fully WAL-logs) one leaf page per
+ * event.  80 random bits per millisecond keep ids unique.  Request ids
+ * are not secrets.  Errors: PF_ECRYPTO. */
 PF_NODISCARD pf_err pf_id_new(uint8_t id[PF_ID_LEN]);
 
 /* pf_random_bytes fills buf with n cryptographically random bytes.
