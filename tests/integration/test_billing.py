@@ -227,21 +227,32 @@ with Harness() as h:
          "upstream_error", f"{st} {ev}")
 
     # --- spool: the accountant is down -------------------------------------
-    # a request first: credit unused for 10 s was released, and this one
-    # asks for more (ahead of what it needs) while the accountant is up
-    warm = chat(sp.base, akey, {"model": "m", "messages": MSGS,
-                                "max_tokens": 10})[0]
-    t.eq(warm, 200, "a request before the accountant goes down")
-    before = user_quota(h, db, alice)
-    sp.acct.stop(signal.SIGKILL)
-    rids = []
-    for _ in range(5):
-        st, hd, _ = chat(base, akey, {"model": "m", "messages": MSGS,
-                                      "max_tokens": 10})
-        if st == 200:
-            rids.append(hd.get("x-request-id", ""))
-    t.eq(len(rids), 5, "accountant down: requests within the granted "
-         "credit are still served")
+    def accountant_down(n, warm_desc, served_desc):
+        """A request first (credit unused for 10 s was released, and this
+        one asks for more, ahead of what it needs, while the accountant is
+        up); once its event is in the ledger, alice's balance is read and
+        the accountant SIGKILLed; then n requests within the credit.
+        Returns (that balance, the served requests' ids)."""
+        small = {"model": "m", "messages": MSGS, "max_tokens": 10}
+        st, hd, _ = chat(sp.base, akey, small)
+        t.eq(st, 200, warm_desc)
+        # else its event could land after the balance is read, and the
+        # "charged once" checks would count it too
+        wait_event(h, db, hd.get("x-request-id", ""))
+        before = user_quota(h, db, alice)
+        sp.acct.stop(signal.SIGKILL)
+        rids = []
+        for _ in range(n):
+            st, hd, _ = chat(sp.base, akey, small)
+            if st == 200:
+                rids.append(hd.get("x-request-id", ""))
+        t.eq(len(rids), n, served_desc)
+        return before, rids
+
+    before, rids = accountant_down(
+        5, "a request before the accountant goes down",
+        "accountant down: requests within the granted credit are still "
+        "served")
     t.ok(wait_for(lambda: sp.spool_bytes() > 0, timeout=5),
          "their usage events are in the spool", sp.spool_files())
     sp.start_accountant()
@@ -256,18 +267,9 @@ with Harness() as h:
          "acked spool segments are deleted", sp.spool_files())
 
     # --- spool: the ingress restarts with events not acked ------------------
-    warm = chat(sp.base, akey, {"model": "m", "messages": MSGS,
-                                "max_tokens": 10})[0]
-    t.eq(warm, 200, "a request before the accountant goes down again")
-    before = user_quota(h, db, alice)
-    sp.acct.stop(signal.SIGKILL)
-    rids = []
-    for _ in range(3):
-        st, hd, _ = chat(base, akey, {"model": "m", "messages": MSGS,
-                                      "max_tokens": 10})
-        if st == 200:
-            rids.append(hd.get("x-request-id", ""))
-    t.eq(len(rids), 3, "accountant down again: 3 requests served")
+    before, rids = accountant_down(
+        3, "a request before the accountant goes down again",
+        "accountant down again: 3 requests served")
     sp.ingress.stop(signal.SIGKILL)
     t.ok(sp.spool_bytes() > 0, "the ingress was killed with the events "
          "in its spool", sp.spool_files())
