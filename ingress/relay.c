@@ -899,9 +899,10 @@ sweeper_main(void *arg)
 /* --- sending ----------------------------------------------------------- */
 
 /* push_any gives nm to the first worker that can take it now, round-robin,
- * tying f to that worker's push socket first (the tie is written under
- * the table lock, which collect reads it under); when none can, retries
- * for at most SEND_WAIT_MS.  Returns 0 (nm taken) or an NNG error. */
+ * then ties f to that worker's push socket (under the table lock, which
+ * collect reads it under; tied only once sent, so a lost pipe never ends
+ * a request another worker runs); when none can, retries for at most
+ * SEND_WAIT_MS.  Returns 0 (nm taken) or an NNG error. */
 static int
 push_any(ing_relay *r, ing_flight *f, nng_msg *nm)
 {
@@ -912,12 +913,14 @@ push_any(ing_relay *r, ing_flight *f, nng_msg *nm)
 		unsigned k0 = __atomic_fetch_add(&r->rr, 1, __ATOMIC_RELAXED);
 		for (size_t i = 0; i < r->n_push; i++) {
 			size_t k = (k0 + i) % r->n_push;
-			pthread_mutex_lock(&r->mu);
-			f->_push = (uint32_t)k + 1;
-			pthread_mutex_unlock(&r->mu);
 			rv = nng_sendmsg(r->push[k], nm, NNG_FLAG_NONBLOCK);
-			if (rv == 0
-			    || (rv != NNG_EAGAIN && rv != NNG_ETIMEDOUT))
+			if (rv == 0) {
+				pthread_mutex_lock(&r->mu);
+				f->_push = (uint32_t)k + 1;
+				pthread_mutex_unlock(&r->mu);
+				return 0;
+			}
+			if (rv != NNG_EAGAIN && rv != NNG_ETIMEDOUT)
 				return rv;
 		}
 		if (pf_mono_ms() >= until)
