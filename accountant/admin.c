@@ -38,14 +38,21 @@ acct_admin_fail(const acct_admin_ctx *ctx, const char *msg)
 
 int
 acct_admin_prepare(acct_admin_ctx *ctx, const char *usage, int argc,
-    char **argv, acct_opt *opts, size_t n)
+    char **argv, const acct_admin_opt *opts, size_t n)
 {
+	/* all[0] is --config, all[1 + i] is opts[i]. */
+	acct_opt all[1 + ACCT_ADMIN_OPTS_MAX];
 	char errbuf[ACCT_ADMIN_ERRBUF];
 	int help = 0;
 	pf_err err;
 
+	if (n > ACCT_ADMIN_OPTS_MAX)
+		return acct_admin_fail(ctx, "too many options (a bug)");
+	all[0] = (acct_opt) { "config", 1, NULL };
+	for (size_t i = 0; i < n; i++)
+		all[1 + i] = (acct_opt) { opts[i].name, opts[i].has_arg, NULL };
 	err = acct_opts_parse(
-	    argc, argv, opts, n, &help, errbuf, sizeof(errbuf));
+	    argc, argv, all, 1 + n, &help, errbuf, sizeof(errbuf));
 	if (err != PF_OK)
 		return acct_admin_usage_error(ctx, "%s", errbuf);
 	if (help) {
@@ -55,11 +62,17 @@ acct_admin_prepare(acct_admin_ctx *ctx, const char *usage, int argc,
 		pf_config_usage(stdout);
 		return ACCT_EXIT_OK;
 	}
-	err = acct_load_config(acct_opt_value(opts, n, "config"), &ctx->cfg,
-	    errbuf, sizeof(errbuf));
+	err = acct_load_config(all[0].value, &ctx->cfg, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		fprintf(stderr, "planktonfly admin %s: %s\n", ctx->sub, errbuf);
 		return ACCT_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < n; i++)
+		*opts[i].dst = all[1 + i].value;
+	for (size_t i = 0; i < n; i++) {
+		if (opts[i].required && all[1 + i].value == NULL)
+			return acct_admin_usage_error(
+			    ctx, "--%s is required", opts[i].name);
 	}
 	return ACCT_ADMIN_GO_ON;
 }
@@ -105,14 +118,13 @@ int
 acct_admin_list(acct_admin_ctx *ctx, const char *usage, int argc, char **argv,
     const char *sql, const char *header, int ncols)
 {
-	acct_opt opts[] = { { "config", 1, NULL } };
 	char errbuf[ACCT_ADMIN_ERRBUF];
 	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	pf_err err;
 	int rc;
 
-	rc = acct_admin_prepare(ctx, usage, argc, argv, opts, 1);
+	rc = acct_admin_prepare(ctx, usage, argc, argv, NULL, 0);
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
 	rc = acct_admin_connect(ctx, &conn);
@@ -150,11 +162,10 @@ acct_admin_user_create(acct_admin_ctx *ctx, int argc, char **argv)
 	    = "INSERT INTO users (username, display_name, password_hash,"
 	      " quota, \"group\", role) VALUES ($1, $1, $2, $3::bigint, $4, $5)"
 	      " RETURNING id";
-	acct_opt opts[] = { { "config", 1, NULL }, { "username", 1, NULL },
-		{ "password", 1, NULL }, { "quota", 1, NULL },
-		{ "group", 1, NULL }, { "role", 1, NULL } };
-	const size_t n = sizeof(opts) / sizeof(opts[0]);
 	const char *username, *password, *quota_s, *group, *role;
+	const acct_admin_opt opts[] = { { "username", 1, 1, &username },
+		{ "password", 1, 0, &password }, { "quota", 1, 0, &quota_s },
+		{ "group", 1, 0, &group }, { "role", 1, 0, &role } };
 	char hash[ACCT_PASSWORD_HASH_LEN] = "";
 	char quota_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
 	struct pg_conn *conn = NULL;
@@ -164,17 +175,10 @@ acct_admin_user_create(acct_admin_ctx *ctx, int argc, char **argv)
 	pf_err err;
 	int rc;
 
-	rc = acct_admin_prepare(ctx, user_create_usage, argc, argv, opts, n);
+	rc = acct_admin_prepare(ctx, user_create_usage, argc, argv, opts,
+	    sizeof(opts) / sizeof(opts[0]));
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	username = acct_opt_value(opts, n, "username");
-	password = acct_opt_value(opts, n, "password");
-	quota_s = acct_opt_value(opts, n, "quota");
-	group = acct_opt_value(opts, n, "group");
-	role = acct_opt_value(opts, n, "role");
-	if (username == NULL)
-		return acct_admin_usage_error(
-		    ctx, "%s is required", "--username");
 	if (!acct_check_word(username, ACCT_USERNAME_MAX))
 		return acct_admin_usage_error(
 		    ctx, "invalid --username '%s'", username);
@@ -287,11 +291,10 @@ acct_admin_price_set(acct_admin_ctx *ctx, int argc, char **argv)
 	      " cached_micros = EXCLUDED.cached_micros,"
 	      " call_micros = EXCLUDED.call_micros,"
 	      " updated_at = EXCLUDED.updated_at";
-	acct_opt opts[] = { { "config", 1, NULL }, { "model", 1, NULL },
-		{ "input", 1, NULL }, { "output", 1, NULL },
-		{ "cached", 1, NULL }, { "call", 1, NULL } };
-	const size_t n = sizeof(opts) / sizeof(opts[0]);
 	const char *model, *in_s, *out_s, *cached_s, *call_s;
+	const acct_admin_opt opts[] = { { "model", 1, 1, &model },
+		{ "input", 1, 0, &in_s }, { "output", 1, 0, &out_s },
+		{ "cached", 1, 0, &cached_s }, { "call", 1, 0, &call_s } };
 	int64_t in = 0, out = 0, cached = 0, call = 0;
 	char b[4][24], errbuf[ACCT_ADMIN_ERRBUF];
 	struct pg_conn *conn = NULL;
@@ -299,16 +302,10 @@ acct_admin_price_set(acct_admin_ctx *ctx, int argc, char **argv)
 	pf_err err;
 	int rc;
 
-	rc = acct_admin_prepare(ctx, price_set_usage, argc, argv, opts, n);
+	rc = acct_admin_prepare(ctx, price_set_usage, argc, argv, opts,
+	    sizeof(opts) / sizeof(opts[0]));
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	model = acct_opt_value(opts, n, "model");
-	in_s = acct_opt_value(opts, n, "input");
-	out_s = acct_opt_value(opts, n, "output");
-	cached_s = acct_opt_value(opts, n, "cached");
-	call_s = acct_opt_value(opts, n, "call");
-	if (model == NULL)
-		return acct_admin_usage_error(ctx, "%s is required", "--model");
 	if (!acct_check_word(model, PF_MODEL_NAME_MAX))
 		return acct_admin_usage_error(
 		    ctx, "invalid --model '%s'", model);
