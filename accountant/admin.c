@@ -42,31 +42,18 @@ acct_admin_prepare(acct_admin_ctx *ctx, const char *usage, int argc,
 {
 	/* all[0] is --config, all[1 + i] is opts[i]. */
 	acct_opt all[1 + ACCT_ADMIN_OPTS_MAX];
-	char errbuf[ACCT_ADMIN_ERRBUF];
-	int help = 0;
-	pf_err err;
+	char name[64];
+	int rc;
 
 	if (n > ACCT_ADMIN_OPTS_MAX)
 		return acct_admin_fail(ctx, "too many options (a bug)");
 	all[0] = (acct_opt) { "config", 1, NULL };
 	for (size_t i = 0; i < n; i++)
 		all[1 + i] = (acct_opt) { opts[i].name, opts[i].has_arg, NULL };
-	err = acct_opts_parse(
-	    argc, argv, all, 1 + n, &help, errbuf, sizeof(errbuf));
-	if (err != PF_OK)
-		return acct_admin_usage_error(ctx, "%s", errbuf);
-	if (help) {
-		fputs(usage, stdout);
-		printf("  --config FILE  read settings from FILE (environment "
-		       "wins)\n  --help         print this help\n\n");
-		pf_config_usage(stdout);
-		return ACCT_EXIT_OK;
-	}
-	err = acct_load_config(all[0].value, &ctx->cfg, errbuf, sizeof(errbuf));
-	if (err != PF_OK) {
-		fprintf(stderr, "planktonfly admin %s: %s\n", ctx->sub, errbuf);
-		return ACCT_EXIT_USAGE;
-	}
+	snprintf(name, sizeof(name), "admin %s", ctx->sub);
+	rc = acct_cli_prepare(name, usage, argc, argv, all, 1 + n, &ctx->cfg);
+	if (rc >= 0)
+		return rc;
 	for (size_t i = 0; i < n; i++)
 		*opts[i].dst = all[1 + i].value;
 	for (size_t i = 0; i < n; i++) {
