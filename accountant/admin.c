@@ -64,17 +64,20 @@ acct_admin_prepare(acct_admin_ctx *ctx, const char *usage, int argc,
 	return ACCT_ADMIN_GO_ON;
 }
 
-int
-acct_admin_connect(const acct_admin_ctx *ctx, struct pg_conn **ret_conn)
+pf_err
+acct_admin_exec(const acct_admin_ctx *ctx, const char *sql, int nparams,
+    const char *const *params, struct pg_result **ret_res, char *errbuf,
+    size_t errlen)
 {
-	char errbuf[ACCT_ADMIN_ERRBUF];
+	struct pg_conn *conn = NULL;
 	pf_err err;
 
-	err = acct_db_connect(
-	    ctx->cfg.database_url, ret_conn, errbuf, sizeof(errbuf));
+	err = acct_db_connect(ctx->cfg.database_url, &conn, errbuf, errlen);
 	if (err != PF_OK)
-		return acct_admin_fail(ctx, errbuf);
-	return ACCT_ADMIN_GO_ON;
+		return err;
+	err = acct_db_exec(conn, sql, nparams, params, ret_res, errbuf, errlen);
+	acct_db_close(conn);
+	return err;
 }
 
 const char *
@@ -106,7 +109,6 @@ acct_admin_list(acct_admin_ctx *ctx, const char *usage, int argc, char **argv,
     const char *sql, const char *header, int ncols)
 {
 	char errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	pf_err err;
 	int rc;
@@ -114,11 +116,7 @@ acct_admin_list(acct_admin_ctx *ctx, const char *usage, int argc, char **argv,
 	rc = acct_admin_prepare(ctx, usage, argc, argv, NULL, 0);
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
-	err = acct_db_exec(conn, sql, 0, NULL, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
+	err = acct_admin_exec(ctx, sql, 0, NULL, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK)
 		return acct_admin_fail(ctx, errbuf);
 	fputs(header, stdout);
@@ -155,7 +153,6 @@ acct_admin_user_create(acct_admin_ctx *ctx, int argc, char **argv)
 		{ "group", 1, 0, &group }, { "role", 1, 0, &role } };
 	char hash[ACCT_PASSWORD_HASH_LEN] = "";
 	char quota_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[5];
 	int64_t quota = 0;
@@ -196,16 +193,13 @@ acct_admin_user_create(acct_admin_ctx *ctx, int argc, char **argv)
 			return acct_admin_fail(
 			    ctx, "hashing the password failed");
 	}
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
 	params[0] = username;
 	params[1] = hash;
 	params[2] = acct_admin_fmt_i64(quota_buf, sizeof(quota_buf), quota);
 	params[3] = group;
 	params[4] = role;
-	err = acct_db_exec(conn, sql, 5, params, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
+	err = acct_admin_exec(
+	    ctx, sql, 5, params, &res, errbuf, sizeof(errbuf));
 	if (err == PF_EEXIST) {
 		fprintf(stderr,
 		    "planktonfly admin %s: user '%s' already exists\n",
@@ -284,7 +278,6 @@ acct_admin_price_set(acct_admin_ctx *ctx, int argc, char **argv)
 		{ "cached", 1, 0, &cached_s }, { "call", 1, 0, &call_s } };
 	int64_t in = 0, out = 0, cached = 0, call = 0;
 	char b[4][24], errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	const char *params[5];
 	pf_err err;
 	int rc;
@@ -322,16 +315,13 @@ acct_admin_price_set(acct_admin_ctx *ctx, int argc, char **argv)
 			    "--cached must be a decimal USD amount, not '%s'",
 			    cached_s);
 	}
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
 	params[0] = model;
 	params[1] = acct_admin_fmt_i64(b[0], sizeof(b[0]), in);
 	params[2] = acct_admin_fmt_i64(b[1], sizeof(b[1]), out);
 	params[3] = acct_admin_fmt_i64(b[2], sizeof(b[2]), cached);
 	params[4] = acct_admin_fmt_i64(b[3], sizeof(b[3]), call);
-	err = acct_db_exec(conn, sql, 5, params, NULL, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
+	err = acct_admin_exec(
+	    ctx, sql, 5, params, NULL, errbuf, sizeof(errbuf));
 	if (err != PF_OK)
 		return acct_admin_fail(ctx, errbuf);
 	return ACCT_EXIT_OK;

@@ -65,10 +65,13 @@ typedef struct acct_admin_opt {
 int acct_admin_prepare(acct_admin_ctx *ctx, const char *usage, int argc,
     char **argv, const acct_admin_opt *opts, size_t n);
 
-/* acct_admin_connect connects to ctx's database into *ret_conn (close with
- * acct_db_close).  Returns ACCT_ADMIN_GO_ON, or ACCT_EXIT_FAIL after
- * reporting the error. */
-int acct_admin_connect(const acct_admin_ctx *ctx, struct pg_conn **ret_conn);
+/* acct_admin_exec connects to ctx's database, runs sql with nparams
+ * params (see acct_db_exec: *ret_res, when ret_res is not NULL, gets the
+ * result) and closes the connection.  Errors: those of acct_db_connect
+ * and acct_db_exec, with a message in errbuf; nothing is reported. */
+PF_NODISCARD pf_err acct_admin_exec(const acct_admin_ctx *ctx, const char *sql,
+    int nparams, const char *const *params, struct pg_result **ret_res,
+    char *errbuf, size_t errlen);
 
 /* acct_admin_fmt_i64 writes v in decimal into buf (len >= 21) and
  * returns buf. */

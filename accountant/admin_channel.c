@@ -74,7 +74,6 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	char *mapping_n = NULL;
 	char prio_buf[24], weight_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
 	char timeout_buf[N_TIMEOUTS][24];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[10 + N_TIMEOUTS];
 	int64_t priority = 0, weight = 1;
@@ -159,8 +158,6 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	}
 
 	rc = ACCT_EXIT_FAIL;
-	if (acct_admin_connect(ctx, &conn) != ACCT_ADMIN_GO_ON)
-		goto out;
 	params[0] = name;
 	params[1] = type;
 	params[2] = url_n;
@@ -171,8 +168,8 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	params[7] = acct_admin_fmt_i64(weight_buf, sizeof(weight_buf), weight);
 	params[8] = mapping_n != NULL ? mapping_n : "";
 	params[9] = proxy != NULL ? proxy : "";
-	err = acct_db_exec(
-	    conn, sql, 10 + N_TIMEOUTS, params, &res, errbuf, sizeof(errbuf));
+	err = acct_admin_exec(
+	    ctx, sql, 10 + N_TIMEOUTS, params, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		acct_admin_fail(ctx, errbuf);
 		goto out;
@@ -181,7 +178,6 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	rc = ACCT_EXIT_OK;
 out:
 	acct_db_result_free(res);
-	acct_db_close(conn);
 	free(url_n);
 	free(models_n);
 	free(groups_n);
@@ -250,7 +246,6 @@ set_channel_status(acct_admin_ctx *ctx, int argc, char **argv, int enable)
 	const acct_admin_opt opts[]
 	    = { { "id", 1, 1, &id_s }, { "reason", 1, 0, &reason } };
 	char id_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[2];
 	int64_t id;
@@ -270,14 +265,10 @@ set_channel_status(acct_admin_ctx *ctx, int argc, char **argv, int enable)
 	if (!acct_check_text(reason, PF_ERROR_BODY_MAX))
 		return acct_admin_usage_error(ctx, "%s",
 		    "--reason is too long or has control characters");
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
 	params[0] = acct_admin_fmt_i64(id_buf, sizeof(id_buf), id);
 	params[1] = reason;
-	err = acct_db_exec(conn, enable ? sql_enable : sql_disable,
+	err = acct_admin_exec(ctx, enable ? sql_enable : sql_disable,
 	    enable ? 1 : 2, params, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
 	if (err != PF_OK)
 		return acct_admin_fail(ctx, errbuf);
 	rc = acct_db_rows(res) == 1 ? ACCT_EXIT_OK : ACCT_EXIT_FAIL;

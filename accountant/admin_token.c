@@ -60,7 +60,6 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 	char key[ACCT_TOKEN_KEY_LEN + 1], hash[65];
 	char prefix[PF_API_KEY_PREFIX_LEN + 1];
 	char quota_buf[24], expires_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[10];
 	int64_t quota = 0, expires = -1;
@@ -135,8 +134,6 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 	}
 	memcpy(prefix, key, PF_API_KEY_PREFIX_LEN);
 	prefix[PF_API_KEY_PREFIX_LEN] = '\0';
-	if (acct_admin_connect(ctx, &conn) != ACCT_ADMIN_GO_ON)
-		goto out;
 	params[0] = user;
 	params[1] = name;
 	params[2] = hash;
@@ -148,7 +145,8 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 	params[7] = models_n != NULL ? models_n : "";
 	params[8] = ips_n != NULL ? ips_n : "";
 	params[9] = group;
-	err = acct_db_exec(conn, sql, 10, params, &res, errbuf, sizeof(errbuf));
+	err = acct_admin_exec(
+	    ctx, sql, 10, params, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		acct_admin_fail(ctx, errbuf);
 		goto out;
@@ -163,7 +161,6 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	acct_db_result_free(res);
-	acct_db_close(conn);
 	free(models_n);
 	free(ips_n);
 	return rc;
@@ -194,7 +191,6 @@ acct_admin_token_list(acct_admin_ctx *ctx, int argc, char **argv)
 	const char *user;
 	const acct_admin_opt opts[] = { { "user", 1, 1, &user } };
 	char errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[1];
 	pf_err err;
@@ -203,12 +199,9 @@ acct_admin_token_list(acct_admin_ctx *ctx, int argc, char **argv)
 	rc = acct_admin_prepare(ctx, token_list_usage, argc, argv, opts, 1);
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
 	params[0] = user;
-	err = acct_db_exec(conn, sql, 1, params, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
+	err = acct_admin_exec(
+	    ctx, sql, 1, params, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK)
 		return acct_admin_fail(ctx, errbuf);
 	if (acct_db_rows(res) == 0) {
