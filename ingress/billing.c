@@ -452,10 +452,10 @@ ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN])
 	free(o);
 }
 
-void
-ing_billing_end_cb(void *arg, const pf_relay_end *e)
+/* end_add queues e for the thread, waking it when wake is set. */
+static void
+end_add(ing_billing *b, const pf_relay_end *e, int wake)
 {
-	ing_billing *b = arg;
 	end_note *n = calloc(1, sizeof(*n));
 
 	if (n == NULL)
@@ -471,7 +471,31 @@ ing_billing_end_cb(void *arg, const pf_relay_end *e)
 	else
 		b->ends_head = n;
 	b->ends_tail = n;
-	pthread_cond_signal(&b->wake);
+	if (wake)
+		pthread_cond_signal(&b->wake);
+	pthread_mutex_unlock(&b->mu);
+}
+
+void
+ing_billing_end_cb(void *arg, const pf_relay_end *e)
+{
+	end_add(arg, e, 1);
+}
+
+void
+ing_billing_end_later(void *arg, const pf_relay_end *e)
+{
+	end_add(arg, e, 0);
+}
+
+void
+ing_billing_end_flush(void *arg)
+{
+	ing_billing *b = arg;
+
+	pthread_mutex_lock(&b->mu);
+	if (b->ends_head != NULL)
+		pthread_cond_signal(&b->wake);
 	pthread_mutex_unlock(&b->mu);
 }
 

@@ -141,6 +141,15 @@ void ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN]);
  */
 void ing_billing_end_cb(void *arg, const pf_relay_end *e);
 
+/* ing_billing_end_later is ing_billing_end_cb without waking the billing
+ * thread: ing_billing_end_flush (or the thread's next tick) does, once
+ * for a batch of ends. */
+void ing_billing_end_later(void *arg, const pf_relay_end *e);
+
+/* ing_billing_end_flush wakes the billing thread when ends wait (arg is
+ * the ing_billing; the relay's end flush hook).  Never blocks on I/O. */
+void ing_billing_end_flush(void *arg);
+
 /* ing_billing_get_stats copies the counters. */
 void ing_billing_get_stats(ing_billing *b, ing_billing_stats *ret);
 
