@@ -35,6 +35,11 @@
 #define ROTATE_IDLE_MS 1000  /* rotate an all-acked segment after */
 #define STOP_WAIT_STEP_MS 20 /* stop: poll for acks */
 #define LOST_EXTRA_MS 5000   /* past the sweeper before we decide */
+/* usage events wait up to this long for others to share a message to
+ * the accountant, unless SEND_NOW_MIN are ready (acks come later, so the
+ * clients never wait for it) */
+#define SEND_DELAY_MS 5
+#define SEND_NOW_MIN 32u
 
 typedef struct credit {
 	int64_t user_id, token_id;
@@ -83,7 +88,9 @@ typedef struct pending {
 	char model[PF_MODEL_NAME_MAX + 1];
 	uint64_t seq; /* spool segment */
 	int64_t next_try_ms;
+	int64_t ready_ms; /* durable since */
 	int inflight;
+	int retrying;       /* a send failed: waits for next_try_ms */
 	ing_flight *flight; /* until spooled: told ing_flight_billed */
 	struct pending *prev, *next;
 } pending;
@@ -134,6 +141,12 @@ struct ing_billing {
 	end_note *ends_head, *ends_tail;
 	pending *pend_head, *pend_tail; /* durable, oldest first */
 	size_t n_pending;
+	/* the first pending never sent: those before it are in flight or
+	 * retrying, so send_usage need not walk them */
+	pending *send_from;
+	size_t n_fresh;      /* from send_from on, not in flight */
+	size_t n_retry;      /* retrying */
+	int64_t send_due_ms; /* send_usage held events back until then */
 	/* the syncer thread: fdatasync of flushed spool records, off the
 	 * billing thread so ends keep flowing while a sync runs */
 	pthread_t syncer;
@@ -284,11 +297,21 @@ pending_link(ing_billing *b, pending *p)
 		b->pend_head = p;
 	b->pend_tail = p;
 	b->n_pending++;
+	p->ready_ms = pf_clock_ms();
+	if (b->send_from == NULL)
+		b->send_from = p;
+	b->n_fresh++;
 }
 
 static void
 pending_unlink(ing_billing *b, pending *p)
 {
+	if (b->send_from == p)
+		b->send_from = p->next;
+	if (p->retrying)
+		b->n_retry--;
+	else if (!p->inflight)
+		b->n_fresh--;
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -776,9 +799,15 @@ send_usage(ing_billing *b)
 		slot *s;
 
 		pthread_mutex_lock(&b->mu);
-		pending *p = b->pend_head;
+		pending *p = b->n_retry > 0 ? b->pend_head : b->send_from;
 		while (p != NULL && (p->inflight || p->next_try_ms > now))
 			p = p->next;
+		/* a fresh event waits a little for company */
+		if (p != NULL && !p->retrying && b->n_fresh < SEND_NOW_MIN
+		    && now - p->ready_ms < SEND_DELAY_MS) {
+			b->send_due_ms = p->ready_ms + SEND_DELAY_MS;
+			p = NULL;
+		}
 		s = p != NULL ? slot_take_locked(b) : NULL;
 		if (s == NULL) {
 			pthread_mutex_unlock(&b->mu);
@@ -788,9 +817,18 @@ send_usage(ing_billing *b)
 		for (; p != NULL && s->n_ev < PF_USAGE_BATCH_MAX; p = p->next) {
 			if (p->inflight || p->next_try_ms > now)
 				continue;
+			if (p->retrying) {
+				p->retrying = 0;
+				b->n_retry--;
+			} else {
+				b->n_fresh--;
+			}
 			p->inflight = 1;
 			s->ev[s->n_ev++] = p;
 		}
+		while (b->send_from != NULL
+		    && (b->send_from->inflight || b->send_from->retrying))
+			b->send_from = b->send_from->next;
 		pthread_mutex_unlock(&b->mu);
 		/* the events stay put while in flight: only the thread frees
 		 * them, after the answer */
@@ -1054,13 +1092,17 @@ syncer_main(void *arg)
 			close(fd);
 		}
 		pthread_mutex_lock(&b->mu);
+		size_t fresh0 = b->n_fresh;
 		while (ps != NULL) {
 			pending *next = ps->next;
 			pending_link(b, ps);
 			b->n_syncing--;
 			ps = next;
 		}
-		pthread_cond_signal(&b->wake);
+		/* once it knows of fresh events the thread waits for their
+		 * send time by itself */
+		if (fresh0 == 0 || b->n_fresh >= SEND_NOW_MIN)
+			pthread_cond_signal(&b->wake);
 	}
 	pthread_mutex_unlock(&b->mu);
 	return NULL;
@@ -1122,6 +1164,8 @@ usage_answer(ing_billing *b, slot *s)
 		} else {
 			pthread_mutex_lock(&b->mu);
 			p->inflight = 0;
+			p->retrying = 1;
+			b->n_retry++;
 			p->next_try_ms = retry;
 			pthread_mutex_unlock(&b->mu);
 		}
@@ -1277,7 +1321,11 @@ billing_main(void *arg)
 		}
 		if (b->done_slots == NULL && b->ends_head == NULL
 		    && b->ask_head == NULL) {
-			deadline_ts(pf_clock_ms() + TICK_MS, &ts);
+			int64_t until = pf_clock_ms() + TICK_MS;
+			if (b->send_due_ms != 0 && b->send_due_ms < until)
+				until = b->send_due_ms;
+			b->send_due_ms = 0;
+			deadline_ts(until, &ts);
 			pthread_cond_timedwait(&b->wake, &b->mu, &ts);
 		}
 		pthread_mutex_unlock(&b->mu);
