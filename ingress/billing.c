@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,10 @@
  * clients never wait for it) */
 #define SEND_DELAY_MS 5
 #define SEND_NOW_MIN 32u
+/* ing_billing_end_flush spools up to this many ends itself (low load:
+ * the answers wait for it); more go to the billing thread, which batches
+ * them with later ones and keeps the loaded worker thread free */
+#define FLUSH_INLINE_MAX 4u
 
 typedef struct credit {
 	int64_t user_id, token_id;
@@ -139,6 +144,7 @@ struct ing_billing {
 	credit *ask_head, *ask_tail;
 	open_req *open[BUCKETS];
 	end_note *ends_head, *ends_tail;
+	size_t n_ends;                  /* queued */
 	pending *pend_head, *pend_tail; /* durable, oldest first */
 	size_t n_pending;
 	/* the first pending never sent: those before it are in flight or
@@ -160,6 +166,12 @@ struct ing_billing {
 	seg_count *segs;
 	size_t n_segs, cap_segs;
 	int64_t last_append_ms;
+	/* guards the spool, segs, spool_enc and last_append_ms: events are
+	 * spooled by whichever thread hands over a batch of ends (the
+	 * worker's in serve, see ing_billing_end_flush) or by the billing
+	 * thread; taken before b->mu, never while holding it */
+	pthread_mutex_t spool_mu;
+	pf_buf spool_enc;
 	pf_buf enc;
 	ing_billing_stats st;
 };
@@ -475,6 +487,8 @@ ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN])
 	free(o);
 }
 
+static size_t drain_ends(ing_billing *b);
+
 /* end_add queues e for the thread, waking it when wake is set. */
 static void
 end_add(ing_billing *b, const pf_relay_end *e, int wake)
@@ -494,6 +508,7 @@ end_add(ing_billing *b, const pf_relay_end *e, int wake)
 	else
 		b->ends_head = n;
 	b->ends_tail = n;
+	b->n_ends++;
 	if (wake)
 		pthread_cond_signal(&b->wake);
 	pthread_mutex_unlock(&b->mu);
@@ -515,11 +530,17 @@ void
 ing_billing_end_flush(void *arg)
 {
 	ing_billing *b = arg;
+	size_t n;
 
 	pthread_mutex_lock(&b->mu);
-	if (b->ends_head != NULL)
+	n = b->n_ends;
+	if (n > FLUSH_INLINE_MAX)
 		pthread_cond_signal(&b->wake);
 	pthread_mutex_unlock(&b->mu);
+	/* a few: here, not on the billing thread: the answers wait for the
+	 * spool write, and a hand-over adds a thread wake-up to each */
+	if (n > 0 && n <= FLUSH_INLINE_MAX)
+		(void)drain_ends(b);
 }
 
 void
@@ -904,7 +925,7 @@ seg_sweep(ing_billing *b)
 /* rotate_idle closes an all-acked current segment after a quiet second so
  * it can go too. */
 static void
-rotate_idle(ing_billing *b, int64_t now)
+rotate_idle_locked(ing_billing *b, int64_t now)
 {
 	uint64_t cur = pf_reclog_current_seq(b->spool);
 	seg_count *sc = seg_find(b, cur, 0);
@@ -919,6 +940,14 @@ rotate_idle(ing_billing *b, int64_t now)
 	if (seg_find(b, cur, 1) == NULL)
 		return;
 	seg_sweep(b);
+}
+
+static void
+rotate_idle(ing_billing *b, int64_t now)
+{
+	pthread_mutex_lock(&b->spool_mu);
+	rotate_idle_locked(b, now);
+	pthread_mutex_unlock(&b->spool_mu);
 }
 
 /* cost_of applies the billing policy (docs/billing.md): the worker's
@@ -1010,18 +1039,19 @@ spool_events(ing_billing *b, pending *ps)
 	pending *p, *next;
 	int io_failed = 0;
 
+	pthread_mutex_lock(&b->spool_mu);
 	for (p = ps; p != NULL; p = p->next) {
 		pf_msg m = { .kind = PF_MSG_USAGE };
 		pf_reclog_pos pos = { 0 };
 		m.u.usage = p->u;
-		b->enc.len = 0;
-		if (pf_msg_encode(&m, &b->enc) != PF_OK) {
+		b->spool_enc.len = 0;
+		if (pf_msg_encode(&m, &b->spool_enc) != PF_OK) {
 			pf_error("PF-SPOOL-ENCODE", "what=usage");
 			continue;
 		}
 		if (!io_failed
-		    && pf_reclog_append(b->spool, b->enc.data, b->enc.len,
-		           pf_clock_ms(), &pos)
+		    && pf_reclog_append(b->spool, b->spool_enc.data,
+		           b->spool_enc.len, pf_clock_ms(), &pos)
 		        != PF_OK)
 			io_failed = 1;
 		p->seq = pos.seq;
@@ -1065,13 +1095,19 @@ spool_events(ing_billing *b, pending *ps)
 	b->sync_fd = fd;
 	pthread_cond_signal(&b->sync_wake);
 	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_unlock(&b->spool_mu);
 }
 
 static void *
 syncer_main(void *arg)
 {
 	ing_billing *b = arg;
+	struct sched_param sp = { .sched_priority = 0 };
 
+	/* no answer waits for it: its wake-ups should not preempt the
+	 * thread that handed it work (SCHED_BATCH tasks do not; failure
+	 * only costs that) */
+	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
 		while (b->sync_head == NULL && !b->stop)
@@ -1112,10 +1148,12 @@ syncer_main(void *arg)
 static void
 event_done(ing_billing *b, pending *p)
 {
+	pthread_mutex_lock(&b->spool_mu);
 	seg_count *sc = seg_find(b, p->seq, 0);
 
 	if (sc != NULL && sc->unacked > 0)
 		sc->unacked--;
+	pthread_mutex_unlock(&b->spool_mu);
 	pthread_mutex_lock(&b->mu);
 	pending_unlink(b, p);
 	b->st.acked++;
@@ -1170,8 +1208,11 @@ usage_answer(ing_billing *b, slot *s)
 			pthread_mutex_unlock(&b->mu);
 		}
 	}
-	if (any_done)
+	if (any_done) {
+		pthread_mutex_lock(&b->spool_mu);
 		seg_sweep(b);
+		pthread_mutex_unlock(&b->spool_mu);
+	}
 }
 
 /* --- the thread --------------------------------------------------------- */
@@ -1250,20 +1291,20 @@ tick(ing_billing *b, int64_t now)
 
 /* step does one round of the thread's work; returns the number of
  * events settled. */
+/* drain_ends settles the ends queued and spools their events (any
+ * thread); returns the number of events. */
 static size_t
-step(ing_billing *b)
+drain_ends(ing_billing *b)
 {
-	slot *done;
 	end_note *ends;
 	pending *ps = NULL, **tail = &ps;
 	size_t n = 0;
 	int64_t now = pf_clock_ms();
 
 	pthread_mutex_lock(&b->mu);
-	done = b->done_slots;
-	b->done_slots = NULL;
 	ends = b->ends_head;
 	b->ends_head = b->ends_tail = NULL;
+	b->n_ends = 0;
 	for (end_note *e = ends; e != NULL; e = e->next) {
 		pending *p = settle_locked(b, e, now);
 		if (p != NULL) {
@@ -1278,6 +1319,22 @@ step(ing_billing *b)
 		free(ends);
 		ends = next;
 	}
+	if (ps != NULL)
+		spool_events(b, ps);
+	return n;
+}
+
+static size_t
+step(ing_billing *b)
+{
+	slot *done;
+	size_t n;
+
+	pthread_mutex_lock(&b->mu);
+	done = b->done_slots;
+	b->done_slots = NULL;
+	pthread_mutex_unlock(&b->mu);
+	n = drain_ends(b);
 	while (done != NULL) {
 		slot *s = done;
 		done = s->next;
@@ -1291,8 +1348,6 @@ step(ing_billing *b)
 		b->free_slots = s;
 		pthread_mutex_unlock(&b->mu);
 	}
-	if (ps != NULL)
-		spool_events(b, ps);
 	send_asks(b);
 	send_usage(b);
 	return n;
@@ -1533,6 +1588,8 @@ free_all(ing_billing *b)
 	pthread_cond_destroy(&b->granted);
 	pthread_cond_destroy(&b->sync_wake);
 	pthread_cond_destroy(&b->wake);
+	pthread_mutex_destroy(&b->spool_mu);
+	pf_buf_fini(&b->spool_enc);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
@@ -1548,6 +1605,8 @@ ing_billing_start(
 		return PF_ENOMEM;
 	b->cfg = cfg;
 	pthread_mutex_init(&b->mu, NULL);
+	pthread_mutex_init(&b->spool_mu, NULL);
+	pf_buf_init(&b->spool_enc);
 	pthread_cond_init(&b->wake, NULL);
 	pthread_cond_init(&b->granted, NULL);
 	pthread_cond_init(&b->sync_wake, NULL);
@@ -1619,6 +1678,7 @@ ing_billing_stop(ing_billing *b)
 		else
 			b->ends_head = n;
 		b->ends_tail = n;
+		b->n_ends++;
 		n = next;
 	}
 	pthread_cond_signal(&b->wake);

@@ -422,14 +422,21 @@ ing_relay_set_end_hook(ing_relay *r,
 	pthread_mutex_unlock(&r->mu);
 }
 
-/* end_flush tells the end hook that a batch of replies was filed. */
+/* end_flush tells the end hook that a batch of replies was filed.  The
+ * call runs outside the table lock (billing writes its spool there); what
+ * it feeds outlives the relay's reply paths, which ing_relay_free stops. */
 static void
 end_flush(ing_relay *r)
 {
+	void (*fn)(void *arg);
+	void *arg;
+
 	pthread_mutex_lock(&r->mu);
-	if (r->end_hook != NULL && r->end_flush != NULL)
-		r->end_flush(r->end_arg);
+	fn = r->end_hook != NULL ? r->end_flush : NULL;
+	arg = r->end_arg;
 	pthread_mutex_unlock(&r->mu);
+	if (fn != NULL)
+		fn(arg);
 }
 
 size_t
@@ -560,12 +567,11 @@ report_lost(ing_relay *r, ing_flight *f)
 	pthread_mutex_unlock(&f->mu);
 	e.error = (pf_bytes) { (const uint8_t *)"", 0 };
 	pthread_mutex_lock(&r->mu);
-	if (!ended && r->end_hook != NULL) {
+	if (!ended && r->end_hook != NULL)
 		r->end_hook(r->end_arg, &e);
-		if (r->end_flush != NULL)
-			r->end_flush(r->end_arg);
-	}
 	pthread_mutex_unlock(&r->mu);
+	if (!ended)
+		end_flush(r);
 }
 
 /* sweep ends flights past their deadline + grace, watches parked

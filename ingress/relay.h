@@ -179,8 +179,10 @@ void ing_flight_took_locked(ing_flight *f, size_t n);
  * received, no usage, no attempts) (under the relay's table lock: fn must not block or
  * call back into the relay).  flush(arg) (may be NULL) follows each batch
  * of such calls: the replies of one transport message or one worker loop
- * turn, a sweep; fn may defer waking whoever it feeds until then.  Once a
- * call with fn NULL returns, no hook call is running.
+ * turn, a lost flight; fn may defer its work until then.  flush runs
+ * outside the lock, on the thread that filed the batch, and may still be
+ * running after a call with fn NULL returns (until ing_relay_free
+ * returns); once that call returns, no fn call is running.
  */
 void ing_relay_set_end_hook(ing_relay *r,
     void (*fn)(void *arg, const pf_relay_end *e), void (*flush)(void *arg),
