@@ -10,6 +10,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "workers/cloop.h"
 #include "workers/xfer_impl.h"
 
 /* curl's receive buffer for a stream (CURLOPT_BUFFERSIZE; curl's default
@@ -402,6 +403,10 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	SETOPT(CURLOPT_PRIVATE, (void *)x);
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	if (x->env->loop != NULL) {
+		SETOPT(CURLOPT_SOCKOPTFUNCTION, wrk_cloop_sockopt_cb);
+		SETOPT(CURLOPT_SOCKOPTDATA, x->env->loop);
+	}
 	/* no CURLOPT_PIPEWAIT: with it, transfers to a host whose first
 	 * connection has not yet shown whether it multiplexes wait in
 	 * curl's pending queue, and against an HTTP/1.1 upstream curl

@@ -42,6 +42,7 @@ typedef struct wrk_xfer wrk_xfer;
 
 typedef struct wrk_env {
 	void *multi; /* the thread's CURLM * */
+	void *loop;  /* its wrk_cloop (transfers get its sockopt callback) */
 	const pf_config *cfg;
 	wrk_replies *replies;
 	const char *ctl_addr; /* this thread's control URL, "" or NULL: none */
