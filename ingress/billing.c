@@ -3,8 +3,10 @@
  * accountant's sockets (see billing.h).
  *
  * Locking: one mutex (b->mu) guards every table and list below.  The
- * billing thread does the spool I/O and the NNG sends without it; NNG
- * callbacks take it briefly.  HTTP threads wait for grant answers on
+ * billing thread does the NNG sends without it; NNG callbacks take it
+ * briefly.  Spool I/O runs under b->spool_mu, on the billing thread or on
+ * the thread that hands over a small batch of ends
+ * (ing_billing_end_flush: the worker's in serve).  HTTP threads wait for grant answers on
  * b->granted (a condition variable) with a bound.
  */
 #include <errno.h>
