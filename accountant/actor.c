@@ -22,6 +22,7 @@
 
 #include "accountant/db.h"
 #include "accountant/grants.h"
+#include "accountant/lanes.h"
 #include "accountant/ledger.h"
 #include "accountant/replay.h"
 #include "common/clock.h"
@@ -62,8 +63,9 @@ struct item {
 
 struct acct_accountant {
 	const pf_config *cfg;
-	PGconn *conn;
-	acct_ledger *ledger;
+	PGconn *conn;        /* grants and the replay at start */
+	acct_ledger *ledger; /* the replay at start */
+	acct_lanes *lanes;   /* batches: their own connections */
 	acct_grants *grants;
 	uint64_t epoch; /* random, nonzero, new at each start: grant.reply */
 	pf_reclog *log;
@@ -409,22 +411,15 @@ apply_batch(acct_accountant *a)
 		finish_batch(a, 1);
 		return;
 	}
-	err = db_ready(a, errbuf, sizeof(errbuf));
-	if (err == PF_OK)
-		err = acct_ledger_apply(
-		    a->ledger, a->ev, a->n_batch, 0, errbuf, sizeof(errbuf));
+	err = acct_lanes_apply(
+	    a->lanes, a->ev, a->n_batch, 0, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
+		/* Lanes that committed have their outcomes (acked below);
+		 * the failed lane's events stay PENDING: "resend later", and
+		 * logged but not applied, so the checkpoint stays behind. */
 		pf_error("PF-ACCT-APPLY", "events=%zu err=%s msg=\"%s\"",
 		    a->n_batch, pf_strerror(err), errbuf);
-		if (err == PF_EDB && a->conn != NULL
-		    && PQstatus(a->conn) != CONNECTION_OK) {
-			acct_ledger_free(a->ledger);
-			a->ledger = NULL;
-		}
-		/* logged but not applied: keep it replayable on restart */
 		a->ckpt_frozen = 1;
-		finish_batch(a, 1);
-		return;
 	}
 	for (size_t i = 0; i < a->n_batch; i++) {
 		const acct_event *ev = &a->ev[i];
@@ -438,7 +433,7 @@ apply_batch(acct_accountant *a)
 			    ev->msg->u.usage.token_id, ev->msg->u.usage.cost);
 	}
 	{
-		const acct_user_balance *u = acct_ledger_users(a->ledger, &n);
+		const acct_user_balance *u = acct_lanes_users(a->lanes, &n);
 
 		for (size_t i = 0; i < n; i++) {
 			acct_grants_set_user(
@@ -447,7 +442,7 @@ apply_batch(acct_accountant *a)
 		}
 	}
 	{
-		const acct_token_balance *t = acct_ledger_tokens(a->ledger, &n);
+		const acct_token_balance *t = acct_lanes_tokens(a->lanes, &n);
 
 		for (size_t i = 0; i < n; i++) {
 			acct_grants_set_token(a->grants, t[i].token_id,
@@ -769,6 +764,7 @@ free_accountant(acct_accountant *a)
 	free(a->ctxs);
 	free(a->queue);
 	pf_reclog_close(a->log);
+	acct_lanes_free(a->lanes);
 	acct_ledger_free(a->ledger);
 	acct_grants_free(a->grants);
 	acct_db_close(a->conn);
@@ -818,6 +814,9 @@ acct_accountant_start(
 		err = replay_tail(a, errbuf, errlen);
 	if (err == PF_OK)
 		write_checkpoint(a, pf_reclog_end(a->log));
+	if (err == PF_OK)
+		err = acct_lanes_new(cfg->database_url, ACCT_LANES_DEFAULT,
+		    &a->lanes, errbuf, errlen);
 	if (err == PF_OK)
 		err = open_sockets(a, errbuf, errlen);
 	if (err == PF_OK) {
