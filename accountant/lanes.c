@@ -87,17 +87,26 @@ lane_ready(struct lane *ln)
 	return err;
 }
 
+/* Applies the lane's share.  A connection found dead (the server
+ * restarted, an idle connection was cut) is replaced and the share
+ * applied once more right away: whatever the lost transaction did was
+ * either rolled back or is found PRESENT (unique event_id). */
 static void
 lane_run(struct lane *ln)
 {
-	ln->errbuf[0] = '\0';
-	ln->err = lane_ready(ln);
-	if (ln->err == PF_OK)
+	for (int attempt = 0;; attempt++) {
+		ln->errbuf[0] = '\0';
+		ln->err = lane_ready(ln);
+		if (ln->err != PF_OK)
+			return;
 		ln->err = acct_ledger_apply(ln->ledger, ln->ev, ln->n,
 		    ln->flags, ln->errbuf, sizeof(ln->errbuf));
-	if (ln->err == PF_EDB && ln->conn != NULL
-	    && PQstatus(ln->conn) != CONNECTION_OK)
+		if (ln->err != PF_EDB || PQstatus(ln->conn) == CONNECTION_OK)
+			return;
 		lane_drop(ln);
+		if (attempt > 0)
+			return;
+	}
 }
 
 static void *
