@@ -1,5 +1,8 @@
 /*
  * lanes.c -- partitioned apply over several connections (see lanes.h).
+ *
+ * Every lane has its thread; acct_lanes_submit hands each lane its share
+ * and returns, acct_lanes_wait waits for all of them and merges.
  */
 #include "accountant/lanes.h"
 
@@ -49,6 +52,10 @@ struct acct_lanes {
 	size_t n_users, cap_users;
 	acct_token_balance *tokens;
 	size_t n_tokens, cap_tokens;
+	/* the batch in flight (acct_lanes_submit .. acct_lanes_wait) */
+	acct_event *cur;
+	size_t n_cur;
+	int busy;
 };
 
 /* ---- one lane ---- */
@@ -177,15 +184,12 @@ acct_lanes_new(const char *url, size_t n_lanes, acct_lanes **ret, char *errbuf,
 			snprintf(errbuf, errlen, "%s", ln->errbuf);
 			break;
 		}
-		if (i > 0) {
-			if (pthread_create(&ln->thread, NULL, lane_main, ln)
-			    != 0) {
-				snprintf(errbuf, errlen, "cannot start a lane");
-				err = PF_ENOMEM;
-				break;
-			}
-			ln->started = 1;
+		if (pthread_create(&ln->thread, NULL, lane_main, ln) != 0) {
+			snprintf(errbuf, errlen, "cannot start a lane");
+			err = PF_ENOMEM;
+			break;
 		}
+		ln->started = 1;
 	}
 	if (err != PF_OK) {
 		acct_lanes_free(ls);
@@ -200,6 +204,12 @@ acct_lanes_free(acct_lanes *ls)
 {
 	if (ls == NULL)
 		return;
+	if (ls->busy) {
+		char errbuf[8];
+		pf_err err = acct_lanes_wait(ls, errbuf, sizeof(errbuf));
+
+		(void)err; /* nobody is left to tell */
+	}
 	for (size_t i = 0; i < ls->n_lanes; i++) {
 		struct lane *ln = &ls->lanes[i];
 
@@ -322,12 +332,11 @@ merge_balances(acct_lanes *ls, const acct_ledger *l)
 }
 
 pf_err
-acct_lanes_apply(acct_lanes *ls, acct_event *ev, size_t n, int flags,
-    char *errbuf, size_t errlen)
+acct_lanes_submit(acct_lanes *ls, acct_event *ev, size_t n, int flags)
 {
-	pf_err err = PF_OK;
+	pf_err err;
 
-	if (n > PF_ACCT_BATCH_MAX)
+	if (n > PF_ACCT_BATCH_MAX || ls->busy)
 		return PF_EINVAL;
 	ls->n_users = ls->n_tokens = 0;
 	err = find_repeats(ls, ev, n);
@@ -348,8 +357,7 @@ acct_lanes_apply(acct_lanes *ls, acct_event *ev, size_t n, int flags,
 		ln->pos[ln->n] = (uint32_t)i;
 		ln->n++;
 	}
-	/* the other lanes on their threads, the first one here */
-	for (size_t i = 1; i < ls->n_lanes; i++) {
+	for (size_t i = 0; i < ls->n_lanes; i++) {
 		struct lane *ln = &ls->lanes[i];
 
 		if (ln->n == 0)
@@ -359,9 +367,22 @@ acct_lanes_apply(acct_lanes *ls, acct_event *ev, size_t n, int flags,
 		pthread_cond_broadcast(&ln->cv);
 		pthread_mutex_unlock(&ln->mu);
 	}
-	if (ls->lanes[0].n > 0)
-		lane_run(&ls->lanes[0]);
-	for (size_t i = 1; i < ls->n_lanes; i++) {
+	ls->cur = ev;
+	ls->n_cur = n;
+	ls->busy = 1;
+	return PF_OK;
+}
+
+pf_err
+acct_lanes_wait(acct_lanes *ls, char *errbuf, size_t errlen)
+{
+	acct_event *ev = ls->cur;
+	size_t n = ls->n_cur;
+	pf_err err = PF_OK;
+
+	if (!ls->busy)
+		return PF_OK;
+	for (size_t i = 0; i < ls->n_lanes; i++) {
 		struct lane *ln = &ls->lanes[i];
 
 		if (ln->n == 0)
@@ -372,6 +393,8 @@ acct_lanes_apply(acct_lanes *ls, acct_event *ev, size_t n, int flags,
 		ln->state = LANE_IDLE;
 		pthread_mutex_unlock(&ln->mu);
 	}
+	ls->busy = 0;
+	ls->cur = NULL;
 	/* outcomes back to the batch; balances of the lanes that worked */
 	for (size_t i = 0; i < ls->n_lanes; i++) {
 		struct lane *ln = &ls->lanes[i];
@@ -413,6 +436,23 @@ acct_lanes_apply(acct_lanes *ls, acct_event *ev, size_t n, int flags,
 		}
 	}
 	return err;
+}
+
+int
+acct_lanes_busy(const acct_lanes *ls)
+{
+	return ls->busy;
+}
+
+pf_err
+acct_lanes_apply(acct_lanes *ls, acct_event *ev, size_t n, int flags,
+    char *errbuf, size_t errlen)
+{
+	pf_err err = acct_lanes_submit(ls, ev, n, flags);
+
+	if (err != PF_OK)
+		return err;
+	return acct_lanes_wait(ls, errbuf, errlen);
 }
 
 const acct_user_balance *

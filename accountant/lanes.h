@@ -35,15 +35,15 @@ typedef struct acct_lanes acct_lanes;
 
 /*
  * acct_lanes_new connects n_lanes (1..ACCT_LANES_MAX) connections to url
- * (copied) and starts a thread for each lane but the first.  *ret (free
+ * (copied) and starts a thread for each lane.  *ret (free
  * with acct_lanes_free) is written only on success.  Errors: PF_EDB (the
  * message in errbuf), PF_EINVAL (n_lanes), PF_ENOMEM.
  */
 PF_NODISCARD pf_err acct_lanes_new(const char *url, size_t n_lanes,
     acct_lanes **ret, char *errbuf, size_t errlen);
 
-/* acct_lanes_free stops the threads and closes the connections; NULL is
- * a no-op. */
+/* acct_lanes_free waits for a batch in flight, stops the threads and
+ * closes the connections; NULL is a no-op. */
 void acct_lanes_free(acct_lanes *ls);
 
 /*
@@ -59,6 +59,28 @@ void acct_lanes_free(acct_lanes *ls);
  */
 PF_NODISCARD pf_err acct_lanes_apply(acct_lanes *ls, acct_event *ev, size_t n,
     int flags, char *errbuf, size_t errlen);
+
+/*
+ * acct_lanes_submit starts applying ev[0..n) as acct_lanes_apply does and
+ * returns at once; ev (and the messages it points to) must stay untouched
+ * until acct_lanes_wait returns.  One batch at a time.  Errors: PF_EINVAL
+ * (n too large, or a batch already in flight), PF_ENOMEM; then nothing was
+ * started.
+ */
+PF_NODISCARD pf_err acct_lanes_submit(
+    acct_lanes *ls, acct_event *ev, size_t n, int flags);
+
+/*
+ * acct_lanes_wait waits for the batch in flight and writes its outcomes
+ * into the submitted ev; errors as acct_lanes_apply.  PF_OK at once when
+ * nothing is in flight.
+ */
+PF_NODISCARD pf_err acct_lanes_wait(
+    acct_lanes *ls, char *errbuf, size_t errlen);
+
+/* acct_lanes_busy: whether a batch is in flight (submitted, not waited
+ * for). */
+int acct_lanes_busy(const acct_lanes *ls);
 
 /* acct_lanes_users returns the user balances changed by the last apply,
  * lanes that failed excepted (owned by ls, valid until the next apply). */

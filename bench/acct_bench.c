@@ -255,20 +255,38 @@ setup_db(PGconn *conn, int64_t users, char *errbuf, size_t errlen)
  * or -1. */
 static double sync_s; /* time spent in the event log's fdatasync */
 
+/* Checks that all of ev[0..k) were applied. */
+static int
+all_applied(const acct_event *ev, size_t k, char *errbuf, size_t errlen)
+{
+	for (size_t j = 0; j < k; j++) {
+		if (ev[j].outcome != ACCT_APPLIED) {
+			snprintf(errbuf, errlen, "event %s: %d %s", ev[j].id,
+			    ev[j].outcome, ev[j].reason);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* With lanes, as the accountant does: batch N+1 is appended to the log
+ * and synced while the lanes apply batch N (ev holds 2 * batch events). */
 static double
 run(acct_ledger *l, acct_lanes *lanes, pf_reclog *log, struct gen *g,
     size_t from, size_t n, size_t batch, acct_event *ev, char *errbuf,
     size_t errlen)
 {
 	double t0 = now_s();
+	size_t cur = 0, prev_k = 0;
 
 	for (size_t i = 0; i < n; i += batch) {
 		size_t k = n - i < batch ? n - i : batch;
+		acct_event *e = &ev[cur * batch];
 
 		for (size_t j = 0; j < k; j++) {
 			pf_buf *b = &g->enc[from + i + j];
 
-			acct_event_init(&ev[j], &g->msgs[from + i + j], 0);
+			acct_event_init(&e[j], &g->msgs[from + i + j], 0);
 			if (log != NULL
 			    && pf_reclog_append(log, b->data, b->len, 0, NULL)
 			        != PF_OK)
@@ -281,19 +299,30 @@ run(acct_ledger *l, acct_lanes *lanes, pf_reclog *log, struct gen *g,
 				return -1;
 			sync_s += now_s() - t1;
 		}
-		if ((lanes != NULL
-		            ? acct_lanes_apply(lanes, ev, k, 0, errbuf, errlen)
-		            : acct_ledger_apply(l, ev, k, 0, errbuf, errlen))
-		    != PF_OK)
-			return -1;
-		for (size_t j = 0; j < k; j++) {
-			if (ev[j].outcome != ACCT_APPLIED) {
-				snprintf(errbuf, errlen, "event %s: %d %s",
-				    ev[j].id, ev[j].outcome, ev[j].reason);
+		if (lanes == NULL) {
+			if (acct_ledger_apply(l, e, k, 0, errbuf, errlen)
+			        != PF_OK
+			    || !all_applied(e, k, errbuf, errlen))
 				return -1;
-			}
+			continue;
 		}
+		if (acct_lanes_busy(lanes)
+		    && (acct_lanes_wait(lanes, errbuf, errlen) != PF_OK
+		        || !all_applied(
+		            &ev[(cur ^ 1) * batch], prev_k, errbuf, errlen)))
+			return -1;
+		if (acct_lanes_submit(lanes, e, k, 0) != PF_OK) {
+			snprintf(errbuf, errlen, "cannot submit");
+			return -1;
+		}
+		prev_k = k;
+		cur ^= 1;
 	}
+	if (lanes != NULL && acct_lanes_busy(lanes)
+	    && (acct_lanes_wait(lanes, errbuf, errlen) != PF_OK
+	        || !all_applied(
+	            &ev[(cur ^ 1) * batch], prev_k, errbuf, errlen)))
+		return -1;
 	return now_s() - t0;
 }
 
@@ -356,7 +385,7 @@ main(int argc, char **argv)
 	}
 	if (generate(&g, n_batch + n_single, users) != 0)
 		return die("generate", "out of memory");
-	ev = calloc(batch, sizeof(*ev));
+	ev = calloc(2 * batch, sizeof(*ev));
 	snprintf(dbname, sizeof(dbname), "pf_acct_bench_%d", (int)getpid());
 	with_db(url, dbname, dburl, sizeof(dburl));
 	if (ev == NULL
