@@ -38,43 +38,46 @@ acct_admin_fail(const acct_admin_ctx *ctx, const char *msg)
 
 int
 acct_admin_prepare(acct_admin_ctx *ctx, const char *usage, int argc,
-    char **argv, acct_opt *opts, size_t n)
+    char **argv, const acct_admin_opt *opts, size_t n)
 {
-	char errbuf[ACCT_ADMIN_ERRBUF];
-	int help = 0;
-	pf_err err;
+	/* all[0] is --config, all[1 + i] is opts[i]. */
+	acct_opt all[1 + ACCT_ADMIN_OPTS_MAX];
+	char name[64];
+	int rc;
 
-	err = acct_opts_parse(
-	    argc, argv, opts, n, &help, errbuf, sizeof(errbuf));
-	if (err != PF_OK)
-		return acct_admin_usage_error(ctx, "%s", errbuf);
-	if (help) {
-		fputs(usage, stdout);
-		printf("  --config FILE  read settings from FILE (environment "
-		       "wins)\n  --help         print this help\n\n");
-		pf_config_usage(stdout);
-		return ACCT_EXIT_OK;
-	}
-	err = acct_load_config(acct_opt_value(opts, n, "config"), &ctx->cfg,
-	    errbuf, sizeof(errbuf));
-	if (err != PF_OK) {
-		fprintf(stderr, "planktonfly admin %s: %s\n", ctx->sub, errbuf);
-		return ACCT_EXIT_USAGE;
+	if (n > ACCT_ADMIN_OPTS_MAX)
+		return acct_admin_fail(ctx, "too many options (a bug)");
+	all[0] = (acct_opt) { "config", 1, NULL };
+	for (size_t i = 0; i < n; i++)
+		all[1 + i] = (acct_opt) { opts[i].name, opts[i].has_arg, NULL };
+	snprintf(name, sizeof(name), "admin %s", ctx->sub);
+	rc = acct_cli_prepare(name, usage, argc, argv, all, 1 + n, &ctx->cfg);
+	if (rc >= 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		*opts[i].dst = all[1 + i].value;
+	for (size_t i = 0; i < n; i++) {
+		if (opts[i].required && all[1 + i].value == NULL)
+			return acct_admin_usage_error(
+			    ctx, "--%s is required", opts[i].name);
 	}
 	return ACCT_ADMIN_GO_ON;
 }
 
-int
-acct_admin_connect(const acct_admin_ctx *ctx, struct pg_conn **ret_conn)
+pf_err
+acct_admin_exec(const acct_admin_ctx *ctx, const char *sql, int nparams,
+    const char *const *params, struct pg_result **ret_res, char *errbuf,
+    size_t errlen)
 {
-	char errbuf[ACCT_ADMIN_ERRBUF];
+	struct pg_conn *conn = NULL;
 	pf_err err;
 
-	err = acct_db_connect(
-	    ctx->cfg.database_url, ret_conn, errbuf, sizeof(errbuf));
+	err = acct_db_connect(ctx->cfg.database_url, &conn, errbuf, errlen);
 	if (err != PF_OK)
-		return acct_admin_fail(ctx, errbuf);
-	return ACCT_ADMIN_GO_ON;
+		return err;
+	err = acct_db_exec(conn, sql, nparams, params, ret_res, errbuf, errlen);
+	acct_db_close(conn);
+	return err;
 }
 
 const char *
@@ -105,21 +108,15 @@ int
 acct_admin_list(acct_admin_ctx *ctx, const char *usage, int argc, char **argv,
     const char *sql, const char *header, int ncols)
 {
-	acct_opt opts[] = { { "config", 1, NULL } };
 	char errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	pf_err err;
 	int rc;
 
-	rc = acct_admin_prepare(ctx, usage, argc, argv, opts, 1);
+	rc = acct_admin_prepare(ctx, usage, argc, argv, NULL, 0);
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
-	err = acct_db_exec(conn, sql, 0, NULL, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
+	err = acct_admin_exec(ctx, sql, 0, NULL, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK)
 		return acct_admin_fail(ctx, errbuf);
 	fputs(header, stdout);
@@ -150,31 +147,22 @@ acct_admin_user_create(acct_admin_ctx *ctx, int argc, char **argv)
 	    = "INSERT INTO users (username, display_name, password_hash,"
 	      " quota, \"group\", role) VALUES ($1, $1, $2, $3::bigint, $4, $5)"
 	      " RETURNING id";
-	acct_opt opts[] = { { "config", 1, NULL }, { "username", 1, NULL },
-		{ "password", 1, NULL }, { "quota", 1, NULL },
-		{ "group", 1, NULL }, { "role", 1, NULL } };
-	const size_t n = sizeof(opts) / sizeof(opts[0]);
 	const char *username, *password, *quota_s, *group, *role;
+	const acct_admin_opt opts[] = { { "username", 1, 1, &username },
+		{ "password", 1, 0, &password }, { "quota", 1, 0, &quota_s },
+		{ "group", 1, 0, &group }, { "role", 1, 0, &role } };
 	char hash[ACCT_PASSWORD_HASH_LEN] = "";
 	char quota_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[5];
 	int64_t quota = 0;
 	pf_err err;
 	int rc;
 
-	rc = acct_admin_prepare(ctx, user_create_usage, argc, argv, opts, n);
+	rc = acct_admin_prepare(ctx, user_create_usage, argc, argv, opts,
+	    sizeof(opts) / sizeof(opts[0]));
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	username = acct_opt_value(opts, n, "username");
-	password = acct_opt_value(opts, n, "password");
-	quota_s = acct_opt_value(opts, n, "quota");
-	group = acct_opt_value(opts, n, "group");
-	role = acct_opt_value(opts, n, "role");
-	if (username == NULL)
-		return acct_admin_usage_error(
-		    ctx, "%s is required", "--username");
 	if (!acct_check_word(username, ACCT_USERNAME_MAX))
 		return acct_admin_usage_error(
 		    ctx, "invalid --username '%s'", username);
@@ -205,16 +193,13 @@ acct_admin_user_create(acct_admin_ctx *ctx, int argc, char **argv)
 			return acct_admin_fail(
 			    ctx, "hashing the password failed");
 	}
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
 	params[0] = username;
 	params[1] = hash;
 	params[2] = acct_admin_fmt_i64(quota_buf, sizeof(quota_buf), quota);
 	params[3] = group;
 	params[4] = role;
-	err = acct_db_exec(conn, sql, 5, params, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
+	err = acct_admin_exec(
+	    ctx, sql, 5, params, &res, errbuf, sizeof(errbuf));
 	if (err == PF_EEXIST) {
 		fprintf(stderr,
 		    "planktonfly admin %s: user '%s' already exists\n",
@@ -287,28 +272,20 @@ acct_admin_price_set(acct_admin_ctx *ctx, int argc, char **argv)
 	      " cached_micros = EXCLUDED.cached_micros,"
 	      " call_micros = EXCLUDED.call_micros,"
 	      " updated_at = EXCLUDED.updated_at";
-	acct_opt opts[] = { { "config", 1, NULL }, { "model", 1, NULL },
-		{ "input", 1, NULL }, { "output", 1, NULL },
-		{ "cached", 1, NULL }, { "call", 1, NULL } };
-	const size_t n = sizeof(opts) / sizeof(opts[0]);
 	const char *model, *in_s, *out_s, *cached_s, *call_s;
+	const acct_admin_opt opts[] = { { "model", 1, 1, &model },
+		{ "input", 1, 0, &in_s }, { "output", 1, 0, &out_s },
+		{ "cached", 1, 0, &cached_s }, { "call", 1, 0, &call_s } };
 	int64_t in = 0, out = 0, cached = 0, call = 0;
 	char b[4][24], errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	const char *params[5];
 	pf_err err;
 	int rc;
 
-	rc = acct_admin_prepare(ctx, price_set_usage, argc, argv, opts, n);
+	rc = acct_admin_prepare(ctx, price_set_usage, argc, argv, opts,
+	    sizeof(opts) / sizeof(opts[0]));
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	model = acct_opt_value(opts, n, "model");
-	in_s = acct_opt_value(opts, n, "input");
-	out_s = acct_opt_value(opts, n, "output");
-	cached_s = acct_opt_value(opts, n, "cached");
-	call_s = acct_opt_value(opts, n, "call");
-	if (model == NULL)
-		return acct_admin_usage_error(ctx, "%s is required", "--model");
 	if (!acct_check_word(model, PF_MODEL_NAME_MAX))
 		return acct_admin_usage_error(
 		    ctx, "invalid --model '%s'", model);
@@ -338,16 +315,13 @@ acct_admin_price_set(acct_admin_ctx *ctx, int argc, char **argv)
 			    "--cached must be a decimal USD amount, not '%s'",
 			    cached_s);
 	}
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
 	params[0] = model;
 	params[1] = acct_admin_fmt_i64(b[0], sizeof(b[0]), in);
 	params[2] = acct_admin_fmt_i64(b[1], sizeof(b[1]), out);
 	params[3] = acct_admin_fmt_i64(b[2], sizeof(b[2]), cached);
 	params[4] = acct_admin_fmt_i64(b[3], sizeof(b[3]), call);
-	err = acct_db_exec(conn, sql, 5, params, NULL, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
+	err = acct_admin_exec(
+	    ctx, sql, 5, params, NULL, errbuf, sizeof(errbuf));
 	if (err != PF_OK)
 		return acct_admin_fail(ctx, errbuf);
 	return ACCT_EXIT_OK;

@@ -41,20 +41,37 @@ int acct_admin_usage_error(const acct_admin_ctx *ctx, const char *fmt, ...)
  * ACCT_EXIT_FAIL. */
 int acct_admin_fail(const acct_admin_ctx *ctx, const char *msg);
 
+/* One option of an admin command, bound to the caller's variable *dst.
+ * Every command takes --config FILE and --help besides its table. */
+typedef struct acct_admin_opt {
+	const char *name; /* without the leading "--" */
+	int has_arg;      /* 1: takes a value, 0: a flag */
+	int required; /* 1: absent is the usage error "--NAME is required" */
+	const char **dst; /* set to the value ("" for a flag) or NULL */
+} acct_admin_opt;
+
+/* The most options an admin command's table may hold. */
+#define ACCT_ADMIN_OPTS_MAX 16
+
 /*
- * acct_admin_prepare parses argv against opts (which must include
- * "config"), prints usage plus the --config/--help lines and the
- * configuration keys on --help, and loads the configuration into ctx.
- * Returns ACCT_ADMIN_GO_ON, or the exit code when the command should stop
- * (help printed, usage or configuration error reported).
+ * acct_admin_prepare parses argv against opts[0..n) plus --config, prints
+ * usage plus the --config/--help lines and the configuration keys on
+ * --help, loads the configuration into ctx, stores each option's value
+ * in its *dst and reports the first required option (in table order)
+ * that is absent.  Returns ACCT_ADMIN_GO_ON, or the exit code when the
+ * command should stop (help printed, usage or configuration error
+ * reported); the *dst are set only on ACCT_ADMIN_GO_ON.
  */
 int acct_admin_prepare(acct_admin_ctx *ctx, const char *usage, int argc,
-    char **argv, acct_opt *opts, size_t n);
+    char **argv, const acct_admin_opt *opts, size_t n);
 
-/* acct_admin_connect connects to ctx's database into *ret_conn (close with
- * acct_db_close).  Returns ACCT_ADMIN_GO_ON, or ACCT_EXIT_FAIL after
- * reporting the error. */
-int acct_admin_connect(const acct_admin_ctx *ctx, struct pg_conn **ret_conn);
+/* acct_admin_exec connects to ctx's database, runs sql with nparams
+ * params (see acct_db_exec: *ret_res, when ret_res is not NULL, gets the
+ * result) and closes the connection.  Errors: those of acct_db_connect
+ * and acct_db_exec, with a message in errbuf; nothing is reported. */
+PF_NODISCARD pf_err acct_admin_exec(const acct_admin_ctx *ctx, const char *sql,
+    int nparams, const char *const *params, struct pg_result **ret_res,
+    char *errbuf, size_t errlen);
 
 /* acct_admin_fmt_i64 writes v in decimal into buf (len >= 21) and
  * returns buf. */

@@ -57,23 +57,23 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	      " total_timeout_ms) VALUES ($1, $2::smallint, $3, $4, $5, $6,"
 	      " $7::bigint, $8::int, $9, $10, $11::int, $12::int, $13::int,"
 	      " $14::int) RETURNING id";
-	acct_opt opts[] = { { "config", 1, NULL }, { "name", 1, NULL },
-		{ "type", 1, NULL }, { "base-url", 1, NULL },
-		{ "key", 1, NULL }, { "models", 1, NULL }, { "group", 1, NULL },
-		{ "priority", 1, NULL }, { "weight", 1, NULL },
-		{ "model-mapping", 1, NULL }, { "proxy", 1, NULL },
-		{ "connect-timeout-ms", 1, NULL },
-		{ "first-byte-timeout-ms", 1, NULL },
-		{ "idle-timeout-ms", 1, NULL },
-		{ "total-timeout-ms", 1, NULL } };
-	const size_t n = sizeof(opts) / sizeof(opts[0]);
 	const char *name, *type, *url, *key, *models, *groups, *prio_s;
-	const char *weight_s, *mapping, *proxy;
+	const char *weight_s, *mapping, *proxy, *timeout_s[N_TIMEOUTS];
+	const acct_admin_opt opts[] = { { "name", 1, 1, &name },
+		{ "type", 1, 1, &type }, { "base-url", 1, 1, &url },
+		{ "models", 1, 1, &models }, { "key", 1, 0, &key },
+		{ "group", 1, 0, &groups }, { "priority", 1, 0, &prio_s },
+		{ "weight", 1, 0, &weight_s },
+		{ "model-mapping", 1, 0, &mapping }, { "proxy", 1, 0, &proxy },
+		{ timeout_opts[0], 1, 0, &timeout_s[0] },
+		{ timeout_opts[1], 1, 0, &timeout_s[1] },
+		{ timeout_opts[2], 1, 0, &timeout_s[2] },
+		{ timeout_opts[3], 1, 0, &timeout_s[3] } };
+	const size_t n = sizeof(opts) / sizeof(opts[0]);
 	char *url_n = NULL, *models_n = NULL, *groups_n = NULL;
 	char *mapping_n = NULL;
 	char prio_buf[24], weight_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
 	char timeout_buf[N_TIMEOUTS][24];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[10 + N_TIMEOUTS];
 	int64_t priority = 0, weight = 1;
@@ -84,26 +84,6 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	rc = acct_admin_prepare(ctx, channel_add_usage, argc, argv, opts, n);
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	name = acct_opt_value(opts, n, "name");
-	type = acct_opt_value(opts, n, "type");
-	url = acct_opt_value(opts, n, "base-url");
-	key = acct_opt_value(opts, n, "key");
-	models = acct_opt_value(opts, n, "models");
-	groups = acct_opt_value(opts, n, "group");
-	prio_s = acct_opt_value(opts, n, "priority");
-	weight_s = acct_opt_value(opts, n, "weight");
-	mapping = acct_opt_value(opts, n, "model-mapping");
-	proxy = acct_opt_value(opts, n, "proxy");
-	if (name == NULL)
-		return acct_admin_usage_error(ctx, "%s is required", "--name");
-	if (type == NULL)
-		return acct_admin_usage_error(ctx, "%s is required", "--type");
-	if (url == NULL)
-		return acct_admin_usage_error(
-		    ctx, "%s is required", "--base-url");
-	if (models == NULL)
-		return acct_admin_usage_error(
-		    ctx, "%s is required", "--models");
 	if (name[0] == '\0' || !acct_check_text(name, ACCT_CHANNEL_NAME_MAX))
 		return acct_admin_usage_error(ctx, "invalid --name '%s'", name);
 	if (strcmp(type, "openai") == 0)
@@ -137,7 +117,7 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 		    "--proxy must be an http(s)://, socks4(a):// or "
 		    "socks5(h):// URL");
 	for (size_t i = 0; i < N_TIMEOUTS; i++) {
-		const char *v = acct_opt_value(opts, n, timeout_opts[i]);
+		const char *v = timeout_s[i];
 		int64_t ms = 0;
 
 		if (v != NULL && acct_parse_int(v, 0, INT32_MAX, &ms) != PF_OK)
@@ -178,8 +158,6 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	}
 
 	rc = ACCT_EXIT_FAIL;
-	if (acct_admin_connect(ctx, &conn) != ACCT_ADMIN_GO_ON)
-		goto out;
 	params[0] = name;
 	params[1] = type;
 	params[2] = url_n;
@@ -190,8 +168,8 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	params[7] = acct_admin_fmt_i64(weight_buf, sizeof(weight_buf), weight);
 	params[8] = mapping_n != NULL ? mapping_n : "";
 	params[9] = proxy != NULL ? proxy : "";
-	err = acct_db_exec(
-	    conn, sql, 10 + N_TIMEOUTS, params, &res, errbuf, sizeof(errbuf));
+	err = acct_admin_exec(
+	    ctx, sql, 10 + N_TIMEOUTS, params, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		acct_admin_fail(ctx, errbuf);
 		goto out;
@@ -200,7 +178,6 @@ acct_admin_channel_add(acct_admin_ctx *ctx, int argc, char **argv)
 	rc = ACCT_EXIT_OK;
 out:
 	acct_db_result_free(res);
-	acct_db_close(conn);
 	free(url_n);
 	free(models_n);
 	free(groups_n);
@@ -265,28 +242,22 @@ set_channel_status(acct_admin_ctx *ctx, int argc, char **argv, int enable)
 	      " disabled_at = EXTRACT(EPOCH FROM now())::BIGINT,"
 	      " updated_at = EXTRACT(EPOCH FROM now())::BIGINT"
 	      " WHERE id = $1::int RETURNING id";
-	acct_opt opts[] = { { "config", 1, NULL }, { "id", 1, NULL },
-		{ "reason", 1, NULL } };
-	/* channel-enable takes no --reason. */
-	const size_t n = enable ? 2 : 3;
-	const char *id_s, *reason;
+	const char *id_s, *reason = NULL;
+	const acct_admin_opt opts[]
+	    = { { "id", 1, 1, &id_s }, { "reason", 1, 0, &reason } };
 	char id_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[2];
 	int64_t id;
 	pf_err err;
 	int rc;
 
+	/* channel-enable takes no --reason. */
 	rc = acct_admin_prepare(ctx,
 	    enable ? channel_enable_usage : channel_disable_usage, argc, argv,
-	    opts, n);
+	    opts, enable ? 1 : 2);
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	id_s = acct_opt_value(opts, n, "id");
-	reason = acct_opt_value(opts, n, "reason");
-	if (id_s == NULL)
-		return acct_admin_usage_error(ctx, "%s is required", "--id");
 	if (acct_parse_int(id_s, 1, INT32_MAX, &id) != PF_OK)
 		return acct_admin_usage_error(ctx, "invalid --id '%s'", id_s);
 	if (reason == NULL)
@@ -294,14 +265,10 @@ set_channel_status(acct_admin_ctx *ctx, int argc, char **argv, int enable)
 	if (!acct_check_text(reason, PF_ERROR_BODY_MAX))
 		return acct_admin_usage_error(ctx, "%s",
 		    "--reason is too long or has control characters");
-	rc = acct_admin_connect(ctx, &conn);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
 	params[0] = acct_admin_fmt_i64(id_buf, sizeof(id_buf), id);
 	params[1] = reason;
-	err = acct_db_exec(conn, enable ? sql_enable : sql_disable,
+	err = acct_admin_exec(ctx, enable ? sql_enable : sql_disable,
 	    enable ? 1 : 2, params, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
 	if (err != PF_OK)
 		return acct_admin_fail(ctx, errbuf);
 	rc = acct_db_rows(res) == 1 ? ACCT_EXIT_OK : ACCT_EXIT_FAIL;

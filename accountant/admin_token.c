@@ -49,18 +49,17 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 	      " \"group\") SELECT id, $2, $3, $4, $5::bigint, $6::boolean,"
 	      " $7::bigint, $8, $9, $10 FROM users WHERE username = $1"
 	      " RETURNING id";
-	acct_opt opts[]
-	    = { { "config", 1, NULL }, { "user", 1, NULL }, { "name", 1, NULL },
-		      { "quota", 1, NULL }, { "unlimited", 0, NULL },
-		      { "models", 1, NULL }, { "allow-ips", 1, NULL },
-		      { "expires", 1, NULL }, { "group", 1, NULL } };
-	const size_t n = sizeof(opts) / sizeof(opts[0]);
-	const char *user, *name, *quota_s, *models, *ips, *expires_s, *group;
+	const char *user, *name, *quota_s, *unlimited_s, *models, *ips;
+	const char *expires_s, *group;
+	const acct_admin_opt opts[] = { { "user", 1, 1, &user },
+		{ "name", 1, 0, &name }, { "quota", 1, 0, &quota_s },
+		{ "unlimited", 0, 0, &unlimited_s },
+		{ "models", 1, 0, &models }, { "allow-ips", 1, 0, &ips },
+		{ "expires", 1, 0, &expires_s }, { "group", 1, 0, &group } };
 	char *models_n = NULL, *ips_n = NULL;
 	char key[ACCT_TOKEN_KEY_LEN + 1], hash[65];
 	char prefix[PF_API_KEY_PREFIX_LEN + 1];
 	char quota_buf[24], expires_buf[24], errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
 	struct pg_result *res = NULL;
 	const char *params[10];
 	int64_t quota = 0, expires = -1;
@@ -68,19 +67,11 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 	pf_err err;
 	int rc;
 
-	rc = acct_admin_prepare(ctx, token_create_usage, argc, argv, opts, n);
+	rc = acct_admin_prepare(ctx, token_create_usage, argc, argv, opts,
+	    sizeof(opts) / sizeof(opts[0]));
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
-	user = acct_opt_value(opts, n, "user");
-	name = acct_opt_value(opts, n, "name");
-	quota_s = acct_opt_value(opts, n, "quota");
-	unlimited = acct_opt_value(opts, n, "unlimited") != NULL;
-	models = acct_opt_value(opts, n, "models");
-	ips = acct_opt_value(opts, n, "allow-ips");
-	expires_s = acct_opt_value(opts, n, "expires");
-	group = acct_opt_value(opts, n, "group");
-	if (user == NULL)
-		return acct_admin_usage_error(ctx, "%s is required", "--user");
+	unlimited = unlimited_s != NULL;
 	if (!acct_check_word(user, ACCT_USERNAME_MAX))
 		return acct_admin_usage_error(ctx, "invalid --user '%s'", user);
 	if (name == NULL)
@@ -143,8 +134,6 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 	}
 	memcpy(prefix, key, PF_API_KEY_PREFIX_LEN);
 	prefix[PF_API_KEY_PREFIX_LEN] = '\0';
-	if (acct_admin_connect(ctx, &conn) != ACCT_ADMIN_GO_ON)
-		goto out;
 	params[0] = user;
 	params[1] = name;
 	params[2] = hash;
@@ -156,7 +145,8 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 	params[7] = models_n != NULL ? models_n : "";
 	params[8] = ips_n != NULL ? ips_n : "";
 	params[9] = group;
-	err = acct_db_exec(conn, sql, 10, params, &res, errbuf, sizeof(errbuf));
+	err = acct_admin_exec(
+	    ctx, sql, 10, params, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		acct_admin_fail(ctx, errbuf);
 		goto out;
@@ -171,7 +161,6 @@ acct_admin_token_create(acct_admin_ctx *ctx, int argc, char **argv)
 out:
 	OPENSSL_cleanse(key, sizeof(key));
 	acct_db_result_free(res);
-	acct_db_close(conn);
 	free(models_n);
 	free(ips_n);
 	return rc;
@@ -199,28 +188,20 @@ acct_admin_token_list(acct_admin_ctx *ctx, int argc, char **argv)
 	      " t.unlimited_quota, t.used_quota, t.expired_at, t.models,"
 	      " t.\"group\" FROM users u LEFT JOIN tokens t ON t.user_id = u.id"
 	      " WHERE u.username = $1 ORDER BY t.id";
-	acct_opt opts[] = { { "config", 1, NULL }, { "user", 1, NULL } };
-	const size_t n = sizeof(opts) / sizeof(opts[0]);
-	char errbuf[ACCT_ADMIN_ERRBUF];
-	struct pg_conn *conn = NULL;
-	struct pg_result *res = NULL;
 	const char *user;
+	const acct_admin_opt opts[] = { { "user", 1, 1, &user } };
+	char errbuf[ACCT_ADMIN_ERRBUF];
+	struct pg_result *res = NULL;
 	const char *params[1];
 	pf_err err;
 	int rc;
 
-	rc = acct_admin_prepare(ctx, token_list_usage, argc, argv, opts, n);
-	if (rc != ACCT_ADMIN_GO_ON)
-		return rc;
-	user = acct_opt_value(opts, n, "user");
-	if (user == NULL)
-		return acct_admin_usage_error(ctx, "%s is required", "--user");
-	rc = acct_admin_connect(ctx, &conn);
+	rc = acct_admin_prepare(ctx, token_list_usage, argc, argv, opts, 1);
 	if (rc != ACCT_ADMIN_GO_ON)
 		return rc;
 	params[0] = user;
-	err = acct_db_exec(conn, sql, 1, params, &res, errbuf, sizeof(errbuf));
-	acct_db_close(conn);
+	err = acct_admin_exec(
+	    ctx, sql, 1, params, &res, errbuf, sizeof(errbuf));
 	if (err != PF_OK)
 		return acct_admin_fail(ctx, errbuf);
 	if (acct_db_rows(res) == 0) {

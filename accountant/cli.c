@@ -94,6 +94,37 @@ acct_opt_value(const acct_opt *opts, size_t n, const char *name)
 	return NULL;
 }
 
+int
+acct_cli_prepare(const char *name, const char *usage, int argc, char **argv,
+    acct_opt *opts, size_t n, pf_config *ret_cfg)
+{
+	char errbuf[1024];
+	int help = 0;
+	pf_err err;
+
+	err = acct_opts_parse(
+	    argc, argv, opts, n, &help, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		fprintf(stderr,
+		    "planktonfly %s: %s\n(see 'planktonfly %s --help')\n", name,
+		    errbuf, name);
+		return ACCT_EXIT_USAGE;
+	}
+	if (help) {
+		fputs(usage, stdout);
+		fputs(ACCT_CLI_HELP_OPTS, stdout);
+		pf_config_usage(stdout);
+		return ACCT_EXIT_OK;
+	}
+	err = acct_load_config(
+	    acct_opt_value(opts, n, "config"), ret_cfg, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		fprintf(stderr, "planktonfly %s: %s\n", name, errbuf);
+		return ACCT_EXIT_USAGE;
+	}
+	return -1;
+}
+
 pf_err
 acct_load_config(
     const char *path, pf_config *ret_cfg, char *errbuf, size_t errlen)

@@ -41,6 +41,25 @@ PF_NODISCARD pf_err acct_opts_parse(int argc, char **argv, acct_opt *opts,
 const char *acct_opt_value(const acct_opt *opts, size_t n, const char *name);
 
 /*
+ * acct_cli_prepare starts a subcommand called name (e.g. "migrate",
+ * "admin user-create"): parses argv against opts[0..n), which must hold
+ * "config", and loads the configuration into *ret_cfg.  On --help prints
+ * usage, the --config/--help lines (ACCT_CLI_HELP_OPTS) and the
+ * configuration keys on stdout.  Errors are reported on stderr as
+ * "planktonfly NAME: ..." (option errors add a pointer to --help).
+ * Returns -1 to go on, or the exit code: ACCT_EXIT_OK (help printed),
+ * ACCT_EXIT_USAGE (option or configuration error).
+ */
+int acct_cli_prepare(const char *name, const char *usage, int argc, char **argv,
+    acct_opt *opts, size_t n, pf_config *ret_cfg);
+
+/* The --config/--help lines acct_cli_prepare prints after usage. */
+#define ACCT_CLI_HELP_OPTS                                                     \
+	"  --config FILE  read settings from FILE (environment wins)\n"        \
+	"  --help         print this help\n"                                   \
+	"\n"
+
+/*
  * acct_load_config loads the configuration (defaults, optional file at
  * path, then the environment) and checks that PF_DATABASE_URL is set.
  * Errors: PF_ECONFIG / PF_EIO with a message in errbuf; *ret_cfg written

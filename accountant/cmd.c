@@ -21,57 +21,26 @@
 
 #define ERRBUF_MAX 1024
 
-static void
-migrate_usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: planktonfly migrate [--config FILE]\n"
-	    "\n"
-	    "Applies the schema migrations built into this binary that the\n"
-	    "database (PF_DATABASE_URL) lacks, in order, each in its own\n"
-	    "transaction, under a PostgreSQL advisory lock; records them in\n"
-	    "schema_migrations.  Prints \"applied NNN_name\" per migration or\n"
-	    "\"up to date\".  Safe to run concurrently and repeatedly.\n"
-	    "\n"
-	    "options:\n"
-	    "  --config FILE  read settings from FILE (environment wins)\n"
-	    "  --help         print this help\n"
-	    "\n");
-	pf_config_usage(f);
-}
+static const char migrate_usage[]
+    = "usage: planktonfly migrate [--config FILE]\n"
+      "\n"
+      "Applies the schema migrations built into this binary that the\n"
+      "database (PF_DATABASE_URL) lacks, in order, each in its own\n"
+      "transaction, under a PostgreSQL advisory lock; records them in\n"
+      "schema_migrations.  Prints \"applied NNN_name\" per migration or\n"
+      "\"up to date\".  Safe to run concurrently and repeatedly.\n"
+      "\n"
+      "options:\n";
 
-/*
- * begin parses the options of a subcommand that takes only --config and
- * --help and loads the configuration into *cfg.  Returns -1 to go on, or
- * the exit code (help printed, or an error reported on stderr).
- */
+/* begin starts a subcommand that takes only --config and --help (argv[0]
+ * is its name); see acct_cli_prepare. */
 static int
-begin(const char *name, void (*usage)(FILE *), int argc, char **argv,
-    pf_config *cfg)
+begin(
+    const char *name, const char *usage, int argc, char **argv, pf_config *cfg)
 {
 	acct_opt opts[] = { { "config", 1, NULL } };
-	char errbuf[ERRBUF_MAX];
-	int help = 0;
-	pf_err err;
 
-	err = acct_opts_parse(
-	    argc - 1, argv + 1, opts, 1, &help, errbuf, sizeof(errbuf));
-	if (err != PF_OK) {
-		fprintf(stderr,
-		    "planktonfly %s: %s\n(see 'planktonfly %s --help')\n", name,
-		    errbuf, name);
-		return ACCT_EXIT_USAGE;
-	}
-	if (help) {
-		usage(stdout);
-		return ACCT_EXIT_OK;
-	}
-	err = acct_load_config(opts[0].value, cfg, errbuf, sizeof(errbuf));
-	if (err != PF_OK) {
-		fprintf(stderr, "planktonfly %s: %s\n", name, errbuf);
-		return ACCT_EXIT_USAGE;
-	}
-	return -1;
+	return acct_cli_prepare(name, usage, argc - 1, argv + 1, opts, 1, cfg);
 }
 
 int
@@ -104,25 +73,17 @@ acct_cmd_migrate(int argc, char **argv)
 	return ACCT_EXIT_OK;
 }
 
-static void
-accountant_usage(FILE *f)
-{
-	fprintf(f,
-	    "usage: planktonfly accountant [--config FILE]\n"
-	    "\n"
-	    "Runs the billing accountant: the only writer of balances.  Takes\n"
-	    "usage, payment and grant requests on PF_ACCOUNTANT_URL (rep0),\n"
-	    "publishes balance changes on PF_ACCOUNTANT_PUB_URL (pub0), logs\n"
-	    "every event to PF_ACCOUNTANT_LOG_DIR before applying it, and on\n"
-	    "start replays the log after its last checkpoint.  SIGTERM or\n"
-	    "SIGINT: apply and acknowledge what was received, exit 0.\n"
-	    "\n"
-	    "options:\n"
-	    "  --config FILE  read settings from FILE (environment wins)\n"
-	    "  --help         print this help\n"
-	    "\n");
-	pf_config_usage(f);
-}
+static const char accountant_usage[]
+    = "usage: planktonfly accountant [--config FILE]\n"
+      "\n"
+      "Runs the billing accountant: the only writer of balances.  Takes\n"
+      "usage, payment and grant requests on PF_ACCOUNTANT_URL (rep0),\n"
+      "publishes balance changes on PF_ACCOUNTANT_PUB_URL (pub0), logs\n"
+      "every event to PF_ACCOUNTANT_LOG_DIR before applying it, and on\n"
+      "start replays the log after its last checkpoint.  SIGTERM or\n"
+      "SIGINT: apply and acknowledge what was received, exit 0.\n"
+      "\n"
+      "options:\n";
 
 int
 acct_cmd_accountant(int argc, char **argv)

@@ -123,6 +123,19 @@ mock_cmd(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	mock_options opt;
+	/* the integer options: where each goes and its largest value */
+	const struct {
+		int code;
+		uint32_t *num;
+		uint32_t max;
+	} nums[] = {
+		{ O_TTFB, &opt.ttfb_ms, PF_MOCK_DELAY_MAX_MS },
+		{ O_CHUNKS, &opt.chunks, PF_MOCK_CHUNKS_MAX },
+		{ O_DELAY, &opt.chunk_delay_ms, PF_MOCK_DELAY_MAX_MS },
+		{ O_BYTES, &opt.chunk_bytes, PF_MOCK_CHUNK_BYTES_MAX },
+		{ O_HANG, &opt.hang_ms, PF_MOCK_DELAY_MAX_MS },
+		{ O_THREADS, &opt.threads, PF_MOCK_THREADS_MAX },
+	};
 	const char *config = NULL;
 	pf_config cfg;
 	char errbuf[256];
@@ -141,34 +154,23 @@ mock_cmd(int argc, char **argv)
 		c = getopt_long(argc, argv, "", longopts, NULL);
 		if (c == -1)
 			break;
+		for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+			if (nums[i].code == c) {
+				num = nums[i].num;
+				max = nums[i].max;
+			}
+		}
 		switch (c) {
 		case O_LISTEN:
 			opt.listen = optarg;
 			break;
 		case O_TTFB:
-			num = &opt.ttfb_ms;
-			max = PF_MOCK_DELAY_MAX_MS;
-			break;
 		case O_CHUNKS:
-			num = &opt.chunks;
-			max = PF_MOCK_CHUNKS_MAX;
-			break;
 		case O_DELAY:
-			num = &opt.chunk_delay_ms;
-			max = PF_MOCK_DELAY_MAX_MS;
-			break;
 		case O_BYTES:
-			num = &opt.chunk_bytes;
-			max = PF_MOCK_CHUNK_BYTES_MAX;
-			break;
 		case O_HANG:
-			num = &opt.hang_ms;
-			max = PF_MOCK_DELAY_MAX_MS;
-			break;
 		case O_THREADS:
-			num = &opt.threads;
-			max = PF_MOCK_THREADS_MAX;
-			break;
+			break; /* num and max set above */
 		case O_MODELS:
 			opt.models = optarg;
 			break;

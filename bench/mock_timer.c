@@ -11,6 +11,7 @@
 #include <microhttpd.h>
 
 #include "bench/mock_timer.h"
+#include "common/clock.h"
 
 typedef struct timer_entry {
 	uint64_t due_ms;
@@ -30,10 +31,7 @@ struct mock_timer {
 uint64_t
 mock_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)pf_mono_ms();
 }
 
 static void
@@ -93,13 +91,7 @@ timer_main(void *arg)
 			uint64_t due = t->heap[0].due_ms;
 			struct timespec ts;
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)((due - now) / 1000u);
-			ts.tv_nsec += (long)((due - now) % 1000u) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			pf_deadline_ts(CLOCK_MONOTONIC, due - now, &ts);
 			pthread_cond_timedwait(&t->cv, &t->mu, &ts);
 			continue;
 		}

@@ -498,24 +498,17 @@ w("Stages: `c1` 1 connection; `rN` open loop at N req/s (64 connections "
   "streams do). Each stage runs 1 s of warmup (not recorded) first, "
   "except `hold`.\n" % (machine.get("streams"),))
 
-perf_self = read("perf-self.txt")
-if perf_self:
-    w("## Profile: serve at 64 connections (perf, self time)\n")
-    w("```")
-    w(perf_self)
-    w("```\n")
-perf_dso = read("perf-dso.txt")
-if perf_dso:
-    w("By library (self time):\n")
-    w("```")
-    w(perf_dso)
-    w("```\n")
-perf_children = read("perf-children.txt")
-if perf_children:
-    w("Inclusive (children) ≥ 5 %:\n")
-    w("```")
-    w(perf_children)
-    w("```\n")
+for perf_file, perf_title in (
+        ("perf-self.txt",
+         "## Profile: serve at 64 connections (perf, self time)\n"),
+        ("perf-dso.txt", "By library (self time):\n"),
+        ("perf-children.txt", "Inclusive (children) ≥ 5 %:\n")):
+    perf_text = read(perf_file)
+    if perf_text:
+        w(perf_title)
+        w("```")
+        w(perf_text)
+        w("```\n")
 
 with open(os.path.join(out_dir, name + ".md"), "w") as f:
     f.write("\n".join(L) + "\n")

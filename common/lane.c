@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/limits.h"
 
 struct lane_item {
@@ -99,13 +100,7 @@ pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
 	if (wait_ms > 0 && l->n == PF_LANE_QUEUE_MAX && !l->closed) {
 		struct timespec until;
 
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += wait_ms / 1000;
-		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		pf_deadline_ts(CLOCK_MONOTONIC, wait_ms, &until);
 		l->waiters++;
 		while (l->n == PF_LANE_QUEUE_MAX && !l->closed
 		    && pthread_cond_timedwait(&l->room, &l->mu, &until) == 0)

@@ -57,12 +57,7 @@ sweep_main(void *arg)
 		struct timespec ts;
 		int64_t now;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += SWEEP_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		pf_deadline_ts(CLOCK_REALTIME, SWEEP_MS, &ts);
 		pthread_cond_timedwait(&g->cv, &g->mu, &ts);
 		now = pf_mono_ms();
 		for (ing_guard_rec *r = g->head; r != NULL; r = r->next) {

@@ -550,18 +550,6 @@ probe_round(ing_health *h)
 	return enabled;
 }
 
-static void
-deadline_in(struct timespec *ts, unsigned ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static void *
 health_main(void *arg)
 {
@@ -578,7 +566,7 @@ health_main(void *arg)
 		size_t n;
 		int quiet, changed = 0;
 
-		deadline_in(&ts, WAKE_MS);
+		pf_deadline_ts(CLOCK_REALTIME, WAKE_MS, &ts);
 		while (!h->stop && h->n_queue == 0) {
 			if (pthread_cond_timedwait(&h->cv, &h->mu, &ts)
 			    == ETIMEDOUT)
@@ -603,7 +591,7 @@ health_main(void *arg)
 		pthread_mutex_lock(&h->mu);
 		if (n > 0 && h->n_queue > 0 && !h->stop) {
 			/* the database refused: do not spin on it */
-			deadline_in(&ts, 1000);
+			pf_deadline_ts(CLOCK_REALTIME, 1000, &ts);
 			pthread_cond_timedwait(&h->cv, &h->mu, &ts);
 		}
 	}

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "ingress/db.h"
 #include "ingress/router.h"
@@ -197,13 +198,11 @@ reload_main(void *arg)
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
 		uint64_t ms = r->cfg->channel_refresh_ms < REFRESH_MIN_MS
 		    ? REFRESH_MIN_MS
 		    : r->cfg->channel_refresh_ms;
-		uint64_t ns = (uint64_t)ts.tv_nsec + ms * 1000000ull;
-		ts.tv_sec += (time_t)(ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
+
+		pf_deadline_ts(CLOCK_REALTIME, ms, &ts);
 		while (!r->stop && !r->kick) {
 			if (pthread_cond_timedwait(&r->cv, &r->mu, &ts)
 			    == ETIMEDOUT)

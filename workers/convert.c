@@ -669,7 +669,6 @@ wrk_conv_stream_event(
 {
 	json_t *root;
 	const json_t *choice, *delta, *v, *call, *u;
-	json_error_t jerr;
 	pf_err err = PF_OK;
 	size_t i;
 
@@ -677,11 +676,9 @@ wrk_conv_stream_event(
 		return end_message(c, emit, arg);
 	if (c->ended)
 		return PF_OK;
-	root = json_loadb(data, len, 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
+	root = wrk_json_object_load(data, len);
+	if (root == NULL)
 		return PF_OK; /* not a chunk: nothing to say */
-	}
 	if (!c->started) {
 		v = json_object_get(root, "id");
 		if (json_is_string(v))

@@ -17,6 +17,34 @@ wrk_body_fini(wrk_body *b)
 	b->len = 0;
 }
 
+pf_err
+wrk_body_for_candidate(const pf_relay_request *rq, const pf_candidate *c,
+    int force_usage, wrk_body *ret)
+{
+	if (rq->body.len == 0) {
+		ret->_owned = NULL;
+		ret->ptr = rq->body.ptr;
+		ret->len = 0;
+		return PF_OK;
+	}
+	return wrk_rewrite_body(rq->body.ptr, rq->body.len,
+	    (const char *)c->upstream_model.ptr, c->upstream_model.len,
+	    force_usage, ret);
+}
+
+json_t *
+wrk_json_object_load(const void *p, size_t len)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(p, len, 0, &jerr);
+
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
 const wrk_provider *
 wrk_provider_for(int32_t type)
 {

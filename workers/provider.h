@@ -100,6 +100,15 @@ extern const wrk_provider wrk_provider_anthropic;
 int wrk_usage_anthropic_read(const struct json_t *usage, wrk_usage *u);
 
 /*
+ * wrk_body_for_candidate builds the upstream body for candidate c, the
+ * part of a provider's body() all dialects share: rq's bytes when the
+ * body is empty, else wrk_rewrite_body with c's upstream model and
+ * force_usage.  Errors: those of wrk_rewrite_body.
+ */
+PF_NODISCARD pf_err wrk_body_for_candidate(const pf_relay_request *rq,
+    const pf_candidate *c, int force_usage, wrk_body *ret);
+
+/*
  * wrk_rewrite_body returns in *ret the JSON body for an upstream: "model"
  * set to model (when mlen > 0 and it differs) and, when force_usage (the
  * OpenAI stream case), stream_options.include_usage set to true.  The client's
@@ -118,6 +127,11 @@ int wrk_error_well_formed(const uint8_t *body, size_t len);
  * whose body could not be used into out (reset first).  Errors:
  * PF_ENOMEM. */
 PF_NODISCARD pf_err wrk_openai_error(long status, wrk_buf *out);
+
+/* wrk_json_object_load parses len bytes at p and returns the JSON
+ * object (the caller owns it: json_decref), or NULL when they are not a
+ * JSON object. */
+struct json_t *wrk_json_object_load(const void *p, size_t len);
 
 /* wrk_json_dumps returns compact JSON text of v (malloc; free()), every
  * number keeping its exact value (reals get 16 significant digits, or 17

@@ -37,14 +37,7 @@ anthropic_headers(
 static pf_err
 anthropic_body(const pf_relay_request *rq, const pf_candidate *c, wrk_body *ret)
 {
-	if (rq->body.len == 0) {
-		ret->_owned = NULL;
-		ret->ptr = rq->body.ptr;
-		ret->len = 0;
-		return PF_OK;
-	}
-	return wrk_rewrite_body(rq->body.ptr, rq->body.len,
-	    (const char *)c->upstream_model.ptr, c->upstream_model.len, 0, ret);
+	return wrk_body_for_candidate(rq, c, 0, ret);
 }
 
 static int
@@ -97,17 +90,14 @@ anthropic_stream_event(const pf_relay_request *rq, wrk_usage *u,
     wrk_buf *scratch, const uint8_t *ev, size_t len, int *ret_drop)
 {
 	json_t *root;
-	json_error_t jerr;
 
 	(void)rq;
 	*ret_drop = 0;
 	if (wrk_sse_data(ev, len, scratch) <= 0)
 		return;
-	root = json_loadb((const char *)scratch->data, scratch->len, 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
+	root = wrk_json_object_load(scratch->data, scratch->len);
+	if (root == NULL)
 		return;
-	}
 	/* message_start: message.usage; message_delta: usage */
 	wrk_usage_anthropic_read(
 	    json_object_get(json_object_get(root, "message"), "usage"), u);
@@ -121,15 +111,12 @@ anthropic_response(
     const pf_relay_request *rq, wrk_usage *u, const uint8_t *body, size_t len)
 {
 	json_t *root, *b;
-	json_error_t jerr;
 	size_t i;
 
 	(void)rq;
-	root = json_loadb((const char *)body, len, 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
+	root = wrk_json_object_load(body, len);
+	if (root == NULL)
 		return;
-	}
 	wrk_usage_anthropic_read(json_object_get(root, "usage"), u);
 	json_array_foreach(json_object_get(root, "content"), i, b)
 	{

@@ -110,15 +110,20 @@ openai_body(const pf_relay_request *rq, const pf_candidate *c, wrk_body *ret)
 	int force
 	    = rq->stream && wrk_openai_wants_usage(rq->path.ptr, rq->path.len);
 
-	if (rq->body.len == 0) {
-		ret->_owned = NULL;
-		ret->ptr = rq->body.ptr;
-		ret->len = 0;
-		return PF_OK;
+	return wrk_body_for_candidate(rq, c, force, ret);
+}
+
+/* Usage and delivered text of a chunk or a whole answer. */
+static void
+openai_read(const json_t *root, wrk_usage *u)
+{
+	pf_usage_tokens t;
+
+	wrk_usage_openai_content(root, &u->completion);
+	if (wrk_usage_openai_read(root, &t)) {
+		u->reported = t;
+		u->found = 1;
 	}
-	return wrk_rewrite_body(rq->body.ptr, rq->body.len,
-	    (const char *)c->upstream_model.ptr, c->upstream_model.len, force,
-	    ret);
 }
 
 static void
@@ -126,24 +131,16 @@ openai_stream_event(const pf_relay_request *rq, wrk_usage *u, wrk_buf *scratch,
     const uint8_t *ev, size_t len, int *ret_drop)
 {
 	json_t *root;
-	json_error_t jerr;
-	pf_usage_tokens t;
 	int has;
 
 	*ret_drop = 0;
 	has = wrk_sse_data(ev, len, scratch);
 	if (has <= 0 || strcmp((const char *)scratch->data, "[DONE]") == 0)
 		return;
-	root = json_loadb((const char *)scratch->data, scratch->len, 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
+	root = wrk_json_object_load(scratch->data, scratch->len);
+	if (root == NULL)
 		return;
-	}
-	wrk_usage_openai_content(root, &u->completion);
-	if (wrk_usage_openai_read(root, &t)) {
-		u->reported = t;
-		u->found = 1;
-	}
+	openai_read(root, u);
 	if (wrk_usage_openai_is_usage_chunk(root) && !rq->client_usage)
 		*ret_drop = 1;
 	json_decref(root);
@@ -154,20 +151,12 @@ openai_response(
     const pf_relay_request *rq, wrk_usage *u, const uint8_t *body, size_t len)
 {
 	json_t *root;
-	json_error_t jerr;
-	pf_usage_tokens t;
 
 	(void)rq;
-	root = json_loadb((const char *)body, len, 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
+	root = wrk_json_object_load(body, len);
+	if (root == NULL)
 		return;
-	}
-	wrk_usage_openai_content(root, &u->completion);
-	if (wrk_usage_openai_read(root, &t)) {
-		u->reported = t;
-		u->found = 1;
-	}
+	openai_read(root, u);
 	json_decref(root);
 }
 
@@ -182,9 +171,8 @@ const wrk_provider wrk_provider_openai = {
 int
 wrk_error_well_formed(const uint8_t *body, size_t len)
 {
-	json_error_t jerr;
-	json_t *root = json_loadb((const char *)body, len, 0, &jerr);
-	int ok = json_is_object(root) && json_object_get(root, "error") != NULL;
+	json_t *root = wrk_json_object_load(body, len);
+	int ok = root != NULL && json_object_get(root, "error") != NULL;
 
 	json_decref(root);
 	return ok;

@@ -83,9 +83,10 @@ def clean_env(extra=None):
     return env
 
 
-def fetch(method, url, body=None, headers=None, timeout=30):
-    """One HTTP request; returns (status, headers with lower-case names,
-    body bytes).  body may be bytes, str or a JSON-able object."""
+def _prepare(url, body, headers, timeout):
+    """What fetch and fetch_stream share: (split url, connection, body
+    bytes or None, headers with a JSON Content-Type when there is a
+    body)."""
     u = urllib.parse.urlsplit(url)
     if body is not None and not isinstance(body, (bytes, str)):
         body = json.dumps(body)
@@ -95,6 +96,13 @@ def fetch(method, url, body=None, headers=None, timeout=30):
     if body is not None:
         hdrs.setdefault("Content-Type", "application/json")
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    return u, conn, body, hdrs
+
+
+def fetch(method, url, body=None, headers=None, timeout=30):
+    """One HTTP request; returns (status, headers with lower-case names,
+    body bytes).  body may be bytes, str or a JSON-able object."""
+    u, conn, body, hdrs = _prepare(url, body, headers, timeout)
     try:
         path = u.path + ("?" + u.query if u.query else "")
         conn.request(method, path, body=body, headers=hdrs)
@@ -480,15 +488,7 @@ def fetch_stream(method, url, body=None, headers=None, timeout=30):
     """Like fetch, but a response cut short (a chunked body without its
     end, a reset) is not an error: returns (status, headers, body bytes,
     complete)."""
-    u = urllib.parse.urlsplit(url)
-    if body is not None and not isinstance(body, (bytes, str)):
-        body = json.dumps(body)
-    if isinstance(body, str):
-        body = body.encode()
-    hdrs = dict(headers or {})
-    if body is not None:
-        hdrs.setdefault("Content-Type", "application/json")
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    u, conn, body, hdrs = _prepare(url, body, headers, timeout)
     try:
         conn.request(method, u.path, body=body, headers=hdrs)
         resp = conn.getresponse()

@@ -127,6 +127,33 @@ with Harness() as h:
     fails(t, h.run(["admin", "price-set", "--model", "m1"], db),
           "price-set without prices is a usage error", 2)
 
+    # option errors: exit 2 and one line naming the command and the option
+    for argv, msg in [
+            (["user-create", "--bogus"], "unknown option '--bogus'"),
+            (["user-create", "--username=x", "--bogus=1"],
+             "unknown option '--bogus'"),
+            (["user-create"], "--username is required"),
+            (["token-list"], "--user is required"),
+            (["token-list", "--user"], "option '--user' needs a value"),
+            (["token-create", "--user", "bob", "--unlimited=yes"],
+             "option '--unlimited' takes no value"),
+            (["price-set", "--model", "a", "--model", "b"],
+             "option '--model' given twice"),
+            (["channel-add", "--name", "c", "--type", "openai",
+              "--base-url", "http://x/v1"], "--models is required"),
+            (["channel-enable", "--id", "1", "--reason", "x"],
+             "unknown option '--reason'"),
+            (["channel-disable", "--reason", "x"], "--id is required"),
+            (["user-list", "extra"], "unexpected argument 'extra'")]:
+        r = h.run(["admin"] + argv, db)
+        fails(t, r, f"admin {' '.join(argv)} is a usage error", 2)
+        t.ok(r.stderr.startswith(f"planktonfly admin {argv[0]}: {msg}\n"),
+             f"admin {' '.join(argv)} says: {msg}", repr(r.stderr))
+    r = h.run(["admin", "channel-disable", "--help"], db)
+    t.ok(r.returncode == 0 and "--reason TEXT" in r.stdout
+         and "--config FILE" in r.stdout,
+         "channel-disable --help lists its options and --config", repr(r))
+
     fails(t, h.run(["admin", "no-such-command"], db),
           "unknown admin command is a usage error", 2)
     t.eq(h.run(["admin", "--help"], db).returncode, 0, "admin --help exits 0")

@@ -1,12 +1,14 @@
 /*
  * test_lane.c -- the in-process relay lane: request order, the readiness
  * descriptor, closed intake, the queue cap, and the reply receiver
- * (registered address only; cleared means lost).
+ * (registered address only; cleared means lost); pf_deadline_ts, its
+ * push wait's deadline.
  */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/lane.h"
 #include "common/limits.h"
 #include "tests/tap.h"
@@ -143,10 +145,37 @@ test_replies(void)
 	pf_lane_free(NULL);
 }
 
+static int64_t
+ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static void
+test_deadline(void)
+{
+	static const uint64_t ms[] = { 0, 1, 999, 1000, 1001, 1999, 123456 };
+
+	for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+		struct timespec before, d, after;
+		int64_t add = (int64_t)ms[i] * 1000000;
+
+		clock_gettime(CLOCK_MONOTONIC, &before);
+		pf_deadline_ts(CLOCK_MONOTONIC, ms[i], &d);
+		clock_gettime(CLOCK_MONOTONIC, &after);
+		ok(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L
+		        && ts_ns(&d) >= ts_ns(&before) + add
+		        && ts_ns(&d) <= ts_ns(&after) + add,
+		    "deadline: %llu ms from now, normalised",
+		    (unsigned long long)ms[i]);
+	}
+}
+
 int
 main(void)
 {
 	test_requests();
 	test_replies();
+	test_deadline();
 	return tap_done();
 }

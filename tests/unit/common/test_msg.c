@@ -240,23 +240,198 @@ raw_decode(struct raw *r)
 	return err;
 }
 
+/* One hand-packed field; a list of them ends at the first RAW_END. */
+enum raw_type {
+	RAW_END,
+	RAW_INT,    /* i */
+	RAW_UINT,   /* u, as uint64 */
+	RAW_STR,    /* s (NUL-terminated) */
+	RAW_BIN,    /* s */
+	RAW_ID,     /* bin of the first n bytes of sample_id_a */
+	RAW_ID_STR, /* str of the 16 bytes of sample_id_a */
+	RAW_FILL,   /* str of n bytes of 'c' */
+	RAW_ARRAY,  /* array header of n */
+	RAW_MAP,    /* map header of n */
+	RAW_NIL,
+	RAW_DOUBLE, /* f */
+};
+
+struct raw_field {
+	enum raw_type t;
+	int64_t i;
+	uint64_t u;
+	size_t n;
+	const char *s;
+	char c;
+	double f;
+};
+
+#define RI(v)                                                                  \
+	{                                                                      \
+		.t = RAW_INT, .i = (v)                                         \
+	}
+#define RU(v)                                                                  \
+	{                                                                      \
+		.t = RAW_UINT, .u = (v)                                        \
+	}
+#define RS(v)                                                                  \
+	{                                                                      \
+		.t = RAW_STR, .s = (v)                                         \
+	}
+#define RB(v)                                                                  \
+	{                                                                      \
+		.t = RAW_BIN, .s = (v)                                         \
+	}
+#define RID                                                                    \
+	{                                                                      \
+		.t = RAW_ID, .n = PF_ID_LEN                                    \
+	}
+#define RID_N(len)                                                             \
+	{                                                                      \
+		.t = RAW_ID, .n = (len)                                        \
+	}
+#define RID_STR                                                                \
+	{                                                                      \
+		.t = RAW_ID_STR                                                \
+	}
+#define RFILL(ch, len)                                                         \
+	{                                                                      \
+		.t = RAW_FILL, .c = (ch), .n = (len)                           \
+	}
+#define RA(len)                                                                \
+	{                                                                      \
+		.t = RAW_ARRAY, .n = (len)                                     \
+	}
+#define RMAP(len)                                                              \
+	{                                                                      \
+		.t = RAW_MAP, .n = (len)                                       \
+	}
+#define RNIL                                                                   \
+	{                                                                      \
+		.t = RAW_NIL                                                   \
+	}
+#define RF(v)                                                                  \
+	{                                                                      \
+		.t = RAW_DOUBLE, .f = (v)                                      \
+	}
+
+#define RAW_FIELDS_MAX 20
+
+static void
+raw_pack(struct raw *r, const struct raw_field *f)
+{
+	for (size_t k = 0; k < RAW_FIELDS_MAX && f[k].t != RAW_END; k++) {
+		const struct raw_field *x = &f[k];
+
+		switch (x->t) {
+		case RAW_INT:
+			msgpack_pack_int64(&r->pk, x->i);
+			break;
+		case RAW_UINT:
+			msgpack_pack_uint64(&r->pk, x->u);
+			break;
+		case RAW_STR:
+			msgpack_pack_str(&r->pk, strlen(x->s));
+			msgpack_pack_str_body(&r->pk, x->s, strlen(x->s));
+			break;
+		case RAW_BIN:
+			msgpack_pack_bin(&r->pk, strlen(x->s));
+			msgpack_pack_bin_body(&r->pk, x->s, strlen(x->s));
+			break;
+		case RAW_ID:
+			msgpack_pack_bin(&r->pk, x->n);
+			msgpack_pack_bin_body(&r->pk, sample_id_a, x->n);
+			break;
+		case RAW_ID_STR:
+			msgpack_pack_str(&r->pk, PF_ID_LEN);
+			msgpack_pack_str_body(&r->pk, sample_id_a, PF_ID_LEN);
+			break;
+		case RAW_FILL:
+			msgpack_pack_str(&r->pk, x->n);
+			for (size_t j = 0; j < x->n; j++)
+				msgpack_pack_str_body(&r->pk, &x->c, 1);
+			break;
+		case RAW_ARRAY:
+			msgpack_pack_array(&r->pk, x->n);
+			break;
+		case RAW_MAP:
+			msgpack_pack_map(&r->pk, x->n);
+			break;
+		case RAW_NIL:
+			msgpack_pack_nil(&r->pk);
+			break;
+		case RAW_DOUBLE:
+			msgpack_pack_double(&r->pk, x->f);
+			break;
+		case RAW_END:
+			break;
+		}
+	}
+}
+
+/* The fields of a relay.request up to its candidates, candidates empty. */
+#define RAW_REQUEST_HEAD                                                       \
+	RID, RS(""), RI(0), RS(""), RS(""), RI(1), RI(0), RI(1), RB(""), RA(0)
+
+/* Hand-built messages the decoder must refuse. */
+static const struct raw_bad {
+	uint32_t n; /* array length in the header */
+	int kind;
+	struct raw_field f[RAW_FIELDS_MAX];
+	pf_err want;
+	const char *name;
+} raw_bad[] = {
+	{ 4, PF_MSG_GRANT_RELEASE, { RI(1), RI(2) }, PF_EPROTO,
+	    "short array -> EPROTO" },
+	{ 5, PF_MSG_GRANT_RELEASE, { RI(1), RS("2"), RI(3) }, PF_EPROTO,
+	    "str for an integer -> EPROTO" },
+	{ 5, PF_MSG_GRANT_RELEASE, { RI(1), RF(2.0), RI(3) }, PF_EPROTO,
+	    "float for an integer -> EPROTO" },
+	{ 5, PF_MSG_GRANT_RELEASE,
+	    { RI(1), RU((uint64_t)INT64_MAX + 1), RI(3) }, PF_EPROTO,
+	    "int64 overflow -> EPROTO" },
+	/* corr is uint64 */
+	{ 6, PF_MSG_GRANT_REQUEST, { RI(-1), RI(1), RI(2), RI(3) }, PF_EPROTO,
+	    "negative uint64 -> EPROTO" },
+	{ 5, PF_MSG_RELAY_DATA, { RID_N(15), RI(0), RB("") }, PF_EPROTO,
+	    "15-byte id -> EPROTO" },
+	{ 5, PF_MSG_RELAY_DATA, { RID_STR, RI(0), RB("") }, PF_EPROTO,
+	    "id as str -> EPROTO" },
+	{ 5, PF_MSG_RELAY_DATA, { RID, RU((uint64_t)UINT32_MAX + 1), RB("") },
+	    PF_EPROTO, "uint32 overflow -> EPROTO" },
+	{ 5, PF_MSG_RELAY_DATA, { RID, RI(0), RS("") }, PF_EPROTO,
+	    "str for a bin field -> EPROTO" },
+	{ 8, PF_MSG_PAYMENT,
+	    { RFILL('e', PF_EVENT_ID_MAX + 1), RI(1), RI(1), RI(1), RS(""),
+	        RS("") },
+	    PF_ETOOBIG, "event id over its cap -> ETOOBIG" },
+	/* usage tokens must be a nested array of 4 */
+	{ 9, PF_MSG_RELAY_END,
+	    { RID, RI(0), RI(0), RI(0), RI(0), RA(3), RI(1), RI(2), RI(3),
+	        RS("") },
+	    PF_EPROTO, "short usage tokens -> EPROTO" },
+	/* a header that is not a [name, value] pair, and one too long */
+	{ 15, PF_MSG_RELAY_REQUEST,
+	    { RAW_REQUEST_HEAD, RI(0), RI(0), RA(1), RA(1), RS("a") },
+	    PF_EPROTO, "header without value -> EPROTO" },
+	{ 15, PF_MSG_RELAY_REQUEST,
+	    { RAW_REQUEST_HEAD, RI(0), RI(0), RA(1), RA(2),
+	        RFILL('x', PF_RELAY_HEADER_NAME_MAX + 1), RS("") },
+	    PF_ETOOBIG, "header name too long -> ETOOBIG" },
+};
+
 static void
 test_fields(void)
 {
+	static const struct raw_field newer[] = { RI(1), RI(2), RI(3),
+		RS("new"), RMAP(1), RNIL, RF(1.5), { .t = RAW_END } };
 	struct raw r;
 	pf_msg *d = NULL;
 	pf_err err;
 
 	/* extra trailing fields from a newer peer are accepted */
 	raw_init(&r, 7, PF_MSG_GRANT_RELEASE);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_int(&r.pk, 2);
-	msgpack_pack_int(&r.pk, 3);
-	msgpack_pack_str(&r.pk, 3);
-	msgpack_pack_str_body(&r.pk, "new", 3);
-	msgpack_pack_map(&r.pk, 1);
-	msgpack_pack_nil(&r.pk);
-	msgpack_pack_double(&r.pk, 1.5);
+	raw_pack(&r, newer);
 	err = pf_msg_decode(r.sb.data, r.sb.size, &d);
 	ok(err == PF_OK && d->u.grant_release.user_id == 1
 	        && d->u.grant_release.token_id == 2
@@ -265,117 +440,44 @@ test_fields(void)
 	pf_msg_free(d);
 	msgpack_sbuffer_destroy(&r.sb);
 
-	raw_init(&r, 4, PF_MSG_GRANT_RELEASE);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_int(&r.pk, 2);
-	ok(raw_decode(&r) == PF_EPROTO, "short array -> EPROTO");
-
-	raw_init(&r, 5, PF_MSG_GRANT_RELEASE);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_str(&r.pk, 1);
-	msgpack_pack_str_body(&r.pk, "2", 1);
-	msgpack_pack_int(&r.pk, 3);
-	ok(raw_decode(&r) == PF_EPROTO, "str for an integer -> EPROTO");
-
-	raw_init(&r, 5, PF_MSG_GRANT_RELEASE);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_double(&r.pk, 2.0);
-	msgpack_pack_int(&r.pk, 3);
-	ok(raw_decode(&r) == PF_EPROTO, "float for an integer -> EPROTO");
-
-	raw_init(&r, 5, PF_MSG_GRANT_RELEASE);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_uint64(&r.pk, (uint64_t)INT64_MAX + 1);
-	msgpack_pack_int(&r.pk, 3);
-	ok(raw_decode(&r) == PF_EPROTO, "int64 overflow -> EPROTO");
-
-	raw_init(&r, 6, PF_MSG_GRANT_REQUEST);
-	msgpack_pack_int(&r.pk, -1); /* corr is uint64 */
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_int(&r.pk, 2);
-	msgpack_pack_int(&r.pk, 3);
-	ok(raw_decode(&r) == PF_EPROTO, "negative uint64 -> EPROTO");
-
-	raw_init(&r, 5, PF_MSG_RELAY_DATA);
-	msgpack_pack_bin(&r.pk, 15);
-	msgpack_pack_bin_body(&r.pk, sample_id_a, 15);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_bin(&r.pk, 0);
-	ok(raw_decode(&r) == PF_EPROTO, "15-byte id -> EPROTO");
-
-	raw_init(&r, 5, PF_MSG_RELAY_DATA);
-	msgpack_pack_str(&r.pk, 16);
-	msgpack_pack_str_body(&r.pk, sample_id_a, 16);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_bin(&r.pk, 0);
-	ok(raw_decode(&r) == PF_EPROTO, "id as str -> EPROTO");
-
-	raw_init(&r, 5, PF_MSG_RELAY_DATA);
-	msgpack_pack_bin(&r.pk, 16);
-	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-	msgpack_pack_uint64(&r.pk, (uint64_t)UINT32_MAX + 1);
-	msgpack_pack_bin(&r.pk, 0);
-	ok(raw_decode(&r) == PF_EPROTO, "uint32 overflow -> EPROTO");
-
-	raw_init(&r, 5, PF_MSG_RELAY_DATA);
-	msgpack_pack_bin(&r.pk, 16);
-	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_str(&r.pk, 0);
-	ok(raw_decode(&r) == PF_EPROTO, "str for a bin field -> EPROTO");
-
-	raw_init(&r, 8, PF_MSG_PAYMENT);
-	{
-		char ev[PF_EVENT_ID_MAX + 1];
-		memset(ev, 'e', sizeof(ev));
-		msgpack_pack_str(&r.pk, sizeof(ev));
-		msgpack_pack_str_body(&r.pk, ev, sizeof(ev));
+	for (size_t i = 0; i < sizeof raw_bad / sizeof raw_bad[0]; i++) {
+		raw_init(&r, raw_bad[i].n, raw_bad[i].kind);
+		raw_pack(&r, raw_bad[i].f);
+		err = raw_decode(&r);
+		ok(err == raw_bad[i].want, "%s (%s)", raw_bad[i].name,
+		    pf_strerror(err));
 	}
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_str(&r.pk, 0);
-	msgpack_pack_str(&r.pk, 0);
-	ok(raw_decode(&r) == PF_ETOOBIG, "event id over its cap -> ETOOBIG");
-
-	/* usage tokens must be a nested array of 4 */
-	raw_init(&r, 9, PF_MSG_RELAY_END);
-	msgpack_pack_bin(&r.pk, 16);
-	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_array(&r.pk, 3);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_int(&r.pk, 2);
-	msgpack_pack_int(&r.pk, 3);
-	msgpack_pack_str(&r.pk, 0);
-	ok(raw_decode(&r) == PF_EPROTO, "short usage tokens -> EPROTO");
 
 	/* PF_RELAY_MAX_CANDIDATES + 1 candidates */
-	raw_init(&r, 12, PF_MSG_RELAY_REQUEST);
-	msgpack_pack_bin(&r.pk, 16);
-	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-	msgpack_pack_str(&r.pk, 0);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_str(&r.pk, 0);
-	msgpack_pack_str(&r.pk, 0);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_int(&r.pk, 1);
-	msgpack_pack_bin(&r.pk, 0);
-	msgpack_pack_array(&r.pk, PF_RELAY_MAX_CANDIDATES + 1);
-	for (unsigned i = 0; i < PF_RELAY_MAX_CANDIDATES + 1; i++) {
-		msgpack_pack_array(&r.pk, 10);
-		msgpack_pack_int(&r.pk, 1);
-		msgpack_pack_int(&r.pk, 1);
-		for (int j = 0; j < 4; j++)
-			msgpack_pack_str(&r.pk, 0);
-		for (int j = 0; j < 4; j++)
-			msgpack_pack_int(&r.pk, 0);
+	{
+		static const struct raw_field head[] = { RID, RS(""), RI(0),
+			RS(""), RS(""), RI(0), RI(0), RI(1), RB(""),
+			RA(PF_RELAY_MAX_CANDIDATES + 1), { .t = RAW_END } };
+		static const struct raw_field cand[]
+		    = { RA(10), RI(1), RI(1), RS(""), RS(""), RS(""), RS(""),
+			      RI(0), RI(0), RI(0), RI(0), { .t = RAW_END } };
+
+		raw_init(&r, 12, PF_MSG_RELAY_REQUEST);
+		raw_pack(&r, head);
+		for (unsigned i = 0; i < PF_RELAY_MAX_CANDIDATES + 1; i++)
+			raw_pack(&r, cand);
+		ok(raw_decode(&r) == PF_ETOOBIG, "17 candidates -> ETOOBIG");
 	}
-	ok(raw_decode(&r) == PF_ETOOBIG, "17 candidates -> ETOOBIG");
+}
+
+/* raw_old decodes a hand-built message into *d (pf_msg_free it). */
+static pf_err
+raw_old(uint32_t n, int kind, const struct raw_field *f, pf_msg **d)
+{
+	struct raw r;
+	pf_err err;
+
+	*d = NULL;
+	raw_init(&r, n, kind);
+	raw_pack(&r, f);
+	err = pf_msg_decode(r.sb.data, r.sb.size, d);
+	msgpack_sbuffer_destroy(&r.sb);
+	return err;
 }
 
 /* Optional fields (added later) may be missing: an older peer's relay
@@ -383,72 +485,47 @@ test_fields(void)
 static void
 test_optional_fields(void)
 {
-	struct raw r;
+	static const struct raw_field head[]
+	    = { RID, RI(200), RS(""), RI(7), RI(1), { .t = RAW_END } };
+	static const struct raw_field end[] = { RID, RI(0), RI(1), RI(2), RI(3),
+		RA(4), RI(0), RI(0), RI(0), RI(0), RS(""), { .t = RAW_END } };
+	static const struct raw_field data[]
+	    = { RID, RI(4), RB("x"), { .t = RAW_END } };
 	pf_msg *d = NULL;
 	pf_err err;
 
-	raw_init(&r, 7, PF_MSG_RELAY_HEAD);
-	msgpack_pack_bin(&r.pk, 16);
-	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-	msgpack_pack_int(&r.pk, 200);
-	msgpack_pack_str(&r.pk, 0);
-	msgpack_pack_int(&r.pk, 7);
-	msgpack_pack_int(&r.pk, 1);
-	err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+	err = raw_old(7, PF_MSG_RELAY_HEAD, head, &d);
 	ok(err == PF_OK && d->u.relay_head.channel_id == 7
 	        && d->u.relay_head.ctl_addr.len == 0
 	        && d->u.relay_head.ctl_addr.ptr != NULL
 	        && d->u.relay_head.ctl_addr.ptr[0] == '\0',
 	    "old relay.head: ctl_addr is \"\" (%s)", pf_strerror(err));
 	pf_msg_free(d);
-	d = NULL;
-	msgpack_sbuffer_destroy(&r.sb);
 
-	raw_init(&r, 9, PF_MSG_RELAY_END);
-	msgpack_pack_bin(&r.pk, 16);
-	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-	for (int i = 0; i < 4; i++)
-		msgpack_pack_int(&r.pk, i);
-	msgpack_pack_array(&r.pk, 4);
-	for (int i = 0; i < 4; i++)
-		msgpack_pack_int(&r.pk, 0);
-	msgpack_pack_str(&r.pk, 0);
-	err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+	err = raw_old(9, PF_MSG_RELAY_END, end, &d);
 	ok(err == PF_OK && d->u.relay_end.n_attempts == 0
 	        && d->u.relay_end.channel_id == 3,
 	    "old relay.end: no attempts (%s)", pf_strerror(err));
 	pf_msg_free(d);
-	d = NULL;
-	msgpack_sbuffer_destroy(&r.sb);
 
-	raw_init(&r, 5, PF_MSG_RELAY_DATA);
-	msgpack_pack_bin(&r.pk, 16);
-	msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-	msgpack_pack_int(&r.pk, 4);
-	msgpack_pack_bin(&r.pk, 1);
-	msgpack_pack_bin_body(&r.pk, "x", 1);
-	err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+	err = raw_old(5, PF_MSG_RELAY_DATA, data, &d);
 	ok(err == PF_OK && d->u.relay_data.seq == 4
 	        && d->u.relay_data.completion == 0,
 	    "old relay.data: completion 0 (%s)", pf_strerror(err));
 	pf_msg_free(d);
-	d = NULL;
-	msgpack_sbuffer_destroy(&r.sb);
+
 	/* grant.reply without the epoch (an older accountant), and with */
 	for (int extra = 0; extra < 2; extra++) {
+		const struct raw_field reply[]
+		    = { RU(7), RI(1), RI(2), RI(300), RI(1764115200000), RI(0),
+			      extra ? (struct raw_field)RU(UINT64_MAX - 1)
+			            : (struct raw_field) { .t = RAW_END },
+			      { .t = RAW_END } };
 		pf_msg m, *d2 = NULL;
 		pf_buf b;
 
-		raw_init(&r, (uint32_t)(8 + extra), PF_MSG_GRANT_REPLY);
-		msgpack_pack_uint64(&r.pk, 7);
-		msgpack_pack_int(&r.pk, 1);
-		msgpack_pack_int(&r.pk, 2);
-		msgpack_pack_int(&r.pk, 300);
-		msgpack_pack_int64(&r.pk, 1764115200000);
-		msgpack_pack_int(&r.pk, 0);
-		if (extra)
-			msgpack_pack_uint64(&r.pk, UINT64_MAX - 1);
-		err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+		err = raw_old(
+		    (uint32_t)(8 + extra), PF_MSG_GRANT_REPLY, reply, &d);
 		ok(err == PF_OK && d->u.grant_reply.granted == 300
 		        && d->u.grant_reply.expires_ms == 1764115200000
 		        && d->u.grant_reply.epoch
@@ -471,27 +548,17 @@ test_optional_fields(void)
 		pf_msg_free(d2);
 		pf_buf_fini(&b);
 		pf_msg_free(d);
-		d = NULL;
-		msgpack_sbuffer_destroy(&r.sb);
 	}
 
 	/* relay.request without credit/probe/headers, and with only credit */
 	for (int extra = 0; extra < 2; extra++) {
-		raw_init(&r, (uint32_t)(12 + extra), PF_MSG_RELAY_REQUEST);
-		msgpack_pack_bin(&r.pk, 16);
-		msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-		msgpack_pack_str(&r.pk, 0);
-		msgpack_pack_int(&r.pk, 0);
-		msgpack_pack_str(&r.pk, 0);
-		msgpack_pack_str(&r.pk, 0);
-		msgpack_pack_int(&r.pk, 1);
-		msgpack_pack_int(&r.pk, 0);
-		msgpack_pack_int(&r.pk, 1);
-		msgpack_pack_bin(&r.pk, 0);
-		msgpack_pack_array(&r.pk, 0);
-		if (extra)
-			msgpack_pack_int(&r.pk, 4096);
-		err = pf_msg_decode(r.sb.data, r.sb.size, &d);
+		const struct raw_field req[] = { RAW_REQUEST_HEAD,
+			extra ? (struct raw_field)RI(4096)
+			      : (struct raw_field) { .t = RAW_END },
+			{ .t = RAW_END } };
+
+		err = raw_old(
+		    (uint32_t)(12 + extra), PF_MSG_RELAY_REQUEST, req, &d);
 		ok(err == PF_OK && d->u.relay_request.stream == 1
 		        && d->u.relay_request.credit == (extra ? 4096u : 0u)
 		        && d->u.relay_request.probe == 0
@@ -499,89 +566,51 @@ test_optional_fields(void)
 		    "relay.request with %d of 3 optional fields (%s)", extra,
 		    pf_strerror(err));
 		pf_msg_free(d);
-		d = NULL;
-		msgpack_sbuffer_destroy(&r.sb);
-	}
-
-	/* a header that is not a [name, value] pair, and one too long */
-	for (int bad = 0; bad < 2; bad++) {
-		char name[PF_RELAY_HEADER_NAME_MAX + 1];
-
-		memset(name, 'x', sizeof(name));
-		raw_init(&r, 15, PF_MSG_RELAY_REQUEST);
-		msgpack_pack_bin(&r.pk, 16);
-		msgpack_pack_bin_body(&r.pk, sample_id_a, 16);
-		msgpack_pack_str(&r.pk, 0);
-		msgpack_pack_int(&r.pk, 0);
-		msgpack_pack_str(&r.pk, 0);
-		msgpack_pack_str(&r.pk, 0);
-		msgpack_pack_int(&r.pk, 1);
-		msgpack_pack_int(&r.pk, 0);
-		msgpack_pack_int(&r.pk, 1);
-		msgpack_pack_bin(&r.pk, 0);
-		msgpack_pack_array(&r.pk, 0);
-		msgpack_pack_int(&r.pk, 0);
-		msgpack_pack_int(&r.pk, 0);
-		msgpack_pack_array(&r.pk, 1);
-		if (bad == 0) {
-			msgpack_pack_array(&r.pk, 1);
-			msgpack_pack_str(&r.pk, 1);
-			msgpack_pack_str_body(&r.pk, "a", 1);
-		} else {
-			msgpack_pack_array(&r.pk, 2);
-			msgpack_pack_str(&r.pk, sizeof(name));
-			msgpack_pack_str_body(&r.pk, name, sizeof(name));
-			msgpack_pack_str(&r.pk, 0);
-		}
-		err = raw_decode(&r);
-		ok(err == (bad == 0 ? PF_EPROTO : PF_ETOOBIG),
-		    "header %s -> %s",
-		    bad == 0 ? "without value" : "name too long",
-		    pf_strerror(err));
 	}
 }
+
+/* Inputs that announce more than they hold, or are no message at all. */
+#define RAW_BYTES(...)                                                         \
+	(const uint8_t[]) { __VA_ARGS__ },                                     \
+	    sizeof((const uint8_t[]) { __VA_ARGS__ })
+
+static const struct {
+	const uint8_t *p;
+	size_t len;
+	const char *name;
+} oversized[] = {
+	{ RAW_BYTES(0xdd, 0xff, 0xff, 0xff, 0xff, 0x01),
+	    "array32 of 4G entries in 6 bytes -> EPROTO, no allocation" },
+	{ RAW_BYTES(0x93, 0x01, 0x16, 0xdd, 0x7f, 0xff, 0xff, 0xff),
+	    "inner array32 huge -> EPROTO" },
+	{ RAW_BYTES(0x93, 0x01, 0x03, 0xc6, 0xff, 0xff, 0xff, 0xff, 0x00),
+	    "bin32 of 4 GB -> EPROTO" },
+	{ RAW_BYTES(0x93, 0x01, 0x03, 0xdb, 0x7f, 0xff, 0xff, 0xff),
+	    "str32 of 2 GB -> EPROTO" },
+	{ RAW_BYTES(0x93, 0x01, 0x03, 0xdf, 0x10, 0x00, 0x00, 0x00, 0x01),
+	    "map32 huge -> EPROTO" },
+	{ RAW_BYTES(0x93, 0x01, 0x03, 0xc9, 0xff, 0xff, 0xff, 0xf0, 0x01),
+	    "ext32 huge -> EPROTO" },
+	{ RAW_BYTES(0x93, 0x01, 0x03, 0xc1), "0xc1 -> EPROTO" },
+	{ RAW_BYTES(0x81, 0x01, 0x03), "map at the top -> EPROTO" },
+};
 
 static void
 test_oversized(void)
 {
-	static const uint8_t huge_array[]
-	    = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01 };
-	static const uint8_t huge_inner[]
-	    = { 0x93, 0x01, 0x16, 0xdd, 0x7f, 0xff, 0xff, 0xff };
-	static const uint8_t huge_bin[]
-	    = { 0x93, 0x01, 0x03, 0xc6, 0xff, 0xff, 0xff, 0xff, 0x00 };
-	static const uint8_t huge_str[]
-	    = { 0x93, 0x01, 0x03, 0xdb, 0x7f, 0xff, 0xff, 0xff };
-	static const uint8_t huge_map[]
-	    = { 0x93, 0x01, 0x03, 0xdf, 0x10, 0x00, 0x00, 0x00, 0x01 };
-	static const uint8_t huge_ext[]
-	    = { 0x93, 0x01, 0x03, 0xc9, 0xff, 0xff, 0xff, 0xf0, 0x01 };
-	static const uint8_t unused_c1[] = { 0x93, 0x01, 0x03, 0xc1 };
-	static const uint8_t not_array[] = { 0x81, 0x01, 0x03 };
+	const uint8_t *huge_array = oversized[0].p;
 	pf_msg *d = NULL;
 	uint8_t *p;
 	pf_msg_kind kind;
 	size_t n;
 	pf_err err;
 
-	ok(pf_msg_decode(huge_array, sizeof(huge_array), &d) == PF_EPROTO,
-	    "array32 of 4G entries in 6 bytes -> EPROTO, no allocation");
-	ok(pf_msg_decode(huge_inner, sizeof(huge_inner), &d) == PF_EPROTO,
-	    "inner array32 huge -> EPROTO");
-	ok(pf_msg_decode(huge_bin, sizeof(huge_bin), &d) == PF_EPROTO,
-	    "bin32 of 4 GB -> EPROTO");
-	ok(pf_msg_decode(huge_str, sizeof(huge_str), &d) == PF_EPROTO,
-	    "str32 of 2 GB -> EPROTO");
-	ok(pf_msg_decode(huge_map, sizeof(huge_map), &d) == PF_EPROTO,
-	    "map32 huge -> EPROTO");
-	ok(pf_msg_decode(huge_ext, sizeof(huge_ext), &d) == PF_EPROTO,
-	    "ext32 huge -> EPROTO");
-	ok(pf_msg_decode(unused_c1, sizeof(unused_c1), &d) == PF_EPROTO,
-	    "0xc1 -> EPROTO");
-	ok(pf_msg_decode(not_array, sizeof(not_array), &d) == PF_EPROTO,
-	    "map at the top -> EPROTO");
+	for (size_t i = 0; i < sizeof oversized / sizeof oversized[0]; i++)
+		ok(pf_msg_decode(oversized[i].p, oversized[i].len, &d)
+		        == PF_EPROTO,
+		    "%s", oversized[i].name);
 	ok(pf_msg_decode("", 0, &d) == PF_EPROTO, "empty -> EPROTO");
-	ok(pf_msg_peek_kind(huge_array, sizeof(huge_array), &kind) == PF_EPROTO,
+	ok(pf_msg_peek_kind(huge_array, oversized[0].len, &kind) == PF_EPROTO,
 	    "peek of a one-element header -> EPROTO");
 	ok(pf_msg_decode(huge_array, (size_t)PF_MSG_MAX + 1, &d) == PF_ETOOBIG,
 	    "length over PF_MSG_MAX -> ETOOBIG before reading");

@@ -22,6 +22,43 @@ parse(const ing_apierr *e, const char *msg)
 	return j;
 }
 
+/* anthropic_type_is says whether e's Anthropic body has error.type want. */
+static int
+anthropic_type_is(const ing_apierr *e, const char *msg, const char *want)
+{
+	size_t alen = 0;
+	char *a = ing_apierr_anthropic_json(e, msg, &alen);
+	json_t *j = a != NULL ? json_loadb(a, alen, 0, NULL) : NULL;
+	const char *t = json_string_value(
+	    json_object_get(json_object_get(j, "error"), "type"));
+	int same = t != NULL && strcmp(t, want) == 0;
+
+	free(a);
+	json_decref(j);
+	return same;
+}
+
+static const struct {
+	const ing_apierr *e;
+	const char *msg, *type, *name;
+} anthropic_types[] = {
+	{ &ING_ERR_MODEL_NOT_FOUND, "m", "not_found_error",
+	    "anthropic: 404 is not_found_error" },
+	{ &ING_ERR_RATE_LIMITED, "slow", "rate_limit_error",
+	    "anthropic: 429 is rate_limit_error" },
+};
+
+static const struct {
+	pf_end_reason reason;
+	unsigned status;
+	const char *name;
+} end_statuses[] = {
+	{ PF_END_UPSTREAM_ERROR, 502, "upstream error -> 502" },
+	{ PF_END_TIMEOUT, 504, "timeout -> 504" },
+	{ PF_END_WORKER_LOST, 504, "worker lost -> 504" },
+	{ PF_END_NO_CHANNEL, 503, "no channel -> 503" },
+};
+
 int
 main(void)
 {
@@ -86,23 +123,17 @@ main(void)
 	            == 0,
 	    "anthropic: 401 is authentication_error with the message");
 	json_decref(j);
-	a = ing_apierr_anthropic_json(&ING_ERR_MODEL_NOT_FOUND, "m", &alen);
-	j = a != NULL ? json_loadb(a, alen, 0, NULL) : NULL;
-	free(a);
-	ok(strcmp(json_string_value(
-	              json_object_get(json_object_get(j, "error"), "type")),
-	       "not_found_error")
-	        == 0,
-	    "anthropic: 404 is not_found_error");
-	json_decref(j);
+	for (size_t i = 0;
+	     i < sizeof anthropic_types / sizeof anthropic_types[0]; i++)
+		ok(anthropic_type_is(anthropic_types[i].e,
+		       anthropic_types[i].msg, anthropic_types[i].type),
+		    "%s", anthropic_types[i].name);
 
-	ok(ing_apierr_for_end(PF_END_UPSTREAM_ERROR)->status == 502,
-	    "upstream error -> 502");
-	ok(ing_apierr_for_end(PF_END_TIMEOUT)->status == 504, "timeout -> 504");
-	ok(ing_apierr_for_end(PF_END_WORKER_LOST)->status == 504,
-	    "worker lost -> 504");
-	ok(ing_apierr_for_end(PF_END_NO_CHANNEL)->status == 503,
-	    "no channel -> 503");
+	for (size_t i = 0; i < sizeof end_statuses / sizeof end_statuses[0];
+	     i++)
+		ok(ing_apierr_for_end(end_statuses[i].reason)->status
+		        == end_statuses[i].status,
+		    "%s", end_statuses[i].name);
 	ok(ing_apierr_for_failure(PF_END_UPSTREAM_ERROR, 429)->status == 429
 	        && strcmp(
 	               ing_apierr_for_failure(PF_END_UPSTREAM_ERROR, 429)->code,
@@ -112,14 +143,5 @@ main(void)
 	ok(ing_apierr_for_failure(PF_END_UPSTREAM_ERROR, 500)->status == 502
 	        && ing_apierr_for_failure(PF_END_TIMEOUT, 429)->status == 504,
 	    "other failures keep their class");
-	a = ing_apierr_anthropic_json(&ING_ERR_RATE_LIMITED, "slow", &alen);
-	j = a != NULL ? json_loadb(a, alen, 0, NULL) : NULL;
-	free(a);
-	ok(strcmp(json_string_value(
-	              json_object_get(json_object_get(j, "error"), "type")),
-	       "rate_limit_error")
-	        == 0,
-	    "anthropic: 429 is rate_limit_error");
-	json_decref(j);
 	return tap_done();
 }

@@ -115,6 +115,43 @@ barrier_wait(void)
 	return met;
 }
 
+/* The fake upstream's fixed answers: path prefix, status, type, body. */
+static const struct {
+	const char *prefix;
+	int status;
+	const char *ctype, *body;
+} fixed_answers[] = {
+	{ "POST /s500/", 500, "application/json",
+	    "{\"error\":{\"message\":\"boom\"}}" },
+	{ "POST /s429/", 429, "application/json",
+	    "{\"error\":{\"message\":\"slow down\"}}" },
+	{ "POST /s400/", 400, "application/json",
+	    "{\"error\":{\"message\":\"bad key " KEY "\"}}" },
+	{ "POST /html/", 404, "text/html", "<html>not here</html>" },
+	{ "POST /s401/", 401, "application/json",
+	    "{\"error\":{\"message\":\"bad key\"}}" },
+	{ "POST /nousage/", 200, "application/json",
+	    "{\"choices\":[{\"message\":{\"content\":"
+	    "\"Hello, world\"}}]}" },
+};
+
+/* fixed_answer answers from fixed_answers when req's path is there. */
+static int
+fixed_answer(int fd, const char *req)
+{
+	for (size_t i = 0; i < sizeof fixed_answers / sizeof fixed_answers[0];
+	     i++) {
+		const char *pre = fixed_answers[i].prefix;
+
+		if (strncmp(req, pre, strlen(pre)) == 0) {
+			respond(fd, fixed_answers[i].status,
+			    fixed_answers[i].ctype, fixed_answers[i].body);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Serve one connection; the path prefix picks the behaviour. */
 static void *
 conn_main(void *arg)
@@ -148,17 +185,8 @@ conn_main(void *arg)
 	if (strncmp(req, "POST http://", 12) == 0) {
 		/* absolute URI: we are being used as an HTTP proxy */
 		respond(fd, 200, "application/json", "{\"proxied\":1}");
-	} else if (strncmp(req, "POST /s500/", 11) == 0) {
-		respond(fd, 500, "application/json",
-		    "{\"error\":{\"message\":\"boom\"}}");
-	} else if (strncmp(req, "POST /s429/", 11) == 0) {
-		respond(fd, 429, "application/json",
-		    "{\"error\":{\"message\":\"slow down\"}}");
-	} else if (strncmp(req, "POST /s400/", 11) == 0) {
-		respond(fd, 400, "application/json",
-		    "{\"error\":{\"message\":\"bad key " KEY "\"}}");
-	} else if (strncmp(req, "POST /html/", 11) == 0) {
-		respond(fd, 404, "text/html", "<html>not here</html>");
+	} else if (fixed_answer(fd, req)) {
+		/* answered */
 	} else if (strncmp(req, "POST /s404url/", 14) == 0) {
 		/* an error naming the upstream's own (internal) address */
 		const char *host = strcasestr(req, "\r\nHost: ");
@@ -170,9 +198,6 @@ conn_main(void *arg)
 		    hl, host != NULL ? host + 8 : "", hl,
 		    host != NULL ? host + 8 : "");
 		respond(fd, 404, "application/json", out);
-	} else if (strncmp(req, "POST /s401/", 11) == 0) {
-		respond(fd, 401, "application/json",
-		    "{\"error\":{\"message\":\"bad key\"}}");
 	} else if (strncmp(req, "POST /hang/", 11) == 0) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
@@ -225,10 +250,6 @@ conn_main(void *arg)
 		else
 			respond(fd, 503, "application/json",
 			    "{\"error\":{\"message\":\"alone\"}}");
-	} else if (strncmp(req, "POST /nousage/", 14) == 0) {
-		respond(fd, 200, "application/json",
-		    "{\"choices\":[{\"message\":{\"content\":"
-		    "\"Hello, world\"}}]}");
 	} else {
 		respond(fd, 404, "text/plain", "no");
 	}
@@ -320,6 +341,44 @@ static uint32_t req_credit; /* relay.request credit window (0 = none) */
 static const pf_header *req_headers; /* client headers to carry */
 static uint32_t req_n_headers;
 
+/* send_msg encodes m and sends it on s; 0 or -1. */
+static int
+send_msg(nng_socket s, const pf_msg *m)
+{
+	pf_buf b;
+	nng_msg *nm;
+	int rv = -1;
+
+	pf_buf_init(&b);
+	if (pf_msg_encode(m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0) {
+		if (nng_msg_append(nm, b.data, b.len) == 0
+		    && nng_sendmsg(s, nm, 0) == 0)
+			rv = 0;
+		else
+			nng_msg_free(nm);
+	}
+	pf_buf_fini(&b);
+	return rv;
+}
+
+/* recv_msg receives and decodes one reply into *ret (pf_msg_free it):
+ * 0, RECV_NONE when nothing came (the receive timeout) or RECV_BAD when
+ * it does not decode. */
+enum { RECV_NONE = -1, RECV_BAD = -2 };
+
+static int
+recv_msg(pf_msg **ret)
+{
+	nng_msg *nm;
+	pf_err err;
+
+	if (nng_recvmsg(from_worker, &nm, 0) != 0)
+		return RECV_NONE;
+	err = pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), ret);
+	nng_msg_free(nm);
+	return err == PF_OK ? 0 : RECV_BAD;
+}
+
 /* Send one relay.request; its id goes to id. */
 static int
 send_req(const char *path, int32_t api, const char *body, int stream,
@@ -327,8 +386,6 @@ send_req(const char *path, int32_t api, const char *body, int stream,
 {
 	pf_candidate c[8];
 	pf_msg m;
-	pf_buf b;
-	nng_msg *nm;
 
 	memset(&m, 0, sizeof m);
 	memset(c, 0, sizeof c);
@@ -367,14 +424,7 @@ send_req(const char *path, int32_t api, const char *body, int stream,
 	m.u.relay_request.credit = req_credit;
 	m.u.relay_request.headers = (pf_header *)req_headers;
 	m.u.relay_request.n_headers = req_n_headers;
-	pf_buf_init(&b);
-	if (pf_msg_encode(&m, &b) != PF_OK || nng_msg_alloc(&nm, 0) != 0
-	    || nng_msg_append(nm, b.data, b.len) != 0)
-		return -1;
-	pf_buf_fini(&b);
-	if (nng_sendmsg(to_worker, nm, 0) != 0)
-		return -1;
-	return 0;
+	return send_msg(to_worker, &m);
 }
 
 static int
@@ -382,7 +432,6 @@ run_api(const char *path, int32_t api, const char *body, int stream,
     int client_usage, const cand *cs, int n, result *r)
 {
 	uint8_t id[PF_ID_LEN];
-	nng_msg *nm;
 
 	memset(r, 0, sizeof *r);
 	r->seq_ok = 1;
@@ -392,14 +441,9 @@ run_api(const char *path, int32_t api, const char *body, int stream,
 	while (!r->got_end) {
 		pf_msg *pm;
 
-		if (nng_recvmsg(from_worker, &nm, 0) != 0)
-			return -1; /* receive timeout: the test fails */
-		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &pm)
-		    != PF_OK) {
-			nng_msg_free(nm);
+		/* a receive timeout fails the test */
+		if (recv_msg(&pm) != 0)
 			return -1;
-		}
-		nng_msg_free(nm);
 		switch (pm->kind) {
 		case PF_MSG_RELAY_HEAD:
 			r->got_head++;
@@ -500,20 +544,13 @@ run_many(const cand *cs, int n, int pause_ms, uint32_t *events_each)
 		nng_msleep((nng_duration)pause_ms);
 	*events_each = 0;
 	while (done < n) {
-		nng_msg *nm;
 		pf_msg *pm;
 		const uint8_t *id;
 		uint32_t seq;
 		int k;
 
-		if (nng_recvmsg(from_worker, &nm, 0) != 0)
+		if (recv_msg(&pm) != 0)
 			return -1;
-		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &pm)
-		    != PF_OK) {
-			nng_msg_free(nm);
-			return -1;
-		}
-		nng_msg_free(nm);
 		id = pm->kind == PF_MSG_RELAY_DATA ? pm->u.relay_data.id
 		    : pm->kind == PF_MSG_RELAY_END ? pm->u.relay_end.id
 		                                   : pm->u.relay_head.id;
@@ -547,23 +584,11 @@ static int
 send_cancel_to(nng_socket s, const uint8_t id[PF_ID_LEN])
 {
 	pf_msg m;
-	pf_buf b;
-	nng_msg *nm;
-	int rv = -1;
 
 	memset(&m, 0, sizeof m);
 	m.kind = PF_MSG_RELAY_CANCEL;
 	memcpy(m.u.relay_cancel.id, id, PF_ID_LEN);
-	pf_buf_init(&b);
-	if (pf_msg_encode(&m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0) {
-		if (nng_msg_append(nm, b.data, b.len) == 0
-		    && nng_sendmsg(s, nm, 0) == 0)
-			rv = 0;
-		else
-			nng_msg_free(nm);
-	}
-	pf_buf_fini(&b);
-	return rv;
+	return send_msg(s, &m);
 }
 
 /* Start a stream, read `before` data messages, cancel it, read to the
@@ -585,17 +610,10 @@ run_cancel(const cand *cs, int before, int targeted, uint32_t *data)
 	    != 0)
 		return -1;
 	for (;;) {
-		nng_msg *nm;
 		pf_msg *pm;
 
-		if (nng_recvmsg(from_worker, &nm, 0) != 0)
+		if (recv_msg(&pm) != 0)
 			return -1;
-		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &pm)
-		    != PF_OK) {
-			nng_msg_free(nm);
-			return -1;
-		}
-		nng_msg_free(nm);
 		if (pm->kind == PF_MSG_RELAY_HEAD)
 			snprintf(ctl, sizeof ctl, "%s",
 			    (const char *)pm->u.relay_head.ctl_addr.ptr);
@@ -677,24 +695,12 @@ static int
 send_credit(nng_socket s, const uint8_t id[PF_ID_LEN], uint32_t bytes)
 {
 	pf_msg m;
-	pf_buf b;
-	nng_msg *nm;
-	int rv = -1;
 
 	memset(&m, 0, sizeof m);
 	m.kind = PF_MSG_RELAY_CREDIT;
 	memcpy(m.u.relay_credit.id, id, PF_ID_LEN);
 	m.u.relay_credit.bytes = bytes;
-	pf_buf_init(&b);
-	if (pf_msg_encode(&m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0) {
-		if (nng_msg_append(nm, b.data, b.len) == 0
-		    && nng_sendmsg(s, nm, 0) == 0)
-			rv = 0;
-		else
-			nng_msg_free(nm);
-	}
-	pf_buf_fini(&b);
-	return rv;
+	return send_msg(s, &m);
 }
 
 typedef struct flow_result {
@@ -728,10 +734,12 @@ run_flow(const cand *cs, unsigned mock_port, flow_result *fr)
 		goto out;
 	nng_socket_set_ms(from_worker, NNG_OPT_RECVTIMEO, 1500);
 	for (;;) {
-		nng_msg *nm;
 		pf_msg *pm;
+		int got = recv_msg(&pm);
 
-		if (nng_recvmsg(from_worker, &nm, 0) != 0) {
+		if (got == RECV_BAD)
+			goto out;
+		if (got == RECV_NONE) {
 			if (stalled || ctl[0] == 0)
 				goto out;
 			/* nothing more without credit: the worker holds */
@@ -747,12 +755,6 @@ run_flow(const cand *cs, unsigned mock_port, flow_result *fr)
 			owed = 0;
 			continue;
 		}
-		if (pf_msg_decode(nng_msg_body(nm), nng_msg_len(nm), &pm)
-		    != PF_OK) {
-			nng_msg_free(nm);
-			goto out;
-		}
-		nng_msg_free(nm);
 		if (pm->kind == PF_MSG_RELAY_HEAD)
 			snprintf(ctl, sizeof ctl, "%s",
 			    (const char *)pm->u.relay_head.ctl_addr.ptr);
@@ -815,37 +817,32 @@ main(void)
 	char via_fake[64], big_base[64], slow_base[64], barrier[64];
 	char ipc_worker[80], ipc_reply[80];
 	result r;
+	/* the mock models: normal answers, slow ones, many events and (32 MB:
+	 * more than the socket buffers between the mock and the worker can
+	 * hold) big ones */
+	const struct {
+		mock_server **ret;
+		uint32_t chunks, chunk_delay_ms, chunk_bytes;
+	} mocks[] = {
+		{ &mock, 5, 0, 0 },
+		{ &slow, 20, 50, 0 },
+		{ &big, 3000, 0, 0 },
+		{ &huge, 4000, 0, 8192 },
+	};
 
 	pf_log_set_level(PF_LOG_ERROR);
 	mock_options_defaults(&mo);
 	mo.listen = "127.0.0.1:0";
-	mo.chunks = 5;
 	mo.threads = 1;
-	if (mock_server_start(&mo, &mock) != PF_OK) {
-		printf("Bail out! mock model did not start\n");
-		return 1;
+	for (size_t i = 0; i < sizeof mocks / sizeof mocks[0]; i++) {
+		mo.chunks = mocks[i].chunks;
+		mo.chunk_delay_ms = mocks[i].chunk_delay_ms;
+		mo.chunk_bytes = mocks[i].chunk_bytes;
+		if (mock_server_start(&mo, mocks[i].ret) != PF_OK) {
+			printf("Bail out! mock model did not start\n");
+			return 1;
+		}
 	}
-	mo.chunks = 20;
-	mo.chunk_delay_ms = 50;
-	if (mock_server_start(&mo, &slow) != PF_OK) {
-		printf("Bail out! mock model did not start\n");
-		return 1;
-	}
-	mo.chunk_delay_ms = 0;
-	mo.chunks = 3000;
-	if (mock_server_start(&mo, &big) != PF_OK) {
-		printf("Bail out! mock model did not start\n");
-		return 1;
-	}
-	/* 32 MB of events: more than the socket buffers between the mock
-	 * and the worker can hold */
-	mo.chunks = 4000;
-	mo.chunk_bytes = 8192;
-	if (mock_server_start(&mo, &huge) != PF_OK) {
-		printf("Bail out! mock model did not start\n");
-		return 1;
-	}
-	mo.chunk_bytes = 0;
 	f.fd = listen_any(&f.port);
 	if (f.fd < 0 || listen(f.fd, 64) != 0
 	    || pthread_create(&f.tid, NULL, fake_main, &f) != 0) {
@@ -1370,23 +1367,20 @@ main(void)
 		r.got_end = 0;
 		r.n_data = 0;
 		while (!r.got_end) {
-			nng_msg *nm;
 			pf_msg *pm;
+			int got = recv_msg(&pm);
 
-			if (nng_recvmsg(from_worker, &nm, 0) != 0)
+			if (got == RECV_NONE)
 				break;
-			if (pf_msg_decode(
-			        nng_msg_body(nm), nng_msg_len(nm), &pm)
-			    == PF_OK) {
-				if (pm->kind == PF_MSG_RELAY_DATA)
-					r.n_data++;
-				if (pm->kind == PF_MSG_RELAY_END) {
-					r.got_end = 1;
-					r.end.reason = pm->u.relay_end.reason;
-				}
-				pf_msg_free(pm);
+			if (got != 0)
+				continue;
+			if (pm->kind == PF_MSG_RELAY_DATA)
+				r.n_data++;
+			if (pm->kind == PF_MSG_RELAY_END) {
+				r.got_end = 1;
+				r.end.reason = pm->u.relay_end.reason;
 			}
-			nng_msg_free(nm);
+			pf_msg_free(pm);
 		}
 		ok(r.got_end && r.end.reason == PF_END_DONE && r.n_data >= 20,
 		    "drain: the stream in flight finished (%d events)",
