@@ -323,7 +323,9 @@ agg_settle(struct agg *g, uint32_t idx, const acct_event *ev, int failed)
 	if (failed || ev->outcome == ACCT_PENDING)
 		out[0] = '\0';
 	else if (ev->outcome == ACCT_REJECTED)
-		snprintf(out, PF_EVENT_ID_MAX + 1, "rejected: %s", ev->reason);
+		snprintf(out, PF_EVENT_ID_MAX + 1, "rejected: %.*s",
+		    (int)(PF_EVENT_ID_MAX - sizeof("rejected: ") + 1),
+		    ev->reason);
 	else
 		snprintf(out, PF_EVENT_ID_MAX + 1, "%s", ev->id);
 	if (--g->left > 0)
