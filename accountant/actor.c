@@ -22,6 +22,7 @@
 
 #include "accountant/db.h"
 #include "accountant/grants.h"
+#include "accountant/lanes.h"
 #include "accountant/ledger.h"
 #include "accountant/replay.h"
 #include "common/clock.h"
@@ -62,8 +63,9 @@ struct item {
 
 struct acct_accountant {
 	const pf_config *cfg;
-	PGconn *conn;
-	acct_ledger *ledger;
+	PGconn *conn;        /* grants and the replay at start */
+	acct_ledger *ledger; /* the replay at start */
+	acct_lanes *lanes;   /* batches: their own connections */
 	acct_grants *grants;
 	uint64_t epoch; /* random, nonzero, new at each start: grant.reply */
 	pf_reclog *log;
@@ -81,11 +83,21 @@ struct acct_accountant {
 	size_t q_head, q_len;
 	int stopping;
 
-	/* actor-thread batch */
-	struct item batch[PF_ACCT_BATCH_MAX];
-	acct_event ev[PF_ACCT_BATCH_MAX];
+	/* actor-thread batches: the one filling (batch, ev, n_batch) and the
+	 * one the lanes apply (fl_*), logged before it was submitted; the
+	 * two swap buffers (bufs) */
+	struct item *batch;
+	acct_event *ev;
 	size_t n_batch;
-	pf_reclog_pos batch_end;
+	struct item *fl_batch;
+	acct_event *fl_ev;
+	size_t fl_n;          /* 0: nothing in flight */
+	pf_reclog_pos fl_end; /* the log's end after the batch in flight */
+	int64_t fl_now;       /* when it was logged */
+	struct {
+		struct item items[PF_ACCT_BATCH_MAX];
+		acct_event ev[PF_ACCT_BATCH_MAX];
+	} bufs[2];
 };
 
 /* ---- replies ---- */
@@ -311,7 +323,9 @@ agg_settle(struct agg *g, uint32_t idx, const acct_event *ev, int failed)
 	if (failed || ev->outcome == ACCT_PENDING)
 		out[0] = '\0';
 	else if (ev->outcome == ACCT_REJECTED)
-		snprintf(out, PF_EVENT_ID_MAX + 1, "rejected: %s", ev->reason);
+		snprintf(out, PF_EVENT_ID_MAX + 1, "rejected: %.*s",
+		    (int)(PF_EVENT_ID_MAX - sizeof("rejected: ") + 1),
+		    ev->reason);
 	else
 		snprintf(out, PF_EVENT_ID_MAX + 1, "%s", ev->id);
 	if (--g->left > 0)
@@ -336,12 +350,14 @@ agg_settle(struct agg *g, uint32_t idx, const acct_event *ev, int failed)
 	agg_free(g);
 }
 
+/* Answers and frees items[0..n) after their batch (failed: none of them
+ * was applied). */
 static void
-finish_batch(acct_accountant *a, int failed)
+finish_items(struct item *items, const acct_event *evs, size_t n, int failed)
 {
-	for (size_t i = 0; i < a->n_batch; i++) {
-		struct item *it = &a->batch[i];
-		acct_event *ev = &a->ev[i];
+	for (size_t i = 0; i < n; i++) {
+		struct item *it = &items[i];
+		const acct_event *ev = &evs[i];
 
 		if (it->agg != NULL) {
 			agg_settle(it->agg, it->idx, ev, failed);
@@ -356,16 +372,85 @@ finish_batch(acct_accountant *a, int failed)
 		pf_msg_free(it->msg);
 		nng_msg_free(it->raw);
 	}
+}
+
+/* The filling batch could not be logged: none of it is applied. */
+static void
+fail_batch(acct_accountant *a)
+{
+	finish_items(a->batch, a->ev, a->n_batch, 1);
 	a->n_batch = 0;
 }
 
+/* Waits for the batch in flight (if any), then acks it, settles the
+ * grants, publishes the balances and moves the checkpoint past it. */
+static void
+complete_flight(acct_accountant *a)
+{
+	char errbuf[ERRBUF_MAX];
+	int64_t now = a->fl_now;
+	pf_err err;
+	size_t n;
+
+	if (a->fl_n == 0)
+		return;
+	err = acct_lanes_wait(a->lanes, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		/* Lanes that committed have their outcomes (acked below);
+		 * the failed lane's events stay PENDING: "resend later", and
+		 * logged but not applied, so the checkpoint stays behind. */
+		pf_error("PF-ACCT-APPLY", "events=%zu err=%s msg=\"%s\"",
+		    a->fl_n, pf_strerror(err), errbuf);
+		a->ckpt_frozen = 1;
+	}
+	for (size_t i = 0; i < a->fl_n; i++) {
+		const acct_event *ev = &a->fl_ev[i];
+
+		if (ev->outcome == ACCT_REJECTED)
+			pf_warn("PF-ACCT-REJECT", "event=%s reason=\"%s\"",
+			    ev->id, ev->reason);
+		if (ev->outcome == ACCT_APPLIED
+		    && ev->msg->kind == PF_MSG_USAGE)
+			acct_grants_settle(a->grants, ev->msg->u.usage.user_id,
+			    ev->msg->u.usage.token_id, ev->msg->u.usage.cost);
+	}
+	{
+		const acct_user_balance *u = acct_lanes_users(a->lanes, &n);
+
+		for (size_t i = 0; i < n; i++) {
+			acct_grants_set_user(
+			    a->grants, u[i].user_id, u[i].quota, now);
+			publish(a, u[i].user_id, 0, u[i].quota, 0, now);
+		}
+	}
+	{
+		const acct_token_balance *t = acct_lanes_tokens(a->lanes, &n);
+
+		for (size_t i = 0; i < n; i++) {
+			acct_grants_set_token(a->grants, t[i].token_id,
+			    t[i].remain_quota, t[i].unlimited, now);
+			publish(a, t[i].user_id, t[i].token_id,
+			    t[i].remain_quota, t[i].unlimited, now);
+		}
+	}
+	write_checkpoint(a, a->fl_end);
+	finish_items(a->fl_batch, a->fl_ev, a->fl_n, 0);
+	a->fl_n = 0;
+}
+
+/*
+ * Appends the filling batch to the event log and syncs it, then (the
+ * previous batch's lanes worked meanwhile) completes the batch in flight
+ * and submits this one to the lanes.  Batches are submitted one after the
+ * other, so a user's events still apply in order; an event is acked only
+ * after its lane committed (complete_flight).
+ */
 static void
 apply_batch(acct_accountant *a)
 {
 	char errbuf[ERRBUF_MAX];
 	int64_t now = pf_clock_ms();
 	pf_err err = PF_OK;
-	size_t n;
 
 	if (a->n_batch == 0)
 		return;
@@ -375,7 +460,7 @@ apply_batch(acct_accountant *a)
 		if (err != PF_OK) {
 			pf_error("PF-ACCT-LOG", "err=%s", pf_strerror(err));
 			a->ckpt_frozen = 1;
-			finish_batch(a, 1);
+			fail_batch(a);
 			return;
 		}
 	}
@@ -406,58 +491,40 @@ apply_batch(acct_accountant *a)
 		pf_reclog_close(a->log);
 		a->log = NULL;
 		a->ckpt_frozen = 1;
-		finish_batch(a, 1);
+		fail_batch(a);
 		return;
 	}
-	err = db_ready(a, errbuf, sizeof(errbuf));
-	if (err == PF_OK)
-		err = acct_ledger_apply(
-		    a->ledger, a->ev, a->n_batch, 0, errbuf, sizeof(errbuf));
+	complete_flight(a);
+	err = acct_lanes_submit(a->lanes, a->ev, a->n_batch, 0);
 	if (err != PF_OK) {
+		snprintf(errbuf, sizeof(errbuf), "cannot start the lanes");
 		pf_error("PF-ACCT-APPLY", "events=%zu err=%s msg=\"%s\"",
 		    a->n_batch, pf_strerror(err), errbuf);
-		if (err == PF_EDB && a->conn != NULL
-		    && PQstatus(a->conn) != CONNECTION_OK) {
-			acct_ledger_free(a->ledger);
-			a->ledger = NULL;
-		}
-		/* logged but not applied: keep it replayable on restart */
 		a->ckpt_frozen = 1;
-		finish_batch(a, 1);
+		fail_batch(a);
 		return;
 	}
-	for (size_t i = 0; i < a->n_batch; i++) {
-		const acct_event *ev = &a->ev[i];
-
-		if (ev->outcome == ACCT_REJECTED)
-			pf_warn("PF-ACCT-REJECT", "event=%s reason=\"%s\"",
-			    ev->id, ev->reason);
-		if (ev->outcome == ACCT_APPLIED
-		    && ev->msg->kind == PF_MSG_USAGE)
-			acct_grants_settle(a->grants, ev->msg->u.usage.user_id,
-			    ev->msg->u.usage.token_id, ev->msg->u.usage.cost);
-	}
 	{
-		const acct_user_balance *u = acct_ledger_users(a->ledger, &n);
+		struct item *items = a->fl_batch;
+		acct_event *evs = a->fl_ev;
 
-		for (size_t i = 0; i < n; i++) {
-			acct_grants_set_user(
-			    a->grants, u[i].user_id, u[i].quota, now);
-			publish(a, u[i].user_id, 0, u[i].quota, 0, now);
-		}
+		a->fl_batch = a->batch;
+		a->fl_ev = a->ev;
+		a->fl_n = a->n_batch;
+		a->fl_end = pf_reclog_end(a->log);
+		a->fl_now = now;
+		a->batch = items;
+		a->ev = evs;
+		a->n_batch = 0;
 	}
-	{
-		const acct_token_balance *t = acct_ledger_tokens(a->ledger, &n);
+}
 
-		for (size_t i = 0; i < n; i++) {
-			acct_grants_set_token(a->grants, t[i].token_id,
-			    t[i].remain_quota, t[i].unlimited, now);
-			publish(a, t[i].user_id, t[i].token_id,
-			    t[i].remain_quota, t[i].unlimited, now);
-		}
-	}
-	write_checkpoint(a, pf_reclog_end(a->log));
-	finish_batch(a, 0);
+/* Everything received so far applied and acked. */
+static void
+flush_batches(acct_accountant *a)
+{
+	apply_batch(a);
+	complete_flight(a);
 }
 
 static void
@@ -545,7 +612,7 @@ handle(acct_accountant *a, struct item *it)
 		break;
 	case PF_MSG_GRANT_REQUEST:
 		/* credit granted must see the events before it */
-		apply_batch(a);
+		flush_batches(a);
 		handle_grant(a, it);
 		break;
 	case PF_MSG_GRANT_RELEASE:
@@ -599,9 +666,14 @@ actor_main(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		size_t n = take(a, items, a->n_ctxs, SWEEP_MS);
+		/* With a batch in flight only look: an idle moment is the
+		 * time to complete it (and ack its events). */
+		size_t n
+		    = take(a, items, a->n_ctxs, a->fl_n > 0 ? 0 : SWEEP_MS);
 		int stopping;
 
+		if (n == 0)
+			complete_flight(a);
 		for (size_t i = 0; i < n; i++)
 			handle(a, &items[i]);
 		/* Group commit: give events in flight a moment to join. */
@@ -618,8 +690,10 @@ actor_main(void *arg)
 		pthread_mutex_lock(&a->mu);
 		stopping = a->stopping && a->q_len == 0;
 		pthread_mutex_unlock(&a->mu);
-		if (stopping)
+		if (stopping) {
+			flush_batches(a);
 			break;
+		}
 	}
 	free(items);
 	return NULL;
@@ -769,6 +843,7 @@ free_accountant(acct_accountant *a)
 	free(a->ctxs);
 	free(a->queue);
 	pf_reclog_close(a->log);
+	acct_lanes_free(a->lanes);
 	acct_ledger_free(a->ledger);
 	acct_grants_free(a->grants);
 	acct_db_close(a->conn);
@@ -788,6 +863,10 @@ acct_accountant_start(
 	if (a == NULL)
 		return PF_ENOMEM;
 	a->cfg = cfg;
+	a->batch = a->bufs[0].items;
+	a->ev = a->bufs[0].ev;
+	a->fl_batch = a->bufs[1].items;
+	a->fl_ev = a->bufs[1].ev;
 	a->rep = (nng_socket)NNG_SOCKET_INITIALIZER;
 	a->pub = (nng_socket)NNG_SOCKET_INITIALIZER;
 	pthread_mutex_init(&a->mu, NULL);
@@ -818,6 +897,9 @@ acct_accountant_start(
 		err = replay_tail(a, errbuf, errlen);
 	if (err == PF_OK)
 		write_checkpoint(a, pf_reclog_end(a->log));
+	if (err == PF_OK)
+		err = acct_lanes_new(cfg->database_url, ACCT_LANES_DEFAULT,
+		    &a->lanes, errbuf, errlen);
 	if (err == PF_OK)
 		err = open_sockets(a, errbuf, errlen);
 	if (err == PF_OK) {

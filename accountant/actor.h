@@ -30,8 +30,11 @@
  *
  * Per batch (group commit): events are appended to the event log in
  * cfg->accountant_log_dir (reclog prefix "events"), synced with one
- * fdatasync, applied in one PostgreSQL transaction, then acked.  On start
- * the log after the last checkpoint is replayed through the same path.
+ * fdatasync, applied over ACCT_LANES_DEFAULT connections (accountant/lanes.h:
+ * partitioned by user, one transaction per lane), then each event acked
+ * once its lane committed.  The next batch is logged while the lanes apply
+ * the previous one.  On start the log after the last checkpoint is
+ * replayed through the same path.
  */
 #ifndef PF_ACCOUNTANT_ACTOR_H
 #define PF_ACCOUNTANT_ACTOR_H

@@ -35,15 +35,15 @@
 	"cached_tokens, estimated, cost, price_input_micros, "                 \
 	"price_output_micros, price_cached_micros, price_call_micros, "        \
 	"group_ratio_ppm, end_reason, started_at_ms, ended_at_ms, "            \
-	"created_at) "                                                         \
+	"created_at, is_stream) "                                              \
 	"SELECT event_id, 'usage', user_id, token_id, channel_id, model, "     \
 	"prompt, completion, cached, estimated, cost, pin, pout, pcached, "    \
-	"pcall, ratio, reason, started, ended, $1 FROM e "                     \
+	"pcall, ratio, reason, started, ended, $1, stream FROM e "             \
 	"WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = "                    \
 	"e.user_id) " on_conflict                                              \
 	"RETURNING event_id, user_id, token_id, channel_id, "                  \
 	"model, prompt_tokens, completion_tokens, cost, end_reason, "          \
-	"started_at_ms, ended_at_ms),\n"                                       \
+	"started_at_ms, ended_at_ms, is_stream),\n"                            \
 	"us AS (UPDATE users SET quota = users.quota - s.c, "                  \
 	"used_quota = users.used_quota + s.c, "                                \
 	"request_count = users.request_count + s.n, updated_at = $1 "          \
@@ -59,9 +59,6 @@
 	"GROUP BY token_id) s WHERE tokens.id = s.token_id "                   \
 	"RETURNING tokens.id, tokens.remain_quota, tokens.unlimited_quota, "   \
 	"tokens.user_id, tokens.name),\n"                                      \
-	"ch AS (UPDATE channels SET used_quota = channels.used_quota + s.c "   \
-	"FROM (SELECT channel_id, sum(cost) AS c FROM ins WHERE channel_id > " \
-	"0 GROUP BY channel_id) s WHERE channels.id = s.channel_id),\n"        \
 	"qd AS (INSERT INTO quota_data (user_id, username, model_name, "       \
 	"created_at, token_used, count, quota) "                               \
 	"SELECT s.user_id, u.username, s.m, s.h, s.tok, s.n, s.c FROM "        \
@@ -81,9 +78,8 @@
 	"SELECT i.user_id, i.ended_at_ms / 1000, 2, '', u.username, "          \
 	"coalesce(t.name, ''), i.model, i.cost, i.prompt_tokens, "             \
 	"i.completion_tokens, greatest(i.ended_at_ms - i.started_at_ms, 0), "  \
-	"e.stream, i.channel_id, i.token_id, i.event_id, i.end_reason "        \
-	"FROM ins i JOIN e ON e.event_id = i.event_id "                        \
-	"JOIN us u ON u.id = i.user_id "                                       \
+	"i.is_stream, i.channel_id, i.token_id, i.event_id, i.end_reason "     \
+	"FROM ins i JOIN us u ON u.id = i.user_id "                            \
 	"LEFT JOIN tk t ON t.id = i.token_id)\n"                               \
 	"SELECT 1, event_id, 0, 0, 0 FROM ins "                                \
 	"UNION ALL SELECT 2, id::text, quota, used_quota, 0 FROM us "          \
@@ -115,11 +111,27 @@ static const char payment_sql[]
       "SELECT 2, id::text, quota, used_quota FROM us";
 #define PAYMENT_NPARAMS 7
 
+/* channels.used_quota is shared by every partition (acct_lanes): its rows
+ * are locked last in the transaction and in id order, so that appliers
+ * never deadlock on them and hold them only for the commit.  $1: channel
+ * ids ascending, $2: the costs to add. */
+static const char chlock_sql[]
+    = "SELECT id FROM channels WHERE id = ANY($1::int[]) ORDER BY id "
+      "FOR NO KEY UPDATE";
+static const char chadd_sql[]
+    = "UPDATE channels SET used_quota = channels.used_quota + s.c FROM "
+      "unnest($1::int[], $2::bigint[]) AS s(id, c) WHERE channels.id = s.id";
+
 static const char order_sql[]
     = "SELECT user_id, quota, status FROM top_ups WHERE trade_no = $1 "
       "FOR UPDATE";
 static const char present_sql[]
     = "SELECT event_id FROM usage_events WHERE event_id = ANY($1::text[])";
+
+/* One channel's share of a batch. */
+struct ch_total {
+	int64_t id, cost;
+};
 
 /* A growable text buffer for one array parameter. */
 struct tbuf {
@@ -132,6 +144,12 @@ struct acct_ledger {
 	PGconn *conn;
 	struct tbuf cols[USAGE_NCOLS]; /* binary arrays of one batch */
 	struct tbuf ids;               /* a text array of event ids */
+	struct tbuf ch_ids, ch_costs;  /* channel totals of a batch */
+	struct ch_total *ch;           /* n of a batch, sorted by channel */
+	size_t cap_ch;
+	/* The last failure was a deadlock or serialization failure: the
+	 * transaction was rolled back and may simply be redone. */
+	int conflict;
 	/* Batches left to run with ON CONFLICT after one found a repeat
 	 * (replays and retries come in runs); 0: expect new events. */
 	unsigned careful;
@@ -397,6 +415,17 @@ result_err(PGresult *res, const char *what, char *errbuf, size_t errlen)
 	return PF_EDB;
 }
 
+/* Whether res failed on a deadlock or a serialization failure (class 40:
+ * the transaction was rolled back; running it again is the remedy). */
+static int
+is_conflict(PGresult *res)
+{
+	const char *state
+	    = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return state != NULL && strncmp(state, "40", 2) == 0;
+}
+
 static pf_err
 exec_simple(PGconn *conn, const char *sql, char *errbuf, size_t errlen)
 {
@@ -422,6 +451,8 @@ acct_ledger_new(
 		{ "acct_payment", payment_sql, PAYMENT_NPARAMS },
 		{ "acct_order", order_sql, 1 },
 		{ "acct_present", present_sql, 1 },
+		{ "acct_chlock", chlock_sql, 1 },
+		{ "acct_chadd", chadd_sql, 2 },
 	};
 	acct_ledger *l;
 
@@ -461,6 +492,9 @@ acct_ledger_free(acct_ledger *l)
 	for (size_t i = 0; i < USAGE_NCOLS; i++)
 		free(l->cols[i].p);
 	free(l->ids.p);
+	free(l->ch_ids.p);
+	free(l->ch_costs.p);
+	free(l->ch);
 	free(l->users);
 	free(l->tokens);
 	free(l->slots);
@@ -792,16 +826,15 @@ read_pipeline(PGconn *conn, int nsent, int keep, PGresult **ret_rows,
 }
 
 /*
- * Runs BEGIN, the usage statement over the pending usage events of
- * ev[0..n) and, when end is "COMMIT" or "ROLLBACK", that too, as one
- * pipeline: one round trip per batch.  With end NULL the transaction
- * stays open.  On failure nothing is decided and no transaction is open.
- * PF_EAGAIN: the optimistic statement met a repeat; redo (l->careful is
- * set now).
+ * Runs BEGIN and the usage statement over the pending usage events of
+ * ev[0..n) as one pipeline (one round trip); the transaction stays open
+ * (finish_tx ends it).  On failure nothing is decided and no transaction
+ * is open.  PF_EAGAIN: the optimistic statement met a repeat; redo
+ * (l->careful is set now).
  */
 static pf_err
 apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
-    const char *end, char *errbuf, size_t errlen)
+    char *errbuf, size_t errlen)
 {
 	const char *params[USAGE_NPARAMS];
 	int lengths[USAGE_NPARAMS], formats[USAGE_NPARAMS];
@@ -836,10 +869,6 @@ apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
 		    params, lengths, formats, 0);
 		nsent += ok;
 	}
-	if (ok && end != NULL) {
-		ok = PQsendQueryParams(conn, end, 0, NULL, NULL, NULL, NULL, 0);
-		nsent += ok;
-	}
 	if (!ok) {
 		copy_err(errbuf, errlen, "usage batch", PQerrorMessage(conn));
 		err = PF_EDB;
@@ -860,6 +889,7 @@ apply_usage(acct_ledger *l, acct_event *ev, size_t n, int64_t now_s,
 			l->careful = CAREFUL_BATCHES;
 			err = PF_EAGAIN;
 		} else {
+			l->conflict = is_conflict(failed);
 			err = result_err(failed, "usage batch", errbuf, errlen);
 		}
 	} else if (err == PF_OK && !whole) {
@@ -955,6 +985,7 @@ apply_payment(
 	res = PQexecPrepared(
 	    l->conn, "acct_payment", PAYMENT_NPARAMS, params, NULL, NULL, 0);
 	if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+		l->conflict = is_conflict(res);
 		err = result_err(res, "payment", errbuf, errlen);
 		PQclear(res);
 		return err;
@@ -1029,6 +1060,133 @@ settle_rest(
 	return PF_OK;
 }
 
+static int
+ch_cmp(const void *a, const void *b)
+{
+	const struct ch_total *x = a, *y = b;
+
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Sums the cost of the batch's newly applied usage events per channel
+ * into l->ch_ids / l->ch_costs (binary arrays, ascending channel ids);
+ * returns how many channels. */
+static pf_err
+channel_totals(acct_ledger *l, const acct_event *ev, size_t n, size_t *ret)
+{
+	size_t m = 0, k = 0;
+
+	if (l->cap_ch < n) {
+		struct ch_total *p = realloc(l->ch, n * sizeof(*p));
+
+		if (p == NULL)
+			return PF_ENOMEM;
+		l->ch = p;
+		l->cap_ch = n;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const pf_usage *u;
+
+		if (ev[i].outcome != ACCT_APPLIED
+		    || ev[i].msg->kind != PF_MSG_USAGE)
+			continue;
+		u = &ev[i].msg->u.usage;
+		if (u->channel_id <= 0)
+			continue;
+		l->ch[m].id = u->channel_id;
+		l->ch[m].cost = u->cost;
+		m++;
+	}
+	if (m > 1)
+		qsort(l->ch, m, sizeof(*l->ch), ch_cmp);
+	for (size_t i = 0; i < m; i++) {
+		if (k > 0 && l->ch[k - 1].id == l->ch[i].id)
+			l->ch[k - 1].cost += l->ch[i].cost;
+		else
+			l->ch[k++] = l->ch[i];
+	}
+	ar_open(&l->ch_ids);
+	ar_open(&l->ch_costs);
+	for (size_t i = 0; i < k; i++) {
+		ar_int4(&l->ch_ids, l->ch[i].id);
+		ar_int8(&l->ch_costs, l->ch[i].cost);
+	}
+	ar_close(&l->ch_ids, OID_INT4, k);
+	ar_close(&l->ch_costs, OID_INT8, k);
+	if (l->ch_ids.oom || l->ch_costs.oom)
+		return PF_ENOMEM;
+	*ret = k;
+	return PF_OK;
+}
+
+/*
+ * Ends the open transaction with end ("COMMIT" or "ROLLBACK"): the
+ * channel totals of the batch first (rows locked in id order, as the last
+ * thing before the commit: see chlock_sql), all in one pipeline.  On
+ * failure the transaction is rolled back.
+ */
+static pf_err
+finish_tx(acct_ledger *l, const acct_event *ev, size_t n, const char *end,
+    char *errbuf, size_t errlen)
+{
+	PGconn *conn = l->conn;
+	PGresult *rows = NULL, *failed = NULL;
+	const char *params[2];
+	int lengths[2], formats[2] = { 1, 1 };
+	int nsent = 0, ok = 1, synced, whole;
+	size_t k = 0;
+	pf_err err;
+
+	err = channel_totals(l, ev, n, &k);
+	if (err != PF_OK)
+		return err;
+	if (k == 0)
+		return exec_simple(conn, end, errbuf, errlen);
+	params[0] = l->ch_ids.p;
+	lengths[0] = (int)l->ch_ids.len;
+	params[1] = l->ch_costs.p;
+	lengths[1] = (int)l->ch_costs.len;
+	if (PQenterPipelineMode(conn) != 1) {
+		copy_err(errbuf, errlen, "pipeline", PQerrorMessage(conn));
+		return PF_EDB;
+	}
+	ok = PQsendQueryPrepared(
+	    conn, "acct_chlock", 1, params, lengths, formats, 0);
+	nsent += ok;
+	if (ok) {
+		ok = PQsendQueryPrepared(
+		    conn, "acct_chadd", 2, params, lengths, formats, 0);
+		nsent += ok;
+	}
+	if (ok) {
+		ok = PQsendQueryParams(conn, end, 0, NULL, NULL, NULL, NULL, 0);
+		nsent += ok;
+	}
+	if (!ok) {
+		copy_err(errbuf, errlen, "commit", PQerrorMessage(conn));
+		err = PF_EDB;
+	}
+	synced = PQpipelineSync(conn) == 1;
+	whole = synced && read_pipeline(conn, nsent, -1, &rows, &failed) == 0;
+	if (PQexitPipelineMode(conn) != 1 && err == PF_OK) {
+		copy_err(errbuf, errlen, "pipeline", PQerrorMessage(conn));
+		err = PF_EDB;
+	}
+	if (err == PF_OK && failed != NULL) {
+		l->conflict = is_conflict(failed);
+		err = result_err(failed, "commit", errbuf, errlen);
+	} else if (err == PF_OK && !whole) {
+		copy_err(errbuf, errlen, "commit", PQerrorMessage(conn));
+		err = PF_EDB;
+	}
+	PQclear(failed);
+	PQclear(rows);
+	if (err != PF_OK && PQstatus(conn) == CONNECTION_OK
+	    && PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return err;
+}
+
 /* One transaction over ev[0..n); outcomes are written to ev only when it
  * commits (or, dry run, would have). */
 static pf_err
@@ -1036,49 +1194,58 @@ apply_tx(acct_ledger *l, acct_event *ev, size_t n, int flags, char *errbuf,
     size_t errlen)
 {
 	int64_t now_s = (int64_t)time(NULL);
-	size_t payments = 0;
-	const char *end;
+	const char *end = (flags & ACCT_APPLY_DRY_RUN) ? "ROLLBACK" : "COMMIT";
 	pf_err err;
 
 	l->n_users = l->n_tokens = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (ev[i].outcome == ACCT_PENDING
-		    && ev[i].msg->kind == PF_MSG_PAYMENT)
-			payments++;
-	}
-	/* Usage only (the common case): BEGIN, the statement and the
-	 * COMMIT go in one round trip; with payments the transaction stays
-	 * open for them. */
-	end = payments > 0                 ? NULL
-	    : (flags & ACCT_APPLY_DRY_RUN) ? "ROLLBACK"
-	                                   : "COMMIT";
-	err = apply_usage(l, ev, n, now_s, end, errbuf, errlen);
+	/* BEGIN and the usage statement in one round trip; payments one
+	 * statement each; the channel totals and the COMMIT in one more. */
+	err = apply_usage(l, ev, n, now_s, errbuf, errlen);
 	if (err == PF_EAGAIN) /* a repeat: again with ON CONFLICT */
-		err = apply_usage(l, ev, n, now_s, end, errbuf, errlen);
+		err = apply_usage(l, ev, n, now_s, errbuf, errlen);
 	if (err != PF_OK)
 		return err == PF_EAGAIN ? PF_EDB : err;
-	for (size_t i = 0; i < n && err == PF_OK && end == NULL; i++) {
+	for (size_t i = 0; i < n && err == PF_OK; i++) {
 		if (ev[i].outcome == ACCT_PENDING
 		    && ev[i].msg->kind == PF_MSG_PAYMENT)
 			err = apply_payment(l, &ev[i], now_s, errbuf, errlen);
 	}
 	/* An event still pending is in the ledger already (a repeat) or its
-	 * user does not exist.  Without payments this read runs after the
-	 * commit; if it fails, the batch is reported failed although
-	 * committed: its events stay in the event log, and applying them
-	 * again finds them PRESENT. */
+	 * user does not exist (a read inside the transaction, only when some
+	 * event is left). */
 	if (err == PF_OK)
 		err = settle_rest(l, ev, n, errbuf, errlen);
-	if (err == PF_OK && end == NULL)
-		err = exec_simple(l->conn,
-		    (flags & ACCT_APPLY_DRY_RUN) ? "ROLLBACK" : "COMMIT",
-		    errbuf, errlen);
-	if (err != PF_OK && end == NULL) {
-		PGresult *res = PQexec(l->conn, "ROLLBACK");
-
-		PQclear(res);
-	}
+	if (err == PF_OK)
+		return finish_tx(l, ev, n, end, errbuf, errlen);
+	if (PQstatus(l->conn) == CONNECTION_OK
+	    && PQtransactionStatus(l->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(l->conn, "ROLLBACK"));
 	return err;
+}
+
+/* Deadlocks and serialization failures between partitions (acct_lanes)
+ * are redone: the rolled-back transaction changed nothing. */
+#define CONFLICT_RETRIES 5
+
+/* apply_tx, redone after a conflict; outcomes restored from saved before
+ * each new attempt. */
+static pf_err
+apply_tx_retry(acct_ledger *l, acct_event *ev, size_t n, int flags,
+    const acct_outcome *saved, char *errbuf, size_t errlen)
+{
+	pf_err err;
+
+	for (unsigned tries = 0;; tries++) {
+		l->conflict = 0;
+		err = apply_tx(l, ev, n, flags, errbuf, errlen);
+		if (err == PF_OK || !l->conflict || tries == CONFLICT_RETRIES)
+			return err;
+		for (size_t i = 0; i < n; i++) {
+			ev[i].outcome = saved[i];
+			if (saved[i] != ACCT_REJECTED)
+				ev[i].reason[0] = '\0';
+		}
+	}
 }
 
 pf_err
@@ -1110,7 +1277,7 @@ acct_ledger_apply(acct_ledger *l, acct_event *ev, size_t n, int flags,
 		return PF_ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		saved[i] = ev[i].outcome;
-	err = apply_tx(l, ev, n, flags, errbuf, errlen);
+	err = apply_tx_retry(l, ev, n, flags, saved, errbuf, errlen);
 	if (err != PF_OK) {
 		for (size_t i = 0; i < n; i++) {
 			ev[i].outcome = saved[i];
@@ -1128,8 +1295,8 @@ acct_ledger_apply(acct_ledger *l, acct_event *ev, size_t n, int flags,
 			err = index_batch(l, &ev[i], 1);
 			if (err == PF_OK) {
 				(void)slot_find(l, &ev[i], ev[i].id, 0);
-				err = apply_tx(
-				    l, &ev[i], 1, flags, errbuf, errlen);
+				err = apply_tx_retry(l, &ev[i], 1, flags,
+				    &saved[i], errbuf, errlen);
 			}
 			if (err == PF_EINVAL) {
 				reject(&ev[i], "%s", errbuf);

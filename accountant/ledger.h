@@ -7,11 +7,15 @@
  * the hourly quota_data row and the consume log row are derived from the
  * rows the ledger insert RETURNS, so only new events move money), then
  * each payment event in its own statement together with its order's
- * pending -> success flip.  Without payments, BEGIN, the statement and
- * COMMIT go in one libpq pipeline (one round trip).  The ledger insert
- * runs without ON CONFLICT while batches are new (a repeat fails it on the
- * unique event_id; the transaction is rolled back and redone with
- * ON CONFLICT (event_id) DO NOTHING, which stays on for the next batches).
+ * pending -> success flip, and last the channel totals (channels rows
+ * locked in id order, shared with other lanes: see lanes.h) with the
+ * COMMIT.  BEGIN and the statement go in one libpq pipeline, the channel
+ * totals and the COMMIT in another (two round trips without payments).
+ * A deadlock or serialization failure redoes the transaction (up to 5
+ * times).  The ledger insert runs without ON CONFLICT while batches are
+ * new (a repeat fails it on the unique event_id; the transaction is rolled
+ * back and redone with ON CONFLICT (event_id) DO NOTHING, which stays on
+ * for the next batches).
  * The actor, `planktonfly replay` and the benchmark all use this one path.
  *
  * Event ids in the ledger (usage_events.event_id): 32 lowercase hex digits

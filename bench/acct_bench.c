@@ -5,11 +5,14 @@
  * event (the way existing gateways bill), in the same run.
  *
  *   pf-acct-bench [--events N] [--single N] [--batch N] [--users N]
- *                 [--rounds N] [--log-dir DIR]
+ *                 [--rounds N] [--lanes N] [--log-dir DIR]
  *
  * The two modes run in N interleaved rounds (default 5) so that both see
  * the same machine load; events are spread over --users users (default
- * 1000; each user's and token's row is updated once per batch).
+ * 1000; each user's and token's row is updated once per batch).  The
+ * batched mode applies each batch over --lanes connections at once
+ * (default ACCT_LANES_DEFAULT, as the accountant does; accountant/lanes.h),
+ * the per-event mode over one.
  *
  * PF_BENCH_DATABASE_URL (or PF_TEST_DATABASE_URL): a superuser URL to a
  * maintenance database; the bench creates its own database, migrates it,
@@ -31,6 +34,7 @@
 #include <libpq-fe.h>
 
 #include "accountant/db.h"
+#include "accountant/lanes.h"
 #include "accountant/ledger.h"
 #include "accountant/migrate.h"
 #include "common/ids.h"
@@ -78,25 +82,36 @@ own_cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static long backend_pid; /* 0: unknown */
+#define MAX_BACKENDS (ACCT_LANES_MAX + 1)
+static long backend_pids[MAX_BACKENDS]; /* 0: unknown */
+static size_t n_backends;
 
+/* The CPU time of the bench database's backends (all lanes), summed. */
 static double
 backend_cpu_s(void)
 {
-	char path[64];
-	unsigned long long ns;
-	FILE *f;
-	int ok;
+	double sum = 0;
 
-	if (backend_pid <= 0)
+	if (n_backends == 0)
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/schedstat", backend_pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	ok = fscanf(f, "%llu", &ns) == 1;
-	fclose(f);
-	return ok ? (double)ns / 1e9 : -1;
+	for (size_t i = 0; i < n_backends; i++) {
+		char path[64];
+		unsigned long long ns;
+		FILE *f;
+		int ok;
+
+		snprintf(
+		    path, sizeof(path), "/proc/%ld/schedstat", backend_pids[i]);
+		f = fopen(path, "r");
+		if (f == NULL)
+			return -1;
+		ok = fscanf(f, "%llu", &ns) == 1;
+		fclose(f);
+		if (!ok)
+			return -1;
+		sum += (double)ns / 1e9;
+	}
+	return sum;
 }
 
 struct cpu {
@@ -236,22 +251,42 @@ setup_db(PGconn *conn, int64_t users, char *errbuf, size_t errlen)
 }
 
 /* Applies msgs[0..n) in batches of batch (1 = one transaction per event,
- * no log); returns the seconds taken or -1. */
+ * no log) over lanes, or l when lanes is NULL; returns the seconds taken
+ * or -1. */
 static double sync_s; /* time spent in the event log's fdatasync */
 
+/* Checks that all of ev[0..k) were applied. */
+static int
+all_applied(const acct_event *ev, size_t k, char *errbuf, size_t errlen)
+{
+	for (size_t j = 0; j < k; j++) {
+		if (ev[j].outcome != ACCT_APPLIED) {
+			snprintf(errbuf, errlen, "event %s: %d %s", ev[j].id,
+			    ev[j].outcome, ev[j].reason);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* With lanes, as the accountant does: batch N+1 is appended to the log
+ * and synced while the lanes apply batch N (ev holds 2 * batch events). */
 static double
-run(acct_ledger *l, pf_reclog *log, struct gen *g, size_t from, size_t n,
-    size_t batch, acct_event *ev, char *errbuf, size_t errlen)
+run(acct_ledger *l, acct_lanes *lanes, pf_reclog *log, struct gen *g,
+    size_t from, size_t n, size_t batch, acct_event *ev, char *errbuf,
+    size_t errlen)
 {
 	double t0 = now_s();
+	size_t cur = 0, prev_k = 0;
 
 	for (size_t i = 0; i < n; i += batch) {
 		size_t k = n - i < batch ? n - i : batch;
+		acct_event *e = &ev[cur * batch];
 
 		for (size_t j = 0; j < k; j++) {
 			pf_buf *b = &g->enc[from + i + j];
 
-			acct_event_init(&ev[j], &g->msgs[from + i + j], 0);
+			acct_event_init(&e[j], &g->msgs[from + i + j], 0);
 			if (log != NULL
 			    && pf_reclog_append(log, b->data, b->len, 0, NULL)
 			        != PF_OK)
@@ -264,16 +299,30 @@ run(acct_ledger *l, pf_reclog *log, struct gen *g, size_t from, size_t n,
 				return -1;
 			sync_s += now_s() - t1;
 		}
-		if (acct_ledger_apply(l, ev, k, 0, errbuf, errlen) != PF_OK)
-			return -1;
-		for (size_t j = 0; j < k; j++) {
-			if (ev[j].outcome != ACCT_APPLIED) {
-				snprintf(errbuf, errlen, "event %s: %d %s",
-				    ev[j].id, ev[j].outcome, ev[j].reason);
+		if (lanes == NULL) {
+			if (acct_ledger_apply(l, e, k, 0, errbuf, errlen)
+			        != PF_OK
+			    || !all_applied(e, k, errbuf, errlen))
 				return -1;
-			}
+			continue;
 		}
+		if (acct_lanes_busy(lanes)
+		    && (acct_lanes_wait(lanes, errbuf, errlen) != PF_OK
+		        || !all_applied(
+		            &ev[(cur ^ 1) * batch], prev_k, errbuf, errlen)))
+			return -1;
+		if (acct_lanes_submit(lanes, e, k, 0) != PF_OK) {
+			snprintf(errbuf, errlen, "cannot submit");
+			return -1;
+		}
+		prev_k = k;
+		cur ^= 1;
 	}
+	if (lanes != NULL && acct_lanes_busy(lanes)
+	    && (acct_lanes_wait(lanes, errbuf, errlen) != PF_OK
+	        || !all_applied(
+	            &ev[(cur ^ 1) * batch], prev_k, errbuf, errlen)))
+		return -1;
 	return now_s() - t0;
 }
 
@@ -284,12 +333,13 @@ main(int argc, char **argv)
 	const char *log_dir = NULL;
 	size_t n_batch = 200000, n_single = 5000, batch = PF_ACCT_BATCH_MAX;
 	int64_t users = 1000;
-	size_t rounds = 5;
+	size_t rounds = 5, n_lanes = ACCT_LANES_DEFAULT;
 	char dbname[64], dburl[1024], errbuf[1024],
 	    tmpl[] = "/tmp/pf-acct-"
 	             "bench-XXXXXX";
 	PGconn *admin = NULL, *conn = NULL;
 	acct_ledger *l = NULL;
+	acct_lanes *lanes = NULL;
 	pf_reclog *log = NULL;
 	acct_event *ev = NULL;
 	struct gen g;
@@ -310,14 +360,18 @@ main(int argc, char **argv)
 			users = v;
 		else if (strcmp(argv[i], "--rounds") == 0)
 			rounds = (size_t)v;
+		else if (strcmp(argv[i], "--lanes") == 0)
+			n_lanes = (size_t)v;
 		else if (strcmp(argv[i], "--log-dir") == 0)
 			log_dir = argv[i + 1];
 		else
 			return die("usage", argv[i]);
 	}
-	if (batch < 1 || batch > PF_ACCT_BATCH_MAX || users < 1 || rounds < 1)
-		return die(
-		    "usage", "--batch 1..2048, --users >= 1, --rounds >= 1");
+	if (batch < 1 || batch > PF_ACCT_BATCH_MAX || users < 1 || rounds < 1
+	    || n_lanes < 1 || n_lanes > ACCT_LANES_MAX)
+		return die("usage",
+		    "--batch 1..2048, --users >= 1, --rounds >= 1, --lanes "
+		    "1..16");
 	if (url == NULL)
 		url = getenv("PF_TEST_DATABASE_URL");
 	if (url == NULL || url[0] == '\0') {
@@ -331,7 +385,7 @@ main(int argc, char **argv)
 	}
 	if (generate(&g, n_batch + n_single, users) != 0)
 		return die("generate", "out of memory");
-	ev = calloc(batch, sizeof(*ev));
+	ev = calloc(2 * batch, sizeof(*ev));
 	snprintf(dbname, sizeof(dbname), "pf_acct_bench_%d", (int)getpid());
 	with_db(url, dbname, dburl, sizeof(dburl));
 	if (ev == NULL
@@ -348,7 +402,9 @@ main(int argc, char **argv)
 	}
 	if (acct_db_connect(dburl, &conn, errbuf, sizeof(errbuf)) != PF_OK
 	    || setup_db(conn, users, errbuf, sizeof(errbuf)) != 0
-	    || acct_ledger_new(conn, &l, errbuf, sizeof(errbuf)) != PF_OK) {
+	    || acct_ledger_new(conn, &l, errbuf, sizeof(errbuf)) != PF_OK
+	    || acct_lanes_new(dburl, n_lanes, &lanes, errbuf, sizeof(errbuf))
+	        != PF_OK) {
 		die("setup", errbuf);
 		goto out;
 	}
@@ -384,10 +440,10 @@ main(int argc, char **argv)
 		printf("server: %s\n", acct_db_value(res, 0, 0));
 		acct_db_result_free(res);
 	}
-	printf("pf-acct-bench: %zu events batched (%zu per batch, log in "
-	       "%s), %zu events one transaction each, %" PRId64
-	       " users, %zu rounds\n",
-	    n_batch, batch, log_dir, n_single, users, rounds);
+	printf("pf-acct-bench: %zu events batched (%zu per batch over %zu "
+	       "connections, log in %s), %zu events one transaction each, "
+	       "%" PRId64 " users, %zu rounds\n",
+	    n_batch, batch, n_lanes, log_dir, n_single, users, rounds);
 	fflush(stdout);
 	print_load("before");
 	/* Interleaved rounds: both modes see the same machine load (other
@@ -396,11 +452,18 @@ main(int argc, char **argv)
 	{
 		PGresult *res = NULL;
 
-		if (acct_db_exec(conn, "SELECT pg_backend_pid()", 0, NULL, &res,
-		        errbuf, sizeof(errbuf))
-		    == PF_OK)
-			backend_pid
-			    = strtol(acct_db_value(res, 0, 0), NULL, 10);
+		if (acct_db_exec(conn,
+		        "SELECT pid FROM pg_stat_activity WHERE datname = "
+		        "current_database() AND backend_type = 'client "
+		        "backend'",
+		        0, NULL, &res, errbuf, sizeof(errbuf))
+		    == PF_OK) {
+			for (int i = 0;
+			     i < acct_db_rows(res) && n_backends < MAX_BACKENDS;
+			     i++)
+				backend_pids[n_backends++] = strtol(
+				    acct_db_value(res, i, 0), NULL, 10);
+		}
 		acct_db_result_free(res);
 	}
 	for (size_t r = 0; r < rounds; r++) {
@@ -411,7 +474,7 @@ main(int argc, char **argv)
 		double x;
 
 		t0 = cpu_now();
-		x = run(l, NULL, &g, n_batch + s0, s1 - s0, 1, ev, errbuf,
+		x = run(l, NULL, NULL, &g, n_batch + s0, s1 - s0, 1, ev, errbuf,
 		    sizeof(errbuf));
 		if (x < 0) {
 			die("per-event run", errbuf);
@@ -420,8 +483,8 @@ main(int argc, char **argv)
 		ts += x;
 		cpu_add(&cs, &t0);
 		t0 = cpu_now();
-		x = run(
-		    l, log, &g, b0, b1 - b0, batch, ev, errbuf, sizeof(errbuf));
+		x = run(l, lanes, log, &g, b0, b1 - b0, batch, ev, errbuf,
+		    sizeof(errbuf));
 		if (x < 0) {
 			die("batched run", errbuf);
 			goto out;
@@ -438,15 +501,28 @@ main(int argc, char **argv)
 		        "(SELECT sum(quota) FROM quota_data) || ' ' || "
 		        "(SELECT sum(quota) FROM logs WHERE type = 2) || ' ' "
 		        "|| "
-		        "(SELECT sum(used_quota) FROM users)",
+		        "(SELECT sum(used_quota) FROM users) || ' ' || "
+		        "(SELECT sum(used_quota) FROM channels)",
 		        0, NULL, &res, errbuf, sizeof(errbuf))
 		    != PF_OK) {
 			die("check", errbuf);
 			goto out;
 		}
-		sum = strtoll(acct_db_value(res, 0, 0), NULL, 10);
-		printf("ledger check: %s (want %" PRId64 " each)\n",
-		    acct_db_value(res, 0, 0), g.total);
+		{
+			const char *p = acct_db_value(res, 0, 0);
+			int same = 1, k = 0;
+
+			for (char *end; k < 5; k++, p = end) {
+				sum = strtoll(p, &end, 10);
+				if (end == p)
+					break;
+				same = same && sum == g.total;
+			}
+			same = same && k == 5;
+			printf("ledger check: %s (want %" PRId64 " each)\n",
+			    acct_db_value(res, 0, 0), g.total);
+			sum = same ? g.total : -1;
+		}
 		acct_db_result_free(res);
 		if (sum != g.total) {
 			die("check", "ledger total differs");
@@ -466,6 +542,7 @@ main(int argc, char **argv)
 	rc = 0;
 out:
 	pf_reclog_close(log);
+	acct_lanes_free(lanes);
 	acct_ledger_free(l);
 	acct_db_close(conn);
 	if (admin != NULL) {

@@ -15,7 +15,8 @@
 struct lg_billing {
 	PGconn *pg;
 	char token_id[24];
-	char last_id[24];
+	/* the token's ledger rows before the run (count, cost) */
+	int64_t base_rows, base_cost;
 };
 
 static void
@@ -57,6 +58,47 @@ to_i64(const char *s, int64_t *ret)
 	*ret = v;
 	return 0;
 }
+
+/* Runs a one-row query with the token id as $1 (nparams 0 or 1) and
+ * parses ncols integers into out.  0 or -1 with msg. */
+static int
+row_i64(lg_billing *b, const char *sql, int nparams, int64_t *out, int ncols,
+    char *msg, size_t msglen)
+{
+	const char *p[1] = { b->token_id };
+	PGresult *r = PQexecParams(b->pg, sql, nparams, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1
+	    || PQnfields(r) != ncols) {
+		PQclear(r);
+		set_msg(msg, msglen, "ledger query failed", b->pg);
+		return -1;
+	}
+	for (int i = 0; i < ncols; i++) {
+		if (to_i64(PQgetvalue(r, 0, i), &out[i]) != 0)
+			out[i] = 0;
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* $1: the token */
+static const char check_sql[]
+    = "SELECT count(e.event_id), "
+      "count(*) FILTER (WHERE e.event_id IS NOT NULL AND (e.cost <> x.cost OR "
+      "e.token_id <> $1::int)), "
+      "COALESCE(sum(e.cost), 0), "
+      "COALESCE(sum(e.cost) FILTER (WHERE e.token_id = $1::int), 0), "
+      "count(e.event_id) FILTER (WHERE e.token_id = $1::int), "
+      "COALESCE(sum(x.cost), 0), "
+      "COALESCE(sum(e.prompt_tokens), 0), "
+      "COALESCE(sum(e.completion_tokens), 0), "
+      "count(*) - count(DISTINCT x.id) "
+      "FROM lg_check x LEFT JOIN usage_events e "
+      "ON e.event_id = x.id AND e.kind = 'usage'";
+
+static const char token_sql[]
+    = "SELECT count(*), COALESCE(sum(cost), 0) FROM usage_events "
+      "WHERE token_id = $1::int AND kind = 'usage'";
 
 pf_err
 lg_billing_begin(const char *url, const char *key, const char *model,
@@ -123,13 +165,13 @@ lg_billing_begin(const char *url, const char *key, const char *model,
 	if (r < 0 || to_i64(ratio, &o->group_ratio_ppm) != 0)
 		o->group_ratio_ppm = 1000000;
 	o->have_price = 1;
-	r = query1(b->pg, "SELECT COALESCE(max(id), 0) FROM usage_events", 0,
-	    NULL, b->last_id, sizeof(b->last_id));
-	if (r <= 0) {
-		set_msg(msg, msglen, "ledger query failed", b->pg);
+	int64_t base[2];
+	if (row_i64(b, token_sql, 1, base, 2, msg, msglen) != 0) {
 		lg_billing_free(b);
 		return PF_EDB;
 	}
+	b->base_rows = base[0];
+	b->base_cost = base[1];
 	*ret = b;
 	return PF_OK;
 }
@@ -199,48 +241,6 @@ load_ids(PGconn *pg, const lg_billed *v, size_t n, char *msg, size_t msglen)
 	return 0;
 }
 
-/* Runs a one-row query with the token id and the last ledger id as $1
- * and $2 (nparams of them) and parses ncols integers into out.  0 or -1
- * with msg. */
-static int
-row_i64(lg_billing *b, const char *sql, int nparams, int64_t *out, int ncols,
-    char *msg, size_t msglen)
-{
-	const char *p[2] = { b->token_id, b->last_id };
-	PGresult *r = PQexecParams(b->pg, sql, nparams, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1
-	    || PQnfields(r) != ncols) {
-		PQclear(r);
-		set_msg(msg, msglen, "ledger query failed", b->pg);
-		return -1;
-	}
-	for (int i = 0; i < ncols; i++) {
-		if (to_i64(PQgetvalue(r, 0, i), &out[i]) != 0)
-			out[i] = 0;
-	}
-	PQclear(r);
-	return 0;
-}
-
-/* $1: the token */
-static const char check_sql[]
-    = "SELECT count(e.id), "
-      "count(*) FILTER (WHERE e.id IS NOT NULL AND (e.cost <> x.cost OR "
-      "e.token_id <> $1::int)), "
-      "COALESCE(sum(e.cost), 0), "
-      "COALESCE(sum(e.cost) FILTER (WHERE e.token_id = $1::int), 0), "
-      "count(e.id) FILTER (WHERE e.token_id = $1::int), "
-      "COALESCE(sum(x.cost), 0), "
-      "COALESCE(sum(e.prompt_tokens), 0), "
-      "COALESCE(sum(e.completion_tokens), 0), "
-      "count(*) - count(DISTINCT x.id) "
-      "FROM lg_check x LEFT JOIN usage_events e "
-      "ON e.event_id = x.id AND e.kind = 'usage'";
-
-static const char token_sql[]
-    = "SELECT count(*), COALESCE(sum(cost), 0) FROM usage_events "
-      "WHERE token_id = $1::int AND id > $2::bigint AND kind = 'usage'";
-
 pf_err
 lg_billing_end(lg_billing *b, const lg_billed *v, size_t n, uint32_t wait_ms,
     lg_billing_result *res, char *msg, size_t msglen)
@@ -271,7 +271,7 @@ lg_billing_end(lg_billing *b, const lg_billed *v, size_t n, uint32_t wait_ms,
 		waited += 200;
 	}
 	int64_t t[2];
-	if (row_i64(b, token_sql, 2, t, 2, msg, msglen) != 0)
+	if (row_i64(b, token_sql, 1, t, 2, msg, msglen) != 0)
 		return PF_EDB;
 	res->found = c[0];
 	res->wrong = c[1];
@@ -280,8 +280,8 @@ lg_billing_end(lg_billing *b, const lg_billed *v, size_t n, uint32_t wait_ms,
 	res->prompt_tokens = c[6];
 	res->completion_tokens = c[7];
 	res->dup_ids = c[8];
-	res->other_rows = t[0] - c[4];
-	res->other_cost = t[1] - c[3];
+	res->other_rows = t[0] - b->base_rows - c[4];
+	res->other_cost = t[1] - b->base_cost - c[3];
 	if (n == 0)
 		snprintf(res->why, sizeof(res->why),
 		    "no completed answer with usage and an x-request-id to "

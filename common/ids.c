@@ -4,6 +4,7 @@
 #include "common/ids.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -37,16 +38,54 @@ pf_random_bytes(void *buf, size_t n)
 	return PF_OK;
 }
 
+/* The random part of ids comes from a per-thread pool that one
+ * getrandom fills for ID_POOL / 10 ids (one per request otherwise).  A
+ * forked child refills before its first id, so it never repeats its
+ * parent's. */
+#define ID_POOL 240
+static _Thread_local uint8_t id_pool[ID_POOL];
+static _Thread_local size_t id_pool_off = ID_POOL;
+static _Thread_local unsigned id_pool_gen;
+static unsigned fork_gen; /* bumped in a forked child */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+on_fork_child(void)
+{
+	fork_gen++;
+}
+
+static void
+atfork_init(void)
+{
+	(void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
 pf_err
 pf_id_new(uint8_t id[PF_ID_LEN])
 {
 	uint64_t ms = (uint64_t)pf_clock_ms();
+	const size_t n = PF_ID_LEN - 6;
 
 	for (int i = 5; i >= 0; i--) {
 		id[i] = (uint8_t)(ms & 0xff);
 		ms >>= 8;
 	}
-	return pf_random_bytes(id + 6, PF_ID_LEN - 6);
+	(void)pthread_once(&atfork_once, atfork_init);
+	if (id_pool_off + n > ID_POOL || id_pool_gen != fork_gen) {
+		pf_err err = pf_random_bytes(id_pool, ID_POOL);
+		if (err != PF_OK) {
+			id_pool_off = ID_POOL;
+			return err;
+		}
+		id_pool_off = 0;
+		id_pool_gen = fork_gen;
+	}
+	memcpy(id + 6, id_pool + id_pool_off, n);
+	/* each byte goes out once */
+	memset(id_pool + id_pool_off, 0, n);
+	id_pool_off += n;
+	return PF_OK;
 }
 
 void

@@ -30,6 +30,7 @@ struct pf_lane {
 	pthread_rwlock_t rw; /* guards the receiver; held (read) by a call */
 	char addr[PF_URL_MAX + 1];
 	pf_lane_reply_fn fn;
+	pf_lane_flush_fn flush;
 	void *arg;
 };
 
@@ -196,7 +197,25 @@ pf_lane_clear_reply(pf_lane *l)
 	pthread_rwlock_wrlock(&l->rw);
 	l->addr[0] = '\0';
 	l->fn = NULL;
+	l->flush = NULL;
 	l->arg = NULL;
+	pthread_rwlock_unlock(&l->rw);
+}
+
+void
+pf_lane_set_flush(pf_lane *l, pf_lane_flush_fn fn)
+{
+	pthread_rwlock_wrlock(&l->rw);
+	l->flush = fn;
+	pthread_rwlock_unlock(&l->rw);
+}
+
+void
+pf_lane_flush(pf_lane *l)
+{
+	pthread_rwlock_rdlock(&l->rw);
+	if (l->fn != NULL && l->flush != NULL)
+		l->flush(l->arg);
 	pthread_rwlock_unlock(&l->rw);
 }
 

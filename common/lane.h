@@ -83,6 +83,23 @@ void pf_lane_close_intake(pf_lane *l);
 PF_NODISCARD pf_err pf_lane_set_reply(
     pf_lane *l, const char *addr, pf_lane_reply_fn fn, void *arg);
 
+/* A flush receiver: the sender handed over every reply of its turn.
+ * Runs on the sending worker's thread; must not block. */
+typedef void (*pf_lane_flush_fn)(void *arg);
+
+/*
+ * pf_lane_set_flush makes fn(arg) (arg: the one given to
+ * pf_lane_set_reply) run on each pf_lane_flush while a receiver is
+ * registered, so the receiver can wake whoever it deferred once per turn
+ * instead of once per reply.  fn NULL: none.  pf_lane_clear_reply clears
+ * it too.
+ */
+void pf_lane_set_flush(pf_lane *l, pf_lane_flush_fn fn);
+
+/* pf_lane_flush tells the receiver that the calling sender handed over
+ * the replies of its turn (see pf_lane_set_flush); a no-op without one. */
+void pf_lane_flush(pf_lane *l);
+
 /* pf_lane_clear_reply removes the receiver and returns once no call to it
  * is running; later replies fail with PF_ENET.  Idempotent. */
 void pf_lane_clear_reply(pf_lane *l);

@@ -3,14 +3,18 @@
  * accountant's sockets (see billing.h).
  *
  * Locking: one mutex (b->mu) guards every table and list below.  The
- * billing thread does the spool I/O and the NNG sends without it; NNG
- * callbacks take it briefly.  A request waiting for a grant answer is an
- * ing_bill_wait on its credit's list; the answer, the billing thread's
- * tick (its deadline) or ing_billing_close_waits ends the wait and
- * resumes its connection (b->mu, then the wait's own lock).
+ * billing thread does the NNG sends without it; NNG callbacks take it
+ * briefly.  Spool I/O runs under b->spool_mu, on the billing thread or on
+ * the thread that hands over a small batch of ends
+ * (ing_billing_end_flush: the worker's in serve).  A request waiting for
+ * a grant answer is an ing_bill_wait on its credit's list; the answer,
+ * the billing thread's tick (its deadline) or ing_billing_close_waits
+ * ends the wait and resumes its connection (b->mu, then the wait's own
+ * lock).
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +41,15 @@
 #define ROTATE_IDLE_MS 1000  /* rotate an all-acked segment after */
 #define STOP_WAIT_STEP_MS 20 /* stop: poll for acks */
 #define LOST_EXTRA_MS 5000   /* past the sweeper before we decide */
+/* usage events wait up to this long for others to share a message to
+ * the accountant, unless SEND_NOW_MIN are ready (acks come later, so the
+ * clients never wait for it) */
+#define SEND_DELAY_MS 5
+#define SEND_NOW_MIN 32u
+/* ing_billing_end_flush spools up to this many ends itself (low load:
+ * the answers wait for it); more go to the billing thread, which batches
+ * them with later ones and keeps the loaded worker thread free */
+#define FLUSH_INLINE_MAX 4u
 
 /* how a grant wait ended (ing_bill_wait._why) */
 enum { WAIT_NONE, WAIT_ANSWER, WAIT_TIMEOUT, WAIT_CLOSED };
@@ -89,7 +102,9 @@ typedef struct pending {
 	char model[PF_MODEL_NAME_MAX + 1];
 	uint64_t seq; /* spool segment */
 	int64_t next_try_ms;
+	int64_t ready_ms; /* durable since */
 	int inflight;
+	int retrying;       /* a send failed: waits for next_try_ms */
 	ing_flight *flight; /* until spooled: told ing_flight_billed */
 	struct pending *prev, *next;
 } pending;
@@ -138,8 +153,15 @@ struct ing_billing {
 	credit *ask_head, *ask_tail;
 	open_req *open[BUCKETS];
 	end_note *ends_head, *ends_tail;
+	size_t n_ends;                  /* queued */
 	pending *pend_head, *pend_tail; /* durable, oldest first */
 	size_t n_pending;
+	/* the first pending never sent: those before it are in flight or
+	 * retrying, so send_usage need not walk them */
+	pending *send_from;
+	size_t n_fresh;      /* from send_from on, not in flight */
+	size_t n_retry;      /* retrying */
+	int64_t send_due_ms; /* send_usage held events back until then */
 	/* the syncer thread: fdatasync of flushed spool records, off the
 	 * billing thread so ends keep flowing while a sync runs */
 	pthread_t syncer;
@@ -153,6 +175,12 @@ struct ing_billing {
 	seg_count *segs;
 	size_t n_segs, cap_segs;
 	int64_t last_append_ms;
+	/* guards the spool, segs, spool_enc and last_append_ms: events are
+	 * spooled by whichever thread hands over a batch of ends (the
+	 * worker's in serve, see ing_billing_end_flush) or by the billing
+	 * thread; taken before b->mu, never while holding it */
+	pthread_mutex_t spool_mu;
+	pf_buf spool_enc;
 	pf_buf enc;
 	ing_billing_stats st;
 };
@@ -290,11 +318,21 @@ pending_link(ing_billing *b, pending *p)
 		b->pend_head = p;
 	b->pend_tail = p;
 	b->n_pending++;
+	p->ready_ms = pf_clock_ms();
+	if (b->send_from == NULL)
+		b->send_from = p;
+	b->n_fresh++;
 }
 
 static void
 pending_unlink(ing_billing *b, pending *p)
 {
+	if (b->send_from == p)
+		b->send_from = p->next;
+	if (p->retrying)
+		b->n_retry--;
+	else if (!p->inflight)
+		b->n_fresh--;
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -594,10 +632,12 @@ ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN])
 	free(o);
 }
 
-void
-ing_billing_end_cb(void *arg, const pf_relay_end *e)
+static size_t drain_ends(ing_billing *b);
+
+/* end_add queues e for the thread, waking it when wake is set. */
+static void
+end_add(ing_billing *b, const pf_relay_end *e, int wake)
 {
-	ing_billing *b = arg;
 	end_note *n = calloc(1, sizeof(*n));
 
 	if (n == NULL)
@@ -613,8 +653,39 @@ ing_billing_end_cb(void *arg, const pf_relay_end *e)
 	else
 		b->ends_head = n;
 	b->ends_tail = n;
-	pthread_cond_signal(&b->wake);
+	b->n_ends++;
+	if (wake)
+		pthread_cond_signal(&b->wake);
 	pthread_mutex_unlock(&b->mu);
+}
+
+void
+ing_billing_end_cb(void *arg, const pf_relay_end *e)
+{
+	end_add(arg, e, 1);
+}
+
+void
+ing_billing_end_later(void *arg, const pf_relay_end *e)
+{
+	end_add(arg, e, 0);
+}
+
+void
+ing_billing_end_flush(void *arg)
+{
+	ing_billing *b = arg;
+	size_t n;
+
+	pthread_mutex_lock(&b->mu);
+	n = b->n_ends;
+	if (n > FLUSH_INLINE_MAX)
+		pthread_cond_signal(&b->wake);
+	pthread_mutex_unlock(&b->mu);
+	/* a few: here, not on the billing thread: the answers wait for the
+	 * spool write, and a hand-over adds a thread wake-up to each */
+	if (n > 0 && n <= FLUSH_INLINE_MAX)
+		(void)drain_ends(b);
 }
 
 void
@@ -894,9 +965,15 @@ send_usage(ing_billing *b)
 		slot *s;
 
 		pthread_mutex_lock(&b->mu);
-		pending *p = b->pend_head;
+		pending *p = b->n_retry > 0 ? b->pend_head : b->send_from;
 		while (p != NULL && (p->inflight || p->next_try_ms > now))
 			p = p->next;
+		/* a fresh event waits a little for company */
+		if (p != NULL && !p->retrying && b->n_fresh < SEND_NOW_MIN
+		    && now - p->ready_ms < SEND_DELAY_MS) {
+			b->send_due_ms = p->ready_ms + SEND_DELAY_MS;
+			p = NULL;
+		}
 		s = p != NULL ? slot_take_locked(b) : NULL;
 		if (s == NULL) {
 			pthread_mutex_unlock(&b->mu);
@@ -906,9 +983,18 @@ send_usage(ing_billing *b)
 		for (; p != NULL && s->n_ev < PF_USAGE_BATCH_MAX; p = p->next) {
 			if (p->inflight || p->next_try_ms > now)
 				continue;
+			if (p->retrying) {
+				p->retrying = 0;
+				b->n_retry--;
+			} else {
+				b->n_fresh--;
+			}
 			p->inflight = 1;
 			s->ev[s->n_ev++] = p;
 		}
+		while (b->send_from != NULL
+		    && (b->send_from->inflight || b->send_from->retrying))
+			b->send_from = b->send_from->next;
 		pthread_mutex_unlock(&b->mu);
 		/* the events stay put while in flight: only the thread frees
 		 * them, after the answer */
@@ -984,7 +1070,7 @@ seg_sweep(ing_billing *b)
 /* rotate_idle closes an all-acked current segment after a quiet second so
  * it can go too. */
 static void
-rotate_idle(ing_billing *b, int64_t now)
+rotate_idle_locked(ing_billing *b, int64_t now)
 {
 	uint64_t cur = pf_reclog_current_seq(b->spool);
 	seg_count *sc = seg_find(b, cur, 0);
@@ -999,6 +1085,14 @@ rotate_idle(ing_billing *b, int64_t now)
 	if (seg_find(b, cur, 1) == NULL)
 		return;
 	seg_sweep(b);
+}
+
+static void
+rotate_idle(ing_billing *b, int64_t now)
+{
+	pthread_mutex_lock(&b->spool_mu);
+	rotate_idle_locked(b, now);
+	pthread_mutex_unlock(&b->spool_mu);
 }
 
 /* cost_of applies the billing policy (docs/billing.md): the worker's
@@ -1090,18 +1184,19 @@ spool_events(ing_billing *b, pending *ps)
 	pending *p, *next;
 	int io_failed = 0;
 
+	pthread_mutex_lock(&b->spool_mu);
 	for (p = ps; p != NULL; p = p->next) {
 		pf_msg m = { .kind = PF_MSG_USAGE };
 		pf_reclog_pos pos = { 0 };
 		m.u.usage = p->u;
-		b->enc.len = 0;
-		if (pf_msg_encode(&m, &b->enc) != PF_OK) {
+		b->spool_enc.len = 0;
+		if (pf_msg_encode(&m, &b->spool_enc) != PF_OK) {
 			pf_error("PF-SPOOL-ENCODE", "what=usage");
 			continue;
 		}
 		if (!io_failed
-		    && pf_reclog_append(b->spool, b->enc.data, b->enc.len,
-		           pf_clock_ms(), &pos)
+		    && pf_reclog_append(b->spool, b->spool_enc.data,
+		           b->spool_enc.len, pf_clock_ms(), &pos)
 		        != PF_OK)
 			io_failed = 1;
 		p->seq = pos.seq;
@@ -1145,13 +1240,19 @@ spool_events(ing_billing *b, pending *ps)
 	b->sync_fd = fd;
 	pthread_cond_signal(&b->sync_wake);
 	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_unlock(&b->spool_mu);
 }
 
 static void *
 syncer_main(void *arg)
 {
 	ing_billing *b = arg;
+	struct sched_param sp = { .sched_priority = 0 };
 
+	/* no answer waits for it: its wake-ups should not preempt the
+	 * thread that handed it work (SCHED_BATCH tasks do not; failure
+	 * only costs that) */
+	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
 		while (b->sync_head == NULL && !b->stop)
@@ -1172,13 +1273,17 @@ syncer_main(void *arg)
 			close(fd);
 		}
 		pthread_mutex_lock(&b->mu);
+		size_t fresh0 = b->n_fresh;
 		while (ps != NULL) {
 			pending *next = ps->next;
 			pending_link(b, ps);
 			b->n_syncing--;
 			ps = next;
 		}
-		pthread_cond_signal(&b->wake);
+		/* once it knows of fresh events the thread waits for their
+		 * send time by itself */
+		if (fresh0 == 0 || b->n_fresh >= SEND_NOW_MIN)
+			pthread_cond_signal(&b->wake);
 	}
 	pthread_mutex_unlock(&b->mu);
 	return NULL;
@@ -1188,10 +1293,12 @@ syncer_main(void *arg)
 static void
 event_done(ing_billing *b, pending *p)
 {
+	pthread_mutex_lock(&b->spool_mu);
 	seg_count *sc = seg_find(b, p->seq, 0);
 
 	if (sc != NULL && sc->unacked > 0)
 		sc->unacked--;
+	pthread_mutex_unlock(&b->spool_mu);
 	pthread_mutex_lock(&b->mu);
 	pending_unlink(b, p);
 	b->st.acked++;
@@ -1240,12 +1347,17 @@ usage_answer(ing_billing *b, slot *s)
 		} else {
 			pthread_mutex_lock(&b->mu);
 			p->inflight = 0;
+			p->retrying = 1;
+			b->n_retry++;
 			p->next_try_ms = retry;
 			pthread_mutex_unlock(&b->mu);
 		}
 	}
-	if (any_done)
+	if (any_done) {
+		pthread_mutex_lock(&b->spool_mu);
 		seg_sweep(b);
+		pthread_mutex_unlock(&b->spool_mu);
+	}
 }
 
 /* --- the thread --------------------------------------------------------- */
@@ -1326,20 +1438,20 @@ tick(ing_billing *b, int64_t now)
 
 /* step does one round of the thread's work; returns the number of
  * events settled. */
+/* drain_ends settles the ends queued and spools their events (any
+ * thread); returns the number of events. */
 static size_t
-step(ing_billing *b)
+drain_ends(ing_billing *b)
 {
-	slot *done;
 	end_note *ends;
 	pending *ps = NULL, **tail = &ps;
 	size_t n = 0;
 	int64_t now = pf_clock_ms();
 
 	pthread_mutex_lock(&b->mu);
-	done = b->done_slots;
-	b->done_slots = NULL;
 	ends = b->ends_head;
 	b->ends_head = b->ends_tail = NULL;
+	b->n_ends = 0;
 	for (end_note *e = ends; e != NULL; e = e->next) {
 		pending *p = settle_locked(b, e, now);
 		if (p != NULL) {
@@ -1354,6 +1466,22 @@ step(ing_billing *b)
 		free(ends);
 		ends = next;
 	}
+	if (ps != NULL)
+		spool_events(b, ps);
+	return n;
+}
+
+static size_t
+step(ing_billing *b)
+{
+	slot *done;
+	size_t n;
+
+	pthread_mutex_lock(&b->mu);
+	done = b->done_slots;
+	b->done_slots = NULL;
+	pthread_mutex_unlock(&b->mu);
+	n = drain_ends(b);
 	while (done != NULL) {
 		slot *s = done;
 		done = s->next;
@@ -1367,8 +1495,6 @@ step(ing_billing *b)
 		b->free_slots = s;
 		pthread_mutex_unlock(&b->mu);
 	}
-	if (ps != NULL)
-		spool_events(b, ps);
 	send_asks(b);
 	send_usage(b);
 	return n;
@@ -1397,7 +1523,11 @@ billing_main(void *arg)
 		}
 		if (b->done_slots == NULL && b->ends_head == NULL
 		    && b->ask_head == NULL) {
-			deadline_ts(pf_clock_ms() + TICK_MS, &ts);
+			int64_t until = pf_clock_ms() + TICK_MS;
+			if (b->send_due_ms != 0 && b->send_due_ms < until)
+				until = b->send_due_ms;
+			b->send_due_ms = 0;
+			deadline_ts(until, &ts);
 			pthread_cond_timedwait(&b->wake, &b->mu, &ts);
 		}
 		pthread_mutex_unlock(&b->mu);
@@ -1604,6 +1734,8 @@ free_all(ing_billing *b)
 	pf_buf_fini(&b->enc);
 	pthread_cond_destroy(&b->sync_wake);
 	pthread_cond_destroy(&b->wake);
+	pthread_mutex_destroy(&b->spool_mu);
+	pf_buf_fini(&b->spool_enc);
 	pthread_mutex_destroy(&b->mu);
 	free(b);
 }
@@ -1619,6 +1751,8 @@ ing_billing_start(
 		return PF_ENOMEM;
 	b->cfg = cfg;
 	pthread_mutex_init(&b->mu, NULL);
+	pthread_mutex_init(&b->spool_mu, NULL);
+	pf_buf_init(&b->spool_enc);
 	pthread_cond_init(&b->wake, NULL);
 	pthread_cond_init(&b->sync_wake, NULL);
 	b->sync_tail = &b->sync_head;
@@ -1689,6 +1823,7 @@ ing_billing_stop(ing_billing *b)
 		else
 			b->ends_head = n;
 		b->ends_tail = n;
+		b->n_ends++;
 		n = next;
 	}
 	pthread_cond_signal(&b->wake);

@@ -194,6 +194,18 @@ void ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN]);
  */
 void ing_billing_end_cb(void *arg, const pf_relay_end *e);
 
+/* ing_billing_end_later is ing_billing_end_cb without waking the billing
+ * thread: ing_billing_end_flush (or the thread's next tick) handles the
+ * batch. */
+void ing_billing_end_later(void *arg, const pf_relay_end *e);
+
+/* ing_billing_end_flush settles the ends queued and appends their usage
+ * events to the spool on the calling thread (arg is the ing_billing; the
+ * relay's end flush hook), so their answers go out without a hand-over
+ * to the billing thread.  Writes the spool file (no fsync: the syncer
+ * thread does it); must not be called with a relay lock held. */
+void ing_billing_end_flush(void *arg);
+
 /* ing_billing_get_stats copies the counters. */
 void ing_billing_get_stats(ing_billing *b, ing_billing_stats *ret);
 

@@ -63,6 +63,7 @@ struct ing_relay {
 	struct ing_ctl *ctls[PF_CTL_SOCKETS_MAX];
 	size_t n_ctls;
 	void (*end_hook)(void *arg, const pf_relay_end *e);
+	void (*end_flush)(void *arg);
 	void *end_arg;
 	int push_pipes, pull_pipes; /* live pipes (guarded by mu) */
 	int epfd; /* parked client sockets, for hang-ups (sweeper only) */
@@ -423,15 +424,34 @@ ing_relay_forget(ing_relay *r, ing_flight *f)
 }
 
 void
-ing_relay_set_end_hook(
-    ing_relay *r, void (*fn)(void *arg, const pf_relay_end *e), void *arg)
+ing_relay_set_end_hook(ing_relay *r,
+    void (*fn)(void *arg, const pf_relay_end *e), void (*flush)(void *arg),
+    void *arg)
 {
 	if (r == NULL)
 		return;
 	pthread_mutex_lock(&r->mu);
 	r->end_hook = fn;
+	r->end_flush = fn != NULL ? flush : NULL;
 	r->end_arg = arg;
 	pthread_mutex_unlock(&r->mu);
+}
+
+/* end_flush tells the end hook that a batch of replies was filed.  The
+ * call runs outside the table lock (billing writes its spool there); what
+ * it feeds outlives the relay's reply paths, which ing_relay_free stops. */
+static void
+end_flush(ing_relay *r)
+{
+	void (*fn)(void *arg);
+	void *arg;
+
+	pthread_mutex_lock(&r->mu);
+	fn = r->end_hook != NULL ? r->end_flush : NULL;
+	arg = r->end_arg;
+	pthread_mutex_unlock(&r->mu);
+	if (fn != NULL)
+		fn(arg);
 }
 
 size_t
@@ -569,6 +589,8 @@ report_lost(ing_relay *r, ing_flight *f)
 	if (!ended && r->end_hook != NULL)
 		r->end_hook(r->end_arg, &e);
 	pthread_mutex_unlock(&r->mu);
+	if (!ended)
+		end_flush(r);
 }
 
 /* sweep ends flights past their deadline + grace, watches parked
@@ -851,6 +873,7 @@ recv_cb(void *arg)
 		deliver(r, nng_msg_body(nm), nng_msg_len(nm),
 		    nng_pipe_id(nng_msg_get_pipe(nm)));
 		nng_msg_free(nm);
+		end_flush(r);
 	} else {
 		pf_warn("PF-RELAY-RECV", "err=\"%s\"", nng_strerror(rv));
 	}
@@ -863,6 +886,14 @@ static void
 lane_reply_cb(void *arg, const pf_msg *m)
 {
 	dispatch(arg, m, 0);
+}
+
+/* lane_flush_cb: the worker in this process handed over its turn's
+ * replies. */
+static void
+lane_flush_cb(void *arg)
+{
+	end_flush(arg);
 }
 
 static void *
@@ -1106,6 +1137,7 @@ ing_relay_start_lane(const pf_config *cfg, pf_lane *lane, ing_relay **ret)
 		err = pf_lane_set_reply(lane, cfg->reply_url, lane_reply_cb, r);
 		if (err != PF_OK)
 			goto fail;
+		pf_lane_set_flush(lane, lane_flush_cb);
 		r->lane_set = 1;
 	} else {
 		err = open_sockets(r);

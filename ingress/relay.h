@@ -179,11 +179,16 @@ void ing_flight_took_locked(ing_flight *f, size_t n);
  * flight sees it, and for every flight its sweeper ends without one (a
  * made-up relay.end: reason PF_END_WORKER_LOST, seq = relay.data
  * received, no usage, no attempts) (under the relay's table lock: fn must not block or
- * call back into the relay).  Once a call with fn NULL returns, no hook
- * call is running.
+ * call back into the relay).  flush(arg) (may be NULL) follows each batch
+ * of such calls: the replies of one transport message or one worker loop
+ * turn, a lost flight; fn may defer its work until then.  flush runs
+ * outside the lock, on the thread that filed the batch, and may still be
+ * running after a call with fn NULL returns (until ing_relay_free
+ * returns); once that call returns, no fn call is running.
  */
-void ing_relay_set_end_hook(
-    ing_relay *r, void (*fn)(void *arg, const pf_relay_end *e), void *arg);
+void ing_relay_set_end_hook(ing_relay *r,
+    void (*fn)(void *arg, const pf_relay_end *e), void (*flush)(void *arg),
+    void *arg);
 
 /* ing_relay_inflight returns how many flights are filed. */
 size_t ing_relay_inflight(ing_relay *r);

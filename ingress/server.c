@@ -1048,7 +1048,17 @@ end_hook_cb(void *arg, const pf_relay_end *e)
 	ing_server *srv = arg;
 
 	ing_health_end_cb(srv->health, e);
-	ing_billing_end_cb(srv->billing, e);
+	/* the flush hook wakes billing once per batch of replies */
+	ing_billing_end_later(srv->billing, e);
+}
+
+/* end_flush_cb follows a batch of end_hook_cb calls. */
+static void
+end_flush_cb(void *arg)
+{
+	ing_server *srv = arg;
+
+	ing_billing_end_flush(srv->billing);
 }
 
 pf_err
@@ -1090,7 +1100,7 @@ ing_server_start_lane(
 	err = ing_health_new(cfg, &srv->health);
 	if (err != PF_OK)
 		goto fail;
-	ing_relay_set_end_hook(srv->relay, end_hook_cb, srv);
+	ing_relay_set_end_hook(srv->relay, end_hook_cb, end_flush_cb, srv);
 	err = ing_health_start(srv->health, srv->relay, srv->router);
 	if (err != PF_OK)
 		goto fail;
@@ -1163,7 +1173,7 @@ ing_server_free(ing_server *srv)
 	 * use the relay */
 	ing_guard_free(srv->guard); /* after MHD: it removes its records */
 	srv->guard = NULL;
-	ing_relay_set_end_hook(srv->relay, NULL, NULL);
+	ing_relay_set_end_hook(srv->relay, NULL, NULL, NULL);
 	ing_health_free(srv->health);
 	srv->health = NULL;
 	ing_relay_free(srv->relay);

@@ -10,6 +10,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "workers/cloop.h"
 #include "workers/xfer_impl.h"
 
 /* curl's receive buffer for a stream (CURLOPT_BUFFERSIZE; curl's default
@@ -226,13 +227,52 @@ write_cb(char *p, size_t size, size_t nmemb, void *arg)
 
 /* ---- attempts ------------------------------------------------------------ */
 
+/* easy_get returns a handle for a transfer (stream: with the stream
+ * receive buffer): a reset one from the pool, or a new one.  Reuse skips
+ * curl's per-handle allocations; the pools are per kind because curl
+ * 7.88 keeps a handle's receive buffer across curl_easy_reset and sizes
+ * it only when it allocates it. */
+static CURL *
+easy_get(wrk_env *env, int stream)
+{
+	size_t *n = &env->_n_easy[stream != 0];
+
+	if (*n > 0)
+		return env->_easy[stream != 0][--*n];
+	return curl_easy_init();
+}
+
+/* easy_put takes back a handle no multi holds: reset into the pool, or
+ * freed when the pool is full. */
+static void
+easy_put(wrk_env *env, CURL *easy, int stream)
+{
+	size_t *n = &env->_n_easy[stream != 0];
+
+	if (*n >= WRK_EASY_POOL) {
+		curl_easy_cleanup(easy);
+		return;
+	}
+	curl_easy_reset(easy);
+	env->_easy[stream != 0][(*n)++] = easy;
+}
+
+void
+wrk_easy_pool_fini(wrk_env *env)
+{
+	for (int k = 0; k < 2; k++) {
+		while (env->_n_easy[k] > 0)
+			curl_easy_cleanup(env->_easy[k][--env->_n_easy[k]]);
+	}
+}
+
 /* Release the current transfer, if any. */
 void
 wrk_xfer_attempt_end(wrk_xfer *x)
 {
 	if (x->easy != NULL) {
 		curl_multi_remove_handle(x->env->multi, x->easy);
-		curl_easy_cleanup(x->easy);
+		easy_put(x->env, x->easy, x->easy_stream);
 		x->easy = NULL;
 	}
 	if (x->host != NULL) {
@@ -353,7 +393,8 @@ attempt_start(wrk_xfer *x, uint32_t i)
 		why = "cannot build upstream body";
 		goto fail;
 	}
-	x->easy = curl_easy_init();
+	x->easy_stream = rq->stream != 0;
+	x->easy = easy_get(x->env, x->easy_stream);
 	if (x->easy == NULL)
 		goto fail;
 	SETOPT(CURLOPT_URL, url);
@@ -362,6 +403,10 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	SETOPT(CURLOPT_PRIVATE, (void *)x);
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	if (x->env->loop != NULL) {
+		SETOPT(CURLOPT_SOCKOPTFUNCTION, wrk_cloop_sockopt_cb);
+		SETOPT(CURLOPT_SOCKOPTDATA, x->env->loop);
+	}
 	/* no CURLOPT_PIPEWAIT: with it, transfers to a host whose first
 	 * connection has not yet shown whether it multiplexes wait in
 	 * curl's pending queue, and against an HTTP/1.1 upstream curl

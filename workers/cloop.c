@@ -26,8 +26,17 @@ enum tag {
 	TAG_WATCH = 3 /* an fd that only wakes the loop */
 };
 
+/* what the set holds for a curl socket, by descriptor (reg[fd]) */
+#define REG_IN_SET 0x80000000u /* in the epoll set with the low bits */
+#define REG_PARKED 0x40000000u /* curl let go of it: events are stray */
+#define REG_EVENTS 0x0000ffffu
+/* descriptors beyond this are not tracked: removed at once as before */
+#define REG_FD_MAX (1 << 20)
+
 struct wrk_cloop {
 	CURLM *multi;
+	uint32_t *reg; /* by fd, n_reg entries */
+	size_t n_reg;
 	int ep;
 	int wake;
 	int64_t timer_at; /* monotonic ms of curl's timeout, INT64_MAX: none */
@@ -58,16 +67,44 @@ ep_set(int ep, int fd, uint32_t events, uint64_t data)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* reg_at returns fd's entry, growing the table; NULL when fd is not
+ * tracked. */
+static uint32_t *
+reg_at(wrk_cloop *l, int fd)
+{
+	if (fd < 0 || fd >= REG_FD_MAX)
+		return NULL;
+	if ((size_t)fd >= l->n_reg) {
+		size_t n = l->n_reg ? l->n_reg : 256;
+		while (n <= (size_t)fd)
+			n *= 2;
+		uint32_t *nv = realloc(l->reg, n * sizeof(*nv));
+		if (nv == NULL)
+			return NULL;
+		memset(nv + l->n_reg, 0, (n - l->n_reg) * sizeof(*nv));
+		l->reg = nv;
+		l->n_reg = n;
+	}
+	return &l->reg[fd];
+}
+
 static int
 socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 {
 	wrk_cloop *l = arg;
 	uint32_t events = 0;
+	uint32_t *r = reg_at(l, s);
 
 	(void)easy;
 	(void)sockp;
 	if (what == CURL_POLL_REMOVE) {
-		/* curl may have closed it already: then epoll dropped it */
+		/* kept in the set for the connection's next transfer; curl
+		 * may close it: then epoll drops it (and the number's next
+		 * socket passes wrk_cloop_sockopt_cb) */
+		if (r != NULL && (*r & REG_IN_SET)) {
+			*r |= REG_PARKED;
+			return 0;
+		}
 		(void)epoll_ctl(l->ep, EPOLL_CTL_DEL, s, NULL);
 		return 0;
 	}
@@ -75,9 +112,29 @@ socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 		events |= EPOLLIN;
 	if (what & CURL_POLL_OUT)
 		events |= EPOLLOUT;
+	if (r != NULL && (*r & REG_IN_SET) && (*r & REG_EVENTS) == events) {
+		*r &= ~REG_PARKED;
+		return 0;
+	}
 	/* a failure leaves the transfer to curl's own timeouts */
-	(void)ep_set(l->ep, s, events, data_of(TAG_CURL, s));
+	if (ep_set(l->ep, s, events, data_of(TAG_CURL, s)) == 0) {
+		if (r != NULL)
+			*r = REG_IN_SET | events;
+	} else if (r != NULL) {
+		*r = 0;
+	}
 	return 0;
+}
+
+int
+wrk_cloop_sockopt_cb(void *loop, curl_socket_t fd, curlsocktype purpose)
+{
+	uint32_t *r = reg_at(loop, fd);
+
+	(void)purpose;
+	if (r != NULL)
+		*r = 0;
+	return CURL_SOCKOPT_OK;
 }
 
 static int
@@ -130,6 +187,7 @@ wrk_cloop_free(wrk_cloop *l)
 	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, NULL);
 	close(l->ep);
 	close(l->wake);
+	free(l->reg);
 	free(l);
 }
 
@@ -162,6 +220,15 @@ wrk_cloop_run(wrk_cloop *l)
 
 		switch ((enum tag)(ev->data.u64 >> 32)) {
 		case TAG_CURL:
+			if (fd >= 0 && (size_t)fd < l->n_reg
+			    && (l->reg[fd] & REG_PARKED)) {
+				/* an idle kept-alive connection woke (closed
+				 * by the peer, most likely): out of the set;
+				 * curl checks it before reusing it */
+				(void)epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL);
+				l->reg[fd] = 0;
+				break;
+			}
 			if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
 				flags |= CURL_CSELECT_IN;
 			if (ev->events & EPOLLOUT)

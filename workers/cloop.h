@@ -18,6 +18,7 @@
 #ifndef PF_WORKERS_CLOOP_H
 #define PF_WORKERS_CLOOP_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,16 @@ void wrk_cloop_free(wrk_cloop *l);
 /* wrk_cloop_watch adds fd (not owned) to the set: readable, it ends
  * wrk_cloop_wait; nothing else is done with it.  Errors: PF_EIO. */
 PF_NODISCARD pf_err wrk_cloop_watch(wrk_cloop *l, int fd);
+
+/*
+ * wrk_cloop_sockopt_cb is a CURLOPT_SOCKOPTFUNCTION (CURLOPT_SOCKOPTDATA:
+ * the loop): set it on every transfer of the loop's multi.  A socket curl
+ * stops watching stays in the epoll set, so the next transfer on the same
+ * kept-alive connection costs no epoll_ctl; the loop forgets what it knew
+ * of a descriptor number when curl opens a new socket under it (the old
+ * one's entry left the set when it was closed).  Always CURL_SOCKOPT_OK.
+ */
+int wrk_cloop_sockopt_cb(void *loop, curl_socket_t fd, curlsocktype purpose);
 
 /* wrk_cloop_wakeup ends the current or next wrk_cloop_wait of l.  The one
  * call allowed from any thread. */

@@ -24,6 +24,7 @@ struct wrk_replies {
 	wrk_reply *socks[PF_REPLY_SOCKETS_MAX];
 	size_t n;
 	pf_lane *lane; /* NULL: every reply address is an NNG socket */
+	int lane_sent; /* replies handed to the lane since the flush */
 };
 
 struct wrk_outmsg {
@@ -283,9 +284,11 @@ wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc)
 	if (q->reply == NULL)
 		return PF_ENET;
 	/* in this process: the ingress files m before the call returns */
-	if (q->reply->lane)
+	if (q->reply->lane) {
+		q->reply->owner->lane_sent = 1;
 		return pf_lane_reply(q->reply->owner->lane,
 		    (const uint8_t *)q->reply->addr, strlen(q->reply->addr), m);
+	}
 	enc->len = 0;
 	err = pf_msg_encode(m, enc);
 	if (err != PF_OK)
@@ -358,6 +361,11 @@ wrk_replies_flush(wrk_replies *rs)
 {
 	for (size_t i = 0; i < rs->n; i++)
 		(void)pend_send(rs->socks[i]);
+	/* the ingress wakes its billing once for the turn's replies */
+	if (rs->lane_sent) {
+		rs->lane_sent = 0;
+		pf_lane_flush(rs->lane);
+	}
 }
 
 void

@@ -90,7 +90,8 @@ PF_NODISCARD pf_err wrk_outq_flush(wrk_outq *q);
 
 /* wrk_replies_flush sends the packed replies of every socket that takes
  * them now; the rest wait for the next flush (their sockets' send fds are
- * in wrk_replies_poll_fds).  Call once per loop turn, before sleeping. */
+ * in wrk_replies_poll_fds), and tells a lane that got replies this turn
+ * (pf_lane_flush).  Call once per loop turn, before sleeping. */
 void wrk_replies_flush(wrk_replies *rs);
 
 /* wrk_replies_new_turn forgets which sockets refused a send: once one

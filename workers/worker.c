@@ -374,6 +374,7 @@ thread_main(void *arg)
 
 	wrk_env_init(&env, t->multi, w->cfg, t->replies);
 	env.ctl_addr = t->ctl_url;
+	env.loop = t->loop;
 	while (!atomic_load(&w->stop)) {
 		int64_t wait;
 		size_t nsend;

@@ -648,4 +648,5 @@ wrk_env_fini(wrk_env *env)
 	env->_n_buckets = 0;
 	free(env->_hosts);
 	env->_hosts = NULL;
+	wrk_easy_pool_fini(env);
 }

@@ -37,8 +37,12 @@
 typedef struct wrk_xfer wrk_xfer;
 
 /* What one transfer thread lends to its relays. */
+/* curl easy handles kept for reuse per thread and kind */
+#define WRK_EASY_POOL 16
+
 typedef struct wrk_env {
 	void *multi; /* the thread's CURLM * */
+	void *loop;  /* its wrk_cloop (transfers get its sockopt callback) */
 	const pf_config *cfg;
 	wrk_replies *replies;
 	const char *ctl_addr; /* this thread's control URL, "" or NULL: none */
@@ -58,6 +62,10 @@ typedef struct wrk_env {
 	int replies_blocked;
 	int64_t _next_scan;      /* earliest relay deadline, INT64_MAX none */
 	struct wrk_host *_hosts; /* attempt.c; NULL until needed */
+	/* attempt.c: finished curl handles, reset, for the next transfers
+	 * ([1]: streams, with their smaller receive buffer) */
+	void *_easy[2][WRK_EASY_POOL];
+	size_t _n_easy[2];
 } wrk_env;
 
 /* wrk_now_ms returns a monotonic clock in milliseconds. */

@@ -66,6 +66,7 @@ struct wrk_xfer {
 	uint32_t attempts;
 	const wrk_provider *prov;
 	CURL *easy;
+	uint8_t easy_stream;   /* easy belongs to the stream pool */
 	struct wrk_host *host; /* counted in host->live while easy runs */
 	uint8_t fresh;         /* started with CURLOPT_FRESH_CONNECT */
 	struct curl_slist *headers;
@@ -118,6 +119,10 @@ void wrk_xfer_finish(wrk_xfer *x, pf_end_reason reason, long status,
 /* wrk_xfer_try_from starts candidates from i on until one runs; ends the
  * relay when none is left. */
 void wrk_xfer_try_from(wrk_xfer *x, uint32_t i);
+/* wrk_easy_pool_fini frees the curl handles env keeps for reuse (at
+ * wrk_env_fini). */
+void wrk_easy_pool_fini(wrk_env *env);
+
 /* wrk_xfer_attempt_end releases the current transfer, if any. */
 void wrk_xfer_attempt_end(wrk_xfer *x);
 /* wrk_xfer_attempt_failed: the current attempt failed (transfer already

@@ -118,6 +118,12 @@ def ledger_checks(h, db, t, what):
     t.ok(ledger == qd == logs == used,
          f"{what}: ledger = quota_data = consume logs = used_quota",
          f"ledger {ledger} quota_data {qd} logs {logs} used {used}")
+    ch = h.psql(db, "SELECT (SELECT coalesce(sum(e.cost), 0) FROM "
+                    "usage_events e JOIN channels c ON c.id = e.channel_id "
+                    "WHERE e.kind = 'usage'), (SELECT coalesce(sum("
+                    "used_quota), 0) FROM channels)")
+    t.eq(ch[0][0], ch[0][1], f"{what}: channels' used_quota = the ledger "
+                             "per channel")
     dup = h.scalar(db, "SELECT count(*) FROM (SELECT event_id FROM "
                        "usage_events GROUP BY 1 HAVING count(*) > 1) d")
     t.eq(dup, "0", f"{what}: no event id twice in the ledger")

@@ -783,6 +783,14 @@ def settle_and_check(h, t, check, db, dep, books, outcome, billing):
     t.ok(len(set(tot)) == 1,
          "ledger total = sum of quota_data = sum of consume logs = "
          "sum of used_quota", f"ledger, quota_data, logs, used: {tot}")
+    # channels.used_quota is the one counter every accountant lane adds to
+    ch = [int(h.scalar(db, q)) for q in (
+        "SELECT coalesce(sum(e.cost), 0) FROM usage_events e JOIN channels "
+        "c ON c.id = e.channel_id WHERE e.kind = 'usage'",
+        "SELECT coalesce(sum(used_quota), 0) FROM channels")]
+    t.ok(ch[0] == ch[1] and ch[0] > 0,
+         "channels' used_quota = the ledger's cost per channel, summed",
+         f"ledger by channel, channels: {ch}")
     mism = h.psql(db, "SELECT e.event_id, e.cost, l.quota, l.n FROM "
                       "usage_events e LEFT JOIN (SELECT request_id, "
                       "sum(quota) AS quota, count(*) AS n FROM logs WHERE "
