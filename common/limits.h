@@ -110,6 +110,12 @@
 
 /* Caches */
 #define PF_AUTH_CACHE_MAX 100000u /* tokens kept in memory */
+/* key lookups off the HTTP threads (ingress/auth.c): distinct keys queued
+ * or in flight (beyond: "unavailable" at once), keys per query, and how
+ * long a request waits for its lookup */
+#define PF_AUTH_PENDING_MAX 128u
+#define PF_AUTH_BATCH_MAX 64u
+#define PF_AUTH_WAIT_MS 5000u
 
 /* Record logs (common/reclog.c): accountant event log, ingress spool */
 #define PF_RECLOG_RECORD_MAX (1024u * 1024u)              /* payload bytes */

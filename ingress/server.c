@@ -76,6 +76,9 @@ typedef struct conn_state {
 	/* waiting for the accountant's grant, parked (ingress/billing.h) */
 	ing_bill_wait wait;
 	int wait_init;
+	/* waiting for the key's lookup, parked (ingress/auth.h) */
+	ing_auth_wait auth_wait;
+	int auth_wait_init;
 } conn_state;
 
 /* --- responses ---------------------------------------------------------
@@ -135,8 +138,13 @@ queue_json(
 /* --- authentication ----------------------------------------------------
  */
 
+static void resume_cb(void *conn);
+static void suspend_cb(void *conn);
+
 /* authenticate: MHD_YES with *ret_tok set, or an error response queued
- * (*ret_tok NULL). */
+ * (*ret_tok NULL), or (a cache miss) the connection parked until the
+ * key's lookup ends (MHD_YES, *ret_tok NULL, nothing queued): the request
+ * is taken up again when it is resumed. */
 static enum MHD_Result
 authenticate(struct MHD_Connection *conn, conn_state *st, ing_token **ret_tok)
 {
@@ -166,7 +174,18 @@ authenticate(struct MHD_Connection *conn, conn_state *st, ing_token **ret_tok)
 	len = strlen(key);
 	while (len > 0 && (key[len - 1] == ' ' || key[len - 1] == '\t'))
 		len--;
-	err = ing_auth_lookup(st->srv->auth, key, len, &tok);
+	if (!st->auth_wait_init) {
+		ing_auth_wait_init(&st->auth_wait, conn, resume_cb);
+		st->auth_wait_init = 1;
+	}
+	for (;;) {
+		err = ing_auth_lookup(
+		    st->srv->auth, key, len, &st->auth_wait, &tok);
+		if (err != PF_EPENDING)
+			break;
+		if (ing_auth_wait_park(&st->auth_wait, suspend_cb))
+			return MHD_YES;
+	}
 	if (err == PF_EDENIED)
 		return queue_error(conn, st, &ING_ERR_INVALID_KEY,
 		    "Incorrect API key provided.");
@@ -949,6 +968,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 	if (st->wait_init)
 		ing_bill_wait_fini(srv->billing, &st->wait);
+	if (st->auth_wait_init)
+		ing_auth_wait_fini(srv->auth, &st->auth_wait);
 	free(st->body);
 	free(st);
 	*con_cls = NULL;
@@ -1156,6 +1177,8 @@ ing_server_stop(ing_server *srv)
 		ing_relay_close_all(srv->relay);
 	if (srv->billing != NULL)
 		ing_billing_close_waits(srv->billing);
+	if (srv->auth != NULL)
+		ing_auth_close_waits(srv->auth);
 	if (srv->mhd != NULL)
 		MHD_stop_daemon(srv->mhd);
 	srv->mhd = NULL;

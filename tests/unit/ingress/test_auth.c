@@ -1,18 +1,51 @@
 /* test_auth.c -- key checks that need no database, and the answer when
- * the database is unreachable (nothing listens on 127.0.0.1:1). */
+ * the database is unreachable (nothing listens on 127.0.0.1:1): a miss
+ * is parked and resumed by the lookup thread, like an HTTP connection. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "ingress/auth.h"
 #include "tests/tap.h"
 
+static int resumed;
+static int parked;
+
+static void
+resume_cb(void *conn)
+{
+	(void)conn;
+	__atomic_store_n(&resumed, 1, __ATOMIC_RELEASE);
+}
+
+static void
+suspend_cb(void *conn)
+{
+	(void)conn;
+}
+
+/* lookup answers like the server: park on PF_EPENDING until resumed */
 static pf_err
 lookup(ing_auth *a, const char *key)
 {
+	ing_auth_wait w;
 	ing_token *t = NULL;
-	pf_err err = ing_auth_lookup(a, key, strlen(key), &t);
+	pf_err err;
 
+	ing_auth_wait_init(&w, &w, resume_cb);
+	for (int i = 0; i < 1000; i++) {
+		err = ing_auth_lookup(a, key, strlen(key), &w, &t);
+		if (err != PF_EPENDING)
+			break;
+		__atomic_store_n(&resumed, 0, __ATOMIC_RELEASE);
+		if (!ing_auth_wait_park(&w, suspend_cb))
+			continue;
+		parked++;
+		while (!__atomic_load_n(&resumed, __ATOMIC_ACQUIRE))
+			usleep(1000);
+	}
+	ing_auth_wait_fini(a, &w);
 	ing_token_unref(t);
 	return err;
 }
@@ -37,9 +70,16 @@ main(void)
 	ok(lookup(a, longkey) == PF_EDENIED, "key over PF_API_KEY_MAX denied");
 	ok(lookup(a, "sk-abcdefghijklmnopqrstuvwxyz") == PF_EDB,
 	    "unreachable database is an error, not a denial");
+	ok(parked == 1, "the miss was parked and resumed");
 	ok(lookup(a, "sk-abcdefghijklmnopqrstuvwxyz") == PF_EDB,
 	    "and is not cached as a denial");
 	ing_auth_free(a);
 	ing_auth_free(NULL);
+	/* a wait that ends by shutdown: closed, parked ones resumed */
+	ok(ing_auth_new(&cfg, &a) == PF_OK, "another authenticator");
+	ing_auth_close_waits(a);
+	ok(lookup(a, "sk-abcdefghijklmnopqrstuvwxyz") == PF_ECLOSED,
+	    "after close_waits a miss is refused at once");
+	ing_auth_free(a);
 	return tap_done();
 }
