@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""test_auth_wait.py -- a request whose API key is not cached waits for its
+lookup without holding an HTTP thread (ingress/auth.h, ing_auth_wait).
+
+The key lookup is stalled by a transaction holding an ACCESS EXCLUSIVE
+lock on `tokens`.  Then:
+- more requests with uncached keys wait than the ingress has HTTP threads
+  (PF_HTTP_THREADS=2), yet /health and a request with a cached key are
+  answered before any waiting one ends; when the lock is released the
+  waiting valid keys are served (200) and the invalid ones get 401;
+- with the lock held past the lookup's deadline (PF_AUTH_WAIT_MS) the
+  waiting requests end 503 in the API's error shape (OpenAI's, Anthropic's
+  on /v1/messages), and the key is not cached as a denial;
+- a flood of distinct unknown keys beyond PF_AUTH_PENDING_MAX gets 503 at
+  once for the excess while the others still wait.
+Run against `serve` and the split roles (ingress, worker, accountant).
+No timing assertions: "while they wait" is checked as an order."""
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BillingSplit, Harness, clean_env, fetch, wait_for  # noqa
+
+MSGS = [{"role": "user", "content": "Wait for the key."}]
+THREADS = 2  # PF_HTTP_THREADS
+VALID = 4
+INVALID = 2  # VALID + INVALID > THREADS
+PENDING_MAX = 128  # PF_AUTH_PENDING_MAX (common/limits.h)
+EXCESS = 40
+ENV = {"PF_HTTP_THREADS": str(THREADS), "PF_AUTH_CACHE_TTL_MS": "600000"}
+
+
+def chat(base, key, model="m", anthropic=False, timeout=60):
+    h = {"Authorization": "Bearer " + key}
+    body = {"model": model, "messages": MSGS, "max_tokens": 10}
+    if anthropic:
+        h["anthropic-version"] = "2023-06-01"
+        return fetch("POST", base + "/messages", body, h, timeout=timeout)
+    return fetch("POST", base + "/chat/completions", body, h,
+                 timeout=timeout)
+
+
+def random_key():
+    return "sk-" + secrets.token_hex(20)
+
+
+def make_users(h, db, prefix, n):
+    """n users, each with 100000000 quota and one unlimited key."""
+    out = []
+    for i in range(n):
+        h.admin(db, "user-create", "--username", f"{prefix}{i}",
+                "--quota", "100000000")
+        out.append(h.admin(db, "token-create", "--user", f"{prefix}{i}",
+                           "--unlimited"))
+    return out
+
+
+class Requests:
+    """One thread per key, each sending one request; done[i] is set when
+    request i ended, results[i] = (status, headers, body)."""
+
+    def __init__(self, base, keys, anthropic=()):
+        self.results = [None] * len(keys)
+        self.done = [threading.Event() for _ in keys]
+        self.threads = [threading.Thread(
+            target=self.one, args=(i, base, k, i in anthropic))
+            for i, k in enumerate(keys)]
+        for th in self.threads:
+            th.start()
+
+    def one(self, i, base, key, anthropic):
+        try:
+            self.results[i] = chat(base, key, anthropic=anthropic)
+        except OSError as e:
+            self.results[i] = (0, {}, str(e).encode())
+        self.done[i].set()
+
+    def n_done(self):
+        return sum(d.is_set() for d in self.done)
+
+    def join(self):
+        for th in self.threads:
+            th.join(90)
+
+
+class TableLock:
+    """A psql session holding ACCESS EXCLUSIVE on tokens until release()."""
+
+    def __init__(self, db):
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db],
+            env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        self.p.stdin.write("BEGIN;\nLOCK TABLE tokens IN ACCESS EXCLUSIVE "
+                           "MODE;\nSELECT 'locked';\n")
+        self.p.stdin.flush()
+        self.p.stdout.readline()
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write("ROLLBACK;\n")
+            self.p.stdin.close()
+            self.p.wait(30)
+
+
+def unavailable_shape(resp, anthropic):
+    st, _, body = resp
+    try:
+        j = json.loads(body)
+    except (ValueError, TypeError):
+        return False
+    if st != 503:
+        return False
+    if anthropic:
+        return j.get("type") == "error" and isinstance(j.get("error"), dict) \
+            and j["error"].get("type") == "overloaded_error" \
+            and "Authentication" in j["error"].get("message", "")
+    err = j.get("error", {})
+    return err.get("code") == "service_unavailable" \
+        and err.get("type") == "server_error" \
+        and "Authentication" in err.get("message", "")
+
+
+def check(t, h, db, base, what):
+    cached = make_users(h, db, what + "c", 1)[0]
+    valid = make_users(h, db, what + "v", VALID)
+    late = make_users(h, db, what + "l", 2)
+    t.eq(chat(base, cached)[0], 200,
+         f"{what}: the cached key is served (looked up, credit granted)")
+    locks = []
+    try:
+        # --- round 1: the lock is released while they wait -------------
+        locks.append(TableLock(db))
+        keys = valid + [random_key() for _ in range(INVALID)]
+        w = Requests(base, keys)
+        time.sleep(0.5)  # let them reach the lookup (not asserted)
+        st = fetch("GET", base[:-3] + "/health", timeout=30)[0]
+        t.ok(st == 200 and w.n_done() == 0,
+             f"{what}: /health answers while {len(keys)} requests wait "
+             f"for their key on {THREADS} HTTP threads",
+             f"health {st}, ended before it: {w.n_done()}")
+        st = chat(base, cached, timeout=30)[0]
+        t.ok(st == 200 and w.n_done() == 0,
+             f"{what}: a request with a cached key is served meanwhile",
+             f"{st}, ended before it: {w.n_done()}")
+        locks.pop().release()
+        w.join()
+        got = [r[0] for r in w.results]
+        t.eq(got, [200] * VALID + [401] * INVALID,
+             f"{what}: lock released: the waiting valid keys are served, "
+             "the invalid ones get 401")
+
+        # --- round 2: the lock outlasts the lookup's deadline ----------
+        locks.append(TableLock(db))
+        w = Requests(base, [late[0], random_key(), late[0]],
+                     anthropic=(2,))
+        w.join()
+        t.ok(all(unavailable_shape(r, False) for r in w.results[:2]),
+             f"{what}: a lookup past its deadline ends 503 in OpenAI's "
+             "error shape", [(r[0], r[2][:200]) for r in w.results[:2]])
+        t.ok(unavailable_shape(w.results[2], True),
+             f"{what}: and in Anthropic's on /v1/messages",
+             repr(w.results[2])[:300])
+        locks.pop().release()
+        st = wait_for(lambda: chat(base, late[0])[0] == 200, timeout=30,
+                      step=0.2)
+        t.ok(st, f"{what}: lock released: that key is served (the timeout "
+             "was not cached as a denial)")
+
+        # --- round 3: a flood of unknown keys beyond the cap -----------
+        locks.append(TableLock(db))
+        n = PENDING_MAX + EXCESS
+        w = Requests(base, [random_key() for _ in range(n)])
+        enough = wait_for(lambda: w.n_done() >= EXCESS, timeout=60,
+                          step=0.02)
+        ended = w.n_done()
+        quick = [r[0] for r in w.results if r is not None]
+        t.ok(enough and ended < n,
+             f"{what}: of {n} distinct unknown keys, the ones beyond "
+             f"the cap end while the others still wait",
+             f"ended {ended} of {n}")
+        t.ok(len(quick) >= EXCESS and all(s == 503 for s in quick),
+             f"{what}: those get 503 at once", quick[:20])
+        st = fetch("GET", base[:-3] + "/health", timeout=30)[0]
+        t.ok(st == 200 and w.n_done() < n,
+             f"{what}: /health answers during the flood",
+             f"health {st}, ended {w.n_done()}")
+        locks.pop().release()
+        w.join()
+        got = [r[0] for r in w.results]
+        t.ok(all(s in (401, 503) for s in got) and got.count(503) >= EXCESS,
+             f"{what}: every flooded request ended (401, or 503)",
+             {s: got.count(s) for s in set(got)})
+        st = wait_for(lambda: chat(base, late[1])[0] == 200, timeout=30,
+                      step=0.2)
+        t.ok(st, f"{what}: after the flood a new key is served")
+    finally:
+        while locks:
+            locks.pop().release()
+
+
+with Harness() as h:
+    t = h.tap
+    g = h.gateway(models="m", serve_env=ENV)
+    check(t, h, g.db, g.base_url, "serve")
+    g.proc.stop()
+
+    db = h.new_db()
+    h.migrate(db)
+    mock = h.start_mock()
+    h.admin(db, "channel-add", "--name", "m", "--type", "openai",
+            "--base-url", mock, "--key", "k", "--models", "m")
+    h.admin(db, "price-set", "--model", "m", "--input", "0.5",
+            "--output", "1.5")
+    sp = BillingSplit(h, db, "", ENV)
+    sp.start_accountant()
+    sp.start_worker()
+    sp.start_ingress()
+    check(t, h, db, sp.base, "split")
