@@ -342,7 +342,8 @@ ing_auth_wait_park(ing_auth_wait *w, void (*suspend)(void *conn))
 void
 ing_auth_wait_fini(ing_auth *a, ing_auth_wait *w)
 {
-	if (a != NULL) {
+	/* a wait never queued (every cache hit) costs no lock here */
+	if (a != NULL && w->_queued) {
 		pthread_mutex_lock(&a->pmu);
 		if (w->_listed)
 			wait_unlink_locked(w);
