@@ -12,7 +12,9 @@ lock on `tokens`.  Then:
   waiting requests end 503 in the API's error shape (OpenAI's, Anthropic's
   on /v1/messages), and the key is not cached as a denial;
 - a flood of distinct unknown keys beyond PF_AUTH_PENDING_MAX gets 503 at
-  once for the excess while the others still wait.
+  once for the excess while the others still wait;
+- SIGTERM while requests wait for their key: the ingress exits 0 and every
+  waiting request ends (no connection stays parked).
 Run against `serve` and the split roles (ingress, worker, accountant).
 No timing assertions: "while they wait" is checked as an order."""
 import json
@@ -135,6 +137,26 @@ def unavailable_shape(resp, anthropic):
         and "Authentication" in err.get("message", "")
 
 
+def check_stop(t, db, base, proc, what):
+    """SIGTERM with lookups waiting on the lock."""
+    lock = TableLock(db)
+    try:
+        w = Requests(base, [random_key() for _ in range(4)])
+        time.sleep(0.5)  # let them reach the lookup (not asserted)
+        rc = proc.stop(wait=60)
+        w.join()
+        t.eq(rc, 0, f"{what}: SIGTERM with waiting lookups: exit 0")
+        t.ok(all(d.is_set() for d in w.done)
+             and all(r[0] in (0, 503) for r in w.results),
+             f"{what}: and every waiting request ended (503 or closed)",
+             [r[0] for r in w.results if r is not None])
+        out = proc.output(100000)
+        t.ok("Sanitizer" not in out and "runtime error" not in out,
+             f"{what}: no sanitizer report", out[-3000:])
+    finally:
+        lock.release()
+
+
 def check(t, h, db, base, what):
     cached = make_users(h, db, what + "c", 1)[0]
     valid = make_users(h, db, what + "v", VALID)
@@ -219,7 +241,7 @@ with Harness() as h:
     t = h.tap
     g = h.gateway(models="m", serve_env=ENV)
     check(t, h, g.db, g.base_url, "serve")
-    g.proc.stop()
+    check_stop(t, g.db, g.base_url, g.proc, "serve")
 
     db = h.new_db()
     h.migrate(db)
@@ -233,3 +255,4 @@ with Harness() as h:
     sp.start_worker()
     sp.start_ingress()
     check(t, h, db, sp.base, "split")
+    check_stop(t, db, sp.base, sp.ingress, "split")
