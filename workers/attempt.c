@@ -14,10 +14,11 @@
 #include "workers/xfer_impl.h"
 
 /* curl's receive buffer for a stream (CURLOPT_BUFFERSIZE; curl's default
- * is 16 KiB).  Allocated per transfer, so paid by every open stream; SSE
- * events are a few hundred bytes, and a fast stream only needs more
- * reads.  Other answers keep the default: they are short-lived. */
-#define STREAM_RECV_BUFFER 4096L
+ * is 16 KiB, its least 1 KiB).  Held by every open stream for its whole
+ * life; SSE events are a few hundred bytes, and curl reads until the
+ * socket is drained in one call, so a burst only costs more recv(2)s.
+ * Other answers keep the default: they are short-lived. */
+#define STREAM_RECV_BUFFER 1024L
 
 /* ---- busy HTTP/1.x upstreams ---------------------------------------------
  * Before it opens a connection curl looks for one to reuse in every
