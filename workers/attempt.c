@@ -18,7 +18,7 @@
  * life; SSE events are a few hundred bytes, and curl reads until the
  * socket is drained in one call, so a burst only costs more recv(2)s.
  * Other answers keep the default: they are short-lived. */
-#define STREAM_RECV_BUFFER 1024L
+#define STREAM_RECV_BUFFER 4096L
 
 /* ---- busy HTTP/1.x upstreams ---------------------------------------------
  * Before it opens a connection curl looks for one to reuse in every
@@ -99,6 +99,24 @@ header_cb(char *p, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
+/* release_upload frees the rewritten upstream body of a stream once curl
+ * sent all of it: a stream holds its transfer for minutes and a body
+ * (the whole conversation) is often tens of KiB, while no retry can
+ * follow a 2xx stream (a new attempt builds its body again). */
+static void
+release_upload(wrk_xfer *x)
+{
+	curl_off_t sent = 0;
+
+	if (x->body._owned == NULL)
+		return;
+	if (curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &sent)
+	        != CURLE_OK
+	    || sent < (curl_off_t)x->body.len)
+		return;
+	wrk_body_fini(&x->body);
+}
+
 static void
 decide_mode(wrk_xfer *x)
 {
@@ -112,10 +130,12 @@ decide_mode(wrk_xfer *x)
 		memcpy(x->ctype, ct, strlen(ct) + 1);
 	if (x->status >= 200 && x->status < 300) {
 		if (x->rq->stream && ct != NULL
-		    && strcasestr(ct, "text/event-stream") != NULL)
+		    && strcasestr(ct, "text/event-stream") != NULL) {
 			x->mode = MODE_SSE;
-		else
+			release_upload(x);
+		} else {
 			x->mode = MODE_BODY;
+		}
 	} else {
 		x->mode = MODE_ERRBODY;
 	}
