@@ -15,9 +15,11 @@
 
 /* curl's receive buffer for a stream (CURLOPT_BUFFERSIZE; curl's default
  * is 16 KiB, its least 1 KiB).  Held by every open stream for its whole
- * life; SSE events are a few hundred bytes, and curl reads until the
- * socket is drained in one call, so a burst only costs more recv(2)s.
- * Other answers keep the default: they are short-lived. */
+ * life.  1 KiB saved ~3 KiB per stream but a burst of events (4.7 KB)
+ * then cost 41 syscalls per stream instead of 28: each smaller read
+ * reaches the client as a write of its own (bench/results/
+ * 2026-11-26-vm-mem-before-after.md).  Other answers keep the default:
+ * they are short-lived. */
 #define STREAM_RECV_BUFFER 4096L
 
 /* ---- busy HTTP/1.x upstreams ---------------------------------------------
