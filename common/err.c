@@ -24,6 +24,7 @@ static const char *const messages[PF_ERR_COUNT] = {
 	[PF_ENET] = "messaging error",
 	[PF_ECRYPTO] = "crypto error",
 	[PF_EDENIED] = "access denied",
+	[PF_EPENDING] = "in progress",
 };
 
 const char *

@@ -32,6 +32,7 @@ typedef enum pf_err {
 	PF_ENET,      /* messaging (NNG) error */
 	PF_ECRYPTO,   /* OpenSSL / randomness failure */
 	PF_EDENIED,   /* authentication or authorization refused */
+	PF_EPENDING,  /* started; the outcome is signalled later */
 	PF_ERR_COUNT
 } pf_err;
 

@@ -144,4 +144,7 @@
 #define PF_BILLING_DEFAULT_COMPLETION 4096
 #define PF_BILLING_COMPLETION_MAX 10000000 /* max_tokens taken at most */
 
+/* ingress: worker URLs in PF_WORKER_URL (one push socket each) */
+#define PF_RELAY_WORKERS_MAX 64u
+
 #endif /* PF_COMMON_LIMITS_H */

@@ -6,8 +6,11 @@
  * billing thread does the NNG sends without it; NNG callbacks take it
  * briefly.  Spool I/O runs under b->spool_mu, on the billing thread or on
  * the thread that hands over a small batch of ends
- * (ing_billing_end_flush: the worker's in serve).  HTTP threads wait for grant answers on
- * b->granted (a condition variable) with a bound.
+ * (ing_billing_end_flush: the worker's in serve).  A request waiting for
+ * a grant answer is an ing_bill_wait on its credit's list; the answer,
+ * the billing thread's tick (its deadline) or ing_billing_close_waits
+ * ends the wait and resumes its connection (b->mu, then the wait's own
+ * lock).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -48,6 +51,9 @@
  * them with later ones and keeps the loaded worker thread free */
 #define FLUSH_INLINE_MAX 4u
 
+/* how a grant wait ended (ing_bill_wait._why) */
+enum { WAIT_NONE, WAIT_ANSWER, WAIT_TIMEOUT, WAIT_CLOSED };
+
 typedef struct credit {
 	int64_t user_id, token_id;
 	ing_credit c;
@@ -59,8 +65,9 @@ typedef struct credit {
 	int asking;            /* a grant.request queued or in flight */
 	int64_t ask_need;      /* shortfall when asked */
 	int64_t ask_amount;
-	int busy; /* slots referring to it */
+	int busy; /* slots, open requests and waits referring to it */
 	int queued;
+	ing_bill_wait *waits;  /* admissions waiting for the answer */
 	struct credit *next;   /* bucket chain */
 	struct credit *q_next; /* ask queue */
 } credit;
@@ -128,8 +135,8 @@ typedef struct slot {
 struct ing_billing {
 	const pf_config *cfg;
 	pthread_mutex_t mu;
-	pthread_cond_t wake;    /* the thread */
-	pthread_cond_t granted; /* HTTP threads waiting for credit */
+	pthread_cond_t wake; /* the thread */
+	int waits_closed;    /* ing_billing_close_waits was called */
 	pthread_t thread;
 	int thread_started;
 	int stop;
@@ -346,12 +353,164 @@ refusal(int32_t status)
 	    || status == PF_EINVAL;
 }
 
+/* --- waits for a grant (b->mu held) ------------------------------------- */
+
+static void
+wait_unlink_locked(ing_bill_wait *w)
+{
+	credit *c = w->_cr;
+
+	if (w->_prev != NULL)
+		w->_prev->_next = w->_next;
+	else
+		c->waits = w->_next;
+	if (w->_next != NULL)
+		w->_next->_prev = w->_prev;
+	w->_prev = w->_next = NULL;
+	w->_listed = 0;
+	w->_cr = NULL;
+	c->busy--;
+}
+
+/* wait_end_locked takes w off its credit's list, notes why (and the
+ * answer's status) and resumes its connection when parked. */
+static void
+wait_end_locked(ing_bill_wait *w, int why)
+{
+	w->_status = ((credit *)w->_cr)->status;
+	w->_why = why;
+	wait_unlink_locked(w);
+	pthread_mutex_lock(&w->mu);
+	w->woken = 1;
+	if (w->suspended && w->conn != NULL) {
+		w->suspended = 0;
+		w->resume(w->conn);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* waits_end_locked ends the waits on c; with now >= 0 only those whose
+ * deadline passed (as timeouts). */
+static void
+waits_end_locked(credit *c, int why, int64_t now)
+{
+	for (ing_bill_wait *w = c->waits, *next; w != NULL; w = next) {
+		next = w->_next;
+		if (now < 0 || w->_deadline_ms <= now)
+			wait_end_locked(w, why);
+	}
+}
+
+static void
+all_waits_end_locked(ing_billing *b)
+{
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (credit *c = b->credits[i]; c != NULL; c = c->next)
+			waits_end_locked(c, WAIT_CLOSED, -1);
+}
+
+void
+ing_bill_wait_init(ing_bill_wait *w, void *conn, void (*resume)(void *conn))
+{
+	memset(w, 0, sizeof(*w));
+	pthread_mutex_init(&w->mu, NULL);
+	w->conn = conn;
+	w->resume = resume;
+}
+
+int
+ing_bill_wait_park(ing_bill_wait *w, void (*suspend)(void *conn))
+{
+	int parked = 0;
+
+	pthread_mutex_lock(&w->mu);
+	if (!w->woken) {
+		w->suspended = 1;
+		suspend(w->conn);
+		parked = 1;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return parked;
+}
+
+void
+ing_bill_wait_fini(ing_billing *b, ing_bill_wait *w)
+{
+	if (b != NULL) {
+		pthread_mutex_lock(&b->mu);
+		if (w->_listed)
+			wait_unlink_locked(w);
+		pthread_mutex_unlock(&b->mu);
+	}
+	pthread_mutex_destroy(&w->mu);
+}
+
+void
+ing_billing_close_waits(ing_billing *b)
+{
+	pthread_mutex_lock(&b->mu);
+	b->waits_closed = 1;
+	all_waits_end_locked(b);
+	pthread_mutex_unlock(&b->mu);
+}
+
 /* --- admission (HTTP threads) ------------------------------------------ */
 
-pf_err
-ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
+/* wait_verdict turns how w's last wait ended into the admission's error:
+ * PF_OK when it should try again (an answer that decided). */
+static pf_err
+wait_verdict(ing_bill_wait *w)
 {
-	int64_t deadline = pf_clock_ms() + PF_BILLING_GRANT_WAIT_MS;
+	int why = w->_why;
+
+	w->_why = WAIT_NONE;
+	if (why == WAIT_CLOSED)
+		return PF_ECLOSED;
+	if (why == WAIT_TIMEOUT)
+		return PF_EAGAIN;
+	if (why == WAIT_ANSWER && !refusal(w->_status))
+		return PF_EAGAIN; /* no answer, or no verdict */
+	return PF_OK;
+}
+
+/* ask_more queues a grant.request for what a hold of e lacks, plus
+ * PF_BILLING_GRANT_AHEAD estimates (b->mu held). */
+static void
+ask_more(ing_billing *b, credit *c, int64_t e)
+{
+	int64_t need = ing_credit_shortfall(&c->c, e);
+	int64_t ahead;
+
+	if (c->asking)
+		return;
+	c->asking = 1;
+	c->ask_need = need;
+	if (__builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD, &ahead)
+	    || __builtin_add_overflow(need, ahead, &c->ask_amount))
+		c->ask_amount = need;
+	ask_queue(b, c);
+}
+
+/* wait_list puts w on c's wait list; w keeps c busy (b->mu held). */
+static void
+wait_list(credit *c, ing_bill_wait *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->woken = 0;
+	pthread_mutex_unlock(&w->mu);
+	w->_cr = c;
+	w->_listed = 1;
+	w->_prev = NULL;
+	w->_next = c->waits;
+	if (c->waits != NULL)
+		c->waits->_prev = w;
+	c->waits = w;
+}
+
+pf_err
+ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
+{
+	int64_t now = pf_clock_ms();
 	pf_err err = PF_OK;
 	credit *c = NULL;
 	open_req *o;
@@ -370,10 +529,18 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 	o->hold = t->estimate > 0 ? t->estimate : 0;
 
 	pthread_mutex_lock(&b->mu);
-	if (b->stop) {
+	if (w->_listed) { /* still waiting: nothing new to tell */
+		pthread_mutex_unlock(&b->mu);
+		free(o);
+		return PF_EPENDING;
+	}
+	if (b->stop || b->waits_closed) {
 		err = PF_ECLOSED;
 		goto out;
 	}
+	err = wait_verdict(w);
+	if (err != PF_OK)
+		goto out;
 	if (open_has(b, t->id)) {
 		err = PF_EEXIST;
 		goto out;
@@ -388,52 +555,27 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 		err = PF_ENOMEM;
 		goto out;
 	}
-	c->busy++; /* kept by the open request, else dropped at out */
-	for (;;) {
-		int64_t now = pf_clock_ms();
-		uint64_t gen;
-
-		ing_credit_lapse(&c->c, now);
-		if (o->hold == 0 || ing_credit_try_hold(&c->c, o->hold))
-			break;
+	c->busy++; /* kept by the open request or the wait, else dropped */
+	if (w->_deadline_ms == 0)
+		w->_deadline_ms = now + PF_BILLING_GRANT_WAIT_MS;
+	ing_credit_lapse(&c->c, now);
+	if (o->hold > 0 && !ing_credit_try_hold(&c->c, o->hold)) {
 		if (c->deny_until_ms > now) {
 			err = PF_EDENIED;
 			goto out;
 		}
-		if (b->down_until_ms > now || now >= deadline) {
+		if (b->down_until_ms > now || now >= w->_deadline_ms) {
 			err = PF_EAGAIN;
 			goto out;
 		}
-		if (!c->asking) {
-			int64_t need = ing_credit_shortfall(&c->c, o->hold);
-			int64_t ahead;
-			c->asking = 1;
-			c->ask_need = need;
-			if (__builtin_mul_overflow(
-			        o->hold, PF_BILLING_GRANT_AHEAD, &ahead)
-			    || __builtin_add_overflow(
-			        need, ahead, &c->ask_amount))
-				c->ask_amount = need;
-			ask_queue(b, c);
-		}
-		gen = c->gen;
-		while (c->gen == gen && !b->stop) {
-			struct timespec ts;
-			deadline_ts(deadline, &ts);
-			if (pthread_cond_timedwait(&b->granted, &b->mu, &ts)
-			    == ETIMEDOUT)
-				break;
-		}
-		if (b->stop) {
-			err = PF_ECLOSED;
-			goto out;
-		}
-		if (c->gen == gen || !refusal(c->status)) {
-			err = PF_EAGAIN; /* no answer, or no verdict */
-			goto out;
-		}
+		ask_more(b, c, o->hold);
+		wait_list(c, w);
+		c = NULL;
+		pthread_mutex_unlock(&b->mu);
+		free(o);
+		return PF_EPENDING;
 	}
-	c->last_ms = pf_clock_ms();
+	c->last_ms = now;
 	o->cr = c;
 	c = NULL;
 	unsigned k = id_bucket(o->id);
@@ -443,6 +585,7 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t)
 	b->st.admitted++;
 	o = NULL;
 out:
+	w->_deadline_ms = 0;
 	if (c != NULL)
 		c->busy--;
 	if (err == PF_EDENIED)
@@ -612,7 +755,7 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 			c->deny_until_ms = now + PF_BILLING_DENY_MS;
 		b->down_until_ms = 0;
 	}
-	pthread_cond_broadcast(&b->granted);
+	waits_end_locked(c, WAIT_ANSWER, -1);
 }
 
 static void
@@ -1235,6 +1378,8 @@ tick(ing_billing *b, int64_t now)
 		for (credit **pp = &b->credits[k]; *pp != NULL;) {
 			credit *c = *pp;
 			ing_credit_lapse(&c->c, now);
+			if (c->waits != NULL)
+				waits_end_locked(c, WAIT_TIMEOUT, now);
 			int idle = c->c.held == 0
 			    && now - c->last_ms >= PF_BILLING_IDLE_MS;
 			if (!idle && c->c.granted > 0 && !c->asking
@@ -1587,7 +1732,6 @@ free_all(ing_billing *b)
 	pf_reclog_close(b->spool);
 	free(b->segs);
 	pf_buf_fini(&b->enc);
-	pthread_cond_destroy(&b->granted);
 	pthread_cond_destroy(&b->sync_wake);
 	pthread_cond_destroy(&b->wake);
 	pthread_mutex_destroy(&b->spool_mu);
@@ -1610,7 +1754,6 @@ ing_billing_start(
 	pthread_mutex_init(&b->spool_mu, NULL);
 	pf_buf_init(&b->spool_enc);
 	pthread_cond_init(&b->wake, NULL);
-	pthread_cond_init(&b->granted, NULL);
 	pthread_cond_init(&b->sync_wake, NULL);
 	b->sync_tail = &b->sync_head;
 	b->sync_fd = -1;
@@ -1700,7 +1843,8 @@ ing_billing_stop(ing_billing *b)
 	pthread_mutex_lock(&b->mu);
 	b->stop = 1;
 	pthread_cond_broadcast(&b->wake);
-	pthread_cond_broadcast(&b->granted);
+	b->waits_closed = 1;
+	all_waits_end_locked(b);
 	pthread_mutex_unlock(&b->mu);
 	if (b->thread_started)
 		pthread_join(b->thread, NULL);

@@ -21,7 +21,9 @@
  * Per (user, token) it mirrors the credit the accountant granted it
  * (ingress/credit.h).  ing_billing_admit holds a request's estimated
  * cost against that credit, asking the accountant for more when it does
- * not fit and waiting for the answer at most PF_BILLING_GRANT_WAIT_MS.
+ * not fit; the request then waits for the answer (at most
+ * PF_BILLING_GRANT_WAIT_MS) parked, not holding a thread
+ * (ing_bill_wait).
  * When the request ends (relay.end through ing_billing_end_cb, or the
  * relay's sweeper deciding worker_lost through the same hook, or
  * PF_RELAY_GRACE_MS + PF_BILLING_TIMEOUT_MS past its deadline with no
@@ -35,6 +37,7 @@
 #ifndef PF_INGRESS_BILLING_H
 #define PF_INGRESS_BILLING_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,18 +103,68 @@ PF_NODISCARD pf_err ing_billing_estimate(const pf_price *price,
 int64_t ing_billing_prompt_tokens(const char *body, size_t len);
 
 /*
+ * A request waiting for the accountant's answer without holding a
+ * thread: the HTTP side embeds one per connection (ing_bill_wait_init),
+ * parks its connection when ing_billing_admit returns PF_EPENDING
+ * (ing_bill_wait_park) and calls ing_billing_admit again once resumed.
+ * Whoever ends the wait (a grant answer for the request's credit, its
+ * deadline passing, ing_billing_close_waits) calls resume(conn) under
+ * mu, only if the connection is parked.  Fields below are guarded by mu
+ * (the public ones) or by the billing's lock (the _-prefixed ones).
+ */
+typedef struct ing_bill_wait {
+	pthread_mutex_t mu;
+	void *conn;
+	void (*resume)(void *conn);
+	int suspended; /* conn parked */
+	int woken;     /* the wait ended (before or after the park) */
+	/* private to billing.c */
+	int _listed;          /* on a credit's wait list */
+	int _why;             /* how the last wait ended */
+	int32_t _status;      /* the answer's status, when it was one */
+	int64_t _deadline_ms; /* of the whole admission (0: not yet) */
+	void *_cr;            /* the credit waited on, while listed */
+	struct ing_bill_wait *_prev, *_next;
+} ing_bill_wait;
+
+/* ing_bill_wait_init readies w for conn (no allocation). */
+void ing_bill_wait_init(
+    ing_bill_wait *w, void *conn, void (*resume)(void *conn));
+
+/*
+ * ing_bill_wait_park parks conn through suspend(conn), under w->mu,
+ * unless the wait already ended.  Returns 1 when parked (resume will be
+ * called), 0 when the caller must call ing_billing_admit again now.
+ */
+int ing_bill_wait_park(ing_bill_wait *w, void (*suspend)(void *conn));
+
+/* ing_bill_wait_fini takes w off any wait list of b (b may be NULL) and
+ * destroys its lock.  Call it before w's memory goes, also when the
+ * wait was never used. */
+void ing_bill_wait_fini(ing_billing *b, ing_bill_wait *w);
+
+/*
  * ing_billing_admit holds t->estimate against the credit of (t->user_id,
- * t->token_id), asking the accountant for more when it does not fit and
- * waiting at most PF_BILLING_GRANT_WAIT_MS.  Blocks the caller only for
- * that wait.  On PF_OK the request is open: end it with a relay.end
+ * t->token_id).  When it does not fit, it asks the accountant for more
+ * and returns PF_EPENDING with w on the credit's wait list: park the
+ * connection (ing_bill_wait_park) and call again (same t->id, same w)
+ * when it is resumed.  The admission as a whole waits at most
+ * PF_BILLING_GRANT_WAIT_MS from its first call.  Never blocks.  On
+ * PF_OK the request is open: end it with a relay.end
  * (ing_billing_end_cb) or ing_billing_abort.  Errors: PF_EDENIED (the
  * accountant granted too little, or knows no such user or token:
- * insufficient quota), PF_EAGAIN (no answer from the accountant in time,
- * or it could not decide (its database is down), or PF_BILLING_PENDING_MAX usage
- * events still wait for its ack), PF_EEXIST (id already open),
- * PF_ECLOSED (stopping), PF_ENOMEM.
+ * insufficient quota), PF_EAGAIN (no answer from the accountant in
+ * time, or it could not decide (its database is down), or
+ * PF_BILLING_PENDING_MAX usage events still wait for its ack),
+ * PF_EEXIST (id already open), PF_ECLOSED (stopping), PF_ENOMEM.
  */
-PF_NODISCARD pf_err ing_billing_admit(ing_billing *b, const ing_bill_ticket *t);
+PF_NODISCARD pf_err ing_billing_admit(
+    ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w);
+
+/* ing_billing_close_waits ends every wait with PF_ECLOSED and refuses
+ * new ones (their admissions answer PF_ECLOSED): call it before the
+ * HTTP daemon stops, so no connection stays parked. */
+void ing_billing_close_waits(ing_billing *b);
 
 /*
  * ing_billing_track ties the open request id to its flight (a reference

@@ -21,6 +21,7 @@
 
 #define TABLE_BUCKETS 4096u /* power of two */
 #define SEND_WAIT_MS 200    /* before "no worker available" */
+#define SEND_RETRY_MS 5     /* every worker busy: try again after */
 #define SWEEP_EVERY_MS 500
 #define ORPHANS_MAX 64 /* cancels for orphaned heads waiting for the sweeper */
 #define HUNG_MAX 256   /* hang-ups taken per sweep */
@@ -35,9 +36,14 @@ struct ing_relay {
 	const pf_config *cfg;
 	pf_lane *lane; /* serve: the worker in this process, no push/pull */
 	int lane_set;  /* the reply receiver is registered on lane */
-	nng_socket push;
+	/* one push socket per worker URL, so a request is known to be on
+	 * that worker from its send on (push0 does not say which pipe took
+	 * a message); round-robin over them by hand */
+	nng_socket push[PF_RELAY_WORKERS_MAX];
+	size_t n_push; /* opened */
+	unsigned rr;   /* next push socket to try (atomic) */
 	nng_socket pull;
-	int push_open, pull_open;
+	int pull_open;
 	nng_aio
 	    *recv_aio; /* the pull socket's one receive, re-armed by recv_cb */
 	pthread_t thread; /* the sweeper */
@@ -257,11 +263,20 @@ send_ctl(ing_relay *r, struct ing_ctl *c, const pf_msg *m)
 		return rv;
 	}
 	if (pf_msg_encode(m, &b) == PF_OK && nng_msg_alloc(&nm, 0) == 0
-	    && nng_msg_append(nm, b.data, b.len) == 0
-	    && nng_sendmsg(c != NULL ? c->sock : r->push, nm, NNG_FLAG_NONBLOCK)
-	        == 0) {
-		nm = NULL;
-		rv = 0;
+	    && nng_msg_append(nm, b.data, b.len) == 0) {
+		if (c != NULL) {
+			if (nng_sendmsg(c->sock, nm, NNG_FLAG_NONBLOCK) == 0)
+				nm = NULL;
+		} else {
+			unsigned k0
+			    = __atomic_fetch_add(&r->rr, 1, __ATOMIC_RELAXED);
+			for (size_t i = 0; i < r->n_push && nm != NULL; i++) {
+				nng_socket s = r->push[(k0 + i) % r->n_push];
+				if (nng_sendmsg(s, nm, NNG_FLAG_NONBLOCK) == 0)
+					nm = NULL;
+			}
+		}
+		rv = nm == NULL ? 0 : -1;
 	}
 	if (nm != NULL)
 		nng_msg_free(nm);
@@ -468,10 +483,11 @@ end_flight(ing_relay *r, ing_flight *f, int reason, const char *why)
 }
 
 /* Which flights collect takes. */
-enum pick { PICK_ALL, PICK_PIPE, PICK_HEADLESS };
+enum pick { PICK_ALL, PICK_PIPE, PICK_HEADLESS, PICK_PUSH };
 
 /* collect takes a reference to every filed flight that pick (with pipe
- * for PICK_PIPE) selects. */
+ * for PICK_PIPE; the push socket index + 1 for PICK_PUSH: its flights
+ * with no head) selects. */
 static size_t
 collect(ing_relay *r, enum pick pick, uint32_t pipe, ing_flight ***ret)
 {
@@ -485,6 +501,9 @@ collect(ing_relay *r, enum pick pick, uint32_t pipe, ing_flight ***ret)
 			if (pick == PICK_PIPE && f->_pipe != pipe)
 				continue;
 			if (pick == PICK_HEADLESS && f->_pipe != 0)
+				continue;
+			if (pick == PICK_PUSH
+			    && (f->_pipe != 0 || f->_push != pipe))
 				continue;
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 16;
@@ -658,9 +677,14 @@ static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	ing_relay *r = arg;
-	int push = nng_socket_id(nng_pipe_socket(p)) == nng_socket_id(r->push);
+	int sid = nng_socket_id(nng_pipe_socket(p));
+	uint32_t push = 0; /* index + 1 of the push socket */
 	int none;
 
+	for (size_t i = 0; i < r->n_push && push == 0; i++) {
+		if (nng_socket_id(r->push[i]) == sid)
+			push = (uint32_t)i + 1;
+	}
 	pthread_mutex_lock(&r->mu);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		if (push)
@@ -679,6 +703,8 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	if (!push)
 		end_picked(r, PICK_PIPE, nng_pipe_id(p),
 		    "connection to the worker lost");
+	else /* the requests it took and has not answered yet */
+		end_picked(r, PICK_PUSH, push, "connection to the worker lost");
 	if (none)
 		end_picked(r, PICK_HEADLESS, 0, "no worker connected");
 }
@@ -905,6 +931,37 @@ sweeper_main(void *arg)
 
 /* --- sending ----------------------------------------------------------- */
 
+/* push_any gives nm to the first worker that can take it now, round-robin,
+ * then ties f to that worker's push socket (under the table lock, which
+ * collect reads it under; tied only once sent, so a lost pipe never ends
+ * a request another worker runs); when none can, retries for at most
+ * SEND_WAIT_MS.  Returns 0 (nm taken) or an NNG error. */
+static int
+push_any(ing_relay *r, ing_flight *f, nng_msg *nm)
+{
+	int64_t until = pf_mono_ms() + SEND_WAIT_MS;
+	int rv = NNG_EAGAIN;
+
+	for (;;) {
+		unsigned k0 = __atomic_fetch_add(&r->rr, 1, __ATOMIC_RELAXED);
+		for (size_t i = 0; i < r->n_push; i++) {
+			size_t k = (k0 + i) % r->n_push;
+			rv = nng_sendmsg(r->push[k], nm, NNG_FLAG_NONBLOCK);
+			if (rv == 0) {
+				pthread_mutex_lock(&r->mu);
+				f->_push = (uint32_t)k + 1;
+				pthread_mutex_unlock(&r->mu);
+				return 0;
+			}
+			if (rv != NNG_EAGAIN && rv != NNG_ETIMEDOUT)
+				return rv;
+		}
+		if (pf_mono_ms() >= until)
+			return rv;
+		nng_msleep(SEND_RETRY_MS);
+	}
+}
+
 pf_err
 ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 {
@@ -948,11 +1005,9 @@ ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 	err = table_put(r, f);
 	if (err != PF_OK)
 		goto done;
-	/* blocks at most NNG_OPT_SENDTIMEO (SEND_WAIT_MS): returns as soon
-	 * as a worker can take it */
-	rv = nng_sendmsg(r->push, nm, 0);
+	rv = push_any(r, f, nm);
 	if (rv == 0) {
-		nm = NULL; /* the socket took it */
+		nm = NULL; /* a socket took it */
 	} else {
 		err = rv == NNG_ETIMEDOUT || rv == NNG_EAGAIN ? PF_EAGAIN
 		    : rv == NNG_ECLOSED                       ? PF_ECLOSED
@@ -968,6 +1023,26 @@ done:
 
 /* --- lifecycle ---------------------------------------------------------
  */
+
+/* open_push opens a push socket dialing url (non-blocking) into
+ * r->push[r->n_push]. */
+static pf_err
+open_push(ing_relay *r, const char *url)
+{
+	nng_socket *s = &r->push[r->n_push];
+
+	if (nng_push0_open(s) != 0)
+		return PF_ENET;
+	r->n_push++; /* closed by ing_relay_free from here on */
+	if (nng_pipe_notify(*s, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
+	    || nng_pipe_notify(*s, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
+		return PF_ENET;
+	nng_socket_set_ms(*s, NNG_OPT_RECONNMINT, 50);
+	nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 1000);
+	if (nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK) != 0)
+		return PF_ENET;
+	return PF_OK;
+}
 
 static pf_err
 dial_all(ing_relay *r, const char *urls)
@@ -990,9 +1065,11 @@ dial_all(ing_relay *r, const char *urls)
 		if (len > 0) {
 			memcpy(url, p, len);
 			url[len] = '\0';
-			if (nng_dial(r->push, url, NULL, NNG_FLAG_NONBLOCK)
-			    != 0)
-				return PF_ENET;
+			if (r->n_push == PF_RELAY_WORKERS_MAX)
+				return PF_ECONFIG;
+			pf_err err = open_push(r, url);
+			if (err != PF_OK)
+				return err;
 			n++;
 		}
 		if (end == NULL)
@@ -1010,16 +1087,6 @@ open_sockets(ing_relay *r)
 	const pf_config *cfg = r->cfg;
 	pf_err err = PF_ENET;
 
-	if (nng_push0_open(&r->push) != 0)
-		return err;
-	r->push_open = 1;
-	if (nng_pipe_notify(r->push, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
-	    || nng_pipe_notify(r->push, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
-		return err;
-	nng_socket_set_ms(r->push, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(r->push, NNG_OPT_RECONNMAXT, 1000);
-	if (nng_socket_set_ms(r->push, NNG_OPT_SENDTIMEO, SEND_WAIT_MS) != 0)
-		return err;
 	if (nng_pull0_open(&r->pull) != 0)
 		return err;
 	r->pull_open = 1;
@@ -1112,8 +1179,8 @@ ing_relay_free(ing_relay *r)
 	}
 	if (r->thread_started)
 		pthread_join(r->thread, NULL);
-	if (r->push_open)
-		nng_close(r->push);
+	for (size_t i = 0; i < r->n_push; i++)
+		nng_close(r->push[i]);
 	ing_relay_close_all(r);
 	for (size_t i = 0; i < r->n_ctls; i++) {
 		nng_close(r->ctls[i]->sock);

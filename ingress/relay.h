@@ -1,7 +1,7 @@
 /*
  * relay.h -- requests in flight between the ingress and the workers.
  *
- * The relay owns two NNG sockets: a push socket dialing every worker URL
+ * The relay owns NNG sockets: a push socket per worker URL, dialing it
  * (relay.request goes out there) and a pull socket listening on
  * cfg->reply_url, read by one long-lived receive whose callback (on an NNG
  * thread) files relay.head / relay.data / relay.end into the matching
@@ -17,9 +17,10 @@
  * Worker loss: a flight whose head came is tied to the pipe it came
  * through; when that pipe drops (the worker died or its connection
  * broke) the flight ends at once as PF_END_WORKER_LOST.  A flight with no
- * head yet cannot be tied to a worker (push0 does not say which pipe took
- * a request): it ends at once only when no worker is connected at all
- * (no request pipe and no reply pipe left), otherwise at its deadline +
+ * head yet is tied to the worker it was pushed to (one push socket per
+ * worker URL, round-robin by hand): when that socket's pipe drops, it
+ * ends at once too; also when no worker is connected at all (no request
+ * pipe and no reply pipe left); otherwise at its deadline +
  * PF_RELAY_GRACE_MS.
  *
  * Control: a worker names its control address in relay.head; relay.cancel
@@ -94,6 +95,7 @@ typedef struct ing_flight {
 	struct ing_ctl *_ctl; /* the worker's control socket, or NULL */
 	ing_relay *_relay;
 	uint32_t _pipe; /* NNG pipe the head came through (0: none yet) */
+	uint32_t _push; /* push socket (index + 1) the request went out on */
 	int _watched;   /* fd is in the relay's hang-up epoll set */
 	int _refs;
 	int _in_table;

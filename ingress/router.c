@@ -36,6 +36,13 @@ static const char load_sql[]
       "FROM abilities a JOIN channels c ON c.id = a.channel_id "
       "WHERE a.enabled AND c.status = 1 ORDER BY c.id";
 
+/* models whose channels for a group are all disabled: told apart from
+ * models nobody serves (503, not 404) */
+static const char disabled_sql[]
+    = "SELECT DISTINCT a.\"group\", a.model "
+      "FROM abilities a JOIN channels c ON c.id = a.channel_id "
+      "WHERE NOT (a.enabled AND c.status = 1)";
+
 static const char prices_sql[]
     = "SELECT model, input_micros, output_micros, cached_micros, "
       "call_micros FROM model_prices";
@@ -102,6 +109,28 @@ done:
 	return PF_OK;
 }
 
+/* load_disabled marks the (group, model) pairs served only by disabled
+ * channels in s. */
+static pf_err
+load_disabled(PGconn *db, ing_snapshot *s)
+{
+	PGresult *res = PQexec(db, disabled_sql);
+	pf_err err = PF_OK;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		return PF_EDB;
+	}
+	for (int i = 0; i < PQntuples(res) && err == PF_OK; i++) {
+		err = ing_snapshot_add_disabled(
+		    s, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+		if (err == PF_EINVAL)
+			err = PF_OK;
+	}
+	PQclear(res);
+	return err;
+}
+
 /* load builds a snapshot from the database (reload thread or start). */
 static pf_err
 load(ing_router *r, ing_snapshot **ret)
@@ -165,6 +194,8 @@ load(ing_router *r, ing_snapshot **ret)
 		}
 	}
 	PQclear(res);
+	if (err == PF_OK)
+		err = load_disabled(r->db, s);
 	if (err == PF_OK)
 		err = load_prices(r->db, s);
 	if (err == PF_OK)

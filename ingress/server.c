@@ -73,6 +73,9 @@ typedef struct conn_state {
 	size_t discarded;
 	ing_flight *flight;
 	int64_t started_ms;
+	/* waiting for the accountant's grant, parked (ingress/billing.h) */
+	ing_bill_wait wait;
+	int wait_init;
 } conn_state;
 
 /* --- responses ---------------------------------------------------------
@@ -272,6 +275,12 @@ static void
 resume_cb(void *conn)
 {
 	MHD_resume_connection(conn);
+}
+
+static void
+suspend_cb(void *conn)
+{
+	MHD_suspend_connection(conn);
 }
 
 static ssize_t
@@ -494,7 +503,10 @@ seed_from_id(const uint8_t id[PF_ID_LEN])
 }
 
 /* admit holds the request's estimated cost (docs/billing.md); on
- * failure an error response is queued and *ret_admitted stays 0. */
+ * failure an error response is queued and *ret_admitted stays 0.  When
+ * the accountant must be asked, the connection is parked (MHD_YES, no
+ * response, *ret_admitted 0) and the whole request is taken up again
+ * when the answer (or the wait's end) resumes it. */
 static enum MHD_Result
 admit(struct MHD_Connection *conn, conn_state *st, const ing_token *tok,
     const ing_snapshot *snap, const ing_body_info *info, int64_t deadline_ms,
@@ -532,7 +544,17 @@ admit(struct MHD_Connection *conn, conn_state *st, const ing_token *tok,
 	t.started_ms = st->started_ms;
 	t.deadline_ms = deadline_ms;
 	t.stream = info->stream;
-	err = ing_billing_admit(st->srv->billing, &t);
+	if (!st->wait_init) {
+		ing_bill_wait_init(&st->wait, conn, resume_cb);
+		st->wait_init = 1;
+	}
+	for (;;) {
+		err = ing_billing_admit(st->srv->billing, &t, &st->wait);
+		if (err != PF_EPENDING)
+			break;
+		if (ing_bill_wait_park(&st->wait, suspend_cb))
+			return MHD_YES;
+	}
 	if (err == PF_OK) {
 		*ret_admitted = 1;
 		return MHD_YES;
@@ -589,6 +611,14 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	if (err != PF_OK) {
 		ing_token_unref(tok);
 		ing_snapshot_unref(snap);
+		if (err == PF_EAGAIN) {
+			snprintf(msg, sizeof(msg),
+			    "No channel is available for the model '%s' right "
+			    "now (all of its channels are disabled); try again "
+			    "later.",
+			    info.model);
+			return queue_error(conn, st, &ING_ERR_NO_CHANNEL, msg);
+		}
 		if (err != PF_ENOTFOUND)
 			return queue_error(
 			    conn, st, &ING_ERR_INTERNAL, "out of memory");
@@ -602,6 +632,7 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	/* on the heap (~19 KiB); the send below copies what it needs */
 	fwd_headers *fh = calloc(1, sizeof(*fh));
 	if (fh == NULL) {
+		ing_token_unref(tok);
 		ing_snapshot_unref(snap);
 		return queue_error(
 		    conn, st, &ING_ERR_INTERNAL, "out of memory");
@@ -916,6 +947,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 			ing_relay_cancel(srv->relay, f);
 		ing_flight_unref(f);
 	}
+	if (st->wait_init)
+		ing_bill_wait_fini(srv->billing, &st->wait);
 	free(st->body);
 	free(st);
 	*con_cls = NULL;
@@ -1121,6 +1154,8 @@ ing_server_stop(ing_server *srv)
 	/* every parked connection must be resumed before the daemon stops */
 	if (srv->relay != NULL)
 		ing_relay_close_all(srv->relay);
+	if (srv->billing != NULL)
+		ing_billing_close_waits(srv->billing);
 	if (srv->mhd != NULL)
 		MHD_stop_daemon(srv->mhd);
 	srv->mhd = NULL;

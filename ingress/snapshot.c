@@ -9,6 +9,10 @@
 
 #include "ingress/snapshot.h"
 
+/* the channel_id of an ability that only says a model is served by
+ * channels that are all disabled (ing_snapshot_add_disabled) */
+#define NO_CHANNEL_ID INT64_MIN
+
 typedef struct ability {
 	char *group;
 	char *model;
@@ -23,7 +27,8 @@ typedef struct route_ref {
 	uint32_t weight;
 } route_ref;
 
-/* all channels able to serve (group, model), priority descending */
+/* all channels able to serve (group, model), priority descending; n 0:
+ * the model has channels for the group, all of them disabled */
 typedef struct route {
 	const char *group;
 	const char *model;
@@ -261,6 +266,13 @@ ing_snapshot_add_ability(ing_snapshot *s, const char *group, const char *model,
 	return PF_OK;
 }
 
+pf_err
+ing_snapshot_add_disabled(ing_snapshot *s, const char *group, const char *model)
+{
+	return ing_snapshot_add_ability(s, group, model, NO_CHANNEL_ID,
+	    INT64_MIN, 0); /* lowest priority: sorted after every channel */
+}
+
 static int
 cmp_channel(const void *a, const void *b)
 {
@@ -322,7 +334,7 @@ ing_snapshot_seal(ing_snapshot *s, int64_t built_at)
 		const ing_channel *c = find_channel(s, a->channel_id);
 		route *r;
 
-		if (c == NULL)
+		if (c == NULL && a->channel_id != NO_CHANNEL_ID)
 			continue;
 		r = nr > 0 ? &s->routes[nr - 1] : NULL;
 		if (r == NULL || strcmp(r->group, a->group) != 0
@@ -333,8 +345,9 @@ ing_snapshot_seal(ing_snapshot *s, int64_t built_at)
 			r->refs = &s->ref_pool[used];
 			r->n = 0;
 		}
-		/* a channel listed twice for one route counts once */
-		if (r->n > 0 && r->refs[r->n - 1].channel == c)
+		/* a channel listed twice for one route counts once; a
+		 * disabled mark only makes the route known */
+		if (c == NULL || (r->n > 0 && r->refs[r->n - 1].channel == c))
 			continue;
 		r->refs[r->n].channel = c;
 		r->refs[r->n].priority = a->priority;
@@ -383,8 +396,10 @@ ing_snapshot_pick(const ing_snapshot *s, const char *group, const char *model,
 	if (!s->sealed)
 		return PF_ENOTFOUND;
 	r = bsearch(&key, s->routes, s->n_routes, sizeof(route), cmp_route_key);
-	if (r == NULL || r->n == 0)
+	if (r == NULL)
 		return PF_ENOTFOUND;
+	if (r->n == 0)
+		return PF_EAGAIN;
 	tmp = r->n <= PICK_STACK ? stack : malloc(r->n * sizeof(route_ref));
 	if (tmp == NULL)
 		return PF_ENOMEM;

@@ -77,6 +77,15 @@ PF_NODISCARD pf_err ing_snapshot_add_channel(
 PF_NODISCARD pf_err ing_snapshot_add_ability(ing_snapshot *s, const char *group,
     const char *model, int64_t channel_id, int64_t priority, int64_t weight);
 
+/*
+ * ing_snapshot_add_disabled records that model has channels for group
+ * that are all disabled now (unsealed s), so a pick for it answers
+ * PF_EAGAIN rather than PF_ENOTFOUND.  Ignored when an enabled channel
+ * serves it.  Errors: PF_ENOMEM, PF_EINVAL (empty names).
+ */
+PF_NODISCARD pf_err ing_snapshot_add_disabled(
+    ing_snapshot *s, const char *group, const char *model);
+
 /* ing_snapshot_seal indexes s; afterwards it is read-only.
  * Errors: PF_ENOMEM (s stays unsealed and must be released). */
 PF_NODISCARD pf_err ing_snapshot_seal(ing_snapshot *s, int64_t built_at);
@@ -108,7 +117,8 @@ const ing_prices *ing_snapshot_prices(const ing_snapshot *s);
  * tier (a tier whose remaining weights are all 0 is uniform), at most
  * PF_RELAY_MAX_CANDIDATES; upstream_model is model after the channel's
  * model_mapping.  *rng is a random state the caller seeds and owns.
- * Errors: PF_ENOTFOUND (no channel serves it); *ret untouched.
+ * Errors: PF_ENOTFOUND (no channel serves it), PF_EAGAIN (channels serve
+ * it, all of them disabled); *ret untouched.
  */
 PF_NODISCARD pf_err ing_snapshot_pick(const ing_snapshot *s, const char *group,
     const char *model, uint64_t *rng, ing_pick *ret);

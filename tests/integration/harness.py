@@ -417,6 +417,74 @@ class Gateway:
         return fetch("POST", self.base_url + "/chat/completions", body, h)
 
 
+class BillingSplit:
+    """accountant + worker + ingress over ipc:// on one database (the
+    billing tests: the accountant can be stopped on its own, payments sent
+    to it with pf-acct-client).  ingress_env adds to the ingress's
+    environment."""
+
+    def __init__(self, h, db, client="", ingress_env=None):
+        self.h, self.db = h, db
+        self.dir = h.tmpdir("split")
+        self.acct_env = None
+        self.acct = None
+        self.acct_log = os.path.join(self.dir, "acct-log")
+        self.spool = os.path.join(self.dir, "spool")
+        self.worker_url = f"ipc://{self.dir}/w"
+        self.reply_url = f"ipc://{self.dir}/reply"
+        self.ingress = None
+        self.base = None
+        self.client = client
+        self.ingress_env = dict(ingress_env or {})
+
+    def start_accountant(self):
+        self.acct_env, self.acct = self.h.start_accountant(
+            self.db, {"PF_ACCOUNTANT_LOG_DIR": self.acct_log,
+                      "PF_ACCOUNTANT_URL": f"ipc://{self.dir}/acct.ipc",
+                      "PF_ACCOUNTANT_PUB_URL":
+                          f"ipc://{self.dir}/acct-pub.ipc"})
+
+    def start_worker(self):
+        sock = self.worker_url[len("ipc://"):]
+        self.h.start("worker", ["worker"], self.h.env(self.db, {
+            "PF_WORKER_URL": self.worker_url}),
+            lambda: os.path.exists(sock))
+
+    def start_ingress(self):
+        def start(port):
+            base = f"http://127.0.0.1:{port}"
+            env = self.h.env(self.db, {
+                "PF_LISTEN": f"127.0.0.1:{port}",
+                "PF_WORKER_URL": self.worker_url,
+                "PF_REPLY_URL": self.reply_url,
+                "PF_ACCOUNTANT_URL": f"ipc://{self.dir}/acct.ipc",
+                "PF_ACCOUNTANT_PUB_URL": f"ipc://{self.dir}/acct-pub.ipc",
+                "PF_SPOOL_DIR": self.spool, **self.ingress_env})
+            proc = self.h.start("ingress", ["ingress"], env, lambda: fetch(
+                "GET", base + "/health", timeout=2)[0] == 200)
+            return base + "/v1", proc
+        self.base, self.ingress = self.h.start_on_free_port(start)
+
+    def payment(self, uid, trade_no, quota):
+        req = {"kind": "payment", "event_id": "topup:" + trade_no,
+               "user": int(uid), "quota": quota, "money": quota // 100,
+               "provider": "epay", "trade_no": trade_no}
+        r = subprocess.run([self.client, self.acct_env["PF_ACCOUNTANT_URL"]],
+                           input=json.dumps(req) + "\n",
+                           capture_output=True, text=True, timeout=60)
+        return r.stdout.strip()
+
+    def spool_files(self):
+        if not os.path.isdir(self.spool):
+            return []
+        return sorted(f for f in os.listdir(self.spool)
+                      if f.startswith("spool-") and f.endswith(".log"))
+
+    def spool_bytes(self):
+        return sum(os.path.getsize(os.path.join(self.spool, f))
+                   for f in self.spool_files())
+
+
 # --- helpers for the relay tests (test_relay_*.py) -------------------------
 
 TODO_PENDING = "feature pending"

@@ -10,14 +10,14 @@ in-process)."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Harness, fetch, fetch_stream, mock_knobs_url,  # noqa
-                     open_stream, read_until, wait_for)
+from harness import (BillingSplit as Split, Harness, fetch,  # noqa
+                     fetch_stream, mock_knobs_url, open_stream, read_until,
+                     wait_for)
 
 CLIENT = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else ""
 MSGS = [{"role": "user", "content": "Say hello to the billing test."}]
@@ -32,69 +32,6 @@ def cost_of(prompt, completion, cached=0):
     num = n * 1000000 * QPU
     den = 10 ** 18
     return -(-num // den)
-
-
-class Split:
-    """accountant + worker + ingress over ipc:// on one database."""
-
-    def __init__(self, h, db):
-        self.h, self.db = h, db
-        self.dir = h.tmpdir("split")
-        self.acct_env = None
-        self.acct = None
-        self.acct_log = os.path.join(self.dir, "acct-log")
-        self.spool = os.path.join(self.dir, "spool")
-        self.worker_url = f"ipc://{self.dir}/w"
-        self.reply_url = f"ipc://{self.dir}/reply"
-        self.ingress = None
-        self.base = None
-
-    def start_accountant(self):
-        self.acct_env, self.acct = self.h.start_accountant(
-            self.db, {"PF_ACCOUNTANT_LOG_DIR": self.acct_log,
-                      "PF_ACCOUNTANT_URL": f"ipc://{self.dir}/acct.ipc",
-                      "PF_ACCOUNTANT_PUB_URL":
-                          f"ipc://{self.dir}/acct-pub.ipc"})
-
-    def start_worker(self):
-        sock = self.worker_url[len("ipc://"):]
-        self.h.start("worker", ["worker"], self.h.env(self.db, {
-            "PF_WORKER_URL": self.worker_url}),
-            lambda: os.path.exists(sock))
-
-    def start_ingress(self):
-        def start(port):
-            base = f"http://127.0.0.1:{port}"
-            env = self.h.env(self.db, {
-                "PF_LISTEN": f"127.0.0.1:{port}",
-                "PF_WORKER_URL": self.worker_url,
-                "PF_REPLY_URL": self.reply_url,
-                "PF_ACCOUNTANT_URL": f"ipc://{self.dir}/acct.ipc",
-                "PF_ACCOUNTANT_PUB_URL": f"ipc://{self.dir}/acct-pub.ipc",
-                "PF_SPOOL_DIR": self.spool})
-            proc = self.h.start("ingress", ["ingress"], env, lambda: fetch(
-                "GET", base + "/health", timeout=2)[0] == 200)
-            return base + "/v1", proc
-        self.base, self.ingress = self.h.start_on_free_port(start)
-
-    def payment(self, uid, trade_no, quota):
-        req = {"kind": "payment", "event_id": "topup:" + trade_no,
-               "user": int(uid), "quota": quota, "money": quota // 100,
-               "provider": "epay", "trade_no": trade_no}
-        r = subprocess.run([CLIENT, self.acct_env["PF_ACCOUNTANT_URL"]],
-                           input=json.dumps(req) + "\n",
-                           capture_output=True, text=True, timeout=60)
-        return r.stdout.strip()
-
-    def spool_files(self):
-        if not os.path.isdir(self.spool):
-            return []
-        return sorted(f for f in os.listdir(self.spool)
-                      if f.startswith("spool-") and f.endswith(".log"))
-
-    def spool_bytes(self):
-        return sum(os.path.getsize(os.path.join(self.spool, f))
-                   for f in self.spool_files())
 
 
 def chat(base, key, body, path="/chat/completions", headers=None):
@@ -191,7 +128,7 @@ with Harness() as h:
                     "0")
     ckey = h.admin(db, "token-create", "--user", "carol", "--unlimited")
 
-    sp = Split(h, db)
+    sp = Split(h, db, CLIENT)
     sp.start_accountant()
     sp.start_worker()
     sp.start_ingress()
@@ -290,21 +227,38 @@ with Harness() as h:
          "upstream_error", f"{st} {ev}")
 
     # --- spool: the accountant is down -------------------------------------
-    # a request first: credit unused for 10 s was released, and this one
-    # asks for more (ahead of what it needs) while the accountant is up
-    warm = chat(sp.base, akey, {"model": "m", "messages": MSGS,
-                                "max_tokens": 10})[0]
-    t.eq(warm, 200, "a request before the accountant goes down")
-    before = user_quota(h, db, alice)
-    sp.acct.stop(signal.SIGKILL)
-    rids = []
-    for _ in range(5):
-        st, hd, _ = chat(base, akey, {"model": "m", "messages": MSGS,
-                                      "max_tokens": 10})
-        if st == 200:
-            rids.append(hd.get("x-request-id", ""))
-    t.eq(len(rids), 5, "accountant down: requests within the granted "
-         "credit are still served")
+    def accountant_down(n, warm_desc, served_desc):
+        """A request first, on a new token of alice's: it has no credit,
+        so it asks the accountant that is up now, ahead of what it needs
+        (max_tokens 100000: room for n small ones).  Credit an earlier
+        accountant granted would not do: the first reply of a restarted
+        accountant (a renewal's, at any time) carries its new epoch and
+        drops it.  Once its event is in the ledger, alice's balance is
+        read and the accountant SIGKILLed; then n small requests within
+        the credit.  Returns (that balance, the served requests' ids)."""
+        key = h.admin(db, "token-create", "--user", "alice", "--unlimited",
+                      "--name", f"down{n}")
+        small = {"model": "m", "messages": MSGS, "max_tokens": 10}
+        st, hd, _ = chat(sp.base, key, dict(small, max_tokens=100000))
+        t.eq(st, 200, warm_desc)
+        # else its event could land after the balance is read, and the
+        # "charged once" checks would count it too
+        wait_event(h, db, hd.get("x-request-id", ""))
+        before = user_quota(h, db, alice)
+        sp.acct.stop(signal.SIGKILL)
+        rids, sts = [], []
+        for _ in range(n):
+            st, hd, _ = chat(sp.base, key, small)
+            sts.append(st)
+            if st == 200:
+                rids.append(hd.get("x-request-id", ""))
+        t.ok(len(rids) == n, served_desc, sts)
+        return before, rids
+
+    before, rids = accountant_down(
+        5, "a request before the accountant goes down",
+        "accountant down: requests within the granted credit are still "
+        "served")
     t.ok(wait_for(lambda: sp.spool_bytes() > 0, timeout=5),
          "their usage events are in the spool", sp.spool_files())
     sp.start_accountant()
@@ -319,18 +273,9 @@ with Harness() as h:
          "acked spool segments are deleted", sp.spool_files())
 
     # --- spool: the ingress restarts with events not acked ------------------
-    warm = chat(sp.base, akey, {"model": "m", "messages": MSGS,
-                                "max_tokens": 10})[0]
-    t.eq(warm, 200, "a request before the accountant goes down again")
-    before = user_quota(h, db, alice)
-    sp.acct.stop(signal.SIGKILL)
-    rids = []
-    for _ in range(3):
-        st, hd, _ = chat(base, akey, {"model": "m", "messages": MSGS,
-                                      "max_tokens": 10})
-        if st == 200:
-            rids.append(hd.get("x-request-id", ""))
-    t.eq(len(rids), 3, "accountant down again: 3 requests served")
+    before, rids = accountant_down(
+        3, "a request before the accountant goes down again",
+        "accountant down again: 3 requests served")
     sp.ingress.stop(signal.SIGKILL)
     t.ok(sp.spool_bytes() > 0, "the ingress was killed with the events "
          "in its spool", sp.spool_files())

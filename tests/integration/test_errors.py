@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Client errors in OpenAI's error format: 401 invalid_api_key, 404
-model_not_found, 400 invalid_request_error, 413 over PF_BODY_MAX."""
-from harness import REQUEST_ID_RE, Harness, fetch, json_or_none
+model_not_found, 400 invalid_request_error, 413 over PF_BODY_MAX; 503
+no_channel_available (and Anthropic's shape on /v1/messages) for a model
+whose channels are all disabled."""
+from harness import REQUEST_ID_RE, Harness, fetch, json_or_none, wait_for
 
 BODY_MAX = 4096
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -27,8 +29,16 @@ def check_error(t, resp, status, etype, code, what):
 
 with Harness() as h:
     t = h.tap
-    g = h.gateway(models="mock-gpt",
-                  serve_env={"PF_BODY_MAX": str(BODY_MAX)})
+    idle = {}
+
+    def prepare(g):
+        idle["id"] = h.admin(g.db, "channel-add", "--name", "idle",
+                             "--type", "openai", "--base-url", g.mock_url,
+                             "--key", "k", "--models", "idle-model")
+
+    g = h.gateway(models="mock-gpt", prepare=prepare,
+                  serve_env={"PF_BODY_MAX": str(BODY_MAX),
+                             "PF_CHANNEL_REFRESH_MS": "200"})
     url = g.base_url + "/chat/completions"
     good = {"model": "mock-gpt", "messages": MESSAGES}
 
@@ -68,6 +78,35 @@ with Harness() as h:
             "messages": [{"role": "user", "content": "y" * (BODY_MAX // 2)}]}
     st, _, body = g.chat(fits)
     t.eq(st, 200, "body under PF_BODY_MAX is served")
+
+    # every channel of a model disabled: 503, not 404
+    idle_req = {"model": "idle-model", "messages": MESSAGES,
+                "max_tokens": 10}
+    t.eq(g.chat(idle_req)[0], 200, "idle-model is served by its channel")
+    h.admin(g.db, "channel-disable", "--id", idle["id"])
+    resp = wait_for(lambda: (lambda r: r if r[0] != 200 else None)(
+        g.chat(idle_req)), timeout=20, step=0.1) or (0, {}, b"")
+    check_error(t, resp, 503, "server_error", "no_channel_available",
+                "all channels of the model disabled")
+    t.ok(b"idle-model" in resp[2] and b"no channel" in resp[2].lower(),
+         "... the message names the model and says no channel is "
+         "available", resp[2][:300])
+    st, hd, body = fetch("POST", g.base_url + "/messages", idle_req,
+                         dict(g.auth(), **{"anthropic-version":
+                                           "2023-06-01"}))
+    j = json_or_none(body) or {}
+    err = j.get("error") if isinstance(j.get("error"), dict) else {}
+    t.ok(st == 503 and j.get("type") == "error"
+         and err.get("type") == "overloaded_error"
+         and "idle-model" in err.get("message", ""),
+         "the same on /v1/messages: 503 in Anthropic's error shape",
+         f"{st} {body[:300]!r}")
+    check_error(t, g.chat({"model": "no-such-model", "messages": MESSAGES}),
+                404, "invalid_request_error", "model_not_found",
+                "a model no channel serves is still 404")
+    h.admin(g.db, "channel-enable", "--id", idle["id"])
+    t.ok(wait_for(lambda: g.chat(idle_req)[0] == 200, timeout=20, step=0.1),
+         "re-enabled: idle-model is served again")
 
     st, _, body = g.chat(good)
     t.eq(st, 200, "the gateway still serves after the errors")

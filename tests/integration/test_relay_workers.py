@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 
 from harness import (Harness, fetch, mock_knobs_url, mock_stats, open_stream,
                      read_until, wait_for)
@@ -112,9 +113,53 @@ with Harness() as h:
 
     hang_ups(base_url, key, slow, "slow", "2 worker processes")
 
-    # one worker dies: the other keeps serving
+    # requests pushed to a worker that dies before it reads them: worker 0
+    # is frozen (SIGSTOP; its socket still takes what is pushed to it)
+    # while requests go round-robin over both, then SIGKILLed.  The ingress
+    # knows which worker each request went to (a push socket per worker),
+    # so the lost ones end at once as 504 worker_lost -- not at deadline +
+    # 5 s (20 s; the client waits at most 10 s) -- billed nothing, once.
+    workers[0].p.send_signal(signal.SIGSTOP)
+    pool = concurrent.futures.ThreadPoolExecutor(6)
+    futs = [pool.submit(lambda: fetch(
+        "POST", base_url + "/chat/completions",
+        {"model": "fast", "messages": MESSAGES}, auth, timeout=10))
+        for _ in range(6)]
+    served_before = mock_stats(mock)["requests"]
+    wait_for(lambda: mock_stats(mock)["requests"] >= served_before + 1,
+             timeout=5, step=0.05)
+    time.sleep(0.3)  # the rest pushed (not asserted)
     workers[0].p.send_signal(signal.SIGKILL)
     workers[0].p.wait(10)
+    lost = []
+    for f in futs:
+        try:
+            lost.append(f.result())
+        except (socket.timeout, TimeoutError) as e:
+            lost.append((repr(e), {}, b""))
+    pool.shutdown()
+    codes = [r[0] for r in lost]
+    t.ok(all(c in (200, 504) for c in codes) and 504 in codes,
+         "requests pushed to a worker killed before it read them: 504 at "
+         "once (the others 200)", codes)
+    t.ok(all(b"worker_lost" in r[2] for r in lost if r[0] == 504),
+         "... with code worker_lost", [r[2][:200] for r in lost])
+
+    def event_rows(rid):
+        return h.psql(db, "SELECT end_reason, cost FROM usage_events "
+                          f"WHERE event_id = '{rid}'")
+
+    rids = [(r[0], r[1].get("x-request-id", "")) for r in lost]
+    wait_for(lambda: all(event_rows(rid) for _, rid in rids), timeout=20,
+             step=0.2)
+    evs = [(c, event_rows(rid)) for c, rid in rids]
+    t.ok(all(len(rows) == 1 and (rows[0][0], int(rows[0][1]) > 0)
+             == (("worker_lost", False) if c == 504 else ("done", True))
+             for c, rows in evs),
+         "each has one usage event: the lost ones worker_lost with cost 0",
+         evs)
+
+    # one worker dies: the other keeps serving
     codes = [chat() for _ in range(6)]
     t.ok(codes.count(200) >= 4 and all(c in (200, 503, 504)
                                         for c in codes),

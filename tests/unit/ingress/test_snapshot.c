@@ -61,7 +61,17 @@ main(void)
 	ok(ing_snapshot_add_ability(s, "vip", "m", 6, 1, 5) == PF_OK, "ab");
 	ok(ing_snapshot_add_ability(s, "vip", "a-model", 6, 1, 5) == PF_OK,
 	    "ab");
+	/* "off": its only channel is disabled; gpt-4o: one disabled channel
+	 * next to enabled ones */
+	ok(ing_snapshot_add_disabled(s, "default", "off") == PF_OK,
+	    "disabled mark");
+	ok(ing_snapshot_add_disabled(s, "default", "gpt-4o") == PF_OK,
+	    "disabled mark next to enabled channels");
 	ok(ing_snapshot_seal(s, 1700000000) == PF_OK, "sealed");
+	ok(ing_snapshot_pick(s, "default", "off", &rng, &p) == PF_EAGAIN,
+	    "a model whose channels are all disabled: PF_EAGAIN");
+	ok(ing_snapshot_pick(s, "vip", "off", &rng, &p) == PF_ENOTFOUND,
+	    "... of another group: PF_ENOTFOUND");
 
 	ok(ing_snapshot_pick(s, "default", "nope", &rng, &p) == PF_ENOTFOUND,
 	    "unknown model");

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""test_billing_wait.py -- a request waiting for the accountant's grant
+holds no HTTP thread (ingress/billing.h, ing_bill_wait).
+
+With the accountant unable to answer, more requests wait for a grant than
+the ingress has HTTP threads (PF_HTTP_THREADS=2); meanwhile /health and a
+user whose credit was already granted are still answered; the waiting
+requests end 503 in the API's error format (OpenAI's, Anthropic's on
+/v1/messages) when the wait is over; when the accountant answers again,
+nothing is charged twice and no request is lost (each one either got 200
+and exactly one usage event, or 503 and none).
+
+Split roles: the accountant is frozen with SIGSTOP (its socket stays up,
+nothing is answered) and thawed with SIGCONT.  `serve` (the accountant
+runs in-process): the accountant is stalled by a transaction holding an
+ACCESS EXCLUSIVE lock on `users` (its grant lookup of a user it has not
+seen blocks); the waiting users' keys were looked up before the lock (the
+ingress's auth cache), so only the accountant is stuck.  No timing
+assertions: "while they wait" is checked as an order (the health answer
+came before any waiting request ended)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BillingSplit, Harness, clean_env, fetch, wait_for  # noqa
+
+CLIENT = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else ""
+MSGS = [{"role": "user", "content": "Wait for the grant."}]
+THREADS = 2  # PF_HTTP_THREADS
+WAITERS = 6  # > THREADS
+ENV = {"PF_HTTP_THREADS": str(THREADS), "PF_AUTH_CACHE_TTL_MS": "600000"}
+
+
+def chat(base, key, model="m", anthropic=False):
+    h = {"Authorization": "Bearer " + key}
+    body = {"model": model, "messages": MSGS, "max_tokens": 10}
+    if anthropic:
+        h["anthropic-version"] = "2023-06-01"
+        return fetch("POST", base + "/messages", body, h)
+    return fetch("POST", base + "/chat/completions", body, h)
+
+
+def make_users(h, db, prefix, n):
+    """n users, each with 100000000 quota and one unlimited key."""
+    out = []
+    for i in range(n):
+        uid = h.admin(db, "user-create", "--username", f"{prefix}{i}",
+                      "--quota", "100000000")
+        key = h.admin(db, "token-create", "--user", f"{prefix}{i}",
+                      "--unlimited")
+        out.append((uid, key))
+    return out
+
+
+def events_of(h, db, rid):
+    return int(h.scalar(db, "SELECT count(*) FROM usage_events "
+                            f"WHERE event_id = '{rid}'"))
+
+
+class Waiters:
+    """One thread per user, each sending one request; done[i] is set when
+    request i ended, results[i] = (status, headers, body)."""
+
+    def __init__(self, base, users):
+        self.results = [None] * len(users)
+        self.t0 = time.monotonic()
+        self.took = [None] * len(users)
+        self.done = [threading.Event() for _ in users]
+        self.threads = []
+        for i, (_, key) in enumerate(users):
+            th = threading.Thread(target=self.one, args=(i, base, key,
+                                                         i == 0))
+            self.threads.append(th)
+        for th in self.threads:
+            th.start()
+
+    def one(self, i, base, key, anthropic):
+        try:
+            self.results[i] = chat(base, key, anthropic=anthropic)
+        except OSError as e:
+            self.results[i] = (0, {}, str(e).encode())
+        self.took[i] = round(time.monotonic() - self.t0, 2)
+        self.done[i].set()
+
+    def any_done(self):
+        return any(d.is_set() for d in self.done)
+
+    def join(self):
+        for th in self.threads:
+            th.join(60)
+
+
+def unavailable_shape(resp, anthropic):
+    st, _, body = resp
+    try:
+        j = json.loads(body)
+    except (ValueError, TypeError):
+        return False
+    if st != 503:
+        return False
+    if anthropic:
+        return j.get("type") == "error" and isinstance(j.get("error"), dict) \
+            and j["error"].get("type") == "overloaded_error" \
+            and "Billing" in j["error"].get("message", "")
+    err = j.get("error", {})
+    return err.get("code") == "service_unavailable" \
+        and err.get("type") == "server_error" \
+        and "Billing" in err.get("message", "")
+
+
+def check_wait(t, h, db, base, granted, users, stall, unstall, what):
+    """Stalls the accountant, then the checks of the module docstring;
+    granted = (user id, key) of a user whose credit was granted before."""
+    granted_key = granted[1]
+    fresh = make_users(h, db, what + "b", 3)  # for the second round
+    stall()
+    w = Waiters(base, users)
+    time.sleep(0.5)  # let them reach the grant wait (not asserted)
+    st = fetch("GET", base[:-3] + "/health", timeout=30)[0]
+    t.ok(st == 200 and not w.any_done(),
+         f"{what}: /health answers while {WAITERS} requests wait for a "
+         f"grant on {THREADS} HTTP threads",
+         f"health {st}, ended before it: "
+         f"{[d.is_set() for d in w.done]}")
+    st, hd, _ = chat(base, granted_key)
+    t.ok(st == 200 and not w.any_done(),
+         f"{what}: a user with granted credit is served meanwhile",
+         f"{st}, ended before it: {[d.is_set() for d in w.done]}")
+    granted_rid = hd.get("x-request-id", "")
+    w.join()
+    t.diag(f"{what}: the waiting requests ended after {w.took} s")
+    t.ok(unavailable_shape(w.results[0], True),
+         f"{what}: the waiting /v1/messages request ends 503 in "
+         "Anthropic's error shape", repr(w.results[0])[:400])
+    t.ok(all(unavailable_shape(r, False) for r in w.results[1:]),
+         f"{what}: the waiting OpenAI requests end 503 "
+         "service_unavailable in OpenAI's error shape",
+         [(r[0], r[2][:200]) for r in w.results[1:]])
+    unstall()
+    # the accountant answers again (its late grants included): every
+    # waiting user is served now
+    served = []
+    for uid, key in users:
+        r = wait_for(lambda: (lambda x: x if x[0] == 200 else None)(
+            chat(base, key)), timeout=30, step=0.2)
+        served.append(r[1].get("x-request-id", "") if r else None)
+    t.ok(all(served), f"{what}: accountant back: every waiting user is "
+         "served", served)
+    # a second round: the accountant comes back while they wait (their
+    # keys looked up first: the serve stall blocks that lookup too)
+    t.eq([chat(base, k, model="no-such-model")[0] for _, k in fresh],
+         [404] * len(fresh), f"{what}: the second round's keys are known")
+    stall()
+    w2 = Waiters(base, fresh)
+    time.sleep(0.3)
+    unstall()
+    w2.join()
+    ends = [r[0] for r in w2.results]
+    t.ok(all(s in (200, 503) for s in ends) and 200 in ends,
+         f"{what}: the accountant back during the wait: its requests are "
+         "served (or 503 if the wait ended first)", ends)
+    rids_ok = [granted_rid] * (st == 200) + [s for s in served if s] \
+        + [r[1].get("x-request-id", "") for r in w2.results if r[0] == 200]
+    rids_503 = [r[1].get("x-request-id", "") for r in w.results + w2.results
+                if r[0] != 200]
+    got = wait_for(lambda: all(events_of(h, db, r) == 1 for r in rids_ok),
+                   timeout=30, step=0.2)
+    t.ok(got and all(rids_ok), f"{what}: every served request has exactly "
+         "one usage event", [(r, events_of(h, db, r)) for r in rids_ok])
+    t.ok(all(r and events_of(h, db, r) == 0 for r in rids_503),
+         f"{what}: the refused requests have none", rids_503)
+    t.eq(h.scalar(db, "SELECT count(*) - count(DISTINCT event_id) "
+                      "FROM usage_events"), "0",
+         f"{what}: no event id twice in the ledger")
+    ids = ",".join(str(u) for u, _ in [granted] + users + fresh)
+    bad = h.psql(db, "SELECT u.id, u.quota, coalesce(sum(e.cost), 0) "
+                     "FROM users u LEFT JOIN usage_events e "
+                     "ON e.user_id = u.id AND e.kind = 'usage' "
+                     f"WHERE u.id IN ({ids}) GROUP BY u.id, u.quota "
+                     "HAVING u.quota <> 100000000 - coalesce(sum(e.cost), 0)")
+    t.eq(bad, [], f"{what}: each user's balance = 100000000 - its ledger "
+         "(charged once)")
+
+
+class TableLock:
+    """A psql session holding ACCESS EXCLUSIVE on users until release()."""
+
+    def __init__(self, db):
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db],
+            env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        self.p.stdin.write("BEGIN;\nLOCK TABLE users IN ACCESS EXCLUSIVE "
+                           "MODE;\nSELECT 'locked';\n")
+        self.p.stdin.flush()
+        self.p.stdout.readline()
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write("ROLLBACK;\n")
+            self.p.stdin.close()
+            self.p.wait(30)
+
+
+with Harness() as h:
+    t = h.tap
+    if not os.access(CLIENT, os.X_OK):
+        print(f"Bail out! pf-acct-client not found: {CLIENT!r}")
+        sys.exit(1)
+
+    # --- split roles: the accountant frozen ---------------------------------
+    db = h.new_db()
+    h.migrate(db)
+    mock = h.start_mock()
+    h.admin(db, "channel-add", "--name", "m", "--type", "openai",
+            "--base-url", mock, "--key", "k", "--models", "m")
+    h.admin(db, "price-set", "--model", "m", "--input", "0.5",
+            "--output", "1.5")
+    granted = make_users(h, db, "granted", 1)[0]
+    users = make_users(h, db, "wait", WAITERS)
+    sp = BillingSplit(h, db, CLIENT, ENV)
+    sp.start_accountant()
+    sp.start_worker()
+    sp.start_ingress()
+    st = wait_for(lambda: chat(sp.base, granted[1])[0] == 200, timeout=15,
+                  step=0.2)
+    t.ok(st, "split: a first request is served (its credit granted)")
+
+    def freeze():
+        sp.acct.p.send_signal(signal.SIGSTOP)
+
+    def thaw():
+        sp.acct.p.send_signal(signal.SIGCONT)
+
+    try:
+        check_wait(t, h, db, sp.base, granted, users, freeze, thaw, "split")
+    finally:
+        thaw()
+
+    # --- serve: the accountant stalled on a table lock ----------------------
+    lock = []
+
+    def prepare(g):
+        g.granted = make_users(h, g.db, "granted", 1)[0]
+        g.users = make_users(h, g.db, "wait", WAITERS)
+
+    g = h.gateway(models="m", serve_env=ENV, prepare=prepare)
+    st = wait_for(lambda: chat(g.base_url, g.granted[1])[0] == 200,
+                  timeout=15, step=0.2)
+    t.ok(st, "serve: a first request is served (its credit granted)")
+    # the keys' lookups cached: a model nobody serves answers 404 after
+    # the key is checked, before any grant is asked for
+    looked = [chat(g.base_url, k, model="no-such-model")[0]
+              for _, k in g.users]
+    t.eq(looked, [404] * WAITERS, "serve: the waiting users' keys are "
+         "known to the ingress")
+
+    def stall():
+        lock.append(TableLock(g.db))
+
+    def unstall():
+        while lock:
+            lock.pop().release()
+
+    try:
+        check_wait(t, h, g.db, g.base_url, g.granted, g.users, stall,
+                   unstall, "serve")
+    finally:
+        unstall()
