@@ -127,11 +127,9 @@ ing_flight_ready_locked(const ing_flight *f)
 {
 	if (f->failed || (f->ended && !f->billing) || f->client_gone)
 		return 1;
-	/* a stream is answered with its first bytes: the worker sends the
-	 * head with the first event, and a wake-up for the head alone made
-	 * the HTTP thread send the headers, park again and wait for a second
-	 * wake-up before the first token could go */
-	return (streaming(f) || f->responded) && f->len > f->off;
+	if (!f->responded)
+		return streaming(f);
+	return f->len > f->off;
 }
 
 /* wake resumes a parked connection that has something to do (f locked). */

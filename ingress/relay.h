@@ -140,8 +140,8 @@ void ing_flight_unref(ing_flight *f);
 /*
  * ing_flight_ready_locked says (f locked) whether the HTTP side has
  * something to do: the flight ended (and is not waiting for billing) or
- * failed, or there are bytes to send (a stream: after its 2xx head, so
- * its response is queued once the first bytes are in).
+ * failed, or a streaming head came (before the response), or queued
+ * bytes (after it).
  */
 int ing_flight_ready_locked(const ing_flight *f);
 
