@@ -25,6 +25,11 @@
 #define SWEEP_EVERY_MS 500
 #define ORPHANS_MAX 64 /* cancels for orphaned heads waiting for the sweeper */
 #define HUNG_MAX 256   /* hang-ups taken per sweep */
+/* first allocation of a flight's buffer: a stream's queue holds an event
+ * or a few (a few hundred bytes each) and is freed once drained; a body
+ * grows from a page by doubling */
+#define STREAM_QUEUE_FIRST 512u
+#define BODY_BUFFER_FIRST 4096u
 
 /* A push socket dialing one worker's control address. */
 struct ing_ctl {
@@ -176,7 +181,9 @@ append(ing_flight *f, const uint8_t *p, size_t n, size_t cap)
 		f->off = 0;
 	}
 	if (f->len + n > f->cap) {
-		size_t want = f->cap ? f->cap : 4096;
+		size_t want = f->cap ? f->cap
+		    : streaming(f)   ? STREAM_QUEUE_FIRST
+		                     : BODY_BUFFER_FIRST;
 		while (want < f->len + n)
 			want *= 2;
 		uint8_t *b = realloc(f->buf, want);
@@ -299,6 +306,13 @@ grant(ing_flight *f)
 void
 ing_flight_took_locked(ing_flight *f, size_t n)
 {
+	if (f->off == f->len && streaming(f)) {
+		/* drained: an open stream waits for its next event far more
+		 * often than it holds one, so it holds no queue meanwhile */
+		free(f->buf);
+		f->buf = NULL;
+		f->off = f->len = f->cap = 0;
+	}
 	if (!f->flow)
 		return;
 	f->credit_owed += (uint32_t)n;

@@ -167,7 +167,8 @@ void ing_relay_cancel(ing_relay *r, ing_flight *f);
 
 /*
  * ing_flight_took_locked (f locked) records that the HTTP reader took n
- * bytes of a stream's queue; on a flow-controlled flight it sends
+ * bytes of a stream's queue, and frees the queue once it is empty (an
+ * idle stream holds no buffer); on a flow-controlled flight it sends
  * relay.credit once PF_STREAM_CREDIT_STEP bytes are owed (a grant that
  * cannot be sent now is retried by the next call or the sweeper).
  */

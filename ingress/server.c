@@ -32,7 +32,7 @@
 /* MHD reader block of a stream response: allocated with each response;
  * chunked answers (HTTP/1.1) are written through the connection's pool,
  * so it only sizes reads for HTTP/1.0 clients.  Paid per open stream. */
-#define STREAM_BLOCK 1024u
+#define STREAM_BLOCK 256u
 #define DISCARD_MAX_FACTOR 2u /* over-cap bytes we swallow, x body_max */
 
 struct ing_server {

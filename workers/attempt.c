@@ -14,9 +14,12 @@
 #include "workers/xfer_impl.h"
 
 /* curl's receive buffer for a stream (CURLOPT_BUFFERSIZE; curl's default
- * is 16 KiB).  Allocated per transfer, so paid by every open stream; SSE
- * events are a few hundred bytes, and a fast stream only needs more
- * reads.  Other answers keep the default: they are short-lived. */
+ * is 16 KiB, its least 1 KiB).  Held by every open stream for its whole
+ * life.  1 KiB saved ~3 KiB per stream but a burst of events (4.7 KB)
+ * then cost 41 syscalls per stream instead of 28: each smaller read
+ * reaches the client as a write of its own (bench/results/
+ * 2026-11-26-vm-mem-before-after.md).  Other answers keep the default:
+ * they are short-lived. */
 #define STREAM_RECV_BUFFER 4096L
 
 /* ---- busy HTTP/1.x upstreams ---------------------------------------------
@@ -98,6 +101,24 @@ header_cb(char *p, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
+/* release_upload frees the rewritten upstream body of a stream once curl
+ * sent all of it: a stream holds its transfer for minutes and a body
+ * (the whole conversation) is often tens of KiB, while no retry can
+ * follow a 2xx stream (a new attempt builds its body again). */
+static void
+release_upload(wrk_xfer *x)
+{
+	curl_off_t sent = 0;
+
+	if (x->body._owned == NULL)
+		return;
+	if (curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &sent)
+	        != CURLE_OK
+	    || sent < (curl_off_t)x->body.len)
+		return;
+	wrk_body_fini(&x->body);
+}
+
 static void
 decide_mode(wrk_xfer *x)
 {
@@ -111,10 +132,12 @@ decide_mode(wrk_xfer *x)
 		memcpy(x->ctype, ct, strlen(ct) + 1);
 	if (x->status >= 200 && x->status < 300) {
 		if (x->rq->stream && ct != NULL
-		    && strcasestr(ct, "text/event-stream") != NULL)
+		    && strcasestr(ct, "text/event-stream") != NULL) {
 			x->mode = MODE_SSE;
-		else
+			release_upload(x);
+		} else {
 			x->mode = MODE_BODY;
+		}
 	} else {
 		x->mode = MODE_ERRBODY;
 	}

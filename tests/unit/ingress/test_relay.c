@@ -170,6 +170,12 @@ has_n_bytes(const ing_flight *f)
 }
 
 static int
+has_one_byte(const ing_flight *f)
+{
+	return f->len - f->off >= 1 || f->failed;
+}
+
+static int
 has_two_bytes(const ing_flight *f)
 {
 	return f->len - f->off >= 2 || f->failed;
@@ -268,9 +274,21 @@ main(void)
 	ok(f->len - f->off == 2 && memcmp(f->buf + f->off, "ab", 2) == 0,
 	    "bytes in order");
 	ok(fc.resumed == 2, "data resumed the reader once");
-	f->off = f->len; /* reader consumed */
+	f->off = f->len; /* the reader took both bytes */
+	ing_flight_took_locked(f, 2);
+	ok(f->buf == NULL && f->cap == 0 && f->len == 0 && f->off == 0,
+	    "a drained stream queue is freed (an idle stream holds none)");
+	f->suspended = 1;
 	pthread_mutex_unlock(&f->mu);
-	send_end(reply, f->id, 2, PF_END_DONE);
+	send_data(reply, f->id, 2, "c", 1);
+	ok(wait_for(f, has_one_byte), "data after a drain queued");
+	pthread_mutex_lock(&f->mu);
+	ok(f->len - f->off == 1 && f->buf[f->off] == 'c' && f->cap < 4096,
+	    "the next event gets a small queue again (%zu bytes)", f->cap);
+	f->off = f->len;
+	ing_flight_took_locked(f, 1);
+	pthread_mutex_unlock(&f->mu);
+	send_end(reply, f->id, 3, PF_END_DONE);
 	ok(wait_for(f, has_end), "end filed");
 	pthread_mutex_lock(&f->mu);
 	ok(f->ended && f->reason == PF_END_DONE && !f->failed, "clean end");
