@@ -21,7 +21,7 @@
 
 #define TABLE_BUCKETS 4096u /* power of two */
 #define SEND_WAIT_MS 200    /* before "no worker available" */
-#define SEND_RETRY_MS 5     /* every worker busy: try again after */
+#define SEND_RETRY_MS 5     /* every worker busy: wait on one this long */
 #define SWEEP_EVERY_MS 500
 #define ORPHANS_MAX 64 /* cancels for orphaned heads waiting for the sweeper */
 #define HUNG_MAX 256   /* hang-ups taken per sweep */
@@ -946,8 +946,14 @@ sweeper_main(void *arg)
 /* push_any gives nm to the first worker that can take it now, round-robin,
  * then ties f to that worker's push socket (under the table lock, which
  * collect reads it under; tied only once sent, so a lost pipe never ends
- * a request another worker runs); when none can, retries for at most
- * SEND_WAIT_MS.  Returns 0 (nm taken) or an NNG error. */
+ * a request another worker runs).  When none can take it at once, it
+ * waits in a blocking send on one of them (NNG_OPT_SENDTIMEO, set in
+ * dial_all), which returns the moment that worker's pipe is ready,
+ * and tries them all again, for at most SEND_WAIT_MS.  (push0 keeps no
+ * send buffer: a non-blocking send fails whenever the pipe is still
+ * writing the previous message, which under load is most of the time; a
+ * sleep between tries cut split's throughput tenfold.)  Returns 0 (nm
+ * taken) or an NNG error. */
 static int
 push_any(ing_relay *r, ing_flight *f, nng_msg *nm)
 {
@@ -956,9 +962,12 @@ push_any(ing_relay *r, ing_flight *f, nng_msg *nm)
 
 	for (;;) {
 		unsigned k0 = __atomic_fetch_add(&r->rr, 1, __ATOMIC_RELAXED);
-		for (size_t i = 0; i < r->n_push; i++) {
+		for (size_t i = 0; i <= r->n_push; i++) {
+			/* the last try blocks on the first socket tried */
+			int last = i == r->n_push;
 			size_t k = (k0 + i) % r->n_push;
-			rv = nng_sendmsg(r->push[k], nm, NNG_FLAG_NONBLOCK);
+			rv = nng_sendmsg(
+			    r->push[k], nm, last ? 0 : NNG_FLAG_NONBLOCK);
 			if (rv == 0) {
 				pthread_mutex_lock(&r->mu);
 				f->_push = (uint32_t)k + 1;
@@ -970,7 +979,6 @@ push_any(ing_relay *r, ing_flight *f, nng_msg *nm)
 		}
 		if (pf_mono_ms() >= until)
 			return rv;
-		nng_msleep(SEND_RETRY_MS);
 	}
 }
 
@@ -1088,7 +1096,17 @@ dial_all(ing_relay *r, const char *urls)
 			break;
 		p = end + 1;
 	}
-	return n > 0 ? PF_OK : PF_ECONFIG;
+	if (n == 0)
+		return PF_ECONFIG;
+	/* one worker: block for the whole wait; several: briefly, then try
+	 * the others again (push_any) */
+	for (size_t i = 0; i < r->n_push; i++) {
+		if (nng_socket_set_ms(r->push[i], NNG_OPT_SENDTIMEO,
+		        r->n_push == 1 ? SEND_WAIT_MS : SEND_RETRY_MS)
+		    != 0)
+			return PF_ENET;
+	}
+	return PF_OK;
 }
 
 /* open_sockets opens the push socket to the workers and the pull socket
