@@ -65,6 +65,11 @@ typedef struct credit {
 	int asking;            /* a grant.request queued or in flight */
 	int64_t ask_need;      /* shortfall when asked */
 	int64_t ask_amount;
+	/* holds of admissions that found too little credit since the last
+	 * ask: the next ask covers them all (a burst parked on one user is
+	 * then served in about two accountant round trips, not a few
+	 * requests per round trip until their deadlines pass) */
+	int64_t demand;
 	int busy; /* slots, open requests and waits referring to it */
 	int queued;
 	ing_bill_wait *waits;  /* admissions waiting for the answer */
@@ -486,8 +491,10 @@ ask_more(ing_billing *b, credit *c, int64_t e)
 	c->asking = 1;
 	c->ask_need = need;
 	if (__builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD, &ahead)
-	    || __builtin_add_overflow(need, ahead, &c->ask_amount))
+	    || __builtin_add_overflow(need, ahead, &c->ask_amount)
+	    || __builtin_add_overflow(c->ask_amount, c->demand, &c->ask_amount))
 		c->ask_amount = need;
+	c->demand = 0;
 	ask_queue(b, c);
 }
 
@@ -568,6 +575,10 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 			err = PF_EAGAIN;
 			goto out;
 		}
+		/* asked already: the next ask covers this one too */
+		if (c->asking
+		    && __builtin_add_overflow(c->demand, o->hold, &c->demand))
+			c->demand = INT64_MAX;
 		ask_more(b, c, o->hold);
 		wait_list(c, w);
 		c = NULL;
