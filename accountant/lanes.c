@@ -235,16 +235,6 @@ acct_lanes_free(acct_lanes *ls)
 	free(ls);
 }
 
-static uint64_t
-hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	return h;
-}
-
 /* Sets ls->first[i] for the pending events of ev[0..n): the index of the
  * first pending event with the same id, -1 for a first copy. */
 static pf_err
@@ -269,7 +259,7 @@ find_repeats(acct_lanes *ls, const acct_event *ev, size_t n)
 		ls->first[i] = -1;
 		if (ev[i].outcome != ACCT_PENDING)
 			continue;
-		for (size_t k = hash_str(ev[i].id) & mask;;
+		for (size_t k = acct_id_hash(ev[i].id) & mask;;
 		     k = (k + 1) & mask) {
 			int32_t j = ls->slots[k];
 

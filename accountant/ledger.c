@@ -515,8 +515,8 @@ acct_ledger_tokens(const acct_ledger *l, size_t *ret_n)
 	return l->tokens;
 }
 
-static uint64_t
-hash_str(const char *s)
+uint64_t
+acct_id_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;
 
@@ -532,7 +532,7 @@ slot_find(acct_ledger *l, acct_event *ev, const char *id, int32_t add)
 {
 	size_t mask = l->n_slots - 1;
 
-	for (size_t k = hash_str(id) & mask;; k = (k + 1) & mask) {
+	for (size_t k = acct_id_hash(id) & mask;; k = (k + 1) & mask) {
 		int32_t j = l->slots[k];
 
 		if (j < 0) {

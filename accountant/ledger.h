@@ -121,4 +121,8 @@ const acct_token_balance *acct_ledger_tokens(
  * ("done", "client_gone", ...); NULL when unknown. */
 const char *acct_end_reason_name(int32_t reason);
 
+/* acct_id_hash is FNV-1a (64 bits) of the NUL-terminated string s, for
+ * the open-addressing tables that find repeated event ids in a batch. */
+uint64_t acct_id_hash(const char *s);
+
 #endif /* PF_ACCOUNTANT_LEDGER_H */
