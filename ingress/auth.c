@@ -230,13 +230,7 @@ wait_end_locked(ing_auth_wait *w, pf_err err, ing_token *tok)
 	wait_unlink_locked(w);
 	w->_err = err;
 	w->_tok = tok != NULL ? token_ref(tok) : NULL;
-	pthread_mutex_lock(&w->mu);
-	w->woken = 1;
-	if (w->suspended && w->conn != NULL) {
-		w->suspended = 0;
-		w->resume(w->conn);
-	}
-	pthread_mutex_unlock(&w->mu);
+	ing_park_wake(&w->park);
 }
 
 static void
@@ -319,24 +313,13 @@ void
 ing_auth_wait_init(ing_auth_wait *w, void *conn, void (*resume)(void *conn))
 {
 	memset(w, 0, sizeof(*w));
-	pthread_mutex_init(&w->mu, NULL);
-	w->conn = conn;
-	w->resume = resume;
+	ing_park_init(&w->park, conn, resume);
 }
 
 int
 ing_auth_wait_park(ing_auth_wait *w, void (*suspend)(void *conn))
 {
-	int parked = 0;
-
-	pthread_mutex_lock(&w->mu);
-	if (!w->woken) {
-		w->suspended = 1;
-		suspend(w->conn);
-		parked = 1;
-	}
-	pthread_mutex_unlock(&w->mu);
-	return parked;
+	return ing_park_suspend(&w->park, suspend);
 }
 
 void
@@ -351,7 +334,7 @@ ing_auth_wait_fini(ing_auth *a, ing_auth_wait *w)
 	}
 	ing_token_unref(w->_tok);
 	w->_tok = NULL;
-	pthread_mutex_destroy(&w->mu);
+	ing_park_fini(&w->park);
 }
 
 /* --- the lookup thread ---------------------------------------------------- */
@@ -677,10 +660,7 @@ enqueue(ing_auth *a, const char *hash, ing_auth_wait *w)
 		a->n_pending++;
 		poke = 1;
 	}
-	pthread_mutex_lock(&w->mu);
-	w->woken = 0;
-	w->suspended = 0;
-	pthread_mutex_unlock(&w->mu);
+	ing_park_rearm(&w->park);
 	w->_queued = 1;
 	w->_listed = 1;
 	w->_err = PF_OK;

@@ -18,6 +18,7 @@
 
 #include "common/config.h"
 #include "common/err.h"
+#include "ingress/park.h"
 
 /* An authenticated token: immutable, reference-counted. */
 typedef struct ing_token {
@@ -38,16 +39,12 @@ typedef struct ing_auth ing_auth;
  * connection when ing_auth_lookup returns PF_EPENDING
  * (ing_auth_wait_park) and calls ing_auth_lookup again, with the same key
  * and w, once resumed.  Whoever ends the wait (the lookup's answer, its
- * deadline, ing_auth_close_waits) calls resume(conn) under mu, only if
- * the connection is parked.  Public fields are guarded by mu, the
- * _-prefixed ones by the authenticator.
+ * deadline, ing_auth_close_waits) wakes the park (park.h), which
+ * resumes the connection only if it is parked.  The _-prefixed fields
+ * are guarded by the authenticator.
  */
 typedef struct ing_auth_wait {
-	pthread_mutex_t mu;
-	void *conn;
-	void (*resume)(void *conn);
-	int suspended; /* conn parked */
-	int woken;     /* the wait ended (before or after the park) */
+	ing_park park; /* the connection's suspension */
 	/* private to auth.c */
 	int _queued;          /* waits or has an outcome (caller's view) */
 	int _listed;          /* on a lookup's wait list */
@@ -63,7 +60,7 @@ void ing_auth_wait_init(
     ing_auth_wait *w, void *conn, void (*resume)(void *conn));
 
 /*
- * ing_auth_wait_park parks conn through suspend(conn), under w->mu,
+ * ing_auth_wait_park parks conn through suspend(conn) (ing_park_suspend),
  * unless the wait already ended.  Returns 1 when parked (resume will be
  * called), 0 when the caller must call ing_auth_lookup again now.
  */

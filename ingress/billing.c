@@ -385,13 +385,7 @@ wait_end_locked(ing_bill_wait *w, int why)
 	w->_status = ((credit *)w->_cr)->status;
 	w->_why = why;
 	wait_unlink_locked(w);
-	pthread_mutex_lock(&w->mu);
-	w->woken = 1;
-	if (w->suspended && w->conn != NULL) {
-		w->suspended = 0;
-		w->resume(w->conn);
-	}
-	pthread_mutex_unlock(&w->mu);
+	ing_park_wake(&w->park);
 }
 
 /* waits_end_locked ends the waits on c; with now >= 0 only those whose
@@ -418,24 +412,13 @@ void
 ing_bill_wait_init(ing_bill_wait *w, void *conn, void (*resume)(void *conn))
 {
 	memset(w, 0, sizeof(*w));
-	pthread_mutex_init(&w->mu, NULL);
-	w->conn = conn;
-	w->resume = resume;
+	ing_park_init(&w->park, conn, resume);
 }
 
 int
 ing_bill_wait_park(ing_bill_wait *w, void (*suspend)(void *conn))
 {
-	int parked = 0;
-
-	pthread_mutex_lock(&w->mu);
-	if (!w->woken) {
-		w->suspended = 1;
-		suspend(w->conn);
-		parked = 1;
-	}
-	pthread_mutex_unlock(&w->mu);
-	return parked;
+	return ing_park_suspend(&w->park, suspend);
 }
 
 void
@@ -447,7 +430,7 @@ ing_bill_wait_fini(ing_billing *b, ing_bill_wait *w)
 			wait_unlink_locked(w);
 		pthread_mutex_unlock(&b->mu);
 	}
-	pthread_mutex_destroy(&w->mu);
+	ing_park_fini(&w->park);
 }
 
 void
@@ -502,9 +485,7 @@ ask_more(ing_billing *b, credit *c, int64_t e)
 static void
 wait_list(credit *c, ing_bill_wait *w)
 {
-	pthread_mutex_lock(&w->mu);
-	w->woken = 0;
-	pthread_mutex_unlock(&w->mu);
+	ing_park_rearm(&w->park);
 	w->_cr = c;
 	w->_listed = 1;
 	w->_prev = NULL;

@@ -45,6 +45,7 @@
 #include "common/err.h"
 #include "common/money.h"
 #include "common/msg.h"
+#include "ingress/park.h"
 
 typedef struct ing_billing ing_billing;
 struct ing_flight;
@@ -108,16 +109,12 @@ int64_t ing_billing_prompt_tokens(const char *body, size_t len);
  * parks its connection when ing_billing_admit returns PF_EPENDING
  * (ing_bill_wait_park) and calls ing_billing_admit again once resumed.
  * Whoever ends the wait (a grant answer for the request's credit, its
- * deadline passing, ing_billing_close_waits) calls resume(conn) under
- * mu, only if the connection is parked.  Fields below are guarded by mu
- * (the public ones) or by the billing's lock (the _-prefixed ones).
+ * deadline passing, ing_billing_close_waits) wakes the park (park.h),
+ * which resumes the connection only if it is parked.  The _-prefixed
+ * fields are guarded by the billing's lock.
  */
 typedef struct ing_bill_wait {
-	pthread_mutex_t mu;
-	void *conn;
-	void (*resume)(void *conn);
-	int suspended; /* conn parked */
-	int woken;     /* the wait ended (before or after the park) */
+	ing_park park; /* the connection's suspension */
 	/* private to billing.c */
 	int _listed;          /* on a credit's wait list */
 	int _why;             /* how the last wait ended */
@@ -132,7 +129,7 @@ void ing_bill_wait_init(
     ing_bill_wait *w, void *conn, void (*resume)(void *conn));
 
 /*
- * ing_bill_wait_park parks conn through suspend(conn), under w->mu,
+ * ing_bill_wait_park parks conn through suspend(conn) (ing_park_suspend),
  * unless the wait already ended.  Returns 1 when parked (resume will be
  * called), 0 when the caller must call ing_billing_admit again now.
  */
