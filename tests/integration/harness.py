@@ -138,6 +138,27 @@ def parse_sse(body):
     return events, problems
 
 
+class TableLock:
+    """A psql session holding ACCESS EXCLUSIVE on table until release()
+    (stalls whatever reads it: key lookups, the accountant)."""
+
+    def __init__(self, db, table):
+        self.p = subprocess.Popen(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db],
+            env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True)
+        self.p.stdin.write(f"BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE "
+                           "MODE;\nSELECT 'locked';\n")
+        self.p.stdin.flush()
+        self.p.stdout.readline()
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write("ROLLBACK;\n")
+            self.p.stdin.close()
+            self.p.wait(30)
+
+
 class ProcessExited(RuntimeError):
     pass
 

@@ -20,13 +20,13 @@ No timing assertions: "while they wait" is checked as an order."""
 import json
 import os
 import secrets
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BillingSplit, Harness, clean_env, fetch, wait_for  # noqa
+from harness import (BillingSplit, Harness, TableLock, fetch,  # noqa
+                     wait_for)
 
 MSGS = [{"role": "user", "content": "Wait for the key."}]
 THREADS = 2  # PF_HTTP_THREADS
@@ -99,26 +99,6 @@ class Requests:
             th.join(90)
 
 
-class TableLock:
-    """A psql session holding ACCESS EXCLUSIVE on tokens until release()."""
-
-    def __init__(self, db):
-        self.p = subprocess.Popen(
-            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db],
-            env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True)
-        self.p.stdin.write("BEGIN;\nLOCK TABLE tokens IN ACCESS EXCLUSIVE "
-                           "MODE;\nSELECT 'locked';\n")
-        self.p.stdin.flush()
-        self.p.stdout.readline()
-
-    def release(self):
-        if self.p.poll() is None:
-            self.p.stdin.write("ROLLBACK;\n")
-            self.p.stdin.close()
-            self.p.wait(30)
-
-
 def unavailable_shape(resp, anthropic):
     st, _, body = resp
     try:
@@ -139,7 +119,7 @@ def unavailable_shape(resp, anthropic):
 
 def check_stop(t, db, base, proc, what):
     """SIGTERM with lookups waiting on the lock."""
-    lock = TableLock(db)
+    lock = TableLock(db, "tokens")
     try:
         w = Requests(base, [random_key() for _ in range(4)])
         time.sleep(0.5)  # let them reach the lookup (not asserted)
@@ -166,7 +146,7 @@ def check(t, h, db, base, what):
     locks = []
     try:
         # --- round 1: the lock is released while they wait -------------
-        locks.append(TableLock(db))
+        locks.append(TableLock(db, "tokens"))
         keys = valid + [random_key() for _ in range(INVALID)]
         w = Requests(base, keys)
         time.sleep(0.5)  # let them reach the lookup (not asserted)
@@ -188,7 +168,7 @@ def check(t, h, db, base, what):
              "the invalid ones get 401")
 
         # --- round 2: the lock outlasts the lookup's deadline ----------
-        locks.append(TableLock(db))
+        locks.append(TableLock(db, "tokens"))
         w = Requests(base, [late[0], random_key(), late[0]],
                      anthropic=(2,))
         w.join()
@@ -205,7 +185,7 @@ def check(t, h, db, base, what):
              "was not cached as a denial)")
 
         # --- round 3: a flood of unknown keys beyond the cap -----------
-        locks.append(TableLock(db))
+        locks.append(TableLock(db, "tokens"))
         n = PENDING_MAX + EXCESS
         w = Requests(base, [random_key() for _ in range(n)])
         enough = wait_for(lambda: w.n_done() >= EXCESS, timeout=60,

@@ -21,13 +21,13 @@ came before any waiting request ended)."""
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BillingSplit, Harness, clean_env, fetch, wait_for  # noqa
+from harness import (BillingSplit, Harness, TableLock, fetch,  # noqa
+                     wait_for)
 
 CLIENT = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else ""
 MSGS = [{"role": "user", "content": "Wait for the grant."}]
@@ -187,26 +187,6 @@ def check_wait(t, h, db, base, granted, users, stall, unstall, what):
          "(charged once)")
 
 
-class TableLock:
-    """A psql session holding ACCESS EXCLUSIVE on users until release()."""
-
-    def __init__(self, db):
-        self.p = subprocess.Popen(
-            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db],
-            env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True)
-        self.p.stdin.write("BEGIN;\nLOCK TABLE users IN ACCESS EXCLUSIVE "
-                           "MODE;\nSELECT 'locked';\n")
-        self.p.stdin.flush()
-        self.p.stdout.readline()
-
-    def release(self):
-        if self.p.poll() is None:
-            self.p.stdin.write("ROLLBACK;\n")
-            self.p.stdin.close()
-            self.p.wait(30)
-
-
 with Harness() as h:
     t = h.tap
     if not os.access(CLIENT, os.X_OK):
@@ -261,7 +241,7 @@ with Harness() as h:
          "known to the ingress")
 
     def stall():
-        lock.append(TableLock(g.db))
+        lock.append(TableLock(g.db, "users"))
 
     def unstall():
         while lock:
