@@ -51,8 +51,9 @@
  * them with later ones and keeps the loaded worker thread free */
 #define FLUSH_INLINE_MAX 4u
 
-/* how a grant wait ended (ing_bill_wait._why) */
-enum { WAIT_NONE, WAIT_ANSWER, WAIT_TIMEOUT, WAIT_CLOSED };
+/* how a grant wait ended (ing_bill_wait._why); WAIT_GRANTED: its
+ * request was admitted while it was parked */
+enum { WAIT_NONE, WAIT_ANSWER, WAIT_TIMEOUT, WAIT_CLOSED, WAIT_GRANTED };
 
 typedef struct credit {
 	int64_t user_id, token_id;
@@ -63,16 +64,17 @@ typedef struct credit {
 	int32_t status;        /* pf_err of the last answer */
 	uint64_t gen;          /* answers received */
 	int asking;            /* a grant.request queued or in flight */
-	int64_t ask_need;      /* shortfall when asked */
-	int64_t ask_amount;
-	/* holds of admissions that found too little credit since the last
-	 * ask: the next ask covers them all (a burst parked on one user is
-	 * then served in about two accountant round trips, not a few
-	 * requests per round trip until their deadlines pass) */
-	int64_t demand;
+	int64_t ask_e;         /* the estimate of the admission that asked */
+	int64_t ask_need;      /* the oldest wait's shortfall when sent */
 	int busy; /* slots, open requests and waits referring to it */
 	int queued;
-	ing_bill_wait *waits;  /* admissions waiting for the answer */
+	/* admissions waiting for credit, oldest first, and the sum of their
+	 * holds: credit coming in admits the oldest it covers and wakes only
+	 * those, and the next ask covers all the others (a burst parked on
+	 * one user is served in about two accountant round trips, and no
+	 * waiter is woken just to park again) */
+	ing_bill_wait *waits, *waits_tail;
+	int64_t wait_holds;
 	struct credit *next;   /* bucket chain */
 	struct credit *q_next; /* ask queue */
 } credit;
@@ -129,6 +131,7 @@ typedef struct slot {
 	int receiving;
 	credit *cr;
 	int64_t amount;
+	int renewal; /* a grant.request of amount 0 that only renews */
 	int64_t sent_ms;
 	pending *ev[PF_USAGE_BATCH_MAX];
 	uint32_t n_ev;
@@ -360,6 +363,8 @@ refusal(int32_t status)
 
 /* --- waits for a grant (b->mu held) ------------------------------------- */
 
+/* wait_unlink_locked takes w off its credit's list; w->_req stays with
+ * the caller. */
 static void
 wait_unlink_locked(ing_bill_wait *w)
 {
@@ -371,9 +376,15 @@ wait_unlink_locked(ing_bill_wait *w)
 		c->waits = w->_next;
 	if (w->_next != NULL)
 		w->_next->_prev = w->_prev;
+	else
+		c->waits_tail = w->_prev;
 	w->_prev = w->_next = NULL;
 	w->_listed = 0;
 	w->_cr = NULL;
+	c->wait_holds -= w->_hold;
+	if (c->waits == NULL)
+		c->wait_holds = 0; /* also after a saturated sum */
+	w->_hold = 0;
 	c->busy--;
 }
 
@@ -385,7 +396,61 @@ wait_end_locked(ing_bill_wait *w, int why)
 	w->_status = ((credit *)w->_cr)->status;
 	w->_why = why;
 	wait_unlink_locked(w);
+	free(w->_req);
+	w->_req = NULL;
 	ing_park_wake(&w->park);
+}
+
+/* open_add_locked makes o an open request on c (the caller took the
+ * busy count o keeps). */
+static void
+open_add_locked(ing_billing *b, credit *c, open_req *o, int64_t now)
+{
+	unsigned k = id_bucket(o->id);
+
+	c->last_ms = now;
+	o->cr = c;
+	o->next = b->open[k];
+	b->open[k] = o;
+	b->st.open++;
+	b->st.admitted++;
+}
+
+/* serve_waits_locked admits the oldest waits on c that its free credit
+ * covers, in order, and wakes them; it stops at the first one not
+ * covered, which keeps its place.  Called wherever c's credit grows. */
+static void
+serve_waits_locked(ing_billing *b, credit *c, int64_t now)
+{
+	ing_credit_lapse(&c->c, now);
+	while (c->waits != NULL) {
+		ing_bill_wait *w = c->waits;
+		open_req *o = w->_req;
+		if (o->hold > 0 && !ing_credit_try_hold(&c->c, o->hold))
+			break;
+		wait_unlink_locked(w);
+		w->_req = NULL;
+		c->busy++; /* now the open request's */
+		open_add_locked(b, c, o, now);
+		memcpy(w->_id, o->id, PF_ID_LEN);
+		w->_why = WAIT_GRANTED;
+		ing_park_wake(&w->park);
+	}
+}
+
+/* open_drop_locked gives back the hold of open request o, which never
+ * reached a worker (no usage event), and frees it. */
+static void
+open_drop_locked(ing_billing *b, open_req *o, int64_t now)
+{
+	credit *c = o->cr;
+
+	ing_credit_settle(&c->c, o->hold, 0);
+	if (c->waits != NULL)
+		serve_waits_locked(b, c, now);
+	c->busy--;
+	ing_flight_unref(o->flight);
+	free(o);
 }
 
 /* waits_end_locked ends the waits on c; with now >= 0 only those whose
@@ -426,8 +491,18 @@ ing_bill_wait_fini(ing_billing *b, ing_bill_wait *w)
 {
 	if (b != NULL) {
 		pthread_mutex_lock(&b->mu);
-		if (w->_listed)
+		if (w->_listed) {
 			wait_unlink_locked(w);
+			free(w->_req);
+			w->_req = NULL;
+		} else if (w->_why == WAIT_GRANTED) {
+			/* admitted while parked; the connection went away
+			 * before it was taken up */
+			open_req *o = open_take(b, w->_id);
+			w->_why = WAIT_NONE;
+			if (o != NULL)
+				open_drop_locked(b, o, pf_clock_ms());
+		}
 		pthread_mutex_unlock(&b->mu);
 	}
 	ing_park_fini(&w->park);
@@ -461,38 +536,57 @@ wait_verdict(ing_bill_wait *w)
 	return PF_OK;
 }
 
-/* ask_more queues a grant.request for what a hold of e lacks, plus
- * PF_BILLING_GRANT_AHEAD estimates (b->mu held). */
+/* ask_more queues a grant.request for c unless one is queued or in
+ * flight; e is the estimate of the admission that asks (b->mu held).
+ * The amount is set when it is sent (ask_amount_locked). */
 static void
 ask_more(ing_billing *b, credit *c, int64_t e)
 {
-	int64_t need = ing_credit_shortfall(&c->c, e);
-	int64_t ahead;
-
 	if (c->asking)
 		return;
 	c->asking = 1;
-	c->ask_need = need;
-	if (__builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD, &ahead)
-	    || __builtin_add_overflow(need, ahead, &c->ask_amount)
-	    || __builtin_add_overflow(c->ask_amount, c->demand, &c->ask_amount))
-		c->ask_amount = need;
-	c->demand = 0;
+	c->ask_e = e;
 	ask_queue(b, c);
 }
 
-/* wait_list puts w on c's wait list; w keeps c busy (b->mu held). */
+/* ask_amount_locked returns what the waits on c lack, plus
+ * PF_BILLING_GRANT_AHEAD estimates, and notes the oldest wait's
+ * shortfall in c->ask_need (a refusal granting less than that denies
+ * them).  With no wait left: what ask_e lacks, plus as many ahead. */
+static int64_t
+ask_amount_locked(credit *c)
+{
+	int64_t first = c->waits != NULL ? c->waits->_hold : c->ask_e;
+	int64_t all = c->waits != NULL ? c->wait_holds : c->ask_e;
+	int64_t need = ing_credit_shortfall(&c->c, all);
+	int64_t ahead, amount;
+
+	c->ask_need = ing_credit_shortfall(&c->c, first);
+	if (__builtin_mul_overflow(c->ask_e, PF_BILLING_GRANT_AHEAD, &ahead)
+	    || __builtin_add_overflow(need, ahead, &amount))
+		amount = need;
+	return amount;
+}
+
+/* wait_list puts w, waiting to open o, last on c's wait list; w keeps c
+ * busy and owns o while listed (b->mu held). */
 static void
-wait_list(credit *c, ing_bill_wait *w)
+wait_list(credit *c, ing_bill_wait *w, open_req *o)
 {
 	ing_park_rearm(&w->park);
 	w->_cr = c;
+	w->_req = o;
+	w->_hold = o->hold;
 	w->_listed = 1;
-	w->_prev = NULL;
-	w->_next = c->waits;
-	if (c->waits != NULL)
-		c->waits->_prev = w;
-	c->waits = w;
+	w->_next = NULL;
+	w->_prev = c->waits_tail;
+	if (c->waits_tail != NULL)
+		c->waits_tail->_next = w;
+	else
+		c->waits = w;
+	c->waits_tail = w;
+	if (__builtin_add_overflow(c->wait_holds, o->hold, &c->wait_holds))
+		c->wait_holds = INT64_MAX;
 }
 
 pf_err
@@ -522,6 +616,13 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 		free(o);
 		return PF_EPENDING;
 	}
+	if (w->_why == WAIT_GRANTED) { /* admitted while parked */
+		w->_why = WAIT_NONE;
+		w->_deadline_ms = 0;
+		pthread_mutex_unlock(&b->mu);
+		free(o);
+		return PF_OK;
+	}
 	if (b->stop || b->waits_closed) {
 		err = PF_ECLOSED;
 		goto out;
@@ -547,7 +648,9 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 	if (w->_deadline_ms == 0)
 		w->_deadline_ms = now + PF_BILLING_GRANT_WAIT_MS;
 	ing_credit_lapse(&c->c, now);
-	if (o->hold > 0 && !ing_credit_try_hold(&c->c, o->hold)) {
+	/* first come, first served: behind others waiting, wait too */
+	if (o->hold > 0
+	    && (c->waits != NULL || !ing_credit_try_hold(&c->c, o->hold))) {
 		if (c->deny_until_ms > now) {
 			err = PF_EDENIED;
 			goto out;
@@ -556,25 +659,14 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 			err = PF_EAGAIN;
 			goto out;
 		}
-		/* asked already: the next ask covers this one too */
-		if (c->asking
-		    && __builtin_add_overflow(c->demand, o->hold, &c->demand))
-			c->demand = INT64_MAX;
+		/* when asked already, the next ask covers this one too */
+		wait_list(c, w, o);
 		ask_more(b, c, o->hold);
-		wait_list(c, w);
-		c = NULL;
 		pthread_mutex_unlock(&b->mu);
-		free(o);
 		return PF_EPENDING;
 	}
-	c->last_ms = now;
-	o->cr = c;
+	open_add_locked(b, c, o, now);
 	c = NULL;
-	unsigned k = id_bucket(o->id);
-	o->next = b->open[k];
-	b->open[k] = o;
-	b->st.open++;
-	b->st.admitted++;
 	o = NULL;
 out:
 	w->_deadline_ms = 0;
@@ -614,14 +706,9 @@ ing_billing_abort(ing_billing *b, const uint8_t id[PF_ID_LEN])
 
 	pthread_mutex_lock(&b->mu);
 	o = open_take(b, id);
-	if (o != NULL) {
-		ing_credit_settle(&o->cr->c, o->hold, 0);
-		o->cr->busy--;
-	}
-	pthread_mutex_unlock(&b->mu);
 	if (o != NULL)
-		ing_flight_unref(o->flight);
-	free(o);
+		open_drop_locked(b, o, pf_clock_ms());
+	pthread_mutex_unlock(&b->mu);
 }
 
 static size_t drain_ends(ing_billing *b);
@@ -721,10 +808,11 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 	credit *c = s->cr;
 	int64_t now = pf_clock_ms();
 	int64_t expires = s->sent_ms + PF_ACCT_GRANT_TTL_MS;
+	int64_t g = 0;
 
 	c->busy--;
 	epoch_check(b, m);
-	if (s->amount == 0) { /* a renewal */
+	if (s->renewal) {
 		if (m != NULL && m->u.grant_reply.status == PF_OK)
 			ing_credit_renewed(&c->c, expires);
 		return;
@@ -736,7 +824,7 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 		b->down_until_ms = now + PF_BILLING_RETRY_MS;
 	} else {
 		const pf_grant_reply *r = &m->u.grant_reply;
-		int64_t g = r->status == PF_OK ? r->granted : 0;
+		g = r->status == PF_OK ? r->granted : 0;
 		if (g < 0 || g > s->amount)
 			g = 0;
 		c->status = r->status;
@@ -747,7 +835,15 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 			c->deny_until_ms = now + PF_BILLING_DENY_MS;
 		b->down_until_ms = 0;
 	}
-	waits_end_locked(c, WAIT_ANSWER, -1);
+	serve_waits_locked(b, c, now);
+	if (c->waits == NULL)
+		return;
+	/* the rest wait for the next ask, unless the answer decided
+	 * against them (no credit, or no verdict) or gave nothing */
+	if (c->status != PF_OK || c->deny_until_ms > now || g <= 0)
+		waits_end_locked(c, WAIT_ANSWER, -1);
+	else
+		ask_more(b, c, c->waits->_hold);
 }
 
 static void
@@ -907,7 +1003,8 @@ send_asks(ing_billing *b)
 		c->queued = 0;
 		s->kind = SLOT_GRANT;
 		s->cr = c;
-		s->amount = c->asking ? c->ask_amount : 0;
+		s->renewal = !c->asking;
+		s->amount = c->asking ? ask_amount_locked(c) : 0;
 		c->busy++;
 		c->renewed_ms = pf_clock_ms();
 		m.u.grant_request.corr = (uint64_t)(s - b->slots);
@@ -1134,6 +1231,8 @@ settle_locked(ing_billing *b, const end_note *n, int64_t now)
 		return NULL; /* a probe, or already settled */
 	cost = cost_of(b, o, n, &t);
 	ing_credit_settle(&o->cr->c, o->hold, cost);
+	if (o->cr->waits != NULL)
+		serve_waits_locked(b, o->cr, now);
 	o->cr->busy--;
 	o->cr->last_ms = now;
 	p = calloc(1, sizeof(*p));

@@ -108,19 +108,26 @@ int64_t ing_billing_prompt_tokens(const char *body, size_t len);
  * thread: the HTTP side embeds one per connection (ing_bill_wait_init),
  * parks its connection when ing_billing_admit returns PF_EPENDING
  * (ing_bill_wait_park) and calls ing_billing_admit again once resumed.
- * Whoever ends the wait (a grant answer for the request's credit, its
- * deadline passing, ing_billing_close_waits) wakes the park (park.h),
- * which resumes the connection only if it is parked.  The _-prefixed
- * fields are guarded by the billing's lock.
+ * The waits on one credit form a queue, oldest first: credit that comes
+ * in (a grant answer, a request ending) is held for the oldest waits it
+ * covers, and only those are woken, already admitted; the rest stay
+ * parked and the next ask covers them all.  An answer that decides
+ * against them (a refusal, no verdict), the deadline and
+ * ing_billing_close_waits end every wait they reach.  A woken wait
+ * resumes its connection only if it is parked (park.h).  The
+ * _-prefixed fields are guarded by the billing's lock.
  */
 typedef struct ing_bill_wait {
 	ing_park park; /* the connection's suspension */
 	/* private to billing.c */
-	int _listed;          /* on a credit's wait list */
-	int _why;             /* how the last wait ended */
-	int32_t _status;      /* the answer's status, when it was one */
-	int64_t _deadline_ms; /* of the whole admission (0: not yet) */
-	void *_cr;            /* the credit waited on, while listed */
+	int _listed;            /* on a credit's wait list */
+	int _why;               /* how the last wait ended */
+	int32_t _status;        /* the answer's status, when it was one */
+	int64_t _deadline_ms;   /* of the whole admission (0: not yet) */
+	void *_cr;              /* the credit waited on, while listed */
+	void *_req;             /* the request to open, while listed */
+	int64_t _hold;          /* its hold, while listed */
+	uint8_t _id[PF_ID_LEN]; /* admitted while parked, not yet taken up */
 	struct ing_bill_wait *_prev, *_next;
 } ing_bill_wait;
 
@@ -135,9 +142,11 @@ void ing_bill_wait_init(
  */
 int ing_bill_wait_park(ing_bill_wait *w, void (*suspend)(void *conn));
 
-/* ing_bill_wait_fini takes w off any wait list of b (b may be NULL) and
- * destroys its lock.  Call it before w's memory goes, also when the
- * wait was never used. */
+/* ing_bill_wait_fini takes w off any wait list of b (b may be NULL),
+ * drops the hold of a request admitted while parked that
+ * ing_billing_admit never handed out (the connection went away), and
+ * destroys w's lock.  Call it before w's memory goes, also when the wait
+ * was never used. */
 void ing_bill_wait_fini(ing_billing *b, ing_bill_wait *w);
 
 /*
