@@ -7,10 +7,14 @@
  * briefly.  Spool I/O runs under b->spool_mu, on the billing thread or on
  * the thread that hands over a small batch of ends
  * (ing_billing_end_flush: the worker's in serve).  A request waiting for
- * a grant answer is an ing_bill_wait on its credit's list; the answer,
- * the billing thread's tick (its deadline) or ing_billing_close_waits
- * ends the wait and resumes its connection (b->mu, then the wait's own
- * lock).
+ * credit is an ing_bill_wait queued on its credit (oldest first).  Credit
+ * coming in (a grant answer, a request ending) admits the oldest waits it
+ * covers and resumes only those (serve_waits_locked); an answer against
+ * them, the billing thread's tick (their deadline) or
+ * ing_billing_close_waits ends the others and resumes their connections
+ * (b->mu, then the wait's own lock).  A wait leaves the queue only
+ * through wait_unlink_locked, and every queued wait has an ask queued or
+ * in flight (ask_more), so none is left parked.
  */
 #include <errno.h>
 #include <pthread.h>
