@@ -359,6 +359,16 @@ durable_begin(acct_accountant *a, pf_reclog_pos pos)
 	}
 }
 
+/* The last batches' marker was skipped (one was in flight): begins it,
+ * lest a crash now lose them unnoticed. */
+static void
+mark_rest(acct_accountant *a)
+{
+	if (a->marked_end.seq != a->applied_end.seq
+	    || a->marked_end.off != a->applied_end.off)
+		durable_begin(a, a->applied_end);
+}
+
 static pf_err replay_tail(
     acct_accountant *a, int running, char *errbuf, size_t errlen);
 
@@ -817,11 +827,7 @@ actor_main(void *arg)
 		} else if (n == 0) {
 			/* idle: settle the checkpoint, retry a recovery */
 			durable_collect(a, 1);
-			/* the last batches' marker was skipped (one was in
-			 * flight): a crash now would lose them unnoticed */
-			if (a->marked_end.seq != a->applied_end.seq
-			    || a->marked_end.off != a->applied_end.off)
-				durable_begin(a, a->applied_end);
+			mark_rest(a);
 			recover(a);
 		}
 		for (size_t i = 0; i < n; i++)
@@ -842,6 +848,8 @@ actor_main(void *arg)
 		pthread_mutex_unlock(&a->mu);
 		if (stopping) {
 			flush_batches(a);
+			durable_collect(a, 1);
+			mark_rest(a); /* less to replay at the next start */
 			durable_collect(a, 1);
 			break;
 		}
