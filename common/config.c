@@ -76,9 +76,6 @@ static const struct key keys[] = {
 	    "4194304", "client request body cap, bytes" },
 	{ "HTTP_THREADS", KEY_U32, 0, OFF(http_threads), 1, 1024, "2",
 	    "ingress HTTP threads" },
-	{ "HTTP_SPIN_US", KEY_U32, 0, OFF(http_spin_us), 0, 1000, "60",
-	    "longest spin of an idle HTTP thread for a reply before it parks "
-	    "the connection (0 = never spin)" },
 	{ "WORKER_THREADS", KEY_U32, 0, OFF(worker_threads), 1, 1024, "1",
 	    "upstream transfer threads per worker" },
 	{ "CONNECT_TIMEOUT_MS", KEY_U32, 0, OFF(connect_timeout_ms), 1, MS_MAX,

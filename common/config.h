@@ -56,9 +56,6 @@ typedef struct pf_config {
 	uint32_t body_max;
 	/* PF_HTTP_THREADS: ingress HTTP threads (default 2) */
 	uint32_t http_threads;
-	/* PF_HTTP_SPIN_US: longest spin of an idle HTTP thread waiting for
-	 * a reply before it parks the connection; 0 = never (default 60) */
-	uint32_t http_spin_us;
 	/* PF_WORKER_THREADS: upstream transfer threads per worker (default 1) */
 	uint32_t worker_threads;
 	/* PF_CONNECT_TIMEOUT_MS, PF_FIRST_BYTE_TIMEOUT_MS, PF_IDLE_TIMEOUT_MS,

@@ -29,12 +29,6 @@
  * or a few (a few hundred bytes each) and is freed once drained; a body
  * grows from a page by doubling */
 #define STREAM_QUEUE_FIRST 512u
-/* ing_flight_spin: only with at most this many requests in flight */
-#define SPIN_FLIGHTS_MAX 1u
-/* adaptive: a spin that missed halves the next one's time; below
- * SPIN_MIN_NS spinning stops for SPIN_RETRY_NS */
-#define SPIN_MIN_NS 4000
-#define SPIN_RETRY_NS 50000000
 #define BODY_BUFFER_FIRST 4096u
 
 /* A push socket dialing one worker's control address. */
@@ -77,11 +71,7 @@ struct ing_relay {
 	void (*end_flush)(void *arg);
 	void *end_arg;
 	int push_pipes, pull_pipes; /* live pipes (guarded by mu) */
-	int epfd;     /* parked client sockets, for hang-ups (sweeper only) */
-	int spinning; /* an HTTP thread is in ing_flight_spin (atomic) */
-	int64_t spin_ns;       /* the longest spin */
-	int64_t spin_budget;   /* the next spin's time (spinner only) */
-	int64_t spin_retry_ns; /* budget 0: spin again from then on */
+	int epfd; /* parked client sockets, for hang-ups (sweeper only) */
 };
 
 static unsigned
@@ -147,90 +137,14 @@ ing_flight_ready_locked(const ing_flight *f)
 	return f->len > f->off;
 }
 
-/* wake resumes a parked connection that has something to do (f locked);
- * a spinning HTTP thread sees the change count move. */
+/* wake resumes a parked connection that has something to do (f locked). */
 static void
 wake(ing_flight *f)
 {
-	__atomic_add_fetch(&f->_gen, 1, __ATOMIC_RELEASE);
 	if (f->suspended && f->conn != NULL && ing_flight_ready_locked(f)) {
 		f->suspended = 0;
 		f->resume(f->conn);
 	}
-}
-
-unsigned
-ing_flight_gen_locked(const ing_flight *f)
-{
-	return __atomic_load_n(&f->_gen, __ATOMIC_RELAXED);
-}
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static inline void
-cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
-
-int
-ing_flight_spin(ing_flight *f, unsigned gen)
-{
-	ing_relay *r = f->_relay;
-	int free_slot = 0, moved = 0;
-
-	if (r == NULL || r->spin_ns <= 0
-	    || __atomic_load_n(&r->count, __ATOMIC_RELAXED) > SPIN_FLIGHTS_MAX
-	    || !__atomic_compare_exchange_n(&r->spinning, &free_slot, 1, 0,
-	        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-		return 0;
-	/* the spinner's own state from here on (one at a time) */
-	int64_t start = mono_ns(), now = start;
-	if (r->spin_budget == 0) {
-		if (start < r->spin_retry_ns)
-			goto out;
-		r->spin_budget = r->spin_ns / 4; /* try again, small */
-	}
-	int64_t until = start + r->spin_budget;
-	do {
-		for (int i = 0; i < 32; i++) {
-			if (__atomic_load_n(&f->_gen, __ATOMIC_ACQUIRE)
-			    != gen) {
-				moved = 1;
-				break;
-			}
-			cpu_relax();
-		}
-		now = mono_ns();
-	} while (!moved && now < until);
-	if (moved) {
-		/* room for twice the wait that paid off */
-		int64_t want = 2 * (now - start);
-		if (want > r->spin_budget)
-			r->spin_budget = want < r->spin_ns ? want : r->spin_ns;
-	} else {
-		r->spin_budget /= 2;
-		if (r->spin_budget < SPIN_MIN_NS) {
-			/* answers take longer than spinning is worth (or the
-			 * CPUs are busy): park at once for a while */
-			r->spin_budget = 0;
-			r->spin_retry_ns = now + SPIN_RETRY_NS;
-		}
-	}
-out:
-	__atomic_store_n(&r->spinning, 0, __ATOMIC_RELEASE);
-	return moved;
 }
 
 void
@@ -493,7 +407,7 @@ table_put(ing_relay *r, ing_flight *f)
 	f->_next = r->table[b];
 	r->table[b] = ing_flight_ref(f);
 	f->_in_table = 1;
-	__atomic_add_fetch(&r->count, 1, __ATOMIC_RELAXED);
+	r->count++;
 	pthread_mutex_unlock(&r->mu);
 	return PF_OK;
 }
@@ -515,7 +429,7 @@ ing_relay_forget(ing_relay *r, ing_flight *f)
 		}
 		f->_in_table = 0;
 		f->_next = NULL;
-		__atomic_sub_fetch(&r->count, 1, __ATOMIC_RELAXED);
+		r->count--;
 		found = 1;
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -1237,8 +1151,6 @@ ing_relay_start_lane(const pf_config *cfg, pf_lane *lane, ing_relay **ret)
 		return PF_ENOMEM;
 	r->cfg = cfg;
 	r->lane = lane;
-	r->spin_ns = (int64_t)cfg->http_spin_us * 1000;
-	r->spin_budget = r->spin_ns;
 	/* without it hang-ups of parked clients go unnoticed until the
 	 * deadline: not fatal */
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);

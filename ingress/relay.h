@@ -99,7 +99,6 @@ typedef struct ing_flight {
 	int _watched;   /* fd is in the relay's hang-up epoll set */
 	int _refs;
 	int _in_table;
-	unsigned _gen; /* bumped (atomic) by every wake: ing_flight_spin */
 	struct ing_flight *_next;
 } ing_flight;
 
@@ -127,25 +126,6 @@ PF_NODISCARD pf_err ing_relay_start_lane(
  */
 ing_flight *ing_flight_new(const uint8_t id[PF_ID_LEN], int stream,
     int64_t deadline_ms, void *conn, void (*resume)(void *conn));
-
-/*
- * ing_flight_gen_locked returns f's change count (f locked): pass it to
- * ing_flight_spin after unlocking.
- */
-unsigned ing_flight_gen_locked(const ing_flight *f);
-
-/*
- * ing_flight_spin waits a little, without sleeping, for f to change after
- * gen (ing_flight_gen_locked), before its HTTP thread parks the
- * connection: a reply that comes within the spin is answered by the
- * thread that is still running, with no resume and no thread wake-up.
- * It spins only while the process is nearly idle (at most
- * PF_RELAY_SPIN_FLIGHTS requests in flight, one spinner at a time); under
- * load it returns at once and the thread serves its other connections.
- * Call with f unlocked; returns 1 when f changed (lock it and look
- * again), 0 when the time is up or no spin was allowed.
- */
-int ing_flight_spin(ing_flight *f, unsigned gen);
 
 /* ing_flight_billed clears f->billing and wakes a parked connection
  * that now has its end to answer.  Takes f's lock. */

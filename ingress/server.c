@@ -302,32 +302,14 @@ suspend_cb(void *conn)
 	MHD_suspend_connection(conn);
 }
 
-/* reader_spun spins briefly for the next event before the reader parks
- * (f locked, unlocked meanwhile): 1 when f changed. */
-static int
-reader_spun(ing_flight *f, int *spun)
-{
-	if (*spun)
-		return 0;
-	*spun = 1;
-	unsigned gen = ing_flight_gen_locked(f);
-
-	pthread_mutex_unlock(&f->mu);
-	int moved = ing_flight_spin(f, gen);
-	pthread_mutex_lock(&f->mu);
-	return moved;
-}
-
 static ssize_t
 stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	ing_flight *f = cls;
 	ssize_t n;
-	int spun = 0;
 
 	(void)pos;
 	pthread_mutex_lock(&f->mu);
-again:
 	if (f->failed || f->client_gone) {
 		n = MHD_CONTENT_READER_END_WITH_ERROR;
 	} else if (f->len > f->off) {
@@ -343,8 +325,6 @@ again:
 		    ? MHD_CONTENT_READER_END_OF_STREAM
 		    : MHD_CONTENT_READER_END_WITH_ERROR;
 	} else if (f->conn != NULL) {
-		if (reader_spun(f, &spun))
-			goto again;
 		/* nothing yet: park until the reply thread wakes us;
 		 * returning 0 without this would busy-loop */
 		f->suspended = 1;
@@ -380,15 +360,6 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 	if (st->queued)
 		return MHD_YES;
 	pthread_mutex_lock(&f->mu);
-	if (!ing_flight_ready_locked(f)) {
-		/* an answer due within microseconds is worth the wait: a
-		 * park costs a resume and a wake-up of this thread */
-		unsigned gen = ing_flight_gen_locked(f);
-
-		pthread_mutex_unlock(&f->mu);
-		(void)ing_flight_spin(f, gen);
-		pthread_mutex_lock(&f->mu);
-	}
 	if (!ing_flight_ready_locked(f)) {
 		f->suspended = 1;
 		MHD_suspend_connection(conn);
