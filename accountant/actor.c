@@ -21,6 +21,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "accountant/db.h"
+#include "accountant/durable.h"
 #include "accountant/grants.h"
 #include "accountant/lanes.h"
 #include "accountant/ledger.h"
@@ -66,11 +67,16 @@ struct acct_accountant {
 	PGconn *conn;        /* grants and the replay at start */
 	acct_ledger *ledger; /* the replay at start */
 	acct_lanes *lanes;   /* batches: their own connections */
+	acct_durable *dur;   /* when the lanes' commits are durable */
 	acct_grants *grants;
 	uint64_t epoch; /* random, nonzero, new at each start: grant.reply */
 	pf_reclog *log;
-	int ckpt_frozen;     /* a batch failed: keep its records replayable */
-	int64_t db_retry_at; /* no reconnect attempt before (unix ms) */
+	int ckpt_frozen;  /* the log failed: keep its records replayable */
+	int need_recover; /* replay the log tail before moving on */
+	pf_reclog_pos applied_end; /* the log's end after the last batch */
+	pf_reclog_pos marked_end;  /* ... that a marker was begun for */
+	int64_t recover_at;        /* no recovery attempt before (unix ms) */
+	int64_t db_retry_at;       /* no reconnect attempt before (unix ms) */
 	nng_socket rep, pub;
 	struct ctx *ctxs;
 	size_t n_ctxs;
@@ -302,6 +308,140 @@ read_checkpoint(const acct_accountant *a)
 	return pos;
 }
 
+/* ---- durability: the checkpoint follows synchronous markers ---- */
+
+/* Collects the marker in flight, if any (wait: even when the server has
+ * not answered yet), and moves the checkpoint to the log position it
+ * covers; a failure asks for recovery. */
+static void
+durable_collect(acct_accountant *a, int wait)
+{
+	char errbuf[ERRBUF_MAX];
+	pf_reclog_pos pos;
+	pf_err err;
+
+	if (!acct_durable_busy(a->dur))
+		return;
+	if (!wait && !acct_durable_ready(a->dur))
+		return;
+	err = acct_durable_end(a->dur, &pos, errbuf, sizeof(errbuf));
+	if (err == PF_OK) {
+		if (!a->need_recover)
+			write_checkpoint(a, pos);
+		return;
+	}
+	pf_warn("PF-ACCT-DURABLE", "err=%s msg=\"%s\" action=replay",
+	    pf_strerror(err), errbuf);
+	a->need_recover = 1;
+}
+
+/* Starts the marker for everything committed so far (pos: the log's end
+ * after it). */
+static void
+durable_begin(acct_accountant *a, pf_reclog_pos pos)
+{
+	char errbuf[ERRBUF_MAX];
+	pf_err err;
+
+	/* under load the next batch's marker covers this one: the actor
+	 * never waits for a WAL flush */
+	durable_collect(a, 0);
+	a->applied_end = pos;
+	if (a->need_recover || acct_durable_busy(a->dur))
+		return;
+	err = acct_durable_begin(a->dur, pos, errbuf, sizeof(errbuf));
+	if (err == PF_OK)
+		a->marked_end = pos;
+	if (err != PF_OK) {
+		pf_warn("PF-ACCT-DURABLE", "err=%s msg=\"%s\" action=replay",
+		    pf_strerror(err), errbuf);
+		a->need_recover = 1;
+	}
+}
+
+/* The last batches' marker was skipped (one was in flight): begins it,
+ * lest a crash now lose them unnoticed. */
+static void
+mark_rest(acct_accountant *a)
+{
+	if (a->marked_end.seq != a->applied_end.seq
+	    || a->marked_end.off != a->applied_end.off)
+		durable_begin(a, a->applied_end);
+}
+
+static pf_err replay_tail(
+    acct_accountant *a, int running, char *errbuf, size_t errlen);
+
+/*
+ * Makes everything in the event log durable in the database: opens the
+ * marker's connection (before the replay, so that it witnesses any crash
+ * after it), replays the log from the checkpoint on a fresh connection of
+ * its own (idempotent: what the database kept is found present), then
+ * commits a marker and moves the checkpoint to the log's end.  Nothing may
+ * be in flight.  running: the log's current segment holds records (not a
+ * start).
+ */
+static pf_err
+make_durable(acct_accountant *a, int running, char *errbuf, size_t errlen)
+{
+	pf_reclog_pos end = pf_reclog_end(a->log), pos;
+	pf_err err;
+
+	err = acct_durable_connect(a->dur, errbuf, errlen);
+	if (err == PF_OK && running) {
+		/* the old connection may have outlived a crash unnoticed */
+		acct_ledger_free(a->ledger);
+		a->ledger = NULL;
+		acct_db_close(a->conn);
+		a->conn = NULL;
+		a->db_retry_at = 0;
+	}
+	if (err == PF_OK)
+		err = db_ready(a, errbuf, errlen);
+	if (err == PF_OK)
+		err = replay_tail(a, running, errbuf, errlen);
+	if (err == PF_OK)
+		err = acct_durable_begin(a->dur, end, errbuf, errlen);
+	if (err == PF_OK)
+		err = acct_durable_end(a->dur, &pos, errbuf, errlen);
+	if (err == PF_OK) {
+		write_checkpoint(a, pos);
+		a->applied_end = a->marked_end = pos;
+	}
+	return err;
+}
+
+/* After a failed batch or marker, with nothing in flight. */
+static void
+recover(acct_accountant *a)
+{
+	char errbuf[ERRBUF_MAX];
+	pf_err err;
+
+	if (!a->need_recover || a->fl_n > 0 || a->log == NULL
+	    || pf_clock_ms() < a->recover_at)
+		return;
+	err = make_durable(a, 1, errbuf, sizeof(errbuf));
+	if (err == PF_OK) {
+		a->need_recover = 0;
+		pf_warn("PF-ACCT-RECOVERED", "checkpoint=log_end");
+		return;
+	}
+	if (err == PF_EPROTO) {
+		/* a damaged log (after a failed write): no retry can pass
+		 * it; the checkpoint stays, and a restart stops with the
+		 * same error for the operator */
+		pf_error("PF-ACCT-RECOVER", "err=%s msg=\"%s\" action=give_up",
+		    pf_strerror(err), errbuf);
+		a->need_recover = 0;
+		a->ckpt_frozen = 1;
+		return;
+	}
+	pf_warn("PF-ACCT-RECOVER", "err=%s msg=\"%s\" retry_ms=%d",
+	    pf_strerror(err), errbuf, DB_RETRY_MS);
+	a->recover_at = pf_clock_ms() + DB_RETRY_MS;
+}
+
 /* ---- the batch ---- */
 
 static void
@@ -397,12 +537,15 @@ complete_flight(acct_accountant *a)
 	err = acct_lanes_wait(a->lanes, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		/* Lanes that committed have their outcomes (acked below);
-		 * the failed lane's events stay PENDING: "resend later", and
-		 * logged but not applied, so the checkpoint stays behind. */
+		 * the failed lane's events stay PENDING: "resend later".
+		 * They are logged but not applied, and the server may have
+		 * lost earlier commits: the checkpoint stays behind until
+		 * the log tail is replayed (recover). */
 		pf_error("PF-ACCT-APPLY", "events=%zu err=%s msg=\"%s\"",
 		    a->fl_n, pf_strerror(err), errbuf);
-		a->ckpt_frozen = 1;
+		a->need_recover = 1;
 	}
+	durable_collect(a, 0);
 	for (size_t i = 0; i < a->fl_n; i++) {
 		const acct_event *ev = &a->fl_ev[i];
 
@@ -433,7 +576,8 @@ complete_flight(acct_accountant *a)
 			    t[i].remain_quota, t[i].unlimited, now);
 		}
 	}
-	write_checkpoint(a, a->fl_end);
+	if (!a->need_recover)
+		durable_begin(a, a->fl_end);
 	finish_items(a->fl_batch, a->fl_ev, a->fl_n, 0);
 	a->fl_n = 0;
 }
@@ -454,6 +598,12 @@ apply_batch(acct_accountant *a)
 
 	if (a->n_batch == 0)
 		return;
+	if (a->need_recover) {
+		/* replay before this batch is logged: its events then go
+		 * through the lanes alone (grants settle on them) */
+		complete_flight(a);
+		recover(a);
+	}
 	if (a->log == NULL) {
 		err = pf_reclog_open(
 		    a->cfg->accountant_log_dir, ACCT_LOG_PREFIX, 0, &a->log);
@@ -500,7 +650,7 @@ apply_batch(acct_accountant *a)
 		snprintf(errbuf, sizeof(errbuf), "cannot start the lanes");
 		pf_error("PF-ACCT-APPLY", "events=%zu err=%s msg=\"%s\"",
 		    a->n_batch, pf_strerror(err), errbuf);
-		a->ckpt_frozen = 1;
+		a->need_recover = 1; /* logged, not applied */
 		fail_batch(a);
 		return;
 	}
@@ -672,8 +822,14 @@ actor_main(void *arg)
 		    = take(a, items, a->n_ctxs, a->fl_n > 0 ? 0 : SWEEP_MS);
 		int stopping;
 
-		if (n == 0)
+		if (n == 0 && a->fl_n > 0) {
 			complete_flight(a);
+		} else if (n == 0) {
+			/* idle: settle the checkpoint, retry a recovery */
+			durable_collect(a, 1);
+			mark_rest(a);
+			recover(a);
+		}
 		for (size_t i = 0; i < n; i++)
 			handle(a, &items[i]);
 		/* Group commit: give events in flight a moment to join. */
@@ -692,6 +848,9 @@ actor_main(void *arg)
 		pthread_mutex_unlock(&a->mu);
 		if (stopping) {
 			flush_batches(a);
+			durable_collect(a, 1);
+			mark_rest(a); /* less to replay at the next start */
+			durable_collect(a, 1);
 			break;
 		}
 	}
@@ -702,7 +861,7 @@ actor_main(void *arg)
 /* ---- start: replay the log tail ---- */
 
 static pf_err
-replay_tail(acct_accountant *a, char *errbuf, size_t errlen)
+replay_tail(acct_accountant *a, int running, char *errbuf, size_t errlen)
 {
 	const char *dir = a->cfg->accountant_log_dir;
 	pf_reclog_pos ckpt = read_checkpoint(a);
@@ -718,8 +877,9 @@ replay_tail(acct_accountant *a, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "%s: cannot list the event log", dir);
 		return err;
 	}
-	/* the segment the writer just created is empty: not part of it */
-	if (n > 0 && seqs[n - 1] == pf_reclog_current_seq(a->log))
+	/* at start the segment the writer just created is empty: not part
+	 * of it; later it holds the newest records */
+	if (!running && n > 0 && seqs[n - 1] == pf_reclog_current_seq(a->log))
 		n--;
 	err = acct_replay_new(a->ledger, &opts, &r);
 	for (size_t i = 0; i < n && err == PF_OK; i++) {
@@ -742,7 +902,7 @@ replay_tail(acct_accountant *a, char *errbuf, size_t errlen)
 		if (err != PF_OK)
 			break;
 		if (scan.valid_end < scan.file_size) {
-			if (i + 1 < n) {
+			if (i + 1 < n || running) {
 				snprintf(errbuf, errlen,
 				    "%s: damaged record at offset %" PRIu64
 				    " in a segment that is not the newest",
@@ -762,7 +922,8 @@ replay_tail(acct_accountant *a, char *errbuf, size_t errlen)
 		err = acct_replay_flush(r, errbuf, errlen);
 	if (err == PF_OK) {
 		acct_replay_get_counts(r, &counts);
-		pf_info("PF-ACCT-REPLAY",
+		/* after start, a replay follows an incident: a warning */
+		pf_log(running ? PF_LOG_WARN : PF_LOG_INFO, "PF-ACCT-REPLAY",
 		    "read=%" PRIu64 " applied=%" PRIu64 " present=%" PRIu64
 		    " rejected=%" PRIu64,
 		    counts.read, counts.applied, counts.present,
@@ -844,6 +1005,7 @@ free_accountant(acct_accountant *a)
 	free(a->queue);
 	pf_reclog_close(a->log);
 	acct_lanes_free(a->lanes);
+	acct_durable_free(a->dur);
 	acct_ledger_free(a->ledger);
 	acct_grants_free(a->grants);
 	acct_db_close(a->conn);
@@ -894,11 +1056,11 @@ acct_accountant_start(
 			        : pf_strerror(err));
 	}
 	if (err == PF_OK)
-		err = replay_tail(a, errbuf, errlen);
+		err = acct_durable_new(cfg->database_url, &a->dur);
 	if (err == PF_OK)
-		write_checkpoint(a, pf_reclog_end(a->log));
+		err = make_durable(a, 0, errbuf, errlen);
 	if (err == PF_OK)
-		err = acct_lanes_new(cfg->database_url, ACCT_LANES_DEFAULT,
+		err = acct_lanes_new(cfg->database_url, ACCT_LANES_DEFAULT, 1,
 		    &a->lanes, errbuf, errlen);
 	if (err == PF_OK)
 		err = open_sockets(a, errbuf, errlen);

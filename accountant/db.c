@@ -91,12 +91,34 @@ map_sqlstate(const char *state)
 }
 
 pf_err
+acct_db_check(PGconn *conn, PGresult *res, char *errbuf, size_t errlen)
+{
+	ExecStatusType st;
+	const char *msg;
+	pf_err err;
+
+	if (res == NULL) {
+		copy_message(errbuf, errlen, "", PQerrorMessage(conn));
+		return PF_EDB;
+	}
+	st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return PF_OK;
+	err = map_sqlstate(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+	/* The primary message only: DETAIL may echo row values. */
+	msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (msg == NULL)
+		msg = PQresultErrorMessage(res);
+	copy_message(errbuf, errlen, "", msg);
+	PQclear(res);
+	return err;
+}
+
+pf_err
 acct_db_exec(PGconn *conn, const char *sql, int nparams,
     const char *const *params, PGresult **ret_res, char *errbuf, size_t errlen)
 {
 	PGresult *res;
-	ExecStatusType st;
-	const char *msg;
 	pf_err err;
 
 	if (nparams == 0)
@@ -104,21 +126,9 @@ acct_db_exec(PGconn *conn, const char *sql, int nparams,
 	else
 		res = PQexecParams(
 		    conn, sql, nparams, NULL, params, NULL, NULL, 0);
-	if (res == NULL) {
-		copy_message(errbuf, errlen, "", PQerrorMessage(conn));
-		return PF_EDB;
-	}
-	st = PQresultStatus(res);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		err = map_sqlstate(PQresultErrorField(res, PG_DIAG_SQLSTATE));
-		/* The primary message only: DETAIL may echo row values. */
-		msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-		if (msg == NULL)
-			msg = PQresultErrorMessage(res);
-		copy_message(errbuf, errlen, "", msg);
-		PQclear(res);
+	err = acct_db_check(conn, res, errbuf, errlen);
+	if (err != PF_OK)
 		return err;
-	}
 	if (ret_res != NULL)
 		*ret_res = res;
 	else

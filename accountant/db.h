@@ -42,6 +42,14 @@ PF_NODISCARD pf_err acct_db_exec(struct pg_conn *conn, const char *sql,
     int nparams, const char *const *params, struct pg_result **ret_res,
     char *errbuf, size_t errlen);
 
+/*
+ * acct_db_check maps a result of conn (NULL: libpq's message) to pf_err as
+ * acct_db_exec does.  PF_OK leaves res to the caller; on an error res is
+ * freed and the message is in errbuf.
+ */
+PF_NODISCARD pf_err acct_db_check(
+    struct pg_conn *conn, struct pg_result *res, char *errbuf, size_t errlen);
+
 /* acct_db_result_free frees a result from acct_db_exec; NULL is a no-op. */
 void acct_db_result_free(struct pg_result *res);
 

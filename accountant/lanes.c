@@ -43,6 +43,7 @@ struct lane {
 
 struct acct_lanes {
 	char *url;
+	int async_commit; /* SET synchronous_commit = off on each lane */
 	struct lane *lanes;
 	size_t n_lanes;
 	int32_t *slots; /* open addressing: event id -> first index */
@@ -84,6 +85,9 @@ lane_ready(struct lane *ln)
 	lane_drop(ln);
 	err = acct_db_connect(
 	    ln->ls->url, &ln->conn, ln->errbuf, sizeof(ln->errbuf));
+	if (err == PF_OK && ln->ls->async_commit)
+		err = acct_db_exec(ln->conn, "SET synchronous_commit = off", 0,
+		    NULL, NULL, ln->errbuf, sizeof(ln->errbuf));
 	if (err == PF_OK)
 		err = acct_ledger_new(
 		    ln->conn, &ln->ledger, ln->errbuf, sizeof(ln->errbuf));
@@ -140,8 +144,8 @@ lane_main(void *arg)
 /* ---- lanes ---- */
 
 pf_err
-acct_lanes_new(const char *url, size_t n_lanes, acct_lanes **ret, char *errbuf,
-    size_t errlen)
+acct_lanes_new(const char *url, size_t n_lanes, int async_commit,
+    acct_lanes **ret, char *errbuf, size_t errlen)
 {
 	acct_lanes *ls;
 	pf_err err = PF_OK;
@@ -162,6 +166,7 @@ acct_lanes_new(const char *url, size_t n_lanes, acct_lanes **ret, char *errbuf,
 		return PF_ENOMEM;
 	}
 	ls->n_lanes = n_lanes;
+	ls->async_commit = async_commit;
 	for (size_t i = 0; i < n_lanes; i++) {
 		struct lane *ln = &ls->lanes[i];
 

@@ -35,12 +35,15 @@ typedef struct acct_lanes acct_lanes;
 
 /*
  * acct_lanes_new connects n_lanes (1..ACCT_LANES_MAX) connections to url
- * (copied) and starts a thread for each lane.  *ret (free
+ * (copied) and starts a thread for each lane.  With async_commit the
+ * lanes commit with synchronous_commit = off: the caller then learns
+ * durability from acct_durable (durable.h) and must replay its event log
+ * after a suspected server crash.  *ret (free
  * with acct_lanes_free) is written only on success.  Errors: PF_EDB (the
  * message in errbuf), PF_EINVAL (n_lanes), PF_ENOMEM.
  */
 PF_NODISCARD pf_err acct_lanes_new(const char *url, size_t n_lanes,
-    acct_lanes **ret, char *errbuf, size_t errlen);
+    int async_commit, acct_lanes **ret, char *errbuf, size_t errlen);
 
 /* acct_lanes_free waits for a batch in flight, stops the threads and
  * closes the connections; NULL is a no-op. */

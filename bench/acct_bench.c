@@ -6,13 +6,19 @@
  *
  *   pf-acct-bench [--events N] [--single N] [--batch N] [--users N]
  *                 [--rounds N] [--lanes N] [--log-dir DIR]
+ *                 [--sync-commit 0|1]
  *
  * The two modes run in N interleaved rounds (default 5) so that both see
  * the same machine load; events are spread over --users users (default
  * 1000; each user's and token's row is updated once per batch).  The
  * batched mode applies each batch over --lanes connections at once
  * (default ACCT_LANES_DEFAULT, as the accountant does; accountant/lanes.h),
- * the per-event mode over one.
+ * the per-event mode over one.  As in the accountant, the lanes commit
+ * with synchronous_commit = off and a synchronously committed marker on
+ * a connection of its own follows the batches (accountant/durable.h); a
+ * run ends when its last batch is durable.  --sync-commit 1 makes the
+ * lanes commit synchronously instead (no marker), for comparison.  The
+ * per-event mode always commits synchronously, as existing gateways do.
  *
  * PF_BENCH_DATABASE_URL (or PF_TEST_DATABASE_URL): a superuser URL to a
  * maintenance database; the bench creates its own database, migrates it,
@@ -34,6 +40,7 @@
 #include <libpq-fe.h>
 
 #include "accountant/db.h"
+#include "accountant/durable.h"
 #include "accountant/lanes.h"
 #include "accountant/ledger.h"
 #include "accountant/migrate.h"
@@ -269,12 +276,34 @@ all_applied(const acct_event *ev, size_t k, char *errbuf, size_t errlen)
 	return 1;
 }
 
+/* The durability marker after a batch (dur NULL: none), as the actor's
+ * durable_begin: collected when answered, started when none is in flight;
+ * wait: until everything before pos is durable. */
+static int
+mark(
+    acct_durable *dur, pf_reclog_pos pos, int wait, char *errbuf, size_t errlen)
+{
+	pf_reclog_pos done;
+
+	if (dur == NULL)
+		return 0;
+	if (acct_durable_busy(dur) && (wait || acct_durable_ready(dur))
+	    && acct_durable_end(dur, &done, errbuf, errlen) != PF_OK)
+		return -1;
+	if (!acct_durable_busy(dur)
+	    && acct_durable_begin(dur, pos, errbuf, errlen) != PF_OK)
+		return -1;
+	if (wait && acct_durable_end(dur, &done, errbuf, errlen) != PF_OK)
+		return -1;
+	return 0;
+}
+
 /* With lanes, as the accountant does: batch N+1 is appended to the log
  * and synced while the lanes apply batch N (ev holds 2 * batch events). */
 static double
-run(acct_ledger *l, acct_lanes *lanes, pf_reclog *log, struct gen *g,
-    size_t from, size_t n, size_t batch, acct_event *ev, char *errbuf,
-    size_t errlen)
+run(acct_ledger *l, acct_lanes *lanes, acct_durable *dur, pf_reclog *log,
+    struct gen *g, size_t from, size_t n, size_t batch, acct_event *ev,
+    char *errbuf, size_t errlen)
 {
 	double t0 = now_s();
 	size_t cur = 0, prev_k = 0;
@@ -309,7 +338,9 @@ run(acct_ledger *l, acct_lanes *lanes, pf_reclog *log, struct gen *g,
 		if (acct_lanes_busy(lanes)
 		    && (acct_lanes_wait(lanes, errbuf, errlen) != PF_OK
 		        || !all_applied(
-		            &ev[(cur ^ 1) * batch], prev_k, errbuf, errlen)))
+		            &ev[(cur ^ 1) * batch], prev_k, errbuf, errlen)
+		        || mark(dur, pf_reclog_end(log), 0, errbuf, errlen)
+		            != 0))
 			return -1;
 		if (acct_lanes_submit(lanes, e, k, 0) != PF_OK) {
 			snprintf(errbuf, errlen, "cannot submit");
@@ -320,8 +351,8 @@ run(acct_ledger *l, acct_lanes *lanes, pf_reclog *log, struct gen *g,
 	}
 	if (lanes != NULL && acct_lanes_busy(lanes)
 	    && (acct_lanes_wait(lanes, errbuf, errlen) != PF_OK
-	        || !all_applied(
-	            &ev[(cur ^ 1) * batch], prev_k, errbuf, errlen)))
+	        || !all_applied(&ev[(cur ^ 1) * batch], prev_k, errbuf, errlen)
+	        || mark(dur, pf_reclog_end(log), 1, errbuf, errlen) != 0))
 		return -1;
 	return now_s() - t0;
 }
@@ -334,12 +365,14 @@ main(int argc, char **argv)
 	size_t n_batch = 200000, n_single = 5000, batch = PF_ACCT_BATCH_MAX;
 	int64_t users = 1000;
 	size_t rounds = 5, n_lanes = ACCT_LANES_DEFAULT;
+	int sync_commit = 0;
 	char dbname[64], dburl[1024], errbuf[1024],
 	    tmpl[] = "/tmp/pf-acct-"
 	             "bench-XXXXXX";
 	PGconn *admin = NULL, *conn = NULL;
 	acct_ledger *l = NULL;
 	acct_lanes *lanes = NULL;
+	acct_durable *dur = NULL;
 	pf_reclog *log = NULL;
 	acct_event *ev = NULL;
 	struct gen g;
@@ -364,6 +397,8 @@ main(int argc, char **argv)
 			n_lanes = (size_t)v;
 		else if (strcmp(argv[i], "--log-dir") == 0)
 			log_dir = argv[i + 1];
+		else if (strcmp(argv[i], "--sync-commit") == 0)
+			sync_commit = v != 0;
 		else
 			return die("usage", argv[i]);
 	}
@@ -403,8 +438,13 @@ main(int argc, char **argv)
 	if (acct_db_connect(dburl, &conn, errbuf, sizeof(errbuf)) != PF_OK
 	    || setup_db(conn, users, errbuf, sizeof(errbuf)) != 0
 	    || acct_ledger_new(conn, &l, errbuf, sizeof(errbuf)) != PF_OK
-	    || acct_lanes_new(dburl, n_lanes, &lanes, errbuf, sizeof(errbuf))
-	        != PF_OK) {
+	    || acct_lanes_new(
+	           dburl, n_lanes, !sync_commit, &lanes, errbuf, sizeof(errbuf))
+	        != PF_OK
+	    || (!sync_commit
+	        && (acct_durable_new(dburl, &dur) != PF_OK
+	            || acct_durable_connect(dur, errbuf, sizeof(errbuf))
+	                != PF_OK))) {
 		die("setup", errbuf);
 		goto out;
 	}
@@ -441,9 +481,12 @@ main(int argc, char **argv)
 		acct_db_result_free(res);
 	}
 	printf("pf-acct-bench: %zu events batched (%zu per batch over %zu "
-	       "connections, log in %s), %zu events one transaction each, "
-	       "%" PRId64 " users, %zu rounds\n",
-	    n_batch, batch, n_lanes, log_dir, n_single, users, rounds);
+	       "connections, %s, log in %s), %zu events one transaction "
+	       "each, %" PRId64 " users, %zu rounds\n",
+	    n_batch, batch, n_lanes,
+	    sync_commit ? "synchronous commits"
+	                : "asynchronous commits + durability marker",
+	    log_dir, n_single, users, rounds);
 	fflush(stdout);
 	print_load("before");
 	/* Interleaved rounds: both modes see the same machine load (other
@@ -474,8 +517,8 @@ main(int argc, char **argv)
 		double x;
 
 		t0 = cpu_now();
-		x = run(l, NULL, NULL, &g, n_batch + s0, s1 - s0, 1, ev, errbuf,
-		    sizeof(errbuf));
+		x = run(l, NULL, NULL, NULL, &g, n_batch + s0, s1 - s0, 1, ev,
+		    errbuf, sizeof(errbuf));
 		if (x < 0) {
 			die("per-event run", errbuf);
 			goto out;
@@ -483,7 +526,7 @@ main(int argc, char **argv)
 		ts += x;
 		cpu_add(&cs, &t0);
 		t0 = cpu_now();
-		x = run(l, lanes, log, &g, b0, b1 - b0, batch, ev, errbuf,
+		x = run(l, lanes, dur, log, &g, b0, b1 - b0, batch, ev, errbuf,
 		    sizeof(errbuf));
 		if (x < 0) {
 			die("batched run", errbuf);
@@ -543,6 +586,7 @@ main(int argc, char **argv)
 out:
 	pf_reclog_close(log);
 	acct_lanes_free(lanes);
+	acct_durable_free(dur);
 	acct_ledger_free(l);
 	acct_db_close(conn);
 	if (admin != NULL) {

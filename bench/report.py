@@ -228,6 +228,7 @@ for t in ("serve", "split"):
         g["rps"] / dr["rps"] if g and dr and dr["rps"] else None
     )
     d["rss_idle_kb"] = rss("rss-idle-" + t)
+    d["pss_idle_kb"] = rss("pss-idle-" + t)
     d["rss_load_kb"] = rss("rss-load-" + t)
     hold_derive(t, d, int(machine.get("streams", "10000")))
     derived[t] = d
@@ -350,7 +351,10 @@ if upper(S) or upper(P):
                 P["rss_per_stream_bytes"] / 1024.0, "%.1f KiB"), upper(P),
             ok(P.get("rss_per_stream_bytes") and
                P["rss_per_stream_bytes"] / 1024.0, 8))
-trow("idle RSS", "≤ 20 MB", "rss_idle_kb", 20, 1 / 1000.0, unit=" MB")
+trow("idle RSS (summed over the processes)", "≤ 20 MB", "rss_idle_kb", 20,
+     1 / 1000.0, unit=" MB")
+trow("idle PSS (summed; shared pages counted once)", "≤ 20 MB",
+     "pss_idle_kb", 20, 1 / 1000.0, unit=" MB")
 w("")
 checks = [(n, (st(n) or {}).get("billing")) for n in
           ("billing-serve", "billing-serve-stream", "billing-split")]
@@ -418,6 +422,8 @@ w("| stream throughput vs direct, 64 connections | %s | %s |" % (
     fmt(P["stream_throughput_ratio_s64"] and P["stream_throughput_ratio_s64"] * 100, "%.0f %%")))
 w("| RSS idle | %s | %s |" % (
     fmt(S["rss_idle_kb"], "%d KiB"), fmt(P["rss_idle_kb"], "%d KiB")))
+w("| PSS idle | %s | %s |" % (
+    fmt(S.get("pss_idle_kb"), "%d KiB"), fmt(P.get("pss_idle_kb"), "%d KiB")))
 w("| RSS at 64 connections | %s | %s |" % (
     fmt(S["rss_load_kb"], "%d KiB"), fmt(P["rss_load_kb"], "%d KiB")))
 w("")

@@ -61,6 +61,17 @@ atfork_init(void)
 	(void)pthread_atfork(NULL, NULL, on_fork_child);
 }
 
+uint32_t
+pf_id_hash(const uint8_t id[PF_ID_LEN])
+{
+	uint64_t a, b, h;
+
+	memcpy(&a, id, sizeof(a));
+	memcpy(&b, id + sizeof(a), sizeof(b));
+	h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xbf58476d1ce4e5b9ull;
+	return (uint32_t)(h >> 32);
+}
+
 pf_err
 pf_id_new(uint8_t id[PF_ID_LEN])
 {

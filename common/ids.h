@@ -24,6 +24,12 @@
  * are not secrets.  Errors: PF_ECRYPTO. */
 PF_NODISCARD pf_err pf_id_new(uint8_t id[PF_ID_LEN]);
 
+/* pf_id_hash mixes all 16 bytes of id into a hash for id tables (no
+ * allocation).  Use it, not the id's first bytes: those are the clock's
+ * high bytes and change once a minute, so every id of a burst would
+ * share one bucket. */
+uint32_t pf_id_hash(const uint8_t id[PF_ID_LEN]);
+
 /* pf_random_bytes fills buf with n cryptographically random bytes.
  * Errors: PF_ECRYPTO. */
 PF_NODISCARD pf_err pf_random_bytes(void *buf, size_t n);

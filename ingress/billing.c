@@ -208,10 +208,7 @@ user_bucket(int64_t user_id)
 static unsigned
 id_bucket(const uint8_t id[PF_ID_LEN])
 {
-	uint32_t h;
-
-	memcpy(&h, id, sizeof(h));
-	return h & (BUCKETS - 1);
+	return pf_id_hash(id) & (BUCKETS - 1);
 }
 
 /* --- estimates --------------------------------------------------------- */

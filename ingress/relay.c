@@ -14,6 +14,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "common/clock.h"
+#include "common/ids.h"
 #include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -77,10 +78,7 @@ struct ing_relay {
 static unsigned
 bucket_of(const uint8_t id[PF_ID_LEN])
 {
-	uint32_t h;
-
-	memcpy(&h, id, sizeof(h));
-	return h & (TABLE_BUCKETS - 1);
+	return pf_id_hash(id) & (TABLE_BUCKETS - 1);
 }
 
 ing_flight *

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/tokest.h"
@@ -58,15 +59,12 @@ wrk_env_init(wrk_env *env, void *multi, const pf_config *cfg, wrk_replies *rs)
 /* ---- relays by id ----------------------------------------------------------
  * Cancels and credits name a relay by id; with thousands of streams open
  * a walk per message would cost more than the rest of the relay.  Ids
- * are random, so their first bytes are the hash. */
+ * start with the clock, so they are hashed whole (pf_id_hash). */
 
 static size_t
 bucket_of(size_t n_buckets, const uint8_t id[PF_ID_LEN])
 {
-	uint32_t h;
-
-	memcpy(&h, id, sizeof h);
-	return h & (n_buckets - 1);
+	return pf_id_hash(id) & (n_buckets - 1);
 }
 
 /* Double the table; on failure keep the old one (longer chains). */

@@ -30,7 +30,13 @@ Bounded by default (~2000 requests, a few kills each); knobs for the long
 form (scripts/chaos): CHAOS_REQUESTS, CHAOS_DURATION_S (> 0: run for that
 long instead of a count), CHAOS_RATE (> 0: requests per second at fixed
 intervals, open loop up to CHAOS_THREADS in flight; 0: closed loop),
-CHAOS_THREADS, CHAOS_KILLS (kills per victim), CHAOS_SEED.  No timing assertions: every wait is a bound with a message.
+CHAOS_THREADS, CHAOS_KILLS (kills per victim), CHAOS_SEED,
+CHAOS_PG_CRASHES (default 0): PostgreSQL crashes among the kills -- one
+of the accountant's backends SIGKILLed, so that the server restarts all
+of its processes and loses commits whose WAL was not written yet (the
+accountant's batches commit asynchronously: they must come back from its
+event log).  That disturbs every database user of the cluster, so the
+suite runs it as its own test, alone (integration-billing_pgcrash).  No timing assertions: every wait is a bound with a message.
 
 While the ingress side of billing is not built (no PF_*SPOOL* setting in
 `planktonfly ingress --help`), the billing assertions are reported as TODO
@@ -45,14 +51,16 @@ import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Harness, fetch, free_port, mock_knobs_url,  # noqa: E402
-                     parse_sse, spool_setting, tap_todo, wait_for)
+from harness import (Harness, clean_env, fetch, free_port,  # noqa: E402
+                     mock_knobs_url, parse_sse, spool_setting, tap_todo,
+                     wait_for)
 
 QPU = 500000  # PF_QUOTA_PER_UNIT default
 INITIAL = 10 ** 12
@@ -346,10 +354,54 @@ class Deployment:
             self.start(n)
 
     def kill(self, name):
+        if name == "postgres":
+            self.crash_postgres()
+            return
         with self.lock:
             p = self.procs[name]
         p.p.send_signal(signal.SIGKILL)
         p.p.wait(10)
+
+    def crash_postgres(self):
+        """SIGKILLs a backend: the postmaster ends every other backend
+        (the accountant's included) and recovers from the WAL -- a crash,
+        not a shutdown: WAL still buffered in shared memory is gone.  The
+        victim is a backend of our own (a sleeping psql), so that there
+        is always one, whatever the accountant is doing."""
+        env = clean_env({"PGAPPNAME": "pf-crash"})
+        sleeper = subprocess.Popen(
+            ["psql", "-X", "-q", "-d", self.db, "-c", "SELECT pg_sleep(60)"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            dbname = self.db.rsplit("/", 1)[1].split("?")[0]
+            pids = []
+
+            def found():
+                pids[:] = self.h.psql(
+                    self.h.admin_url,
+                    "SELECT pid FROM pg_stat_activity WHERE datname = "
+                    f"'{dbname}' AND application_name = 'pf-crash'")
+                return bool(pids)
+            wait_for(found, timeout=20, step=0.05)
+            os.kill(int(pids[0][0]), signal.SIGKILL)
+        finally:
+            sleeper.wait(30)
+
+    def log_end(self):
+        """(segment seq, size) of the accountant's newest log segment."""
+        segs = sorted(f for f in os.listdir(self.acct_log)
+                      if re.fullmatch(r"events-[0-9a-f]{16}\.log", f))
+        if not segs:
+            return None
+        f = segs[-1]
+        return (int(f[7:23], 16),
+                os.path.getsize(os.path.join(self.acct_log, f)))
+
+    def postgres_up(self):
+        try:
+            return self.h.scalar(self.h.admin_url, "SELECT 1") == "1"
+        except (RuntimeError, subprocess.SubprocessError):
+            return False
 
     def alive(self, name):
         with self.lock:
@@ -468,6 +520,7 @@ def run(h, t, tmp):
     duration = env_int("CHAOS_DURATION_S", 0)
     threads = env_int("CHAOS_THREADS", 12)
     kills = env_int("CHAOS_KILLS", 2)
+    pg_crashes = env_int("CHAOS_PG_CRASHES", 0)
     rate = env_int("CHAOS_RATE", 0)
     rng = random.Random(seed)
     t.diag(f"seed {seed} (CHAOS_SEED={seed} repeats this run's choices)")
@@ -498,7 +551,7 @@ def run(h, t, tmp):
 
     calm(h, t, check, db, dep, books, rng, billing)
     outcome = chaos(h, t, dep, books, rng, n_req, duration, threads, kills,
-                    rate)
+                    rate, pg_crashes)
     settle_and_check(h, t, check, db, dep, books, outcome, billing)
 
 
@@ -601,10 +654,12 @@ def calm(h, t, check, db, dep, books, rng, billing):
 # --- 2. chaos -------------------------------------------------------------------
 
 
-def chaos(h, t, dep, books, rng, n_req, duration, threads, kills, rate):
+def chaos(h, t, dep, books, rng, n_req, duration, threads, kills, rate,
+          pg_crashes):
     victims = []
     for _ in range(kills):
         victims += ["accountant", rng.choice(["w1", "w2"]), "ingress"]
+    victims += ["postgres"] * pg_crashes
     rng.shuffle(victims)
     # kill points: fractions of the load (count or time), random and sorted
     points = sorted(rng.uniform(0.05, 0.85) for _ in victims)
@@ -666,8 +721,12 @@ def chaos(h, t, dep, books, rng, n_req, duration, threads, kills, rate):
             try:
                 dep.kill(v)
                 k = time.monotonic()
-                time.sleep(rng.uniform(0.0, 0.4))
-                dep.start(v)
+                if v == "postgres":  # the postmaster restarts it
+                    time.sleep(0.5)
+                    wait_for(dep.postgres_up, timeout=60, step=0.2)
+                else:
+                    time.sleep(rng.uniform(0.0, 0.4))
+                    dep.start(v)
                 log.append((v, k - t_start, time.monotonic() - t_start))
             except Exception as e:  # noqa: BLE001 -- reported below
                 log.append((v, -1, repr(e)))
@@ -692,7 +751,8 @@ def chaos(h, t, dep, books, rng, n_req, duration, threads, kills, rate):
                f"{ready if isinstance(ready, str) else f'{ready:.2f}s'}")
     t.ok(len(log) == len(victims) and all(k >= 0 for _, k, _ in log),
          f"chaos: {len(victims)} SIGKILLs (accountant, a worker, the "
-         f"ingress x {kills}) and restarts under load", log)
+         f"ingress x {kills}; PostgreSQL crashes x {pg_crashes}) and "
+         "restarts under load", log)
     by = {}
     for r in results:
         key = ("complete" if r.complete else
@@ -729,23 +789,34 @@ def settle_and_check(h, t, check, db, dep, books, outcome, billing):
             t.diag(f"{n} was not running after the load: restarted")
             dep.start(n)
 
-    # settle: the spool drains (everything acked = applied) and the
-    # ledger stops growing
-    last = {"n": -1, "same": 0}
+    # settle: the spool drains (everything acked = applied), the
+    # accountant's durability marker reaches the end of its event log
+    # (what a crash lost is back), and the ledger stops growing
+    last = {"n": -1, "same": 0, "marker": None, "log_end": None}
 
     def settled():
         recs, _ = spool_records(dep.spool)
         n = int(h.scalar(db, "SELECT count(*) FROM usage_events"))
         last["same"] = last["same"] + 1 if n == last["n"] else 0
         last["n"] = n
-        return recs == 0 and last["same"] >= 5
+        last["marker"] = tuple(int(x) for x in h.psql(
+            db, "SELECT log_seq, log_off FROM accountant_durable")[0])
+        last["log_end"] = dep.log_end()
+        return (recs == 0 and last["same"] >= 5
+                and last["marker"] == last["log_end"])
 
     ok = wait_for(settled, timeout=SETTLE_S, step=0.2) if billing else True
     recs, segs = spool_records(dep.spool)
-    check(ok, f"settled within {SETTLE_S:.0f}s: spool empty, ledger "
-              f"stopped growing",
+    check(ok, f"settled within {SETTLE_S:.0f}s: spool empty, durability "
+              f"marker at the event log's end, ledger stopped growing",
           f"spool: {recs} records in {segs} segments; ledger rows "
-          f"{last['n']}")
+          f"{last['n']}; marker {last['marker']}, log end "
+          f"{last['log_end']}")
+    with dep.lock:  # what the accountant's recoveries replayed
+        out = dep.procs["accountant"].output(20000)
+    for line in out.splitlines():
+        if re.search(r"PF-ACCT-(REPLAY|RECOVER|DURABLE|APPLY)", line):
+            t.diag("  accountant: " + line.strip()[:200])
 
     led, dups = ledger(h, db)
     t.eq(dups, [], "no event id twice in the ledger")

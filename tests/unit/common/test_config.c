@@ -427,6 +427,22 @@ test_ids(void)
 	ok(pf_id_new(a) == PF_OK && pf_id_new(b) == PF_OK
 	        && memcmp(a, b, PF_ID_LEN) != 0,
 	    "two ids differ");
+	/* ids made in one burst share their first bytes (the clock): their
+	 * hashes must not (4096 random hashes fill ~2590 of 4096 buckets) */
+	{
+		static uint8_t seen[4096];
+		unsigned used = 0;
+		for (int i = 0; i < 4096; i++) {
+			uint8_t id[PF_ID_LEN];
+			if (pf_id_new(id) != PF_OK)
+				break;
+			unsigned k = pf_id_hash(id) & 4095u;
+			used += !seen[k];
+			seen[k] = 1;
+		}
+		ok(used > 2000,
+		    "a burst of ids spreads over buckets (%u of 4096)", used);
+	}
 	pf_hex_encode(a, PF_ID_LEN, hex);
 	ok(strlen(hex) == 32, "id hex is 32 chars");
 	pf_hex_encode(raw, sizeof(raw), hex);
