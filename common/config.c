@@ -76,7 +76,7 @@ static const struct key keys[] = {
 	    "4194304", "client request body cap, bytes" },
 	{ "HTTP_THREADS", KEY_U32, 0, OFF(http_threads), 1, 1024, "2",
 	    "ingress HTTP threads" },
-	{ "SCHED_BATCH", KEY_U32, 0, OFF(sched_batch), 0, 1, "1",
+	{ "SCHED_BATCH", KEY_U32, 0, OFF(sched_batch), 0, 1, "0",
 	    "1: every thread of serve, ingress and worker runs under "
 	    "SCHED_BATCH (a woken thread does not preempt its waker)" },
 	{ "WORKER_THREADS", KEY_U32, 0, OFF(worker_threads), 1, 1024, "1",

@@ -62,7 +62,7 @@ test_defaults(void)
 	    "database_url and redis_url empty by default");
 	ok(c.body_max == PF_BODY_MAX_DEFAULT, "body_max default");
 	ok(c.http_threads == 2 && c.worker_threads == 1, "thread defaults");
-	ok(c.sched_batch == 1, "threads run under SCHED_BATCH by default");
+	ok(c.sched_batch == 0, "threads keep the default policy by default");
 	ok(c.connect_timeout_ms == 5000 && c.first_byte_timeout_ms == 60000
 	        && c.idle_timeout_ms == 60000 && c.total_timeout_ms == 600000,
 	    "timeout defaults");
