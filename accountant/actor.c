@@ -424,6 +424,7 @@ recover(acct_accountant *a)
 	err = make_durable(a, 1, errbuf, sizeof(errbuf));
 	if (err == PF_OK) {
 		a->need_recover = 0;
+		acct_lanes_retry_now(a->lanes); /* the database is back */
 		pf_warn("PF-ACCT-RECOVERED", "checkpoint=log_end");
 		return;
 	}

@@ -433,6 +433,13 @@ acct_lanes_wait(acct_lanes *ls, char *errbuf, size_t errlen)
 	return err;
 }
 
+void
+acct_lanes_retry_now(acct_lanes *ls)
+{
+	for (size_t i = 0; i < ls->n_lanes; i++)
+		ls->lanes[i].retry_at = 0;
+}
+
 int
 acct_lanes_busy(const acct_lanes *ls)
 {

@@ -81,6 +81,11 @@ PF_NODISCARD pf_err acct_lanes_submit(
 PF_NODISCARD pf_err acct_lanes_wait(
     acct_lanes *ls, char *errbuf, size_t errlen);
 
+/* acct_lanes_retry_now lets lanes whose connection failed reconnect at
+ * the next batch (the database answered again).  Not while a batch is in
+ * flight. */
+void acct_lanes_retry_now(acct_lanes *ls);
+
 /* acct_lanes_busy: whether a batch is in flight (submitted, not waited
  * for). */
 int acct_lanes_busy(const acct_lanes *ls);

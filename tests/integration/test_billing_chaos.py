@@ -815,7 +815,7 @@ def settle_and_check(h, t, check, db, dep, books, outcome, billing):
     with dep.lock:  # what the accountant's recoveries replayed
         out = dep.procs["accountant"].output(20000)
     for line in out.splitlines():
-        if re.search(r"PF-ACCT-(REPLAY|RECOVER|DURABLE|APPLY)", line):
+        if re.search(r"PF-ACCT-(REPLAY|RECOVER|DURABLE)", line):
             t.diag("  accountant: " + line.strip()[:200])
 
     led, dups = ledger(h, db)
