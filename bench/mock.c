@@ -443,7 +443,11 @@ stream_response(mock_server *m, struct MHD_Connection *conn,
 	st->hang_after = k->hang_after;
 	st->drop_after = k->drop_after;
 	st->hang_ms = k->hang_ms;
-	st->coalesce = k->coalesce != 0;
+	/* an instant stream in one write (a write per event costs a system
+	 * call per token on both ends); with a chunk delay the events are
+	 * not due together anyway */
+	st->coalesce
+	    = k->coalesce_set ? k->coalesce != 0 : k->chunk_delay_ms == 0;
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
 	    PF_MOCK_CONN_MEMORY / 2, stream_read_cb, st, stream_free_cb);
 	if (resp == NULL) {

@@ -28,8 +28,16 @@ typedef struct mock_options {
 	uint32_t chunk_bytes;    /* text bytes per chunk; 0 = "tok<i> " */
 	uint32_t hang_ms;        /* how long x-mock-hang-after hangs */
 	const char *models;      /* comma-separated ids for GET /v1/models */
-	uint32_t coalesce;       /* 1: pack due stream events into one write */
+	/* stream writes: MOCK_COALESCE_AUTO (0) packs the events that are
+	 * due into one write when there is no chunk delay (an instant stream
+	 * goes out in one write), one write per event otherwise;
+	 * MOCK_COALESCE_ON packs always, MOCK_COALESCE_OFF never */
+	uint32_t coalesce;
 } mock_options;
+
+#define MOCK_COALESCE_AUTO 0u
+#define MOCK_COALESCE_ON 1u
+#define MOCK_COALESCE_OFF 2u
 
 /* mock_options_defaults fills opt with the documented defaults
  * (127.0.0.1:9000, 16 chunks, no delays, 300 s hangs, "mock-model"). */

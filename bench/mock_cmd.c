@@ -49,7 +49,8 @@ usage(FILE *f)
 	    "  --threads N           event threads; 0 = one per CPU (0)\n"
 	    "  --coalesce            pack stream events that are due into one "
 	    "write\n"
-	    "                        (default: one write per event)\n"
+	    "                        (default: only without a chunk delay)\n"
+	    "  --no-coalesce         one write per stream event\n"
 	    "  --config FILE         configuration file (only PF_LOG_LEVEL "
 	    "matters here)\n"
 	    "  --help                this text\n"
@@ -105,6 +106,7 @@ mock_cmd(int argc, char **argv)
 		O_MODELS,
 		O_THREADS,
 		O_COALESCE,
+		O_NO_COALESCE,
 		O_CONFIG,
 		O_HELP
 	};
@@ -118,6 +120,7 @@ mock_cmd(int argc, char **argv)
 		{ "models", required_argument, NULL, O_MODELS },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "coalesce", no_argument, NULL, O_COALESCE },
+		{ "no-coalesce", no_argument, NULL, O_NO_COALESCE },
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -175,7 +178,10 @@ mock_cmd(int argc, char **argv)
 			opt.models = optarg;
 			break;
 		case O_COALESCE:
-			opt.coalesce = 1;
+			opt.coalesce = MOCK_COALESCE_ON;
+			break;
+		case O_NO_COALESCE:
+			opt.coalesce = MOCK_COALESCE_OFF;
 			break;
 		case O_CONFIG:
 			config = optarg;

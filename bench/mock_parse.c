@@ -71,6 +71,8 @@ set_knob(mock_knobs *k, size_t i, uint32_t v)
 		k->rate_set = true;
 	if (field == &k->fail_first)
 		k->fail_first_set = true;
+	if (field == &k->coalesce)
+		k->coalesce_set = true;
 }
 
 void
@@ -84,7 +86,8 @@ mock_knobs_defaults(const mock_options *opt, mock_knobs *k)
 	k->hang_ms = opt->hang_ms;
 	k->hang_after = MOCK_NO_LIMIT;
 	k->drop_after = MOCK_NO_LIMIT;
-	k->coalesce = opt->coalesce ? 1 : 0;
+	k->coalesce = opt->coalesce == MOCK_COALESCE_ON ? 1 : 0;
+	k->coalesce_set = opt->coalesce != MOCK_COALESCE_AUTO;
 }
 
 pf_err

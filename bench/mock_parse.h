@@ -32,6 +32,7 @@ typedef struct mock_knobs {
 	uint32_t no_usage;   /* 0/1 */
 	bool rate_set;
 	bool fail_first_set;
+	bool coalesce_set; /* else: coalesce when chunk_delay_ms is 0 */
 } mock_knobs;
 
 /* mock_knobs_defaults fills k from the command-line options alone. */

@@ -67,6 +67,7 @@ pf_cmd_serve(int argc, char **argv)
 	/* before any thread starts, so every thread inherits the mask */
 	pf_cli_block_signals(&set);
 	pf_cli_tune_process();
+	pf_cli_set_sched(&cfg);
 
 	/* first: the ingress's billing dials it (and would wait for it) */
 	err = acct_accountant_start(&cfg, &acct, errbuf, sizeof(errbuf));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -74,6 +75,15 @@ pf_cli_tune_process(void)
 	}
 	if (getenv("MALLOC_ARENA_MAX") == NULL)
 		(void)mallopt(M_ARENA_MAX, PF_MALLOC_ARENAS);
+}
+
+void
+pf_cli_set_sched(const pf_config *cfg)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+
+	if (cfg->sched_batch)
+		(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 }
 
 int

@@ -43,6 +43,18 @@ void pf_cli_block_signals(sigset_t *ret_set);
 void pf_cli_tune_process(void);
 
 /*
+ * pf_cli_set_sched puts the calling thread under SCHED_BATCH when
+ * cfg->sched_batch is set; call it before any thread starts, so every
+ * thread inherits it.  A SCHED_BATCH thread woken by another does not
+ * preempt it: it waits for a free CPU or for the waker to sleep, which it
+ * is about to do (a request is handed from thread to thread, and each
+ * preemption is one more context switch, tens of microseconds on a
+ * paravirtualised vCPU).  Nice values and priorities are unchanged.  Best
+ * effort: a failure leaves SCHED_OTHER.
+ */
+void pf_cli_set_sched(const pf_config *cfg);
+
+/*
  * pf_cli_wait_signal waits like sigwait(2) for a signal in set and
  * returns it.  While it waits it hands free heap memory back to the
  * system every PF_MALLOC_TRIM_EVERY_MS when more than

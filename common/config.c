@@ -76,6 +76,9 @@ static const struct key keys[] = {
 	    "4194304", "client request body cap, bytes" },
 	{ "HTTP_THREADS", KEY_U32, 0, OFF(http_threads), 1, 1024, "2",
 	    "ingress HTTP threads" },
+	{ "SCHED_BATCH", KEY_U32, 0, OFF(sched_batch), 0, 1, "0",
+	    "1: every thread of serve, ingress and worker runs under "
+	    "SCHED_BATCH (a woken thread does not preempt its waker)" },
 	{ "WORKER_THREADS", KEY_U32, 0, OFF(worker_threads), 1, 1024, "1",
 	    "upstream transfer threads per worker" },
 	{ "CONNECT_TIMEOUT_MS", KEY_U32, 0, OFF(connect_timeout_ms), 1, MS_MAX,

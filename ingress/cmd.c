@@ -66,6 +66,7 @@ ing_cmd(int argc, char **argv)
 	/* before any thread starts, so every thread inherits the mask */
 	pf_cli_block_signals(&set);
 	pf_cli_tune_process();
+	pf_cli_set_sched(&cfg);
 
 	err = ing_server_start(&cfg, &srv);
 	if (err != PF_OK) {

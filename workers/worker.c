@@ -803,6 +803,7 @@ wrk_cmd(int argc, char **argv)
 
 	pf_cli_block_signals(&set);
 	pf_cli_tune_process();
+	pf_cli_set_sched(&cfg);
 
 	err = wrk_worker_start(&cfg, &w);
 	if (err != PF_OK) {

@@ -478,6 +478,20 @@ test_path_parser(void)
 	ok(mock_knobs_path("", 0, &k, &bad) == PF_OK && k.chunks == 16
 	        && !k.rate_set && k.hang_after == MOCK_NO_LIMIT,
 	    "path parser: empty spec keeps the defaults");
+	ok(!k.coalesce_set && k.coalesce == 0,
+	    "path parser: coalescing left to the chunk delay by default");
+	ok(mock_knobs_path("coalesce=0", 10, &k, &bad) == PF_OK
+	        && k.coalesce_set && k.coalesce == 0,
+	    "path parser: coalesce=0 asks for one write per event");
+	opt.coalesce = MOCK_COALESCE_OFF;
+	mock_knobs_defaults(&opt, &k);
+	ok(k.coalesce_set && k.coalesce == 0,
+	    "--no-coalesce: one write per event");
+	opt.coalesce = MOCK_COALESCE_ON;
+	mock_knobs_defaults(&opt, &k);
+	ok(k.coalesce_set && k.coalesce == 1, "--coalesce: always packed");
+	opt.coalesce = MOCK_COALESCE_AUTO;
+	mock_knobs_defaults(&opt, &k);
 	ok(mock_knobs_path(",chunks=3,,", 11, &k, &bad) == PF_OK
 	        && k.chunks == 3,
 	    "path parser: empty items are skipped");

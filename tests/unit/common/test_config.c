@@ -3,10 +3,13 @@
  * and URL redaction; ids, hex and SHA-256.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cli.h"
 #include "common/config.h"
 #include "common/ids.h"
 #include "common/limits.h"
@@ -62,6 +65,7 @@ test_defaults(void)
 	    "database_url and redis_url empty by default");
 	ok(c.body_max == PF_BODY_MAX_DEFAULT, "body_max default");
 	ok(c.http_threads == 2 && c.worker_threads == 1, "thread defaults");
+	ok(c.sched_batch == 0, "threads keep the default policy by default");
 	ok(c.connect_timeout_ms == 5000 && c.first_byte_timeout_ms == 60000
 	        && c.idle_timeout_ms == 60000 && c.total_timeout_ms == 600000,
 	    "timeout defaults");
@@ -470,6 +474,40 @@ test_ids(void)
 	ok(pf_random_bytes(a, 0) == PF_OK, "zero random bytes");
 }
 
+/* sched_of runs pf_cli_set_sched on a thread of its own (the test's
+ * threads keep their policy) and returns the policy it left there. */
+static void *
+sched_thread(void *arg)
+{
+	pf_cli_set_sched(arg);
+	return (void *)(intptr_t)sched_getscheduler(0);
+}
+
+static int
+sched_of(const pf_config *cfg)
+{
+	pthread_t t;
+	void *ret = (void *)(intptr_t)-1;
+
+	if (pthread_create(&t, NULL, sched_thread, (void *)cfg) != 0)
+		return -1;
+	pthread_join(t, &ret);
+	return (int)(intptr_t)ret;
+}
+
+/* PF_SCHED_BATCH: SCHED_BATCH for the calling thread, else left alone. */
+static void
+test_sched(void)
+{
+	pf_config c;
+
+	pf_config_defaults(&c);
+	ok(sched_of(&c) == sched_getscheduler(0),
+	    "PF_SCHED_BATCH=0 leaves the inherited policy");
+	c.sched_batch = 1;
+	ok(sched_of(&c) == SCHED_BATCH, "PF_SCHED_BATCH=1 sets SCHED_BATCH");
+}
+
 int
 main(void)
 {
@@ -480,6 +518,7 @@ main(void)
 		return tap_done();
 	}
 	test_defaults();
+	test_sched();
 	test_file_and_env();
 	test_errors();
 	test_file_errors();
