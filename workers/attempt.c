@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/limits.h"
 #include "common/log.h"
@@ -654,6 +656,19 @@ local_failure(wrk_xfer *x, CURLcode res)
 	    || curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno)
 	        != CURLE_OK)
 		return 0;
+	if (os_errno == 0) {
+		/* curl 7.88 leaves OS_ERRNO 0 when socket() itself failed
+		 * (measured: EMFILE gives "Couldn't connect", errno 0): a
+		 * refused or unreachable upstream sets it.  Ask the kernel
+		 * the same question once more. */
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		os_errno = errno;
+	}
 	return os_errno == EMFILE || os_errno == ENFILE || os_errno == ENOBUFS
 	    || os_errno == ENOMEM || os_errno == EADDRNOTAVAIL;
 }
