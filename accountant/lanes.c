@@ -16,6 +16,7 @@
 
 #include "accountant/db.h"
 #include "common/clock.h"
+#include "common/grow.h"
 #include "common/limits.h"
 
 #define LANE_ERR_MAX 1024
@@ -299,24 +300,18 @@ merge_balances(acct_lanes *ls, const acct_ledger *l)
 	const acct_user_balance *u = acct_ledger_users(l, &nu);
 	const acct_token_balance *t = acct_ledger_tokens(l, &nt);
 
-	if (ls->cap_users - ls->n_users < nu) {
-		size_t cap = ls->n_users + nu + 64;
-		acct_user_balance *p = realloc(ls->users, cap * sizeof(*p));
+	acct_user_balance *pu
+	    = pf_grow(ls->users, &ls->cap_users, ls->n_users + nu, sizeof(*pu));
+	acct_token_balance *pt;
 
-		if (p == NULL)
-			return PF_ENOMEM;
-		ls->users = p;
-		ls->cap_users = cap;
-	}
-	if (ls->cap_tokens - ls->n_tokens < nt) {
-		size_t cap = ls->n_tokens + nt + 64;
-		acct_token_balance *p = realloc(ls->tokens, cap * sizeof(*p));
-
-		if (p == NULL)
-			return PF_ENOMEM;
-		ls->tokens = p;
-		ls->cap_tokens = cap;
-	}
+	if (pu == NULL)
+		return PF_ENOMEM;
+	ls->users = pu;
+	pt = pf_grow(
+	    ls->tokens, &ls->cap_tokens, ls->n_tokens + nt, sizeof(*pt));
+	if (pt == NULL)
+		return PF_ENOMEM;
+	ls->tokens = pt;
 	if (nu > 0)
 		memcpy(ls->users + ls->n_users, u, nu * sizeof(*u));
 	ls->n_users += nu;

@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/grow.h"
 #include "common/ids.h"
 
 /* All usage events of a batch, as 19 arrays in binary format (no text
@@ -568,15 +569,12 @@ index_batch(acct_ledger *l, acct_event *ev, size_t n)
 static pf_err
 keep_user(acct_ledger *l, int64_t id, int64_t quota, int64_t used)
 {
-	if (l->n_users == l->cap_users) {
-		size_t cap = l->cap_users ? l->cap_users * 2 : 64;
-		acct_user_balance *p = realloc(l->users, cap * sizeof(*p));
+	acct_user_balance *p
+	    = pf_grow(l->users, &l->cap_users, l->n_users + 1, sizeof(*p));
 
-		if (p == NULL)
-			return PF_ENOMEM;
-		l->users = p;
-		l->cap_users = cap;
-	}
+	if (p == NULL)
+		return PF_ENOMEM;
+	l->users = p;
 	l->users[l->n_users].user_id = id;
 	l->users[l->n_users].quota = quota;
 	l->users[l->n_users].used_quota = used;
@@ -588,15 +586,12 @@ static pf_err
 keep_token(
     acct_ledger *l, int64_t id, int64_t remain, int unlimited, int64_t user_id)
 {
-	if (l->n_tokens == l->cap_tokens) {
-		size_t cap = l->cap_tokens ? l->cap_tokens * 2 : 64;
-		acct_token_balance *p = realloc(l->tokens, cap * sizeof(*p));
+	acct_token_balance *p
+	    = pf_grow(l->tokens, &l->cap_tokens, l->n_tokens + 1, sizeof(*p));
 
-		if (p == NULL)
-			return PF_ENOMEM;
-		l->tokens = p;
-		l->cap_tokens = cap;
-	}
+	if (p == NULL)
+		return PF_ENOMEM;
+	l->tokens = p;
 	l->tokens[l->n_tokens].token_id = id;
 	l->tokens[l->n_tokens].remain_quota = remain;
 	l->tokens[l->n_tokens].unlimited = unlimited;
