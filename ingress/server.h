@@ -22,7 +22,9 @@ struct pf_lane;
 /*
  * ing_server_start connects to PostgreSQL, loads the routing snapshot,
  * opens the NNG sockets and starts serving HTTP.  cfg must outlive the
- * server.  Errors: PF_EDB, PF_ENET, PF_EIO (cannot listen), PF_ENOMEM.
+ * server.  Errors: PF_EDB, PF_ENET, PF_EIO (cannot listen, e.g. PF_LISTEN
+ * already in use without PF_LISTEN_REUSEPORT=1; logged as PF-HTTP-LISTEN
+ * with the address and the cause), PF_ECONFIG, PF_ENOMEM.
  */
 PF_NODISCARD pf_err ing_server_start(const pf_config *cfg, ing_server **ret);
 
