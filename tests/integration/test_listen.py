@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""PF_LISTEN is not shared by accident: a second gateway on a port in use
+fails to start naming the address, and the first keeps serving.  With
+PF_LISTEN_REUSEPORT=1 on both, two start side by side (a handover).  A
+gateway restarted on its port right away starts although the port still
+has a connection of the previous process in TIME_WAIT."""
+import http.client
+import subprocess
+import time
+
+from harness import Harness, Proc, fetch
+
+READY = "PF-SERVE-READY"
+
+
+def time_wait_on(port):
+    """Sockets in TIME_WAIT with local port `port` (/proc/net/tcp{,6})."""
+    n = 0
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(f) as fh:
+                next(fh)
+                for line in fh:
+                    cols = line.split()
+                    local, state = cols[1], cols[3]
+                    if int(local.rsplit(":", 1)[1], 16) == port \
+                            and state == "06":
+                        n += 1
+        except OSError:
+            pass
+    return n
+
+
+with Harness() as h:
+    t = h.tap
+    g = h.gateway()
+    port = int(g.base_url.rsplit(":", 1)[1].split("/")[0])
+    listen = f"127.0.0.1:{port}"
+    health = f"http://{listen}/health"
+
+    def serve_env(extra=None):
+        return h.env(g.db, dict({"PF_LISTEN": listen}, **h.role_dirs(),
+                                **(extra or {})))
+
+    def _start(name, extra):
+        """serve on `listen`, ready once it logged READY (/health may be
+        answered by another serve on the port); None if it exited."""
+        proc = Proc(name, [h.binary, "serve"], serve_env(extra))
+        h.procs.append(proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if READY in proc.output(100000):
+                return proc
+            if not proc.alive():
+                t.diag(f"{name} exited with {proc.p.returncode}: "
+                       f"{proc.output(800)}")
+                return None
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} not ready:\n{proc.output()}")
+
+    def second_fails(extra, desc):
+        proc = Proc("serve-second", [h.binary, "serve"], serve_env(extra))
+        h.procs.append(proc)
+        try:
+            proc.p.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+        out = proc.output(100000)
+        t.ok(not proc.alive() and proc.p.returncode != 0,
+             f"{desc}: exits non-zero",
+             f"rc={proc.p.returncode} {out[-800:]!r}")
+        proc.stop()
+        t.ok(f"PF_LISTEN {listen}: address already in use" in out
+             and "PF_LISTEN_REUSEPORT=1" in out,
+             f"{desc}: the error names the address and the way out",
+             out[-800:])
+        for line in out.splitlines():
+            if "PF-HTTP-LISTEN" in line:
+                t.diag(line)
+
+    # --- default: a second gateway on the port fails ---------------------
+    second_fails(None, "second serve on a port in use")
+    t.ok(g.proc.alive(), "the first serve still runs")
+    t.eq(fetch("GET", health, timeout=5)[0], 200,
+         "the first serve still answers /health")
+    # opting in on one side only is not enough
+    second_fails({"PF_LISTEN_REUSEPORT": "1"},
+                 "second serve with PF_LISTEN_REUSEPORT=1 beside one "
+                 "without")
+    t.ok(g.proc.alive(), "the first serve still runs after that")
+
+    # --- a restart right away: TIME_WAIT does not block the bind ---------
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/health")
+    resp = conn.getresponse()
+    resp.read()
+    t.eq(resp.status, 200, "a keep-alive connection to the first serve")
+    t.eq(g.proc.stop(), 0, "the first serve stops on SIGTERM with 0")
+    # the server closed first; our close completes its TIME_WAIT side
+    conn.sock.settimeout(10)
+    t.eq(conn.sock.recv(1), b"", "the stopped serve closed the connection")
+    conn.close()
+    t.ok(time_wait_on(port) > 0,
+         "the port has a connection in TIME_WAIT (so the restart tests "
+         "SO_REUSEADDR)", f"port {port}")
+    a = _start("serve-restart", None)
+    t.ok(a is not None, "serve restarted on the port right away")
+    if a is not None:
+        t.eq(fetch("GET", health, timeout=5)[0], 200,
+             "the restarted serve answers /health")
+        t.eq(a.stop(), 0, "the restarted serve stops with 0")
+
+    # --- PF_LISTEN_REUSEPORT=1 on both: a handover ----------------------
+    old = _start("serve-old", {"PF_LISTEN_REUSEPORT": "1"})
+    new = _start("serve-new", {"PF_LISTEN_REUSEPORT": "1"})
+    t.ok(old is not None and new is not None and old.alive()
+         and new.alive(),
+         "with PF_LISTEN_REUSEPORT=1 on both, both serve on the port")
+    if old is not None and new is not None:
+        t.eq(old.stop(), 0, "the old serve drains and stops on SIGTERM")
+        t.ok(new.alive(), "the new serve still runs")
+        codes = [fetch("GET", health, timeout=5)[0] for _ in range(8)]
+        t.eq(codes, [200] * 8, "after the handover /health answers 200")
+        # restart with the opt-in, right away
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/health")
+        conn.getresponse().read()
+        t.eq(new.stop(), 0, "the new serve stops with 0")
+        conn.sock.settimeout(10)
+        conn.sock.recv(1)
+        conn.close()
+        again = _start("serve-again", {"PF_LISTEN_REUSEPORT": "1"})
+        t.ok(again is not None,
+             "a serve with PF_LISTEN_REUSEPORT=1 restarts on the port "
+             "right away")
+        if again is not None:
+            again.stop()
