@@ -49,6 +49,7 @@ struct ing_server {
 	ing_billing *billing;
 	int draining;
 	int stopped;
+	int quiesced; /* listening socket closed by ing_server_drain_begin */
 	unsigned port;
 };
 
@@ -1249,6 +1250,16 @@ ing_server_drain_begin(ing_server *srv)
 {
 	__atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
 	ing_health_quiesce(srv->health);
+	/* A handover (PF_LISTEN_REUSEPORT=1): leave the port's SO_REUSEPORT
+	 * group, so the kernel gives new connections to the gateway that
+	 * goes on instead of to us (they would get 503 for the whole drain).
+	 * Connections still in our accept queue are reset. */
+	if (srv->cfg->listen_reuseport && srv->mhd != NULL && !srv->quiesced) {
+		MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+		srv->quiesced = 1;
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
 }
 
 size_t

@@ -40,7 +40,9 @@ unsigned ing_server_port(const ing_server *srv);
 /*
  * ing_server_drain_begin starts a graceful stop: GET /health answers 503
  * and new relayed requests are refused with 503, while requests in flight
- * go on.  Idempotent; never blocks.
+ * go on.  With PF_LISTEN_REUSEPORT=1 it also closes the listening socket,
+ * so new connections go to the other gateway on the port (a handover).
+ * Idempotent; never blocks; call it from one thread.
  */
 void ing_server_drain_begin(ing_server *srv);
 

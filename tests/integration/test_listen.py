@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """PF_LISTEN is not shared by accident: a second gateway on a port in use
 fails to start naming the address, and the first keeps serving.  With
-PF_LISTEN_REUSEPORT=1 on both, two start side by side (a handover).  A
+PF_LISTEN_REUSEPORT=1 on both, two start side by side, and the old one,
+draining after SIGTERM, leaves the port to the new one (a handover).  A
 gateway restarted on its port right away starts although the port still
 has a connection of the previous process in TIME_WAIT."""
 import http.client
+import json
+import signal
 import subprocess
 import time
 
@@ -15,6 +18,10 @@ READY = "PF-SERVE-READY"
 
 def time_wait_on(port):
     """Sockets in TIME_WAIT with local port `port` (/proc/net/tcp{,6})."""
+    return sockets_on(port, "06")
+
+
+def sockets_on(port, want):
     n = 0
     for f in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -24,11 +31,16 @@ def time_wait_on(port):
                     cols = line.split()
                     local, state = cols[1], cols[3]
                     if int(local.rsplit(":", 1)[1], 16) == port \
-                            and state == "06":
+                            and state == want:
                         n += 1
         except OSError:
             pass
     return n
+
+
+def listening_on(port):
+    """Listening TCP sockets on `port` (/proc/net/tcp{,6})."""
+    return sockets_on(port, "0A")
 
 
 with Harness() as h:
@@ -112,12 +124,40 @@ with Harness() as h:
 
     # --- PF_LISTEN_REUSEPORT=1 on both: a handover ----------------------
     old = _start("serve-old", {"PF_LISTEN_REUSEPORT": "1"})
+    # a stream in flight at the old serve (alone on the port now) that
+    # hangs until we close it, so the old one drains while we look
+    held = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    held.request("POST", "/v1/chat/completions", json.dumps({
+        "model": "mock-gpt", "stream": True,
+        "messages": [{"role": "user", "content": "hi"}]}),
+        {"Authorization": "Bearer " + g.key,
+         "Content-Type": "application/json",
+         "x-mock-hang-after": "1", "x-mock-hang-ms": "30000"})
+    held_resp = held.getresponse()
+    t.eq(held_resp.status, 200, "a stream in flight at the old serve")
     new = _start("serve-new", {"PF_LISTEN_REUSEPORT": "1"})
     t.ok(old is not None and new is not None and old.alive()
-         and new.alive(),
-         "with PF_LISTEN_REUSEPORT=1 on both, both serve on the port")
+         and new.alive() and listening_on(port) == 2,
+         "with PF_LISTEN_REUSEPORT=1 on both, both listen on the port",
+         f"listening sockets: {listening_on(port)}")
     if old is not None and new is not None:
-        t.eq(old.stop(), 0, "the old serve drains and stops on SIGTERM")
+        old.p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while listening_on(port) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t.eq(listening_on(port), 1,
+             "the draining old serve closed its listening socket")
+        codes = [fetch("GET", health, timeout=5)[0] for _ in range(16)]
+        t.eq(codes, [200] * 16,
+             "16 new connections during the drain: all answered by the "
+             "new serve (none 503 from the draining one)")
+        t.ok(old.alive(), "the old serve is still draining its stream")
+        held.close()
+        try:
+            rc = old.p.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        t.eq(rc, 0, "the old serve exits 0 once its stream is gone")
         t.ok(new.alive(), "the new serve still runs")
         codes = [fetch("GET", health, timeout=5)[0] for _ in range(8)]
         t.eq(codes, [200] * 8, "after the handover /health answers 200")
