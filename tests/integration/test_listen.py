@@ -7,7 +7,9 @@ gateway restarted on its port right away starts although the port still
 has a connection of the previous process in TIME_WAIT."""
 import http.client
 import json
+import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -70,6 +72,24 @@ with Harness() as h:
             time.sleep(0.05)
         raise RuntimeError(f"{name} not ready:\n{proc.output()}")
 
+    def start_any(name, listen_at):
+        """serve on listen_at (port 0: the kernel picks); returns (Proc,
+        the port from its READY line) or (None, 0)."""
+        env = h.env(g.db, dict({"PF_LISTEN": listen_at}, **h.role_dirs()))
+        proc = Proc(name, [h.binary, "serve"], env)
+        h.procs.append(proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            m = re.search(READY + r" listen=\S+ port=(\d+)",
+                          proc.output(100000))
+            if m:
+                return proc, int(m.group(1))
+            if not proc.alive():
+                t.diag(f"{name}: {proc.output(800)}")
+                return None, 0
+            time.sleep(0.05)
+        return None, 0
+
     def second_fails(extra, desc):
         proc = Proc("serve-second", [h.binary, "serve"], serve_env(extra))
         h.procs.append(proc)
@@ -89,6 +109,32 @@ with Harness() as h:
         for line in out.splitlines():
             if "PF-HTTP-LISTEN" in line:
                 t.diag(line)
+
+    # --- port 0 and IPv6 (the socket is ours, not libmicrohttpd's) -----
+    p0, p0port = start_any("serve-port0", "127.0.0.1:0")
+    t.ok(p0 is not None and p0port != 0
+         and fetch("GET", f"http://127.0.0.1:{p0port}/health",
+                   timeout=5)[0] == 200,
+         "PF_LISTEN=127.0.0.1:0: READY names the port the kernel chose, "
+         "which answers /health", f"port {p0port}")
+    if p0 is not None:
+        p0.stop()
+    try:
+        with socket.socket(socket.AF_INET6) as s6:
+            s6.bind(("::1", 0))
+        have_v6 = True
+    except OSError:
+        have_v6 = False
+    if have_v6:
+        p6, p6port = start_any("serve-v6", "[::1]:0")
+        t.ok(p6 is not None and p6port != 0
+             and fetch("GET", f"http://[::1]:{p6port}/health",
+                       timeout=5)[0] == 200,
+             "PF_LISTEN=[::1]:0 serves /health over IPv6", f"port {p6port}")
+        if p6 is not None:
+            p6.stop()
+    else:
+        t.ok(True, "# SKIP no IPv6 loopback")
 
     # --- default: a second gateway on the port fails ---------------------
     second_fails(None, "second serve on a port in use")
