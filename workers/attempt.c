@@ -490,6 +490,17 @@ fail:
 	return why;
 }
 
+/* Every attempt made failed on our side (none reached an upstream). */
+static int
+all_local(const wrk_xfer *x)
+{
+	for (uint32_t k = 0; k < x->n_att; k++) {
+		if (x->att[k].outcome != PF_ATTEMPT_LOCAL)
+			return 0;
+	}
+	return x->n_att > 0;
+}
+
 /* Start candidates from i on until one runs; end the relay when none
  * is left. */
 void
@@ -515,6 +526,15 @@ wrk_xfer_try_from(wrk_xfer *x, uint32_t i)
 	    x->idhex, x->rq->n_candidates, x->last_status,
 	    x->last_timeout ? " timeout=1" : "");
 	x->status = x->last_status;
+	if (!x->last_timeout && all_local(x)) {
+		/* no upstream said anything: ours to report, as 503 (retry
+		 * later), not 502 (an upstream failed) */
+		wrk_xfer_finish(x, PF_END_NO_CHANNEL, 0,
+		    "no upstream could be tried (out of descriptors or memory, "
+		    "or the request could not be prepared); retry later",
+		    0);
+		return;
+	}
 	wrk_xfer_finish(x,
 	    x->last_timeout ? PF_END_TIMEOUT : PF_END_UPSTREAM_ERROR,
 	    x->last_status,

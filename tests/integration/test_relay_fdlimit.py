@@ -8,9 +8,9 @@ burst above the limit would take a healthy model down for everyone.
 (prlimit) to a few descriptors above what it uses idle; then a burst of
 streams to a slow mock is opened at once, so that the accepted client
 connections use up the descriptors the upstream sockets would need.
-Then: some requests did fail (the limit was reached), the channel is
-still enabled (status 1, no PF-CHANNEL-DISABLED), and once the burst is
-gone and the limit restored a request is answered 200."""
+Then: some requests did fail (the limit was reached), with 503, the
+channel is still enabled (status 1, no PF-CHANNEL-DISABLED), and once the
+burst is gone and the limit restored a request is answered 200."""
 import json
 import os
 import resource
@@ -68,6 +68,8 @@ with Harness() as h:
     t.ok(failed >= FAIL_MAX,
          f"the descriptor limit was reached: at least {FAIL_MAX} requests "
          "failed on our side", counts)
+    t.eq(sorted(set(x for x in heads if x not in ("200", "-"))), ["503"],
+         "they were answered 503 (ours, retry later), not 502 (upstream)")
     status = h.scalar(g.db, "SELECT status FROM channels WHERE id = "
                       + g.channel_id)
     t.eq(status, "1", "the channel is still enabled (our failure, not its)")
