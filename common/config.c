@@ -49,6 +49,10 @@ struct key {
 static const struct key keys[] = {
 	{ "LISTEN", KEY_STR, KEY_NONEMPTY | KEY_HOSTPORT, OFF(listen), 0, 0,
 	    "127.0.0.1:3000", "client HTTP address, host:port" },
+	{ "LISTEN_REUSEPORT", KEY_U32, 0, OFF(listen_reuseport), 0, 1, "0",
+	    "1: SO_REUSEPORT on PF_LISTEN, so a new gateway can start beside "
+	    "the old one for a handover (set on both; 0 = a second gateway "
+	    "on the port fails to start)" },
 	{ "DATABASE_URL", KEY_STR, KEY_SECRET, OFF(database_url), 0, 0, "",
 	    "PostgreSQL conninfo or postgres:// URL (secret)" },
 	{ "REDIS_URL", KEY_STR, KEY_SECRET, OFF(redis_url), 0, 0, "",

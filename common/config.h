@@ -22,6 +22,10 @@
 typedef struct pf_config {
 	/* PF_LISTEN: client HTTP address, host:port (default 127.0.0.1:3000) */
 	char listen[PF_CONFIG_STR];
+	/* PF_LISTEN_REUSEPORT: 1 = SO_REUSEPORT on PF_LISTEN, so a new
+	 * gateway can start beside the old one (handover; both need it).
+	 * Default 0: a second gateway on a port in use fails to start. */
+	uint32_t listen_reuseport;
 	/* PF_DATABASE_URL: libpq conninfo or postgres:// URL (secret) */
 	char database_url[PF_CONFIG_STR];
 	/* PF_REDIS_URL: redis://host:port[/db] (secret: may hold a password) */

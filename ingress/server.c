@@ -2,7 +2,9 @@
  * server.c -- the ingress HTTP server (libmicrohttpd): routes, auth,
  * request checks, and the client side of a relayed request.
  */
+#include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -46,6 +49,7 @@ struct ing_server {
 	ing_billing *billing;
 	int draining;
 	int stopped;
+	int quiesced; /* listening socket closed by ing_server_drain_begin */
 	unsigned port;
 };
 
@@ -1019,8 +1023,67 @@ split_listen(
 	return PF_OK;
 }
 
+/*
+ * open_listener creates the HTTP listening socket for ai, bound and
+ * listening.  SO_REUSEADDR is always set, so a restart is not held up by
+ * connections of the previous process in TIME_WAIT; SO_REUSEPORT only when
+ * reuseport is set (PF_LISTEN_REUSEPORT=1), since with it a second process
+ * binds the same port without an error and the kernel splits new
+ * connections between the two.  (libmicrohttpd 0.9.75 sets SO_REUSEADDR
+ * itself only when MHD_OPTION_LISTENING_ADDRESS_REUSE is absent; given as
+ * 0 it sets neither option on Linux.  Binding here also tells us errno.)
+ * Returns the socket, or -1 with errno set.
+ */
+static int
+open_listener(const struct addrinfo *ai, int reuseport)
+{
+	int one = 1;
+	int fd, saved;
+
+	fd = socket(ai->ai_family,
+	    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+		goto fail;
+	if (reuseport
+	    && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+		goto fail;
+	/* as libmicrohttpd does for MHD_USE_IPv6 without MHD_USE_DUAL_STACK */
+	if (ai->ai_family == AF_INET6
+	    && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))
+	        != 0)
+		goto fail;
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+		goto fail;
+	if (listen(fd, SOMAXCONN) != 0)
+		goto fail;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* bound_port returns the local TCP port of the listening socket fd. */
+static unsigned
+bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
 static pf_err
-start_http(ing_server *srv)
+start_http(ing_server *srv, char *errbuf, size_t errlen)
 {
 	const pf_config *cfg = srv->cfg;
 	char host[256], port[16];
@@ -1029,35 +1092,62 @@ start_http(ing_server *srv)
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD
 	    | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	unsigned threads = cfg->http_threads > 0 ? cfg->http_threads : 1;
+	int fd, gai;
 	pf_err err;
 
 	err = split_listen(cfg->listen, host, sizeof(host), port, sizeof(port));
-	if (err != PF_OK)
+	if (err != PF_OK) {
+		snprintf(
+		    errbuf, errlen, "PF_LISTEN %s: not host:port", cfg->listen);
 		return err;
+	}
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if (getaddrinfo(host[0] != '\0' && strcmp(host, "*") != 0 ? host : NULL,
-	        port, &hints, &ai)
-	    != 0)
+	gai = getaddrinfo(
+	    host[0] != '\0' && strcmp(host, "*") != 0 ? host : NULL, port,
+	    &hints, &ai);
+	if (gai != 0) {
+		snprintf(errbuf, errlen, "PF_LISTEN %s: %s", cfg->listen,
+		    gai_strerror(gai));
 		return PF_ECONFIG;
+	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, srv, MHD_OPTION_SOCK_ADDR,
-	    ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->client_timeout_s,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)PF_HTTP_MAX_CONNS,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)PF_HTTP_HEADER_POOL,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-	    MHD_OPTION_NOTIFY_CONNECTION, notify_cb, srv, MHD_OPTION_END);
+	fd = open_listener(ai, cfg->listen_reuseport != 0);
 	freeaddrinfo(ai);
-	if (srv->mhd == NULL)
+	if (fd < 0) {
+		if (errno == EADDRINUSE)
+			snprintf(errbuf, errlen,
+			    "PF_LISTEN %s: address already in use (another "
+			    "gateway? set PF_LISTEN_REUSEPORT=1 on both for a "
+			    "handover)",
+			    cfg->listen);
+		else
+			snprintf(errbuf, errlen, "PF_LISTEN %s: %s",
+			    cfg->listen, strerror(errno));
 		return PF_EIO;
-	const union MHD_DaemonInfo *di
-	    = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	srv->port = di != NULL ? di->port : 0;
+	}
+	srv->port = bound_port(fd);
+	/* MHD_stop_daemon closes fd */
+	srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, srv,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)cfg->client_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)PF_HTTP_MAX_CONNS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)PF_HTTP_HEADER_POOL, MHD_OPTION_NOTIFY_COMPLETED,
+	    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb, srv,
+	    MHD_OPTION_END);
+	if (srv->mhd == NULL) {
+		/* fd is left open: whether libmicrohttpd closed it on this
+		 * path is not documented, and the process is about to exit */
+		snprintf(errbuf, errlen,
+		    "PF_LISTEN %s: the HTTP daemon did not start "
+		    "(PF_LOG_LEVEL=debug shows libmicrohttpd's reason)",
+		    cfg->listen);
+		return PF_EIO;
+	}
 	return PF_OK;
 }
 
@@ -1108,7 +1198,7 @@ ing_server_start_lane(
 	err = ing_auth_new(cfg, &srv->auth);
 	if (err != PF_OK)
 		goto fail;
-	char errbuf[512];
+	char errbuf[PF_CONFIG_STR + 256];
 	err = ing_billing_start(cfg, &srv->billing, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		pf_error("PF-BILL-START", "err=\"%s\" msg=\"%s\"",
@@ -1135,9 +1225,12 @@ ing_server_start_lane(
 	    &srv->guard);
 	if (err != PF_OK)
 		goto fail;
-	err = start_http(srv);
-	if (err != PF_OK)
+	err = start_http(srv, errbuf, sizeof(errbuf));
+	if (err != PF_OK) {
+		pf_error("PF-HTTP-LISTEN", "err=\"%s\" msg=\"%s\"",
+		    pf_strerror(err), errbuf);
 		goto fail;
+	}
 	*ret = srv;
 	return PF_OK;
 fail:
@@ -1157,6 +1250,16 @@ ing_server_drain_begin(ing_server *srv)
 {
 	__atomic_store_n(&srv->draining, 1, __ATOMIC_RELEASE);
 	ing_health_quiesce(srv->health);
+	/* A handover (PF_LISTEN_REUSEPORT=1): leave the port's SO_REUSEPORT
+	 * group, so the kernel gives new connections to the gateway that
+	 * goes on instead of to us (they would get 503 for the whole drain).
+	 * Connections still in our accept queue are reset. */
+	if (srv->cfg->listen_reuseport && srv->mhd != NULL && !srv->quiesced) {
+		MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+		srv->quiesced = 1;
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
 }
 
 size_t

@@ -22,7 +22,9 @@ struct pf_lane;
 /*
  * ing_server_start connects to PostgreSQL, loads the routing snapshot,
  * opens the NNG sockets and starts serving HTTP.  cfg must outlive the
- * server.  Errors: PF_EDB, PF_ENET, PF_EIO (cannot listen), PF_ENOMEM.
+ * server.  Errors: PF_EDB, PF_ENET, PF_EIO (cannot listen, e.g. PF_LISTEN
+ * already in use without PF_LISTEN_REUSEPORT=1; logged as PF-HTTP-LISTEN
+ * with the address and the cause), PF_ECONFIG, PF_ENOMEM.
  */
 PF_NODISCARD pf_err ing_server_start(const pf_config *cfg, ing_server **ret);
 
@@ -38,7 +40,9 @@ unsigned ing_server_port(const ing_server *srv);
 /*
  * ing_server_drain_begin starts a graceful stop: GET /health answers 503
  * and new relayed requests are refused with 503, while requests in flight
- * go on.  Idempotent; never blocks.
+ * go on.  With PF_LISTEN_REUSEPORT=1 it also closes the listening socket,
+ * so new connections go to the other gateway on the port (a handover).
+ * Idempotent; never blocks; call it from one thread.
  */
 void ing_server_drain_begin(ing_server *srv);
 
