@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include "common/limits.h"
 #include "common/log.h"
@@ -341,6 +340,24 @@ pick(uint32_t channel_value, uint32_t dflt)
 			goto fail;                                             \
 	} while (0)
 
+/* curl's socket, opened here to keep socket()'s errno: curl 7.88 reports
+ * a socket() that found no descriptor as "Couldn't connect" with OS
+ * errno 0, the same as an upstream that refused (measured). */
+static curl_socket_t
+open_socket_cb(
+    void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	wrk_xfer *x = clientp;
+	curl_socket_t fd;
+
+	(void)purpose;
+	fd = socket(address->family, address->socktype | SOCK_CLOEXEC,
+	    address->protocol);
+	if (fd < 0)
+		x->sock_errno = errno;
+	return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
 /* Start candidate i.  Returns a short reason on failure (nothing left
  * running), NULL on success. */
 static const char *
@@ -388,6 +405,7 @@ attempt_start(wrk_xfer *x, uint32_t i)
 
 	x->mode = MODE_NONE;
 	x->abort_why = ABORT_NONE;
+	x->sock_errno = 0;
 	x->status = 0;
 	x->header_bytes = 0;
 	x->got_byte = 0;
@@ -428,6 +446,8 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	SETOPT(CURLOPT_PRIVATE, (void *)x);
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+	SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+	SETOPT(CURLOPT_OPENSOCKETDATA, (void *)x);
 	if (x->env->loop != NULL) {
 		SETOPT(CURLOPT_SOCKOPTFUNCTION, wrk_cloop_sockopt_cb);
 		SETOPT(CURLOPT_SOCKOPTDATA, x->env->loop);
@@ -676,19 +696,8 @@ local_failure(wrk_xfer *x, CURLcode res)
 	    || curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno)
 	        != CURLE_OK)
 		return 0;
-	if (os_errno == 0) {
-		/* curl 7.88 leaves OS_ERRNO 0 when socket() itself failed
-		 * (measured: EMFILE gives "Couldn't connect", errno 0): a
-		 * refused or unreachable upstream sets it.  Ask the kernel
-		 * the same question once more. */
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-		if (fd >= 0) {
-			close(fd);
-			return 0;
-		}
-		os_errno = errno;
-	}
+	if (os_errno == 0) /* curl 7.88 leaves it 0 when socket() failed */
+		os_errno = x->sock_errno;
 	return os_errno == EMFILE || os_errno == ENFILE || os_errno == ENOBUFS
 	    || os_errno == ENOMEM || os_errno == EADDRNOTAVAIL;
 }

@@ -73,6 +73,7 @@ struct wrk_xfer {
 	wrk_body body;
 	enum mode mode;
 	enum abort_why abort_why;
+	int sock_errno; /* socket() failed with it (0: it did not fail) */
 	long status;
 	size_t header_bytes;
 	int64_t t_attempt, t_last;
