@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.parse
@@ -560,6 +561,59 @@ def mock_set_knobs(mock_v1_url, spec):
                         spec.encode(), {"Content-Type": "text/plain"})
     if st != 200:
         raise RuntimeError(f"mock knobs {spec!r}: {st} {body[:200]!r}")
+
+
+class ParallelRequests:
+    """One thread per item of args, each running send(*item) once (an
+    OSError becomes (0, {}, message)); done[i] is set when request i
+    ended, results[i] = (status, headers, body), took[i] = seconds from
+    the start."""
+
+    def __init__(self, send, args):
+        self.results = [None] * len(args)
+        self.took = [None] * len(args)
+        self.done = [threading.Event() for _ in args]
+        self.t0 = time.monotonic()
+        self.threads = [threading.Thread(target=self._one, args=(i, send, a))
+                        for i, a in enumerate(args)]
+        for th in self.threads:
+            th.start()
+
+    def _one(self, i, send, a):
+        try:
+            self.results[i] = send(*a)
+        except OSError as e:
+            self.results[i] = (0, {}, str(e).encode())
+        self.took[i] = round(time.monotonic() - self.t0, 2)
+        self.done[i].set()
+
+    def n_done(self):
+        return sum(d.is_set() for d in self.done)
+
+    def join(self, timeout=90):
+        for th in self.threads:
+            th.join(timeout)
+
+
+def unavailable_503(resp, anthropic, word):
+    """resp is a 503 in the API's own error shape (OpenAI
+    service_unavailable, or Anthropic overloaded_error) whose message
+    names word (e.g. "Billing", "Authentication")."""
+    st, _, body = resp
+    try:
+        j = json.loads(body)
+    except (ValueError, TypeError):
+        return False
+    if st != 503:
+        return False
+    if anthropic:
+        return j.get("type") == "error" and isinstance(j.get("error"), dict) \
+            and j["error"].get("type") == "overloaded_error" \
+            and word in j["error"].get("message", "")
+    err = j.get("error", {})
+    return err.get("code") == "service_unavailable" \
+        and err.get("type") == "server_error" \
+        and word in err.get("message", "")
 
 
 def wait_for(pred, timeout=20.0, step=0.1):

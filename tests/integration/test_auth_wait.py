@@ -17,16 +17,14 @@ lock on `tokens`.  Then:
   waiting request ends (no connection stays parked).
 Run against `serve` and the split roles (ingress, worker, accountant).
 No timing assertions: "while they wait" is checked as an order."""
-import json
 import os
 import secrets
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BillingSplit, Harness, TableLock, fetch,  # noqa
-                     wait_for)
+from harness import (BillingSplit, Harness, ParallelRequests,  # noqa
+                     TableLock, fetch, unavailable_503, wait_for)
 
 MSGS = [{"role": "user", "content": "Wait for the key."}]
 THREADS = 2  # PF_HTTP_THREADS
@@ -71,57 +69,21 @@ def make_users(h, db, prefix, n):
     return out
 
 
-class Requests:
-    """One thread per key, each sending one request; done[i] is set when
-    request i ended, results[i] = (status, headers, body)."""
-
-    def __init__(self, base, keys, anthropic=()):
-        self.results = [None] * len(keys)
-        self.done = [threading.Event() for _ in keys]
-        self.threads = [threading.Thread(
-            target=self.one, args=(i, base, k, i in anthropic))
-            for i, k in enumerate(keys)]
-        for th in self.threads:
-            th.start()
-
-    def one(self, i, base, key, anthropic):
-        try:
-            self.results[i] = chat(base, key, anthropic=anthropic)
-        except OSError as e:
-            self.results[i] = (0, {}, str(e).encode())
-        self.done[i].set()
-
-    def n_done(self):
-        return sum(d.is_set() for d in self.done)
-
-    def join(self):
-        for th in self.threads:
-            th.join(90)
+def requests(base, keys, anthropic=()):
+    """One thread per key, each sending one request (ParallelRequests)."""
+    return ParallelRequests(chat, [(base, k, "m", i in anthropic)
+                                   for i, k in enumerate(keys)])
 
 
 def unavailable_shape(resp, anthropic):
-    st, _, body = resp
-    try:
-        j = json.loads(body)
-    except (ValueError, TypeError):
-        return False
-    if st != 503:
-        return False
-    if anthropic:
-        return j.get("type") == "error" and isinstance(j.get("error"), dict) \
-            and j["error"].get("type") == "overloaded_error" \
-            and "Authentication" in j["error"].get("message", "")
-    err = j.get("error", {})
-    return err.get("code") == "service_unavailable" \
-        and err.get("type") == "server_error" \
-        and "Authentication" in err.get("message", "")
+    return unavailable_503(resp, anthropic, "Authentication")
 
 
 def check_stop(t, db, base, proc, what):
     """SIGTERM with lookups waiting on the lock."""
     lock = TableLock(db, "tokens")
     try:
-        w = Requests(base, [random_key() for _ in range(4)])
+        w = requests(base, [random_key() for _ in range(4)])
         time.sleep(0.5)  # let them reach the lookup (not asserted)
         rc = proc.stop(wait=60)
         w.join()
@@ -148,7 +110,7 @@ def check(t, h, db, base, what):
         # --- round 1: the lock is released while they wait -------------
         locks.append(TableLock(db, "tokens"))
         keys = valid + [random_key() for _ in range(INVALID)]
-        w = Requests(base, keys)
+        w = requests(base, keys)
         time.sleep(0.5)  # let them reach the lookup (not asserted)
         st = status(lambda: fetch("GET", base[:-3] + "/health",
                                   timeout=30))
@@ -169,7 +131,7 @@ def check(t, h, db, base, what):
 
         # --- round 2: the lock outlasts the lookup's deadline ----------
         locks.append(TableLock(db, "tokens"))
-        w = Requests(base, [late[0], random_key(), late[0]],
+        w = requests(base, [late[0], random_key(), late[0]],
                      anthropic=(2,))
         w.join()
         t.ok(all(unavailable_shape(r, False) for r in w.results[:2]),
@@ -187,7 +149,7 @@ def check(t, h, db, base, what):
         # --- round 3: a flood of unknown keys beyond the cap -----------
         locks.append(TableLock(db, "tokens"))
         n = PENDING_MAX + EXCESS
-        w = Requests(base, [random_key() for _ in range(n)])
+        w = requests(base, [random_key() for _ in range(n)])
         enough = wait_for(lambda: w.n_done() >= EXCESS, timeout=60,
                           step=0.02)
         ended = w.n_done()

@@ -18,16 +18,14 @@ seen blocks); the waiting users' keys were looked up before the lock (the
 ingress's auth cache), so only the accountant is stuck.  No timing
 assertions: "while they wait" is checked as an order (the health answer
 came before any waiting request ended)."""
-import json
 import os
 import signal
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BillingSplit, Harness, TableLock, fetch,  # noqa
-                     wait_for)
+from harness import (BillingSplit, Harness, ParallelRequests,  # noqa
+                     TableLock, fetch, unavailable_503, wait_for)
 
 CLIENT = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else ""
 MSGS = [{"role": "user", "content": "Wait for the grant."}]
@@ -62,55 +60,15 @@ def events_of(h, db, rid):
                             f"WHERE event_id = '{rid}'"))
 
 
-class Waiters:
-    """One thread per user, each sending one request; done[i] is set when
-    request i ended, results[i] = (status, headers, body)."""
-
-    def __init__(self, base, users):
-        self.results = [None] * len(users)
-        self.t0 = time.monotonic()
-        self.took = [None] * len(users)
-        self.done = [threading.Event() for _ in users]
-        self.threads = []
-        for i, (_, key) in enumerate(users):
-            th = threading.Thread(target=self.one, args=(i, base, key,
-                                                         i == 0))
-            self.threads.append(th)
-        for th in self.threads:
-            th.start()
-
-    def one(self, i, base, key, anthropic):
-        try:
-            self.results[i] = chat(base, key, anthropic=anthropic)
-        except OSError as e:
-            self.results[i] = (0, {}, str(e).encode())
-        self.took[i] = round(time.monotonic() - self.t0, 2)
-        self.done[i].set()
-
-    def any_done(self):
-        return any(d.is_set() for d in self.done)
-
-    def join(self):
-        for th in self.threads:
-            th.join(60)
+def waiters(base, users):
+    """One thread per user, each sending one request, the first over
+    /v1/messages (ParallelRequests)."""
+    return ParallelRequests(chat, [(base, key, "m", i == 0)
+                                   for i, (_, key) in enumerate(users)])
 
 
 def unavailable_shape(resp, anthropic):
-    st, _, body = resp
-    try:
-        j = json.loads(body)
-    except (ValueError, TypeError):
-        return False
-    if st != 503:
-        return False
-    if anthropic:
-        return j.get("type") == "error" and isinstance(j.get("error"), dict) \
-            and j["error"].get("type") == "overloaded_error" \
-            and "Billing" in j["error"].get("message", "")
-    err = j.get("error", {})
-    return err.get("code") == "service_unavailable" \
-        and err.get("type") == "server_error" \
-        and "Billing" in err.get("message", "")
+    return unavailable_503(resp, anthropic, "Billing")
 
 
 def check_wait(t, h, db, base, granted, users, stall, unstall, what):
@@ -119,16 +77,16 @@ def check_wait(t, h, db, base, granted, users, stall, unstall, what):
     granted_key = granted[1]
     fresh = make_users(h, db, what + "b", 3)  # for the second round
     stall()
-    w = Waiters(base, users)
+    w = waiters(base, users)
     time.sleep(0.5)  # let them reach the grant wait (not asserted)
     st = fetch("GET", base[:-3] + "/health", timeout=30)[0]
-    t.ok(st == 200 and not w.any_done(),
+    t.ok(st == 200 and not w.n_done() > 0,
          f"{what}: /health answers while {WAITERS} requests wait for a "
          f"grant on {THREADS} HTTP threads",
          f"health {st}, ended before it: "
          f"{[d.is_set() for d in w.done]}")
     st, hd, _ = chat(base, granted_key)
-    t.ok(st == 200 and not w.any_done(),
+    t.ok(st == 200 and not w.n_done() > 0,
          f"{what}: a user with granted credit is served meanwhile",
          f"{st}, ended before it: {[d.is_set() for d in w.done]}")
     granted_rid = hd.get("x-request-id", "")
@@ -156,7 +114,7 @@ def check_wait(t, h, db, base, granted, users, stall, unstall, what):
     t.eq([chat(base, k, model="no-such-model")[0] for _, k in fresh],
          [404] * len(fresh), f"{what}: the second round's keys are known")
     stall()
-    w2 = Waiters(base, fresh)
+    w2 = waiters(base, fresh)
     time.sleep(0.3)
     unstall()
     w2.join()
