@@ -280,6 +280,19 @@ class Harness:
         return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name,
                                         u.query, u.fragment))
 
+    def priced_db(self, model="m"):
+        """A new migrated database with one openai channel to a fresh
+        mock model serving model, priced 0.5 / 1.5 per 1M tokens; returns
+        (db URL, mock URL)."""
+        db = self.new_db()
+        self.migrate(db)
+        mock = self.start_mock()
+        self.admin(db, "channel-add", "--name", model, "--type", "openai",
+                   "--base-url", mock, "--key", "k", "--models", model)
+        self.admin(db, "price-set", "--model", model, "--input", "0.5",
+                   "--output", "1.5")
+        return db, mock
+
     # --- planktonfly -------------------------------------------------------
 
     def env(self, db_url=None, extra=None):

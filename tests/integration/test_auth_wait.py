@@ -185,13 +185,7 @@ with Harness() as h:
     check(t, h, g.db, g.base_url, "serve")
     check_stop(t, g.db, g.base_url, g.proc, "serve")
 
-    db = h.new_db()
-    h.migrate(db)
-    mock = h.start_mock()
-    h.admin(db, "channel-add", "--name", "m", "--type", "openai",
-            "--base-url", mock, "--key", "k", "--models", "m")
-    h.admin(db, "price-set", "--model", "m", "--input", "0.5",
-            "--output", "1.5")
+    db, _ = h.priced_db("m")
     sp = BillingSplit(h, db, "", ENV)
     sp.start_accountant()
     sp.start_worker()

@@ -152,13 +152,7 @@ with Harness() as h:
         sys.exit(1)
 
     # --- split roles: the accountant frozen ---------------------------------
-    db = h.new_db()
-    h.migrate(db)
-    mock = h.start_mock()
-    h.admin(db, "channel-add", "--name", "m", "--type", "openai",
-            "--base-url", mock, "--key", "k", "--models", "m")
-    h.admin(db, "price-set", "--model", "m", "--input", "0.5",
-            "--output", "1.5")
+    db, _ = h.priced_db("m")
     granted = make_users(h, db, "granted", 1)[0]
     users = make_users(h, db, "wait", WAITERS)
     sp = BillingSplit(h, db, CLIENT, ENV)
