@@ -246,20 +246,10 @@ acct_lanes_free(acct_lanes *ls)
 static pf_err
 find_repeats(acct_lanes *ls, const acct_event *ev, size_t n)
 {
-	size_t want = 16, mask;
+	size_t mask;
 
-	while (want < 2 * n)
-		want *= 2;
-	if (ls->n_slots < want) {
-		int32_t *p = realloc(ls->slots, want * sizeof(*p));
-
-		if (p == NULL)
-			return PF_ENOMEM;
-		ls->slots = p;
-		ls->n_slots = want;
-	}
-	for (size_t i = 0; i < ls->n_slots; i++)
-		ls->slots[i] = -1;
+	if (acct_id_slots_reset(&ls->slots, &ls->n_slots, n) != PF_OK)
+		return PF_ENOMEM;
 	mask = ls->n_slots - 1;
 	for (size_t i = 0; i < n; i++) {
 		ls->first[i] = -1;

@@ -546,23 +546,23 @@ slot_find(acct_ledger *l, acct_event *ev, const char *id, int32_t add)
 	}
 }
 
-static pf_err
-index_batch(acct_ledger *l, acct_event *ev, size_t n)
+pf_err
+acct_id_slots_reset(int32_t **slots, size_t *n_slots, size_t n)
 {
 	size_t want = 16;
 
 	while (want < 2 * n)
 		want *= 2;
-	if (l->n_slots < want) {
-		int32_t *p = realloc(l->slots, want * sizeof(*p));
+	if (*n_slots < want) {
+		int32_t *p = realloc(*slots, want * sizeof(*p));
 
 		if (p == NULL)
 			return PF_ENOMEM;
-		l->slots = p;
-		l->n_slots = want;
+		*slots = p;
+		*n_slots = want;
 	}
-	for (size_t i = 0; i < l->n_slots; i++)
-		l->slots[i] = -1;
+	for (size_t i = 0; i < *n_slots; i++)
+		(*slots)[i] = -1;
 	return PF_OK;
 }
 
@@ -1253,7 +1253,7 @@ acct_ledger_apply(acct_ledger *l, acct_event *ev, size_t n, int flags,
 
 	if (n > PF_ACCT_BATCH_MAX)
 		return PF_EINVAL;
-	err = index_batch(l, ev, n);
+	err = acct_id_slots_reset(&l->slots, &l->n_slots, n);
 	if (err != PF_OK)
 		return err;
 	/* Repeats inside the batch are decided after the first copy. */
@@ -1287,7 +1287,7 @@ acct_ledger_apply(acct_ledger *l, acct_event *ev, size_t n, int flags,
 		for (size_t i = 0; i < n && err == PF_OK; i++) {
 			if (ev[i].outcome != ACCT_PENDING)
 				continue;
-			err = index_batch(l, &ev[i], 1);
+			err = acct_id_slots_reset(&l->slots, &l->n_slots, 1);
 			if (err == PF_OK) {
 				(void)slot_find(l, &ev[i], ev[i].id, 0);
 				err = apply_tx_retry(l, &ev[i], 1, flags,
@@ -1308,8 +1308,9 @@ acct_ledger_apply(acct_ledger *l, acct_event *ev, size_t n, int flags,
 		err = PF_OK;
 	}
 	/* Repeats take their first copy's outcome. */
-	if (err == PF_OK) {
-		(void)index_batch(l, ev, n);
+	/* (the table holds n already: the reset cannot fail) */
+	if (err == PF_OK
+	    && acct_id_slots_reset(&l->slots, &l->n_slots, n) == PF_OK) {
 		for (size_t i = 0; i < n; i++) {
 			if (saved[i] == ACCT_PENDING)
 				(void)slot_find(l, ev, ev[i].id, (int32_t)i);

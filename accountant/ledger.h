@@ -125,4 +125,11 @@ const char *acct_end_reason_name(int32_t reason);
  * the open-addressing tables that find repeated event ids in a batch. */
 uint64_t acct_id_hash(const char *s);
 
+/* acct_id_slots_reset makes *slots (capacity *n_slots, kept between
+ * batches) an empty table for n ids: a power of two of at least 2n
+ * entries (16 at least), every one -1.  Errors: PF_ENOMEM (the table is
+ * left as it was). */
+PF_NODISCARD pf_err acct_id_slots_reset(
+    int32_t **slots, size_t *n_slots, size_t n);
+
 #endif /* PF_ACCOUNTANT_LEDGER_H */
