@@ -50,6 +50,9 @@
  * clients never wait for it) */
 #define SEND_DELAY_MS 5
 #define SEND_NOW_MIN 32u
+/* a spool write waits this long for company before its fdatasync (the
+ * send waits SEND_DELAY_MS after that anyway), unless SEND_NOW_MIN wait */
+#define SYNC_LINGER_MS 2
 /* ing_billing_end_flush spools up to this many ends itself (low load:
  * the answers wait for it); more go to the billing thread, which batches
  * them with later ones and keeps the loaded worker thread free */
@@ -171,9 +174,10 @@ struct ing_billing {
 	/* the first pending never sent: those before it are in flight or
 	 * retrying, so send_usage need not walk them */
 	pending *send_from;
-	size_t n_fresh;      /* from send_from on, not in flight */
-	size_t n_retry;      /* retrying */
-	int64_t send_due_ms; /* send_usage held events back until then */
+	size_t n_fresh;        /* from send_from on, not in flight */
+	size_t n_retry;        /* retrying */
+	int64_t send_due_ms;   /* send_usage held events back until then */
+	int64_t sync_since_ms; /* the oldest event waiting for the syncer */
 	/* the syncer thread: fdatasync of flushed spool records, off the
 	 * billing thread so ends keep flowing while a sync runs */
 	pthread_t syncer;
@@ -1319,6 +1323,8 @@ spool_events(ing_billing *b, pending *ps)
 	b->last_append_ms = pf_clock_ms();
 	/* to the syncer, which makes them sendable after its fdatasync */
 	pthread_mutex_lock(&b->mu);
+	if (b->sync_head == NULL)
+		b->sync_since_ms = b->last_append_ms;
 	for (p = ps; p != NULL; p = next) {
 		next = p->next;
 		p->next = NULL;
@@ -1351,6 +1357,16 @@ syncer_main(void *arg)
 			pthread_cond_wait(&b->sync_wake, &b->mu);
 		if (b->sync_head == NULL)
 			break;
+		/* a few events wait a moment for company: one fdatasync for
+		 * many when they come one by one */
+		if (!b->stop && b->n_syncing < SEND_NOW_MIN
+		    && pf_clock_ms() < b->sync_since_ms + SYNC_LINGER_MS) {
+			struct timespec ts;
+
+			deadline_ts(b->sync_since_ms + SYNC_LINGER_MS, &ts);
+			pthread_cond_timedwait(&b->sync_wake, &b->mu, &ts);
+			continue;
+		}
 		pending *ps = b->sync_head;
 		int fd = b->sync_fd;
 		b->sync_head = NULL;
