@@ -125,6 +125,10 @@ pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
 
 	if (local_push(l, buf, len))
 		return PF_OK;
+	/* a loop that takes its own requests must not wait for room: it
+	 * would only wait for itself */
+	if (tl_local != NULL && tl_local->lane == l)
+		wait_ms = 0;
 	pthread_mutex_lock(&l->mu);
 	if (wait_ms > 0 && l->n == PF_LANE_QUEUE_MAX && !l->closed) {
 		struct timespec until;
