@@ -185,6 +185,7 @@ struct ing_billing {
 	pthread_cond_t sync_wake;
 	pending *sync_head, **sync_tail; /* flushed, not yet synced */
 	int sync_fd;                     /* dup of the newest segment */
+	uint64_t sync_seq;               /* ... whose sequence number */
 	size_t n_syncing;
 	/* thread only */
 	pf_reclog *spool;
@@ -1314,16 +1315,29 @@ spool_events(ing_billing *b, pending *ps)
 			p->flight = NULL;
 		}
 	}
-	int fd = io_failed ? -1 : pf_reclog_fileno(b->spool);
-	if (fd >= 0)
-		fd = dup(fd);
-	if (io_failed || fd < 0)
-		pf_error("PF-SPOOL-IO",
-		    "msg=\"usage events not durable; sent from memory\"");
+	uint64_t seq = pf_reclog_current_seq(b->spool);
+	int was_empty;
+
 	b->last_append_ms = pf_clock_ms();
 	/* to the syncer, which makes them sendable after its fdatasync */
 	pthread_mutex_lock(&b->mu);
-	if (b->sync_head == NULL)
+	/* the syncer's descriptor: a dup of the segment written, kept while
+	 * the syncer has not taken it (one dup per batch it syncs, not one
+	 * per write); an older segment's is closed (synced at rotation) */
+	if (!io_failed && (b->sync_fd < 0 || b->sync_seq != seq)) {
+		int fd = dup(pf_reclog_fileno(b->spool));
+
+		if (fd < 0) {
+			io_failed = 1;
+		} else {
+			if (b->sync_fd >= 0)
+				close(b->sync_fd);
+			b->sync_fd = fd;
+			b->sync_seq = seq;
+		}
+	}
+	was_empty = b->sync_head == NULL;
+	if (was_empty)
 		b->sync_since_ms = b->last_append_ms;
 	for (p = ps; p != NULL; p = next) {
 		next = p->next;
@@ -1333,10 +1347,12 @@ spool_events(ing_billing *b, pending *ps)
 		b->n_syncing++;
 		b->st.settled++;
 	}
-	if (b->sync_fd >= 0)
-		close(b->sync_fd); /* an older segment's: synced at rotation */
-	b->sync_fd = fd;
-	pthread_cond_signal(&b->sync_wake);
+	/* a lingering syncer wakes at its deadline by itself */
+	if (was_empty || b->n_syncing >= SEND_NOW_MIN)
+		pthread_cond_signal(&b->sync_wake);
+	if (io_failed)
+		pf_error("PF-SPOOL-IO",
+		    "msg=\"usage events not durable; sent from memory\"");
 	pthread_mutex_unlock(&b->mu);
 	pthread_mutex_unlock(&b->spool_mu);
 }
