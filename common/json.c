@@ -198,6 +198,31 @@ utf8_put(uint32_t v, uint8_t *out)
 	return 4;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LITTLE_ENDIAN_HOST 1
+#else
+#define LITTLE_ENDIAN_HOST 0
+#endif
+#define ONES 0x0101010101010101u
+#define HIGHS 0x8080808080808080u
+
+/* The bytes of the 8 at p that are not plain string text (>= 0x80,
+ * < 0x20, '"' or '\\'), flagged by their high bit: (x - n) & ~x & HIGHS
+ * flags every byte below n and maybe bytes after one (a borrow), so the
+ * lowest flag is always a real one. */
+static uint64_t
+special8(const uint8_t *p)
+{
+	uint64_t w, q, b;
+
+	memcpy(&w, p, 8);
+	q = w ^ (ONES * '"');
+	b = w ^ (ONES * '\\');
+	return (w | ((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q)
+	           | ((b - ONES) & ~b))
+	    & HIGHS;
+}
+
 /* The string whose contents start at p: the closing quote, NULL when
  * jansson's lex_scan_string (and its \u0000 check) would refuse it. */
 static const uint8_t *
@@ -207,8 +232,26 @@ scan_string(const uint8_t *p, const uint8_t *end, int *ret_esc)
 	size_t n;
 
 	while (p < end) {
-		uint8_t c = *p;
+		uint8_t c;
 
+		/* the common case: plain ASCII text, 8 bytes a step (on a
+		 * little-endian host the lowest flag is the first byte) */
+		while (LITTLE_ENDIAN_HOST && end - p >= 8) {
+			uint64_t m = special8(p);
+
+			if (m != 0) {
+				p += (unsigned)__builtin_ctzll(m) / 8u;
+				break;
+			}
+			p += 8;
+		}
+		if (p == end)
+			break;
+		c = *p;
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			p++;
+			continue;
+		}
 		if (c == '"')
 			return p;
 		if (c < 0x20)
@@ -572,9 +615,14 @@ pf_json_get(const pf_json *d, int obj, const char *key)
 	if (t == NULL || t->_type != PF_JSON_OBJECT)
 		return -1;
 	/* members are key, value pairs; the last equal key wins */
-	for (i = (uint32_t)obj + 1; i < t->_next; i = d->_tok[i + 1]._next)
-		if (pf_json_str_eq(d, (int)i, key, n))
+	for (i = (uint32_t)obj + 1; i < t->_next; i = d->_tok[i + 1]._next) {
+		const pf_json_tok *k = &d->_tok[i];
+
+		if (k->_esc ? pf_json_str_eq(d, (int)i, key, n)
+		            : k->_len == n
+		            && memcmp(d->_src + k->_start, key, n) == 0)
 			found = (int)i + 1;
+	}
 	return found;
 }
 
