@@ -63,7 +63,30 @@ PF_NODISCARD pf_err pf_lane_push_wait(
  * (free with free()) and *ret_len to the caller, or 0 when none waits. */
 int pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len);
 
-/* pf_lane_pending returns how many requests wait. */
+/*
+ * pf_lane_bind_local gives the calling thread a request queue of its own
+ * on l (`serve`'s fused loops: a thread that both sends requests, from
+ * the HTTP daemon it runs, and carries them out).  From then on
+ * pf_lane_push on this thread queues there, with no lock and no eventfd
+ * signal, and pf_lane_pop on this thread takes from there first: a
+ * request sent by a loop is carried out by the same loop in the same
+ * turn, with no thread hand-off.  When the local queue is full a push
+ * goes to the shared one.  A thread binds at most one lane; call
+ * pf_lane_unbind_local before the thread ends (it frees what is left).
+ * Errors: PF_ENOMEM.
+ */
+PF_NODISCARD pf_err pf_lane_bind_local(pf_lane *l);
+
+/* pf_lane_unbind_local drops the calling thread's local queue and the
+ * requests still in it; a no-op when the thread has none. */
+void pf_lane_unbind_local(void);
+
+/* pf_lane_local_pending returns how many requests wait in the calling
+ * thread's local queue on l (never signalled: the thread's loop must not
+ * sleep while it is not 0). */
+size_t pf_lane_local_pending(const pf_lane *l);
+
+/* pf_lane_pending returns how many requests wait (shared queue only). */
 size_t pf_lane_pending(pf_lane *l);
 
 /* pf_lane_fd returns a descriptor readable while requests wait (for

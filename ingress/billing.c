@@ -50,10 +50,9 @@
  * clients never wait for it) */
 #define SEND_DELAY_MS 5
 #define SEND_NOW_MIN 32u
-/* the syncer's fdatasyncs start at least this far apart: what is flushed
- * meanwhile shares the next one (no answer waits for it; under load each
- * sync cost ~150 us of CPU on this VM for ~20 events before) */
-#define SYNC_GAP_MS 5
+/* a spool write waits this long for company before its fdatasync (the
+ * send waits SEND_DELAY_MS after that anyway), unless SEND_NOW_MIN wait */
+#define SYNC_LINGER_MS 2
 /* ing_billing_end_flush spools up to this many ends itself (low load:
  * the answers wait for it); more go to the billing thread, which batches
  * them with later ones and keeps the loaded worker thread free */
@@ -175,9 +174,10 @@ struct ing_billing {
 	/* the first pending never sent: those before it are in flight or
 	 * retrying, so send_usage need not walk them */
 	pending *send_from;
-	size_t n_fresh;      /* from send_from on, not in flight */
-	size_t n_retry;      /* retrying */
-	int64_t send_due_ms; /* send_usage held events back until then */
+	size_t n_fresh;        /* from send_from on, not in flight */
+	size_t n_retry;        /* retrying */
+	int64_t send_due_ms;   /* send_usage held events back until then */
+	int64_t sync_since_ms; /* the oldest event waiting for the syncer */
 	/* the syncer thread: fdatasync of flushed spool records, off the
 	 * billing thread so ends keep flowing while a sync runs */
 	pthread_t syncer;
@@ -185,8 +185,8 @@ struct ing_billing {
 	pthread_cond_t sync_wake;
 	pending *sync_head, **sync_tail; /* flushed, not yet synced */
 	int sync_fd;                     /* dup of the newest segment */
+	uint64_t sync_seq;               /* ... whose sequence number */
 	size_t n_syncing;
-	int sync_idle; /* the syncer waits for work (not for its gap) */
 	/* thread only */
 	pf_reclog *spool;
 	seg_count *segs;
@@ -1315,15 +1315,30 @@ spool_events(ing_billing *b, pending *ps)
 			p->flight = NULL;
 		}
 	}
-	int fd = io_failed ? -1 : pf_reclog_fileno(b->spool);
-	if (fd >= 0)
-		fd = dup(fd);
-	if (io_failed || fd < 0)
-		pf_error("PF-SPOOL-IO",
-		    "msg=\"usage events not durable; sent from memory\"");
+	uint64_t seq = pf_reclog_current_seq(b->spool);
+	int was_empty;
+
 	b->last_append_ms = pf_clock_ms();
 	/* to the syncer, which makes them sendable after its fdatasync */
 	pthread_mutex_lock(&b->mu);
+	/* the syncer's descriptor: a dup of the segment written, kept while
+	 * the syncer has not taken it (one dup per batch it syncs, not one
+	 * per write); an older segment's is closed (synced at rotation) */
+	if (!io_failed && (b->sync_fd < 0 || b->sync_seq != seq)) {
+		int fd = dup(pf_reclog_fileno(b->spool));
+
+		if (fd < 0) {
+			io_failed = 1;
+		} else {
+			if (b->sync_fd >= 0)
+				close(b->sync_fd);
+			b->sync_fd = fd;
+			b->sync_seq = seq;
+		}
+	}
+	was_empty = b->sync_head == NULL;
+	if (was_empty)
+		b->sync_since_ms = b->last_append_ms;
 	for (p = ps; p != NULL; p = next) {
 		next = p->next;
 		p->next = NULL;
@@ -1332,12 +1347,12 @@ spool_events(ing_billing *b, pending *ps)
 		b->n_syncing++;
 		b->st.settled++;
 	}
-	if (b->sync_fd >= 0)
-		close(b->sync_fd); /* an older segment's: synced at rotation */
-	b->sync_fd = fd;
-	/* a syncer waiting out its gap takes these along unwoken */
-	if (b->sync_idle)
+	/* a lingering syncer wakes at its deadline by itself */
+	if (was_empty || b->n_syncing >= SEND_NOW_MIN)
 		pthread_cond_signal(&b->sync_wake);
+	if (io_failed)
+		pf_error("PF-SPOOL-IO",
+		    "msg=\"usage events not durable; sent from memory\"");
 	pthread_mutex_unlock(&b->mu);
 	pthread_mutex_unlock(&b->spool_mu);
 }
@@ -1347,7 +1362,6 @@ syncer_main(void *arg)
 {
 	ing_billing *b = arg;
 	struct sched_param sp = { .sched_priority = 0 };
-	int64_t last_sync = 0;
 
 	/* no answer waits for it: its wake-ups should not preempt the
 	 * thread that handed it work (SCHED_BATCH tasks do not; failure
@@ -1355,24 +1369,20 @@ syncer_main(void *arg)
 	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
-		b->sync_idle = 1;
 		while (b->sync_head == NULL && !b->stop)
 			pthread_cond_wait(&b->sync_wake, &b->mu);
-		b->sync_idle = 0;
 		if (b->sync_head == NULL)
 			break;
-		/* company for this sync, up to SYNC_GAP_MS after the last
-		 * (a wall clock stepped back waits no longer) */
-		for (;;) {
-			int64_t since = pf_clock_ms() - last_sync;
+		/* a few events wait a moment for company: one fdatasync for
+		 * many when they come one by one */
+		if (!b->stop && b->n_syncing < SEND_NOW_MIN
+		    && pf_clock_ms() < b->sync_since_ms + SYNC_LINGER_MS) {
 			struct timespec ts;
 
-			if (b->stop || since < 0 || since >= SYNC_GAP_MS)
-				break;
-			deadline_ts(last_sync + SYNC_GAP_MS, &ts);
+			deadline_ts(b->sync_since_ms + SYNC_LINGER_MS, &ts);
 			pthread_cond_timedwait(&b->sync_wake, &b->mu, &ts);
+			continue;
 		}
-		last_sync = pf_clock_ms();
 		pending *ps = b->sync_head;
 		int fd = b->sync_fd;
 		b->sync_head = NULL;
