@@ -42,37 +42,6 @@ usage(FILE *f)
 	pf_config_usage(f);
 }
 
-/* hook_* run the ingress's HTTP daemons in the worker's loops (fused). */
-static int
-hook_fd(void *arg, unsigned i)
-{
-	return ing_server_loop_fd(arg, i);
-}
-
-static void
-hook_run(void *arg, unsigned i)
-{
-	ing_server_loop_run(arg, i);
-}
-
-static int64_t
-hook_timeout(void *arg, unsigned i)
-{
-	return ing_server_loop_timeout(arg, i);
-}
-
-static void
-wake_loop(void *arg, unsigned i)
-{
-	wrk_worker_wakeup_one(arg, i);
-}
-
-static void
-hook_attach(void *arg, wrk_worker *w)
-{
-	ing_server_set_waker(arg, wake_loop, w);
-}
-
 /*
  * start_fused starts the ingress with cfg->http_threads HTTP daemons and
  * the worker with as many threads, each running one daemon beside its
@@ -84,7 +53,7 @@ start_fused(const pf_config *cfg, pf_lane *lane, ing_server **ret_srv,
     wrk_worker **ret_wrk)
 {
 	unsigned n = cfg->http_threads > 0 ? cfg->http_threads : 1;
-	wrk_loop_hook hook = { 0 };
+	pf_loop_hook hook;
 	pf_err err;
 
 	err = ing_server_start_loops(cfg, lane, n, ret_srv);
@@ -92,12 +61,7 @@ start_fused(const pf_config *cfg, pf_lane *lane, ing_server **ret_srv,
 		pf_error("PF-SERVE-INGRESS", "err=\"%s\"", pf_strerror(err));
 		return err;
 	}
-	hook.arg = *ret_srv;
-	hook.n = n;
-	hook.fd = hook_fd;
-	hook.run = hook_run;
-	hook.timeout_ms = hook_timeout;
-	hook.attach = hook_attach;
+	ing_server_loop_hook(*ret_srv, &hook);
 	err = wrk_worker_start_hooked(cfg, lane, &hook, ret_wrk);
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-WORKER", "err=\"%s\"", pf_strerror(err));

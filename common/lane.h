@@ -139,4 +139,24 @@ int pf_lane_has_reply(pf_lane *l, const uint8_t *addr, size_t len);
 PF_NODISCARD pf_err pf_lane_reply(
     pf_lane *l, const uint8_t *addr, size_t len, const pf_msg *m);
 
+/*
+ * A loop hook: work that a role's event loops run for another role in the
+ * same process (`serve`'s fused loops: each transfer thread of the worker
+ * runs one HTTP daemon of the ingress).  Loop i watches fd(arg, i) beside
+ * its own descriptors (readable: work is waiting), calls run(arg, i) at the
+ * start of every turn, and sleeps no longer than timeout_ms(arg, i) (< 0:
+ * no limit of the hook's); all three on loop i's thread only.  Before the
+ * loops start, the loops' owner calls attach(arg, wake, wake_arg): from
+ * then on wake(wake_arg, i), from any thread, ends loop i's sleep.
+ */
+typedef struct pf_loop_hook {
+	void *arg;
+	unsigned n; /* loops */
+	int (*fd)(void *arg, unsigned i);
+	void (*run)(void *arg, unsigned i);
+	int64_t (*timeout_ms)(void *arg, unsigned i);
+	void (*attach)(void *arg, void (*wake)(void *wake_arg, unsigned i),
+	    void *wake_arg);
+} pf_loop_hook;
+
 #endif /* PF_COMMON_LANE_H */

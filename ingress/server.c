@@ -21,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/ids.h"
+#include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "ingress/acl.h"
@@ -1377,18 +1378,22 @@ ing_server_drain_begin(ing_server *srv)
 	}
 }
 
-int
-ing_server_loop_fd(ing_server *srv, unsigned i)
+/* loop_fd, loop_run, loop_timeout, loop_attach: the loop hook
+ * (ing_server_loop_hook) that runs daemon i in a loop of the caller's. */
+static int
+loop_fd(void *arg, unsigned i)
 {
+	ing_server *srv = arg;
 	const union MHD_DaemonInfo *di
 	    = MHD_get_daemon_info(srv->loops[i], MHD_DAEMON_INFO_EPOLL_FD);
 
 	return di != NULL ? di->epoll_fd : -1;
 }
 
-void
-ing_server_loop_run(ing_server *srv, unsigned i)
+static void
+loop_run(void *arg, unsigned i)
 {
+	ing_server *srv = arg;
 	struct MHD_Daemon *d = srv->loops[i];
 	struct loop_ctx *lc = &srv->lctx[i];
 
@@ -1405,9 +1410,10 @@ ing_server_loop_run(ing_server *srv, unsigned i)
 	MHD_run(d);
 }
 
-int64_t
-ing_server_loop_timeout(ing_server *srv, unsigned i)
+static int64_t
+loop_timeout(void *arg, unsigned i)
 {
+	ing_server *srv = arg;
 	MHD_UNSIGNED_LONG_LONG ms;
 
 	if (__atomic_load_n(&srv->lctx[i].resumed, __ATOMIC_ACQUIRE))
@@ -1417,12 +1423,25 @@ ing_server_loop_timeout(ing_server *srv, unsigned i)
 	return ms > (MHD_UNSIGNED_LONG_LONG)INT32_MAX ? INT32_MAX : (int64_t)ms;
 }
 
-void
-ing_server_set_waker(
-    ing_server *srv, void (*wake)(void *arg, unsigned i), void *arg)
+/* loop_attach keeps how to wake loop i (before any request comes in). */
+static void
+loop_attach(void *arg, void (*wake)(void *wake_arg, unsigned i), void *wake_arg)
 {
+	ing_server *srv = arg;
+
 	srv->waker = wake;
-	srv->waker_arg = arg;
+	srv->waker_arg = wake_arg;
+}
+
+void
+ing_server_loop_hook(ing_server *srv, pf_loop_hook *ret)
+{
+	ret->arg = srv;
+	ret->n = srv->n_loops;
+	ret->fd = loop_fd;
+	ret->run = loop_run;
+	ret->timeout_ms = loop_timeout;
+	ret->attach = loop_attach;
 }
 
 size_t

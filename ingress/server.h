@@ -16,6 +16,7 @@
 
 #include "common/config.h"
 #include "common/err.h"
+#include "common/lane.h"
 
 typedef struct ing_server ing_server;
 struct pf_lane;
@@ -34,42 +35,26 @@ PF_NODISCARD pf_err ing_server_start(const pf_config *cfg, ing_server **ret);
 PF_NODISCARD pf_err ing_server_start_lane(
     const pf_config *cfg, struct pf_lane *lane, ing_server **ret);
 
-/* ing_server_port returns the TCP port actually bound (useful with
- * PF_LISTEN=127.0.0.1:0). */
 /*
  * ing_server_start_loops is ing_server_start_lane with n_loops HTTP
  * daemons that have no thread of their own (n_loops 0: one daemon with
  * cfg->http_threads threads, as ing_server_start_lane).  The caller runs
- * daemon i in a loop of its own (`serve`'s fused loops, workers/worker.h
- * wrk_loop_hook): it watches ing_server_loop_fd(srv, i), calls
- * ing_server_loop_run(srv, i) every turn, and sleeps no longer than
- * ing_server_loop_timeout(srv, i); each i on one thread only.  Those
- * loops must have stopped before ing_server_stop.  Errors as
- * ing_server_start.
+ * daemon i in a loop of its own (`serve`'s fused loops), through the hook
+ * ing_server_loop_hook describes; each i on one thread only.  A daemon's
+ * loop runs its requests' callbacks and is woken for a connection
+ * resumed from another thread.  Those loops must have stopped before
+ * ing_server_stop.  Errors as ing_server_start.
  */
 PF_NODISCARD pf_err ing_server_start_loops(const pf_config *cfg,
     struct pf_lane *lane, unsigned n_loops, ing_server **ret);
 
-/* ing_server_loop_fd returns the descriptor of daemon i's epoll set
- * (readable: ing_server_loop_run has work), or -1. */
-int ing_server_loop_fd(ing_server *srv, unsigned i);
+/* ing_server_loop_hook describes, in *ret, how a loop of the caller's
+ * runs the daemons of ing_server_start_loops (common/lane.h pf_loop_hook;
+ * ret->n = n_loops). */
+void ing_server_loop_hook(ing_server *srv, pf_loop_hook *ret);
 
-/* ing_server_loop_run runs daemon i without blocking: accepts, reads,
- * answers, resumes; leaves the port when a drain asked (see
- * ing_server_drain_begin). */
-void ing_server_loop_run(ing_server *srv, unsigned i);
-
-/* ing_server_loop_timeout returns the ms until daemon i must run again
- * (0: at once), or -1 when it has no timeout. */
-int64_t ing_server_loop_timeout(ing_server *srv, unsigned i);
-
-/* ing_server_set_waker makes wake(arg, i) end the sleep of the loop
- * running daemon i (any thread may call it): a connection resumed from
- * another thread, or a drain's quiesce, needs that loop to run.  Call
- * before any request comes in. */
-void ing_server_set_waker(
-    ing_server *srv, void (*wake)(void *arg, unsigned i), void *arg);
-
+/* ing_server_port returns the TCP port actually bound (useful with
+ * PF_LISTEN=127.0.0.1:0). */
 unsigned ing_server_port(const ing_server *srv);
 
 /*

@@ -94,7 +94,7 @@ struct wrk_worker {
 	uint32_t n_threads;
 	wrk_thread *threads;
 	int curl_inited;
-	wrk_loop_hook hook; /* n == 0: none */
+	pf_loop_hook hook; /* n == 0: none */
 };
 
 static void
@@ -367,7 +367,7 @@ take_requests(wrk_thread *t, wrk_env *env)
 
 /* hook_wait shortens wait to the hook's own timeout. */
 static int64_t
-hook_wait(const wrk_loop_hook *h, unsigned i, int64_t wait)
+hook_wait(const pf_loop_hook *h, unsigned i, int64_t wait)
 {
 	int64_t hw = h->timeout_ms(h->arg, i);
 
@@ -381,7 +381,7 @@ thread_main(void *arg)
 {
 	wrk_thread *t = arg;
 	wrk_worker *w = t->w;
-	const wrk_loop_hook *hook = w->hook.n > 0 ? &w->hook : NULL;
+	const pf_loop_hook *hook = w->hook.n > 0 ? &w->hook : NULL;
 	unsigned idx = (unsigned)(t - w->threads);
 	wrk_env env;
 	int fds[POLL_FDS];
@@ -674,16 +674,19 @@ wrk_worker_start_lane(const pf_config *cfg, pf_lane *lane, wrk_worker **ret)
 	return wrk_worker_start_hooked(cfg, lane, NULL, ret);
 }
 
-void
-wrk_worker_wakeup_one(wrk_worker *w, unsigned i)
+/* wake_one ends the sleep of thread i's loop (the hook's wake). */
+static void
+wake_one(void *arg, unsigned i)
 {
+	wrk_worker *w = arg;
+
 	if (i < w->n_threads && w->threads[i].loop != NULL)
 		wrk_cloop_wakeup(w->threads[i].loop);
 }
 
 pf_err
 wrk_worker_start_hooked(const pf_config *cfg, pf_lane *lane,
-    const wrk_loop_hook *hook, wrk_worker **ret)
+    const pf_loop_hook *hook, wrk_worker **ret)
 {
 	wrk_worker *w;
 	pf_err err = PF_OK;
@@ -751,8 +754,8 @@ wrk_worker_start_hooked(const pf_config *cfg, pf_lane *lane,
 		if (err != PF_OK)
 			goto fail;
 	}
-	if (w->hook.n > 0 && w->hook.attach != NULL)
-		w->hook.attach(w->hook.arg, w);
+	if (w->hook.n > 0)
+		w->hook.attach(w->hook.arg, wake_one, w);
 	for (uint32_t i = 0; i < w->n_threads; i++) {
 		wrk_thread *t = &w->threads[i];
 

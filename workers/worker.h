@@ -14,6 +14,7 @@
 
 #include "common/config.h"
 #include "common/err.h"
+#include "common/lane.h"
 
 typedef struct wrk_worker wrk_worker;
 struct pf_lane;
@@ -35,38 +36,16 @@ PF_NODISCARD pf_err wrk_worker_start_lane(
     const pf_config *cfg, struct pf_lane *lane, wrk_worker **ret);
 
 /*
- * A loop hook: more work for each transfer thread's loop (`serve`'s fused
- * loops run an HTTP daemon in each).  Thread i watches fd(arg, i) beside
- * its own descriptors (readable: work is waiting), calls run(arg, i) at
- * the start of every loop turn (before it takes requests, so a request
- * that run sent through the lane is taken in the same turn), and sleeps
- * no longer than timeout_ms(arg, i) (< 0: no limit of the hook's).  The
- * functions run on thread i only.
- */
-typedef struct wrk_loop_hook {
-	void *arg;
-	unsigned n; /* threads: one per hooked loop */
-	int (*fd)(void *arg, unsigned i);
-	void (*run)(void *arg, unsigned i);
-	int64_t (*timeout_ms)(void *arg, unsigned i);
-	/* called once before the threads start, with the worker (e.g. to
-	 * make wrk_worker_wakeup_one the hook's way to wake a loop) */
-	void (*attach)(void *arg, wrk_worker *w);
-} wrk_loop_hook;
-
-/*
  * wrk_worker_start_hooked is wrk_worker_start_lane with hook->n threads
  * (cfg->worker_threads is not used), each running the hook in its loop
- * and bound to lane's local queue (pf_lane_bind_local).  hook is copied;
- * its arg must outlive the worker's threads (wrk_worker_stop).  Errors as
+ * (common/lane.h pf_loop_hook; run before the turn takes requests, so a
+ * request the hook sent through the lane is taken in the same turn) and
+ * bound to lane's local queue (pf_lane_bind_local).  hook is copied; its
+ * arg must outlive the worker's threads (wrk_worker_stop).  Errors as
  * wrk_worker_start.
  */
 PF_NODISCARD pf_err wrk_worker_start_hooked(const pf_config *cfg,
-    struct pf_lane *lane, const wrk_loop_hook *hook, wrk_worker **ret);
-
-/* wrk_worker_wakeup_one ends the current (or next) sleep of transfer
- * thread i's loop (a hooked loop then runs its hook).  Any thread. */
-void wrk_worker_wakeup_one(wrk_worker *w, unsigned i);
+    struct pf_lane *lane, const pf_loop_hook *hook, wrk_worker **ret);
 
 /* wrk_worker_close_intake stops taking new requests: the listeners close
  * (ingresses send to other workers), requests already received still
