@@ -15,8 +15,9 @@
 #include "common/limits.h"
 
 struct lane_item {
-	uint8_t *buf;
+	uint8_t *buf; /* an encoded message, or NULL: */
 	size_t len;
+	pf_msg *msg; /* a message as it is (pf_lane_push_msg) */
 };
 
 /* A thread's own queue (pf_lane_bind_local); touched only by the thread. */
@@ -72,8 +73,10 @@ pf_lane_free(pf_lane *l)
 {
 	if (l == NULL)
 		return;
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < l->n; i++) {
 		free(l->ring[(l->head + i) % PF_LANE_QUEUE_MAX].buf);
+		pf_msg_free(l->ring[(l->head + i) % PF_LANE_QUEUE_MAX].msg);
+	}
 	close(l->efd);
 	pthread_cond_destroy(&l->room);
 	pthread_rwlock_destroy(&l->rw);
@@ -103,27 +106,44 @@ pf_lane_push(pf_lane *l, uint8_t *buf, size_t len)
 
 /* local_push queues on the calling thread's own queue: 1 when it did. */
 static int
-local_push(pf_lane *l, uint8_t *buf, size_t len)
+local_push(pf_lane *l, const struct lane_item *item)
 {
 	struct lane_local *q = tl_local;
-	struct lane_item *it;
 
 	if (q == NULL || q->lane != l || q->n == PF_LANE_LOCAL_MAX
 	    || __atomic_load_n(&l->closed, __ATOMIC_ACQUIRE))
 		return 0;
-	it = &q->ring[(q->head + q->n) % PF_LANE_LOCAL_MAX];
-	it->buf = buf;
-	it->len = len;
+	q->ring[(q->head + q->n) % PF_LANE_LOCAL_MAX] = *item;
 	q->n++;
 	return 1;
 }
 
+static pf_err push_item(
+    pf_lane *l, const struct lane_item *item, uint32_t wait_ms);
+
 pf_err
 pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
 {
+	struct lane_item item = { buf, len, NULL };
+
+	return push_item(l, &item, wait_ms);
+}
+
+pf_err
+pf_lane_push_msg(pf_lane *l, pf_msg *msg, uint32_t wait_ms)
+{
+	struct lane_item item = { NULL, 0, msg };
+
+	return push_item(l, &item, wait_ms);
+}
+
+/* push_item queues item (the lane owns it on success). */
+static pf_err
+push_item(pf_lane *l, const struct lane_item *item, uint32_t wait_ms)
+{
 	pf_err err = PF_OK;
 
-	if (local_push(l, buf, len))
+	if (local_push(l, item))
 		return PF_OK;
 	/* a loop that takes its own requests must not wait for room: it
 	 * would only wait for itself */
@@ -145,11 +165,7 @@ pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
 	} else if (l->n == PF_LANE_QUEUE_MAX) {
 		err = PF_EAGAIN;
 	} else {
-		struct lane_item *it
-		    = &l->ring[(l->head + l->n) % PF_LANE_QUEUE_MAX];
-
-		it->buf = buf;
-		it->len = len;
+		l->ring[(l->head + l->n) % PF_LANE_QUEUE_MAX] = *item;
 		if (l->n++ == 0)
 			signal_fd(l, 1);
 	}
@@ -157,27 +173,23 @@ pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
 	return err;
 }
 
-int
-pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
+/* take_item takes the oldest request (the calling thread's own first):
+ * 1, or 0 when none waits. */
+static int
+take_item(pf_lane *l, struct lane_item *ret)
 {
 	struct lane_local *q = tl_local;
 	int got = 0;
 
 	if (q != NULL && q->lane == l && q->n > 0) {
-		*ret_buf = q->ring[q->head].buf;
-		*ret_len = q->ring[q->head].len;
-		q->ring[q->head].buf = NULL;
+		*ret = q->ring[q->head];
 		q->head = (q->head + 1) % PF_LANE_LOCAL_MAX;
 		q->n--;
 		return 1;
 	}
 	pthread_mutex_lock(&l->mu);
 	if (l->n > 0) {
-		struct lane_item *it = &l->ring[l->head];
-
-		*ret_buf = it->buf;
-		*ret_len = it->len;
-		it->buf = NULL;
+		*ret = l->ring[l->head];
 		l->head = (l->head + 1) % PF_LANE_QUEUE_MAX;
 		if (--l->n == 0)
 			signal_fd(l, 0);
@@ -187,6 +199,46 @@ pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
 	}
 	pthread_mutex_unlock(&l->mu);
 	return got;
+}
+
+int
+pf_lane_take(pf_lane *l, uint8_t **ret_buf, size_t *ret_len, pf_msg **ret_msg)
+{
+	struct lane_item it;
+
+	if (!take_item(l, &it))
+		return 0;
+	*ret_buf = it.buf;
+	*ret_len = it.len;
+	*ret_msg = it.msg;
+	return 1;
+}
+
+int
+pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
+{
+	struct lane_item it;
+	pf_buf b;
+
+	if (!take_item(l, &it))
+		return 0;
+	if (it.msg == NULL) {
+		*ret_buf = it.buf;
+		*ret_len = it.len;
+		return 1;
+	}
+	/* a message as it is: encoded for this caller (lost if it cannot
+	 * be: the push had succeeded, as on a socket that fails later) */
+	pf_buf_init(&b);
+	if (pf_msg_encode(it.msg, &b) != PF_OK) {
+		pf_buf_fini(&b);
+		pf_msg_free(it.msg);
+		return pf_lane_pop(l, ret_buf, ret_len);
+	}
+	pf_msg_free(it.msg);
+	*ret_buf = b.data;
+	*ret_len = b.len;
+	return 1;
 }
 
 pf_err
@@ -209,8 +261,10 @@ pf_lane_unbind_local(void)
 
 	if (q == NULL)
 		return;
-	for (size_t i = 0; i < q->n; i++)
+	for (size_t i = 0; i < q->n; i++) {
 		free(q->ring[(q->head + i) % PF_LANE_LOCAL_MAX].buf);
+		pf_msg_free(q->ring[(q->head + i) % PF_LANE_LOCAL_MAX].msg);
+	}
 	tl_local = NULL;
 	free(q);
 }

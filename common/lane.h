@@ -59,8 +59,24 @@ PF_NODISCARD pf_err pf_lane_push(pf_lane *l, uint8_t *buf, size_t len);
 PF_NODISCARD pf_err pf_lane_push_wait(
     pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms);
 
-/* pf_lane_pop takes the oldest request: returns 1 and gives *ret_buf
- * (free with free()) and *ret_len to the caller, or 0 when none waits. */
+/*
+ * pf_lane_push_msg is pf_lane_push_wait for a message as it is (on
+ * success the lane owns msg, a pf_msg_clone or pf_msg_decode result):
+ * within one process a request needs no encoding (pf_lane_take gives it
+ * back as it is).  Errors as pf_lane_push.
+ */
+PF_NODISCARD pf_err pf_lane_push_msg(pf_lane *l, pf_msg *msg, uint32_t wait_ms);
+
+/* pf_lane_take takes the oldest request: returns 1 and gives the caller
+ * either an encoded one (*ret_buf, free with free(), and *ret_len;
+ * *ret_msg NULL) or a message (*ret_msg, free with pf_msg_free; *ret_buf
+ * NULL), or 0 when none waits. */
+int pf_lane_take(
+    pf_lane *l, uint8_t **ret_buf, size_t *ret_len, pf_msg **ret_msg);
+
+/* pf_lane_pop is pf_lane_take that always gives an encoded request (a
+ * message pushed as it is is encoded here; one that cannot be is
+ * dropped). */
 int pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len);
 
 /*

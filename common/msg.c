@@ -1071,6 +1071,136 @@ pf_msg_free(pf_msg *msg)
 	free(msg);
 }
 
+/* ---- clone: a decoded message's shape without the codec ---- */
+
+/* clone_bytes copies *v (cap: as the encoder's) into the arena, NUL
+ * ended as a decoded one; *out set unless NULL (the measuring pass). */
+static pf_err
+clone_bytes(const pf_bytes *v, size_t cap, struct arena *a, pf_bytes *out)
+{
+	uint8_t *p;
+
+	if (v->len > cap)
+		return PF_ETOOBIG;
+	if (v->ptr == NULL && v->len > 0)
+		return PF_EINVAL;
+	p = arena_alloc(a, v->len + 1, 1);
+	if (p != NULL && out != NULL) {
+		if (v->len > 0)
+			memcpy(p, v->ptr, v->len);
+		p[v->len] = '\0';
+		out->ptr = p;
+		out->len = v->len;
+	}
+	return PF_OK;
+}
+
+/* clone_fields deep-copies what the fields of the struct at src point to
+ * into the arena and points dst's fields there (dst already holds a copy
+ * of src's inline fields; NULL in the measuring pass). */
+static pf_err
+clone_fields(const struct field *f, size_t n, const uint8_t *src, uint8_t *dst,
+    struct arena *a)
+{
+	for (size_t i = 0; i < n; i++, f++) {
+		const void *sp = src + f->off;
+		uint32_t count;
+		const uint8_t *arr;
+		size_t esize, ealign;
+		uint8_t *copy;
+		pf_err err;
+
+		switch (f->type) {
+		case F_STR:
+		case F_BIN:
+			err = clone_bytes(sp, f->cap, a,
+			    dst != NULL ? (pf_bytes *)(dst + f->off) : NULL);
+			if (err != PF_OK)
+				return err;
+			continue;
+		case F_CANDS:
+		case F_LIST:
+		case F_IDS:
+			break;
+		default:
+			continue; /* inline: copied with the struct */
+		}
+		memcpy(&count, sp, sizeof(count));
+		memcpy(&arr, src + f->off2, sizeof(arr));
+		if (f->type == F_CANDS) {
+			esize = sizeof(pf_candidate);
+			ealign = alignof(pf_candidate);
+		} else if (f->type == F_LIST) {
+			esize = f->esize;
+			ealign = f->ealign;
+		} else {
+			esize = sizeof(pf_bytes);
+			ealign = alignof(pf_bytes);
+		}
+		if (count > (f->type == F_IDS ? PF_MSG_ARRAY_MAX : f->cap))
+			return PF_ETOOBIG;
+		if (arr == NULL && count > 0)
+			return PF_EINVAL;
+		copy = arena_alloc(a, (size_t)count * esize, ealign);
+		if (dst != NULL) {
+			if (count > 0)
+				memcpy(copy, arr, (size_t)count * esize);
+			memcpy(dst + f->off2, &copy, sizeof(copy));
+		}
+		for (uint32_t k = 0; k < count; k++) {
+			const uint8_t *se = arr + (size_t)k * esize;
+			uint8_t *de
+			    = dst != NULL ? copy + (size_t)k * esize : NULL;
+
+			if (f->type == F_IDS)
+				err = clone_bytes((const pf_bytes *)se, f->cap,
+				    a, (pf_bytes *)de);
+			else if (f->type == F_CANDS)
+				err = clone_fields(candidate_fields,
+				    NFIELDS(candidate_fields), se, de, a);
+			else
+				err = clone_fields(f->sub, f->nsub, se, de, a);
+			if (err != PF_OK)
+				return err;
+		}
+	}
+	return PF_OK;
+}
+
+pf_err
+pf_msg_clone(const pf_msg *msg, pf_msg **ret_msg)
+{
+	const struct kind_desc *d;
+	struct arena a = { NULL, sizeof(pf_msg) };
+	pf_msg *copy;
+	pf_err err;
+
+	if (msg == NULL || ret_msg == NULL)
+		return PF_EINVAL;
+	d = find_kind((int64_t)msg->kind);
+	if (d == NULL)
+		return PF_EINVAL;
+	/* pass 1 measures (and checks the caps), pass 2 copies */
+	err = clone_fields(d->fields, d->n, (const uint8_t *)&msg->u, NULL, &a);
+	if (err != PF_OK)
+		return err;
+	copy = malloc(a.used);
+	if (copy == NULL)
+		return PF_ENOMEM;
+	*copy = *msg;
+	copy->version = PF_MSG_VERSION;
+	a.base = (uint8_t *)copy;
+	a.used = sizeof(pf_msg);
+	err = clone_fields(
+	    d->fields, d->n, (const uint8_t *)&msg->u, (uint8_t *)&copy->u, &a);
+	if (err != PF_OK) {
+		free(copy);
+		return err;
+	}
+	*ret_msg = copy;
+	return PF_OK;
+}
+
 /* Reads one msgpack integer straight from the bytes. */
 static pf_err
 peek_int(struct scan *s, int64_t *ret)

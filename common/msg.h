@@ -353,6 +353,16 @@ PF_NODISCARD pf_err pf_msg_split(const void *buf, size_t len, size_t *ret_len);
 /* pf_msg_free releases a decoded message; NULL is a no-op. */
 void pf_msg_free(pf_msg *msg);
 
+/*
+ * pf_msg_clone makes *ret_msg a copy of msg that owns every byte it
+ * points to, as pf_msg_decode(pf_msg_encode(msg)) would (free with
+ * pf_msg_free), without the codec: for a message handed between threads
+ * of one process (common/lane.h).  The encoder's caps apply.  Errors:
+ * PF_EINVAL (unknown kind, a NULL pointer with a length), PF_ETOOBIG,
+ * PF_ENOMEM.
+ */
+PF_NODISCARD pf_err pf_msg_clone(const pf_msg *msg, pf_msg **ret_msg);
+
 /* pf_msg_peek_kind reads the kind of an encoded message without decoding
  * the rest (only the array header, version and kind are checked).  Errors
  * as pf_msg_decode. */

@@ -1033,31 +1033,38 @@ ing_relay_send(ing_relay *r, ing_flight *f, const pf_msg *req)
 	pf_err err;
 	int rv;
 
-	pf_msg packed = *req; /* shallow: only encoded */
+	pf_msg packed = *req; /* shallow: only encoded or cloned */
 
 	/* this relay reads replies packed several to a message */
 	packed.u.relay_request.batch = 1;
 	pf_buf_init(&b);
-	err = pf_msg_encode(&packed, &b);
-	if (err != PF_OK)
-		goto done;
 	if (r->lane != NULL) {
+		/* the worker is in this process: a copy, not an encoding */
+		pf_msg *copy = NULL;
+
+		err = pf_msg_clone(&packed, &copy);
+		if (err != PF_OK)
+			goto done;
 		f->_relay = r;
 		f->_credit = req->u.relay_request.credit > 0;
 		err = table_put(r, f);
-		if (err != PF_OK)
+		if (err != PF_OK) {
+			pf_msg_free(copy);
 			goto done;
+		}
 		/* like the push socket's send timeout */
-		err = pf_lane_push_wait(r->lane, b.data, b.len, SEND_WAIT_MS);
-		if (err == PF_OK) {
-			b.data = NULL; /* the lane took it */
-		} else {
+		err = pf_lane_push_msg(r->lane, copy, SEND_WAIT_MS);
+		if (err != PF_OK) {
 			/* intake closed (draining) or queue full */
+			pf_msg_free(copy);
 			err = PF_EAGAIN;
 			ing_relay_forget(r, f);
 		}
 		goto done;
 	}
+	err = pf_msg_encode(&packed, &b);
+	if (err != PF_OK)
+		goto done;
 	if (nng_msg_alloc(&nm, 0) != 0 || nng_msg_append(nm, b.data, b.len)) {
 		err = PF_ENOMEM;
 		goto done;

@@ -319,10 +319,16 @@ next_request(wrk_thread *t, pf_msg **ret, pf_err *err)
 {
 	uint8_t *buf;
 	size_t len;
+	pf_msg *m;
 
-	if (!pf_lane_pop(t->w->intake, &buf, &len))
+	if (!pf_lane_take(t->w->intake, &buf, &len, &m))
 		return 0;
 	release_held(t->w);
+	if (m != NULL) { /* from this process, as it is */
+		*ret = m;
+		*err = PF_OK;
+		return 1;
+	}
 	*err = pf_msg_decode(buf, len, ret);
 	free(buf);
 	return 1;

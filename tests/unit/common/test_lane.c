@@ -243,10 +243,54 @@ test_local(void)
 	pf_lane_free(l);
 }
 
+/* a message pushed as it is comes back as it is (pf_lane_take), or
+ * encoded (pf_lane_pop); encoded requests and messages keep one order */
+static void
+test_msgs(void)
+{
+	pf_lane *l = NULL;
+	pf_msg m = { .version = PF_MSG_VERSION, .kind = PF_MSG_RELAY_CANCEL };
+	pf_msg *c = NULL, *got = NULL, *d = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	ok(pf_lane_new(&l) == PF_OK, "msgs: new lane");
+	if (l == NULL)
+		return;
+	memset(m.u.relay_cancel.id, 7, PF_ID_LEN);
+	ok(pf_msg_clone(&m, &c) == PF_OK
+	        && pf_lane_push(l, dup_bytes("enc"), 3) == PF_OK
+	        && pf_lane_push_msg(l, c, 0) == PF_OK,
+	    "msgs: an encoded request and a message pushed");
+	ok(pf_lane_take(l, &buf, &len, &got) == 1 && got == NULL && len == 3
+	        && memcmp(buf, "enc", 3) == 0,
+	    "msgs: the encoded one first, as bytes");
+	free(buf);
+	buf = NULL;
+	ok(pf_lane_take(l, &buf, &len, &got) == 1 && got == c && buf == NULL
+	        && got->kind == PF_MSG_RELAY_CANCEL,
+	    "msgs: then the message itself");
+	pf_msg_free(got);
+	ok(pf_msg_clone(&m, &c) == PF_OK && pf_lane_push_msg(l, c, 0) == PF_OK
+	        && pf_lane_pop(l, &buf, &len) == 1
+	        && pf_msg_decode(buf, len, &d) == PF_OK
+	        && d->kind == PF_MSG_RELAY_CANCEL
+	        && memcmp(d->u.relay_cancel.id, m.u.relay_cancel.id, PF_ID_LEN)
+	            == 0,
+	    "msgs: pf_lane_pop gives a message encoded");
+	free(buf);
+	pf_msg_free(d);
+	/* left in the lane: freed with it (ASan checks) */
+	ok(pf_msg_clone(&m, &c) == PF_OK && pf_lane_push_msg(l, c, 0) == PF_OK,
+	    "msgs: one left for pf_lane_free");
+	pf_lane_free(l);
+}
+
 int
 main(void)
 {
 	test_requests();
+	test_msgs();
 	test_local();
 	test_replies();
 	test_deadline();

@@ -827,10 +827,89 @@ test_split(void)
 	pf_buf_fini(&b);
 }
 
+/* pf_msg_clone: every sample kind and variant; the clone equals the
+ * original field by field, encodes byte-identical, owns its bytes (the
+ * original's buffers are overwritten after cloning) and is NUL ended like
+ * a decoded message; caps as the encoder's. */
+static void
+test_clone(void)
+{
+	for (size_t k = 0; k < SAMPLE_NKINDS; k++) {
+		for (int v = 0; v < SAMPLE_VARIANTS; v++) {
+			const char *name = pf_msg_kind_name(sample_kinds[k]);
+			pf_msg m, *c = NULL, *d = NULL;
+			pf_buf b, b2;
+			char why[256] = "";
+			pf_err err;
+
+			sample_msg(sample_kinds[k], v, &m);
+			pf_buf_init(&b);
+			pf_buf_init(&b2);
+			err = pf_msg_clone(&m, &c);
+			ok(err == PF_OK, "clone %s/%d (%s)", name, v,
+			    pf_strerror(err));
+			if (err != PF_OK)
+				continue;
+			ok(msg_equal(&m, c, why, sizeof(why)),
+			    "clone %s/%d all fields equal %s", name, v, why);
+			err = pf_msg_encode(&m, &b);
+			if (err == PF_OK)
+				err = pf_msg_encode(c, &b2);
+			ok(err == PF_OK && b.len == b2.len
+			        && memcmp(b.data, b2.data, b.len) == 0,
+			    "clone %s/%d encodes byte-identical", name, v);
+			/* what a decode gives, the clone gives: same fields
+			 * and a NUL after every string */
+			err = decode_buf(&b, &d);
+			ok(err == PF_OK && msg_equal(d, c, why, sizeof(why)),
+			    "clone %s/%d equals the decoded message %s", name,
+			    v, why);
+			pf_msg_free(d);
+			pf_msg_free(c);
+			pf_buf_fini(&b);
+			pf_buf_fini(&b2);
+		}
+	}
+	{
+		pf_msg m, *c = NULL;
+		char body[64] = "the original body";
+		int owns;
+
+		sample_msg(PF_MSG_RELAY_REQUEST, 1, &m);
+		m.u.relay_request.body.ptr = (const uint8_t *)body;
+		m.u.relay_request.body.len = strlen(body);
+		ok(pf_msg_clone(&m, &c) == PF_OK, "clone: request cloned");
+		if (c != NULL) {
+			memset(body, 'x', sizeof(body) - 1);
+			owns = c->u.relay_request.body.len == 17
+			    && memcmp(c->u.relay_request.body.ptr,
+			           "the original body", 17)
+			        == 0
+			    && c->u.relay_request.body.ptr[17] == '\0'
+			    && c->u.relay_request.candidates
+			        != m.u.relay_request.candidates;
+			ok(owns, "clone: owns its bytes, NUL ended");
+			pf_msg_free(c);
+		}
+		c = NULL;
+		m.u.relay_request.path.len = PF_URL_MAX + 1;
+		ok(pf_msg_clone(&m, &c) == PF_ETOOBIG && c == NULL,
+		    "clone: a field over the encoder's cap is refused");
+		sample_msg(PF_MSG_RELAY_REQUEST, 1, &m);
+		m.u.relay_request.n_candidates = PF_RELAY_MAX_CANDIDATES + 1;
+		ok(pf_msg_clone(&m, &c) == PF_ETOOBIG,
+		    "clone: too many candidates are refused");
+		m.kind = (pf_msg_kind)999;
+		ok(pf_msg_clone(&m, &c) == PF_EINVAL,
+		    "clone: an unknown kind is refused");
+	}
+}
+
 int
 main(void)
 {
 	test_round_trips();
+	test_clone();
 	test_split();
 	test_absent_fields();
 	test_nul_terminated();
