@@ -1136,7 +1136,7 @@ start_http(ing_server *srv, char *errbuf, size_t errlen)
 	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)cfg->client_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)PF_HTTP_MAX_CONNS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)PF_HTTP_HEADER_POOL, MHD_OPTION_NOTIFY_COMPLETED,
+	    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
 	    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb, srv,
 	    MHD_OPTION_END);
 	if (srv->mhd == NULL) {
