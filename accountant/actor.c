@@ -35,6 +35,9 @@
 #define ERRBUF_MAX 1024
 #define SWEEP_MS 1000
 #define DB_RETRY_MS 2000
+/* markers begin at most this often under load (each is a WAL flush of
+ * its own, and moves the checkpoint file); an idle moment marks the rest */
+#define MARK_EVERY_MS 20
 
 struct ctx {
 	acct_accountant *a;
@@ -75,6 +78,7 @@ struct acct_accountant {
 	int need_recover; /* replay the log tail before moving on */
 	pf_reclog_pos applied_end; /* the log's end after the last batch */
 	pf_reclog_pos marked_end;  /* ... that a marker was begun for */
+	int64_t marked_ms;         /* when the last marker began */
 	int64_t recover_at;        /* no recovery attempt before (unix ms) */
 	int64_t db_retry_at;       /* no reconnect attempt before (unix ms) */
 	nng_socket rep, pub;
@@ -336,11 +340,12 @@ durable_collect(acct_accountant *a, int wait)
 }
 
 /* Starts the marker for everything committed so far (pos: the log's end
- * after it). */
+ * after it); unless force, not within MARK_EVERY_MS of the last one. */
 static void
-durable_begin(acct_accountant *a, pf_reclog_pos pos)
+durable_begin(acct_accountant *a, pf_reclog_pos pos, int force)
 {
 	char errbuf[ERRBUF_MAX];
+	int64_t now = pf_clock_ms();
 	pf_err err;
 
 	/* under load the next batch's marker covers this one: the actor
@@ -349,9 +354,13 @@ durable_begin(acct_accountant *a, pf_reclog_pos pos)
 	a->applied_end = pos;
 	if (a->need_recover || acct_durable_busy(a->dur))
 		return;
+	if (!force && now - a->marked_ms < MARK_EVERY_MS)
+		return;
 	err = acct_durable_begin(a->dur, pos, errbuf, sizeof(errbuf));
-	if (err == PF_OK)
+	if (err == PF_OK) {
 		a->marked_end = pos;
+		a->marked_ms = now;
+	}
 	if (err != PF_OK) {
 		pf_warn("PF-ACCT-DURABLE", "err=%s msg=\"%s\" action=replay",
 		    pf_strerror(err), errbuf);
@@ -366,7 +375,7 @@ mark_rest(acct_accountant *a)
 {
 	if (a->marked_end.seq != a->applied_end.seq
 	    || a->marked_end.off != a->applied_end.off)
-		durable_begin(a, a->applied_end);
+		durable_begin(a, a->applied_end, 1);
 }
 
 static pf_err replay_tail(
@@ -578,7 +587,7 @@ complete_flight(acct_accountant *a)
 		}
 	}
 	if (!a->need_recover)
-		durable_begin(a, a->fl_end);
+		durable_begin(a, a->fl_end, 0);
 	finish_items(a->fl_batch, a->fl_ev, a->fl_n, 0);
 	a->fl_n = 0;
 }

@@ -42,6 +42,36 @@ usage(FILE *f)
 	pf_config_usage(f);
 }
 
+/*
+ * start_fused starts the ingress with cfg->http_threads HTTP daemons and
+ * the worker with as many threads, each running one daemon beside its
+ * transfers: a request is read, checked, sent upstream and answered on
+ * one thread.
+ */
+static pf_err
+start_fused(const pf_config *cfg, pf_lane *lane, ing_server **ret_srv,
+    wrk_worker **ret_wrk)
+{
+	unsigned n = cfg->http_threads > 0 ? cfg->http_threads : 1;
+	pf_loop_hook hook;
+	pf_err err;
+
+	err = ing_server_start_loops(cfg, lane, n, ret_srv);
+	if (err != PF_OK) {
+		pf_error("PF-SERVE-INGRESS", "err=\"%s\"", pf_strerror(err));
+		return err;
+	}
+	ing_server_loop_hook(*ret_srv, &hook);
+	err = wrk_worker_start_hooked(cfg, lane, &hook, ret_wrk);
+	if (err != PF_OK) {
+		pf_error("PF-SERVE-WORKER", "err=\"%s\"", pf_strerror(err));
+		ing_server_free(*ret_srv);
+		*ret_srv = NULL;
+		return err;
+	}
+	return PF_OK;
+}
+
 int
 pf_cmd_serve(int argc, char **argv)
 {
@@ -54,6 +84,7 @@ pf_cmd_serve(int argc, char **argv)
 	pf_lane *lane = NULL;
 	sigset_t set;
 	int sig = 0;
+	int fused;
 	pf_err err;
 
 	rc = pf_cli_config("serve", argc, argv, usage, &cfg);
@@ -87,6 +118,16 @@ pf_cmd_serve(int argc, char **argv)
 			return 1;
 		}
 	}
+	fused = lane != NULL && cfg.serve_fused;
+	if (fused) {
+		err = start_fused(&cfg, lane, &srv, &wrk);
+		if (err != PF_OK) {
+			pf_lane_free(lane);
+			acct_accountant_stop(acct);
+			return 1;
+		}
+		goto ready;
+	}
 	err = wrk_worker_start_lane(&cfg, lane, &wrk);
 	if (err != PF_OK) {
 		pf_error("PF-SERVE-WORKER", "err=\"%s\"", pf_strerror(err));
@@ -102,12 +143,16 @@ pf_cmd_serve(int argc, char **argv)
 		acct_accountant_stop(acct);
 		return 1;
 	}
+ready:
 	pf_info("PF-SERVE-READY", "listen=%s port=%u", cfg.listen,
 	    ing_server_port(srv));
 	sigdelset(&set, SIGPIPE);
 	sig = pf_cli_wait_signal(&set);
 	pf_info("PF-SERVE-STOP", "signal=%d", sig);
 	ing_server_drain_wait(srv, &set);
+	/* fused: the loops run the HTTP daemons, so they stop first */
+	if (fused)
+		wrk_worker_stop(wrk);
 	/* the ingress flushes its spool to the accountant as it stops */
 	ing_server_free(srv);
 	wrk_worker_free(wrk);

@@ -87,6 +87,11 @@ static const struct key keys[] = {
 	{ "SCHED_BATCH", KEY_U32, 0, OFF(sched_batch), 0, 1, "0",
 	    "1: every thread of serve, ingress and worker runs under "
 	    "SCHED_BATCH (a woken thread does not preempt its waker)" },
+	{ "SERVE_FUSED", KEY_U32, 0, OFF(serve_fused), 0, 1, "1",
+	    "serve: 1 = each of HTTP_THREADS threads runs an HTTP daemon and "
+	    "the upstream transfers of its requests in one event loop (no "
+	    "thread hand-off; WORKER_THREADS is not used); 0 = HTTP threads "
+	    "hand requests to WORKER_THREADS transfer threads" },
 	{ "WORKER_THREADS", KEY_U32, 0, OFF(worker_threads), 1, 1024, "1",
 	    "upstream transfer threads per worker" },
 	{ "CONNECT_TIMEOUT_MS", KEY_U32, 0, OFF(connect_timeout_ms), 1, MS_MAX,

@@ -67,6 +67,9 @@ typedef struct pf_config {
 	/* PF_SCHED_BATCH: 1 = serve, ingress and worker run every thread
 	 * under SCHED_BATCH (common/cli.h pf_cli_set_sched; default 0) */
 	uint32_t sched_batch;
+	/* PF_SERVE_FUSED: 1 = serve runs HTTP_THREADS loops, each an HTTP
+	 * daemon and the transfers of its requests (default 1) */
+	uint32_t serve_fused;
 	/* PF_WORKER_THREADS: upstream transfer threads per worker (default 1) */
 	uint32_t worker_threads;
 	/* PF_CONNECT_TIMEOUT_MS, PF_FIRST_BYTE_TIMEOUT_MS, PF_IDLE_TIMEOUT_MS,

@@ -19,6 +19,15 @@ struct lane_item {
 	size_t len;
 };
 
+/* A thread's own queue (pf_lane_bind_local); touched only by the thread. */
+struct lane_local {
+	const pf_lane *lane;
+	struct lane_item ring[PF_LANE_LOCAL_MAX];
+	size_t head, n;
+};
+
+static _Thread_local struct lane_local *tl_local;
+
 struct pf_lane {
 	pthread_mutex_t mu; /* guards the ring, closed, the eventfd state */
 	struct lane_item ring[PF_LANE_QUEUE_MAX];
@@ -92,11 +101,34 @@ pf_lane_push(pf_lane *l, uint8_t *buf, size_t len)
 	return pf_lane_push_wait(l, buf, len, 0);
 }
 
+/* local_push queues on the calling thread's own queue: 1 when it did. */
+static int
+local_push(pf_lane *l, uint8_t *buf, size_t len)
+{
+	struct lane_local *q = tl_local;
+	struct lane_item *it;
+
+	if (q == NULL || q->lane != l || q->n == PF_LANE_LOCAL_MAX
+	    || __atomic_load_n(&l->closed, __ATOMIC_ACQUIRE))
+		return 0;
+	it = &q->ring[(q->head + q->n) % PF_LANE_LOCAL_MAX];
+	it->buf = buf;
+	it->len = len;
+	q->n++;
+	return 1;
+}
+
 pf_err
 pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
 {
 	pf_err err = PF_OK;
 
+	if (local_push(l, buf, len))
+		return PF_OK;
+	/* a loop that takes its own requests must not wait for room: it
+	 * would only wait for itself */
+	if (tl_local != NULL && tl_local->lane == l)
+		wait_ms = 0;
 	pthread_mutex_lock(&l->mu);
 	if (wait_ms > 0 && l->n == PF_LANE_QUEUE_MAX && !l->closed) {
 		struct timespec until;
@@ -128,8 +160,17 @@ pf_lane_push_wait(pf_lane *l, uint8_t *buf, size_t len, uint32_t wait_ms)
 int
 pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
 {
+	struct lane_local *q = tl_local;
 	int got = 0;
 
+	if (q != NULL && q->lane == l && q->n > 0) {
+		*ret_buf = q->ring[q->head].buf;
+		*ret_len = q->ring[q->head].len;
+		q->ring[q->head].buf = NULL;
+		q->head = (q->head + 1) % PF_LANE_LOCAL_MAX;
+		q->n--;
+		return 1;
+	}
 	pthread_mutex_lock(&l->mu);
 	if (l->n > 0) {
 		struct lane_item *it = &l->ring[l->head];
@@ -146,6 +187,40 @@ pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
 	}
 	pthread_mutex_unlock(&l->mu);
 	return got;
+}
+
+pf_err
+pf_lane_bind_local(pf_lane *l)
+{
+	struct lane_local *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return PF_ENOMEM;
+	pf_lane_unbind_local();
+	q->lane = l;
+	tl_local = q;
+	return PF_OK;
+}
+
+void
+pf_lane_unbind_local(void)
+{
+	struct lane_local *q = tl_local;
+
+	if (q == NULL)
+		return;
+	for (size_t i = 0; i < q->n; i++)
+		free(q->ring[(q->head + i) % PF_LANE_LOCAL_MAX].buf);
+	tl_local = NULL;
+	free(q);
+}
+
+size_t
+pf_lane_local_pending(const pf_lane *l)
+{
+	const struct lane_local *q = tl_local;
+
+	return q != NULL && q->lane == l ? q->n : 0;
 }
 
 size_t
@@ -169,7 +244,7 @@ void
 pf_lane_close_intake(pf_lane *l)
 {
 	pthread_mutex_lock(&l->mu);
-	l->closed = 1;
+	__atomic_store_n(&l->closed, 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&l->room);
 	pthread_mutex_unlock(&l->mu);
 }

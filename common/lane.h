@@ -63,7 +63,30 @@ PF_NODISCARD pf_err pf_lane_push_wait(
  * (free with free()) and *ret_len to the caller, or 0 when none waits. */
 int pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len);
 
-/* pf_lane_pending returns how many requests wait. */
+/*
+ * pf_lane_bind_local gives the calling thread a request queue of its own
+ * on l (`serve`'s fused loops: a thread that both sends requests, from
+ * the HTTP daemon it runs, and carries them out).  From then on
+ * pf_lane_push on this thread queues there, with no lock and no eventfd
+ * signal, and pf_lane_pop on this thread takes from there first: a
+ * request sent by a loop is carried out by the same loop in the same
+ * turn, with no thread hand-off.  When the local queue is full a push
+ * goes to the shared one.  A thread binds at most one lane; call
+ * pf_lane_unbind_local before the thread ends (it frees what is left).
+ * Errors: PF_ENOMEM.
+ */
+PF_NODISCARD pf_err pf_lane_bind_local(pf_lane *l);
+
+/* pf_lane_unbind_local drops the calling thread's local queue and the
+ * requests still in it; a no-op when the thread has none. */
+void pf_lane_unbind_local(void);
+
+/* pf_lane_local_pending returns how many requests wait in the calling
+ * thread's local queue on l (never signalled: the thread's loop must not
+ * sleep while it is not 0). */
+size_t pf_lane_local_pending(const pf_lane *l);
+
+/* pf_lane_pending returns how many requests wait (shared queue only). */
 size_t pf_lane_pending(pf_lane *l);
 
 /* pf_lane_fd returns a descriptor readable while requests wait (for
@@ -115,5 +138,25 @@ int pf_lane_has_reply(pf_lane *l, const uint8_t *addr, size_t len);
  */
 PF_NODISCARD pf_err pf_lane_reply(
     pf_lane *l, const uint8_t *addr, size_t len, const pf_msg *m);
+
+/*
+ * A loop hook: work that a role's event loops run for another role in the
+ * same process (`serve`'s fused loops: each transfer thread of the worker
+ * runs one HTTP daemon of the ingress).  Loop i watches fd(arg, i) beside
+ * its own descriptors (readable: work is waiting), calls run(arg, i) at the
+ * start of every turn, and sleeps no longer than timeout_ms(arg, i) (< 0:
+ * no limit of the hook's); all three on loop i's thread only.  Before the
+ * loops start, the loops' owner calls attach(arg, wake, wake_arg): from
+ * then on wake(wake_arg, i), from any thread, ends loop i's sleep.
+ */
+typedef struct pf_loop_hook {
+	void *arg;
+	unsigned n; /* loops */
+	int (*fd)(void *arg, unsigned i);
+	void (*run)(void *arg, unsigned i);
+	int64_t (*timeout_ms)(void *arg, unsigned i);
+	void (*attach)(void *arg, void (*wake)(void *wake_arg, unsigned i),
+	    void *wake_arg);
+} pf_loop_hook;
 
 #endif /* PF_COMMON_LANE_H */

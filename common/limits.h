@@ -49,6 +49,7 @@
 #define PF_REPLY_BATCH_BYTES (64u * 1024u)
 #define PF_CANCEL_INBOX_MAX 1024u /* worker: cancels queued per thread */
 #define PF_LANE_QUEUE_MAX 4096u   /* serve: requests waiting for a worker */
+#define PF_LANE_LOCAL_MAX 16384u  /* serve, fused: one loop's own requests */
 /* worker: requests taken off the pull socket ahead of the transfer
  * threads (more wait in the ingresses, free for other workers) */
 #define PF_WORKER_INTAKE_AHEAD 64u

@@ -50,6 +50,9 @@
  * clients never wait for it) */
 #define SEND_DELAY_MS 5
 #define SEND_NOW_MIN 32u
+/* a spool write waits this long for company before its fdatasync (the
+ * send waits SEND_DELAY_MS after that anyway), unless SEND_NOW_MIN wait */
+#define SYNC_LINGER_MS 2
 /* ing_billing_end_flush spools up to this many ends itself (low load:
  * the answers wait for it); more go to the billing thread, which batches
  * them with later ones and keeps the loaded worker thread free */
@@ -171,9 +174,10 @@ struct ing_billing {
 	/* the first pending never sent: those before it are in flight or
 	 * retrying, so send_usage need not walk them */
 	pending *send_from;
-	size_t n_fresh;      /* from send_from on, not in flight */
-	size_t n_retry;      /* retrying */
-	int64_t send_due_ms; /* send_usage held events back until then */
+	size_t n_fresh;        /* from send_from on, not in flight */
+	size_t n_retry;        /* retrying */
+	int64_t send_due_ms;   /* send_usage held events back until then */
+	int64_t sync_since_ms; /* the oldest event waiting for the syncer */
 	/* the syncer thread: fdatasync of flushed spool records, off the
 	 * billing thread so ends keep flowing while a sync runs */
 	pthread_t syncer;
@@ -181,6 +185,7 @@ struct ing_billing {
 	pthread_cond_t sync_wake;
 	pending *sync_head, **sync_tail; /* flushed, not yet synced */
 	int sync_fd;                     /* dup of the newest segment */
+	uint64_t sync_seq;               /* ... whose sequence number */
 	size_t n_syncing;
 	/* thread only */
 	pf_reclog *spool;
@@ -1310,15 +1315,30 @@ spool_events(ing_billing *b, pending *ps)
 			p->flight = NULL;
 		}
 	}
-	int fd = io_failed ? -1 : pf_reclog_fileno(b->spool);
-	if (fd >= 0)
-		fd = dup(fd);
-	if (io_failed || fd < 0)
-		pf_error("PF-SPOOL-IO",
-		    "msg=\"usage events not durable; sent from memory\"");
+	uint64_t seq = pf_reclog_current_seq(b->spool);
+	int was_empty;
+
 	b->last_append_ms = pf_clock_ms();
 	/* to the syncer, which makes them sendable after its fdatasync */
 	pthread_mutex_lock(&b->mu);
+	/* the syncer's descriptor: a dup of the segment written, kept while
+	 * the syncer has not taken it (one dup per batch it syncs, not one
+	 * per write); an older segment's is closed (synced at rotation) */
+	if (!io_failed && (b->sync_fd < 0 || b->sync_seq != seq)) {
+		int fd = dup(pf_reclog_fileno(b->spool));
+
+		if (fd < 0) {
+			io_failed = 1;
+		} else {
+			if (b->sync_fd >= 0)
+				close(b->sync_fd);
+			b->sync_fd = fd;
+			b->sync_seq = seq;
+		}
+	}
+	was_empty = b->sync_head == NULL;
+	if (was_empty)
+		b->sync_since_ms = b->last_append_ms;
 	for (p = ps; p != NULL; p = next) {
 		next = p->next;
 		p->next = NULL;
@@ -1327,10 +1347,12 @@ spool_events(ing_billing *b, pending *ps)
 		b->n_syncing++;
 		b->st.settled++;
 	}
-	if (b->sync_fd >= 0)
-		close(b->sync_fd); /* an older segment's: synced at rotation */
-	b->sync_fd = fd;
-	pthread_cond_signal(&b->sync_wake);
+	/* a lingering syncer wakes at its deadline by itself */
+	if (was_empty || b->n_syncing >= SEND_NOW_MIN)
+		pthread_cond_signal(&b->sync_wake);
+	if (io_failed)
+		pf_error("PF-SPOOL-IO",
+		    "msg=\"usage events not durable; sent from memory\"");
 	pthread_mutex_unlock(&b->mu);
 	pthread_mutex_unlock(&b->spool_mu);
 }
@@ -1351,6 +1373,16 @@ syncer_main(void *arg)
 			pthread_cond_wait(&b->sync_wake, &b->mu);
 		if (b->sync_head == NULL)
 			break;
+		/* a few events wait a moment for company: one fdatasync for
+		 * many when they come one by one */
+		if (!b->stop && b->n_syncing < SEND_NOW_MIN
+		    && pf_clock_ms() < b->sync_since_ms + SYNC_LINGER_MS) {
+			struct timespec ts;
+
+			deadline_ts(b->sync_since_ms + SYNC_LINGER_MS, &ts);
+			pthread_cond_timedwait(&b->sync_wake, &b->mu, &ts);
+			continue;
+		}
 		pending *ps = b->sync_head;
 		int fd = b->sync_fd;
 		b->sync_head = NULL;

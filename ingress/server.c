@@ -3,9 +3,11 @@
  * request checks, and the client side of a relayed request.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 
 #include "common/clock.h"
 #include "common/ids.h"
+#include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "ingress/acl.h"
@@ -38,9 +41,28 @@
 #define STREAM_BLOCK 256u
 #define DISCARD_MAX_FACTOR 2u /* over-cap bytes we swallow, x body_max */
 
+/* One HTTP daemon run by a loop of the caller's (ing_server_start_loops):
+ * the access callback's argument, so a request knows its loop. */
+struct loop_ctx {
+	struct ing_server *srv;
+	unsigned i;
+	int quiesced; /* by its loop, on quiesce_ask */
+	int resumed;  /* atomic: a connection resumed on the loop's thread */
+};
+
+/* the loop the calling thread runs (set by ing_server_loop_run) */
+static _Thread_local struct loop_ctx *tl_loop;
+
 struct ing_server {
 	const pf_config *cfg;
-	struct MHD_Daemon *mhd;
+	struct MHD_Daemon *mhd; /* with its own threads; NULL when looped */
+	/* ing_server_start_loops: daemons run by the caller's loops */
+	struct MHD_Daemon **loops;
+	struct loop_ctx *lctx; /* n_loops, or 1 (not looped: srv only) */
+	unsigned n_loops;
+	int quiesce_ask; /* atomic: each loop leaves the port */
+	void (*waker)(void *arg, unsigned i); /* ends loop i's sleep */
+	void *waker_arg;
 	ing_router *router;
 	ing_auth *auth;
 	ing_relay *relay;
@@ -65,6 +87,8 @@ typedef enum route_kind {
 /* per-request state, freed by the completed callback */
 typedef struct conn_state {
 	ing_server *srv;
+	struct MHD_Connection *conn;
+	struct loop_ctx *lc; /* the loop running its daemon, or NULL */
 	route_kind route;
 	int anthropic;   /* errors in Anthropic's shape */
 	const char *url; /* MHD's, valid for the request */
@@ -142,8 +166,10 @@ queue_json(
 /* --- authentication ----------------------------------------------------
  */
 
-static void resume_cb(void *conn);
-static void suspend_cb(void *conn);
+/* The handle a flight or a park is given for its connection is the
+ * conn_state (so a resume knows the loop to wake). */
+static void resume_cb(void *st);
+static void suspend_cb(void *st);
 
 /* authenticate: MHD_YES with *ret_tok set, or an error response queued
  * (*ret_tok NULL), or (a cache miss) the connection parked until the
@@ -179,7 +205,7 @@ authenticate(struct MHD_Connection *conn, conn_state *st, ing_token **ret_tok)
 	while (len > 0 && (key[len - 1] == ' ' || key[len - 1] == '\t'))
 		len--;
 	if (!st->auth_wait_init) {
-		ing_auth_wait_init(&st->auth_wait, conn, resume_cb);
+		ing_auth_wait_init(&st->auth_wait, st, resume_cb);
 		st->auth_wait_init = 1;
 	}
 	for (;;) {
@@ -294,16 +320,35 @@ serve_models(struct MHD_Connection *conn, conn_state *st, const char *only)
 /* --- relayed requests --------------------------------------------------
  */
 
+/* loop_kick makes the loop running lc's daemon call MHD_run soon: a
+ * daemon that has no thread of its own is not woken by a resume. */
 static void
-resume_cb(void *conn)
+loop_kick(struct loop_ctx *lc)
 {
-	MHD_resume_connection(conn);
+	ing_server *srv = lc->srv;
+
+	if (tl_loop == lc) /* its own turn: it runs MHD before it sleeps */
+		__atomic_store_n(&lc->resumed, 1, __ATOMIC_RELEASE);
+	else if (srv->waker != NULL)
+		srv->waker(srv->waker_arg, lc->i);
 }
 
 static void
-suspend_cb(void *conn)
+resume_cb(void *arg)
 {
-	MHD_suspend_connection(conn);
+	conn_state *st = arg;
+
+	MHD_resume_connection(st->conn);
+	if (st->lc != NULL)
+		loop_kick(st->lc);
+}
+
+static void
+suspend_cb(void *arg)
+{
+	conn_state *st = arg;
+
+	MHD_suspend_connection(st->conn);
 }
 
 static ssize_t
@@ -332,7 +377,7 @@ stream_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 		/* nothing yet: park until the reply thread wakes us;
 		 * returning 0 without this would busy-loop */
 		f->suspended = 1;
-		MHD_suspend_connection(f->conn);
+		suspend_cb(f->conn);
 		n = 0;
 	} else {
 		n = MHD_CONTENT_READER_END_WITH_ERROR;
@@ -568,7 +613,7 @@ admit(struct MHD_Connection *conn, conn_state *st, const ing_token *tok,
 	t.deadline_ms = deadline_ms;
 	t.stream = info->stream;
 	if (!st->wait_init) {
-		ing_bill_wait_init(&st->wait, conn, resume_cb);
+		ing_bill_wait_init(&st->wait, st, resume_cb);
 		st->wait_init = 1;
 	}
 	for (;;) {
@@ -699,7 +744,7 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	rq->headers = fh->n > 0 ? fh->h : NULL;
 
 	st->flight
-	    = ing_flight_new(st->id, info.stream, deadline, conn, resume_cb);
+	    = ing_flight_new(st->id, info.stream, deadline, st, resume_cb);
 	if (st->flight == NULL) {
 		ing_billing_abort(st->srv->billing, st->id);
 		free(fh);
@@ -862,7 +907,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
 {
-	ing_server *srv = cls;
+	struct loop_ctx *lc = cls;
+	ing_server *srv = lc->srv;
 	conn_state *st = *con_cls;
 
 	(void)version;
@@ -873,6 +919,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 			return MHD_NO;
 		*con_cls = st;
 		st->srv = srv;
+		st->conn = conn;
+		st->lc = srv->n_loops > 0 ? lc : NULL;
 		st->url = url;
 		st->started_ms = pf_clock_ms();
 		guard_busy(srv, conn, ING_GUARD_BODY);
@@ -1082,6 +1130,59 @@ bound_port(int fd)
 	return 0;
 }
 
+/* start_daemons starts srv->n_loops daemons in external epoll mode on fd
+ * (each on a dup of its own), or one with a thread pool when n_loops is 0.
+ * fd is taken. */
+static pf_err
+start_daemons(ing_server *srv, int fd, unsigned flags)
+{
+	const pf_config *cfg = srv->cfg;
+	unsigned threads = cfg->http_threads > 0 ? cfg->http_threads : 1;
+
+	if (srv->n_loops == 0) {
+		/* MHD_stop_daemon closes fd */
+		srv->mhd = MHD_start_daemon(
+		    flags | MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL,
+		    access_cb, &srv->lctx[0], MHD_OPTION_EXTERNAL_LOGGER,
+		    mhd_log_cb, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		    MHD_OPTION_THREAD_POOL_SIZE, threads,
+		    MHD_OPTION_CONNECTION_TIMEOUT,
+		    (unsigned)cfg->client_timeout_s,
+		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)PF_HTTP_MAX_CONNS,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
+		    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb,
+		    srv, MHD_OPTION_END);
+		/* on failure fd is left open: whether libmicrohttpd closed it
+		 * on that path is not documented, and the process is about
+		 * to exit */
+		return srv->mhd != NULL ? PF_OK : PF_EIO;
+	}
+	/* every loop's daemon accepts from the one listening socket (a dup
+	 * each, since each daemon closes its own); the kernel wakes the
+	 * loops that wait and one accept wins */
+	for (unsigned i = 0; i < srv->n_loops; i++) {
+		int dfd = i == 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+		if (dfd < 0)
+			return PF_EIO;
+		srv->loops[i] = MHD_start_daemon(flags | MHD_USE_EPOLL, 0, NULL,
+		    NULL, access_cb, &srv->lctx[i], MHD_OPTION_EXTERNAL_LOGGER,
+		    mhd_log_cb, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)dfd,
+		    MHD_OPTION_CONNECTION_TIMEOUT,
+		    (unsigned)cfg->client_timeout_s,
+		    MHD_OPTION_CONNECTION_LIMIT,
+		    (unsigned)(PF_HTTP_MAX_CONNS / srv->n_loops),
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
+		    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb,
+		    srv, MHD_OPTION_END);
+		if (srv->loops[i] == NULL)
+			return PF_EIO;
+	}
+	return PF_OK;
+}
+
 static pf_err
 start_http(ing_server *srv, char *errbuf, size_t errlen)
 {
@@ -1089,9 +1190,7 @@ start_http(ing_server *srv, char *errbuf, size_t errlen)
 	char host[256], port[16];
 	struct addrinfo hints = { 0 };
 	struct addrinfo *ai = NULL;
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD
-	    | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	unsigned threads = cfg->http_threads > 0 ? cfg->http_threads : 1;
+	unsigned flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	int fd, gai;
 	pf_err err;
 
@@ -1129,19 +1228,7 @@ start_http(ing_server *srv, char *errbuf, size_t errlen)
 		return PF_EIO;
 	}
 	srv->port = bound_port(fd);
-	/* MHD_stop_daemon closes fd */
-	srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, srv,
-	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)cfg->client_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)PF_HTTP_MAX_CONNS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
-	    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb, srv,
-	    MHD_OPTION_END);
-	if (srv->mhd == NULL) {
-		/* fd is left open: whether libmicrohttpd closed it on this
-		 * path is not documented, and the process is about to exit */
+	if (start_daemons(srv, fd, flags) != PF_OK) {
 		snprintf(errbuf, errlen,
 		    "PF_LISTEN %s: the HTTP daemon did not start "
 		    "(PF_LOG_LEVEL=debug shows libmicrohttpd's reason)",
@@ -1182,12 +1269,32 @@ pf_err
 ing_server_start_lane(
     const pf_config *cfg, struct pf_lane *lane, ing_server **ret)
 {
+	return ing_server_start_loops(cfg, lane, 0, ret);
+}
+
+pf_err
+ing_server_start_loops(const pf_config *cfg, struct pf_lane *lane,
+    unsigned n_loops, ing_server **ret)
+{
 	ing_server *srv = calloc(1, sizeof(*srv));
 	pf_err err;
 
 	if (srv == NULL)
 		return PF_ENOMEM;
 	srv->cfg = cfg;
+	srv->loops = calloc(n_loops > 0 ? n_loops : 1, sizeof(*srv->loops));
+	srv->lctx = calloc(n_loops > 0 ? n_loops : 1, sizeof(*srv->lctx));
+	if (srv->loops == NULL || srv->lctx == NULL) {
+		free(srv->loops);
+		free(srv->lctx);
+		free(srv);
+		return PF_ENOMEM;
+	}
+	srv->n_loops = n_loops;
+	for (unsigned i = 0; i < (n_loops > 0 ? n_loops : 1); i++) {
+		srv->lctx[i].srv = srv;
+		srv->lctx[i].i = i;
+	}
 	if (cfg->database_url[0] == '\0') {
 		err = PF_ECONFIG;
 		goto fail;
@@ -1254,18 +1361,108 @@ ing_server_drain_begin(ing_server *srv)
 	 * group, so the kernel gives new connections to the gateway that
 	 * goes on instead of to us (they would get 503 for the whole drain).
 	 * Connections still in our accept queue are reset. */
-	if (srv->cfg->listen_reuseport && srv->mhd != NULL && !srv->quiesced) {
+	if (!srv->cfg->listen_reuseport || srv->quiesced)
+		return;
+	srv->quiesced = 1;
+	if (srv->mhd != NULL) {
 		MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
-		srv->quiesced = 1;
+
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	} else if (srv->n_loops > 0) {
+		/* a daemon is quiesced by the loop that runs it */
+		__atomic_store_n(&srv->quiesce_ask, 1, __ATOMIC_RELEASE);
+		for (unsigned i = 0; i < srv->n_loops && srv->waker != NULL;
+		     i++)
+			srv->waker(srv->waker_arg, i);
+	}
+}
+
+/* loop_fd, loop_run, loop_timeout, loop_attach: the loop hook
+ * (ing_server_loop_hook) that runs daemon i in a loop of the caller's. */
+static int
+loop_fd(void *arg, unsigned i)
+{
+	ing_server *srv = arg;
+	const union MHD_DaemonInfo *di
+	    = MHD_get_daemon_info(srv->loops[i], MHD_DAEMON_INFO_EPOLL_FD);
+
+	return di != NULL ? di->epoll_fd : -1;
+}
+
+static void
+loop_run(void *arg, unsigned i)
+{
+	ing_server *srv = arg;
+	struct MHD_Daemon *d = srv->loops[i];
+	struct loop_ctx *lc = &srv->lctx[i];
+
+	tl_loop = lc;
+	if (__atomic_load_n(&srv->quiesce_ask, __ATOMIC_ACQUIRE)
+	    && !lc->quiesced) {
+		MHD_socket fd = MHD_quiesce_daemon(d);
+
+		lc->quiesced = 1;
 		if (fd != MHD_INVALID_SOCKET)
 			close(fd);
 	}
+	__atomic_store_n(&lc->resumed, 0, __ATOMIC_RELAXED);
+	MHD_run(d);
+}
+
+static int64_t
+loop_timeout(void *arg, unsigned i)
+{
+	ing_server *srv = arg;
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	if (__atomic_load_n(&srv->lctx[i].resumed, __ATOMIC_ACQUIRE))
+		return 0;
+	if (MHD_get_timeout(srv->loops[i], &ms) != MHD_YES)
+		return -1;
+	return ms > (MHD_UNSIGNED_LONG_LONG)INT32_MAX ? INT32_MAX : (int64_t)ms;
+}
+
+/* loop_attach keeps how to wake loop i (before any request comes in). */
+static void
+loop_attach(void *arg, void (*wake)(void *wake_arg, unsigned i), void *wake_arg)
+{
+	ing_server *srv = arg;
+
+	srv->waker = wake;
+	srv->waker_arg = wake_arg;
+}
+
+void
+ing_server_loop_hook(ing_server *srv, pf_loop_hook *ret)
+{
+	ret->arg = srv;
+	ret->n = srv->n_loops;
+	ret->fd = loop_fd;
+	ret->run = loop_run;
+	ret->timeout_ms = loop_timeout;
+	ret->attach = loop_attach;
 }
 
 size_t
 ing_server_inflight(ing_server *srv)
 {
 	return srv->relay != NULL ? ing_relay_inflight(srv->relay) : 0;
+}
+
+/* stop_daemons stops every HTTP daemon (the loops running them must
+ * have stopped). */
+static void
+stop_daemons(ing_server *srv)
+{
+	if (srv->mhd != NULL)
+		MHD_stop_daemon(srv->mhd);
+	srv->mhd = NULL;
+	for (unsigned i = 0; i < srv->n_loops; i++) {
+		if (srv->loops[i] != NULL)
+			MHD_stop_daemon(srv->loops[i]);
+		srv->loops[i] = NULL;
+	}
 }
 
 void
@@ -1282,9 +1479,7 @@ ing_server_stop(ing_server *srv)
 		ing_billing_close_waits(srv->billing);
 	if (srv->auth != NULL)
 		ing_auth_close_waits(srv->auth);
-	if (srv->mhd != NULL)
-		MHD_stop_daemon(srv->mhd);
-	srv->mhd = NULL;
+	stop_daemons(srv);
 }
 
 void
@@ -1293,8 +1488,9 @@ ing_server_free(ing_server *srv)
 	if (srv == NULL)
 		return;
 	ing_server_stop(srv);
-	if (srv->mhd != NULL)
-		MHD_stop_daemon(srv->mhd);
+	stop_daemons(srv);
+	free(srv->loops);
+	free(srv->lctx);
 	/* before the relay, whose reply thread calls into it; its probes
 	 * use the relay */
 	ing_guard_free(srv->guard); /* after MHD: it removes its records */

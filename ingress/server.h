@@ -10,11 +10,13 @@
 #define PF_INGRESS_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <signal.h>
 
 #include "common/config.h"
 #include "common/err.h"
+#include "common/lane.h"
 
 typedef struct ing_server ing_server;
 struct pf_lane;
@@ -32,6 +34,24 @@ PF_NODISCARD pf_err ing_server_start(const pf_config *cfg, ing_server **ret);
  * in this process over lane (ing_relay_start_lane); NULL lane = NNG. */
 PF_NODISCARD pf_err ing_server_start_lane(
     const pf_config *cfg, struct pf_lane *lane, ing_server **ret);
+
+/*
+ * ing_server_start_loops is ing_server_start_lane with n_loops HTTP
+ * daemons that have no thread of their own (n_loops 0: one daemon with
+ * cfg->http_threads threads, as ing_server_start_lane).  The caller runs
+ * daemon i in a loop of its own (`serve`'s fused loops), through the hook
+ * ing_server_loop_hook describes; each i on one thread only.  A daemon's
+ * loop runs its requests' callbacks and is woken for a connection
+ * resumed from another thread.  Those loops must have stopped before
+ * ing_server_stop.  Errors as ing_server_start.
+ */
+PF_NODISCARD pf_err ing_server_start_loops(const pf_config *cfg,
+    struct pf_lane *lane, unsigned n_loops, ing_server **ret);
+
+/* ing_server_loop_hook describes, in *ret, how a loop of the caller's
+ * runs the daemons of ing_server_start_loops (common/lane.h pf_loop_hook;
+ * ret->n = n_loops). */
+void ing_server_loop_hook(ing_server *srv, pf_loop_hook *ret);
 
 /* ing_server_port returns the TCP port actually bound (useful with
  * PF_LISTEN=127.0.0.1:0). */

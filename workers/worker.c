@@ -94,6 +94,7 @@ struct wrk_worker {
 	uint32_t n_threads;
 	wrk_thread *threads;
 	int curl_inited;
+	pf_loop_hook hook; /* n == 0: none */
 };
 
 static void
@@ -364,11 +365,24 @@ take_requests(wrk_thread *t, wrk_env *env)
 	}
 }
 
+/* hook_wait shortens wait to the hook's own timeout. */
+static int64_t
+hook_wait(const pf_loop_hook *h, unsigned i, int64_t wait)
+{
+	int64_t hw = h->timeout_ms(h->arg, i);
+
+	if (hw >= 0 && (wait < 0 || hw < wait))
+		return hw;
+	return wait;
+}
+
 static void *
 thread_main(void *arg)
 {
 	wrk_thread *t = arg;
 	wrk_worker *w = t->w;
+	const pf_loop_hook *hook = w->hook.n > 0 ? &w->hook : NULL;
+	unsigned idx = (unsigned)(t - w->threads);
 	wrk_env env;
 	int fds[POLL_FDS];
 
@@ -381,6 +395,8 @@ thread_main(void *arg)
 		int ready;
 
 		wrk_replies_new_turn(t->replies);
+		if (hook != NULL)
+			hook->run(hook->arg, idx);
 		take_requests(t, &env);
 		take_notes(t, &env);
 		take_ctl(t, &env);
@@ -389,6 +405,12 @@ thread_main(void *arg)
 		wait = wrk_env_tick(&env, wrk_now_ms());
 		wrk_replies_flush(t->replies);
 		atomic_store(&t->live, env.n_live);
+		if (hook != NULL) {
+			wait = hook_wait(hook, idx, wait);
+			/* requests the hook queued beyond this turn's batch */
+			if (pf_lane_local_pending(w->intake) > 0)
+				wait = 0;
+		}
 		if (wait < 0 || wait > POLL_MAX_MS)
 			wait = POLL_MAX_MS;
 		/* the intake fd is in the loop's set */
@@ -399,8 +421,23 @@ thread_main(void *arg)
 		env.replies_blocked = nsend > 0 && nsend < POLL_FDS && !ready;
 	}
 	wrk_env_fini(&env);
+	if (hook != NULL)
+		pf_lane_unbind_local();
 	atomic_store(&t->live, 0);
 	return NULL;
+}
+
+/* hooked_main binds the thread to the lane's local queue, then loops. */
+static void *
+hooked_main(void *arg)
+{
+	wrk_thread *t = arg;
+
+	if (pf_lane_bind_local(t->w->intake) != PF_OK) {
+		/* without a local queue, requests go through the shared one */
+		pf_warn("PF-WRK-LOCAL", "err=\"%s\"", pf_strerror(PF_ENOMEM));
+	}
+	return thread_main(arg);
 }
 
 static void
@@ -634,6 +671,23 @@ wrk_worker_start(const pf_config *cfg, wrk_worker **ret)
 pf_err
 wrk_worker_start_lane(const pf_config *cfg, pf_lane *lane, wrk_worker **ret)
 {
+	return wrk_worker_start_hooked(cfg, lane, NULL, ret);
+}
+
+/* wake_one ends the sleep of thread i's loop (the hook's wake). */
+static void
+wake_one(void *arg, unsigned i)
+{
+	wrk_worker *w = arg;
+
+	if (i < w->n_threads && w->threads[i].loop != NULL)
+		wrk_cloop_wakeup(w->threads[i].loop);
+}
+
+pf_err
+wrk_worker_start_hooked(const pf_config *cfg, pf_lane *lane,
+    const pf_loop_hook *hook, wrk_worker **ret)
+{
 	wrk_worker *w;
 	pf_err err = PF_OK;
 
@@ -652,6 +706,10 @@ wrk_worker_start_lane(const pf_config *cfg, pf_lane *lane, wrk_worker **ret)
 	if (err != PF_OK)
 		goto fail;
 	w->n_threads = cfg->worker_threads > 0 ? cfg->worker_threads : 1;
+	if (hook != NULL && hook->n > 0) {
+		w->hook = *hook;
+		w->n_threads = hook->n;
+	}
 	w->threads = calloc(w->n_threads, sizeof *w->threads);
 	if (w->threads == NULL) {
 		w->n_threads = 0;
@@ -685,15 +743,25 @@ wrk_worker_start_lane(const pf_config *cfg, pf_lane *lane, wrk_worker **ret)
 		err = wrk_cloop_watch(t->loop, w->recv_fd);
 		if (err != PF_OK)
 			goto fail;
+		if (w->hook.n > 0) {
+			err = wrk_cloop_watch(
+			    t->loop, w->hook.fd(w->hook.arg, i));
+			if (err != PF_OK)
+				goto fail;
+		}
 		/* after the loop: its callback wakes the loop */
 		err = open_ctl(t, i);
 		if (err != PF_OK)
 			goto fail;
 	}
+	if (w->hook.n > 0)
+		w->hook.attach(w->hook.arg, wake_one, w);
 	for (uint32_t i = 0; i < w->n_threads; i++) {
 		wrk_thread *t = &w->threads[i];
 
-		if (pthread_create(&t->tid, NULL, thread_main, t) != 0) {
+		if (pthread_create(&t->tid, NULL,
+		        w->hook.n > 0 ? hooked_main : thread_main, t)
+		    != 0) {
 			err = PF_EIO;
 			goto fail;
 		}

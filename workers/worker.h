@@ -14,6 +14,7 @@
 
 #include "common/config.h"
 #include "common/err.h"
+#include "common/lane.h"
 
 typedef struct wrk_worker wrk_worker;
 struct pf_lane;
@@ -33,6 +34,18 @@ PF_NODISCARD pf_err wrk_worker_start(const pf_config *cfg, wrk_worker **ret);
  */
 PF_NODISCARD pf_err wrk_worker_start_lane(
     const pf_config *cfg, struct pf_lane *lane, wrk_worker **ret);
+
+/*
+ * wrk_worker_start_hooked is wrk_worker_start_lane with hook->n threads
+ * (cfg->worker_threads is not used), each running the hook in its loop
+ * (common/lane.h pf_loop_hook; run before the turn takes requests, so a
+ * request the hook sent through the lane is taken in the same turn) and
+ * bound to lane's local queue (pf_lane_bind_local).  hook is copied; its
+ * arg must outlive the worker's threads (wrk_worker_stop).  Errors as
+ * wrk_worker_start.
+ */
+PF_NODISCARD pf_err wrk_worker_start_hooked(const pf_config *cfg,
+    struct pf_lane *lane, const pf_loop_hook *hook, wrk_worker **ret);
 
 /* wrk_worker_close_intake stops taking new requests: the listeners close
  * (ingresses send to other workers), requests already received still

@@ -6,7 +6,9 @@ hangs up cancels the upstream transfer on whichever worker runs it
 a killed worker leaves the other serving; when the last worker is killed,
 a stream it ran and a request waiting for its first byte end at once as
 worker_lost (not at the deadline).  The hang-ups are repeated against
-`serve` with PF_WORKER_THREADS=1 and 2."""
+`serve` in its fused layout (PF_HTTP_THREADS=1 and 2 loops, each running
+its HTTP daemon and transfers) and with PF_SERVE_FUSED=0
+(PF_WORKER_THREADS=1 and 2 transfer threads behind the HTTP threads)."""
 import atexit
 import concurrent.futures
 import os
@@ -204,8 +206,12 @@ with Harness() as h:
     pool.shutdown()
     t.eq(st, 504, "last worker killed before the first byte: 504 at once")
 
-    # the same hang-ups against serve with one and two transfer threads
-    for threads in (1, 2):
+    # the same hang-ups against serve: fused loops, and HTTP threads
+    # handing requests to one or two transfer threads
+    layouts = [{"PF_HTTP_THREADS": "1"}, {"PF_HTTP_THREADS": "2"},
+               {"PF_SERVE_FUSED": "0", "PF_WORKER_THREADS": "1"},
+               {"PF_SERVE_FUSED": "0", "PF_WORKER_THREADS": "2"}]
+    for threads, env in enumerate(layouts):
         slow2 = h.start_mock()
         h.admin(db, "channel-add", "--name", f"slow-t{threads}", "--type",
                 "openai", "--base-url",
@@ -215,8 +221,7 @@ with Harness() as h:
                 "--priority", "10")
         h.admin(db, "price-set", "--model", f"slow{threads}", "--input",
                 "0.5", "--output", "1.5")
-        serve_url, serve = h.start_serve(
-            db, {"PF_WORKER_THREADS": str(threads)})
+        serve_url, serve = h.start_serve(db, env)
         hang_ups(serve_url, key, slow2, f"slow{threads}",
-                 f"serve, PF_WORKER_THREADS={threads}")
+                 "serve, " + " ".join(f"{k}={v}" for k, v in env.items()))
         serve.stop()

@@ -2,9 +2,10 @@
  * test_lane.c -- the in-process relay lane: request order, the readiness
  * descriptor, closed intake, the queue cap, and the reply receiver
  * (registered address only; cleared means lost); pf_deadline_ts, its
- * push wait's deadline.
+ * push wait's deadline; a thread's local queue (pf_lane_bind_local).
  */
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,10 +172,82 @@ test_deadline(void)
 	}
 }
 
+/* other_pop: pops once on a thread that has no local queue */
+static void *
+other_pop(void *arg)
+{
+	pf_lane *l = arg;
+	uint8_t *buf = NULL;
+	size_t len;
+
+	if (pf_lane_pop(l, &buf, &len) == 1) {
+		free(buf);
+		return l; /* got one */
+	}
+	return NULL;
+}
+
+static void
+test_local(void)
+{
+	pf_lane *l = NULL;
+	uint8_t *buf;
+	size_t len;
+	pthread_t th;
+	void *got = l;
+	size_t pushed = 0;
+	int order = 1;
+
+	ok(pf_lane_new(&l) == PF_OK, "local: new lane");
+	if (l == NULL)
+		return;
+	ok(pf_lane_local_pending(l) == 0, "local: none before bind");
+	ok(pf_lane_bind_local(l) == PF_OK, "local: bound");
+	ok(pf_lane_push(l, dup_bytes("a"), 1) == PF_OK
+	        && pf_lane_push(l, dup_bytes("b"), 1) == PF_OK,
+	    "local: two pushed");
+	ok(pf_lane_local_pending(l) == 2 && pf_lane_pending(l) == 0,
+	    "local: queued on the thread's own queue, not the shared one");
+	ok(!readable(pf_lane_fd(l)), "local: nothing signalled");
+	ok(pthread_create(&th, NULL, other_pop, l) == 0
+	        && pthread_join(th, &got) == 0 && got == NULL,
+	    "local: another thread cannot take them");
+	for (int i = 0; i < 2; i++) {
+		if (pf_lane_pop(l, &buf, &len) != 1) {
+			order = 0;
+			break;
+		}
+		order = order && len == 1 && buf[0] == (i == 0 ? 'a' : 'b');
+		free(buf);
+	}
+	ok(order && pf_lane_local_pending(l) == 0,
+	    "local: popped by the thread, in order");
+	/* a full local queue overflows into the shared one */
+	while (pushed < PF_LANE_LOCAL_MAX + 1
+	    && pf_lane_push(l, dup_bytes("x"), 1) == PF_OK)
+		pushed++;
+	ok(pushed == PF_LANE_LOCAL_MAX + 1
+	        && pf_lane_local_pending(l) == PF_LANE_LOCAL_MAX
+	        && pf_lane_pending(l) == 1 && readable(pf_lane_fd(l)),
+	    "local: full, the next push goes to the shared queue");
+	ok(pthread_create(&th, NULL, other_pop, l) == 0
+	        && pthread_join(th, &got) == 0 && got == l,
+	    "local: the overflow is taken by another thread");
+	pf_lane_close_intake(l);
+	buf = dup_bytes("late");
+	ok(pf_lane_push(l, buf, 4) == PF_ECLOSED, "local: closed intake");
+	free(buf);
+	/* frees what is left in the local queue (valgrind/ASan check) */
+	pf_lane_unbind_local();
+	ok(pf_lane_local_pending(l) == 0, "local: unbound");
+	pf_lane_free(l);
+}
+
 int
 main(void)
 {
 	test_requests();
+	test_local();
 	test_replies();
 	test_deadline();
 	return tap_done();
