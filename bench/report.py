@@ -297,8 +297,10 @@ w("Open files: soft limit %s for everything bench/run starts (the target "
   "needs %s through serve, 2 per stream; %s). Database: %s.\n" % (
       machine.get("nofile", "?"), machine.get("nofile_need", "?"),
       machine.get("nofile_raise", "?"), machine.get("postgres", "?")))
-w("*serve* = `planktonfly serve` (ingress + worker in one process, "
-  "inproc://); *split* = `planktonfly ingress` + `planktonfly worker` as two "
+w("*serve* = `planktonfly serve` (ingress + worker in one process; by "
+  "default (PF_SERVE_FUSED=1, since session 5) each of its PF_HTTP_THREADS "
+  "loops runs an HTTP daemon and the upstream transfers of its requests, "
+  "so a request crosses no thread); *split* = `planktonfly ingress` + `planktonfly worker` as two "
   "processes over ipc://; *direct* = the load generator straight to the "
   "mock model. Added = gateway − direct, same stage, same run.\n")
 w("## Targets (issue 5)\n")

@@ -11,8 +11,8 @@
  *     PF_MSG_ARRAY_MAX, objects against PF_MSG_OBJECTS_MAX.  Only then is
  *     msgpack-c allowed near the input: msgpack-c 4.0 allocates an array's
  *     slots from its declared count before looking at the data.
- *  2. msgpack_unpack_next() builds the object tree; strings point into the
- *     input.
+ *  2. msgpack_unpack() builds the object tree in a zone sized from the
+ *     scan's object count; strings point into the input.
  *  3. The kind's table is walked twice: once to measure, once to copy into
  *     a single allocation holding the pf_msg, its arrays and every byte
  *     string (each followed by a NUL not counted in len).
@@ -26,6 +26,9 @@
 #include <msgpack.h>
 
 #include "common/limits.h"
+
+/* bytes a decode's msgpack zone holds beyond its objects (alignment) */
+#define ZONE_SLACK 64u
 
 enum ftype {
 	F_ID,     /* uint8_t[PF_ID_LEN] as bin 16 */
@@ -677,8 +680,9 @@ scan_obj(struct scan *s, unsigned depth)
 	}
 }
 
+/* prescan validates buf as one message; *ret_objects: its objects. */
 static pf_err
-prescan(const uint8_t *buf, size_t len)
+prescan(const uint8_t *buf, size_t len, uint32_t *ret_objects)
 {
 	struct scan s = { buf, buf + len, 0 };
 	pf_err err;
@@ -691,7 +695,10 @@ prescan(const uint8_t *buf, size_t len)
 	err = scan_obj(&s, 1);
 	if (err != PF_OK)
 		return err;
-	return s.p == s.end ? PF_OK : PF_EPROTO;
+	if (s.p != s.end)
+		return PF_EPROTO;
+	*ret_objects = s.objects;
+	return PF_OK;
 }
 
 pf_err
@@ -997,29 +1004,32 @@ pf_err
 pf_msg_decode(const void *buf, size_t len, pf_msg **ret_msg)
 {
 	const struct kind_desc *d = NULL;
-	msgpack_unpacked up;
+	msgpack_zone zone;
+	msgpack_object root;
 	msgpack_unpack_return rc;
 	struct arena a;
 	pf_msg scratch, *msg = NULL;
 	size_t off = 0, need;
+	uint32_t objects = 0;
 	pf_err err;
 
 	if (buf == NULL || ret_msg == NULL)
 		return PF_EINVAL;
-	err = prescan(buf, len);
+	err = prescan(buf, len, &objects);
 	if (err != PF_OK)
 		return err;
-	msgpack_unpacked_init(&up);
-	rc = msgpack_unpack_next(&up, buf, len, &off);
-	if (rc == MSGPACK_UNPACK_NOMEM_ERROR) {
-		err = PF_ENOMEM;
-		goto out;
-	}
+	/* a zone sized for this tree (a hint: it grows if need be) instead
+	 * of msgpack_unpack_next's 8 KiB one, a large block whose malloc
+	 * made glibc consolidate its fast bins on every message */
+	if (!msgpack_zone_init(
+	        &zone, (size_t)objects * sizeof(msgpack_object) + ZONE_SLACK))
+		return PF_ENOMEM;
+	rc = msgpack_unpack(buf, len, &off, &zone, &root);
 	if (rc != MSGPACK_UNPACK_SUCCESS || off != len) {
 		err = PF_EPROTO;
 		goto out;
 	}
-	err = check_header(&up.data, &d);
+	err = check_header(&root, &d);
 	if (err != PF_OK)
 		goto out;
 
@@ -1028,7 +1038,7 @@ pf_msg_decode(const void *buf, size_t len, pf_msg **ret_msg)
 	a.base = NULL;
 	a.used = sizeof(pf_msg);
 	err = decode_fields(
-	    &up.data.via.array, 2, d->fields, d->n, &a, (uint8_t *)&scratch.u);
+	    &root.via.array, 2, d->fields, d->n, &a, (uint8_t *)&scratch.u);
 	if (err != PF_OK)
 		goto out;
 	need = a.used;
@@ -1042,7 +1052,7 @@ pf_msg_decode(const void *buf, size_t len, pf_msg **ret_msg)
 	a.base = (uint8_t *)msg;
 	a.used = sizeof(pf_msg);
 	err = decode_fields(
-	    &up.data.via.array, 2, d->fields, d->n, &a, (uint8_t *)&msg->u);
+	    &root.via.array, 2, d->fields, d->n, &a, (uint8_t *)&msg->u);
 	if (err != PF_OK) {
 		free(msg);
 		goto out;
@@ -1051,7 +1061,7 @@ pf_msg_decode(const void *buf, size_t len, pf_msg **ret_msg)
 	msg->kind = d->kind;
 	*ret_msg = msg;
 out:
-	msgpack_unpacked_destroy(&up);
+	msgpack_zone_destroy(&zone);
 	return err;
 }
 

@@ -1,6 +1,5 @@
-#include <jansson.h>
-
 #include "common/tokest.h"
+#include "common/json.h"
 
 enum { CLS_NONE, CLS_WORD, CLS_PUNCT, CLS_SPACE };
 
@@ -116,57 +115,67 @@ pf_tokest_tokens(const pf_tokest *e)
 }
 
 static void
-feed_string(pf_tokest *e, const json_t *v)
+feed_string(pf_tokest *e, pf_json *d, int v)
 {
-	if (!json_is_string(v))
+	const char *p;
+	size_t n;
+
+	p = pf_json_str(d, v, &n);
+	if (p == NULL)
 		return;
 	pf_tokest_break(e);
-	pf_tokest_feed(e, json_string_value(v), json_string_length(v));
+	pf_tokest_feed(e, p, n);
 }
 
 static void
-feed_value(pf_tokest *e, const json_t *v, unsigned depth)
+feed_value(pf_tokest *e, pf_json *d, int v, unsigned depth)
 {
-	const json_t *x, *calls;
-	size_t i;
+	int x;
 
 	if (depth > PROMPT_DEPTH_MAX)
 		return;
-	if (json_is_string(v)) {
-		feed_string(e, v);
-	} else if (json_is_integer(v)) {
+	switch (pf_json_type(d, v)) {
+	case PF_JSON_STRING:
+		feed_string(e, d, v);
+		break;
+	case PF_JSON_INTEGER:
 		pf_tokest_id(e);
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, x)
-		{
-			feed_value(e, x, depth + 1);
-		}
-	} else if (json_is_object(v)) {
-		feed_string(e, json_object_get(v, "text"));
-		feed_value(e, json_object_get(v, "content"), depth + 1);
-		feed_string(e, json_object_get(v, "arguments"));
-		feed_string(e, json_object_get(v, "output"));
-		calls = json_object_get(v, "tool_calls");
-		json_array_foreach(calls, i, x)
-		{
-			const json_t *fn = json_object_get(x, "function");
+		break;
+	case PF_JSON_ARRAY:
+		for (x = pf_json_first(d, v); x >= 0; x = pf_json_next(d, v, x))
+			feed_value(e, d, x, depth + 1);
+		break;
+	case PF_JSON_OBJECT: {
+		int calls = pf_json_get(d, v, "tool_calls");
 
-			feed_string(e, json_object_get(fn, "name"));
-			feed_string(e, json_object_get(fn, "arguments"));
+		feed_string(e, d, pf_json_get(d, v, "text"));
+		feed_value(e, d, pf_json_get(d, v, "content"), depth + 1);
+		feed_string(e, d, pf_json_get(d, v, "arguments"));
+		feed_string(e, d, pf_json_get(d, v, "output"));
+		for (x = pf_json_first(d, calls); x >= 0;
+		     x = pf_json_next(d, calls, x)) {
+			int fn = pf_json_get(d, x, "function");
+
+			feed_string(e, d, pf_json_get(d, fn, "name"));
+			feed_string(e, d, pf_json_get(d, fn, "arguments"));
 		}
+		break;
+	}
+	default:
+		break;
 	}
 }
 
 void
-pf_tokest_prompt_json(pf_tokest *e, const json_t *root)
+pf_tokest_prompt_json(pf_tokest *e, pf_json *d)
 {
 	static const char *const keys[]
 	    = { "messages", "system", "prompt", "input", "instructions" };
 
-	if (!json_is_object(root))
+	if (pf_json_type(d, 0) != PF_JSON_OBJECT)
 		return;
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-		feed_value(e, json_object_get(root, keys[i]), 0);
+		feed_value(e, d, pf_json_get(d, 0, keys[i]), 0);
 	pf_tokest_break(e);
 }
 
@@ -174,11 +183,11 @@ int64_t
 pf_tokest_prompt_body(const uint8_t *body, size_t len)
 {
 	pf_tokest e = { 0 };
-	json_error_t jerr;
-	json_t *root;
+	pf_json d;
 
-	root = json_loadb((const char *)body, len, 0, &jerr);
-	pf_tokest_prompt_json(&e, root);
-	json_decref(root);
+	pf_json_init(&d);
+	if (pf_json_parse(&d, body, len) == PF_OK)
+		pf_tokest_prompt_json(&e, &d);
+	pf_json_fini(&d);
 	return pf_tokest_tokens(&e);
 }

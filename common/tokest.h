@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct json_t;
+struct pf_json;
 
 /* Estimator state; zero-initialise (memset or = { 0 }) to start. */
 typedef struct pf_tokest {
@@ -54,14 +54,14 @@ int64_t pf_tokest_tokens(const pf_tokest *e);
 
 /*
  * pf_tokest_prompt_json feeds the input text of a parsed request body
- * (root, borrowed) into *e, each string separately: the top-level
+ * (d's root, borrowed; common/json.h) into *e, each string separately: the top-level
  * "messages", "system", "prompt", "input" and "instructions"; a string
  * counts its text, an integer is a token id, an array each element, an
  * object its "text", "content" (recursively), "arguments", "output" and
  * tool_calls[].function.{name,arguments}.  Keys, roles and JSON syntax
  * never count.  Not an object: nothing fed.
  */
-void pf_tokest_prompt_json(pf_tokest *e, const struct json_t *root);
+void pf_tokest_prompt_json(pf_tokest *e, struct pf_json *d);
 
 /*
  * pf_tokest_prompt_body parses body[0..len) (JSON) and returns its prompt

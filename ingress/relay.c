@@ -18,6 +18,7 @@
 #include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/nngsend.h"
 #include "ingress/relay.h"
 
 #define TABLE_BUCKETS 4096u /* power of two */
@@ -26,6 +27,7 @@
 #define SWEEP_EVERY_MS 500
 #define ORPHANS_MAX 64 /* cancels for orphaned heads waiting for the sweeper */
 #define HUNG_MAX 256   /* hang-ups taken per sweep */
+#define AIOS_MAX 64    /* idle send aios kept for push_any */
 /* first allocation of a flight's buffer: a stream's queue holds an event
  * or a few (a few hundred bytes each) and is freed once drained; a body
  * grows from a page by doubling */
@@ -73,6 +75,12 @@ struct ing_relay {
 	void *end_arg;
 	int push_pipes, pull_pipes; /* live pipes (guarded by mu) */
 	int epfd; /* parked client sockets, for hang-ups (sweeper only) */
+	/* idle aios for push_any's sends: nng_sendmsg allocates one per
+	 * call, and NNG 1.5's aio init reads getrandom(2) (measured: 1.6
+	 * syscalls per request in split) */
+	pthread_mutex_t aio_mu;
+	nng_aio *aios[AIOS_MAX];
+	size_t n_aios;
 };
 
 static unsigned
@@ -941,6 +949,37 @@ sweeper_main(void *arg)
 
 /* --- sending ----------------------------------------------------------- */
 
+/* aio_take returns an idle send aio (from the pool or new), NULL when
+ * none can be had (then push_any uses nng_sendmsg). */
+static nng_aio *
+aio_take(ing_relay *r)
+{
+	nng_aio *aio = NULL;
+
+	pthread_mutex_lock(&r->aio_mu);
+	if (r->n_aios > 0)
+		aio = r->aios[--r->n_aios];
+	pthread_mutex_unlock(&r->aio_mu);
+	if (aio == NULL && nng_aio_alloc(&aio, NULL, NULL) != 0)
+		return NULL;
+	return aio;
+}
+
+/* aio_put keeps an idle send aio for the next send, or frees it. */
+static void
+aio_put(ing_relay *r, nng_aio *aio)
+{
+	if (aio == NULL)
+		return;
+	pthread_mutex_lock(&r->aio_mu);
+	if (r->n_aios < AIOS_MAX) {
+		r->aios[r->n_aios++] = aio;
+		aio = NULL;
+	}
+	pthread_mutex_unlock(&r->aio_mu);
+	nng_aio_free(aio); /* NULL: kept */
+}
+
 /* push_any gives nm to the first worker that can take it now, round-robin,
  * then ties f to that worker's push socket (under the table lock, which
  * collect reads it under; tied only once sent, so a lost pipe never ends
@@ -957,6 +996,7 @@ push_any(ing_relay *r, ing_flight *f, nng_msg *nm)
 {
 	int64_t until = pf_mono_ms() + SEND_WAIT_MS;
 	int rv = NNG_EAGAIN;
+	nng_aio *aio = aio_take(r);
 
 	for (;;) {
 		unsigned k0 = __atomic_fetch_add(&r->rr, 1, __ATOMIC_RELAXED);
@@ -964,19 +1004,24 @@ push_any(ing_relay *r, ing_flight *f, nng_msg *nm)
 			/* the last try blocks on the first socket tried */
 			int last = i == r->n_push;
 			size_t k = (k0 + i) % r->n_push;
-			rv = nng_sendmsg(
-			    r->push[k], nm, last ? 0 : NNG_FLAG_NONBLOCK);
+			rv = pf_nng_sendmsg(
+			    aio, r->push[k], nm, last ? 0 : NNG_FLAG_NONBLOCK);
 			if (rv == 0) {
 				pthread_mutex_lock(&r->mu);
 				f->_push = (uint32_t)k + 1;
 				pthread_mutex_unlock(&r->mu);
+				aio_put(r, aio);
 				return 0;
 			}
-			if (rv != NNG_EAGAIN && rv != NNG_ETIMEDOUT)
+			if (rv != NNG_EAGAIN && rv != NNG_ETIMEDOUT) {
+				aio_put(r, aio);
 				return rv;
+			}
 		}
-		if (pf_mono_ms() >= until)
+		if (pf_mono_ms() >= until) {
+			aio_put(r, aio);
 			return rv;
+		}
 	}
 }
 
@@ -1154,6 +1199,7 @@ ing_relay_start_lane(const pf_config *cfg, pf_lane *lane, ing_relay **ret)
 	r->epfd = epoll_create1(EPOLL_CLOEXEC);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->ctl_mu, NULL);
+	pthread_mutex_init(&r->aio_mu, NULL);
 	{
 		pthread_condattr_t ca;
 
@@ -1216,6 +1262,9 @@ ing_relay_free(ing_relay *r)
 	}
 	if (r->epfd >= 0)
 		close(r->epfd);
+	while (r->n_aios > 0)
+		nng_aio_free(r->aios[--r->n_aios]);
+	pthread_mutex_destroy(&r->aio_mu);
 	pthread_mutex_destroy(&r->ctl_mu);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);

@@ -161,7 +161,8 @@ wrk_headers_add(struct curl_slist **list, const char *key_name, pf_bytes key,
 		memcpy(line + k, key.ptr, key.len);
 		line[k + key.len] = 0;
 		next = curl_slist_append(*list, line);
-		explicit_bzero(line, sizeof line);
+		/* only the bytes written held the key */
+		explicit_bzero(line, k + key.len + 1);
 		if (next == NULL)
 			return PF_ENOMEM;
 		*list = next;

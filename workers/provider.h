@@ -23,6 +23,7 @@
 #include "workers/usage.h"
 
 struct curl_slist;
+struct json_t;
 
 /* The upstream request body: either the client's bytes or a rewrite. */
 typedef struct wrk_body {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/limits.h"
 #include "workers/provider.h"
 #include "workers/sse.h"
@@ -37,6 +38,35 @@ wrk_openai_wants_usage(const uint8_t *path, size_t len)
 	    || (len == sizeof legacy - 1 && memcmp(path, legacy, len) == 0);
 }
 
+/* Would wrk_rewrite_body change body?  Most requests keep their bytes,
+ * and this read costs a fraction of building jansson's tree. */
+static int
+rewrite_needed(const uint8_t *body, size_t len, const char *model, size_t mlen,
+    int force_usage)
+{
+	pf_json d;
+	int so, need = 0;
+
+	if (mlen == 0 && !force_usage)
+		return 0;
+	pf_json_init(&d);
+	/* not JSON (or no memory to read it): sent as it is */
+	if (pf_json_parse(&d, body, len) != PF_OK
+	    || pf_json_type(&d, 0) != PF_JSON_OBJECT)
+		goto done;
+	if (mlen > 0
+	    && !pf_json_str_eq(&d, pf_json_get(&d, 0, "model"), model, mlen))
+		need = 1;
+	so = pf_json_get(&d, 0, "stream_options");
+	if (force_usage
+	    && pf_json_type(&d, pf_json_get(&d, so, "include_usage"))
+	        != PF_JSON_TRUE)
+		need = 1;
+done:
+	pf_json_fini(&d);
+	return need;
+}
+
 pf_err
 wrk_rewrite_body(const uint8_t *body, size_t len, const char *model,
     size_t mlen, int force_usage, wrk_body *ret)
@@ -50,6 +80,8 @@ wrk_rewrite_body(const uint8_t *body, size_t len, const char *model,
 	ret->_owned = NULL;
 	ret->ptr = body;
 	ret->len = len;
+	if (!rewrite_needed(body, len, model, mlen, force_usage))
+		return PF_OK;
 	root = json_loadb((const char *)body, len, 0, &jerr);
 	if (!json_is_object(root))
 		goto done;
@@ -115,49 +147,56 @@ openai_body(const pf_relay_request *rq, const pf_candidate *c, wrk_body *ret)
 
 /* Usage and delivered text of a chunk or a whole answer. */
 static void
-openai_read(const json_t *root, wrk_usage *u)
+openai_read(pf_json *d, wrk_usage *u)
 {
 	pf_usage_tokens t;
 
-	wrk_usage_openai_content(root, &u->completion);
-	if (wrk_usage_openai_read(root, &t)) {
+	wrk_usage_openai_content(d, &u->completion);
+	if (wrk_usage_openai_read(d, &t)) {
 		u->reported = t;
 		u->found = 1;
 	}
+}
+
+/* Parses p[0..len) into d: 1 when it is a JSON object. */
+static int
+load_object(pf_json *d, const void *p, size_t len)
+{
+	return pf_json_parse(d, p, len) == PF_OK
+	    && pf_json_type(d, 0) == PF_JSON_OBJECT;
 }
 
 static void
 openai_stream_event(const pf_relay_request *rq, wrk_usage *u, wrk_buf *scratch,
     const uint8_t *ev, size_t len, int *ret_drop)
 {
-	json_t *root;
+	pf_json d;
 	int has;
 
 	*ret_drop = 0;
 	has = wrk_sse_data(ev, len, scratch);
 	if (has <= 0 || strcmp((const char *)scratch->data, "[DONE]") == 0)
 		return;
-	root = wrk_json_object_load(scratch->data, scratch->len);
-	if (root == NULL)
-		return;
-	openai_read(root, u);
-	if (wrk_usage_openai_is_usage_chunk(root) && !rq->client_usage)
-		*ret_drop = 1;
-	json_decref(root);
+	pf_json_init(&d);
+	if (load_object(&d, scratch->data, scratch->len)) {
+		openai_read(&d, u);
+		if (wrk_usage_openai_is_usage_chunk(&d) && !rq->client_usage)
+			*ret_drop = 1;
+	}
+	pf_json_fini(&d);
 }
 
 static void
 openai_response(
     const pf_relay_request *rq, wrk_usage *u, const uint8_t *body, size_t len)
 {
-	json_t *root;
+	pf_json d;
 
 	(void)rq;
-	root = wrk_json_object_load(body, len);
-	if (root == NULL)
-		return;
-	openai_read(root, u);
-	json_decref(root);
+	pf_json_init(&d);
+	if (load_object(&d, body, len))
+		openai_read(&d, u);
+	pf_json_fini(&d);
 }
 
 const wrk_provider wrk_provider_openai = {
@@ -171,10 +210,12 @@ const wrk_provider wrk_provider_openai = {
 int
 wrk_error_well_formed(const uint8_t *body, size_t len)
 {
-	json_t *root = wrk_json_object_load(body, len);
-	int ok = root != NULL && json_object_get(root, "error") != NULL;
+	pf_json d;
+	int ok;
 
-	json_decref(root);
+	pf_json_init(&d);
+	ok = load_object(&d, body, len) && pf_json_get(&d, 0, "error") >= 0;
+	pf_json_fini(&d);
 	return ok;
 }
 

@@ -5,6 +5,7 @@
 
 #include "common/lane.h"
 #include "common/limits.h"
+#include "common/nngsend.h"
 #include "workers/reply.h"
 
 struct wrk_reply {
@@ -23,8 +24,9 @@ struct wrk_reply {
 struct wrk_replies {
 	wrk_reply *socks[PF_REPLY_SOCKETS_MAX];
 	size_t n;
-	pf_lane *lane; /* NULL: every reply address is an NNG socket */
-	int lane_sent; /* replies handed to the lane since the flush */
+	pf_lane *lane;     /* NULL: every reply address is an NNG socket */
+	int lane_sent;     /* replies handed to the lane since the flush */
+	nng_aio *send_aio; /* the sends' (common/nngsend.h); NULL: none */
 };
 
 struct wrk_outmsg {
@@ -39,8 +41,19 @@ wrk_replies_new(wrk_replies **ret)
 
 	if (rs == NULL)
 		return PF_ENOMEM;
+	/* without it sends allocate their own (nng_sendmsg) */
+	if (nng_aio_alloc(&rs->send_aio, NULL, NULL) != 0)
+		rs->send_aio = NULL;
 	*ret = rs;
 	return PF_OK;
+}
+
+/* A non-blocking send of m on r's socket (nng_sendmsg's contract). */
+static int
+send_nb(wrk_reply *r, nng_msg *m)
+{
+	return pf_nng_sendmsg(
+	    r->owner->send_aio, r->sock, m, NNG_FLAG_NONBLOCK);
 }
 
 void
@@ -57,8 +70,7 @@ reply_free(wrk_reply *r)
 		free(r);
 		return;
 	}
-	if (r->pend != NULL
-	    && nng_sendmsg(r->sock, r->pend, NNG_FLAG_NONBLOCK) != 0)
+	if (r->pend != NULL && send_nb(r, r->pend) != 0)
 		nng_msg_free(r->pend);
 	nng_close(r->sock);
 	free(r->addr);
@@ -72,6 +84,7 @@ wrk_replies_free(wrk_replies *rs)
 		return;
 	for (size_t i = 0; i < rs->n; i++)
 		reply_free(rs->socks[i]);
+	nng_aio_free(rs->send_aio);
 	free(rs);
 }
 
@@ -238,7 +251,7 @@ pend_send(wrk_reply *r)
 		return PF_OK;
 	if (r->full)
 		return PF_EAGAIN;
-	rv = nng_sendmsg(r->sock, r->pend, NNG_FLAG_NONBLOCK);
+	rv = send_nb(r, r->pend);
 	if (rv == NNG_EAGAIN) {
 		r->full = 1;
 		return PF_EAGAIN;
@@ -301,7 +314,7 @@ wrk_outq_send(wrk_outq *q, const pf_msg *m, pf_buf *enc)
 		return PF_ENOMEM;
 	memcpy(nng_msg_body(msg), enc->data, enc->len);
 	if (q->n == 0 && !q->reply->full && q->reply->pend == NULL) {
-		rv = nng_sendmsg(q->reply->sock, msg, NNG_FLAG_NONBLOCK);
+		rv = send_nb(q->reply, msg);
 		if (rv == 0)
 			return PF_OK;
 		if (rv != NNG_EAGAIN) {
@@ -337,7 +350,7 @@ wrk_outq_flush(wrk_outq *q)
 
 		if (q->reply->full)
 			return PF_EAGAIN;
-		rv = nng_sendmsg(q->reply->sock, o->msg, NNG_FLAG_NONBLOCK);
+		rv = send_nb(q->reply, o->msg);
 		if (rv == NNG_EAGAIN) {
 			q->reply->full = 1;
 			return PF_EAGAIN;

@@ -1,124 +1,125 @@
-#include <jansson.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/limits.h"
 #include "common/tokest.h"
 #include "workers/usage.h"
 
 static int64_t
-int_member(const json_t *obj, const char *key)
+int_member(const pf_json *d, int obj, const char *key)
 {
-	const json_t *v = json_object_get(obj, key);
-	json_int_t n;
+	int v = pf_json_get(d, obj, key);
+	int64_t n;
 
-	if (!json_is_integer(v))
+	if (pf_json_type(d, v) != PF_JSON_INTEGER)
 		return 0;
-	n = json_integer_value(v);
-	return n > 0 ? (int64_t)n : 0;
+	n = pf_json_int(d, v);
+	return n > 0 ? n : 0;
 }
 
 int
-wrk_usage_openai_read(const json_t *root, pf_usage_tokens *ret)
+wrk_usage_openai_read(const pf_json *d, pf_usage_tokens *ret)
 {
-	const json_t *u = json_object_get(root, "usage");
-	const json_t *d;
+	int u = pf_json_get(d, 0, "usage");
+	int det;
 	pf_usage_tokens t;
 
 	/* Responses API streams carry it in response.completed */
-	if (!json_is_object(u))
-		u = json_object_get(json_object_get(root, "response"), "usage");
-	if (!json_is_object(u))
+	if (pf_json_type(d, u) != PF_JSON_OBJECT)
+		u = pf_json_get(d, pf_json_get(d, 0, "response"), "usage");
+	if (pf_json_type(d, u) != PF_JSON_OBJECT)
 		return 0;
 	memset(&t, 0, sizeof t);
-	if (json_object_get(u, "prompt_tokens") == NULL
-	    && json_object_get(u, "input_tokens") != NULL) {
+	if (pf_json_get(d, u, "prompt_tokens") < 0
+	    && pf_json_get(d, u, "input_tokens") >= 0) {
 		/* Responses API names; same meaning (input includes cached) */
-		t.prompt = int_member(u, "input_tokens");
-		t.completion = int_member(u, "output_tokens");
-		d = json_object_get(u, "input_tokens_details");
+		t.prompt = int_member(d, u, "input_tokens");
+		t.completion = int_member(d, u, "output_tokens");
+		det = pf_json_get(d, u, "input_tokens_details");
 	} else {
 		/* embeddings report prompt_tokens and total_tokens only */
-		t.prompt = int_member(u, "prompt_tokens");
-		t.completion = int_member(u, "completion_tokens");
-		d = json_object_get(u, "prompt_tokens_details");
+		t.prompt = int_member(d, u, "prompt_tokens");
+		t.completion = int_member(d, u, "completion_tokens");
+		det = pf_json_get(d, u, "prompt_tokens_details");
 	}
-	if (json_is_object(d))
-		t.cached = int_member(d, "cached_tokens");
+	if (pf_json_type(d, det) == PF_JSON_OBJECT)
+		t.cached = int_member(d, det, "cached_tokens");
 	*ret = t;
 	return 1;
 }
 
 int
-wrk_usage_openai_is_usage_chunk(const json_t *root)
+wrk_usage_openai_is_usage_chunk(const pf_json *d)
 {
-	const json_t *choices = json_object_get(root, "choices");
+	int choices = pf_json_get(d, 0, "choices");
 
-	return json_is_array(choices) && json_array_size(choices) == 0
-	    && json_is_object(json_object_get(root, "usage"));
+	return pf_json_type(d, choices) == PF_JSON_ARRAY
+	    && pf_json_count(d, choices) == 0
+	    && pf_json_type(d, pf_json_get(d, 0, "usage")) == PF_JSON_OBJECT;
 }
 
 static void
-feed(pf_tokest *e, const json_t *v)
+feed(pf_tokest *e, pf_json *d, int v)
 {
-	if (json_is_string(v))
-		pf_tokest_feed(e, json_string_value(v), json_string_length(v));
+	const char *p;
+	size_t n;
+
+	p = pf_json_str(d, v, &n);
+	if (p != NULL)
+		pf_tokest_feed(e, p, n);
 }
 
 /* Delivered text of a message or delta: content and the other generated
  * fields (reasoning, refusal, tool-call name and arguments). */
 static void
-feed_message(pf_tokest *e, const json_t *m)
+feed_message(pf_tokest *e, pf_json *d, int m)
 {
-	const json_t *calls, *call;
-	size_t i;
+	int calls, call;
 
-	if (!json_is_object(m))
+	if (pf_json_type(d, m) != PF_JSON_OBJECT)
 		return;
-	feed(e, json_object_get(m, "content"));
-	feed(e, json_object_get(m, "reasoning_content"));
-	feed(e, json_object_get(m, "refusal"));
-	calls = json_object_get(m, "tool_calls");
-	json_array_foreach(calls, i, call)
-	{
-		const json_t *fn = json_object_get(call, "function");
+	feed(e, d, pf_json_get(d, m, "content"));
+	feed(e, d, pf_json_get(d, m, "reasoning_content"));
+	feed(e, d, pf_json_get(d, m, "refusal"));
+	calls = pf_json_get(d, m, "tool_calls");
+	for (call = pf_json_first(d, calls); call >= 0;
+	     call = pf_json_next(d, calls, call)) {
+		int fn = pf_json_get(d, call, "function");
 
-		feed(e, json_object_get(fn, "name"));
-		feed(e, json_object_get(fn, "arguments"));
+		feed(e, d, pf_json_get(d, fn, "name"));
+		feed(e, d, pf_json_get(d, fn, "arguments"));
 	}
 }
 
 void
-wrk_usage_openai_content(const json_t *root, pf_tokest *e)
+wrk_usage_openai_content(pf_json *d, pf_tokest *e)
 {
-	const json_t *choices = json_object_get(root, "choices");
-	const json_t *output = json_object_get(root, "output");
-	const json_t *type = json_object_get(root, "type");
-	const json_t *ch, *item, *part;
-	size_t i, j;
+	int choices = pf_json_get(d, 0, "choices");
+	int output = pf_json_get(d, 0, "output");
+	int type = pf_json_get(d, 0, "type");
+	int ch, item, parts, part;
 
-	json_array_foreach(choices, i, ch)
-	{
-		feed_message(e, json_object_get(ch, "message"));
-		feed_message(e, json_object_get(ch, "delta"));
-		feed(e, json_object_get(ch, "text"));
+	for (ch = pf_json_first(d, choices); ch >= 0;
+	     ch = pf_json_next(d, choices, ch)) {
+		feed_message(e, d, pf_json_get(d, ch, "message"));
+		feed_message(e, d, pf_json_get(d, ch, "delta"));
+		feed(e, d, pf_json_get(d, ch, "text"));
 	}
 	/* Responses API: output[].content[].text, output[].arguments, and
 	 * the stream's *.delta events */
-	json_array_foreach(output, i, item)
-	{
-		feed(e, json_object_get(item, "arguments"));
-		json_array_foreach(json_object_get(item, "content"), j, part)
-		{
-			feed(e, json_object_get(part, "text"));
-		}
+	for (item = pf_json_first(d, output); item >= 0;
+	     item = pf_json_next(d, output, item)) {
+		feed(e, d, pf_json_get(d, item, "arguments"));
+		parts = pf_json_get(d, item, "content");
+		for (part = pf_json_first(d, parts); part >= 0;
+		     part = pf_json_next(d, parts, part))
+			feed(e, d, pf_json_get(d, part, "text"));
 	}
-	if (json_is_string(type)
-	    && (strcmp(json_string_value(type), "response.output_text.delta")
-	            == 0
-	        || strcmp(json_string_value(type),
-	               "response.function_call_arguments.delta")
-	            == 0))
-		feed(e, json_object_get(root, "delta"));
+	if (pf_json_str_eq(d, type, "response.output_text.delta",
+	        strlen("response.output_text.delta"))
+	    || pf_json_str_eq(d, type, "response.function_call_arguments.delta",
+	        strlen("response.function_call_arguments.delta")))
+		feed(e, d, pf_json_get(d, 0, "delta"));
 }
 
 void

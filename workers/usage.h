@@ -22,7 +22,7 @@
 #include "common/msg.h"
 #include "common/tokest.h"
 
-struct json_t;
+struct pf_json;
 
 /* Usage state of one relay. */
 typedef struct wrk_usage {
@@ -39,30 +39,31 @@ typedef struct wrk_usage {
 } wrk_usage;
 
 /*
- * wrk_usage_openai_read reads root.usage when it is an object:
+ * wrk_usage_openai_read reads the usage member of d's root (a parsed
+ * answer or chunk, common/json.h) when it is an object:
  * prompt_tokens, completion_tokens, prompt_tokens_details.cached_tokens
  * (missing or non-integer members count 0, negatives are refused).
  * Returns 1 and writes *ret when found, 0 otherwise.
  */
-int wrk_usage_openai_read(const struct json_t *root, pf_usage_tokens *ret);
+int wrk_usage_openai_read(const struct pf_json *d, pf_usage_tokens *ret);
 
 /*
  * wrk_usage_openai_is_usage_chunk says whether a parsed stream chunk is
  * the usage-only chunk OpenAI sends when stream_options.include_usage is
  * set: "choices" is an empty array and "usage" an object.
  */
-int wrk_usage_openai_is_usage_chunk(const struct json_t *root);
+int wrk_usage_openai_is_usage_chunk(const struct pf_json *d);
 
 /*
  * wrk_usage_openai_content feeds the generated text of a chat completion,
  * a stream chunk, a legacy completion or a Responses API object or delta
- * event (root, borrowed) into *e: choices[].message / choices[].delta
+ * event (d's root, borrowed) into *e: choices[].message / choices[].delta
  * (content, reasoning_content, refusal, tool_calls[].function.name and
  * .arguments), choices[].text, output[].content[].text, output[].arguments
  * and the delta of response.output_text.delta and
  * response.function_call_arguments.delta events.
  */
-void wrk_usage_openai_content(const struct json_t *root, pf_tokest *e);
+void wrk_usage_openai_content(struct pf_json *d, pf_tokest *e);
 
 /*
  * wrk_usage_result fills *ret with the reported usage, or else with an

@@ -1,14 +1,33 @@
 /* Unit tests of usage extraction, usage-chunk detection and estimation. */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "tests/tap.h"
 #include "workers/provider.h"
 #include "workers/usage.h"
 
-static json_t *
+/* s parsed (common/json.h), on the heap; NULL when it does not parse */
+static pf_json *
 parse(const char *s)
+{
+	pf_json *d = malloc(sizeof *d);
+
+	if (d == NULL)
+		return NULL;
+	pf_json_init(d);
+	if (pf_json_parse(d, s, strlen(s)) != PF_OK) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* s parsed by jansson (the Anthropic provider reads jansson trees) */
+static json_t *
+jparse(const char *s)
 {
 	json_error_t e;
 
@@ -16,10 +35,19 @@ parse(const char *s)
 }
 
 static void
+unparse(pf_json *d)
+{
+	if (d == NULL)
+		return;
+	pf_json_fini(d);
+	free(d);
+}
+
+static void
 test_read(void)
 {
 	pf_usage_tokens t;
-	json_t *j;
+	pf_json *j;
 
 	j = parse("{\"choices\":[],\"usage\":{\"prompt_tokens\":19,"
 	          "\"completion_tokens\":10,\"total_tokens\":29,"
@@ -29,13 +57,13 @@ test_read(void)
 	        && t.completion == 10 && t.cached == 7,
 	    "prompt, completion, cached read");
 	ok(wrk_usage_openai_is_usage_chunk(j), "empty choices + usage = chunk");
-	json_decref(j);
+	unparse(j);
 
 	j = parse("{\"choices\":[{\"delta\":{\"content\":\"hi\"}}],"
 	          "\"usage\":null}");
 	ok(wrk_usage_openai_read(j, &t) == 0, "usage null is not usage");
 	ok(!wrk_usage_openai_is_usage_chunk(j), "content chunk is not one");
-	json_decref(j);
+	unparse(j);
 
 	j = parse("{\"choices\":[{\"delta\":{}}],\"usage\":{"
 	          "\"prompt_tokens\":3,\"completion_tokens\":4}}");
@@ -44,14 +72,14 @@ test_read(void)
 	    "usage on a content chunk is read");
 	ok(!wrk_usage_openai_is_usage_chunk(j),
 	    "but that chunk is not usage-only (it is forwarded)");
-	json_decref(j);
+	unparse(j);
 
 	j = parse("{\"choices\":[],\"usage\":{\"prompt_tokens\":-5,"
 	          "\"completion_tokens\":\"9\"}}");
 	ok(wrk_usage_openai_read(j, &t) == 1 && t.prompt == 0
 	        && t.completion == 0,
 	    "negative and non-integer counts are 0");
-	json_decref(j);
+	unparse(j);
 
 	j = parse("{\"type\":\"response.completed\",\"response\":{"
 	          "\"usage\":{\"input_tokens\":8,\"output_tokens\":9,"
@@ -59,11 +87,11 @@ test_read(void)
 	ok(wrk_usage_openai_read(j, &t) == 1 && t.prompt == 8
 	        && t.completion == 9 && t.cached == 2,
 	    "Responses API usage in response.completed");
-	json_decref(j);
+	unparse(j);
 
 	j = parse("{\"choices\":{},\"usage\":{}}");
 	ok(!wrk_usage_openai_is_usage_chunk(j), "choices must be an array");
-	json_decref(j);
+	unparse(j);
 }
 
 static int64_t
@@ -79,10 +107,10 @@ static int64_t
 content_tokens(const char *chunk)
 {
 	pf_tokest e = { 0 };
-	json_t *j = parse(chunk);
+	pf_json *j = parse(chunk);
 
 	wrk_usage_openai_content(j, &e);
-	json_decref(j);
+	unparse(j);
 	return pf_tokest_tokens(&e);
 }
 
@@ -280,15 +308,15 @@ test_anthropic(void)
 	json_t *j;
 
 	memset(&u, 0, sizeof u);
-	j = parse("{\"input_tokens\":10,\"output_tokens\":1,"
-	          "\"cache_creation_input_tokens\":3,"
-	          "\"cache_read_input_tokens\":20}");
+	j = jparse("{\"input_tokens\":10,\"output_tokens\":1,"
+	           "\"cache_creation_input_tokens\":3,"
+	           "\"cache_read_input_tokens\":20}");
 	ok(wrk_usage_anthropic_read(j, &u) == 1 && u.found
 	        && u.reported.prompt == 33 && u.reported.cached == 20
 	        && u.reported.completion == 1,
 	    "anthropic: prompt = input + cache write + cache read");
 	json_decref(j);
-	j = parse("{\"output_tokens\":15}");
+	j = jparse("{\"output_tokens\":15}");
 	ok(wrk_usage_anthropic_read(j, &u) == 1 && u.reported.prompt == 33
 	        && u.reported.completion == 15,
 	    "anthropic: message_delta output assigned, input kept");
