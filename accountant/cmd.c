@@ -17,6 +17,7 @@
 #include "accountant/ledger.h"
 #include "accountant/migrate.h"
 #include "accountant/replay.h"
+#include "common/cli.h"
 #include "common/log.h"
 
 #define ERRBUF_MAX 1024
@@ -104,13 +105,14 @@ acct_cmd_accountant(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	pf_cli_tune_process();
 	err = acct_accountant_start(&cfg, &a, errbuf, sizeof(errbuf));
 	if (err != PF_OK) {
 		pf_error("PF-ACCT-START", "err=%s msg=\"%s\"", pf_strerror(err),
 		    errbuf);
 		return ACCT_EXIT_FAIL;
 	}
-	while (sigwait(&set, &sig) != 0) { }
+	sig = pf_cli_wait_signal(&set);
 	pf_info("PF-ACCT-STOP", "signal=%d", sig);
 	acct_accountant_stop(a);
 	return ACCT_EXIT_OK;

@@ -75,6 +75,10 @@ pf_cli_tune_process(void)
 	}
 	if (getenv("MALLOC_ARENA_MAX") == NULL)
 		(void)mallopt(M_ARENA_MAX, PF_MALLOC_ARENAS);
+	/* libpq's default gssencmode=prefer initialises Kerberos on every
+	 * connect (~0.7 MB resident, a krb5.conf read) to look for a ticket
+	 * that a gateway rarely has.  A URL's own gssencmode still wins. */
+	(void)setenv("PGGSSENCMODE", "disable", 0);
 }
 
 void

@@ -37,8 +37,10 @@ void pf_cli_block_signals(sigset_t *ret_set);
  * open stream holds one descriptor in the ingress and one in the worker;
  * 10,000 streams do not fit in the usual 1,024), and caps glibc's malloc
  * arenas at PF_MALLOC_ARENAS unless MALLOC_ARENA_MAX is set (one arena per
- * thread that ever allocated keeps freed memory it cannot share).  Best
- * effort: failures leave the defaults.
+ * thread that ever allocated keeps freed memory it cannot share), and
+ * sets PGGSSENCMODE=disable unless it is set (no GSSAPI encryption to
+ * PostgreSQL unless PF_DATABASE_URL asks with gssencmode=prefer or
+ * require).  Best effort: failures leave the defaults.
  */
 void pf_cli_tune_process(void);
 

@@ -80,6 +80,10 @@ static const struct key keys[] = {
 	    "4194304", "client request body cap, bytes" },
 	{ "HTTP_THREADS", KEY_U32, 0, OFF(http_threads), 1, 1024, "2",
 	    "ingress HTTP threads" },
+	{ "HTTP_CONN_MEMORY", KEY_U32, 0, OFF(http_conn_memory),
+	    PF_HTTP_CONN_MEMORY_MIN, PF_HTTP_CONN_MEMORY_MAX, "4096",
+	    "memory per client connection, bytes; bounds the request header "
+	    "block (4096: ~3 KiB, larger gets 431)" },
 	{ "SCHED_BATCH", KEY_U32, 0, OFF(sched_batch), 0, 1, "0",
 	    "1: every thread of serve, ingress and worker runs under "
 	    "SCHED_BATCH (a woken thread does not preempt its waker)" },

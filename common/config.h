@@ -60,6 +60,10 @@ typedef struct pf_config {
 	uint32_t body_max;
 	/* PF_HTTP_THREADS: ingress HTTP threads (default 2) */
 	uint32_t http_threads;
+	/* PF_HTTP_CONN_MEMORY: libmicrohttpd's memory per client connection,
+	 * bytes (common/limits.h PF_HTTP_CONN_MEMORY_DEFAULT); it bounds the
+	 * request header block */
+	uint32_t http_conn_memory;
 	/* PF_SCHED_BATCH: 1 = serve, ingress and worker run every thread
 	 * under SCHED_BATCH (common/cli.h pf_cli_set_sched; default 0) */
 	uint32_t sched_batch;

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common/clock.h"
+#include "common/sha256.h"
 
 pf_err
 pf_random_bytes(void *buf, size_t n)
@@ -142,16 +142,11 @@ pf_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t n)
 pf_err
 pf_sha256_hex(const void *data, size_t len, char out[65])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	uint8_t md[PF_SHA256_LEN];
 
 	if (data == NULL && len > 0)
 		return PF_EINVAL;
-	if (EVP_Digest(
-	        data != NULL ? data : "", len, md, &mdlen, EVP_sha256(), NULL)
-	        != 1
-	    || mdlen != 32)
-		return PF_ECRYPTO;
-	pf_hex_encode(md, 32, out);
+	pf_sha256(data, len, md);
+	pf_hex_encode(md, PF_SHA256_LEN, out);
 	return PF_OK;
 }

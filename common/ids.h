@@ -44,7 +44,8 @@ PF_NODISCARD pf_err pf_hex_decode(
     const char *in, size_t inlen, uint8_t *out, size_t n);
 
 /* pf_sha256_hex writes the SHA-256 of data as 64 hex digits + NUL into
- * out[65].  Errors: PF_ECRYPTO. */
+ * out[65] (common/sha256.c, not OpenSSL).  Errors: PF_EINVAL (data NULL
+ * with len > 0). */
 PF_NODISCARD pf_err pf_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif /* PF_COMMON_IDS_H */

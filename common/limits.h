@@ -10,11 +10,16 @@
 /* HTTP ingress */
 #define PF_BODY_MAX_DEFAULT (4u * 1024u * 1024u)  /* PF_BODY_MAX */
 #define PF_BODY_MAX_CEILING (64u * 1024u * 1024u) /* hard upper bound */
-/* MHD per-connection memory pool: request line + headers, then the
- * response headers and the chunk being written.  Paid by every open
- * connection, so by every open stream.  8 KiB takes header blocks up to
- * ~7 KiB (the SDKs send ~1 KiB); larger ones get 431. */
-#define PF_HTTP_HEADER_POOL (8u * 1024u)
+/* MHD per-connection memory pool (PF_HTTP_CONN_MEMORY): request line +
+ * headers, then the response headers and the chunk being written.  Paid
+ * in full by every open connection, so by every open stream (MHD zeroes
+ * what it frees, so every page is touched).  4 KiB takes header blocks
+ * up to ~3 KiB (the SDKs send ~1 KiB); larger ones get 431, and raising
+ * the setting to 8192 takes ~7 KiB.  Events bigger than what is left of
+ * the pool go out in several writes. */
+#define PF_HTTP_CONN_MEMORY_DEFAULT 4096u
+#define PF_HTTP_CONN_MEMORY_MIN 4096u
+#define PF_HTTP_CONN_MEMORY_MAX (256u * 1024u)
 #define PF_HTTP_CONN_TIMEOUT_S 30u          /* idle client connection */
 #define PF_HTTP_BODY_MIN_RATE (16u * 1024u) /* body bytes/s we wait for */
 #define PF_HTTP_MAX_CONNS 20000u

@@ -1150,7 +1150,7 @@ start_daemons(ing_server *srv, int fd, unsigned flags)
 		    (unsigned)cfg->client_timeout_s,
 		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)PF_HTTP_MAX_CONNS,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		    (size_t)PF_HTTP_HEADER_POOL, MHD_OPTION_NOTIFY_COMPLETED,
+		    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
 		    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb,
 		    srv, MHD_OPTION_END);
 		/* on failure fd is left open: whether libmicrohttpd closed it
@@ -1174,7 +1174,7 @@ start_daemons(ing_server *srv, int fd, unsigned flags)
 		    MHD_OPTION_CONNECTION_LIMIT,
 		    (unsigned)(PF_HTTP_MAX_CONNS / srv->n_loops),
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		    (size_t)PF_HTTP_HEADER_POOL, MHD_OPTION_NOTIFY_COMPLETED,
+		    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
 		    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb,
 		    srv, MHD_OPTION_END);
 		if (srv->loops[i] == NULL)

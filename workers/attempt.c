@@ -120,6 +120,52 @@ release_upload(wrk_xfer *x)
 	wrk_body_fini(&x->body);
 }
 
+/* A stream's request body at least this long goes back to the allocator
+ * at the stream's 2xx head (drop_request_body). */
+#define BODY_DROP_MIN 4096u
+
+/* drop_request_body gives a stream's request body back once curl sent
+ * it.  The decoded relay.request kept the body (the whole conversation,
+ * often tens of KiB) for the stream's life, but after a 2xx stream head
+ * no attempt follows; the body was needed only for the prompt estimate
+ * of an answer without reported usage, which is taken now.  The rest of
+ * the request (id, candidates, headers) is decoded again without it, so
+ * nothing keeps pointing into the old message.  Best effort: on any
+ * failure the body stays. */
+static void
+drop_request_body(wrk_xfer *x)
+{
+	const pf_relay_request *rq = x->rq;
+	curl_off_t sent = 0;
+	pf_msg lean, *copy = NULL;
+	pf_buf enc;
+
+	if (rq->body.len < BODY_DROP_MIN)
+		return;
+	if (x->body._owned == NULL && x->body.len > 0
+	    && (curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &sent)
+	            != CURLE_OK
+	        || sent < (curl_off_t)x->body.len))
+		return; /* curl sends straight from it and may not be done */
+	lean = *x->msg;
+	lean.u.relay_request.body = (pf_bytes) { (const uint8_t *)"", 0 };
+	pf_buf_init(&enc);
+	if (pf_msg_encode(&lean, &enc) == PF_OK
+	    && pf_msg_decode(enc.data, enc.len, &copy) == PF_OK) {
+		x->usage.prompt_estimate
+		    = pf_tokest_prompt_body(rq->body.ptr, rq->body.len);
+		x->usage.has_prompt_estimate = 1;
+		if (x->body._owned == NULL) {
+			x->body.ptr = NULL;
+			x->body.len = 0;
+		}
+		pf_msg_free(x->msg);
+		x->msg = copy;
+		x->rq = &copy->u.relay_request;
+	}
+	pf_buf_fini(&enc);
+}
+
 static void
 decide_mode(wrk_xfer *x)
 {
@@ -136,6 +182,7 @@ decide_mode(wrk_xfer *x)
 		    && strcasestr(ct, "text/event-stream") != NULL) {
 			x->mode = MODE_SSE;
 			release_upload(x);
+			drop_request_body(x);
 		} else {
 			x->mode = MODE_BODY;
 		}

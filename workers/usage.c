@@ -134,7 +134,9 @@ wrk_usage_result(const wrk_usage *u, const uint8_t *req_body, size_t req_len,
 		return;
 	}
 	memset(&t, 0, sizeof t);
-	t.prompt = pf_tokest_prompt_body(req_body, req_len);
+	t.prompt = u->has_prompt_estimate
+	    ? u->prompt_estimate
+	    : pf_tokest_prompt_body(req_body, req_len);
 	t.completion = pf_tokest_tokens(&u->completion);
 	t.estimated = 1;
 	*ret = t;

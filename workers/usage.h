@@ -31,6 +31,11 @@ typedef struct wrk_usage {
 	pf_tokest completion;     /* estimate over the delivered text */
 	int64_t parts[3]; /* provider's running counts (Anthropic: input,
 			     cache write, cache read) */
+	/* the request body's prompt estimate, taken before the body was
+	 * given back (workers/attempt.c drop_request_body) when
+	 * has_prompt_estimate */
+	int64_t prompt_estimate;
+	uint8_t has_prompt_estimate;
 } wrk_usage;
 
 /*
@@ -62,8 +67,10 @@ void wrk_usage_openai_content(struct pf_json *d, pf_tokest *e);
 
 /*
  * wrk_usage_result fills *ret with the reported usage, or else with an
- * estimate flagged estimated: prompt from the request body's input text
- * (pf_tokest_prompt_body), completion from u->completion.
+ * estimate flagged estimated: prompt from u->prompt_estimate when
+ * has_prompt_estimate,
+ * else from the request body's input text (pf_tokest_prompt_body),
+ * completion from u->completion.
  */
 void wrk_usage_result(const wrk_usage *u, const uint8_t *req_body,
     size_t req_len, pf_usage_tokens *ret);

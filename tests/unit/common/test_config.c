@@ -65,6 +65,8 @@ test_defaults(void)
 	    "database_url and redis_url empty by default");
 	ok(c.body_max == PF_BODY_MAX_DEFAULT, "body_max default");
 	ok(c.http_threads == 2 && c.worker_threads == 1, "thread defaults");
+	ok(c.http_conn_memory == PF_HTTP_CONN_MEMORY_DEFAULT,
+	    "http_conn_memory default (the \"4096\" of the key table)");
 	ok(c.sched_batch == 0, "threads keep the default policy by default");
 	ok(c.connect_timeout_ms == 5000 && c.first_byte_timeout_ms == 60000
 	        && c.idle_timeout_ms == 60000 && c.total_timeout_ms == 600000,
@@ -136,6 +138,8 @@ test_errors(void)
 		{ "PF_BODY_MAX=67108865", "PF_BODY_MAX" },
 		{ "PF_BODY_MAX=-1", "PF_BODY_MAX" },
 		{ "PF_HTTP_THREADS=0", "PF_HTTP_THREADS" },
+		{ "PF_HTTP_CONN_MEMORY=4095", "PF_HTTP_CONN_MEMORY" },
+		{ "PF_HTTP_CONN_MEMORY=262145", "PF_HTTP_CONN_MEMORY" },
 		{ "PF_CONNECT_TIMEOUT_MS=99999999999999999999",
 		    "PF_CONNECT_TIMEOUT_MS" },
 		{ "PF_QUOTA_PER_UNIT=0", "PF_QUOTA_PER_UNIT" },

@@ -248,6 +248,11 @@ test_estimate(void)
 	ok(t.estimated == 1 && t.prompt == 2 && t.completion == 3
 	        && t.cached == 0,
 	    "no usage reported: estimated and flagged");
+	u.prompt_estimate = 40;
+	u.has_prompt_estimate = 1;
+	wrk_usage_result(&u, NULL, 0, &t);
+	ok(t.estimated == 1 && t.prompt == 40 && t.completion == 3,
+	    "no usage, body given back: the prompt estimate taken before");
 	u.found = 1;
 	u.reported.prompt = 11;
 	u.reported.completion = 12;
