@@ -129,16 +129,15 @@ release_upload(wrk_xfer *x)
  * often tens of KiB) for the stream's life, but after a 2xx stream head
  * no attempt follows; the body was needed only for the prompt estimate
  * of an answer without reported usage, which is taken now.  The rest of
- * the request (id, candidates, headers) is decoded again without it, so
- * nothing keeps pointing into the old message.  Best effort: on any
- * failure the body stays. */
+ * the request (id, candidates, headers) is cloned without it, so nothing
+ * keeps pointing into the old message.  Best effort: on any failure the
+ * body stays. */
 static void
 drop_request_body(wrk_xfer *x)
 {
 	const pf_relay_request *rq = x->rq;
 	curl_off_t sent = 0;
 	pf_msg lean, *copy = NULL;
-	pf_buf enc;
 
 	if (rq->body.len < BODY_DROP_MIN)
 		return;
@@ -149,9 +148,7 @@ drop_request_body(wrk_xfer *x)
 		return; /* curl sends straight from it and may not be done */
 	lean = *x->msg;
 	lean.u.relay_request.body = (pf_bytes) { (const uint8_t *)"", 0 };
-	pf_buf_init(&enc);
-	if (pf_msg_encode(&lean, &enc) == PF_OK
-	    && pf_msg_decode(enc.data, enc.len, &copy) == PF_OK) {
+	if (pf_msg_clone(&lean, &copy) == PF_OK) {
 		x->usage.prompt_estimate
 		    = pf_tokest_prompt_body(rq->body.ptr, rq->body.len);
 		x->usage.has_prompt_estimate = 1;
@@ -163,7 +160,6 @@ drop_request_body(wrk_xfer *x)
 		x->msg = copy;
 		x->rq = &copy->u.relay_request;
 	}
-	pf_buf_fini(&enc);
 }
 
 static void
