@@ -323,6 +323,17 @@ real_ok(const uint8_t *p, size_t n)
 	return ok;
 }
 
+/* skip_digits: past one or more decimal digits at p, NULL when none. */
+static const uint8_t *
+skip_digits(const uint8_t *p, const uint8_t *end)
+{
+	if (p == end || *p < '0' || *p > '9')
+		return NULL;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	return p;
+}
+
 /* The number at p into t: past its end, NULL when refused (lex_scan_number:
  * no leading zeros, digits after '.' and after the exponent, integers
  * within int64 -- strtoll's ERANGE). */
@@ -354,21 +365,18 @@ scan_number(
 		}
 	}
 	if (p < end && *p == '.') {
-		p++;
-		if (p == end || *p < '0' || *p > '9')
+		p = skip_digits(p + 1, end);
+		if (p == NULL)
 			return NULL;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
 		real = 1;
 	}
 	if (p < end && (*p == 'e' || *p == 'E')) {
 		p++;
 		if (p < end && (*p == '+' || *p == '-'))
 			p++;
-		if (p == end || *p < '0' || *p > '9')
+		p = skip_digits(p, end);
+		if (p == NULL)
 			return NULL;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
 		real = 1;
 	}
 	if (real) {
