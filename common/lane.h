@@ -7,10 +7,13 @@
  * with no thread of its own:
  *
  *  - requests (relay.request, and relay.cancel before a head named a
- *    control address), ingress -> workers: encoded messages in a FIFO
- *    queue of at most PF_LANE_QUEUE_MAX.  pf_lane_fd is readable while the
- *    queue is not empty (an eventfd), so a worker thread sleeps on it
- *    beside its other descriptors, as on an NNG socket's receive fd.
+ *    control address), ingress -> workers: messages (relay.request as a
+ *    pf_msg_clone, others encoded) in a FIFO queue of at most
+ *    PF_LANE_QUEUE_MAX.  pf_lane_fd is readable while the queue is not
+ *    empty (an eventfd), so a worker thread sleeps on it beside its other
+ *    descriptors, as on an NNG socket's receive fd.  A thread that both
+ *    sends and takes requests (`serve`'s fused loops) has a queue of its
+ *    own besides (pf_lane_bind_local).
  *  - replies (relay.head / relay.data / relay.end), workers -> ingress:
  *    the worker thread hands each message to the receiver the ingress
  *    registered for its reply address, which files it before returning
