@@ -214,33 +214,6 @@ pf_lane_take(pf_lane *l, uint8_t **ret_buf, size_t *ret_len, pf_msg **ret_msg)
 	return 1;
 }
 
-int
-pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len)
-{
-	struct lane_item it;
-	pf_buf b;
-
-	if (!take_item(l, &it))
-		return 0;
-	if (it.msg == NULL) {
-		*ret_buf = it.buf;
-		*ret_len = it.len;
-		return 1;
-	}
-	/* a message as it is: encoded for this caller (lost if it cannot
-	 * be: the push had succeeded, as on a socket that fails later) */
-	pf_buf_init(&b);
-	if (pf_msg_encode(it.msg, &b) != PF_OK) {
-		pf_buf_fini(&b);
-		pf_msg_free(it.msg);
-		return pf_lane_pop(l, ret_buf, ret_len);
-	}
-	pf_msg_free(it.msg);
-	*ret_buf = b.data;
-	*ret_len = b.len;
-	return 1;
-}
-
 pf_err
 pf_lane_bind_local(pf_lane *l)
 {

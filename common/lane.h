@@ -77,17 +77,12 @@ PF_NODISCARD pf_err pf_lane_push_msg(pf_lane *l, pf_msg *msg, uint32_t wait_ms);
 int pf_lane_take(
     pf_lane *l, uint8_t **ret_buf, size_t *ret_len, pf_msg **ret_msg);
 
-/* pf_lane_pop is pf_lane_take that always gives an encoded request (a
- * message pushed as it is is encoded here; one that cannot be is
- * dropped). */
-int pf_lane_pop(pf_lane *l, uint8_t **ret_buf, size_t *ret_len);
-
 /*
  * pf_lane_bind_local gives the calling thread a request queue of its own
  * on l (`serve`'s fused loops: a thread that both sends requests, from
  * the HTTP daemon it runs, and carries them out).  From then on
  * pf_lane_push on this thread queues there, with no lock and no eventfd
- * signal, and pf_lane_pop on this thread takes from there first: a
+ * signal, and pf_lane_take on this thread takes from there first: a
  * request sent by a loop is carried out by the same loop in the same
  * turn, with no thread hand-off.  When the local queue is full a push
  * goes to the shared one.  A thread binds at most one lane; call
