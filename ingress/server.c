@@ -1130,32 +1130,40 @@ bound_port(int fd)
 	return 0;
 }
 
+/* start_daemon starts one daemon on fd (taken: MHD_stop_daemon closes
+ * it) for loop context lc: pool > 0 threads of its own, or none (0: run
+ * by a loop of the caller's).  NULL on failure (whether libmicrohttpd
+ * closed fd then is not documented; the process is about to exit). */
+static struct MHD_Daemon *
+start_daemon(ing_server *srv, int fd, unsigned flags, struct loop_ctx *lc,
+    unsigned pool, unsigned max_conns)
+{
+	const pf_config *cfg = srv->cfg;
+
+	return MHD_start_daemon(
+	    flags | (pool > 0 ? MHD_USE_EPOLL_INTERNAL_THREAD : MHD_USE_EPOLL),
+	    0, NULL, NULL, access_cb, lc, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log_cb, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+	    MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)cfg->client_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+	    max_conns, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
+	    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb, srv,
+	    MHD_OPTION_END);
+}
+
 /* start_daemons starts srv->n_loops daemons in external epoll mode on fd
  * (each on a dup of its own), or one with a thread pool when n_loops is 0.
  * fd is taken. */
 static pf_err
 start_daemons(ing_server *srv, int fd, unsigned flags)
 {
-	const pf_config *cfg = srv->cfg;
-	unsigned threads = cfg->http_threads > 0 ? cfg->http_threads : 1;
+	unsigned threads
+	    = srv->cfg->http_threads > 0 ? srv->cfg->http_threads : 1;
 
 	if (srv->n_loops == 0) {
-		/* MHD_stop_daemon closes fd */
-		srv->mhd = MHD_start_daemon(
-		    flags | MHD_USE_EPOLL_INTERNAL_THREAD, 0, NULL, NULL,
-		    access_cb, &srv->lctx[0], MHD_OPTION_EXTERNAL_LOGGER,
-		    mhd_log_cb, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-		    MHD_OPTION_THREAD_POOL_SIZE, threads,
-		    MHD_OPTION_CONNECTION_TIMEOUT,
-		    (unsigned)cfg->client_timeout_s,
-		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)PF_HTTP_MAX_CONNS,
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
-		    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb,
-		    srv, MHD_OPTION_END);
-		/* on failure fd is left open: whether libmicrohttpd closed it
-		 * on that path is not documented, and the process is about
-		 * to exit */
+		srv->mhd = start_daemon(
+		    srv, fd, flags, &srv->lctx[0], threads, PF_HTTP_MAX_CONNS);
 		return srv->mhd != NULL ? PF_OK : PF_EIO;
 	}
 	/* every loop's daemon accepts from the one listening socket (a dup
@@ -1166,17 +1174,8 @@ start_daemons(ing_server *srv, int fd, unsigned flags)
 
 		if (dfd < 0)
 			return PF_EIO;
-		srv->loops[i] = MHD_start_daemon(flags | MHD_USE_EPOLL, 0, NULL,
-		    NULL, access_cb, &srv->lctx[i], MHD_OPTION_EXTERNAL_LOGGER,
-		    mhd_log_cb, srv, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)dfd,
-		    MHD_OPTION_CONNECTION_TIMEOUT,
-		    (unsigned)cfg->client_timeout_s,
-		    MHD_OPTION_CONNECTION_LIMIT,
-		    (unsigned)(PF_HTTP_MAX_CONNS / srv->n_loops),
-		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		    (size_t)cfg->http_conn_memory, MHD_OPTION_NOTIFY_COMPLETED,
-		    completed_cb, srv, MHD_OPTION_NOTIFY_CONNECTION, notify_cb,
-		    srv, MHD_OPTION_END);
+		srv->loops[i] = start_daemon(srv, dfd, flags, &srv->lctx[i], 0,
+		    PF_HTTP_MAX_CONNS / srv->n_loops);
 		if (srv->loops[i] == NULL)
 			return PF_EIO;
 	}
