@@ -427,13 +427,11 @@ thread_main(void *arg)
 		env.replies_blocked = nsend > 0 && nsend < POLL_FDS && !ready;
 	}
 	wrk_env_fini(&env);
-	if (hook != NULL)
-		pf_lane_unbind_local();
 	atomic_store(&t->live, 0);
 	return NULL;
 }
 
-/* hooked_main binds the thread to the lane's local queue, then loops. */
+/* hooked_main binds the thread to the lane's local queue for its loop. */
 static void *
 hooked_main(void *arg)
 {
@@ -443,7 +441,9 @@ hooked_main(void *arg)
 		/* without a local queue, requests go through the shared one */
 		pf_warn("PF-WRK-LOCAL", "err=\"%s\"", pf_strerror(PF_ENOMEM));
 	}
-	return thread_main(arg);
+	(void)thread_main(arg);
+	pf_lane_unbind_local();
+	return NULL;
 }
 
 static void
