@@ -94,6 +94,11 @@ static const struct key keys[] = {
 	    "hand requests to WORKER_THREADS transfer threads" },
 	{ "WORKER_THREADS", KEY_U32, 0, OFF(worker_threads), 1, 1024, "1",
 	    "upstream transfer threads per worker" },
+	{ "UPSTREAM_OWN_CLIENT", KEY_U32, 0, OFF(upstream_own_client), 0, 1,
+	    "1",
+	    "1: plain http:// upstreams at an IP address (no proxy) use "
+	    "Planktonfly's own HTTP/1.1 client; 0: libcurl for every "
+	    "upstream (https, host names and proxies always use libcurl)" },
 	{ "CONNECT_TIMEOUT_MS", KEY_U32, 0, OFF(connect_timeout_ms), 1, MS_MAX,
 	    "5000", "upstream connect timeout" },
 	{ "FIRST_BYTE_TIMEOUT_MS", KEY_U32, 0, OFF(first_byte_timeout_ms), 1,

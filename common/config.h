@@ -70,6 +70,10 @@ typedef struct pf_config {
 	/* PF_SERVE_FUSED: 1 = serve runs HTTP_THREADS loops, each an HTTP
 	 * daemon and the transfers of its requests (default 1) */
 	uint32_t serve_fused;
+	/* PF_UPSTREAM_OWN_CLIENT: 1 = plain http:// upstreams at an IP
+	 * address (no proxy) go through the worker's own HTTP/1.1 client
+	 * (workers/h1.h), 0 = curl for every upstream (default 1) */
+	uint32_t upstream_own_client;
 	/* PF_WORKER_THREADS: upstream transfer threads per worker (default 1) */
 	uint32_t worker_threads;
 	/* PF_CONNECT_TIMEOUT_MS, PF_FIRST_BYTE_TIMEOUT_MS, PF_IDLE_TIMEOUT_MS,

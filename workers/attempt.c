@@ -12,6 +12,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "workers/cloop.h"
+#include "workers/h1.h"
 #include "workers/xfer_impl.h"
 
 /* curl's receive buffer for a stream (CURLOPT_BUFFERSIZE; curl's default
@@ -77,7 +78,7 @@ note_search(wrk_xfer *x)
 {
 	long conns = 0, ver = 0;
 
-	if (x->host == NULL || x->fresh)
+	if (x->host == NULL || x->fresh || x->easy == NULL)
 		return;
 	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns);
 	curl_easy_getinfo(x->easy, CURLINFO_HTTP_VERSION, &ver);
@@ -102,20 +103,28 @@ header_cb(char *p, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
-/* release_upload frees the rewritten upstream body of a stream once curl
- * sent all of it: a stream holds its transfer for minutes and a body
- * (the whole conversation) is often tens of KiB, while no retry can
- * follow a 2xx stream (a new attempt builds its body again). */
-static void
-release_upload(wrk_xfer *x)
+/* Whether the transfer sent all of the upstream body. */
+static int
+upload_done(wrk_xfer *x)
 {
 	curl_off_t sent = 0;
 
-	if (x->body._owned == NULL)
-		return;
-	if (curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &sent)
-	        != CURLE_OK
-	    || sent < (curl_off_t)x->body.len)
+	if (x->h1 != NULL)
+		return wrk_h1_sent(x->h1);
+	return x->easy != NULL
+	    && curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &sent)
+	    == CURLE_OK
+	    && sent >= (curl_off_t)x->body.len;
+}
+
+/* release_upload frees the rewritten upstream body of a stream once it
+ * was sent: a stream holds its transfer for minutes and a body (the
+ * whole conversation) is often tens of KiB, while no retry can follow a
+ * 2xx stream (a new attempt builds its body again). */
+static void
+release_upload(wrk_xfer *x)
+{
+	if (x->body._owned == NULL || !upload_done(x))
 		return;
 	wrk_body_fini(&x->body);
 }
@@ -136,16 +145,12 @@ static void
 drop_request_body(wrk_xfer *x)
 {
 	const pf_relay_request *rq = x->rq;
-	curl_off_t sent = 0;
 	pf_msg lean, *copy = NULL;
 
 	if (rq->body.len < BODY_DROP_MIN)
 		return;
-	if (x->body._owned == NULL && x->body.len > 0
-	    && (curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &sent)
-	            != CURLE_OK
-	        || sent < (curl_off_t)x->body.len))
-		return; /* curl sends straight from it and may not be done */
+	if (x->body._owned == NULL && x->body.len > 0 && !upload_done(x))
+		return; /* sent straight from it, and not all yet */
 	lean = *x->msg;
 	lean.u.relay_request.body = (pf_bytes) { (const uint8_t *)"", 0 };
 	if (pf_msg_clone(&lean, &copy) == PF_OK) {
@@ -162,14 +167,26 @@ drop_request_body(wrk_xfer *x)
 	}
 }
 
+/* At the answer's first body byte (or its end): status and content
+ * type decide how the body is handled. */
 static void
 decide_mode(wrk_xfer *x)
 {
-	char *ct = NULL;
+	const char *ct = NULL;
 
-	note_search(x);
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
-	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+	if (x->h1 != NULL) {
+		const wrk_h1resp *r = wrk_h1_resp(x->h1);
+
+		x->status = r->status;
+		ct = r->has_ctype ? r->ctype : NULL;
+	} else {
+		char *cct = NULL;
+
+		note_search(x);
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &cct);
+		ct = cct;
+	}
 	x->ctype[0] = 0;
 	if (ct != NULL && strlen(ct) < sizeof x->ctype)
 		memcpy(x->ctype, ct, strlen(ct) + 1);
@@ -243,18 +260,20 @@ abort_for(pf_err err)
 	}
 }
 
-static size_t
-write_cb(char *p, size_t size, size_t nmemb, void *arg)
+/* body_in takes n answer bytes (a wrk_h1_body_cb): 1 taken, 0 paused
+ * (none taken), -1 abort (x->abort_why says why). */
+static int
+body_in(void *arg, const uint8_t *p, size_t n)
 {
 	wrk_xfer *x = arg;
-	size_t n = size * nmemb, room;
+	size_t room;
 	pf_err err;
 
 	if (x->q.n > 0 || (x->mode == MODE_SSE && wrk_xfer_starved(x))) {
 		/* the ingress (or its client) is behind: stop reading
 		 * upstream until the queue drains or credit comes */
 		x->paused = 1;
-		return CURL_WRITEFUNC_PAUSE;
+		return 0;
 	}
 	x->t_last = wrk_now_ms();
 	if (!x->got_byte) {
@@ -268,17 +287,17 @@ write_cb(char *p, size_t size, size_t nmemb, void *arg)
 		err = wrk_sse_feed(&x->sse, p, n, event_cb, x);
 		if (err != PF_OK) {
 			x->abort_why = abort_for(err);
-			return 0;
+			return -1;
 		}
-		return n;
+		return 1;
 	case MODE_BODY:
 		err = wrk_buf_append(&x->resp, p, n, PF_RESPONSE_MAX);
 		if (err != PF_OK) {
 			x->abort_why
 			    = err == PF_ETOOBIG ? ABORT_BODY_BIG : ABORT_NOMEM;
-			return 0;
+			return -1;
 		}
-		return n;
+		return 1;
 	default:
 		room = PF_ERROR_BODY_MAX - x->resp.len;
 		if (n < room)
@@ -286,9 +305,24 @@ write_cb(char *p, size_t size, size_t nmemb, void *arg)
 		if (wrk_buf_append(&x->resp, p, room, PF_ERROR_BODY_MAX)
 		    != PF_OK) {
 			x->abort_why = ABORT_NOMEM;
-			return 0;
+			return -1;
 		}
+		return 1;
+	}
+}
+
+static size_t
+write_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+	size_t n = size * nmemb;
+
+	switch (body_in(arg, (const uint8_t *)p, n)) {
+	case 1:
 		return n;
+	case 0:
+		return CURL_WRITEFUNC_PAUSE;
+	default:
+		return 0;
 	}
 }
 
@@ -337,6 +371,10 @@ wrk_easy_pool_fini(wrk_env *env)
 void
 wrk_xfer_attempt_end(wrk_xfer *x)
 {
+	if (x->h1 != NULL) {
+		wrk_h1_release(x->h1);
+		x->h1 = NULL;
+	}
 	if (x->easy != NULL) {
 		curl_multi_remove_handle(x->env->multi, x->easy);
 		easy_put(x->env, x->easy, x->easy_stream);
@@ -414,6 +452,7 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	const char *why = "cannot start transfer";
 	pf_bytes path = rq->path;
 	struct wrk_host *host;
+	wrk_h1_target tgt;
 	pf_err err;
 
 	x->cand = i;
@@ -479,6 +518,21 @@ attempt_start(wrk_xfer *x, uint32_t i)
 		why = "cannot build upstream body";
 		goto fail;
 	}
+	if (x->env->h1 != NULL && cfg->upstream_own_client && proxy[0] == 0
+	    && wrk_h1_parse_url(url, &tgt) == 0) {
+		wrk_h1_req req;
+
+		memset(&req, 0, sizeof req);
+		req.method = method[0] != 0 ? method : "POST";
+		req.headers = x->headers;
+		req.body = x->body.ptr;
+		req.body_len = x->body.len;
+		req.send_length = strcmp(req.method, "GET") != 0;
+		if (wrk_h1_start(x->env->h1, &tgt, &req, body_in, x, &x->h1)
+		    != PF_OK)
+			goto fail;
+		goto started;
+	}
 	x->easy_stream = rq->stream != 0;
 	x->easy = easy_get(x->env, x->easy_stream);
 	if (x->easy == NULL)
@@ -532,14 +586,18 @@ attempt_start(wrk_xfer *x, uint32_t i)
 		host->live++;
 		x->host = host;
 	}
+started:
 	x->attempts++;
 	x->att_open = 1;
 	x->t_attempt = wrk_now_ms();
 	x->t_last = x->t_attempt;
+	x->connect_ms = pick(c->connect_timeout_ms, cfg->connect_timeout_ms);
 	x->first_byte_ms
 	    = pick(c->first_byte_timeout_ms, cfg->first_byte_timeout_ms);
 	x->idle_ms = pick(c->idle_timeout_ms, cfg->idle_timeout_ms);
 	x->total_ms = pick(c->total_timeout_ms, cfg->total_timeout_ms);
+	if (x->h1 != NULL)
+		wrk_xfer_scan_by(x->env, x->t_attempt + x->connect_ms);
 	wrk_xfer_scan_by(x->env, x->t_attempt + x->first_byte_ms);
 	wrk_xfer_scan_by(x->env, x->t_attempt + x->total_ms);
 	wrk_xfer_scan_by(x->env, x->deadline);
@@ -770,30 +828,32 @@ ensure_error_json(wrk_xfer *x)
 	snprintf(x->ctype, sizeof x->ctype, "application/json");
 }
 
-/* curl finished the current transfer with result res. */
-void
-wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
+/* How a transfer that failed after it began counts against the
+ * channel. */
+static pf_attempt_outcome
+failed_outcome(const wrk_xfer *x)
+{
+	if (x->abort_why == ABORT_NOMEM)
+		return PF_ATTEMPT_LOCAL;
+	return x->status == 0 ? PF_ATTEMPT_CONNECT : PF_ATTEMPT_BROKEN;
+}
+
+/* The current transfer ended: failed (counted as o, why the reason
+ * unless a callback aborted it), or complete. */
+static void
+attempt_over(wrk_xfer *x, int failed, pf_attempt_outcome o, const char *why)
 {
 	pf_err err;
 
-	if (x->easy != NULL)
-		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 	if (x->abort_why == ABORT_REPLY) {
 		wrk_xfer_attempt_end(x);
 		pf_warn("PF-WRK-REPLY-LOST", "req=%s what=data", x->idhex);
 		wrk_xfer_set_phase(x, PHASE_DONE);
 		return;
 	}
-	if (res != CURLE_OK) {
-		const char *why = x->abort_why != ABORT_NONE
-		    ? wrk_xfer_abort_text(x->abort_why)
-		    : curl_easy_strerror(res);
-		pf_attempt_outcome o = local_failure(x, res) ? PF_ATTEMPT_LOCAL
-		    : res == CURLE_OPERATION_TIMEDOUT ? PF_ATTEMPT_TIMEOUT
-		    : x->abort_why == ABORT_NOMEM     ? PF_ATTEMPT_LOCAL
-		    : x->status == 0                  ? PF_ATTEMPT_CONNECT
-		                                      : PF_ATTEMPT_BROKEN;
-
+	if (failed) {
+		if (x->abort_why != ABORT_NONE)
+			why = wrk_xfer_abort_text(x->abort_why);
 		if (x->abort_why == ABORT_BODY_BIG) {
 			wrk_xfer_attempt_end(x);
 			x->last_status = x->status;
@@ -869,4 +929,78 @@ wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
 	}
 	wrk_xfer_finish(
 	    x, PF_END_UPSTREAM_ERROR, x->status, "upstream error", 0);
+}
+
+/* curl finished the current transfer with result res. */
+void
+wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res)
+{
+	if (x->easy != NULL)
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+	if (res == CURLE_OK) {
+		attempt_over(x, 0, PF_ATTEMPT_OK, NULL);
+		return;
+	}
+	attempt_over(x, 1,
+	    local_failure(x, res)                 ? PF_ATTEMPT_LOCAL
+	        : res == CURLE_OPERATION_TIMEDOUT ? PF_ATTEMPT_TIMEOUT
+	                                          : failed_outcome(x),
+	    curl_easy_strerror(res));
+}
+
+void
+wrk_xfer_h1_reap(wrk_env *env)
+{
+	wrk_h1_conn *k;
+	wrk_h1_result res;
+	void *arg;
+	int e;
+
+	if (env->h1 == NULL)
+		return;
+	while ((k = wrk_h1_take_done(env->h1, &arg, &res, &e)) != NULL) {
+		wrk_xfer *x = arg;
+		const wrk_h1resp *r = wrk_h1_resp(k);
+
+		if (wrk_h1resp_has_head(r))
+			x->status = r->status;
+		switch (res) {
+		case WRK_H1_OK:
+			attempt_over(x, 0, PF_ATTEMPT_OK, NULL);
+			break;
+		case WRK_H1_CONNECT:
+			attempt_over(x, 1, PF_ATTEMPT_CONNECT,
+			    e != 0 ? strerrordesc_np(e)
+			           : "could not connect to upstream");
+			break;
+		case WRK_H1_LOCAL:
+			attempt_over(x, 1, PF_ATTEMPT_LOCAL,
+			    e != 0 ? strerrordesc_np(e) : "out of memory");
+			break;
+		case WRK_H1_TOO_BIG:
+			if (x->abort_why == ABORT_NONE)
+				x->abort_why = ABORT_HEADERS_BIG;
+			attempt_over(x, 1, failed_outcome(x), NULL);
+			break;
+		case WRK_H1_BAD_REPLY:
+			attempt_over(x, 1, failed_outcome(x),
+			    "malformed upstream answer");
+			break;
+		default: /* ABORTED (abort_why says why), BROKEN */
+			attempt_over(x, 1, failed_outcome(x),
+			    e != 0 ? strerrordesc_np(e)
+			           : "upstream connection ended early");
+			break;
+		}
+	}
+}
+
+int
+wrk_xfer_resume(wrk_xfer *x)
+{
+	if (x->h1 != NULL) {
+		wrk_h1_resume(x->h1);
+		return 0;
+	}
+	return curl_easy_pause(x->easy, CURLPAUSE_CONT) == CURLE_OK ? 0 : -1;
 }

@@ -21,9 +21,10 @@
 
 /* what an epoll entry is, in the high half of its data */
 enum tag {
-	TAG_CURL = 1, /* a socket of curl's */
-	TAG_WAKE = 2, /* the loop's eventfd */
-	TAG_WATCH = 3 /* an fd that only wakes the loop */
+	TAG_CURL = 1,  /* a socket of curl's */
+	TAG_WAKE = 2,  /* the loop's eventfd */
+	TAG_WATCH = 3, /* an fd that only wakes the loop */
+	TAG_OWN = 4    /* an fd of the handler's (wrk_cloop_own) */
 };
 
 /* what the set holds for a curl socket, by descriptor (reg[fd]) */
@@ -40,6 +41,8 @@ struct wrk_cloop {
 	int ep;
 	int wake;
 	int64_t timer_at; /* monotonic ms of curl's timeout, INT64_MAX: none */
+	wrk_cloop_fd_fn own_fn;
+	void *own_arg;
 	struct epoll_event ready[READY_MAX];
 	int n_ready;
 };
@@ -199,6 +202,36 @@ wrk_cloop_watch(wrk_cloop *l, int fd)
 }
 
 void
+wrk_cloop_set_handler(wrk_cloop *l, wrk_cloop_fd_fn fn, void *arg)
+{
+	l->own_fn = fn;
+	l->own_arg = arg;
+}
+
+pf_err
+wrk_cloop_own(wrk_cloop *l, int fd, uint32_t events, int add)
+{
+	struct epoll_event ev;
+	uint32_t *r = reg_at(l, fd);
+
+	if (r != NULL)
+		*r = 0; /* whatever curl had under this number is gone */
+	memset(&ev, 0, sizeof ev);
+	ev.events = events;
+	ev.data.u64 = data_of(TAG_OWN, fd);
+	return epoll_ctl(l->ep, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev)
+	        == 0
+	    ? PF_OK
+	    : PF_EIO;
+}
+
+void
+wrk_cloop_own_del(wrk_cloop *l, int fd)
+{
+	(void)epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void
 wrk_cloop_wakeup(wrk_cloop *l)
 {
 	uint64_t one = 1;
@@ -238,6 +271,10 @@ wrk_cloop_run(wrk_cloop *l)
 			/* a socket curl let go of since the wait is
 			 * ignored by curl */
 			curl_multi_socket_action(l->multi, fd, flags, &running);
+			break;
+		case TAG_OWN:
+			if (l->own_fn != NULL)
+				l->own_fn(l->own_arg, fd, ev->events);
 			break;
 		case TAG_WAKE: {
 			uint64_t v;

@@ -51,6 +51,26 @@ PF_NODISCARD pf_err wrk_cloop_watch(wrk_cloop *l, int fd);
  */
 int wrk_cloop_sockopt_cb(void *loop, curl_socket_t fd, curlsocktype purpose);
 
+/* wrk_cloop_fd_fn handles epoll events of an fd added by wrk_cloop_own. */
+typedef void (*wrk_cloop_fd_fn)(void *arg, int fd, uint32_t events);
+
+/* wrk_cloop_set_handler makes fn(arg, ...) the handler of every fd added
+ * by wrk_cloop_own (the thread's own HTTP client, h1.h). */
+void wrk_cloop_set_handler(wrk_cloop *l, wrk_cloop_fd_fn fn, void *arg);
+
+/*
+ * wrk_cloop_own watches fd (not owned) for events (EPOLLIN, EPOLLOUT;
+ * 0: only errors and hang-ups) on behalf of the handler: add for an fd
+ * not in the set yet, else a change.  Closing fd removes it.  Errors:
+ * PF_EIO.
+ */
+PF_NODISCARD pf_err wrk_cloop_own(
+    wrk_cloop *l, int fd, uint32_t events, int add);
+
+/* wrk_cloop_own_del takes fd out of the set (wrk_cloop_own adds it
+ * again). */
+void wrk_cloop_own_del(wrk_cloop *l, int fd);
+
 /* wrk_cloop_wakeup ends the current or next wrk_cloop_wait of l.  The one
  * call allowed from any thread. */
 void wrk_cloop_wakeup(wrk_cloop *l);

@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "workers/cloop.h"
+#include "workers/h1.h"
 #include "workers/reply.h"
 #include "workers/worker.h"
 #include "workers/xfer.h"
@@ -395,6 +396,13 @@ thread_main(void *arg)
 	wrk_env_init(&env, t->multi, w->cfg, t->replies);
 	env.ctl_addr = t->ctl_url;
 	env.loop = t->loop;
+	if (w->cfg->upstream_own_client) {
+		if (wrk_h1_new(t->loop, &env.h1) == PF_OK)
+			wrk_cloop_set_handler(t->loop, wrk_h1_event, env.h1);
+		else /* curl carries every transfer */
+			pf_warn(
+			    "PF-WRK-H1", "err=\"%s\"", pf_strerror(PF_ENOMEM));
+	}
 	while (!atomic_load(&w->stop)) {
 		int64_t wait;
 		size_t nsend;
@@ -427,6 +435,8 @@ thread_main(void *arg)
 		env.replies_blocked = nsend > 0 && nsend < POLL_FDS && !ready;
 	}
 	wrk_env_fini(&env);
+	wrk_cloop_set_handler(t->loop, NULL, NULL);
+	wrk_h1_free(env.h1);
 	atomic_store(&t->live, 0);
 	return NULL;
 }

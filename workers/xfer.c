@@ -12,6 +12,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/tokest.h"
+#include "workers/h1.h"
 #include "workers/xfer_impl.h"
 
 /* After its request deadline a relay still gets this long to hand its
@@ -481,6 +482,7 @@ wrk_env_reap(wrk_env *env)
 		if (priv != NULL)
 			wrk_xfer_attempt_done((wrk_xfer *)(void *)priv, res);
 	}
+	wrk_xfer_h1_reap(env);
 }
 
 static int64_t
@@ -522,12 +524,12 @@ xfer_tick(wrk_xfer *x, int64_t now)
 			x->t_last
 			    = now; /* waiting for the ingress is not idle */
 	}
-	if (x->paused && x->easy != NULL && x->q.n == 0
+	if (x->paused && wrk_xfer_running(x) && x->q.n == 0
 	    && !wrk_xfer_starved(x)) {
 		x->paused = 0;
 		x->t_last = now;
 		/* may deliver the held data to write_cb at once */
-		if (curl_easy_pause(x->easy, CURLPAUSE_CONT) != CURLE_OK) {
+		if (wrk_xfer_resume(x) != 0) {
 			wrk_xfer_attempt_end(x);
 			if (x->abort_why == ABORT_REPLY) {
 				wrk_xfer_set_phase(x, PHASE_DONE);
@@ -540,6 +542,12 @@ xfer_tick(wrk_xfer *x, int64_t now)
 	}
 	dl = min64(x->deadline, x->t_attempt + x->total_ms);
 	why = "total timeout";
+	if (x->h1 != NULL && !wrk_h1_connected(x->h1)) {
+		if (x->t_attempt + x->connect_ms < dl) {
+			dl = x->t_attempt + x->connect_ms;
+			why = "connect timeout";
+		}
+	}
 	if (!x->got_byte) {
 		if (x->t_attempt + x->first_byte_ms < dl) {
 			dl = x->t_attempt + x->first_byte_ms;
@@ -571,7 +579,7 @@ visit(wrk_xfer *x, int64_t now)
 	}
 	if (x->q.n > 0 || x->phase == PHASE_DRAIN)
 		park(x);
-	if (x->phase == PHASE_ATTEMPT && x->easy == NULL)
+	if (x->phase == PHASE_ATTEMPT && !wrk_xfer_running(x))
 		return INT64_MAX;
 	return dl;
 }
@@ -616,7 +624,7 @@ wrk_env_tick(wrk_env *env, int64_t now)
 	}
 	/* ticks may have started attempts (scan_by) or queued messages */
 	wrk_xfer_scan_by(env, next);
-	if (env->_pend != NULL)
+	if (env->_pend != NULL || (env->h1 != NULL && wrk_h1_has_done(env->h1)))
 		return 0;
 	if (env->_next_scan == INT64_MAX)
 		return -1;

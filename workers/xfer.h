@@ -40,9 +40,14 @@ typedef struct wrk_xfer wrk_xfer;
 /* curl easy handles kept for reuse per thread and kind */
 #define WRK_EASY_POOL 16
 
+struct wrk_h1;
+
 typedef struct wrk_env {
 	void *multi; /* the thread's CURLM * */
-	void *loop;  /* its wrk_cloop (transfers get its sockopt callback) */
+	/* the thread's own HTTP/1.1 client (h1.h), NULL: curl only; set
+	 * by the thread loop after wrk_env_init */
+	struct wrk_h1 *h1;
+	void *loop; /* its wrk_cloop (transfers get its sockopt callback) */
 	const pf_config *cfg;
 	wrk_replies *replies;
 	const char *ctl_addr; /* this thread's control URL, "" or NULL: none */
@@ -99,8 +104,8 @@ void wrk_env_cancel(wrk_env *env, const uint8_t id[PF_ID_LEN]);
  * the next tick.  Unknown ids are ignored. */
 void wrk_env_credit(wrk_env *env, const uint8_t id[PF_ID_LEN], uint32_t bytes);
 
-/* wrk_env_reap collects the curl transfers that finished (call after
- * curl_multi_perform). */
+/* wrk_env_reap collects the transfers that finished, curl's and the own
+ * client's (call after wrk_cloop_run). */
 void wrk_env_reap(wrk_env *env);
 
 /*

@@ -65,10 +65,11 @@ struct wrk_xfer {
 	uint32_t cand;
 	uint32_t attempts;
 	const wrk_provider *prov;
-	CURL *easy;
-	uint8_t easy_stream;   /* easy belongs to the stream pool */
-	struct wrk_host *host; /* counted in host->live while easy runs */
-	uint8_t fresh;         /* started with CURLOPT_FRESH_CONNECT */
+	CURL *easy;             /* the transfer, by curl */
+	struct wrk_h1_conn *h1; /* or by our own client (h1.h) */
+	uint8_t easy_stream;    /* easy belongs to the stream pool */
+	struct wrk_host *host;  /* counted in host->live while easy runs */
+	uint8_t fresh;          /* started with CURLOPT_FRESH_CONNECT */
 	struct curl_slist *headers;
 	wrk_body body;
 	enum mode mode;
@@ -77,7 +78,7 @@ struct wrk_xfer {
 	long status;
 	size_t header_bytes;
 	int64_t t_attempt, t_last;
-	uint32_t first_byte_ms, idle_ms, total_ms;
+	uint32_t connect_ms, first_byte_ms, idle_ms, total_ms;
 	uint8_t got_byte, paused;
 	char ctype[128];
 	wrk_sse sse;
@@ -133,6 +134,18 @@ void wrk_xfer_attempt_failed(
     wrk_xfer *x, pf_attempt_outcome o, long status, const char *why);
 /* wrk_xfer_attempt_done: curl finished the current transfer with res. */
 void wrk_xfer_attempt_done(wrk_xfer *x, CURLcode res);
+/* wrk_xfer_h1_reap finishes the relays whose own-client transfers ended
+ * (wrk_h1_take_done). */
+void wrk_xfer_h1_reap(wrk_env *env);
+/* wrk_xfer_running: a transfer (curl's or ours) is under way. */
+static inline int
+wrk_xfer_running(const wrk_xfer *x)
+{
+	return x->easy != NULL || x->h1 != NULL;
+}
+/* wrk_xfer_resume continues a transfer paused for want of room or
+ * credit.  Returns 0, or -1 when it failed (the attempt must end). */
+int wrk_xfer_resume(wrk_xfer *x);
 const char *wrk_xfer_abort_text(enum abort_why why);
 
 #endif /* PF_WORKERS_XFER_IMPL_H */
