@@ -235,7 +235,7 @@ event_cb(void *arg, const uint8_t *ev, size_t len)
 		if (wrk_sse_data(ev, len, d) <= 0)
 			return PF_OK;
 		return wrk_conv_stream_event(
-		    &x->cv, (const char *)d->data, d->len, conv_emit_cb, x);
+		    x->cv, (const char *)d->data, d->len, conv_emit_cb, x);
 	}
 	if (drop)
 		return PF_OK;
@@ -506,8 +506,14 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	}
 	if (wrk_client_headers(rq, c, &x->headers) != PF_OK)
 		goto fail;
-	wrk_conv_init(&x->cv,
-	    x->conv ? pf_tokest_prompt_body(rq->body.ptr, rq->body.len) : 0);
+	if (x->conv) {
+		if (x->cv == NULL)
+			x->cv = malloc(sizeof *x->cv);
+		if (x->cv == NULL)
+			goto fail;
+		wrk_conv_init(
+		    x->cv, pf_tokest_prompt_body(rq->body.ptr, rq->body.len));
+	}
 	if (x->conv)
 		err = wrk_conv_request(rq->body.ptr, rq->body.len,
 		    (const char *)c->upstream_model.ptr, c->upstream_model.len,
@@ -871,7 +877,7 @@ attempt_over(wrk_xfer *x, int failed, pf_attempt_outcome o, const char *why)
 	if (x->mode == MODE_SSE) {
 		err = wrk_sse_finish(&x->sse, event_cb, x);
 		if (err == PF_OK && x->conv)
-			err = wrk_conv_stream_end(&x->cv, conv_emit_cb, x);
+			err = wrk_conv_stream_end(x->cv, conv_emit_cb, x);
 		wrk_xfer_attempt_end(x);
 		if (err != PF_OK) {
 			wrk_xfer_attempt_failed(x, PF_ATTEMPT_BROKEN, x->status,

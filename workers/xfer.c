@@ -310,7 +310,7 @@ wrk_xfer_record(wrk_xfer *x, pf_attempt_outcome o, long status)
 	if (!x->att_open)
 		return;
 	x->att_open = 0;
-	if (x->n_att == PF_RELAY_MAX_CANDIDATES)
+	if (x->n_att == x->max_att)
 		return;
 	a = &x->att[x->n_att++];
 	a->channel_id = wrk_xfer_channel(x);
@@ -369,6 +369,7 @@ xfer_free(wrk_xfer *x)
 	if (x->env->n_live > 0)
 		x->env->n_live--;
 	pf_msg_free(x->msg);
+	free(x->cv);
 	free(x);
 }
 
@@ -378,6 +379,7 @@ wrk_env_take(wrk_env *env, pf_msg *msg)
 	const pf_relay_request *rq;
 	wrk_xfer *x;
 	int64_t now, left;
+	uint32_t n_att;
 	pf_err err;
 
 	if (msg->kind != PF_MSG_RELAY_REQUEST) {
@@ -387,12 +389,20 @@ wrk_env_take(wrk_env *env, pf_msg *msg)
 		return;
 	}
 	rq = &msg->u.relay_request;
-	x = calloc(1, sizeof *x);
+	/* one outcome per candidate (each is tried at most once) */
+	n_att = rq->n_candidates < PF_RELAY_MAX_CANDIDATES
+	    ? rq->n_candidates
+	    : PF_RELAY_MAX_CANDIDATES;
+	if (n_att == 0)
+		n_att = 1;
+	x = calloc(1, sizeof *x + n_att * sizeof(pf_attempt));
 	if (x == NULL) {
 		pf_msg_free(msg);
 		pf_error("PF-WRK-NOMEM", "what=relay");
 		return;
 	}
+	x->att = (pf_attempt *)(void *)(x + 1);
+	x->max_att = n_att;
 	x->env = env;
 	x->msg = msg;
 	x->rq = rq;

@@ -84,11 +84,12 @@ struct wrk_xfer {
 	wrk_sse sse;
 	wrk_buf resp;
 	uint8_t conv; /* Anthropic client on an OpenAI channel */
-	wrk_conv cv;
+	wrk_conv *cv; /* its translation state (allocated at the first
+	                 such attempt; a stream holds a relay for minutes) */
 
 	/* whole relay */
-	pf_attempt att[PF_RELAY_MAX_CANDIDATES]; /* outcomes, in order */
-	uint32_t n_att;
+	pf_attempt *att; /* outcomes, in order: max_att, after the struct */
+	uint32_t n_att, max_att;
 	uint8_t att_open; /* the current attempt is not recorded yet */
 	uint8_t flow;     /* credit-based flow control is on */
 	int64_t credit;   /* bytes left to send; may dip below 0 by one read */
