@@ -158,10 +158,12 @@ PF_NODISCARD pf_err pf_lane_reply(
  * same process (`serve`'s fused loops: each transfer thread of the worker
  * runs one HTTP daemon of the ingress).  Loop i watches fd(arg, i) beside
  * its own descriptors (readable: work is waiting), calls run(arg, i) at the
- * start of every turn, and sleeps no longer than timeout_ms(arg, i) (< 0:
- * no limit of the hook's); all three on loop i's thread only.  Before the
- * loops start, the loops' owner calls attach(arg, wake, wake_arg): from
- * then on wake(wake_arg, i), from any thread, ends loop i's sleep.
+ * start of a turn when fd was readable or timeout_ms(arg, i) is 0, and
+ * sleeps no longer than timeout_ms(arg, i) (< 0: no limit of the hook's);
+ * all three on loop i's thread only.  timeout_ms must be 0 whenever the
+ * hook has work that fd does not show (a wake below included).  Before
+ * the loops start, the loops' owner calls attach(arg, wake, wake_arg):
+ * from then on wake(wake_arg, i), from any thread, ends loop i's sleep.
  */
 typedef struct pf_loop_hook {
 	void *arg;

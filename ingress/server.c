@@ -327,9 +327,10 @@ loop_kick(struct loop_ctx *lc)
 {
 	ing_server *srv = lc->srv;
 
-	if (tl_loop == lc) /* its own turn: it runs MHD before it sleeps */
-		__atomic_store_n(&lc->resumed, 1, __ATOMIC_RELEASE);
-	else if (srv->waker != NULL)
+	/* the loop runs MHD only when its epoll set is readable or this
+	 * flag (loop_timeout) says so: a resume shows in neither set */
+	__atomic_store_n(&lc->resumed, 1, __ATOMIC_RELEASE);
+	if (tl_loop != lc && srv->waker != NULL)
 		srv->waker(srv->waker_arg, lc->i);
 }
 
@@ -1416,6 +1417,9 @@ loop_timeout(void *arg, unsigned i)
 	MHD_UNSIGNED_LONG_LONG ms;
 
 	if (__atomic_load_n(&srv->lctx[i].resumed, __ATOMIC_ACQUIRE))
+		return 0;
+	if (__atomic_load_n(&srv->quiesce_ask, __ATOMIC_ACQUIRE)
+	    && !srv->lctx[i].quiesced)
 		return 0;
 	if (MHD_get_timeout(srv->loops[i], &ms) != MHD_YES)
 		return -1;

@@ -231,6 +231,17 @@ wrk_cloop_own_del(wrk_cloop *l, int fd)
 	(void)epoll_ctl(l->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
+int
+wrk_cloop_was_ready(const wrk_cloop *l, int fd)
+{
+	uint64_t want = data_of(TAG_WATCH, fd);
+
+	for (int i = 0; i < l->n_ready; i++)
+		if (l->ready[i].data.u64 == want)
+			return 1;
+	return 0;
+}
+
 void
 wrk_cloop_wakeup(wrk_cloop *l)
 {

@@ -71,6 +71,10 @@ PF_NODISCARD pf_err wrk_cloop_own(
  * again). */
 void wrk_cloop_own_del(wrk_cloop *l, int fd);
 
+/* wrk_cloop_was_ready: the last wrk_cloop_wait reported fd (a watched
+ * fd) readable.  Valid until the next wrk_cloop_run. */
+int wrk_cloop_was_ready(const wrk_cloop *l, int fd);
+
 /* wrk_cloop_wakeup ends the current or next wrk_cloop_wait of l.  The one
  * call allowed from any thread. */
 void wrk_cloop_wakeup(wrk_cloop *l);

@@ -53,6 +53,7 @@ typedef struct wrk_thread {
 	pthread_t tid;
 	CURLM *multi;
 	wrk_cloop *loop; /* drives multi; its wakeup is the thread's */
+	int hook_fd;     /* the loop hook's fd, -1: none */
 	wrk_replies *replies;
 	int started;
 	atomic_size_t live; /* relays alive after the last loop turn */
@@ -409,7 +410,12 @@ thread_main(void *arg)
 		int ready;
 
 		wrk_replies_new_turn(t->replies);
-		if (hook != NULL)
+		/* the daemon runs when its epoll set woke us or it has work
+		 * of its own (a resumed connection, a timeout, data it
+		 * already read): each run costs an epoll_wait */
+		if (hook != NULL
+		    && (wrk_cloop_was_ready(t->loop, t->hook_fd)
+		        || hook->timeout_ms(hook->arg, idx) == 0))
 			hook->run(hook->arg, idx);
 		take_requests(t, &env);
 		take_notes(t, &env);
@@ -419,6 +425,10 @@ thread_main(void *arg)
 		wait = wrk_env_tick(&env, wrk_now_ms());
 		wrk_replies_flush(t->replies);
 		atomic_store(&t->live, env.n_live);
+		/* a connection this turn resumed (an answer is ready) is
+		 * written now, not after one more wait */
+		if (hook != NULL && hook->timeout_ms(hook->arg, idx) == 0)
+			hook->run(hook->arg, idx);
 		if (hook != NULL) {
 			wait = hook_wait(hook, idx, wait);
 			/* requests the hook queued beyond this turn's batch */
@@ -759,9 +769,10 @@ wrk_worker_start_hooked(const pf_config *cfg, pf_lane *lane,
 		err = wrk_cloop_watch(t->loop, w->recv_fd);
 		if (err != PF_OK)
 			goto fail;
+		t->hook_fd = -1;
 		if (w->hook.n > 0) {
-			err = wrk_cloop_watch(
-			    t->loop, w->hook.fd(w->hook.arg, i));
+			t->hook_fd = w->hook.fd(w->hook.arg, i);
+			err = wrk_cloop_watch(t->loop, t->hook_fd);
 			if (err != PF_OK)
 				goto fail;
 		}
