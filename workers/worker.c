@@ -393,6 +393,7 @@ thread_main(void *arg)
 	unsigned idx = (unsigned)(t - w->threads);
 	wrk_env env;
 	int fds[POLL_FDS];
+	int64_t hook_at = 0; /* when the hook last ran */
 
 	wrk_env_init(&env, t->multi, w->cfg, t->replies);
 	env.ctl_addr = t->ctl_url;
@@ -412,11 +413,18 @@ thread_main(void *arg)
 		wrk_replies_new_turn(t->replies);
 		/* the daemon runs when its epoll set woke us or it has work
 		 * of its own (a resumed connection, a timeout, data it
-		 * already read): each run costs an epoll_wait */
+		 * already read): each run costs an epoll_wait.  And at least
+		 * every POLL_MAX_MS: some of its work shows nowhere (after
+		 * its connection limit, libmicrohttpd 0.9.75 puts the listen
+		 * socket back into its set only at the start of the run
+		 * after the one that closed a connection). */
 		if (hook != NULL
 		    && (wrk_cloop_was_ready(t->loop, t->hook_fd)
-		        || hook->timeout_ms(hook->arg, idx) == 0))
+		        || hook->timeout_ms(hook->arg, idx) == 0
+		        || wrk_now_ms() - hook_at >= POLL_MAX_MS)) {
 			hook->run(hook->arg, idx);
+			hook_at = wrk_now_ms();
+		}
 		take_requests(t, &env);
 		take_notes(t, &env);
 		take_ctl(t, &env);
@@ -427,8 +435,10 @@ thread_main(void *arg)
 		atomic_store(&t->live, env.n_live);
 		/* a connection this turn resumed (an answer is ready) is
 		 * written now, not after one more wait */
-		if (hook != NULL && hook->timeout_ms(hook->arg, idx) == 0)
+		if (hook != NULL && hook->timeout_ms(hook->arg, idx) == 0) {
 			hook->run(hook->arg, idx);
+			hook_at = wrk_now_ms();
+		}
 		if (hook != NULL) {
 			wait = hook_wait(hook, idx, wait);
 			/* requests the hook queued beyond this turn's batch */
