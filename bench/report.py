@@ -326,9 +326,13 @@ w("Open files: soft limit %s for everything bench/run starts (the target "
 w("*serve* = `planktonfly serve` (ingress + worker in one process; by "
   "default (PF_SERVE_FUSED=1, since session 5) each of its PF_HTTP_THREADS "
   "loops runs an HTTP daemon and the upstream transfers of its requests, "
-  "so a request crosses no thread); *split* = `planktonfly ingress` + `planktonfly worker` as two "
-  "processes over ipc://; *direct* = the load generator straight to the "
-  "mock model. Added = gateway − direct, same stage, same run.\n")
+  "so a request crosses no thread); *split* = ingress + worker + "
+  "accountant as three processes over ipc:// (run as %s); *direct* = the "
+  "load generator straight to the mock model. Added = gateway − direct, "
+  "same stage, same run.\n" % ", ".join(
+      "`%s`" % c.strip() for c in machine.get(
+          "split_cmds", "planktonfly ingress, planktonfly worker, "
+          "planktonfly accountant").split(",")))
 w("## Targets (issue 5)\n")
 w("| metric | target | serve | | split | |")
 w("|---|---|---|---|---|---|")
