@@ -59,7 +59,7 @@ cmd_version(int argc, char **argv)
  * when there is no such executable or it cannot be run, and then the
  * built-in command runs. */
 static void
-exec_role(const char *role, char **argv)
+exec_role(char *role, char **argv)
 {
 	char path[PATH_MAX];
 
@@ -80,7 +80,7 @@ exec_role(const char *role, char **argv)
 	/* saves the role executable's re-exec for this (cmd/role.c) */
 	(void)setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 0);
 	execv(path, argv);
-	argv[0] = (char *)role; /* not runnable: the built-in command */
+	argv[0] = role; /* not runnable: the built-in command */
 }
 
 static void
