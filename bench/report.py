@@ -136,6 +136,24 @@ def hold_derive(t, d, target):
     if not h:
         return
     conns = h["config"]["connections"]
+    # how the stage ended (bench/run's hold-T.end): "held" (all streams
+    # open for the hold time), "stalled" (no more opened for a while) or
+    # "limit" (the ramp limit); ms until all were open (-1: never), until
+    # the most were open, and until the end
+    end = (read("hold-%s.end" % t) or "").split()
+    if len(end) == 4:
+        d["hold_ended"] = end[0]
+        d["hold_all_open_ms"] = int(end[1]) if int(end[1]) >= 0 else None
+        d["hold_most_open_ms"] = int(end[2])
+        d["hold_stage_ms"] = int(end[3])
+    # connections whose stream was not open when the most were: never
+    # started in time (or ended before the peak, counted below)
+    d["hold_never_started"] = max(0, conns - h["max_open_streams"])
+    # streams that ended during the stage (answered in full, non-2xx or
+    # failed): the streams outlast the stage, so each is a held stream
+    # lost, and the held count undercounts by as many
+    d["hold_ended_during"] = sum(h["status_class"].values()) + \
+        sum(h["errors"].values())
     mx = max((x[2] for x in smp), default=0)
     if mx > 0 and before is not None:
         # the plateau: samples within 2 % of the most streams open,
@@ -177,6 +195,14 @@ def hold_derive(t, d, target):
                 why.append("%s's open-file limit of %d allows at most "
                            "~%d streams (%d descriptor%s per stream)"
                            % (r, L, cap, k, "s" if k > 1 else ""))
+    if d.get("hold_ended") == "stalled":
+        why.append("no more stream opened for %s s (the most, %d, were open "
+                   "%.1f s into the stage)" % (
+                       machine.get("hold_stall_secs", "?"),
+                       h["max_open_streams"], d["hold_most_open_ms"] / 1e3))
+    elif d.get("hold_ended") == "limit":
+        why.append("not all streams had opened by the stage's limit of "
+                   "%.0f s" % (d["hold_stage_ms"] / 1e3))
     errs = {k: v for k, v in h["errors"].items() if v}
     if errs:
         why.append("load generator errors: " + ", ".join(
@@ -300,9 +326,13 @@ w("Open files: soft limit %s for everything bench/run starts (the target "
 w("*serve* = `planktonfly serve` (ingress + worker in one process; by "
   "default (PF_SERVE_FUSED=1, since session 5) each of its PF_HTTP_THREADS "
   "loops runs an HTTP daemon and the upstream transfers of its requests, "
-  "so a request crosses no thread); *split* = `planktonfly ingress` + `planktonfly worker` as two "
-  "processes over ipc://; *direct* = the load generator straight to the "
-  "mock model. Added = gateway − direct, same stage, same run.\n")
+  "so a request crosses no thread); *split* = ingress + worker + "
+  "accountant as three processes over ipc:// (run as %s); *direct* = the "
+  "load generator straight to the mock model. Added = gateway − direct, "
+  "same stage, same run.\n" % ", ".join(
+      "`%s`" % c.strip() for c in machine.get(
+          "split_cmds", "planktonfly ingress, planktonfly worker, "
+          "planktonfly accountant").split(",")))
 w("## Targets (issue 5)\n")
 w("| metric | target | serve | | split | |")
 w("|---|---|---|---|---|---|")
@@ -434,15 +464,23 @@ w("CPU = utime + stime of the gateway process(es) from /proc/PID/stat over "
   "stage (warmup included); resolution 1/%d s.\n" % clk_tck)
 
 w("## Holding streams\n")
-w("`hold`: %s connections, each asking for a stream that lasts 30 s; "
-  "every 0.5 s bench/run samples the gateway's RSS and descriptors, the "
+w("`hold`: %s connections, each asking for a stream that lasts %s s "
+  "(longer than the stage); the stage ends %s s after all streams are "
+  "open, or when no more stream has opened for %s s, or at %s s. "
+  "Never started = connections without an open stream when the most "
+  "were open. Every 0.5 s bench/run samples the gateway's RSS and "
+  "descriptors, the "
   "streams open at the load generator (2xx headers received) and at the "
   "slow mock. The *plateau* is the sample with the most RSS among those "
   "within 2 %% of the most streams held (not the last sample). Per held "
   "stream = (RSS at the plateau − RSS before) ÷ streams held then; when "
   "fewer streams than connections were held, that also counts the "
   "connections that were open but not streaming, so it is an upper "
-  "bound, and per connection (÷ connections) a lower bound.\n" % machine.get("streams"))
+  "bound, and per connection (÷ connections) a lower bound.\n" % (
+      machine.get("streams"), machine.get("hold_stream_secs", "30"),
+      machine.get("hold_secs", "?"), machine.get("hold_stall_secs", "?"),
+      int(machine.get("hold_ramp_secs", "0") or 0) +
+      int(machine.get("hold_secs", "0") or 0)))
 w("| | serve | split (ingress + worker + accountant) |")
 w("|---|---|---|")
 
@@ -454,6 +492,16 @@ def hrow(label, key, f):
 hrow("target (connections)", "streams_target", "%d")
 hrow("most streams held at once", "streams_held", "%d")
 hrow("streams held at the plateau", "streams_held_plateau", "%d")
+hrow("streams never started", "hold_never_started", "%d")
+hrow("requests ended during the stage", "hold_ended_during", "%d")
+w("| all streams open after | %s | %s |" % tuple(
+    fmt(x.get("hold_all_open_ms") / 1e3 if x.get("hold_all_open_ms")
+        is not None else None, "%.1f s") if x.get("hold_ended") else "–"
+    for x in (S, P)))
+w("| stage ended | %s | %s |" % tuple(
+    {"held": "all open, held", "stalled": "no more opening",
+     "limit": "at its time limit"}.get(x.get("hold_ended"), "–")
+    for x in (S, P)))
 w("| open at the slow mock at the plateau | %s | %s |" % tuple(
     fmt((x.get("hold_plateau") or {}).get("open_at_mock"), "%d")
     for x in (S, P)))
@@ -502,9 +550,10 @@ w("")
 w("Stages: `c1` 1 connection; `rN` open loop at N req/s (64 connections "
   "available); `c64` 64 connections; `s1`/`s64` streams (16 content "
   "chunks, no delay) on 1/64 connections; `hold` %s connections each "
-  "holding a stream of 30 chunks 1 s apart (the stage ends before the "
+  "holding a stream of %s chunks 1 s apart (the stage ends before the "
   "streams do). Each stage runs 1 s of warmup (not recorded) first, "
-  "except `hold`.\n" % (machine.get("streams"),))
+  "except `hold`.\n" % (machine.get("streams"),
+                        machine.get("hold_stream_secs", "30")))
 
 for perf_file, perf_title in (
         ("perf-self.txt",

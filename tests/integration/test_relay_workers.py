@@ -52,7 +52,7 @@ with Harness() as h:
         h.admin(db, "price-set", "--model", m, "--input", "0.5",
                 "--output", "1.5")
 
-    acct_env, _ = h.start_accountant(db)
+    acct_env, acct = h.start_accountant(db)
     workers = []
     for u in w_urls:
         workers.append(h.start("worker", ["worker"], h.env(db, {
@@ -77,6 +77,18 @@ with Harness() as h:
         return base + "/v1", proc
     base_url, ingress = h.start_on_free_port(start_ingress)
     auth = {"Authorization": "Bearer " + key}
+
+    # `planktonfly ROLE` runs the role's own executable (linking only the
+    # role's libraries) when it lies beside planktonfly: same process,
+    # now planktonfly-ROLE (cmd/main.c)
+    bindir = os.path.dirname(h.binary)
+    for role, proc in (("accountant", acct), ("worker", workers[0]),
+                       ("ingress", ingress)):
+        want = "planktonfly-" + role
+        if not os.access(os.path.join(bindir, want), os.X_OK):
+            want = os.path.basename(h.binary)
+        t.eq(os.path.basename(os.readlink(f"/proc/{proc.p.pid}/exe")), want,
+             f"planktonfly {role} runs as {want}")
 
     def chat(model="fast"):
         return fetch("POST", base_url + "/chat/completions",
