@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +329,37 @@ write_cb(char *p, size_t size, size_t nmemb, void *arg)
 
 /* ---- attempts ------------------------------------------------------------ */
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_res = CURLE_FAILED_INIT;
+
+static void
+curl_init_once(void)
+{
+	curl_init_res = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+pf_err
+wrk_env_curl(wrk_env *env)
+{
+	CURLM *m;
+
+	if (env->multi != NULL)
+		return PF_OK;
+	/* never cleaned up: other threads' transfers may still run when
+	 * one worker stops, and the process ends soon after */
+	if (pthread_once(&curl_once, curl_init_once) != 0
+	    || curl_init_res != CURLE_OK)
+		return PF_EIO;
+	m = curl_multi_init();
+	if (m == NULL)
+		return PF_ENOMEM;
+	curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	if (env->loop != NULL)
+		wrk_cloop_attach(env->loop, m);
+	env->multi = m;
+	return PF_OK;
+}
+
 /* easy_get returns a handle for a transfer (stream: with the stream
  * receive buffer): a reset one from the pool, or a new one.  Reuse skips
  * curl's per-handle allocations; the pools are per kind because curl
@@ -539,6 +571,8 @@ attempt_start(wrk_xfer *x, uint32_t i)
 			goto fail;
 		goto started;
 	}
+	if (wrk_env_curl(x->env) != PF_OK)
+		goto fail;
 	x->easy_stream = rq->stream != 0;
 	x->easy = easy_get(x->env, x->easy_stream);
 	if (x->easy == NULL)

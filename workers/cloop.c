@@ -171,12 +171,20 @@ wrk_cloop_new(void *multi, wrk_cloop **ret)
 		free(l);
 		return PF_EIO;
 	}
+	if (multi != NULL)
+		wrk_cloop_attach(l, multi);
+	*ret = l;
+	return PF_OK;
+}
+
+void
+wrk_cloop_attach(wrk_cloop *l, void *multi)
+{
+	l->multi = multi;
 	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, (void *)l);
 	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, (void *)l);
-	*ret = l;
-	return PF_OK;
 }
 
 void
@@ -186,8 +194,10 @@ wrk_cloop_free(wrk_cloop *l)
 		return;
 	/* curl_multi_cleanup still calls the socket callback for the
 	 * connections it closes: detach first */
-	curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, NULL);
-	curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, NULL);
+	if (l->multi != NULL) {
+		curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, NULL);
+		curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, NULL);
+	}
 	close(l->ep);
 	close(l->wake);
 	free(l->reg);

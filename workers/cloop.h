@@ -28,10 +28,15 @@ typedef struct wrk_cloop wrk_cloop;
 
 /*
  * wrk_cloop_new makes a loop for multi (a CURLM *, still owned by the
- * caller, which must outlive the loop) and installs its socket and timer
- * callbacks on it.  Errors: PF_ENOMEM, PF_EIO (epoll or eventfd failed).
+ * caller, which must outlive the loop; NULL: none yet, see
+ * wrk_cloop_attach) and installs its socket and timer callbacks on it.
+ * Errors: PF_ENOMEM, PF_EIO (epoll or eventfd failed).
  */
 PF_NODISCARD pf_err wrk_cloop_new(void *multi, wrk_cloop **ret);
+
+/* wrk_cloop_attach gives a loop made without one its CURLM * (same
+ * terms as wrk_cloop_new's). */
+void wrk_cloop_attach(wrk_cloop *l, void *multi);
 
 /* wrk_cloop_free closes the loop's epoll set and eventfd and detaches its
  * callbacks from the multi handle.  NULL is a no-op. */

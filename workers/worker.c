@@ -4,10 +4,12 @@
  * One pull0 socket listens on every URL of cfg->worker_url; its one
  * long-lived receive copies each request into a private intake queue (in
  * `serve`, an in-process lane takes the socket's place: common/lane.h).
- * Each transfer thread owns a CURLM (its connection cache: keep-alive and
- * HTTP/2 multiplexing across requests), its reply sockets and its relays,
- * and runs one loop: take requests (non-blocking), hand curl its ready
- * sockets (wrk_cloop_run: curl_multi_socket_action), reap, tick timeouts,
+ * Each transfer thread owns its own HTTP/1.1 client (h1.h: plain http://
+ * upstreams at an IP address), a CURLM made at its first curl transfer
+ * (everything else; its connection cache: keep-alive and HTTP/2
+ * multiplexing across requests), its reply sockets and its relays, and
+ * runs one loop: take requests (non-blocking), hand the clients their
+ * ready sockets (wrk_cloop_run), reap, tick timeouts,
  * send the turn's packed replies, then wait on the loop's epoll set --
  * curl's sockets and the intake queue's eventfd (a request wakes the
  * loop) -- plus the send fds of reply sockets relays wait on.  Control
@@ -95,7 +97,6 @@ struct wrk_worker {
 	int stopped;
 	uint32_t n_threads;
 	wrk_thread *threads;
-	int curl_inited;
 	pf_loop_hook hook; /* n == 0: none */
 };
 
@@ -455,6 +456,7 @@ thread_main(void *arg)
 		env.replies_blocked = nsend > 0 && nsend < POLL_FDS && !ready;
 	}
 	wrk_env_fini(&env);
+	t->multi = env.multi; /* made at the first curl transfer, if any */
 	wrk_cloop_set_handler(t->loop, NULL, NULL);
 	wrk_h1_free(env.h1);
 	atomic_store(&t->live, 0);
@@ -527,10 +529,6 @@ worker_release(wrk_worker *w)
 		w->own_intake = 0;
 	}
 	w->intake = NULL;
-	if (w->curl_inited) {
-		curl_global_cleanup();
-		w->curl_inited = 0;
-	}
 }
 
 /* Listen on each comma-separated URL. */
@@ -733,11 +731,6 @@ wrk_worker_start_hooked(const pf_config *cfg, pf_lane *lane,
 	w->cfg = cfg;
 	w->lane = lane;
 	atomic_init(&w->stop, 0);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		free(w);
-		return PF_EIO;
-	}
-	w->curl_inited = 1;
 	err = open_intake(w);
 	if (err != PF_OK)
 		goto fail;
@@ -762,13 +755,6 @@ wrk_worker_start_hooked(const pf_config *cfg, pf_lane *lane,
 			goto fail;
 		}
 		t->mu_inited = 1;
-		t->multi = curl_multi_init();
-		if (t->multi == NULL) {
-			err = PF_ENOMEM;
-			goto fail;
-		}
-		curl_multi_setopt(
-		    t->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 		err = wrk_replies_new(&t->replies);
 		if (err != PF_OK)
 			goto fail;

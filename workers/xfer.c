@@ -481,7 +481,8 @@ wrk_env_reap(wrk_env *env)
 	CURLMsg *m;
 	int left;
 
-	while ((m = curl_multi_info_read(env->multi, &left)) != NULL) {
+	while (env->multi != NULL
+	    && (m = curl_multi_info_read(env->multi, &left)) != NULL) {
 		CURL *easy = m->easy_handle;
 		CURLcode res = m->data.result;
 		char *priv = NULL;

@@ -43,7 +43,8 @@ typedef struct wrk_xfer wrk_xfer;
 struct wrk_h1;
 
 typedef struct wrk_env {
-	void *multi; /* the thread's CURLM * */
+	void *multi; /* the thread's CURLM *, made at its first curl transfer
+	                (wrk_env_curl); NULL until then */
 	/* the thread's own HTTP/1.1 client (h1.h), NULL: curl only; set
 	 * by the thread loop after wrk_env_init */
 	struct wrk_h1 *h1;
@@ -81,6 +82,15 @@ int64_t wrk_now_ms(void);
  * the id table, lookups fall back to walking the relays. */
 void wrk_env_init(
     wrk_env *env, void *multi, const pf_config *cfg, wrk_replies *rs);
+
+/*
+ * wrk_env_curl makes env's CURLM * (and initialises libcurl, once per
+ * process) unless it has one: curl's global set-up (OpenSSL's among it)
+ * costs ~2 MB of memory that a worker whose upstreams all go through the
+ * own HTTP/1.1 client (h1.h) never needs.  Errors: PF_EIO (curl's global
+ * set-up failed), PF_ENOMEM.
+ */
+PF_NODISCARD pf_err wrk_env_curl(wrk_env *env);
 
 /* wrk_env_fini ends every live relay (relay.end "worker stopping", best
  * effort, no waiting) and frees them and env's buffers. */
