@@ -124,6 +124,7 @@ ing_flight_unref(ing_flight *f)
 		return;
 	pthread_mutex_destroy(&f->mu);
 	free(f->buf);
+	free(f->error);
 	free(f);
 }
 
@@ -162,12 +163,31 @@ ing_flight_billed(ing_flight *f)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/* set_error keeps why[0..n) (capped) as f's reason.  A flight whose
+ * reason cannot be kept (no memory) has none: the answer says less. */
+static void
+set_error(ing_flight *f, const void *why, size_t n)
+{
+	char *e;
+
+	if (n > ING_FLIGHT_ERROR_MAX)
+		n = ING_FLIGHT_ERROR_MAX;
+	e = malloc(n + 1);
+	if (e != NULL) {
+		if (n > 0)
+			memcpy(e, why, n);
+		e[n] = '\0';
+	}
+	free(f->error);
+	f->error = e;
+}
+
 static void
 fail(ing_flight *f, const char *why)
 {
 	if (!f->failed) {
 		f->failed = 1;
-		snprintf(f->error, sizeof(f->error), "%s", why);
+		set_error(f, why, strlen(why));
 	}
 }
 
@@ -493,7 +513,7 @@ end_flight(ing_relay *r, ing_flight *f, int reason, const char *why)
 	if (!f->ended) {
 		f->ended = 1;
 		f->reason = reason;
-		snprintf(f->error, sizeof(f->error), "%s", why);
+		set_error(f, why, strlen(why));
 	}
 	wake(f);
 	pthread_mutex_unlock(&f->mu);
@@ -786,14 +806,8 @@ on_end(ing_flight *f, const pf_relay_end *e)
 	f->upstream_status = e->upstream_status;
 	if (e->seq != f->next_seq && !f->failed)
 		fail(f, "worker reply lost");
-	size_t n = e->error.len;
-	if (n >= sizeof(f->error))
-		n = sizeof(f->error) - 1;
-	if (!f->failed) {
-		if (n > 0)
-			memcpy(f->error, e->error.ptr, n);
-		f->error[n] = '\0';
-	}
+	if (!f->failed && e->error.len > 0)
+		set_error(f, e->error.ptr, e->error.len);
 }
 
 static void

@@ -56,6 +56,9 @@ typedef struct ing_relay ing_relay;
 struct ing_ctl;
 struct pf_lane;
 
+/* longest reason a flight keeps (ing_flight.error), bytes */
+#define ING_FLIGHT_ERROR_MAX 255u
+
 typedef struct ing_flight {
 	pthread_mutex_t mu;
 	uint8_t id[PF_ID_LEN];
@@ -85,8 +88,9 @@ typedef struct ing_flight {
 	 * usage event is in the spool file); set before the send */
 	int billing;
 	int upstream_status;
-	int failed; /* cut: overflow or a protocol error */
-	char error[256];
+	int failed;  /* cut: overflow or a protocol error */
+	char *error; /* why it failed or ended (ING_FLIGHT_ERROR_MAX), owned;
+	                NULL: nothing said (or no memory to say it) */
 	/* flow control (set by the head) */
 	int flow;             /* the worker waits for relay.credit */
 	uint32_t credit_owed; /* bytes the reader took, not yet granted */

@@ -404,7 +404,7 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 	int status = 0;
 	char ctype[sizeof(f->content_type)];
 	const ing_apierr *e = NULL;
-	char msg[sizeof(f->error)];
+	char msg[ING_FLIGHT_ERROR_MAX + 1];
 	int stream_now = 0;
 
 	if (st->queued)
@@ -430,7 +430,8 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 		e = f->head && f->reason != PF_END_DONE
 		    ? ing_apierr_for_end(f->reason)
 		    : &ING_ERR_UPSTREAM;
-		snprintf(msg, sizeof(msg), "%s", f->error);
+		snprintf(msg, sizeof(msg), "%s",
+		    f->error != NULL ? f->error : "upstream request failed");
 	} else if (f->head
 	    && (f->reason == PF_END_DONE
 	        || f->reason == PF_END_UPSTREAM_ERROR)) {
@@ -449,8 +450,9 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 		snprintf(msg, sizeof(msg), "%s",
 		    e == &ING_ERR_RATE_LIMITED
 		        ? "upstream rate limit reached; retry later"
-		        : f->error[0] != '\0' ? f->error
-		                              : "upstream request failed");
+		        : f->error != NULL && f->error[0] != '\0'
+		        ? f->error
+		        : "upstream request failed");
 	}
 	pthread_mutex_unlock(&f->mu);
 

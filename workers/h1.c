@@ -799,7 +799,14 @@ read_some(wrk_h1_conn *k)
 			at_eof(k);
 			return;
 		}
-		k->got_byte = 1;
+		if (!k->got_byte) {
+			/* no retry after an answer byte: the request head
+			 * is not needed again (a stream holds its lease for
+			 * minutes) */
+			k->got_byte = 1;
+			free(k->head);
+			k->head = NULL;
+		}
 		if (feed(k, c->scratch, off + (size_t)n))
 			return;
 		if ((size_t)n < READ_CHUNK)

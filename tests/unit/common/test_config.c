@@ -407,7 +407,8 @@ test_log(void)
 
 	ok(!contains(buf, "PF-TEST-HIDDEN"), "below-level line dropped");
 	ok(contains(buf, " warn PF-TEST-SHOWN key=value n=7\n"),
-	    "line format: level, ID, key=value: %.80s", buf);
+	    "line format: level, ID, key=value: %.*s",
+	    (int)(strcspn(buf, "\n") < 80 ? strcspn(buf, "\n") : 80), buf);
 	ok(buf[4] == '-' && buf[10] == 'T' && contains(buf, "Z warn"),
 	    "line starts with a UTC timestamp");
 	second = strchr(buf, '\n');
