@@ -738,7 +738,11 @@ def chaos(h, t, dep, books, rng, n_req, duration, threads, kills, rate,
     for th in ths:
         th.start()
     kt.start()
-    bound = (duration or 0) + 60 + (0 if duration else n_req * 0.2)
+    # below meson's 300 s timeout with the set-up and the settle, so a
+    # stall is reported here (hung threads, the kill log) rather than
+    # killed without a word
+    bound = (duration or 0) + 60 + (0 if duration else min(n_req * 0.05,
+                                                            100))
     for th in ths:
         th.join(max(1.0, bound - (time.monotonic() - t_start)))
     hung = sum(th.is_alive() for th in ths)
