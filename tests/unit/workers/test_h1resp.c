@@ -1,11 +1,13 @@
 /* Unit tests of the HTTP/1.x response parser: every framing fed whole,
  * cut at every byte boundary and one byte at a time, with a consumer
  * that pauses; interim heads; keep-alive; malformed answers and caps. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/limits.h"
 #include "tests/tap.h"
+#include "workers/h1.h"
 #include "workers/h1resp.h"
 
 typedef struct sink {
@@ -143,11 +145,53 @@ whole_err(const char *msg)
 	return run(msg, strlen(msg), 0, &s, 1).err;
 }
 
+/* Which URLs the own client takes, and what it makes of them. */
+static void
+test_urls(void)
+{
+	wrk_h1_target t;
+	static const char *const refused[] = {
+		"https://127.0.0.1/v1",      /* TLS: curl */
+		"http://localhost:8000/v1",  /* a name: curl */
+		"http://api.example.com/v1", /* a name: curl */
+		"http://user:pw@127.0.0.1/", /* user info: curl */
+		"http://127.0.0.1:0/",       /* bad ports */
+		"http://127.0.0.1:65536/",
+		"http://127.0.0.1:80x/",
+		"http://[::1/",
+		"http:///v1",
+		"ftp://127.0.0.1/",
+	};
+
+	ok(wrk_h1_parse_url("http://127.0.0.1:8000/v1/chat/completions?x=1", &t)
+	            == 0
+	        && t.addr.sa.sa_family == AF_INET
+	        && ntohs(t.addr.in4.sin_port) == 8000 && t.authority_len == 14
+	        && memcmp(t.authority, "127.0.0.1:8000", 14) == 0
+	        && t.path_len == 24
+	        && memcmp(t.path, "/v1/chat/completions?x=1", 24) == 0,
+	    "IPv4 with port, path and query");
+	ok(wrk_h1_parse_url("HTTP://10.1.2.3", &t) == 0
+	        && ntohs(t.addr.in4.sin_port) == 80 && t.path_len == 1
+	        && t.path[0] == '/',
+	    "no port, no path: port 80, path /");
+	ok(wrk_h1_parse_url("http://[::1]:9/x", &t) == 0
+	        && t.addr.sa.sa_family == AF_INET6
+	        && ntohs(t.addr.in6.sin6_port) == 9 && t.authority_len == 7
+	        && t.path_len == 2,
+	    "IPv6 literal with port");
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		ok(wrk_h1_parse_url(refused[i], &t) == -1, "left to curl: %s",
+		    refused[i]);
+}
+
 int
 main(void)
 {
 	sink s;
 	outcome o;
+
+	test_urls();
 
 	check_all_cuts("content-length",
 	    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
