@@ -294,6 +294,30 @@ set_events(wrk_h1_conn *k, uint32_t ev)
 	return 0;
 }
 
+/* The epoll interest k's state calls for.  While the request is being
+ * sent the answer is read too: an upstream may answer (an error,
+ * typically) and close before it read the whole body. */
+static uint32_t
+want(const wrk_h1_conn *k)
+{
+	switch (k->st) {
+	case C_CONNECTING:
+		return EPOLLOUT;
+	case C_SENDING:
+		return EPOLLOUT | (k->paused ? 0u : (uint32_t)EPOLLIN);
+	case C_WAITING:
+		return k->paused ? 0u : (uint32_t)EPOLLIN;
+	default:
+		return EPOLLIN;
+	}
+}
+
+static int
+rearm(wrk_h1_conn *k)
+{
+	return set_events(k, want(k));
+}
+
 static void
 done_push(wrk_h1_conn *k, wrk_h1_result res, int os_errno)
 {
@@ -418,6 +442,7 @@ build_head(wrk_h1_conn *k, const wrk_h1_target *t, const wrk_h1_req *req)
 }
 
 static void fail(wrk_h1_conn *k, wrk_h1_result res, int os_errno);
+static void read_some(wrk_h1_conn *k);
 
 /* Send what is left of the request; then wait for the answer. */
 static void
@@ -427,8 +452,9 @@ send_some(wrk_h1_conn *k)
 	struct msghdr mh;
 	size_t total = k->head_len + k->body_len;
 	ssize_t n;
-	int niov;
+	int niov, e;
 
+	k->st = C_SENDING;
 	while (k->sent < total) {
 		niov = 0;
 		if (k->sent < k->head_len) {
@@ -454,18 +480,25 @@ send_some(wrk_h1_conn *k)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				k->st = C_SENDING;
-				if (set_events(k, EPOLLOUT) != 0)
+				if (rearm(k) != 0)
 					fail(k, WRK_H1_LOCAL, ENOMEM);
 				return;
 			}
-			fail(k, WRK_H1_BROKEN, errno);
+			/* it may have answered, then closed: what it said
+			 * counts more than the broken send */
+			e = errno;
+			if (!k->paused && k->fd >= 0) {
+				read_some(k);
+				if (k->st != C_SENDING)
+					return;
+			}
+			fail(k, WRK_H1_BROKEN, e);
 			return;
 		}
 		k->sent += (size_t)n;
 	}
 	k->st = C_WAITING;
-	if (set_events(k, EPOLLIN) != 0)
+	if (rearm(k) != 0)
 		fail(k, WRK_H1_LOCAL, ENOMEM);
 }
 
@@ -514,7 +547,7 @@ connect_fresh(wrk_h1_conn *k)
 		    e);
 		return;
 	}
-	if (set_events(k, EPOLLOUT) != 0) {
+	if (rearm(k) != 0) {
 		close_sock(k);
 		done_push(k, WRK_H1_LOCAL, ENOMEM);
 	}
@@ -730,7 +763,7 @@ feed(wrk_h1_conn *k, const uint8_t *p, size_t n)
 		at += used;
 		if (err == PF_EAGAIN) {
 			k->paused = 1;
-			if (set_events(k, 0) != 0) {
+			if (rearm(k) != 0) {
 				fail(k, WRK_H1_LOCAL, ENOMEM);
 				return 1;
 			}
@@ -804,8 +837,10 @@ read_some(wrk_h1_conn *k)
 			 * is not needed again (a stream holds its lease for
 			 * minutes) */
 			k->got_byte = 1;
-			free(k->head);
-			k->head = NULL;
+			if (k->sent >= k->head_len) {
+				free(k->head);
+				k->head = NULL;
+			}
 		}
 		if (feed(k, c->scratch, off + (size_t)n))
 			return;
@@ -822,7 +857,7 @@ wrk_h1_resume(wrk_h1_conn *k)
 	k->paused = 0;
 	if (k->left_len > 0 && feed(k, k->left, k->left_len))
 		return;
-	if (!k->paused && set_events(k, EPOLLIN) != 0)
+	if (!k->paused && rearm(k) != 0)
 		fail(k, WRK_H1_LOCAL, ENOMEM);
 }
 
@@ -870,10 +905,15 @@ wrk_h1_event(void *client, int fd, uint32_t events)
 		send_some(k);
 		return;
 	case C_SENDING:
+		/* an early answer (an error before the body was all sent):
+		 * read it; complete, it ends the transfer */
+		if (!k->paused && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+			read_some(k);
+			if (k->st != C_SENDING)
+				return;
+		}
 		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			send_some(k);
-		/* an early answer (an error before the body was all
-		 * sent) is read once the request is out, or at failure */
 		return;
 	case C_WAITING:
 		if (!k->paused) {

@@ -46,8 +46,25 @@ def sse_events(n):
     return b"".join(out)
 
 
+EARLY = {"error": {"message": "request too large", "type":
+                   "invalid_request_error", "code": "too_large"}}
+
+
+def answer_early(conn):
+    """413 as soon as the head is read, the body left unread: the
+    gateway is still sending (its socket buffers are full) when this
+    answer comes, and must read it anyway."""
+    body = json.dumps(EARLY).encode()
+    conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: "
+                 b"application/json\r\nConnection: close\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    conn.shutdown(socket.SHUT_WR)
+    time.sleep(3)  # not reading: the sender stays blocked
+
+
 def read_request(conn, buf):
-    """One request from conn: (head lines, body, rest), or None at EOF."""
+    """One request from conn: (head lines, body, rest), or None at EOF
+    (or after an early answer)."""
     while b"\r\n\r\n" not in buf:
         d = conn.recv(65536)
         if not d:
@@ -55,6 +72,11 @@ def read_request(conn, buf):
         buf += d
     head, buf = buf.split(b"\r\n\r\n", 1)
     lines = head.decode("latin-1").split("\r\n")
+    if any(ln.lower().startswith("x-mock-early:") for ln in lines):
+        with LOCK:
+            SEEN.append(("early", lines, b""))
+        answer_early(conn)
+        return None
     n = 0
     for ln in lines[1:]:
         k, _, v = ln.partition(":")
@@ -195,6 +217,7 @@ with Harness() as h:
             g = h.gateway(models=MODELS, upstream=upstream,
                           serve_env={"PF_UPSTREAM_OWN_CLIENT": own,
                                      "PF_HTTP_THREADS": "1",
+                                     "PF_BODY_MAX": str(32 << 20),
                                      "PF_CHANNEL_FAIL_MAX": "0"})
 
             def chat(model, stream=False):
@@ -258,6 +281,14 @@ with Harness() as h:
                 text = resp[2].decode(errors="replace")
                 t.ok(str(port) not in text and "sk-" not in text,
                      f"{tag}: {model}: no URL or key in the error", text)
+
+            # an answer before the request body was all sent (a body
+            # larger than the socket buffers) is read and passed on
+            big = {"model": "ka", "messages": [
+                {"role": "user", "content": "x" * (24 << 20)}]}
+            resp = g.chat(big, headers={"x-mock-early": "1"})
+            t.eq((resp[0], json_or_none(resp[2])), (413, EARLY),
+                 f"{tag}: an early 413 during the upload is passed on")
 
             # the gateway still works after the broken answers
             resp = chat("ka")
