@@ -111,8 +111,8 @@ pf_hex_encode(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int
-hex_value(char c)
+int
+pf_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -129,12 +129,12 @@ pf_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t n)
 	if (in == NULL || inlen / 2 != n || inlen % 2 != 0)
 		return PF_EINVAL;
 	for (size_t i = 0; i < inlen; i++) {
-		if (hex_value(in[i]) < 0)
+		if (pf_hex_digit(in[i]) < 0)
 			return PF_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		out[i] = (uint8_t)(hex_value(in[2 * i]) << 4
-		    | hex_value(in[2 * i + 1]));
+		out[i] = (uint8_t)(pf_hex_digit(in[2 * i]) << 4
+		    | pf_hex_digit(in[2 * i + 1]));
 	}
 	return PF_OK;
 }

@@ -38,6 +38,10 @@ PF_NODISCARD pf_err pf_random_bytes(void *buf, size_t n);
  * must hold 2*n+1 bytes. */
 void pf_hex_encode(const uint8_t *in, size_t n, char *out);
 
+/* pf_hex_digit returns the value of one hex digit (either case), -1 for
+ * any other character. */
+int pf_hex_digit(int c);
+
 /* pf_hex_decode parses exactly 2*n hex digits (either case) from in into
  * out[n].  Errors: PF_EINVAL (wrong length or non-hex); out untouched. */
 PF_NODISCARD pf_err pf_hex_decode(

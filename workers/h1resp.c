@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/ids.h"
 #include "common/limits.h"
 #include "workers/h1resp.h"
 
@@ -249,18 +250,6 @@ line_len(const uint8_t *p, size_t n, pf_err *err)
 	return 0;
 }
 
-static int
-hex_val(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* "HEX[ws][;ext]CRLF" */
 static pf_err
 chunk_size(const uint8_t *p, size_t n, uint64_t *ret)
@@ -269,7 +258,7 @@ chunk_size(const uint8_t *p, size_t n, uint64_t *ret)
 	size_t i = 0;
 	int h;
 
-	while (i < n && (h = hex_val(p[i])) >= 0) {
+	while (i < n && (h = pf_hex_digit(p[i])) >= 0) {
 		v = v * 16 + (uint64_t)h;
 		if (v > SIZE_MAX_BELIEVED)
 			return PF_EPROTO;
