@@ -69,6 +69,7 @@ struct wrk_h1_conn {
 	uint8_t got_byte; /* a byte of the answer arrived */
 	uint8_t paused;
 	uint8_t reusable;
+	uint32_t gen;      /* sockets this lease has had (a retry opens one) */
 	wrk_h1_target tgt; /* authority and path pointers are dropped once
 	                      the head is built */
 	char *head;        /* request head, owned */
@@ -453,6 +454,7 @@ send_some(wrk_h1_conn *k)
 	size_t total = k->head_len + k->body_len;
 	ssize_t n;
 	int niov, e;
+	uint32_t gen = k->gen;
 
 	k->st = C_SENDING;
 	while (k->sent < total) {
@@ -489,7 +491,8 @@ send_some(wrk_h1_conn *k)
 			e = errno;
 			if (!k->paused && k->fd >= 0) {
 				read_some(k);
-				if (k->st != C_SENDING)
+				/* done, or a retry on a new socket took over */
+				if (k->st != C_SENDING || k->gen != gen)
 					return;
 			}
 			fail(k, WRK_H1_BROKEN, e);
@@ -513,6 +516,7 @@ connect_fresh(wrk_h1_conn *k)
 	int one = 1, idle = KEEPALIVE_S, fd;
 
 	k->st = C_CONNECTING;
+	k->gen++;
 	k->sent = 0;
 	k->got_byte = 0;
 	fd = socket(t->addr.sa.sa_family,
@@ -908,8 +912,10 @@ wrk_h1_event(void *client, int fd, uint32_t events)
 		/* an early answer (an error before the body was all sent):
 		 * read it; complete, it ends the transfer */
 		if (!k->paused && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+			uint32_t gen = k->gen;
+
 			read_some(k);
-			if (k->st != C_SENDING)
+			if (k->st != C_SENDING || k->gen != gen)
 				return;
 		}
 		if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
