@@ -11,6 +11,7 @@ retry once on a new connection), and broken answers (not HTTP, a head
 over 64 KiB, a body cut short), which become 502 upstream_error."""
 import json
 import socket
+import struct
 import threading
 import time
 
@@ -62,9 +63,17 @@ def answer_early(conn):
     time.sleep(3)  # not reading: the sender stays blocked
 
 
-def read_request(conn, buf):
+def reset(conn):
+    """Close conn with a reset (unread data dropped), as an upstream
+    that gave up on a kept-alive connection does."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def read_request(conn, buf, nth=0):
     """One request from conn: (head lines, body, rest), or None at EOF
-    (or after an early answer)."""
+    (or after an early answer, or a reset)."""
     while b"\r\n\r\n" not in buf:
         d = conn.recv(65536)
         if not d:
@@ -76,6 +85,14 @@ def read_request(conn, buf):
         with LOCK:
             SEEN.append(("early", lines, b""))
         answer_early(conn)
+        return None
+    if nth >= 1 and any(ln.lower().startswith("x-mock-reset-second:")
+                        for ln in lines):
+        # the second request on this connection: reset it while the
+        # gateway is still sending the body
+        with LOCK:
+            SEEN.append(("reset", lines, b""))
+        reset(conn)
         return None
     n = 0
     for ln in lines[1:]:
@@ -163,7 +180,7 @@ def serve_conn(conn):
     buf, nth = b"", 0
     try:
         while True:
-            got = read_request(conn, buf)
+            got = read_request(conn, buf, nth)
             if got is None:
                 return
             lines, body, buf = got
@@ -289,6 +306,20 @@ with Harness() as h:
             resp = g.chat(big, headers={"x-mock-early": "1"})
             t.eq((resp[0], json_or_none(resp[2])), (413, EARLY),
                  f"{tag}: an early 413 during the upload is passed on")
+
+            # a kept-alive connection reset under a large upload: the
+            # send fails, and the request goes once more on a new one
+            hdr = {"x-mock-reset-second": "1"}
+            small = {"model": "ka", "messages": [
+                {"role": "user", "content": "hi"}]}
+            first = g.chat(small, headers=hdr)
+            resets = len(seen("reset"))
+            resp = g.chat(big, headers=hdr)
+            t.eq((first[0], resp[0], content(resp),
+                  len(seen("reset")) - resets),
+                 (200, 200, "kept alive", 1),
+                 f"{tag}: a connection reset during a large upload is "
+                 "retried on a new one")
 
             # the gateway still works after the broken answers
             resp = chat("ka")
