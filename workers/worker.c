@@ -42,6 +42,9 @@
 
 /* Requests taken per loop turn, so curl is never starved. */
 #define RECV_BATCH 16
+/* Daemon runs a turn makes after its other work while the daemon has
+ * more to do at once (see thread_main). */
+#define HOOK_RUNS_MAX 3
 /* Longest sleep of a loop turn; a safety net only. */
 #define POLL_MAX_MS 1000
 /* Reply send fds waited on per turn. */
@@ -435,8 +438,12 @@ thread_main(void *arg)
 		wrk_replies_flush(t->replies);
 		atomic_store(&t->live, env.n_live);
 		/* a connection this turn resumed (an answer is ready) is
-		 * written now, not after one more wait */
-		if (hook != NULL && hook->timeout_ms(hook->arg, idx) == 0) {
+		 * written now, not after one more wait; and while the
+		 * daemon has more it can do at once (a stream's first
+		 * chunk after its head), a few runs more */
+		for (int runs = 0; hook != NULL && runs < HOOK_RUNS_MAX
+		     && hook->timeout_ms(hook->arg, idx) == 0;
+		     runs++) {
 			hook->run(hook->arg, idx);
 			hook_at = wrk_now_ms();
 		}
