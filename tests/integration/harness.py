@@ -181,12 +181,37 @@ class Proc:
         data = self.out.read().decode("utf-8", errors="replace")
         return data[-limit:]
 
+    def hung_stacks(self):
+        """A process that did not stop in time: its threads' stacks (gdb,
+        when installed) and its last log lines, as TAP comments, so the
+        failure says where it hung."""
+        lines = []
+        if shutil.which("gdb"):
+            try:
+                r = subprocess.run(
+                    ["gdb", "-p", str(self.p.pid), "-batch", "-nx", "-ex",
+                     "thread apply all bt"], capture_output=True,
+                    timeout=60)
+                lines = [ln for ln in r.stdout.decode(
+                    "utf-8", errors="replace").splitlines()
+                    if ln.startswith(("Thread ", "#"))]
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        print(f"# {self.name}: did not stop in time; its threads:")
+        for ln in lines[:400]:
+            print("#   " + ln)
+        print(f"# {self.name}: its last log lines:")
+        for ln in self.output(6000).splitlines()[-40:]:
+            print("#   " + ln)
+        sys.stdout.flush()
+
     def stop(self, sig=signal.SIGTERM, wait=10):
         if self.alive():
             self.p.send_signal(sig)
             try:
                 self.p.wait(wait)
             except subprocess.TimeoutExpired:
+                self.hung_stacks()
                 self.p.kill()
                 self.p.wait()
         return self.p.returncode
