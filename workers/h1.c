@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/grow.h"
 #include "common/limits.h"
 #include "workers/h1.h"
 
@@ -235,17 +236,14 @@ fd_note(wrk_h1 *c, wrk_h1_conn *k)
 	size_t fd = (size_t)k->fd;
 
 	if (fd >= c->n_by_fd) {
-		size_t n = c->n_by_fd ? c->n_by_fd : 256;
-		wrk_h1_conn **nv;
+		size_t old = c->n_by_fd;
+		wrk_h1_conn **nv
+		    = pf_grow(c->by_fd, &c->n_by_fd, fd + 1, sizeof *nv);
 
-		while (n <= fd)
-			n *= 2;
-		nv = realloc(c->by_fd, n * sizeof *nv);
 		if (nv == NULL)
 			return -1;
-		memset(nv + c->n_by_fd, 0, (n - c->n_by_fd) * sizeof *nv);
+		memset(nv + old, 0, (c->n_by_fd - old) * sizeof *nv);
 		c->by_fd = nv;
-		c->n_by_fd = n;
 	}
 	c->by_fd[fd] = k;
 	return 0;
