@@ -176,10 +176,9 @@ decide_mode(wrk_xfer *x)
 	const char *ct = NULL;
 
 	if (x->h1 != NULL) {
-		const wrk_h1resp *r = wrk_h1_resp(x->h1);
-
-		x->status = r->status;
-		ct = r->has_ctype ? r->ctype : NULL;
+		x->status = wrk_h1_resp(x->h1)->status;
+		wrk_h1_take_ctype(x->h1, &x->ctype);
+		ct = pf_ctype_str(&x->ctype);
 	} else {
 		char *cct = NULL;
 
@@ -187,10 +186,12 @@ decide_mode(wrk_xfer *x)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
 		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &cct);
 		ct = cct;
+		/* one over PF_CTYPE_MAX is dropped (the head then says
+		 * application/json); out of memory for an uncommon one
+		 * too */
+		if (ct == NULL || pf_ctype_set_str(&x->ctype, ct) != PF_OK)
+			pf_ctype_clear(&x->ctype);
 	}
-	x->ctype[0] = 0;
-	if (ct != NULL && strlen(ct) < sizeof x->ctype)
-		memcpy(x->ctype, ct, strlen(ct) + 1);
 	if (x->status >= 200 && x->status < 300) {
 		if (x->rq->stream && ct != NULL
 		    && strcasestr(ct, "text/event-stream") != NULL) {
@@ -213,7 +214,7 @@ conv_emit_cb(void *arg, const uint8_t *ev, size_t len)
 	pf_err err;
 
 	if (!x->head_sent) {
-		snprintf(x->ctype, sizeof x->ctype, "text/event-stream");
+		(void)!pf_ctype_set_str(&x->ctype, "text/event-stream");
 		err = wrk_xfer_send_head(x);
 		if (err != PF_OK)
 			return err;
@@ -524,7 +525,7 @@ attempt_start(wrk_xfer *x, uint32_t i)
 	x->header_bytes = 0;
 	x->got_byte = 0;
 	x->paused = 0;
-	x->ctype[0] = 0;
+	pf_ctype_clear(&x->ctype);
 	x->resp.len = 0;
 	memset(&x->usage, 0, sizeof x->usage);
 	wrk_sse_init(&x->sse, PF_SSE_EVENT_MAX);
@@ -569,6 +570,10 @@ attempt_start(wrk_xfer *x, uint32_t i)
 		if (wrk_h1_start(x->env->h1, &tgt, &req, body_in, x, &x->h1)
 		    != PF_OK)
 			goto fail;
+		/* the request head is built (a retry on a fresh connection
+		 * sends that copy): a stream need not hold the list */
+		curl_slist_free_all(x->headers);
+		x->headers = NULL;
 		goto started;
 	}
 	if (wrk_env_curl(x->env) != PF_OK)
@@ -817,7 +822,7 @@ convert_body(wrk_xfer *x, int error)
 	if (err == PF_OK) {
 		wrk_buf_fini(&x->resp);
 		x->resp = out;
-		snprintf(x->ctype, sizeof x->ctype, "application/json");
+		(void)!pf_ctype_set_str(&x->ctype, "application/json");
 		return;
 	}
 	wrk_buf_fini(&out);
@@ -865,7 +870,7 @@ ensure_error_json(wrk_xfer *x)
 	}
 	wrk_buf_fini(&x->resp);
 	x->resp = out;
-	snprintf(x->ctype, sizeof x->ctype, "application/json");
+	(void)!pf_ctype_set_str(&x->ctype, "application/json");
 }
 
 /* How a transfer that failed after it began counts against the

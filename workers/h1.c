@@ -63,6 +63,7 @@ struct wrk_h1_conn {
 	wrk_h1_body_cb cb;
 	void *arg;
 	wrk_h1resp resp;
+	pf_ctype ctype; /* the answer's, copied from its head */
 	wrk_h1_result res;
 	int os_errno;
 	uint8_t reused;   /* the lease began on a kept-alive connection */
@@ -270,6 +271,7 @@ lease_clear(wrk_h1_conn *k)
 	k->left = NULL;
 	k->left_len = 0;
 	k->body = NULL;
+	pf_ctype_clear(&k->ctype);
 }
 
 static void
@@ -678,6 +680,14 @@ wrk_h1_resp(const wrk_h1_conn *k)
 	return &k->resp;
 }
 
+void
+wrk_h1_take_ctype(wrk_h1_conn *k, pf_ctype *ret)
+{
+	pf_ctype_clear(ret);
+	*ret = k->ctype;
+	k->ctype = (pf_ctype) { 0 };
+}
+
 int
 wrk_h1_connected(const wrk_h1_conn *k)
 {
@@ -751,6 +761,22 @@ complete(wrk_h1_conn *k, size_t extra)
 	done_push(k, WRK_H1_OK, 0);
 }
 
+/* The head just parsed from the bytes at p: keep its Content-Type (these
+ * bytes are gone by the time the owner looks).  -1: out of memory. */
+static int
+keep_ctype(wrk_h1_conn *k, const uint8_t *p)
+{
+	const wrk_h1resp *r = &k->resp;
+	pf_err err;
+
+	if (!r->has_ctype)
+		return 0;
+	err = pf_ctype_set(
+	    &k->ctype, (const char *)p + r->ctype_at, r->ctype_len);
+	/* one over PF_CTYPE_MAX is dropped: the answer counts as untyped */
+	return err == PF_ENOMEM ? -1 : 0;
+}
+
 /* Feed p[0..n) to the parser and the callback.  Returns 1 when the lease
  * went to the done list, else 0 (the rest is kept). */
 static int
@@ -760,8 +786,15 @@ feed(wrk_h1_conn *k, const uint8_t *p, size_t n)
 	pf_err err;
 
 	while (at < n) {
+		int had_head = wrk_h1resp_has_head(&k->resp);
+
 		err = wrk_h1resp_feed(
 		    &k->resp, p + at, n - at, &used, k->cb, k->arg);
+		if (!had_head && wrk_h1resp_has_head(&k->resp)
+		    && keep_ctype(k, p + at) != 0) {
+			fail(k, WRK_H1_LOCAL, ENOMEM);
+			return 1;
+		}
 		at += used;
 		if (err == PF_EAGAIN) {
 			k->paused = 1;

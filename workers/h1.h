@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ctype.h"
 #include "common/err.h"
 #include "workers/cloop.h"
 #include "workers/h1resp.h"
@@ -103,6 +104,11 @@ PF_NODISCARD pf_err wrk_h1_start(wrk_h1 *c, const wrk_h1_target *t,
 /* wrk_h1_resp returns the answer's parser state: status and head fields
  * once wrk_h1resp_has_head. */
 const wrk_h1resp *wrk_h1_resp(const wrk_h1_conn *k);
+
+/* wrk_h1_take_ctype moves the answer's Content-Type (copied when its
+ * head came) into *ret, replacing what *ret held; none when it had none,
+ * it was longer than PF_CTYPE_MAX, or it was taken already. */
+void wrk_h1_take_ctype(wrk_h1_conn *k, pf_ctype *ret);
 
 /* wrk_h1_connected: the connection is established. */
 int wrk_h1_connected(const wrk_h1_conn *k);

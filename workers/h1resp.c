@@ -123,6 +123,8 @@ parse_dec(const uint8_t *p, size_t n, uint64_t *ret)
 struct head_facts {
 	int chunked, other_te, close, keep_alive, has_len;
 	uint64_t len;
+	const uint8_t *ctype; /* Content-Type value, ctype_len bytes */
+	size_t ctype_len;
 };
 
 static pf_err
@@ -158,11 +160,8 @@ header_line(wrk_h1resp *r, const uint8_t *p, size_t n, struct head_facts *f)
 		f->keep_alive |= has_token(v, vlen, "keep-alive");
 	} else if (name_is(p, nlen, "content-type")) {
 		r->has_ctype = 1;
-		r->ctype[0] = 0;
-		if (vlen < sizeof r->ctype) {
-			memcpy(r->ctype, v, vlen);
-			r->ctype[vlen] = 0;
-		}
+		f->ctype = v;
+		f->ctype_len = vlen;
 	}
 	return PF_OK;
 }
@@ -198,7 +197,6 @@ parse_head(wrk_h1resp *r, const uint8_t *p, size_t n)
 	r->minor = (uint8_t)(line[7] - '0');
 	r->status = status;
 	r->has_ctype = 0;
-	r->ctype[0] = 0;
 	for (line = nl + 1; line < end; line = nl + 1) {
 		nl = memchr(line, '\n', (size_t)(end - line));
 		k = (size_t)(nl - line);
@@ -210,6 +208,8 @@ parse_head(wrk_h1resp *r, const uint8_t *p, size_t n)
 		if (err != PF_OK)
 			return err;
 	}
+	r->ctype_at = f.ctype != NULL ? (uint32_t)(f.ctype - p) : 0;
+	r->ctype_len = (uint32_t)f.ctype_len;
 	if (status < 200) {
 		if (status == 101)
 			return PF_EPROTO; /* no upgrade was asked for */
@@ -317,6 +317,7 @@ wrk_h1resp_feed(wrk_h1resp *r, const uint8_t *p, size_t n, size_t *used,
 		err = parse_head(r, p + at, k);
 		if (err != PF_OK)
 			return err;
+		r->ctype_at += (uint32_t)at; /* from the head's start to p's */
 		at += k;
 		*used = at;
 		if (r->state != WRK_H1_HEAD)

@@ -47,8 +47,12 @@ typedef struct wrk_h1resp {
 	int status;         /* 100..999 */
 	uint8_t minor;      /* HTTP/1.minor */
 	uint8_t keep_alive; /* the connection may carry another request */
-	uint8_t has_ctype;
-	char ctype[128]; /* Content-Type ("" when none or too long) */
+	uint8_t has_ctype;  /* the head has a Content-Type */
+	/* its value: ctype_len bytes at ctype_at in the bytes given to the
+	 * wrk_h1resp_feed call that parsed the head (a caller that wants
+	 * it copies it then: the parser keeps no bytes, and a stream holds
+	 * its parser for minutes) */
+	uint32_t ctype_at, ctype_len;
 
 	enum wrk_h1_state state;
 	uint64_t left;   /* LENGTH / CHUNK_DATA: bytes still to come */

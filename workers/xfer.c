@@ -256,7 +256,9 @@ pf_err
 wrk_xfer_send_head(wrk_xfer *x)
 {
 	pf_msg m;
-	const char *ct = x->ctype[0] ? x->ctype : "application/json";
+	const char *ct = pf_ctype_str(&x->ctype) != NULL
+	    ? pf_ctype_str(&x->ctype)
+	    : "application/json";
 
 	memset(&m, 0, sizeof m);
 	m.kind = PF_MSG_RELAY_HEAD;
@@ -357,6 +359,7 @@ xfer_free(wrk_xfer *x)
 {
 	wrk_xfer_attempt_end(x);
 	wrk_buf_fini(&x->resp);
+	pf_ctype_clear(&x->ctype);
 	wrk_outq_close(&x->q);
 	unmark(x);
 	table_del(x->env, x);

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <stdint.h>
 
+#include "common/ctype.h"
 #include "common/ids.h"
 #include "common/limits.h"
 #include "workers/convert.h"
@@ -80,7 +81,7 @@ struct wrk_xfer {
 	int64_t t_attempt, t_last;
 	uint32_t connect_ms, first_byte_ms, idle_ms, total_ms;
 	uint8_t got_byte, paused;
-	char ctype[128];
+	pf_ctype ctype; /* the answer's (none: application/json) */
 	wrk_sse sse;
 	wrk_buf resp;
 	uint8_t conv; /* Anthropic client on an OpenAI channel */

@@ -73,7 +73,13 @@ run(const char *msg, size_t len, size_t piece, sink *s, int eof)
 		have += k;
 		at += k;
 		for (;;) {
+			int had_head = wrk_h1resp_has_head(&r);
+
 			err = wrk_h1resp_feed(&r, buf, have, &used, sink_cb, s);
+			/* the Content-Type lies in these bytes only now */
+			if (!had_head && wrk_h1resp_has_head(&r) && r.has_ctype
+			    && r.ctype_len < sizeof o.ctype)
+				memcpy(o.ctype, buf + r.ctype_at, r.ctype_len);
 			memmove(buf, buf + used, have - used);
 			have -= used;
 			if (err == PF_EAGAIN && ++spins < 100000)
@@ -96,7 +102,6 @@ run(const char *msg, size_t len, size_t piece, sink *s, int eof)
 	o.rest = have + (len - at);
 	o.status = r.status;
 	o.keep_alive = r.keep_alive;
-	memcpy(o.ctype, r.ctype, sizeof o.ctype);
 	return o;
 }
 

@@ -115,6 +115,9 @@ barrier_wait(void)
 	return met;
 }
 
+/* a Content-Type no upstream of ours sends: passed on byte for byte */
+#define ODD_TYPE "application/x-ndjson; profile=\"urn:example:odd\""
+
 /* The fake upstream's fixed answers: path prefix, status, type, body. */
 static const struct {
 	const char *prefix;
@@ -133,6 +136,8 @@ static const struct {
 	{ "POST /nousage/", 200, "application/json",
 	    "{\"choices\":[{\"message\":{\"content\":"
 	    "\"Hello, world\"}}]}" },
+	{ "POST /oddtype/", 200, ODD_TYPE,
+	    "{\"choices\":[{\"message\":{\"content\":\"odd\"}}]}" },
 };
 
 /* fixed_answer answers from fixed_answers when req's path is there. */
@@ -813,7 +818,7 @@ main(void)
 	fake f;
 	char mock_base[64], closed_base[64], s500[64], s429[64], s400[64];
 	char hang[64], drop[64], echo[64], nousage[64], proxy_env[64];
-	char stall[64], html[64], s401[64], s404url[64];
+	char stall[64], html[64], s401[64], s404url[64], oddtype[64];
 	char via_fake[64], big_base[64], slow_base[64], barrier[64];
 	char ipc_worker[80], ipc_reply[80];
 	result r;
@@ -868,6 +873,7 @@ main(void)
 	FAKE(nousage, "nousage");
 	FAKE(stall, "stall");
 	FAKE(html, "html");
+	FAKE(oddtype, "oddtype");
 	FAKE(s401, "s401");
 	FAKE(s404url, "s404url");
 	FAKE(barrier, "barrier");
@@ -1028,6 +1034,14 @@ main(void)
 		        && strstr(r.data, "s404url") == NULL,
 		    "upstream error body: its URL and host are scrubbed (%s)",
 		    r.data);
+	}
+	{
+		cand cs[] = { { oddtype, 1, 0, NULL, NULL, 0 } };
+
+		ok(run(chat_body, 0, 0, cs, 1, &r) == 0 && r.status == 200
+		        && strcmp(r.ctype, ODD_TYPE) == 0,
+		    "an uncommon Content-Type reaches relay.head as sent: [%s]",
+		    r.ctype);
 	}
 	{
 		cand cs[] = { { html, 1, 0, NULL, NULL, 0 } };
