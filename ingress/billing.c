@@ -90,7 +90,6 @@ typedef struct open_req {
 	uint8_t id[PF_ID_LEN];
 	credit *cr;
 	int64_t hold;
-	char model[PF_MODEL_NAME_MAX + 1];
 	pf_price price;
 	int64_t ratio_ppm;
 	int64_t prompt_est;
@@ -98,6 +97,9 @@ typedef struct open_req {
 	uint8_t stream;
 	ing_flight *flight; /* tracked: told when the event is durable */
 	struct open_req *next;
+	/* NUL-terminated, at most PF_MODEL_NAME_MAX bytes; allocated to its
+	 * length (a stream holds its open_req for minutes) */
+	char model[];
 } open_req;
 
 /* A relay.end handed over by the reply thread. */
@@ -601,13 +603,14 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 	int64_t now = pf_clock_ms();
 	pf_err err = PF_OK;
 	credit *c = NULL;
+	size_t model_len = strnlen(t->model, PF_MODEL_NAME_MAX);
 	open_req *o;
 
-	o = calloc(1, sizeof(*o));
+	o = calloc(1, sizeof(*o) + model_len + 1);
 	if (o == NULL)
 		return PF_ENOMEM;
 	memcpy(o->id, t->id, PF_ID_LEN);
-	snprintf(o->model, sizeof(o->model), "%s", t->model);
+	memcpy(o->model, t->model, model_len);
 	o->price = t->price;
 	o->ratio_ppm = t->ratio_ppm;
 	o->prompt_est = t->prompt_estimate;
@@ -1252,7 +1255,7 @@ settle_locked(ing_billing *b, const end_note *n, int64_t now)
 		return NULL;
 	}
 	p->flight = o->flight;
-	memcpy(p->model, o->model, sizeof(p->model));
+	memcpy(p->model, o->model, strlen(o->model) + 1);
 	memcpy(p->u.event_id, o->id, PF_ID_LEN);
 	p->u.user_id = o->cr->user_id;
 	p->u.token_id = o->cr->token_id;

@@ -2,6 +2,7 @@
  * guard.c -- header deadline for client connections.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,13 @@ struct ing_guard_rec {
 	int fd;
 	int state;        /* ING_GUARD_* */
 	int64_t since_ms; /* monotonic: when the state began */
-	struct sockaddr_storage peer;
+	/* the client's address (TCP: IPv4 or IPv6; not a sockaddr_storage,
+	 * 128 bytes, in a record every open stream holds) */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} peer;
 	socklen_t peer_len;
 	struct ing_guard_rec *prev, *next;
 };
@@ -109,7 +116,8 @@ ing_guard_add(ing_guard *g, int fd)
 		return NULL;
 	r->fd = fd;
 	r->peer_len = sizeof(r->peer);
-	if (getpeername(fd, (struct sockaddr *)&r->peer, &r->peer_len) != 0)
+	if (getpeername(fd, &r->peer.sa, &r->peer_len) != 0
+	    || r->peer_len > sizeof(r->peer))
 		r->fd = -1; /* cannot tell it apart later: never cut */
 	r->since_ms = pf_mono_ms();
 	pthread_mutex_lock(&g->mu);

@@ -125,6 +125,7 @@ ing_flight_unref(ing_flight *f)
 	pthread_mutex_destroy(&f->mu);
 	free(f->buf);
 	free(f->error);
+	pf_ctype_clear(&f->content_type);
 	free(f);
 }
 
@@ -766,11 +767,12 @@ on_head(ing_relay *r, ing_flight *f, const pf_relay_head *h)
 	}
 	f->status = h->status;
 	size_t n = h->content_type.len;
-	if (n >= sizeof(f->content_type))
-		n = sizeof(f->content_type) - 1;
-	if (n > 0)
-		memcpy(f->content_type, h->content_type.ptr, n);
-	f->content_type[n] = '\0';
+	if (n > PF_CTYPE_MAX)
+		n = PF_CTYPE_MAX;
+	/* out of memory for an uncommon type: the answer goes out as
+	 * application/json */
+	(void)!pf_ctype_set(
+	    &f->content_type, (const char *)h->content_type.ptr, n);
 }
 
 static void

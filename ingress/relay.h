@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/ctype.h"
 #include "common/err.h"
 #include "common/msg.h"
 
@@ -75,7 +76,7 @@ typedef struct ing_flight {
 	/* what the worker sent */
 	int head;
 	int status;
-	char content_type[128];
+	pf_ctype content_type; /* none: application/json */
 	uint32_t next_seq;
 	/* stream: the worker's completion estimate with the last relay.data
 	 * filed (0 from older workers); billed when the worker is lost */

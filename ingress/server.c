@@ -35,10 +35,13 @@
 #include "ingress/router.h"
 #include "ingress/server.h"
 
-/* MHD reader block of a stream response: allocated with each response;
- * chunked answers (HTTP/1.1) are written through the connection's pool,
- * so it only sizes reads for HTTP/1.0 clients.  Paid per open stream. */
+/* MHD reader block of a stream response: allocated with each response,
+ * so paid per open stream.  A chunked answer (HTTP/1.1) is written
+ * through the connection's pool and never touches the block: it gets the
+ * least MHD takes.  An HTTP/1.0 client reads until close through the
+ * block, STREAM_BLOCK bytes a read. */
 #define STREAM_BLOCK 256u
+#define STREAM_BLOCK_CHUNKED 1u
 #define DISCARD_MAX_FACTOR 2u /* over-cap bytes we swallow, x body_max */
 
 /* One HTTP daemon run by a loop of the caller's (ing_server_start_loops):
@@ -98,15 +101,16 @@ typedef struct conn_state {
 	size_t len, cap;
 	int too_large;
 	int queued; /* a response is queued */
+	int http11; /* HTTP/1.1: a stream goes out chunked */
 	size_t discarded;
 	ing_flight *flight;
 	int64_t started_ms;
-	/* waiting for the accountant's grant, parked (ingress/billing.h) */
-	ing_bill_wait wait;
-	int wait_init;
-	/* waiting for the key's lookup, parked (ingress/auth.h) */
-	ing_auth_wait auth_wait;
-	int auth_wait_init;
+	/* waiting for the key's lookup (ingress/auth.h) and for the
+	 * accountant's grant (ingress/billing.h), parked: each allocated at
+	 * its first call and freed once that call gives an answer, so a held
+	 * stream does not carry them (~270 bytes) */
+	ing_auth_wait *auth_wait;
+	ing_bill_wait *wait;
 } conn_state;
 
 /* --- responses ---------------------------------------------------------
@@ -171,6 +175,17 @@ queue_json(
 static void resume_cb(void *st);
 static void suspend_cb(void *st);
 
+/* auth_wait_drop frees st's key-lookup wait, if any. */
+static void
+auth_wait_drop(conn_state *st)
+{
+	if (st->auth_wait == NULL)
+		return;
+	ing_auth_wait_fini(st->srv->auth, st->auth_wait);
+	free(st->auth_wait);
+	st->auth_wait = NULL;
+}
+
 /* authenticate: MHD_YES with *ret_tok set, or an error response queued
  * (*ret_tok NULL), or (a cache miss) the connection parked until the
  * key's lookup ends (MHD_YES, *ret_tok NULL, nothing queued): the request
@@ -204,18 +219,22 @@ authenticate(struct MHD_Connection *conn, conn_state *st, ing_token **ret_tok)
 	len = strlen(key);
 	while (len > 0 && (key[len - 1] == ' ' || key[len - 1] == '\t'))
 		len--;
-	if (!st->auth_wait_init) {
-		ing_auth_wait_init(&st->auth_wait, st, resume_cb);
-		st->auth_wait_init = 1;
+	if (st->auth_wait == NULL) {
+		st->auth_wait = malloc(sizeof(*st->auth_wait));
+		if (st->auth_wait == NULL)
+			return queue_error(
+			    conn, st, &ING_ERR_INTERNAL, "out of memory");
+		ing_auth_wait_init(st->auth_wait, st, resume_cb);
 	}
 	for (;;) {
 		err = ing_auth_lookup(
-		    st->srv->auth, key, len, &st->auth_wait, &tok);
+		    st->srv->auth, key, len, st->auth_wait, &tok);
 		if (err != PF_EPENDING)
 			break;
-		if (ing_auth_wait_park(&st->auth_wait, suspend_cb))
+		if (ing_auth_wait_park(st->auth_wait, suspend_cb))
 			return MHD_YES;
 	}
+	auth_wait_drop(st);
 	if (err == PF_EDENIED)
 		return queue_error(conn, st, &ING_ERR_INVALID_KEY,
 		    "Incorrect API key provided.");
@@ -402,7 +421,7 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 	char *body = NULL;
 	size_t len = 0;
 	int status = 0;
-	char ctype[sizeof(f->content_type)];
+	char ctype[PF_CTYPE_MAX + 1];
 	const ing_apierr *e = NULL;
 	char msg[ING_FLIGHT_ERROR_MAX + 1];
 	int stream_now = 0;
@@ -437,8 +456,9 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 	        || f->reason == PF_END_UPSTREAM_ERROR)) {
 		status = f->status;
 		snprintf(ctype, sizeof(ctype), "%s",
-		    f->content_type[0] != '\0' ? f->content_type
-		                               : "application/json");
+		    pf_ctype_str(&f->content_type) != NULL
+		        ? pf_ctype_str(&f->content_type)
+		        : "application/json");
 		body = (char *)f->buf;
 		len = f->len - f->off;
 		if (f->off > 0 && body != NULL)
@@ -468,9 +488,9 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 			status = MHD_HTTP_BAD_GATEWAY;
 		return queue_take(conn, st, (unsigned)status, body, len, ctype);
 	}
-	struct MHD_Response *r
-	    = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
-	        stream_reader_cb, ing_flight_ref(f), stream_free_cb);
+	struct MHD_Response *r = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, st->http11 ? STREAM_BLOCK_CHUNKED : STREAM_BLOCK,
+	    stream_reader_cb, ing_flight_ref(f), stream_free_cb);
 	if (r == NULL) {
 		ing_flight_unref(f);
 		return MHD_NO;
@@ -573,6 +593,17 @@ seed_from_id(const uint8_t id[PF_ID_LEN])
 	return s;
 }
 
+/* bill_wait_drop frees st's admission wait, if any. */
+static void
+bill_wait_drop(conn_state *st)
+{
+	if (st->wait == NULL)
+		return;
+	ing_bill_wait_fini(st->srv->billing, st->wait);
+	free(st->wait);
+	st->wait = NULL;
+}
+
 /* admit holds the request's estimated cost (docs/billing.md); on
  * failure an error response is queued and *ret_admitted stays 0.  When
  * the accountant must be asked, the connection is parked (MHD_YES, no
@@ -615,17 +646,21 @@ admit(struct MHD_Connection *conn, conn_state *st, const ing_token *tok,
 	t.started_ms = st->started_ms;
 	t.deadline_ms = deadline_ms;
 	t.stream = info->stream;
-	if (!st->wait_init) {
-		ing_bill_wait_init(&st->wait, st, resume_cb);
-		st->wait_init = 1;
+	if (st->wait == NULL) {
+		st->wait = malloc(sizeof(*st->wait));
+		if (st->wait == NULL)
+			return queue_error(
+			    conn, st, &ING_ERR_INTERNAL, "out of memory");
+		ing_bill_wait_init(st->wait, st, resume_cb);
 	}
 	for (;;) {
-		err = ing_billing_admit(st->srv->billing, &t, &st->wait);
+		err = ing_billing_admit(st->srv->billing, &t, st->wait);
 		if (err != PF_EPENDING)
 			break;
-		if (ing_bill_wait_park(&st->wait, suspend_cb))
+		if (ing_bill_wait_park(st->wait, suspend_cb))
 			return MHD_YES;
 	}
+	bill_wait_drop(st);
 	if (err == PF_OK) {
 		*ret_admitted = 1;
 		return MHD_YES;
@@ -914,7 +949,6 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 	ing_server *srv = lc->srv;
 	conn_state *st = *con_cls;
 
-	(void)version;
 	if (st == NULL) {
 		int wrong_method = 0;
 		st = calloc(1, sizeof(*st));
@@ -923,6 +957,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		*con_cls = st;
 		st->srv = srv;
 		st->conn = conn;
+		st->http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
 		st->lc = srv->n_loops > 0 ? lc : NULL;
 		st->url = url;
 		st->started_ms = pf_clock_ms();
@@ -1021,10 +1056,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 			ing_relay_cancel(srv->relay, f);
 		ing_flight_unref(f);
 	}
-	if (st->wait_init)
-		ing_bill_wait_fini(srv->billing, &st->wait);
-	if (st->auth_wait_init)
-		ing_auth_wait_fini(srv->auth, &st->auth_wait);
+	bill_wait_drop(st);
+	auth_wait_drop(st);
 	free(st->body);
 	free(st);
 	*con_cls = NULL;

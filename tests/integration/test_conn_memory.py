@@ -4,7 +4,9 @@
 Header blocks an SDK sends pass; a larger block gets 431 and the gateway
 keeps serving; SSE events bigger than the whole pool still reach the
 client intact (in several writes); PF_HTTP_CONN_MEMORY=8192 takes the
-blocks the default refuses."""
+blocks the default refuses.  A stream to an HTTP/1.0 client (no chunked
+encoding: the body runs until close, read through the response's own
+block, which HTTP/1.1 streams do without) arrives whole too."""
 import json
 import socket
 import time
@@ -90,6 +92,32 @@ def raw_status(base_url, key, headers):
         return None
 
 
+def http10_stream(base_url, key, model):
+    """Asks for a stream in an HTTP/1.0 request and reads the answer until
+    the server closes.  Returns (status, head bytes, body bytes)."""
+    port = int(base_url.split(":")[2].split("/")[0])
+    body = json.dumps({"model": model, "stream": True,
+                       "messages": MESSAGES}).encode()
+    head = ("POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\n"
+            f"Authorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head + body)
+        while True:
+            piece = s.recv(65536)
+            if not piece:
+                break
+            data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    try:
+        status = int(head.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        status = None
+    return status, head, rest
+
+
 with Harness() as h:
     t = h.tap
 
@@ -128,6 +156,15 @@ with Harness() as h:
          f"default pool: {BIG_CHUNKS} SSE events of {BIG_EVENT} bytes "
          "(each larger than the pool) arrive whole",
          f"status {st}, framed {framed}, text bytes {len(text)}")
+
+    for model, want in (("mock-gpt", None), ("big", BIG_EVENT * BIG_CHUNKS)):
+        st, head, body = http10_stream(g.base_url, g.key, model)
+        text, framed = content_of(body)
+        t.ok(st == 200 and framed and b"chunked" not in head.lower()
+             and (want is None or len(text) == want),
+             f"HTTP/1.0 client: the {model} stream arrives whole, unchunked",
+             f"status {st}, framed {framed}, text bytes {len(text)}, "
+             f"head {head[:300]!r}")
 
     base, proc = h.start_serve(g.db, {"PF_HTTP_CONN_MEMORY": "8192"})
     g.base_url = base

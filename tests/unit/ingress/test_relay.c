@@ -257,7 +257,8 @@ main(void)
 	pthread_mutex_lock(&f->mu);
 	ok(fc.resumed == 1 && !f->suspended, "head resumed the connection");
 	ok(f->status == 200
-	        && strcmp(f->content_type, "text/event-stream") == 0,
+	        && strcmp(pf_ctype_str(&f->content_type), "text/event-stream")
+	            == 0,
 	    "status and content type kept");
 	f->responded = 1; /* response queued: reader phase */
 	ok(!ing_flight_ready_locked(f), "reader has nothing yet");
