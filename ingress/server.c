@@ -96,7 +96,6 @@ typedef struct conn_state {
 	int anthropic;   /* errors in Anthropic's shape */
 	const char *url; /* MHD's, valid for the request */
 	uint8_t id[PF_ID_LEN];
-	char id_hex[PF_ID_HEX_LEN + 1];
 	char *body;
 	size_t len, cap;
 	int too_large;
@@ -116,6 +115,19 @@ typedef struct conn_state {
 /* --- responses ---------------------------------------------------------
  */
 
+/* add_id_headers names the request's id in r (hex; encoded here, not
+ * kept in conn_state, which an open stream holds). */
+static void
+add_id_headers(struct MHD_Response *r, const conn_state *st)
+{
+	char id_hex[PF_ID_HEX_LEN + 1];
+
+	pf_hex_encode(st->id, PF_ID_LEN, id_hex);
+	MHD_add_response_header(r, "x-request-id", id_hex);
+	if (st->anthropic) /* Anthropic's SDKs read request-id */
+		MHD_add_response_header(r, "request-id", id_hex);
+}
+
 /* queue_take queues body (malloc'ed, taken even on failure). */
 static enum MHD_Result
 queue_take(struct MHD_Connection *conn, conn_state *st, unsigned status,
@@ -130,9 +142,7 @@ queue_take(struct MHD_Connection *conn, conn_state *st, unsigned status,
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	MHD_add_response_header(r, "x-request-id", st->id_hex);
-	if (st->anthropic) /* Anthropic's SDKs read request-id */
-		MHD_add_response_header(r, "request-id", st->id_hex);
+	add_id_headers(r, st);
 	ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	if (ret == MHD_YES)
@@ -499,9 +509,7 @@ flight_step(struct MHD_Connection *conn, conn_state *st)
 	    r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	MHD_add_response_header(r, "X-Accel-Buffering", "no");
-	MHD_add_response_header(r, "x-request-id", st->id_hex);
-	if (st->anthropic) /* Anthropic's SDKs read request-id */
-		MHD_add_response_header(r, "request-id", st->id_hex);
+	add_id_headers(r, st);
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	if (ret == MHD_YES)
@@ -964,7 +972,6 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		guard_busy(srv, conn, ING_GUARD_BODY);
 		if (pf_id_new(st->id) != PF_OK)
 			return MHD_NO;
-		pf_hex_encode(st->id, PF_ID_LEN, st->id_hex);
 		st->route = classify(method, url, &wrong_method);
 		if (wrong_method)
 			st->route = R_NOT_FOUND;

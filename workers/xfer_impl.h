@@ -49,18 +49,20 @@ struct wrk_host {
 	uint8_t busy;    /* HTTP/1.x, and the last look found no free conn */
 };
 
+/* Fields are ordered so that the struct has no holes worth naming: a
+ * stream holds one for minutes. */
 struct wrk_xfer {
 	wrk_xfer *next, *prev;
 	wrk_xfer *hnext;          /* same id bucket */
 	wrk_xfer *pnext, **pprev; /* env->_pend or _wait; NULL: neither */
-	uint8_t waits;            /* on env->_wait */
 	wrk_env *env;
 	pf_msg *msg;
 	const pf_relay_request *rq;
-	char idhex[PF_ID_HEX_LEN + 1];
 	wrk_outq q;
-	enum phase phase;
 	int64_t deadline; /* request deadline, monotonic ms */
+	enum phase phase;
+	uint8_t waits; /* on env->_wait */
+	char idhex[PF_ID_HEX_LEN + 1];
 
 	/* current attempt */
 	uint32_t cand;
@@ -68,37 +70,37 @@ struct wrk_xfer {
 	const wrk_provider *prov;
 	CURL *easy;             /* the transfer, by curl */
 	struct wrk_h1_conn *h1; /* or by our own client (h1.h) */
-	uint8_t easy_stream;    /* easy belongs to the stream pool */
 	struct wrk_host *host;  /* counted in host->live while easy runs */
-	uint8_t fresh;          /* started with CURLOPT_FRESH_CONNECT */
 	struct curl_slist *headers;
 	wrk_body body;
 	enum mode mode;
 	enum abort_why abort_why;
-	int sock_errno; /* socket() failed with it (0: it did not fail) */
+	int sock_errno;      /* socket() failed with it (0: it did not fail) */
+	uint8_t easy_stream; /* easy belongs to the stream pool */
+	uint8_t fresh;       /* started with CURLOPT_FRESH_CONNECT */
+	uint8_t got_byte, paused;
 	long status;
 	size_t header_bytes;
 	int64_t t_attempt, t_last;
 	uint32_t connect_ms, first_byte_ms, idle_ms, total_ms;
-	uint8_t got_byte, paused;
 	pf_ctype ctype; /* the answer's (none: application/json) */
 	wrk_sse sse;
 	wrk_buf resp;
-	uint8_t conv; /* Anthropic client on an OpenAI channel */
 	wrk_conv *cv; /* its translation state (allocated at the first
 	                 such attempt; a stream holds a relay for minutes) */
+	uint8_t conv; /* Anthropic client on an OpenAI channel */
 
 	/* whole relay */
-	pf_attempt *att; /* outcomes, in order: max_att, after the struct */
-	uint32_t n_att, max_att;
 	uint8_t att_open; /* the current attempt is not recorded yet */
 	uint8_t flow;     /* credit-based flow control is on */
-	int64_t credit;   /* bytes left to send; may dip below 0 by one read */
 	uint8_t head_sent;
+	uint8_t last_timeout;
+	uint32_t n_att, max_att;
+	pf_attempt *att; /* outcomes, in order: max_att, after the struct */
+	int64_t credit;  /* bytes left to send; may dip below 0 by one read */
 	uint32_t seq;
 	wrk_usage usage;
 	long last_status;
-	uint8_t last_timeout;
 };
 
 /* xfer.c */
