@@ -864,6 +864,28 @@ classify(const char *method, const char *url, int *wrong_method)
 
 static enum MHD_Result too_large(struct MHD_Connection *conn, conn_state *st);
 
+/* first_cap sizes a request's first body buffer: its declared
+ * Content-Length when that holds need and is within max (most bodies
+ * are far below 4 KiB, and every request waiting for its key's lookup
+ * or its admission holds its buffer: many at once while thousands of
+ * streams open), else 4096. */
+static size_t
+first_cap(struct MHD_Connection *conn, size_t need, size_t max)
+{
+	const char *cl = MHD_lookup_connection_value(
+	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	unsigned long long v;
+	char *end;
+
+	if (cl == NULL)
+		return 4096;
+	errno = 0;
+	v = strtoull(cl, &end, 10);
+	if (errno != 0 || end == cl || v < need || v > max)
+		return 4096;
+	return (size_t)v;
+}
+
 static enum MHD_Result
 body_piece(
     struct MHD_Connection *conn, conn_state *st, const char *data, size_t n)
@@ -890,7 +912,8 @@ body_piece(
 		return MHD_YES;
 	}
 	if (st->len + n > st->cap) {
-		size_t want = st->cap ? st->cap : 4096;
+		size_t want
+		    = st->cap > 0 ? st->cap : first_cap(conn, st->len + n, max);
 		while (want < st->len + n)
 			want *= 2;
 		if (want > max)
