@@ -60,24 +60,26 @@ struct pf_lane;
 /* longest reason a flight keeps (ing_flight.error), bytes */
 #define ING_FLIGHT_ERROR_MAX 255u
 
+/* Fields are ordered so that the struct has no holes: a stream holds one
+ * for its whole life. */
 typedef struct ing_flight {
 	pthread_mutex_t mu;
 	uint8_t id[PF_ID_LEN];
-	int stream;          /* client asked for SSE */
+	int stream; /* client asked for SSE */
+	int fd;     /* client socket (-1 unknown), polled while parked */
 	int64_t deadline_ms; /* unix ms */
 	/* the client connection and how to wake it; conn is NULL once the
 	 * connection completed */
 	void *conn;
 	void (*resume)(void *conn);
 	int suspended;   /* conn parked by the HTTP side */
-	int fd;          /* client socket (-1 unknown), polled while parked */
 	int client_gone; /* the client hung up while parked */
 	int responded;   /* streaming response queued: reader phase */
 	/* what the worker sent */
 	int head;
 	int status;
-	pf_ctype content_type; /* none: application/json */
 	uint32_t next_seq;
+	pf_ctype content_type; /* none: application/json */
 	/* stream: the worker's completion estimate with the last relay.data
 	 * filed (0 from older workers); billed when the worker is lost */
 	int64_t completion;
@@ -89,9 +91,9 @@ typedef struct ing_flight {
 	 * usage event is in the spool file); set before the send */
 	int billing;
 	int upstream_status;
-	int failed;  /* cut: overflow or a protocol error */
 	char *error; /* why it failed or ended (ING_FLIGHT_ERROR_MAX), owned;
 	                NULL: nothing said (or no memory to say it) */
+	int failed;  /* cut: overflow or a protocol error */
 	/* flow control (set by the head) */
 	int flow;             /* the worker waits for relay.credit */
 	uint32_t credit_owed; /* bytes the reader took, not yet granted */
@@ -99,11 +101,11 @@ typedef struct ing_flight {
 	int _credit;          /* the request offered a credit window */
 	struct ing_ctl *_ctl; /* the worker's control socket, or NULL */
 	ing_relay *_relay;
-	uint32_t _pipe; /* NNG pipe the head came through (0: none yet) */
-	uint32_t _push; /* push socket (index + 1) the request went out on */
-	int _watched;   /* fd is in the relay's hang-up epoll set */
+	uint32_t _pipe;   /* NNG pipe the head came through (0: none yet) */
+	uint32_t _push;   /* push socket (index + 1) the request went out on */
+	uint8_t _watched; /* fd is in the relay's hang-up epoll set */
+	uint8_t _in_table;
 	int _refs;
-	int _in_table;
 	struct ing_flight *_next;
 } ing_flight;
 

@@ -71,10 +71,9 @@ struct wrk_h1_conn {
 	uint8_t got_byte; /* a byte of the answer arrived */
 	uint8_t paused;
 	uint8_t reusable;
-	uint32_t gen;      /* sockets this lease has had (a retry opens one) */
-	wrk_h1_target tgt; /* authority and path pointers are dropped once
-	                      the head is built */
-	char *head;        /* request head, owned */
+	uint32_t gen;     /* sockets this lease has had (a retry opens one) */
+	wrk_h1_addr addr; /* where it connects (a retry connects again) */
+	char *head;       /* request head, owned */
 	size_t head_len;
 	const uint8_t *body; /* borrowed */
 	size_t body_len;
@@ -510,17 +509,17 @@ send_some(wrk_h1_conn *k)
 static void
 connect_fresh(wrk_h1_conn *k)
 {
-	const wrk_h1_target *t = &k->tgt;
-	socklen_t alen = t->addr.sa.sa_family == AF_INET6 ? sizeof t->addr.in6
-	                                                  : sizeof t->addr.in4;
+	const wrk_h1_addr *a = &k->addr;
+	socklen_t alen
+	    = a->sa.sa_family == AF_INET6 ? sizeof a->in6 : sizeof a->in4;
 	int one = 1, idle = KEEPALIVE_S, fd;
 
 	k->st = C_CONNECTING;
 	k->gen++;
 	k->sent = 0;
 	k->got_byte = 0;
-	fd = socket(t->addr.sa.sa_family,
-	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(
+	    a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		done_push(k, WRK_H1_LOCAL, errno);
 		return;
@@ -536,7 +535,7 @@ connect_fresh(wrk_h1_conn *k)
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof idle);
-	if (connect(fd, &t->addr.sa, alen) == 0) {
+	if (connect(fd, &a->sa, alen) == 0) {
 		send_some(k);
 		return;
 	}
@@ -642,7 +641,7 @@ wrk_h1_start(wrk_h1 *c, const wrk_h1_target *t, const wrk_h1_req *req,
 		k->events = UINT32_MAX;
 		k->key = key;
 	}
-	k->tgt = *t;
+	k->addr = t->addr;
 	err = build_head(k, t, req);
 	if (err != PF_OK) {
 		if (reused)
@@ -651,8 +650,6 @@ wrk_h1_start(wrk_h1 *c, const wrk_h1_target *t, const wrk_h1_req *req,
 			free(k);
 		return err == PF_ETOOBIG ? PF_ENOMEM : err;
 	}
-	k->tgt.authority = NULL;
-	k->tgt.path = NULL;
 	k->cb = cb;
 	k->arg = arg;
 	k->body = req->body;

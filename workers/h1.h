@@ -38,13 +38,16 @@
 typedef struct wrk_h1 wrk_h1;
 typedef struct wrk_h1_conn wrk_h1_conn;
 
+/* An upstream's address. */
+typedef union wrk_h1_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+} wrk_h1_addr;
+
 /* Where a request goes: parsed from its URL by wrk_h1_parse_url. */
 typedef struct wrk_h1_target {
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in in4;
-		struct sockaddr_in6 in6;
-	} addr;
+	wrk_h1_addr addr;
 	const char *authority; /* host[:port] as written (Host header) */
 	size_t authority_len;
 	const char *path; /* "/..." with any query */
