@@ -130,25 +130,23 @@ release_upload(wrk_xfer *x)
 	wrk_body_fini(&x->body);
 }
 
-/* A stream's request body at least this long goes back to the allocator
- * at the stream's 2xx head (drop_request_body). */
-#define BODY_DROP_MIN 4096u
-
 /* drop_request_body gives a stream's request body back once curl sent
  * it.  The decoded relay.request kept the body (the whole conversation,
  * often tens of KiB) for the stream's life, but after a 2xx stream head
  * no attempt follows; the body was needed only for the prompt estimate
  * of an answer without reported usage, which is taken now.  The rest of
  * the request (id, candidates, headers) is cloned without it, so nothing
- * keeps pointing into the old message.  Best effort: on any failure the
- * body stays. */
+ * keeps pointing into the old message.  Whatever the body's size: a
+ * short one costs a short estimate and a clone of a few hundred bytes,
+ * once per stream, and every held stream pays what it keeps.  Best
+ * effort: on any failure the body stays. */
 static void
 drop_request_body(wrk_xfer *x)
 {
 	const pf_relay_request *rq = x->rq;
 	pf_msg lean, *copy = NULL;
 
-	if (rq->body.len < BODY_DROP_MIN)
+	if (rq->body.len == 0)
 		return;
 	if (x->body._owned == NULL && x->body.len > 0 && !upload_done(x))
 		return; /* sent straight from it, and not all yet */

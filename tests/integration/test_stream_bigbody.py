@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A stream gives its request body back at the 2xx head (the worker's
-drop_request_body, for bodies of 4 KiB and more): the stream still
+drop_request_body, whatever the body's size): the stream still
 arrives whole, and an answer without reported usage is billed the same
 estimated prompt as the non-stream answer to the same body, which keeps
 its body to the end.  Both ways a stream's body reaches curl are covered:
