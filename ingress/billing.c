@@ -1316,7 +1316,7 @@ spool_events(ing_billing *b, pending *ps)
 		}
 	}
 	uint64_t seq = pf_reclog_current_seq(b->spool);
-	int was_empty;
+	int was_empty, kick;
 
 	b->last_append_ms = pf_clock_ms();
 	/* to the syncer, which makes them sendable after its fdatasync */
@@ -1348,13 +1348,16 @@ spool_events(ing_billing *b, pending *ps)
 		b->st.settled++;
 	}
 	/* a lingering syncer wakes at its deadline by itself */
-	if (was_empty || b->n_syncing >= SEND_NOW_MIN)
+	kick = was_empty || b->n_syncing >= SEND_NOW_MIN;
+	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_unlock(&b->spool_mu);
+	/* after the unlocks: woken under them, the syncer would only block
+	 * on b->mu again */
+	if (kick)
 		pthread_cond_signal(&b->sync_wake);
 	if (io_failed)
 		pf_error("PF-SPOOL-IO",
 		    "msg=\"usage events not durable; sent from memory\"");
-	pthread_mutex_unlock(&b->mu);
-	pthread_mutex_unlock(&b->spool_mu);
 }
 
 static void *
