@@ -447,6 +447,13 @@ thread_main(void *arg)
 			hook->run(hook->arg, idx);
 			hook_at = wrk_now_ms();
 		}
+		/* requests those runs read start now, not after one more
+		 * wait: their upstream gets them a system call sooner */
+		if (hook != NULL && pf_lane_local_pending(w->intake) > 0) {
+			take_requests(t, &env);
+			wait = wrk_env_tick(&env, wrk_now_ms());
+			wrk_replies_flush(t->replies);
+		}
 		if (hook != NULL) {
 			wait = hook_wait(hook, idx, wait);
 			/* requests the hook queued beyond this turn's batch */
