@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "workers/cloop.h"
+#include "workers/curlfn.h"
 
 /* epoll events taken per wait; more stay ready for the next turn */
 #define READY_MAX 256

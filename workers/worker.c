@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "common/msg.h"
 #include "workers/cloop.h"
+#include "workers/curlfn.h"
 #include "workers/h1.h"
 #include "workers/reply.h"
 #include "workers/worker.h"
