@@ -52,7 +52,8 @@ load(void)
 	}
 	/* POSIX: a function's address from dlsym converts back */
 #define GET(name)                                                              \
-	if ((sym = dlsym(lib, "curl_" #name)) == NULL) {                       \
+	sym = dlsym(lib, "curl_" #name);                                       \
+	if (sym == NULL) {                                                     \
 		pf_error("PF-WRK-CURL", "msg=\"%s lacks curl_%s\"",            \
 		    CURL_SONAME, #name);                                       \
 		return;                                                        \
