@@ -35,6 +35,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/reclog.h"
+#include "common/thread.h"
 #include "ingress/billing.h"
 #include "ingress/credit.h"
 #include "ingress/relay.h"
@@ -1371,6 +1372,7 @@ syncer_main(void *arg)
 {
 	ing_billing *b = arg;
 	struct sched_param sp = { .sched_priority = 0 };
+	pf_thread_name("pf-spool-sync");
 
 	/* no answer waits for it: its wake-ups should not preempt the
 	 * thread that handed it work (SCHED_BATCH tasks do not; failure
@@ -1640,6 +1642,7 @@ billing_main(void *arg)
 {
 	ing_billing *b = arg;
 	int64_t last_tick = pf_clock_ms();
+	pf_thread_name("pf-billing");
 
 	for (;;) {
 		int64_t now = pf_clock_ms();

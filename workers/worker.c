@@ -34,6 +34,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/msg.h"
+#include "common/thread.h"
 #include "workers/cloop.h"
 #include "workers/curlfn.h"
 #include "workers/h1.h"
@@ -399,7 +400,12 @@ thread_main(void *arg)
 	wrk_env env;
 	int fds[POLL_FDS];
 	int64_t hook_at = 0; /* when the hook last ran */
+	char name[16];
 
+	/* serve's loops also run the HTTP daemon */
+	snprintf(name, sizeof(name), "pf-%s-%u",
+	    hook != NULL ? "loop" : "worker", idx);
+	pf_thread_name(name);
 	wrk_env_init(&env, t->multi, w->cfg, t->replies);
 	env.ctl_addr = t->ctl_url;
 	env.loop = t->loop;
