@@ -561,7 +561,7 @@ attempt_start(wrk_xfer *x, uint32_t i)
 			goto fail;
 		/* the request head is built (a retry on a fresh connection
 		 * sends that copy): a stream need not hold the list */
-		curl_slist_free_all(x->headers);
+		wrk_slist_free_all(x->headers);
 		x->headers = NULL;
 		goto started;
 	}
