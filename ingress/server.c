@@ -551,6 +551,9 @@ typedef struct fwd_headers {
 	const char *bad; /* why the set was refused, or NULL */
 } fwd_headers;
 
+/* serve_relay's, used only during one call of it */
+static _Thread_local fwd_headers tl_fwd;
+
 static int
 forwarded(const char *name)
 {
@@ -743,19 +746,16 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 		return queue_error(conn, st, &ING_ERR_MODEL_NOT_FOUND, msg);
 	}
 	fill_candidates(&pick, cands);
-	/* on the heap (~19 KiB); the send below copies what it needs */
-	fwd_headers *fh = calloc(1, sizeof(*fh));
-	if (fh == NULL) {
-		ing_token_unref(tok);
-		ing_snapshot_unref(snap);
-		return queue_error(
-		    conn, st, &ING_ERR_INTERNAL, "out of memory");
-	}
+	/* the thread's (~19 KiB: too big for the stack, and a malloc and
+	 * free of it per request went through the allocator's slow path);
+	 * the send below copies what it needs */
+	fwd_headers *fh = &tl_fwd;
+	fh->n = 0;
+	fh->bad = NULL;
 	MHD_get_connection_values_n(
 	    conn, MHD_HEADER_KIND, collect_header_cb, fh);
 	if (fh->bad != NULL) {
 		snprintf(msg, sizeof(msg), "%s", fh->bad);
-		free(fh);
 		ing_token_unref(tok);
 		ing_snapshot_unref(snap);
 		return queue_error(conn, st, &ING_ERR_BAD_REQUEST, msg);
@@ -766,7 +766,6 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	ret = admit(conn, st, tok, snap, &info, deadline, &admitted);
 	ing_token_unref(tok);
 	if (!admitted) {
-		free(fh);
 		ing_snapshot_unref(snap);
 		return ret;
 	}
@@ -793,7 +792,6 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	    = ing_flight_new(st->id, info.stream, deadline, st, resume_cb);
 	if (st->flight == NULL) {
 		ing_billing_abort(st->srv->billing, st->id);
-		free(fh);
 		ing_snapshot_unref(snap);
 		return queue_error(
 		    conn, st, &ING_ERR_INTERNAL, "out of memory");
@@ -806,7 +804,6 @@ serve_relay(struct MHD_Connection *conn, conn_state *st)
 	st->flight->billing
 	    = ing_billing_track(st->srv->billing, st->id, st->flight);
 	err = ing_relay_send(st->srv->relay, st->flight, &m);
-	free(fh);
 	ing_snapshot_unref(snap);
 	if (err != PF_OK) {
 		ing_billing_abort(st->srv->billing, st->id);
