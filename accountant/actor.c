@@ -1153,13 +1153,15 @@ acct_accountant_start(
 	return PF_OK;
 }
 
-/* Cancels the statements the lanes and the actor's connection run. */
+/* Cancels the statements the lanes, the marker and the actor's
+ * connection run. */
 static void
 cancel_statements(acct_accountant *a)
 {
 	char errbuf[256];
 
 	acct_lanes_cancel(a->lanes);
+	acct_durable_cancel(a->dur);
 	pthread_mutex_lock(&a->mu);
 	/* a failed request changes nothing: the next round retries */
 	if (a->conn_cancel != NULL)
