@@ -89,10 +89,10 @@ void acct_lanes_retry_now(acct_lanes *ls);
 /*
  * acct_lanes_cancel asks the server to cancel the statement each lane of
  * the batch in flight is running (PQcancel), from any thread: a statement
- * waiting for a lock ends at once.  A cancelled lane fails as a lost
- * connection does (PF_EDB, its events stay PENDING); a lane between two
- * statements goes on, so call again until the batch is over.  For a stop
- * that must not wait for the database without bound.
+ * waiting for a lock ends at once.  A cancelled lane fails with PF_EDB
+ * (its events stay PENDING); a lane between two statements goes on, so
+ * call again until the batch is over.  For a stop that must not wait for
+ * the database without bound.
  */
 void acct_lanes_cancel(acct_lanes *ls);
 
