@@ -10,9 +10,10 @@ requests end 503 in the API's error format (OpenAI's, Anthropic's on
 nothing is charged twice and no request is lost (each one either got 200
 and exactly one usage event, or 503 and none).  SIGTERM while the
 accountant waits for a lock (its batch, on `tokens`; its durability
-marker, on `accountant_durable`): `serve` still exits 0 (the stop cancels
-the wait after its grace), and a restart on the same event log and spool
-charges that request exactly once.
+marker, on `accountant_durable`; a grant's balance lookup, on `tokens`):
+`serve` still exits 0 (the stop cancels the wait after its grace), and a
+restart on the same event log and spool charges a served request exactly
+once.
 
 Split roles: the accountant is frozen with SIGSTOP (its socket stays up,
 nothing is answered) and thawed with SIGCONT.  `serve` (the accountant
@@ -112,6 +113,25 @@ def check_stop_locked(t, h, db, table, charged):
                      "HAVING u.quota <> 100000000 - coalesce(sum(e.cost), 0)")
     t.eq(bad, [], f"{what}: the balance = 100000000 - its ledger")
     t.eq(proc.stop(wait=60), 0, f"{what}: the restarted serve exits 0")
+
+
+def check_stop_grant_locked(t, h, db):
+    """serve stopped while its accountant's grant lookup of a new user's
+    token waits for a lock on tokens (the actor's own connection)."""
+    what = "serve stop, grant lookup locked"
+    base, proc = h.start_serve(db, ENV)
+    uid, key = make_users(h, db, "stopgrant", 1)[0]
+    t.eq(chat(base, key, model="no-such-model")[0], 404,
+         f"{what}: the key is known (no credit asked for yet)")
+    lock = TableLock(db, "tokens")
+    try:
+        st = chat(base, key)[0]
+        t.eq(st, 503, f"{what}: a request waits for credit and ends 503")
+        rc = proc.stop(wait=60)
+        t.eq(rc, 0, f"{what}: SIGTERM while the grant lookup waits for "
+             "the lock: exit 0")
+    finally:
+        lock.release()
 
 
 def check_wait(t, h, db, base, granted, users, stall, unstall, what):
@@ -250,3 +270,4 @@ with Harness() as h:
     g.proc.stop(wait=60)
     check_stop_locked(t, h, g.db, "tokens", False)
     check_stop_locked(t, h, g.db, "accountant_durable", True)
+    check_stop_grant_locked(t, h, g.db)
