@@ -32,6 +32,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/reclog.h"
+#include "common/thread.h"
 
 #define ERRBUF_MAX 1024
 #define SWEEP_MS 1000
@@ -865,6 +866,7 @@ actor_loop(acct_accountant *a)
 {
 	struct item *items = malloc(a->n_ctxs * sizeof(*items));
 	int64_t next_sweep = pf_clock_ms() + SWEEP_MS;
+	pf_thread_name("pf-accountant");
 
 	if (items == NULL) {
 		pf_error("PF-ACCT-OOM", "what=actor");

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/grow.h"
 #include "common/limits.h"
+#include "common/thread.h"
 
 #define LANE_ERR_MAX 1024
 #define LANE_RETRY_MS 2000
@@ -143,6 +144,7 @@ static void *
 lane_main(void *arg)
 {
 	struct lane *ln = arg;
+	pf_thread_name("pf-acct-lane");
 
 	pthread_mutex_lock(&ln->mu);
 	for (;;) {

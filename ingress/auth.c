@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/limits.h"
+#include "common/thread.h"
 #include "ingress/auth.h"
 #include "ingress/db.h"
 
@@ -533,6 +534,7 @@ thread_main(void *arg)
 {
 	ing_auth *a = arg;
 	char(*hashes)[KEY_HASH_LEN + 1] = a->batch;
+	pf_thread_name("pf-auth");
 
 	for (;;) {
 		size_t n = 0;

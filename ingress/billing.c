@@ -35,6 +35,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/reclog.h"
+#include "common/thread.h"
 #include "ingress/billing.h"
 #include "ingress/credit.h"
 #include "ingress/relay.h"
@@ -186,6 +187,9 @@ struct ing_billing {
 	pending *sync_head, **sync_tail; /* flushed, not yet synced */
 	int sync_fd;                     /* dup of the newest segment */
 	uint64_t sync_seq;               /* ... whose sequence number */
+	int sync_busy;    /* the fd a fdatasync runs on, -1: none */
+	int sync_retired; /* sync_busy replaced meanwhile: the syncer
+	                   * closes it, -1: none */
 	size_t n_syncing;
 	/* thread only */
 	pf_reclog *spool;
@@ -1316,21 +1320,24 @@ spool_events(ing_billing *b, pending *ps)
 		}
 	}
 	uint64_t seq = pf_reclog_current_seq(b->spool);
-	int was_empty;
+	int was_empty, kick;
 
 	b->last_append_ms = pf_clock_ms();
 	/* to the syncer, which makes them sendable after its fdatasync */
 	pthread_mutex_lock(&b->mu);
-	/* the syncer's descriptor: a dup of the segment written, kept while
-	 * the syncer has not taken it (one dup per batch it syncs, not one
-	 * per write); an older segment's is closed (synced at rotation) */
+	/* the syncer's descriptor: a dup of the segment written, one per
+	 * segment (a dup and a close per batch cost two system calls on
+	 * the answers' path); an older segment's is closed (synced at
+	 * rotation), by the syncer if its fdatasync runs on it */
 	if (!io_failed && (b->sync_fd < 0 || b->sync_seq != seq)) {
 		int fd = dup(pf_reclog_fileno(b->spool));
 
 		if (fd < 0) {
 			io_failed = 1;
 		} else {
-			if (b->sync_fd >= 0)
+			if (b->sync_fd >= 0 && b->sync_fd == b->sync_busy)
+				b->sync_retired = b->sync_fd;
+			else if (b->sync_fd >= 0)
 				close(b->sync_fd);
 			b->sync_fd = fd;
 			b->sync_seq = seq;
@@ -1348,13 +1355,16 @@ spool_events(ing_billing *b, pending *ps)
 		b->st.settled++;
 	}
 	/* a lingering syncer wakes at its deadline by itself */
-	if (was_empty || b->n_syncing >= SEND_NOW_MIN)
+	kick = was_empty || b->n_syncing >= SEND_NOW_MIN;
+	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_unlock(&b->spool_mu);
+	/* after the unlocks: woken under them, the syncer would only block
+	 * on b->mu again */
+	if (kick)
 		pthread_cond_signal(&b->sync_wake);
 	if (io_failed)
 		pf_error("PF-SPOOL-IO",
 		    "msg=\"usage events not durable; sent from memory\"");
-	pthread_mutex_unlock(&b->mu);
-	pthread_mutex_unlock(&b->spool_mu);
 }
 
 static void *
@@ -1362,6 +1372,7 @@ syncer_main(void *arg)
 {
 	ing_billing *b = arg;
 	struct sched_param sp = { .sched_priority = 0 };
+	pf_thread_name("pf-spool-sync");
 
 	/* no answer waits for it: its wake-ups should not preempt the
 	 * thread that handed it work (SCHED_BATCH tasks do not; failure
@@ -1387,16 +1398,18 @@ syncer_main(void *arg)
 		int fd = b->sync_fd;
 		b->sync_head = NULL;
 		b->sync_tail = &b->sync_head;
-		b->sync_fd = -1;
+		b->sync_busy = fd;
 		pthread_mutex_unlock(&b->mu);
-		if (fd >= 0) {
-			if (fdatasync(fd) != 0)
-				pf_error("PF-SPOOL-FSYNC",
-				    "msg=\"usage events not durable; sent "
-				    "from memory\"");
-			close(fd);
-		}
+		if (fd >= 0 && fdatasync(fd) != 0)
+			pf_error("PF-SPOOL-FSYNC",
+			    "msg=\"usage events not durable; sent from "
+			    "memory\"");
 		pthread_mutex_lock(&b->mu);
+		b->sync_busy = -1;
+		if (b->sync_retired >= 0) {
+			close(b->sync_retired);
+			b->sync_retired = -1;
+		}
 		size_t fresh0 = b->n_fresh;
 		while (ps != NULL) {
 			pending *next = ps->next;
@@ -1629,6 +1642,7 @@ billing_main(void *arg)
 {
 	ing_billing *b = arg;
 	int64_t last_tick = pf_clock_ms();
+	pf_thread_name("pf-billing");
 
 	for (;;) {
 		int64_t now = pf_clock_ms();
@@ -1853,6 +1867,8 @@ free_all(ing_billing *b)
 	}
 	if (b->sync_fd >= 0)
 		close(b->sync_fd);
+	if (b->sync_retired >= 0)
+		close(b->sync_retired);
 	pf_reclog_close(b->spool);
 	free(b->segs);
 	pf_buf_fini(&b->enc);
@@ -1880,7 +1896,7 @@ ing_billing_start(
 	pthread_cond_init(&b->wake, NULL);
 	pthread_cond_init(&b->sync_wake, NULL);
 	b->sync_tail = &b->sync_head;
-	b->sync_fd = -1;
+	b->sync_fd = b->sync_busy = b->sync_retired = -1;
 	pf_buf_init(&b->enc);
 	err = pf_reclog_open(cfg->spool_dir, SPOOL_PREFIX, 0, &b->spool);
 	if (err != PF_OK) {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/thread.h"
 #include "ingress/guard.h"
 
 #define SWEEP_MS 250
@@ -51,6 +52,7 @@ static void *
 sweep_main(void *arg)
 {
 	ing_guard *g = arg;
+	pf_thread_name("pf-guard-sweep");
 
 	pthread_mutex_lock(&g->mu);
 	while (!g->stop) {

@@ -17,6 +17,7 @@
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "ingress/db.h"
 #include "ingress/health.h"
 
@@ -557,6 +558,7 @@ health_main(void *arg)
 	uint32_t every = h->cfg->channel_probe_ms;
 	int64_t next_probe = pf_clock_ms() + every;
 	pending *batch = malloc(QUEUE_MAX * sizeof(*batch));
+	pf_thread_name("pf-health");
 
 	if (batch == NULL)
 		return NULL;

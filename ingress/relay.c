@@ -19,6 +19,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/nngsend.h"
+#include "common/thread.h"
 #include "ingress/relay.h"
 
 #define TABLE_BUCKETS 4096u /* power of two */
@@ -935,6 +936,7 @@ sweeper_main(void *arg)
 {
 	ing_relay *r = arg;
 	int64_t last_sweep = pf_clock_ms();
+	pf_thread_name("pf-relay-sweep");
 
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {

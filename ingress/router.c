@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "ingress/db.h"
 #include "ingress/router.h"
 
@@ -225,6 +226,7 @@ reload_main(void *arg)
 {
 	ing_router *r = arg;
 	int failing = 0;
+	pf_thread_name("pf-routes");
 
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {

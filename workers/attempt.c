@@ -13,6 +13,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "workers/cloop.h"
+#include "workers/curlfn.h"
 #include "workers/h1.h"
 #include "workers/xfer_impl.h"
 
@@ -329,15 +330,6 @@ write_cb(char *p, size_t size, size_t nmemb, void *arg)
 
 /* ---- attempts ------------------------------------------------------------ */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_res = CURLE_FAILED_INIT;
-
-static void
-curl_init_once(void)
-{
-	curl_init_res = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 pf_err
 wrk_env_curl(wrk_env *env)
 {
@@ -345,10 +337,9 @@ wrk_env_curl(wrk_env *env)
 
 	if (env->multi != NULL)
 		return PF_OK;
-	/* never cleaned up: other threads' transfers may still run when
-	 * one worker stops, and the process ends soon after */
-	if (pthread_once(&curl_once, curl_init_once) != 0
-	    || curl_init_res != CURLE_OK)
+	/* never unloaded: other threads' transfers may still run when one
+	 * worker stops, and the process ends soon after */
+	if (wrk_curl_load() != PF_OK)
 		return PF_EIO;
 	m = curl_multi_init();
 	if (m == NULL)
@@ -416,7 +407,7 @@ wrk_xfer_attempt_end(wrk_xfer *x)
 		x->host->live--;
 		x->host = NULL;
 	}
-	curl_slist_free_all(x->headers);
+	wrk_slist_free_all(x->headers);
 	x->headers = NULL;
 	wrk_body_fini(&x->body);
 	wrk_sse_fini(&x->sse);

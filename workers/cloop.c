@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -13,6 +14,7 @@
 
 #include "common/clock.h"
 #include "workers/cloop.h"
+#include "workers/curlfn.h"
 
 /* epoll events taken per wait; more stay ready for the next turn */
 #define READY_MAX 256
@@ -40,6 +42,10 @@ struct wrk_cloop {
 	size_t n_reg;
 	int ep;
 	int wake;
+	/* a wakeup is signalled and not yet taken: later ones need no
+	 * write (the billing thread resumes many connections of one loop
+	 * in a row) */
+	atomic_int woken;
 	int64_t timer_at; /* monotonic ms of curl's timeout, INT64_MAX: none */
 	wrk_cloop_fd_fn own_fn;
 	void *own_arg;
@@ -257,6 +263,8 @@ wrk_cloop_wakeup(wrk_cloop *l)
 {
 	uint64_t one = 1;
 
+	if (atomic_exchange(&l->woken, 1))
+		return;
 	/* EAGAIN: the counter is full, the loop is awake anyway */
 	(void)!write(l->wake, &one, sizeof one);
 }
@@ -297,12 +305,7 @@ wrk_cloop_run(wrk_cloop *l)
 			if (l->own_fn != NULL)
 				l->own_fn(l->own_arg, fd, ev->events);
 			break;
-		case TAG_WAKE: {
-			uint64_t v;
-
-			(void)!read(l->wake, &v, sizeof v);
-			break;
-		}
+		case TAG_WAKE: /* taken by wrk_cloop_wait */
 		default:
 			break;
 		}
@@ -311,6 +314,25 @@ wrk_cloop_run(wrk_cloop *l)
 		l->timer_at = INT64_MAX;
 		curl_multi_socket_action(
 		    l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+}
+
+/* take_wake re-arms wrk_cloop_wakeup when the wait reported it, before
+ * the caller looks for the work it announced: a wakeup after this writes
+ * again, and one before it has its work seen. */
+static void
+take_wake(wrk_cloop *l)
+{
+	uint64_t v;
+
+	for (int i = 0; i < l->n_ready; i++) {
+		if ((enum tag)(l->ready[i].data.u64 >> 32) != TAG_WAKE)
+			continue;
+		/* an exchange: it reads the last waker's, whose work it
+		 * then sees */
+		(void)atomic_exchange(&l->woken, 0);
+		(void)!read(l->wake, &v, sizeof v);
+		return;
 	}
 }
 
@@ -350,5 +372,6 @@ wrk_cloop_wait(wrk_cloop *l, const int *fds, size_t n, int64_t timeout_ms)
 	}
 	got = epoll_wait(l->ep, l->ready, READY_MAX, (int)t);
 	l->n_ready = got > 0 ? got : 0;
+	take_wake(l);
 	return extra || got <= 0;
 }

@@ -6,6 +6,7 @@
 
 #include "common/limits.h"
 
+#include "workers/curlfn.h"
 #include "workers/provider.h"
 
 void
@@ -135,7 +136,7 @@ wrk_client_headers(
 			k += h->value.len;
 		}
 		line[k] = 0;
-		n = curl_slist_append(*list, line);
+		n = wrk_slist_append(*list, line);
 		if (n == NULL)
 			return PF_ENOMEM;
 		*list = n;
@@ -160,7 +161,7 @@ wrk_headers_add(struct curl_slist **list, const char *key_name, pf_bytes key,
 		memcpy(line, key_name, k);
 		memcpy(line + k, key.ptr, key.len);
 		line[k + key.len] = 0;
-		next = curl_slist_append(*list, line);
+		next = wrk_slist_append(*list, line);
 		/* only the bytes written held the key */
 		explicit_bzero(line, k + key.len + 1);
 		if (next == NULL)
@@ -168,7 +169,7 @@ wrk_headers_add(struct curl_slist **list, const char *key_name, pf_bytes key,
 		*list = next;
 	}
 	for (size_t i = 0; i < n; i++) {
-		next = curl_slist_append(*list, lines[i]);
+		next = wrk_slist_append(*list, lines[i]);
 		if (next == NULL)
 			return PF_ENOMEM;
 		*list = next;

@@ -34,7 +34,9 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/msg.h"
+#include "common/thread.h"
 #include "workers/cloop.h"
+#include "workers/curlfn.h"
 #include "workers/h1.h"
 #include "workers/reply.h"
 #include "workers/worker.h"
@@ -398,7 +400,12 @@ thread_main(void *arg)
 	wrk_env env;
 	int fds[POLL_FDS];
 	int64_t hook_at = 0; /* when the hook last ran */
+	char name[16];
 
+	/* serve's loops also run the HTTP daemon */
+	snprintf(name, sizeof(name), "pf-%s-%u",
+	    hook != NULL ? "loop" : "worker", idx);
+	pf_thread_name(name);
 	wrk_env_init(&env, t->multi, w->cfg, t->replies);
 	env.ctl_addr = t->ctl_url;
 	env.loop = t->loop;
@@ -446,6 +453,13 @@ thread_main(void *arg)
 		     runs++) {
 			hook->run(hook->arg, idx);
 			hook_at = wrk_now_ms();
+		}
+		/* requests those runs read start now, not after one more
+		 * wait: their upstream gets them a system call sooner */
+		if (hook != NULL && pf_lane_local_pending(w->intake) > 0) {
+			take_requests(t, &env);
+			wait = wrk_env_tick(&env, wrk_now_ms());
+			wrk_replies_flush(t->replies);
 		}
 		if (hook != NULL) {
 			wait = hook_wait(hook, idx, wait);

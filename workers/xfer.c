@@ -12,6 +12,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/tokest.h"
+#include "workers/curlfn.h"
 #include "workers/h1.h"
 #include "workers/xfer_impl.h"
 

@@ -4,6 +4,7 @@ non-stream chat completion, the stream (SSE framing, order, usage chunk
 iff stream_options.include_usage), and GET /v1/models.  Expected content
 and token counts follow docs/mock-model.md: N chunks "tok<i> " (default
 16), completion tokens = N, prompt tokens = ceil(text bytes / 4)."""
+import glob
 import json
 
 from harness import REQUEST_ID_RE, Harness, fetch, json_or_none, parse_sse
@@ -172,3 +173,12 @@ with Harness() as h:
 
     status, hdrs, body = fetch("GET", g.base_url.replace("/v1", "/health"))
     t.eq((status, json_or_none(body)), (200, {"status": "ok"}), "health")
+
+    # the process's threads say what they are (top -H, perf, gdb)
+    names = set()
+    for comm in glob.glob(f"/proc/{g.proc.p.pid}/task/*/comm"):
+        with open(comm) as f:
+            names.add(f.read().strip())
+    want = {"pf-loop-0", "pf-billing", "pf-spool-sync", "pf-auth",
+            "pf-accountant", "pf-acct-lane", "pf-relay-sweep"}
+    t.ok(want <= names, "serve's threads are named", sorted(names))

@@ -8,7 +8,8 @@ name: Content-Length, chunked (odd chunk sizes, extensions, a trailer,
 written in pieces), until close, an interim 100, a stream in chunks, a
 kept-alive connection closed under the next request (the gateway must
 retry once on a new connection), and broken answers (not HTTP, a head
-over 64 KiB, a body cut short), which become 502 upstream_error."""
+over 64 KiB, a body cut short), which become 502 upstream_error.  The own client's run never loads
+libcurl."""
 import json
 import socket
 import struct
@@ -328,5 +329,12 @@ with Harness() as h:
             resp = chat("ka")
             t.eq((resp[0], content(resp)), (200, "kept alive"),
                  f"{tag}: answers go on after broken ones")
+
+            # the worker opens libcurl at the first transfer it carries:
+            # never, while the own client carries everything
+            with open(f"/proc/{g.proc.p.pid}/maps") as f:
+                curl_mapped = "libcurl" in f.read()
+            t.eq(curl_mapped, own == "0",
+                 f"{tag}: libcurl is loaded only once a transfer needs it")
     finally:
         ls.close()
