@@ -8,6 +8,7 @@
  */
 #include "accountant/actor.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,6 +40,9 @@
 /* markers begin at most this often under load (each is a WAL flush of
  * its own, and moves the checkpoint file); an idle moment marks the rest */
 #define MARK_EVERY_MS 20
+/* a stop past its grace cancels the statements the actor waits for this
+ * often: one sent between two statements finds none to cancel */
+#define STOP_CANCEL_EVERY_MS 100
 
 struct ctx {
 	acct_accountant *a;
@@ -93,6 +97,10 @@ struct acct_accountant {
 	struct item *queue; /* ring of PF_ACCT_CONTEXTS */
 	size_t q_head, q_len;
 	int stopping;
+	int ended;             /* the actor thread is done (end_cv) */
+	pthread_cond_t end_cv; /* apart from cv: a request wakes the actor */
+	PGcancel *conn_cancel; /* conn's, for acct_accountant_stop */
+	int gave_up;           /* the stop cancels: no more database work */
 
 	/* actor-thread batches: the one filling (batch, ev, n_batch) and the
 	 * one the lanes apply (fl_*), logged before it was submitted; the
@@ -237,6 +245,33 @@ publish(acct_accountant *a, int64_t user_id, int64_t token_id, int64_t quota,
 
 /* ---- database ---- */
 
+/* Whether the stop gave up on the database (acct_accountant_stop): what
+ * is left is answered "resend later" instead of waiting for it again. */
+static int
+gave_up(acct_accountant *a)
+{
+	int v;
+
+	pthread_mutex_lock(&a->mu);
+	v = a->gave_up;
+	pthread_mutex_unlock(&a->mu);
+	return v;
+}
+
+static void
+conn_close(acct_accountant *a)
+{
+	PGcancel *cancel;
+
+	pthread_mutex_lock(&a->mu);
+	cancel = a->conn_cancel;
+	a->conn_cancel = NULL;
+	pthread_mutex_unlock(&a->mu);
+	PQfreeCancel(cancel);
+	acct_db_close(a->conn);
+	a->conn = NULL;
+}
+
 static pf_err
 db_ready(acct_accountant *a, char *errbuf, size_t errlen)
 {
@@ -252,14 +287,21 @@ db_ready(acct_accountant *a, char *errbuf, size_t errlen)
 	}
 	acct_ledger_free(a->ledger);
 	a->ledger = NULL;
-	acct_db_close(a->conn);
-	a->conn = NULL;
+	conn_close(a);
 	err = acct_db_connect(a->cfg->database_url, &a->conn, errbuf, errlen);
-	if (err == PF_OK)
+	if (err == PF_OK) {
+		/* made by the actor, the connection's owner, before the
+		 * ledger's statements (a PREPARE waits for locks too): the
+		 * stop cancels through it without touching the connection */
+		PGcancel *cancel = PQgetCancel(a->conn);
+
+		pthread_mutex_lock(&a->mu);
+		a->conn_cancel = cancel;
+		pthread_mutex_unlock(&a->mu);
 		err = acct_ledger_new(a->conn, &a->ledger, errbuf, errlen);
+	}
 	if (err != PF_OK) {
-		acct_db_close(a->conn);
-		a->conn = NULL;
+		conn_close(a);
 		a->db_retry_at = pf_clock_ms() + DB_RETRY_MS;
 	}
 	return err;
@@ -327,7 +369,7 @@ durable_collect(acct_accountant *a, int wait)
 
 	if (!acct_durable_busy(a->dur))
 		return;
-	if (!wait && !acct_durable_ready(a->dur))
+	if ((!wait || gave_up(a)) && !acct_durable_ready(a->dur))
 		return;
 	err = acct_durable_end(a->dur, &pos, errbuf, sizeof(errbuf));
 	if (err == PF_OK) {
@@ -353,7 +395,7 @@ durable_begin(acct_accountant *a, pf_reclog_pos pos, int force)
 	 * never waits for a WAL flush */
 	durable_collect(a, 0);
 	a->applied_end = pos;
-	if (a->need_recover || acct_durable_busy(a->dur))
+	if (a->need_recover || acct_durable_busy(a->dur) || gave_up(a))
 		return;
 	if (!force && now - a->marked_ms < MARK_EVERY_MS)
 		return;
@@ -402,8 +444,7 @@ make_durable(acct_accountant *a, int running, char *errbuf, size_t errlen)
 		/* the old connection may have outlived a crash unnoticed */
 		acct_ledger_free(a->ledger);
 		a->ledger = NULL;
-		acct_db_close(a->conn);
-		a->conn = NULL;
+		conn_close(a);
 		a->db_retry_at = 0;
 	}
 	if (err == PF_OK)
@@ -428,7 +469,7 @@ recover(acct_accountant *a)
 	char errbuf[ERRBUF_MAX];
 	pf_err err;
 
-	if (!a->need_recover || a->fl_n > 0 || a->log == NULL
+	if (!a->need_recover || a->fl_n > 0 || a->log == NULL || gave_up(a)
 	    || pf_clock_ms() < a->recover_at)
 		return;
 	err = make_durable(a, 1, errbuf, sizeof(errbuf));
@@ -609,6 +650,11 @@ apply_batch(acct_accountant *a)
 
 	if (a->n_batch == 0)
 		return;
+	if (gave_up(a)) {
+		/* the senders keep what is not acked */
+		fail_batch(a);
+		return;
+	}
 	if (a->need_recover) {
 		/* replay before this batch is logged: its events then go
 		 * through the lanes alone (grants settle on them) */
@@ -698,7 +744,7 @@ handle_grant(acct_accountant *a, struct item *it)
 	pf_msg r;
 
 	/* With the database down, cached balances still answer. */
-	err = db_ready(a, errbuf, sizeof(errbuf));
+	err = gave_up(a) ? PF_EDB : db_ready(a, errbuf, sizeof(errbuf));
 	err = acct_grants_request(a->grants, err == PF_OK ? a->conn : NULL,
 	    g->user_id, g->token_id, g->amount, pf_clock_ms(), &granted,
 	    &expires);
@@ -815,17 +861,16 @@ take(acct_accountant *a, struct item *out, size_t max, int64_t wait_ms)
 	return n;
 }
 
-static void *
-actor_main(void *arg)
+static void
+actor_loop(acct_accountant *a)
 {
-	acct_accountant *a = arg;
 	struct item *items = malloc(a->n_ctxs * sizeof(*items));
 	int64_t next_sweep = pf_clock_ms() + SWEEP_MS;
 	pf_thread_name("pf-accountant");
 
 	if (items == NULL) {
 		pf_error("PF-ACCT-OOM", "what=actor");
-		return NULL;
+		return;
 	}
 	for (;;) {
 		/* With a batch in flight only look: an idle moment is the
@@ -867,6 +912,18 @@ actor_main(void *arg)
 		}
 	}
 	free(items);
+}
+
+static void *
+actor_main(void *arg)
+{
+	acct_accountant *a = arg;
+
+	actor_loop(a);
+	pthread_mutex_lock(&a->mu);
+	a->ended = 1;
+	pthread_cond_broadcast(&a->end_cv);
+	pthread_mutex_unlock(&a->mu);
 	return NULL;
 }
 
@@ -1020,7 +1077,8 @@ free_accountant(acct_accountant *a)
 	acct_durable_free(a->dur);
 	acct_ledger_free(a->ledger);
 	acct_grants_free(a->grants);
-	acct_db_close(a->conn);
+	conn_close(a);
+	pthread_cond_destroy(&a->end_cv);
 	pthread_cond_destroy(&a->cv);
 	pthread_mutex_destroy(&a->mu);
 	free(a);
@@ -1045,6 +1103,7 @@ acct_accountant_start(
 	a->pub = (nng_socket)NNG_SOCKET_INITIALIZER;
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
+	pthread_cond_init(&a->end_cv, NULL);
 	err = acct_grants_new(&a->grants);
 	/* the grant pools live in memory only: a new epoch tells the
 	 * ingresses to forget credit granted before this start */
@@ -1096,6 +1155,56 @@ acct_accountant_start(
 	return PF_OK;
 }
 
+/* Cancels the statements the lanes, the marker and the actor's
+ * connection run. */
+static void
+cancel_statements(acct_accountant *a)
+{
+	char errbuf[256];
+
+	acct_lanes_cancel(a->lanes);
+	acct_durable_cancel(a->dur);
+	pthread_mutex_lock(&a->mu);
+	/* a failed request changes nothing: the next round retries */
+	if (a->conn_cancel != NULL)
+		(void)PQcancel(a->conn_cancel, errbuf, sizeof(errbuf));
+	pthread_mutex_unlock(&a->mu);
+}
+
+/*
+ * Waits for the actor thread to end.  A statement waiting for a lock
+ * (a transaction left open on tokens, a LOCK TABLE) would hold the stop
+ * for as long as the lock is held: past PF_ACCT_STOP_GRACE_MS the waits
+ * are cancelled.  Nothing is lost: what did not commit is in the event
+ * log, whose checkpoint stays behind, and is replayed at the next start.
+ */
+static void
+wait_actor(acct_accountant *a)
+{
+	struct timespec ts;
+	int cancelled = 0;
+
+	pf_deadline_ts(CLOCK_REALTIME, PF_ACCT_STOP_GRACE_MS, &ts);
+	pthread_mutex_lock(&a->mu);
+	while (!a->ended) {
+		if (pthread_cond_timedwait(&a->end_cv, &a->mu, &ts)
+		    != ETIMEDOUT)
+			continue;
+		a->gave_up = 1;
+		pthread_mutex_unlock(&a->mu);
+		if (!cancelled)
+			pf_warn("PF-ACCT-STOP-CANCEL",
+			    "grace_ms=%u msg=\"cancelling the statements still "
+			    "running; the event log replays them at start\"",
+			    PF_ACCT_STOP_GRACE_MS);
+		cancelled = 1;
+		cancel_statements(a);
+		pf_deadline_ts(CLOCK_REALTIME, STOP_CANCEL_EVERY_MS, &ts);
+		pthread_mutex_lock(&a->mu);
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
 void
 acct_accountant_stop(acct_accountant *a)
 {
@@ -1107,7 +1216,9 @@ acct_accountant_stop(acct_accountant *a)
 	a->stopping = 1;
 	pthread_cond_signal(&a->cv);
 	pthread_mutex_unlock(&a->mu);
-	if (a->thread_started)
+	if (a->thread_started) {
+		wait_actor(a);
 		pthread_join(a->thread, NULL);
+	}
 	free_accountant(a);
 }

@@ -65,7 +65,10 @@ PF_NODISCARD pf_err acct_accountant_start(
 /*
  * acct_accountant_stop stops taking requests, applies and acks what was
  * already received, closes the sockets, the log and the connection, and
- * frees a.  Blocks; never call it from an NNG callback.  NULL is a no-op.
+ * frees a.  Blocks, but not on a lock someone else holds in the database:
+ * after PF_ACCT_STOP_GRACE_MS it cancels the statements still running and
+ * answers what is left "resend later" (replayed from the log at the next
+ * start).  Never call it from an NNG callback.  NULL is a no-op.
  */
 void acct_accountant_stop(acct_accountant *a);
 

@@ -4,6 +4,7 @@
 #include "accountant/durable.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,9 @@ struct acct_durable {
 	char *url;
 	PGconn *conn;
 	int busy;
-	pf_reclog_pos pos; /* of the flush in flight */
+	pf_reclog_pos pos;  /* of the flush in flight */
+	pthread_mutex_t mu; /* guards cancel */
+	PGcancel *cancel;   /* conn's: acct_durable_cancel */
 };
 
 pf_err
@@ -46,6 +49,7 @@ acct_durable_new(const char *url, acct_durable **ret)
 		free(d);
 		return PF_ENOMEM;
 	}
+	pthread_mutex_init(&d->mu, NULL);
 	*ret = d;
 	return PF_OK;
 }
@@ -53,6 +57,13 @@ acct_durable_new(const char *url, acct_durable **ret)
 static void
 drop(acct_durable *d)
 {
+	PGcancel *cancel;
+
+	pthread_mutex_lock(&d->mu);
+	cancel = d->cancel;
+	d->cancel = NULL;
+	pthread_mutex_unlock(&d->mu);
+	PQfreeCancel(cancel);
 	acct_db_close(d->conn);
 	d->conn = NULL;
 	d->busy = 0;
@@ -64,6 +75,7 @@ acct_durable_free(acct_durable *d)
 	if (d == NULL)
 		return;
 	drop(d);
+	pthread_mutex_destroy(&d->mu);
 	free(d->url);
 	free(d);
 }
@@ -75,12 +87,31 @@ acct_durable_connect(acct_durable *d, char *errbuf, size_t errlen)
 
 	drop(d);
 	err = acct_db_connect(d->url, &d->conn, errbuf, errlen);
+	if (err == PF_OK) {
+		PGcancel *cancel = PQgetCancel(d->conn);
+
+		pthread_mutex_lock(&d->mu);
+		d->cancel = cancel;
+		pthread_mutex_unlock(&d->mu);
+	}
 	if (err == PF_OK)
 		err = acct_db_exec(
 		    d->conn, sync_sql, 0, NULL, NULL, errbuf, errlen);
 	if (err != PF_OK)
 		drop(d);
 	return err;
+}
+
+void
+acct_durable_cancel(acct_durable *d)
+{
+	char errbuf[256];
+
+	pthread_mutex_lock(&d->mu);
+	/* a failed request changes nothing: the next call retries */
+	if (d->cancel != NULL)
+		(void)PQcancel(d->cancel, errbuf, sizeof(errbuf));
+	pthread_mutex_unlock(&d->mu);
 }
 
 int

@@ -21,7 +21,7 @@
  * itself; a failure drops the connection, and the caller must recover
  * (connect, replay) before the checkpoint moves again.
  *
- * Owned by one thread; not thread-safe.
+ * Owned by one thread; not thread-safe, acct_durable_cancel excepted.
  */
 #ifndef PF_ACCOUNTANT_DURABLE_H
 #define PF_ACCOUNTANT_DURABLE_H
@@ -56,6 +56,14 @@ PF_NODISCARD pf_err acct_durable_connect(
  */
 PF_NODISCARD pf_err acct_durable_begin(
     acct_durable *d, pf_reclog_pos pos, char *errbuf, size_t errlen);
+
+/*
+ * acct_durable_cancel asks the server to cancel the statement the
+ * connection runs (a commit waiting for a synchronous standby, a lock),
+ * from any thread; the flush then fails (acct_durable_end: PF_EDB).  For
+ * a stop that must not wait for the database without bound.
+ */
+void acct_durable_cancel(acct_durable *d);
 
 /* acct_durable_busy: a flush is in flight. */
 int acct_durable_busy(const acct_durable *d);

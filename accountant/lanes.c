@@ -41,6 +41,7 @@ struct lane {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	enum lane_state state;
+	PGcancel *cancel; /* conn's, under mu: acct_lanes_cancel */
 };
 
 struct acct_lanes {
@@ -66,6 +67,13 @@ struct acct_lanes {
 static void
 lane_drop(struct lane *ln)
 {
+	PGcancel *cancel;
+
+	pthread_mutex_lock(&ln->mu);
+	cancel = ln->cancel;
+	ln->cancel = NULL;
+	pthread_mutex_unlock(&ln->mu);
+	PQfreeCancel(cancel);
 	acct_ledger_free(ln->ledger);
 	ln->ledger = NULL;
 	acct_db_close(ln->conn);
@@ -87,6 +95,16 @@ lane_ready(struct lane *ln)
 	lane_drop(ln);
 	err = acct_db_connect(
 	    ln->ls->url, &ln->conn, ln->errbuf, sizeof(ln->errbuf));
+	if (err == PF_OK) {
+		/* made here, by the connection's owner, before any statement
+		 * (a PREPARE waits for locks too): another thread may then
+		 * cancel one without touching the connection */
+		PGcancel *cancel = PQgetCancel(ln->conn);
+
+		pthread_mutex_lock(&ln->mu);
+		ln->cancel = cancel;
+		pthread_mutex_unlock(&ln->mu);
+	}
 	if (err == PF_OK && ln->ls->async_commit)
 		err = acct_db_exec(ln->conn, "SET synchronous_commit = off", 0,
 		    NULL, NULL, ln->errbuf, sizeof(ln->errbuf));
@@ -425,6 +443,22 @@ acct_lanes_retry_now(acct_lanes *ls)
 {
 	for (size_t i = 0; i < ls->n_lanes; i++)
 		ls->lanes[i].retry_at = 0;
+}
+
+void
+acct_lanes_cancel(acct_lanes *ls)
+{
+	char errbuf[256];
+
+	for (size_t i = 0; i < ls->n_lanes; i++) {
+		struct lane *ln = &ls->lanes[i];
+
+		pthread_mutex_lock(&ln->mu);
+		/* a failed request changes nothing: the next call retries */
+		if (ln->state == LANE_WORK && ln->cancel != NULL)
+			(void)PQcancel(ln->cancel, errbuf, sizeof(errbuf));
+		pthread_mutex_unlock(&ln->mu);
+	}
 }
 
 int

@@ -86,6 +86,16 @@ PF_NODISCARD pf_err acct_lanes_wait(
  * flight. */
 void acct_lanes_retry_now(acct_lanes *ls);
 
+/*
+ * acct_lanes_cancel asks the server to cancel the statement each lane of
+ * the batch in flight is running (PQcancel), from any thread: a statement
+ * waiting for a lock ends at once.  A cancelled lane fails with PF_EDB
+ * (its events stay PENDING); a lane between two statements goes on, so
+ * call again until the batch is over.  For a stop that must not wait for
+ * the database without bound.
+ */
+void acct_lanes_cancel(acct_lanes *ls);
+
 /* acct_lanes_busy: whether a batch is in flight (submitted, not waited
  * for). */
 int acct_lanes_busy(const acct_lanes *ls);

@@ -422,8 +422,9 @@ class Harness:
     def start_serve(self, db_url, extra_env=None):
         def start(port):
             base = f"http://127.0.0.1:{port}"
-            env = self.env(db_url, dict({"PF_LISTEN": f"127.0.0.1:{port}"},
-                                        **self.role_dirs(),
+            # extra_env may name the role's directories (a restart)
+            env = self.env(db_url, dict({"PF_LISTEN": f"127.0.0.1:{port}",
+                                         **self.role_dirs()},
                                         **(extra_env or {})))
 
             def ready():

@@ -8,7 +8,12 @@ user whose credit was already granted are still answered; the waiting
 requests end 503 in the API's error format (OpenAI's, Anthropic's on
 /v1/messages) when the wait is over; when the accountant answers again,
 nothing is charged twice and no request is lost (each one either got 200
-and exactly one usage event, or 503 and none).
+and exactly one usage event, or 503 and none).  SIGTERM while the
+accountant waits for a lock (its batch, on `tokens`; its durability
+marker, on `accountant_durable`; a grant's balance lookup, on `tokens`):
+`serve` still exits 0 (the stop cancels the wait after its grace), and a
+restart on the same event log and spool charges a served request exactly
+once.
 
 Split roles: the accountant is frozen with SIGSTOP (its socket stays up,
 nothing is answered) and thawed with SIGCONT.  `serve` (the accountant
@@ -69,6 +74,64 @@ def waiters(base, users):
 
 def unavailable_shape(resp, anthropic):
     return unavailable_503(resp, anthropic, "Billing")
+
+
+def check_stop_locked(t, h, db, table, charged):
+    """serve stopped while its accountant waits for a lock on table (what
+    a served request's charge takes: its batch's, or its durability
+    marker's); then restarted on the same directories with the lock gone.
+    charged: whether the charge commits before the wait."""
+    what = f"serve stop, {table} locked"
+    env = dict(ENV, **h.role_dirs())  # kept for the restart
+    base, proc = h.start_serve(db, env)
+    uid, key = make_users(h, db, "stop" + table, 1)[0]
+    st = wait_for(lambda: chat(base, key)[0] == 200, timeout=15, step=0.2)
+    t.ok(st, f"{what}: a first request is served (key and credit known "
+         "before the lock)")
+    lock = TableLock(db, table)
+    try:
+        st, hd, _ = chat(base, key)
+        rid = hd.get("x-request-id", "")
+        t.eq(st, 200, f"{what}: a request is served meanwhile")
+        rc = proc.stop(wait=60)
+        t.eq(rc, 0, f"{what}: SIGTERM while the accountant waits for the "
+             "lock: exit 0")
+        t.eq(events_of(h, db, rid), int(charged),
+             f"{what}: " + ("charged" if charged else "not charged (the "
+                            "batch was cancelled)") + " when it stopped")
+    finally:
+        lock.release()
+    base, proc = h.start_serve(db, env)
+    got = wait_for(lambda: events_of(h, db, rid) == 1, timeout=30,
+                   step=0.2)
+    t.ok(got and rid, f"{what}: after a restart the request is charged, "
+         "once", (rid, events_of(h, db, rid)))
+    bad = h.psql(db, "SELECT u.quota, coalesce(sum(e.cost), 0) "
+                     "FROM users u LEFT JOIN usage_events e "
+                     "ON e.user_id = u.id AND e.kind = 'usage' "
+                     f"WHERE u.id = {uid} GROUP BY u.id, u.quota "
+                     "HAVING u.quota <> 100000000 - coalesce(sum(e.cost), 0)")
+    t.eq(bad, [], f"{what}: the balance = 100000000 - its ledger")
+    t.eq(proc.stop(wait=60), 0, f"{what}: the restarted serve exits 0")
+
+
+def check_stop_grant_locked(t, h, db):
+    """serve stopped while its accountant's grant lookup of a new user's
+    token waits for a lock on tokens (the actor's own connection)."""
+    what = "serve stop, grant lookup locked"
+    base, proc = h.start_serve(db, ENV)
+    uid, key = make_users(h, db, "stopgrant", 1)[0]
+    t.eq(chat(base, key, model="no-such-model")[0], 404,
+         f"{what}: the key is known (no credit asked for yet)")
+    lock = TableLock(db, "tokens")
+    try:
+        st = chat(base, key)[0]
+        t.eq(st, 503, f"{what}: a request waits for credit and ends 503")
+        rc = proc.stop(wait=60)
+        t.eq(rc, 0, f"{what}: SIGTERM while the grant lookup waits for "
+             "the lock: exit 0")
+    finally:
+        lock.release()
 
 
 def check_wait(t, h, db, base, granted, users, stall, unstall, what):
@@ -204,3 +267,7 @@ with Harness() as h:
                    unstall, "serve")
     finally:
         unstall()
+    g.proc.stop(wait=60)
+    check_stop_locked(t, h, g.db, "tokens", False)
+    check_stop_locked(t, h, g.db, "accountant_durable", True)
+    check_stop_grant_locked(t, h, g.db)
