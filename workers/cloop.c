@@ -318,8 +318,8 @@ wrk_cloop_run(wrk_cloop *l)
 }
 
 /* take_wake re-arms wrk_cloop_wakeup when the wait reported it, before
- * the caller looks for the work it announced: a wakeup after this writes
- * again, and one before it has its work seen. */
+ * the caller looks for the work it announced: a wakeup after the flag is
+ * cleared writes again, and one before has its work seen. */
 static void
 take_wake(wrk_cloop *l)
 {
@@ -328,10 +328,15 @@ take_wake(wrk_cloop *l)
 	for (int i = 0; i < l->n_ready; i++) {
 		if ((enum tag)(l->ready[i].data.u64 >> 32) != TAG_WAKE)
 			continue;
-		/* an exchange: it reads the last waker's, whose work it
-		 * then sees */
-		(void)atomic_exchange(&l->woken, 0);
+		/* the counter first, then the flag: a wakeup between the
+		 * two finds the flag set and writes nothing, but its work
+		 * is looked for after this (the other order could drain a
+		 * write made after the flag was cleared and leave the flag
+		 * set with nothing to read: every later wakeup lost).  An
+		 * exchange: it reads the last waker's, whose work it then
+		 * sees */
 		(void)!read(l->wake, &v, sizeof v);
+		(void)atomic_exchange(&l->woken, 0);
 		return;
 	}
 }
