@@ -631,7 +631,8 @@ ing_auth_free(ing_auth *a)
 }
 
 /* enqueue puts w on the lookup of hash (queued when new): PF_EPENDING,
- * or the error to answer at once. */
+ * or the error to answer at once.  With w NULL it queues nothing: the
+ * error to answer at once, else PF_EPENDING (a wait is needed). */
 static pf_err
 enqueue(ing_auth *a, const char *hash, ing_auth_wait *w)
 {
@@ -651,6 +652,10 @@ enqueue(ing_auth *a, const char *hash, ing_auth_wait *w)
 			pthread_mutex_unlock(&a->pmu);
 			return PF_EDB;
 		}
+		if (w == NULL) {
+			pthread_mutex_unlock(&a->pmu);
+			return PF_EPENDING;
+		}
 		lk = calloc(1, sizeof(*lk));
 		if (lk == NULL) {
 			pthread_mutex_unlock(&a->pmu);
@@ -661,6 +666,9 @@ enqueue(ing_auth *a, const char *hash, ing_auth_wait *w)
 		a->pending = lk;
 		a->n_pending++;
 		poke = 1;
+	} else if (w == NULL) {
+		pthread_mutex_unlock(&a->pmu);
+		return PF_EPENDING;
 	}
 	ing_park_rearm(&w->park);
 	w->_queued = 1;
@@ -714,7 +722,7 @@ ing_auth_lookup(ing_auth *a, const char *key, size_t len, ing_auth_wait *w,
 
 	if (len < 4 || len > PF_API_KEY_MAX || memcmp(key, "sk-", 3) != 0)
 		return PF_EDENIED;
-	if (w->_queued) { /* resumed: the lookup's outcome */
+	if (w != NULL && w->_queued) { /* resumed: the lookup's outcome */
 		err = outcome(a, w, &t);
 		if (err != PF_OK)
 			return err;

@@ -35,10 +35,10 @@ typedef struct ing_auth ing_auth;
 
 /*
  * A request waiting for its key's lookup without holding a thread: the
- * HTTP side embeds one per connection (ing_auth_wait_init), parks its
- * connection when ing_auth_lookup returns PF_EPENDING
- * (ing_auth_wait_park) and calls ing_auth_lookup again, with the same key
- * and w, once resumed.  Whoever ends the wait (the lookup's answer, its
+ * HTTP side readies one (ing_auth_wait_init) when a lookup without a wait
+ * answered PF_EPENDING, calls ing_auth_lookup with it, parks its
+ * connection when that returns PF_EPENDING (ing_auth_wait_park) and
+ * calls ing_auth_lookup again, with the same key and w, once resumed.  Whoever ends the wait (the lookup's answer, its
  * deadline, ing_auth_close_waits) wakes the park (park.h), which
  * resumes the connection only if it is parked.  The _-prefixed fields
  * are guarded by the authenticator.
@@ -83,7 +83,11 @@ PF_NODISCARD pf_err ing_auth_new(const pf_config *cfg, ing_auth **ret);
  * ing_auth_lookup authenticates key[0..len) (the full "sk-..." string).
  * A cache hit answers at once.  A miss queues a lookup and returns
  * PF_EPENDING with w on its wait list: park (ing_auth_wait_park) and call
- * again with the same key and w when resumed.  Never blocks.  On success
+ * again with the same key and w when resumed.  w may be NULL (a caller
+ * that allocates its wait only when it must wait): then a miss that
+ * would wait queues nothing and returns PF_EPENDING, and the caller
+ * calls again with a wait; an answer that needs no wait (a hit, or an
+ * error below) comes as with w.  Never blocks.  On success
  * *ret_tok is a new reference (ing_token_unref).  Errors: PF_EDENIED
  * (unknown, disabled or expired key, disabled user, malformed key),
  * PF_EDB (database unreachable or too slow: no answer within

@@ -607,6 +607,7 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 	int64_t now = pf_clock_ms();
 	pf_err err = PF_OK;
 	credit *c = NULL;
+	int64_t deadline = 0; /* of the whole admission */
 	size_t model_len = strnlen(t->model, PF_MODEL_NAME_MAX);
 	open_req *o;
 
@@ -624,12 +625,14 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 	o->hold = t->estimate > 0 ? t->estimate : 0;
 
 	pthread_mutex_lock(&b->mu);
-	if (w->_listed) { /* still waiting: nothing new to tell */
+	if (w == NULL) {
+		/* no wait yet: the admission starts now */
+		deadline = now + PF_BILLING_GRANT_WAIT_MS;
+	} else if (w->_listed) { /* still waiting: nothing new to tell */
 		pthread_mutex_unlock(&b->mu);
 		free(o);
 		return PF_EPENDING;
-	}
-	if (w->_why == WAIT_GRANTED) { /* admitted while parked */
+	} else if (w->_why == WAIT_GRANTED) { /* admitted while parked */
 		w->_why = WAIT_NONE;
 		w->_deadline_ms = 0;
 		pthread_mutex_unlock(&b->mu);
@@ -640,9 +643,11 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 		err = PF_ECLOSED;
 		goto out;
 	}
-	err = wait_verdict(w);
-	if (err != PF_OK)
-		goto out;
+	if (w != NULL) {
+		err = wait_verdict(w);
+		if (err != PF_OK)
+			goto out;
+	}
 	if (open_has(b, t->id)) {
 		err = PF_EEXIST;
 		goto out;
@@ -658,8 +663,11 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 		goto out;
 	}
 	c->busy++; /* kept by the open request or the wait, else dropped */
-	if (w->_deadline_ms == 0)
-		w->_deadline_ms = now + PF_BILLING_GRANT_WAIT_MS;
+	if (w != NULL) {
+		if (w->_deadline_ms == 0)
+			w->_deadline_ms = now + PF_BILLING_GRANT_WAIT_MS;
+		deadline = w->_deadline_ms;
+	}
 	ing_credit_lapse(&c->c, now);
 	/* first come, first served: behind others waiting, wait too */
 	if (o->hold > 0
@@ -668,8 +676,12 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 			err = PF_EDENIED;
 			goto out;
 		}
-		if (b->down_until_ms > now || now >= w->_deadline_ms) {
+		if (b->down_until_ms > now || now >= deadline) {
 			err = PF_EAGAIN;
+			goto out;
+		}
+		if (w == NULL) { /* the caller comes back with a wait */
+			err = PF_EPENDING;
 			goto out;
 		}
 		/* when asked already, the next ask covers this one too */
@@ -682,7 +694,8 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 	c = NULL;
 	o = NULL;
 out:
-	w->_deadline_ms = 0;
+	if (w != NULL)
+		w->_deadline_ms = 0;
 	if (c != NULL)
 		c->busy--;
 	if (err == PF_EDENIED)

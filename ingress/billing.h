@@ -105,9 +105,10 @@ int64_t ing_billing_prompt_tokens(const char *body, size_t len);
 
 /*
  * A request waiting for the accountant's answer without holding a
- * thread: the HTTP side embeds one per connection (ing_bill_wait_init),
- * parks its connection when ing_billing_admit returns PF_EPENDING
- * (ing_bill_wait_park) and calls ing_billing_admit again once resumed.
+ * thread: the HTTP side readies one (ing_bill_wait_init) when an
+ * admission without a wait answered PF_EPENDING, admits with it, parks
+ * its connection when that returns PF_EPENDING (ing_bill_wait_park) and
+ * calls ing_billing_admit again once resumed.
  * The waits on one credit form a queue, oldest first: credit that comes
  * in (a grant answer, a request ending) is held for the oldest waits it
  * covers, and only those are woken, already admitted; the rest stay
@@ -155,7 +156,11 @@ void ing_bill_wait_fini(ing_billing *b, ing_bill_wait *w);
  * and returns PF_EPENDING with w on the credit's wait list: park the
  * connection (ing_bill_wait_park) and call again (same t->id, same w)
  * when it is resumed.  The admission as a whole waits at most
- * PF_BILLING_GRANT_WAIT_MS from its first call.  Never blocks.  On
+ * PF_BILLING_GRANT_WAIT_MS from its first call with w.  w may be NULL
+ * (a caller that allocates its wait only when it must wait): then an
+ * admission that would wait asks nothing, holds nothing, counts nothing
+ * and returns PF_EPENDING, and the caller admits again with a wait;
+ * every other answer is as with a fresh w.  Never blocks.  On
  * PF_OK the request is open: end it with a relay.end
  * (ing_billing_end_cb) or ing_billing_abort.  Errors: PF_EDENIED (the
  * accountant granted too little, or knows no such user or token:

@@ -105,9 +105,10 @@ typedef struct conn_state {
 	ing_flight *flight;
 	int64_t started_ms;
 	/* waiting for the key's lookup (ingress/auth.h) and for the
-	 * accountant's grant (ingress/billing.h), parked: each allocated at
-	 * its first call and freed once that call gives an answer, so a held
-	 * stream does not carry them (~270 bytes) */
+	 * accountant's grant (ingress/billing.h), parked: each allocated only
+	 * when a call without it answered that it must wait (a cache hit or a
+	 * covered admission allocates none) and freed once its call gives an
+	 * answer, so a held stream does not carry them (~270 bytes) */
 	ing_auth_wait *auth_wait;
 	ing_bill_wait *wait;
 } conn_state;
@@ -229,20 +230,21 @@ authenticate(struct MHD_Connection *conn, conn_state *st, ing_token **ret_tok)
 	len = strlen(key);
 	while (len > 0 && (key[len - 1] == ' ' || key[len - 1] == '\t'))
 		len--;
-	if (st->auth_wait == NULL) {
-		st->auth_wait = malloc(sizeof(*st->auth_wait));
-		if (st->auth_wait == NULL)
-			return queue_error(
-			    conn, st, &ING_ERR_INTERNAL, "out of memory");
-		ing_auth_wait_init(st->auth_wait, st, resume_cb);
-	}
-	for (;;) {
+	/* a cache hit (nearly every request) needs no wait: one is made
+	 * only for a lookup that must wait */
+	err = ing_auth_lookup(st->srv->auth, key, len, st->auth_wait, &tok);
+	while (err == PF_EPENDING) {
+		if (st->auth_wait == NULL) {
+			st->auth_wait = malloc(sizeof(*st->auth_wait));
+			if (st->auth_wait == NULL)
+				return queue_error(conn, st, &ING_ERR_INTERNAL,
+				    "out of memory");
+			ing_auth_wait_init(st->auth_wait, st, resume_cb);
+		} else if (ing_auth_wait_park(st->auth_wait, suspend_cb)) {
+			return MHD_YES;
+		}
 		err = ing_auth_lookup(
 		    st->srv->auth, key, len, st->auth_wait, &tok);
-		if (err != PF_EPENDING)
-			break;
-		if (ing_auth_wait_park(st->auth_wait, suspend_cb))
-			return MHD_YES;
 	}
 	auth_wait_drop(st);
 	if (err == PF_EDENIED)
@@ -657,19 +659,20 @@ admit(struct MHD_Connection *conn, conn_state *st, const ing_token *tok,
 	t.started_ms = st->started_ms;
 	t.deadline_ms = deadline_ms;
 	t.stream = info->stream;
-	if (st->wait == NULL) {
-		st->wait = malloc(sizeof(*st->wait));
-		if (st->wait == NULL)
-			return queue_error(
-			    conn, st, &ING_ERR_INTERNAL, "out of memory");
-		ing_bill_wait_init(st->wait, st, resume_cb);
-	}
-	for (;;) {
-		err = ing_billing_admit(st->srv->billing, &t, st->wait);
-		if (err != PF_EPENDING)
-			break;
-		if (ing_bill_wait_park(st->wait, suspend_cb))
+	/* an admission the credit covers needs no wait: one is made only
+	 * for an admission that must wait */
+	err = ing_billing_admit(st->srv->billing, &t, st->wait);
+	while (err == PF_EPENDING) {
+		if (st->wait == NULL) {
+			st->wait = malloc(sizeof(*st->wait));
+			if (st->wait == NULL)
+				return queue_error(conn, st, &ING_ERR_INTERNAL,
+				    "out of memory");
+			ing_bill_wait_init(st->wait, st, resume_cb);
+		} else if (ing_bill_wait_park(st->wait, suspend_cb)) {
 			return MHD_YES;
+		}
+		err = ing_billing_admit(st->srv->billing, &t, st->wait);
 	}
 	bill_wait_drop(st);
 	if (err == PF_OK) {

@@ -40,6 +40,7 @@ typedef struct waiter {
 	int done;     /* admission over */
 	pf_err err;   /* its result */
 	int released; /* fini'd */
+	int has_wait; /* admits with w (else first without, as the server) */
 } waiter;
 
 static nng_socket rep, pub;
@@ -60,11 +61,21 @@ suspend_cb(void *conn)
 	(void)conn;
 }
 
-/* admit runs one admission step on the "HTTP thread": park on
- * PF_EPENDING, unless the answer came first. */
+/* admit runs one admission step on the "HTTP thread" as the server
+ * does: first without a wait, then (PF_EPENDING) with one, parked on
+ * PF_EPENDING unless the answer came first. */
 static void
 admit(waiter *x)
 {
+	if (!x->has_wait) {
+		pf_err err = ing_billing_admit(bill, &x->t, NULL);
+		if (err != PF_EPENDING) {
+			x->err = err;
+			x->done = 1;
+			return;
+		}
+		x->has_wait = 1;
+	}
 	for (;;) {
 		pf_err err = ing_billing_admit(bill, &x->t, &x->w);
 		if (err != PF_EPENDING) {
@@ -416,6 +427,88 @@ test_random(void)
 	release_all(ws, n);
 }
 
+static int
+same_stats(const ing_billing_stats *a, const ing_billing_stats *b)
+{
+	return a->admitted == b->admitted && a->denied == b->denied
+	    && a->unavailable == b->unavailable && a->open == b->open;
+}
+
+/* Admissions without a wait (ing_billing_admit with w NULL): one that
+ * would wait asks nothing, holds nothing and counts nothing; the same
+ * admission with a wait then waits, is resumed by the grant and
+ * admitted; one the credit covers is admitted at once, one refused
+ * lately is refused at once. */
+static void
+test_no_wait(void)
+{
+	static waiter ws[3];
+	ing_billing_stats before, after;
+	pf_msg *req;
+
+	ing_billing_get_stats(bill, &before);
+	memset(ws, 0, sizeof(ws));
+	ing_bill_wait_init(&ws[0].w, &ws[0], resume_cb);
+	memcpy(ws[0].t.id, &next_id, sizeof(next_id));
+	next_id++;
+	ws[0].t.user_id = ws[0].t.token_id = 20;
+	ws[0].t.model = "m";
+	ws[0].t.estimate = E;
+	ws[0].t.started_ms = pf_clock_ms();
+	ws[0].t.deadline_ms = ws[0].t.started_ms + 60000;
+	ok(ing_billing_admit(bill, &ws[0].t, NULL) == PF_EPENDING,
+	    "no wait: no credit yet answers pending");
+	ing_billing_get_stats(bill, &after);
+	ok(same_stats(&before, &after), "no wait: pending counts nothing");
+	req = acct_recv(NULL, 0, 300);
+	ok(req == NULL, "no wait: pending asks nothing");
+	pf_msg_free(req);
+	ok(ing_billing_admit(bill, &ws[0].t, NULL) == PF_EPENDING,
+	    "no wait: asked again, still pending");
+	ws[0].has_wait = 1;
+	admit(&ws[0]);
+	ok(ws[0].parked, "no wait: with a wait it parks");
+	req = acct_recv(NULL, 0, 5000);
+	ok(req != NULL && req->u.grant_request.amount >= E,
+	    "no wait: and the wait asked for credit");
+	/* all it asked for: its estimate and some ahead */
+	if (req != NULL)
+		acct_answer(req, req->u.grant_request.amount, PF_OK, 7);
+	pf_msg_free(req);
+	ok(pump_until_done(ws, 1) && ws[0].done && ws[0].err == PF_OK
+	        && ws[0].resumed == 1,
+	    "no wait: resumed by the grant and admitted");
+	ing_billing_get_stats(bill, &after);
+	ok(after.open == before.open + 1
+	        && after.admitted == before.admitted + 1,
+	    "no wait: one request open");
+	/* the credit left covers the next one: no wait, no ask */
+	waiter_start(&ws[1], 20);
+	ok(ws[1].done && ws[1].err == PF_OK && !ws[1].has_wait,
+	    "no wait: covered admission answered at once without a wait");
+	req = acct_recv(NULL, 0, 300);
+	ok(req == NULL, "no wait: covered admission asks nothing");
+	pf_msg_free(req);
+	ok(ing_billing_admit(bill, &ws[1].t, NULL) == PF_EEXIST,
+	    "no wait: an id already open is refused");
+	/* a refusal is trusted for a while: refused at once, no wait */
+	waiter_start(&ws[2], 21);
+	ok(ws[2].parked && ws[2].has_wait, "no wait: user 21 waits");
+	req = acct_recv(NULL, 0, 5000);
+	if (req != NULL)
+		acct_answer(req, 0, PF_OK, 7); /* refused */
+	pf_msg_free(req);
+	ok(pump_until_done(&ws[2], 1) && ws[2].err == PF_EDENIED,
+	    "no wait: refused");
+	ing_billing_get_stats(bill, &before);
+	ws[2].t.id[PF_ID_LEN - 1] ^= 0x5a;
+	ok(ing_billing_admit(bill, &ws[2].t, NULL) == PF_EDENIED,
+	    "no wait: after a refusal refused at once");
+	ing_billing_get_stats(bill, &after);
+	ok(after.denied == before.denied + 1, "no wait: and counted denied");
+	release_all(ws, 3);
+}
+
 /* close_waits ends the waits still parked. */
 static void
 test_close(void)
@@ -430,6 +523,10 @@ test_close(void)
 	ok(pump_until_done(ws, 4), "close: no waiter left parked");
 	ok(count_err(ws, 4, PF_ECLOSED) == 4, "close: all 4 closed");
 	release_all(ws, 4);
+	waiter_start(&ws[0], 6);
+	ok(ws[0].done && ws[0].err == PF_ECLOSED && !ws[0].has_wait,
+	    "close: an admission without a wait is closed at once");
+	release_all(ws, 1);
 	pf_msg_free(req);
 }
 
@@ -466,6 +563,7 @@ main(void)
 	test_ends_all(7, PF_EDB, PF_EAGAIN, "no verdict");
 	test_deadline();
 	test_granted_gone();
+	test_no_wait();
 	test_random();
 	test_close();
 	ing_billing_get_stats(bill, &st);
