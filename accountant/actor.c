@@ -671,6 +671,9 @@ apply_batch(acct_accountant *a)
 			return;
 		}
 	}
+	/* one encoding buffer for the batch, not one per event */
+	pf_buf b;
+	pf_buf_init(&b);
 	for (size_t i = 0; i < a->n_batch && err == PF_OK; i++) {
 		struct item *it = &a->batch[i];
 
@@ -681,16 +684,14 @@ apply_batch(acct_accountant *a)
 		} else {
 			/* batch members are logged as single usage records,
 			 * so replay needs to know one kind only */
-			pf_buf b;
-
-			pf_buf_init(&b);
+			b.len = 0;
 			err = pf_msg_encode(it->msg, &b);
 			if (err == PF_OK)
 				err = pf_reclog_append(
 				    a->log, b.data, b.len, now, NULL);
-			pf_buf_fini(&b);
 		}
 	}
+	pf_buf_fini(&b);
 	if (err == PF_OK)
 		err = pf_reclog_sync(a->log);
 	if (err != PF_OK) {

@@ -3,6 +3,7 @@
  */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,17 +81,19 @@ wrk_curl_load(void)
 struct curl_slist *
 wrk_slist_append(struct curl_slist *list, const char *s)
 {
-	struct curl_slist *n = malloc(sizeof(*n));
+	size_t len = strlen(s);
+	struct curl_slist *n;
 	struct curl_slist *last;
 
+	/* one allocation: the string lives right after its node */
+	if (len > SIZE_MAX - sizeof(*n) - 1)
+		return NULL;
+	n = malloc(sizeof(*n) + len + 1);
 	if (n == NULL)
 		return NULL;
-	n->data = strdup(s);
+	n->data = (char *)(n + 1);
+	memcpy(n->data, s, len + 1);
 	n->next = NULL;
-	if (n->data == NULL) {
-		free(n);
-		return NULL;
-	}
 	if (list == NULL)
 		return n;
 	for (last = list; last->next != NULL; last = last->next)
@@ -105,8 +108,7 @@ wrk_slist_free_all(struct curl_slist *list)
 	while (list != NULL) {
 		struct curl_slist *next = list->next;
 
-		free(list->data);
-		free(list);
+		free(list); /* its string too */
 		list = next;
 	}
 }

@@ -59,7 +59,8 @@ PF_NODISCARD pf_err wrk_curl_load(void);
  * follows data and next), built before anyone knows whether libcurl or
  * the own client carries the request.  wrk_slist_append returns the new
  * head (list itself when list was not NULL) or NULL when out of memory
- * (list unchanged).
+ * (list unchanged).  Each node holds its string in the same allocation:
+ * free a list with wrk_slist_free_all only, never curl_slist_free_all.
  */
 struct curl_slist *wrk_slist_append(struct curl_slist *list, const char *s);
 void wrk_slist_free_all(struct curl_slist *list);
