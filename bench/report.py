@@ -512,6 +512,36 @@ if reference:
             f(derived[t]) for t in cols)))
     w("")
 
+def thread_rows(n):
+    s = st(n)
+    text = read(n + ".threads")
+    if not s or not text or not s["usage"]["answers"]:
+        return {}
+    rows = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 2:
+            rows[f[0]] = int(f[1]) * 1e6 / clk_tck / s["usage"]["answers"]
+    return rows
+
+
+by_thread = {t: thread_rows("c64-" + t) for t in ("serve", "split")}
+if any(by_thread.values()):
+    w("## Where the CPU goes: 64 connections, by thread\n")
+    w("CPU µs per request of each thread (threads of one name summed: "
+      "`pf-loop` is all the HTTP loops), process/thread, from "
+      "/proc/PID/task/*/stat over the stage; threads under 1 % of the "
+      "total are left out.\n")
+    w("| | thread | CPU µs per request | share |")
+    w("|---|---|---|---|")
+    for t in ("serve", "split"):
+        rows = by_thread[t]
+        total = sum(rows.values())
+        for k, v in sorted(rows.items(), key=lambda kv: -kv[1]):
+            if total and v >= 0.01 * total:
+                w("| %s | %s | %.1f | %.0f %% |" % (t, k, v, 100 * v / total))
+    w("")
+
 w("## Holding streams\n")
 w("`hold`: %s connections, each asking for a stream that lasts %s s "
   "(longer than the stage); the stage ends %s s after all streams are "
