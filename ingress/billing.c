@@ -30,6 +30,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/limits.h"
@@ -619,7 +620,7 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 	size_t model_len = strnlen(t->model, PF_MODEL_NAME_MAX);
 	open_req *o;
 
-	o = calloc(1, sizeof(*o) + model_len + 1);
+	o = pf_zalloc(sizeof(*o) + model_len + 1);
 	if (o == NULL)
 		return PF_ENOMEM;
 	memcpy(o->id, t->id, PF_ID_LEN);
@@ -1285,7 +1286,7 @@ settle_locked(ing_billing *b, const end_note *n, int64_t now)
 		b->n_spare_pend--;
 		memset(p, 0, sizeof(*p));
 	} else {
-		p = calloc(1, sizeof(*p));
+		p = pf_zalloc(sizeof(*p));
 	}
 	if (p == NULL) {
 		pf_error("PF-BILL-NOMEM", "what=usage");

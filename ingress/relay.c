@@ -13,6 +13,7 @@
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/lane.h"
@@ -31,8 +32,12 @@
 #define AIOS_MAX 64    /* idle send aios kept for push_any */
 /* first allocation of a flight's buffer: a stream's queue holds an event
  * or a few (a few hundred bytes each) and is freed once drained; a body
- * grows from a page by doubling */
+ * grows from a page by doubling, or from 1 KiB when its first piece fits
+ * there (most answers are smaller: glibc then serves it from the
+ * thread's cache, where a page goes to the arena and, as a large chunk,
+ * consolidates its fast bins first) */
 #define STREAM_QUEUE_FIRST 512u
+#define BODY_BUFFER_SMALL 1024u
 #define BODY_BUFFER_FIRST 4096u
 
 /* A push socket dialing one worker's control address. */
@@ -94,7 +99,7 @@ ing_flight *
 ing_flight_new(const uint8_t id[PF_ID_LEN], int stream, int64_t deadline_ms,
     void *conn, void (*resume)(void *conn))
 {
-	ing_flight *f = calloc(1, sizeof(*f));
+	ing_flight *f = pf_zalloc(sizeof(*f));
 
 	if (f == NULL)
 		return NULL;
@@ -209,9 +214,10 @@ append(ing_flight *f, const uint8_t *p, size_t n, size_t cap)
 		f->off = 0;
 	}
 	if (f->len + n > f->cap) {
-		size_t want = f->cap ? f->cap
-		    : streaming(f)   ? STREAM_QUEUE_FIRST
-		                     : BODY_BUFFER_FIRST;
+		size_t want = f->cap         ? f->cap
+		    : streaming(f)           ? STREAM_QUEUE_FIRST
+		    : n <= BODY_BUFFER_SMALL ? BODY_BUFFER_SMALL
+		                             : BODY_BUFFER_FIRST;
 		while (want < f->len + n)
 			want *= 2;
 		uint8_t *b = realloc(f->buf, want);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "common/alloc.h"
 #include "common/clock.h"
 #include "common/ids.h"
 #include "common/lane.h"
@@ -982,7 +983,7 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 
 	if (st == NULL) {
 		int wrong_method = 0;
-		st = calloc(1, sizeof(*st));
+		st = pf_zalloc(sizeof(*st));
 		if (st == NULL)
 			return MHD_NO;
 		*con_cls = st;

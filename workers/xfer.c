@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/alloc.h"
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -399,7 +400,7 @@ wrk_env_take(wrk_env *env, pf_msg *msg)
 	    : PF_RELAY_MAX_CANDIDATES;
 	if (n_att == 0)
 		n_att = 1;
-	x = calloc(1, sizeof *x + n_att * sizeof(pf_attempt));
+	x = pf_zalloc(sizeof *x + n_att * sizeof(pf_attempt));
 	if (x == NULL) {
 		pf_msg_free(msg);
 		pf_error("PF-WRK-NOMEM", "what=relay");
