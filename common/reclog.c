@@ -279,15 +279,48 @@ static const uint32_t crc_table[256] = {
 	0xad7d5351u,
 };
 
+static uint32_t
+crc32c_table(uint32_t c, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		c = crc_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
+	return c;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The SSE 4.2 crc32 instruction computes the same CRC32C, 8 bytes at a
+ * time (the spool and the event log checksum every record they write
+ * and read: the table loop was ~2 % of the billing threads' time). */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_sse42(uint32_t c, const uint8_t *p, size_t len)
+{
+	uint64_t c64 = c;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c64 = __builtin_ia32_crc32di(c64, v);
+	}
+	c = (uint32_t)c64;
+	for (; len > 0; p++, len--)
+		c = __builtin_ia32_crc32qi(c, *p);
+	return c;
+}
+#endif
+
 uint32_t
 pf_crc32c(uint32_t crc, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-	uint32_t c = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	static int sse42 = -1; /* racy but idempotent: every thread agrees */
 
-	for (size_t i = 0; i < len; i++)
-		c = crc_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
-	return ~c;
+	if (sse42 < 0)
+		sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+	if (sse42)
+		return ~crc32c_sse42(~crc, buf, len);
+#endif
+	return ~crc32c_table(~crc, buf, len);
 }
 
 static void

@@ -261,6 +261,21 @@ main(void)
 	ok(pf_crc32c(0, "123456789", 9) == 0xe3069283u, "crc32c check value");
 	ok(pf_crc32c(pf_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283u,
 	    "crc32c chains");
+	{ /* RFC 3720 B.4: 32 bytes, whole and split off 8-byte bounds */
+		uint8_t v[32];
+		uint32_t c;
+
+		memset(v, 0, sizeof(v));
+		ok(pf_crc32c(0, v, 32) == 0x8a9136aau, "crc32c of 32 zeros");
+		memset(v, 0xff, sizeof(v));
+		ok(pf_crc32c(0, v, 32) == 0x62a8ab43u, "crc32c of 32 0xff");
+		for (int i = 0; i < 32; i++)
+			v[i] = (uint8_t)i;
+		c = pf_crc32c(
+		    pf_crc32c(pf_crc32c(0, v, 3), v + 3, 13), v + 16, 16);
+		ok(pf_crc32c(0, v, 32) == 0x46dd794eu && c == 0x46dd794eu,
+		    "crc32c of 0..31, whole and in 3 pieces");
+	}
 
 	/* Group commit: 40 appends, one fdatasync. */
 	err = pf_reclog_open(dir, "ev", 0, &log);
