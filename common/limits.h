@@ -141,6 +141,7 @@
 #define PF_ACCT_CACHE_MAX 1000000u  /* users / grant pools kept in memory */
 #define PF_ACCT_RELOAD_MS 5000u     /* re-read a cached balance after */
 #define PF_ACCT_STOP_GRACE_MS 5000u /* stop: then cancel what still waits */
+#define PF_DB_STOP_GRACE_MS 1000u   /* ingress reload/health threads: same */
 /* usage events in one usage.batch message (21 msgpack objects each: stays
  * under PF_MSG_OBJECTS_MAX) */
 #define PF_USAGE_BATCH_MAX 128u
