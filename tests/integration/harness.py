@@ -479,6 +479,22 @@ class Gateway:
     models = []
     proc = None
 
+    def host_port(self):
+        """(host, port) of the gateway's listener."""
+        host, port = self.base_url.split("//")[1].split("/")[0].split(":")
+        return host, int(port)
+
+    def raw_chat(self, model, stream=True, headers=""):
+        """A complete HTTP/1.1 chat request as bytes, for a raw socket;
+        headers: extra header lines, each ending in \\r\\n."""
+        body = json.dumps({"model": model, "stream": stream, "messages": [
+            {"role": "user", "content": "hi"}]}).encode()
+        return (f"POST /v1/chat/completions HTTP/1.1\r\n"
+                f"Host: {self.host_port()[0]}\r\n"
+                f"Authorization: Bearer {self.key}\r\n"
+                f"Content-Type: application/json\r\n{headers}"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
     def auth(self, key=None):
         return {"Authorization": "Bearer " + (key or self.key)}
 

@@ -13,7 +13,6 @@ the streams are served a batch at a time, the rest waiting in the listen
 backlog; every one ends with 200 and [DONE] (no 503), and the log has no
 PF-SPOOL-IO (the spool always had its descriptors); the gateway's open
 descriptors stayed well under its limit throughout."""
-import json
 import os
 import socket
 import threading
@@ -29,13 +28,8 @@ with Harness() as h:
     t = h.tap
     g = h.gateway(models="slow", mock_args=[
         "--chunks", "10", "--chunk-delay-ms", "50"], serve_nofile=NOFILE)
-    host, port = g.base_url.split("//")[1].split("/")[0].split(":")
-    body = json.dumps({"model": "slow", "stream": True, "messages": [
-        {"role": "user", "content": "hi"}]}).encode()
-    req = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
-           f"Authorization: Bearer {g.key}\r\n"
-           "Content-Type: application/json\r\nConnection: close\r\n"
-           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    host, port = g.host_port()
+    req = g.raw_chat("slow", headers="Connection: close\r\n")
 
     log = g.proc.output(200000)
     t.ok(f"PF-HTTP-CONN-LIMIT conns={CONNS} nofile={NOFILE}" in log,
