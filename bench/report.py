@@ -190,10 +190,13 @@ def hold_derive(t, d, target):
                        "%d)" % (r, peak, L))
         k = per_stream.get(r)
         if k and i < len(before_fds):
-            cap = (L - before_fds[i]) // k
+            # the gateway accepts (limit - 256) / k client connections
+            # (PF_FD_RESERVE, docs/operating.md "Open files")
+            cap = (L - max(before_fds[i], 256)) // k
             if cap < target:
                 why.append("%s's open-file limit of %d allows at most "
-                           "~%d streams (%d descriptor%s per stream)"
+                           "~%d streams (%d descriptor%s per stream, 256 "
+                           "kept for the gateway's own files)"
                            % (r, L, cap, k, "s" if k > 1 else ""))
     if d.get("hold_ended") == "stalled":
         why.append("no more stream opened for %s s (the most, %d, were open "

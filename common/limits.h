@@ -23,6 +23,9 @@
 #define PF_HTTP_CONN_TIMEOUT_S 30u          /* idle client connection */
 #define PF_HTTP_BODY_MIN_RATE (16u * 1024u) /* body bytes/s we wait for */
 #define PF_HTTP_MAX_CONNS 20000u
+/* descriptors kept for the process's own files and sockets: the client
+ * connections accepted are capped so they never take these */
+#define PF_FD_RESERVE 256u
 #define PF_JSON_MAX_DEPTH 64u    /* nesting in request bodies */
 #define PF_MODEL_NAME_MAX 128u   /* bytes in a model name */
 #define PF_API_KEY_MAX 128u      /* bytes in an sk- key */
@@ -138,6 +141,7 @@
 #define PF_ACCT_CACHE_MAX 1000000u  /* users / grant pools kept in memory */
 #define PF_ACCT_RELOAD_MS 5000u     /* re-read a cached balance after */
 #define PF_ACCT_STOP_GRACE_MS 5000u /* stop: then cancel what still waits */
+#define PF_DB_STOP_GRACE_MS 1000u   /* ingress reload/health threads: same */
 /* usage events in one usage.batch message (21 msgpack objects each: stays
  * under PF_MSG_OBJECTS_MAX) */
 #define PF_USAGE_BATCH_MAX 128u

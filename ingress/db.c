@@ -1,8 +1,13 @@
 /*
  * db.c -- PostgreSQL connections of the ingress.
  */
+#include <errno.h>
 #include <libpq-fe.h>
+#include <time.h>
 
+#include "common/clock.h"
+#include "common/limits.h"
+#include "common/log.h"
 #include "ingress/db.h"
 
 pf_err
@@ -41,4 +46,64 @@ ing_db_close(PGconn *conn)
 {
 	if (conn != NULL)
 		PQfinish(conn);
+}
+
+void
+ing_db_guard_init(ing_db_guard *g)
+{
+	pthread_mutex_init(&g->mu, NULL);
+	g->cancel = NULL;
+}
+
+void
+ing_db_guard_fini(ing_db_guard *g)
+{
+	PQfreeCancel(g->cancel);
+	g->cancel = NULL;
+	pthread_mutex_destroy(&g->mu);
+}
+
+void
+ing_db_guard_set(ing_db_guard *g, PGconn *conn)
+{
+	/* a fresh handle each time: cheap (no I/O), and never one of a
+	 * closed connection whose address a new one reuses */
+	PGcancel *c = conn != NULL ? PQgetCancel(conn) : NULL;
+
+	pthread_mutex_lock(&g->mu);
+	PQfreeCancel(g->cancel);
+	g->cancel = c;
+	pthread_mutex_unlock(&g->mu);
+}
+
+void
+ing_db_join_cancelling(pthread_t t, ing_db_guard *g, const char *what)
+{
+	int64_t grace_end = pf_mono_ms() + PF_DB_STOP_GRACE_MS;
+	int logged = 0;
+
+	for (;;) {
+		struct timespec ts;
+		int64_t now = pf_mono_ms();
+
+		pf_deadline_ts(CLOCK_REALTIME,
+		    now < grace_end ? (uint64_t)(grace_end - now) : 100u, &ts);
+		if (pthread_timedjoin_np(t, NULL, &ts) != ETIMEDOUT)
+			return;
+		if (!logged) {
+			pf_warn("PF-DB-STOP-CANCEL",
+			    "thread=%s "
+			    "msg=\"a statement outlasted the stop grace; "
+			    "cancelling it\"",
+			    what);
+			logged = 1;
+		}
+		pthread_mutex_lock(&g->mu);
+		if (g->cancel != NULL) {
+			char errbuf[256];
+
+			(void)PQcancel(g->cancel, errbuf, sizeof(errbuf));
+		}
+		pthread_mutex_unlock(&g->mu);
+	}
 }

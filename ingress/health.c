@@ -62,6 +62,7 @@ struct ing_health {
 	ing_relay *relay;
 	ing_router *router;
 	PGconn *db;
+	ing_db_guard guard; /* a stop cancels an update stuck on a lock */
 };
 
 pf_err
@@ -73,6 +74,7 @@ ing_health_new(const pf_config *cfg, ing_health **ret)
 		return PF_ENOMEM;
 	h->cfg = cfg;
 	pthread_mutex_init(&h->mu, NULL);
+	ing_db_guard_init(&h->guard);
 	pthread_cond_init(&h->cv, NULL);
 	*ret = h;
 	return PF_OK;
@@ -233,8 +235,11 @@ exec_update(ing_health *h, const char *sql, const char *const *vals, int n)
 	PGresult *res;
 	int rows = -1;
 
-	if (ing_db_ensure(h->cfg->database_url, &h->db) != PF_OK)
+	if (ing_db_ensure(h->cfg->database_url, &h->db) != PF_OK) {
+		ing_db_guard_set(&h->guard, NULL);
 		return -1;
+	}
+	ing_db_guard_set(&h->guard, h->db);
 	res = PQexecParams(h->db, sql, n, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_COMMAND_OK)
 		rows = (int)strtol(PQcmdTuples(res), NULL, 10);
@@ -471,8 +476,11 @@ probe_round(ing_health *h)
 	PGresult *res;
 	int n, enabled = 0;
 
-	if (ing_db_ensure(h->cfg->database_url, &h->db) != PF_OK)
+	if (ing_db_ensure(h->cfg->database_url, &h->db) != PF_OK) {
+		ing_db_guard_set(&h->guard, NULL);
 		return 0;
+	}
+	ing_db_guard_set(&h->guard, h->db);
 	res = PQexec(h->db, sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);
@@ -623,7 +631,7 @@ ing_health_free(ing_health *h)
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 	if (h->started)
-		pthread_join(h->thread, NULL);
+		ing_db_join_cancelling(h->thread, &h->guard, "pf-health");
 	for (unsigned b = 0; b < BUCKETS; b++) {
 		chan *c = h->table[b], *next;
 
@@ -633,6 +641,7 @@ ing_health_free(ing_health *h)
 		}
 	}
 	ing_db_close(h->db);
+	ing_db_guard_fini(&h->guard);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	free(h);

@@ -26,7 +26,8 @@ struct ing_router {
 	int kick;
 	int started;
 	pthread_t thread;
-	PGconn *db; /* reload thread only */
+	PGconn *db;         /* reload thread only */
+	ing_db_guard guard; /* a stop cancels a reload stuck on a lock */
 };
 
 static const char load_sql[]
@@ -142,6 +143,7 @@ load(ing_router *r, ing_snapshot **ret)
 	pf_err err;
 
 	err = ing_db_ensure(r->cfg->database_url, &r->db);
+	ing_db_guard_set(&r->guard, r->db);
 	if (err != PF_OK)
 		return err;
 	res = PQexec(r->db, load_sql);
@@ -278,6 +280,7 @@ ing_router_start(const pf_config *cfg, ing_router **ret)
 	r->cfg = cfg;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
+	ing_db_guard_init(&r->guard);
 	err = load(r, &r->cur);
 	if (err != PF_OK)
 		goto fail;
@@ -323,10 +326,11 @@ ing_router_free(ing_router *r)
 		r->stop = 1;
 		pthread_cond_signal(&r->cv);
 		pthread_mutex_unlock(&r->mu);
-		pthread_join(r->thread, NULL);
+		ing_db_join_cancelling(r->thread, &r->guard, "pf-routes");
 	}
 	ing_snapshot_unref(r->cur);
 	ing_db_close(r->db);
+	ing_db_guard_fini(&r->guard);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	free(r);

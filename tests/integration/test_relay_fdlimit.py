@@ -11,7 +11,6 @@ connections use up the descriptors the upstream sockets would need.
 Then: some requests did fail (the limit was reached), with 503, the
 channel is still enabled (status 1, no PF-CHANNEL-DISABLED), and once the
 burst is gone and the limit restored a request is answered 200."""
-import json
 import os
 import resource
 import socket
@@ -30,13 +29,8 @@ with Harness() as h:
         "PF_CHANNEL_FAIL_MAX": str(FAIL_MAX),
         "PF_CHANNEL_PROBE_MS": "600000"})
     pid = g.proc.p.pid
-    host, port = g.base_url.split("//")[1].split("/")[0].split(":")
-    body = json.dumps({"model": "slow", "stream": True, "messages": [
-        {"role": "user", "content": "hi"}]}).encode()
-    req = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
-           f"Authorization: Bearer {g.key}\r\n"
-           "Content-Type: application/json\r\n"
-           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    host, port = g.host_port()
+    req = g.raw_chat("slow")
 
     # the route loads asynchronously: one request through first
     wait_for(lambda: g.chat({"model": "slow", "messages": [
