@@ -427,6 +427,27 @@ test_random(void)
 	release_all(ws, n);
 }
 
+/* acct_recv_user waits (at most ms) for the next grant.request for
+ * user_id; the others (renewals of earlier tests' credit) are granted
+ * what they ask.  NULL when none came. */
+static pf_msg *
+acct_recv_user(int64_t user_id, int ms)
+{
+	int64_t until = pf_clock_ms() + ms;
+	int64_t left;
+
+	while ((left = until - pf_clock_ms()) > 0) {
+		pf_msg *m = acct_recv(NULL, 0, (int)left);
+		if (m == NULL)
+			return NULL;
+		if (m->u.grant_request.user_id == user_id)
+			return m;
+		acct_answer(m, m->u.grant_request.amount, PF_OK, 7);
+		pf_msg_free(m);
+	}
+	return NULL;
+}
+
 static int
 same_stats(const ing_billing_stats *a, const ing_billing_stats *b)
 {
@@ -460,7 +481,7 @@ test_no_wait(void)
 	    "no wait: no credit yet answers pending");
 	ing_billing_get_stats(bill, &after);
 	ok(same_stats(&before, &after), "no wait: pending counts nothing");
-	req = acct_recv(NULL, 0, 300);
+	req = acct_recv_user(20, 300);
 	ok(req == NULL, "no wait: pending asks nothing");
 	pf_msg_free(req);
 	ok(ing_billing_admit(bill, &ws[0].t, NULL) == PF_EPENDING,
@@ -468,7 +489,7 @@ test_no_wait(void)
 	ws[0].has_wait = 1;
 	admit(&ws[0]);
 	ok(ws[0].parked, "no wait: with a wait it parks");
-	req = acct_recv(NULL, 0, 5000);
+	req = acct_recv_user(20, 5000);
 	ok(req != NULL && req->u.grant_request.amount >= E,
 	    "no wait: and the wait asked for credit");
 	/* all it asked for: its estimate and some ahead */
@@ -486,7 +507,7 @@ test_no_wait(void)
 	waiter_start(&ws[1], 20);
 	ok(ws[1].done && ws[1].err == PF_OK && !ws[1].has_wait,
 	    "no wait: covered admission answered at once without a wait");
-	req = acct_recv(NULL, 0, 300);
+	req = acct_recv_user(20, 300);
 	ok(req == NULL, "no wait: covered admission asks nothing");
 	pf_msg_free(req);
 	ok(ing_billing_admit(bill, &ws[1].t, NULL) == PF_EEXIST,
@@ -494,7 +515,7 @@ test_no_wait(void)
 	/* a refusal is trusted for a while: refused at once, no wait */
 	waiter_start(&ws[2], 21);
 	ok(ws[2].parked && ws[2].has_wait, "no wait: user 21 waits");
-	req = acct_recv(NULL, 0, 5000);
+	req = acct_recv_user(21, 5000);
 	if (req != NULL)
 		acct_answer(req, 0, PF_OK, 7); /* refused */
 	pf_msg_free(req);
