@@ -190,10 +190,13 @@ def hold_derive(t, d, target):
                        "%d)" % (r, peak, L))
         k = per_stream.get(r)
         if k and i < len(before_fds):
-            cap = (L - before_fds[i]) // k
+            # the gateway accepts (limit - 256) / k client connections
+            # (PF_FD_RESERVE, docs/operating.md "Open files")
+            cap = (L - max(before_fds[i], 256)) // k
             if cap < target:
                 why.append("%s's open-file limit of %d allows at most "
-                           "~%d streams (%d descriptor%s per stream)"
+                           "~%d streams (%d descriptor%s per stream, 256 "
+                           "kept for the gateway's own files)"
                            % (r, L, cap, k, "s" if k > 1 else ""))
     if d.get("hold_ended") == "stalled":
         why.append("no more stream opened for %s s (the most, %d, were open "
@@ -257,6 +260,22 @@ for t in ("serve", "split"):
     d["pss_idle_kb"] = rss("pss-idle-" + t)
     d["rss_load_kb"] = rss("rss-load-" + t)
     hold_derive(t, d, int(machine.get("streams", "10000")))
+    derived[t] = d
+
+# The reference proxies (nginx, HAProxy): the same c1 / c64 / s1
+# measures as the gateways.
+reference = (read("reference") or "").split()
+for t in reference:
+    d = {}
+    d["added_p50_ns_c1"] = added(t, "c1", "latency", "p50")
+    d["added_p99_ns_c1"] = added(t, "c1", "latency", "p99")
+    d["added_ttft_p50_ns"] = added(t, "s1", "ttft", "p50")
+    d["cpu_us_per_req_c64"] = cpu_per_req("c64-" + t)
+    d["ctx_switches_per_req_c64"] = cs_per_req("c64-" + t)
+    g, dr = st("c64-" + t), st("c64-direct")
+    d["throughput_ratio_c64"] = (
+        g["rps"] / dr["rps"] if g and dr and dr["rps"] else None
+    )
     derived[t] = d
 
 with open(os.path.join(out_dir, name + ".json"), "w") as f:
@@ -463,6 +482,69 @@ w("CPU = utime + stime of the gateway process(es) from /proc/PID/stat over "
   "the whole stage (warmup included) divided by the 2xx answers of the "
   "stage (warmup included); resolution 1/%d s.\n" % clk_tck)
 
+if reference:
+    names = {"nginx": "nginx", "haproxy": "HAProxy"}
+    cols = ["serve", "split"] + reference
+    w("## Reference proxies on this machine\n")
+    w("%s as plain reverse proxies to the same mock, measured in the "
+      "same run as the gateways: keep-alive upstream connections, answers "
+      "not buffered, 2 worker processes / threads (serve has 2 HTTP "
+      "threads). They check no key, bill nothing and route nothing, so "
+      "they show what relaying alone costs on this machine; the targets "
+      "are for the whole gateway.\n" % " and ".join(
+          names.get(t, t) for t in reference))
+    w("| | target | " + " | ".join(names.get(t, t) for t in cols) + " |")
+    w("|---|---|" + "---|" * len(cols))
+    rows = (
+        ("added latency p50, 1 connection", "≤ 30 µs",
+         lambda x: sus(x["added_p50_ns_c1"])),
+        ("added latency p99, 1 connection", "≤ 100 µs",
+         lambda x: sus(x["added_p99_ns_c1"])),
+        ("added TTFT p50, 1 connection", "≤ 100 µs",
+         lambda x: sus(x["added_ttft_p50_ns"])),
+        ("CPU µs per request, 64 connections", "≤ 20 µs",
+         lambda x: fmt(x["cpu_us_per_req_c64"])),
+        ("context switches per request, 64 connections", "",
+         lambda x: fmt(x["ctx_switches_per_req_c64"])),
+        ("throughput vs direct, 64 connections", "≥ 50 %",
+         lambda x: fmt(x["throughput_ratio_c64"]
+                       and x["throughput_ratio_c64"] * 100, "%.0f %%")),
+    )
+    for label, target, f in rows:
+        w("| %s | %s | %s |" % (label, target, " | ".join(
+            f(derived[t]) for t in cols)))
+    w("")
+
+def thread_rows(n):
+    s = st(n)
+    text = read(n + ".threads")
+    if not s or not text or not s["usage"]["answers"]:
+        return {}
+    rows = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 2:
+            rows[f[0]] = int(f[1]) * 1e6 / clk_tck / s["usage"]["answers"]
+    return rows
+
+
+by_thread = {t: thread_rows("c64-" + t) for t in ("serve", "split")}
+if any(by_thread.values()):
+    w("## Where the CPU goes: 64 connections, by thread\n")
+    w("CPU µs per request of each thread (threads of one name summed: "
+      "`pf-loop` is all the HTTP loops), process/thread, from "
+      "/proc/PID/task/*/stat over the stage; threads under 1 % of the "
+      "total are left out.\n")
+    w("| | thread | CPU µs per request | share |")
+    w("|---|---|---|---|")
+    for t in ("serve", "split"):
+        rows = by_thread[t]
+        total = sum(rows.values())
+        for k, v in sorted(rows.items(), key=lambda kv: -kv[1]):
+            if total and v >= 0.01 * total:
+                w("| %s | %s | %.1f | %.0f %% |" % (t, k, v, 100 * v / total))
+    w("")
+
 w("## Holding streams\n")
 w("`hold`: %s connections, each asking for a stream that lasts %s s "
   "(longer than the stage); the stage ends %s s after all streams are "
@@ -532,7 +614,7 @@ w("| stage | measured | req/s | p50 | p90 | p99 | p99.9 | max | TTFT p50 | "
 w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 order = ["c1", *("r%d" % r for r in rates), "c64", "s1", "s64", "hold"]
 for o in order:
-    for t in ("direct", "serve", "split"):
+    for t in ("direct", "serve", "split", *reference):
         s = st("%s-%s" % (o, t))
         if not s:
             continue

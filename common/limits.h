@@ -31,6 +31,9 @@
 #define PF_HTTP_CONN_TIMEOUT_S 30u          /* idle client connection */
 #define PF_HTTP_BODY_MIN_RATE (16u * 1024u) /* body bytes/s we wait for */
 #define PF_HTTP_MAX_CONNS 20000u
+/* descriptors kept for the process's own files and sockets: the client
+ * connections accepted are capped so they never take these */
+#define PF_FD_RESERVE 256u
 #define PF_JSON_MAX_DEPTH 64u    /* nesting in request bodies */
 #define PF_MODEL_NAME_MAX 128u   /* bytes in a model name */
 #define PF_API_KEY_MAX 128u      /* bytes in an sk- key */

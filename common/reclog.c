@@ -279,15 +279,48 @@ static const uint32_t crc_table[256] = {
 	0xad7d5351u,
 };
 
+static uint32_t
+crc32c_table(uint32_t c, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		c = crc_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
+	return c;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The SSE 4.2 crc32 instruction computes the same CRC32C, 8 bytes at a
+ * time (the spool and the event log checksum every record they write
+ * and read: the table loop was ~2 % of the billing threads' time). */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_sse42(uint32_t c, const uint8_t *p, size_t len)
+{
+	uint64_t c64 = c;
+
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c64 = __builtin_ia32_crc32di(c64, v);
+	}
+	c = (uint32_t)c64;
+	for (; len > 0; p++, len--)
+		c = __builtin_ia32_crc32qi(c, *p);
+	return c;
+}
+#endif
+
 uint32_t
 pf_crc32c(uint32_t crc, const void *buf, size_t len)
 {
-	const uint8_t *p = buf;
-	uint32_t c = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	static int sse42 = -1; /* racy but idempotent: every thread agrees */
 
-	for (size_t i = 0; i < len; i++)
-		c = crc_table[(c ^ p[i]) & 0xffu] ^ (c >> 8);
-	return ~c;
+	if (sse42 < 0)
+		sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+	if (sse42)
+		return ~crc32c_sse42(~crc, buf, len);
+#endif
+	return ~crc32c_table(~crc, buf, len);
 }
 
 static void
@@ -514,27 +547,48 @@ flush_buf(pf_reclog *log)
 	return PF_OK;
 }
 
-static pf_err
-open_segment(pf_reclog *log)
+/* create_segment creates segment seq (empty, durable in the directory)
+ * and returns its descriptor, or -1. */
+static int
+create_segment(pf_reclog *log, uint64_t seq)
 {
 	char path[PATH_MAX_LEN];
-	pf_err err;
 	int fd;
 
-	err = pf_reclog_segment_path(
-	    log->dir, log->prefix, log->seq, path, sizeof(path));
-	if (err != PF_OK)
-		return err;
+	if (pf_reclog_segment_path(
+	        log->dir, log->prefix, seq, path, sizeof(path))
+	    != PF_OK)
+		return -1;
 	fd = open(
 	    path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return PF_EIO;
+		return -1;
 	if (fsync(log->dirfd) != 0) {
 		close(fd);
-		return PF_EIO;
+		(void)unlink(path); /* so that a retry can create it */
+		return -1;
 	}
+	return fd;
+}
+
+/* Makes the new segment fd, numbered seq, the current one (the caller
+ * closed or keeps the old descriptor). */
+static void
+switch_segment(pf_reclog *log, int fd, uint64_t seq)
+{
 	log->fd = fd;
+	log->seq = seq;
 	log->seg_size = 0;
+}
+
+static pf_err
+open_segment(pf_reclog *log)
+{
+	int fd = create_segment(log, log->seq);
+
+	if (fd < 0)
+		return PF_EIO;
+	switch_segment(log, fd, log->seq);
 	return PF_OK;
 }
 
@@ -573,22 +627,61 @@ pf_reclog_sync(pf_reclog *log)
 	return PF_OK;
 }
 
-/* Syncs and closes the current segment and opens the next. */
+/*
+ * Opens the next segment, syncs the current one and only then closes it:
+ * when the next cannot be opened (say, the process is out of descriptors
+ * for a moment) the writer stays on the current segment, usable, at the
+ * cost of one open attempt, and the caller may retry later.  PF_EIO from
+ * the sync leaves the writer broken on the current segment
+ * (pf_reclog_repair).
+ */
 static pf_err
 next_segment(pf_reclog *log)
 {
+	int fd = create_segment(log, log->seq + 1);
 	pf_err err;
 
+	if (fd < 0) {
+		log->stats.rotate_failures++;
+		return PF_EIO;
+	}
 	err = pf_reclog_sync(log);
-	if (err != PF_OK)
+	if (err != PF_OK) {
+		char path[PATH_MAX_LEN];
+
+		close(fd);
+		if (pf_reclog_segment_path(
+		        log->dir, log->prefix, log->seq + 1, path, sizeof(path))
+		    == PF_OK)
+			(void)unlink(path);
 		return err;
+	}
 	close(log->fd);
-	log->fd = -1;
-	log->seq++;
-	err = open_segment(log);
-	if (err != PF_OK)
-		log->broken = 1;
-	return err;
+	switch_segment(log, fd, log->seq + 1);
+	return PF_OK;
+}
+
+pf_err
+pf_reclog_repair(pf_reclog *log)
+{
+	int fd;
+
+	if (!log->broken)
+		return PF_OK;
+	fd = create_segment(log, log->seq + 1);
+	if (fd < 0)
+		return PF_EIO;
+	/* the buffered records and whatever the failed write or sync left
+	 * of the segment are given up with it (a reader stops at its torn
+	 * tail); the caller kept what they said */
+	if (log->fd >= 0)
+		close(log->fd);
+	switch_segment(log, fd, log->seq + 1);
+	log->buf_len = 0;
+	log->broken = 0;
+	log->unsynced = 0;
+	log->stats.repairs++;
+	return PF_OK;
 }
 
 pf_err
@@ -658,9 +751,12 @@ pf_reclog_append(pf_reclog *log, const void *rec, size_t len, int64_t ts_ms,
 		return PF_ETOOBIG;
 	if (log->seg_size > 0 && log->seg_size + need > log->seg_max) {
 		err = next_segment(log);
-		if (err != PF_OK)
+		if (err == PF_OK)
+			log->stats.rotations++;
+		else if (log->broken
+		    || log->seg_size + need > PF_RECLOG_FILE_MAX / 2)
 			return err;
-		log->stats.rotations++;
+		/* else on in the current segment; the next append retries */
 	}
 	if (log->buf_cap - log->buf_len < need) {
 		size_t cap = log->buf_cap ? log->buf_cap : 64 * 1024;

@@ -65,9 +65,11 @@ typedef struct pf_reclog_pos {
 
 /* Counters of a writer (for tests and metrics). */
 typedef struct pf_reclog_stats {
-	uint64_t appends;   /* records appended */
-	uint64_t syncs;     /* fdatasync calls made */
-	uint64_t rotations; /* segments closed because they were full */
+	uint64_t appends;         /* records appended */
+	uint64_t syncs;           /* fdatasync calls made */
+	uint64_t rotations;       /* segments closed because they were full */
+	uint64_t rotate_failures; /* next segment not opened: stayed */
+	uint64_t repairs;         /* pf_reclog_repair calls that worked */
 } pf_reclog_stats;
 
 /* What pf_reclog_read_file found. */
@@ -107,8 +109,12 @@ PF_NODISCARD pf_err pf_reclog_open(
  * pf_reclog_append copies rec[0..len) into the writer, stamped with ts_ms,
  * rotating first if the segment is full.  Not durable until
  * pf_reclog_sync.  *ret_pos (may be NULL) receives the record's position.
- * Errors: PF_ETOOBIG (len > PF_RECLOG_RECORD_MAX), PF_EIO (rotation
- * failed; the writer is then unusable), PF_ENOMEM.
+ * When the next segment cannot be opened (e.g. no descriptor free) the
+ * record goes into the current one, and the next append tries again;
+ * only past PF_RECLOG_FILE_MAX / 2 bytes is that an error (PF_EIO, the
+ * writer still usable).  Errors: PF_ETOOBIG (len > PF_RECLOG_RECORD_MAX),
+ * PF_EIO (a write failed: the writer is then broken, see
+ * pf_reclog_repair), PF_ENOMEM.
  */
 PF_NODISCARD pf_err pf_reclog_append(pf_reclog *log, const void *rec,
     size_t len, int64_t ts_ms, pf_reclog_pos *ret_pos);
@@ -128,6 +134,16 @@ PF_NODISCARD pf_err pf_reclog_sync(pf_reclog *log);
  * (the writer is then unusable).
  */
 PF_NODISCARD pf_err pf_reclog_flush(pf_reclog *log);
+
+/*
+ * pf_reclog_repair makes a broken writer (a write or an fdatasync failed)
+ * usable again: the records not yet written are dropped, the segment is
+ * left as it is (its records up to the failure stay readable; a reader
+ * sees a torn tail) and a new segment is opened.  A writer that is not
+ * broken: no-op.  Errors: PF_EIO (the new segment could not be opened;
+ * still broken, try again later).
+ */
+PF_NODISCARD pf_err pf_reclog_repair(pf_reclog *log);
 
 /*
  * pf_reclog_fileno returns the file descriptor of the current segment

@@ -44,6 +44,7 @@
 #define BUCKETS 4096u        /* power of two */
 #define TICK_MS 200          /* thread wakes at least this often */
 #define ROTATE_IDLE_MS 1000  /* rotate an all-acked segment after */
+#define REPAIR_MS 1000       /* a broken spool: try a new segment after */
 #define STOP_WAIT_STEP_MS 20 /* stop: poll for acks */
 #define LOST_EXTRA_MS 5000   /* past the sweeper before we decide */
 /* usage events wait up to this long for others to share a message to
@@ -198,6 +199,7 @@ struct ing_billing {
 	seg_count *segs;
 	size_t n_segs, cap_segs;
 	int64_t last_append_ms;
+	int64_t repair_ms; /* last pf_reclog_repair of a broken spool */
 	/* guards the spool, segs, spool_enc and last_append_ms: events are
 	 * spooled by whichever thread hands over a batch of ends (the
 	 * worker's in serve, see ing_billing_end_flush) or by the billing
@@ -1171,16 +1173,38 @@ seg_sweep(ing_billing *b)
 
 /* rotate_idle closes an all-acked current segment after a quiet second so
  * it can go too. */
+/*
+ * spool_repair_locked: a write or fdatasync of the spool failed (a full
+ * disk, no descriptor free): the events since were kept in memory only.
+ * At most every REPAIR_MS it tries a new segment, which makes the next
+ * events durable again once the cause is gone.  Under spool_mu.
+ */
+static void
+spool_repair_locked(ing_billing *b, int64_t now)
+{
+	if (pf_reclog_fileno(b->spool) >= 0 || now - b->repair_ms < REPAIR_MS)
+		return;
+	b->repair_ms = now;
+	if (pf_reclog_repair(b->spool) == PF_OK)
+		pf_warn("PF-SPOOL-REPAIRED", "seq=%llu",
+		    (unsigned long long)pf_reclog_current_seq(b->spool));
+}
+
 static void
 rotate_idle_locked(ing_billing *b, int64_t now)
 {
-	uint64_t cur = pf_reclog_current_seq(b->spool);
-	seg_count *sc = seg_find(b, cur, 0);
+	uint64_t cur;
+	seg_count *sc;
 
+	spool_repair_locked(b, now);
+	cur = pf_reclog_current_seq(b->spool);
+	sc = seg_find(b, cur, 0);
 	if (pf_reclog_end(b->spool).off == 0 || (sc != NULL && sc->unacked > 0)
-	    || now - b->last_append_ms < ROTATE_IDLE_MS)
+	    || now - b->last_append_ms < ROTATE_IDLE_MS
+	    || now - b->repair_ms < REPAIR_MS)
 		return;
 	if (pf_reclog_rotate(b->spool) != PF_OK) {
+		b->repair_ms = now; /* the next try in REPAIR_MS */
 		pf_error("PF-SPOOL-IO", "what=rotate");
 		return;
 	}
@@ -1289,6 +1313,7 @@ spool_events(ing_billing *b, pending *ps)
 	int io_failed = 0;
 
 	pthread_mutex_lock(&b->spool_mu);
+	spool_repair_locked(b, pf_clock_ms());
 	for (p = ps; p != NULL; p = p->next) {
 		pf_msg m = { .kind = PF_MSG_USAGE };
 		pf_reclog_pos pos = { 0 };

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -64,7 +65,8 @@ struct ing_server {
 	struct MHD_Daemon **loops;
 	struct loop_ctx *lctx; /* n_loops, or 1 (not looped: srv only) */
 	unsigned n_loops;
-	int quiesce_ask; /* atomic: each loop leaves the port */
+	unsigned fds_per_conn; /* 2 when the upstream side is ours too */
+	int quiesce_ask;       /* atomic: each loop leaves the port */
 	void (*waker)(void *arg, unsigned i); /* ends loop i's sleep */
 	void *waker_arg;
 	ing_router *router;
@@ -1317,6 +1319,40 @@ start_daemon(ing_server *srv, int fd, unsigned flags, struct loop_ctx *lc,
 	    MHD_OPTION_END);
 }
 
+/*
+ * conn_limit is how many client connections srv accepts at once: the
+ * descriptors this process may open (RLIMIT_NOFILE, whose soft limit
+ * pf_cli_tune_process raised to the hard one) less PF_FD_RESERVE for its
+ * own files and sockets (spool and event-log segments, database, Redis,
+ * NNG, the syncer's descriptor), divided by the descriptors a client
+ * connection costs (its socket, and its upstream socket when the
+ * transfers run in this process), and at most PF_HTTP_MAX_CONNS.  Past
+ * it libmicrohttpd accepts no more: further clients wait in the listen
+ * backlog instead of taking the descriptors the spool needs to stay
+ * durable.
+ */
+static unsigned
+conn_limit(const ing_server *srv)
+{
+	struct rlimit rl;
+	uint64_t n;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return PF_HTTP_MAX_CONNS;
+	n = rl.rlim_cur > PF_FD_RESERVE + srv->fds_per_conn
+	    ? (rl.rlim_cur - PF_FD_RESERVE) / srv->fds_per_conn
+	    : 1;
+	if (n >= PF_HTTP_MAX_CONNS)
+		return PF_HTTP_MAX_CONNS;
+	pf_warn("PF-HTTP-CONN-LIMIT",
+	    "conns=%llu nofile=%llu per_conn=%u reserve=%u "
+	    "msg=\"the open-file limit caps the client connections below "
+	    "%u; raise it (ulimit -n, LimitNOFILE=) for more\"",
+	    (unsigned long long)n, (unsigned long long)rl.rlim_cur,
+	    srv->fds_per_conn, PF_FD_RESERVE, PF_HTTP_MAX_CONNS);
+	return (unsigned)n;
+}
+
 /* start_daemons starts srv->n_loops daemons in external epoll mode on fd
  * (each on a dup of its own), or one with a thread pool when n_loops is 0.
  * fd is taken. */
@@ -1325,10 +1361,11 @@ start_daemons(ing_server *srv, int fd, unsigned flags)
 {
 	unsigned threads
 	    = srv->cfg->http_threads > 0 ? srv->cfg->http_threads : 1;
+	unsigned max_conns = conn_limit(srv);
 
 	if (srv->n_loops == 0) {
 		srv->mhd = start_daemon(
-		    srv, fd, flags, &srv->lctx[0], threads, PF_HTTP_MAX_CONNS);
+		    srv, fd, flags, &srv->lctx[0], threads, max_conns);
 		return srv->mhd != NULL ? PF_OK : PF_EIO;
 	}
 	/* every loop's daemon accepts from the one listening socket (a dup
@@ -1340,7 +1377,8 @@ start_daemons(ing_server *srv, int fd, unsigned flags)
 		if (dfd < 0)
 			return PF_EIO;
 		srv->loops[i] = start_daemon(srv, dfd, flags, &srv->lctx[i], 0,
-		    PF_HTTP_MAX_CONNS / srv->n_loops);
+		    max_conns / srv->n_loops > 0 ? max_conns / srv->n_loops
+		                                 : 1);
 		if (srv->loops[i] == NULL)
 			return PF_EIO;
 	}
@@ -1455,6 +1493,7 @@ ing_server_start_loops(const pf_config *cfg, struct pf_lane *lane,
 		return PF_ENOMEM;
 	}
 	srv->n_loops = n_loops;
+	srv->fds_per_conn = lane != NULL || n_loops > 0 ? 2 : 1;
 	for (unsigned i = 0; i < (n_loops > 0 ? n_loops : 1); i++) {
 		srv->lctx[i].srv = srv;
 		srv->lctx[i].i = i;

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -167,11 +168,16 @@ class ProcessExited(RuntimeError):
 class Proc:
     """A started subprocess with its output in a temporary file."""
 
-    def __init__(self, name, args, env):
+    def __init__(self, name, args, env, nofile=None):
         self.name = name
         self.out = tempfile.TemporaryFile()
+
+        def limit():  # in the child, before exec: soft = hard = nofile
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.p = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=self.out, stderr=subprocess.STDOUT)
+                                  stdout=self.out, stderr=subprocess.STDOUT,
+                                  preexec_fn=limit if nofile else None)
 
     def alive(self):
         return self.p.poll() is None
@@ -358,10 +364,11 @@ class Harness:
                                f"({r.returncode}): {r.stderr.strip()}")
         return r.stdout.strip()
 
-    def start(self, name, args, env, ready, timeout=30):
+    def start(self, name, args, env, ready, timeout=30, nofile=None):
         """Starts a long-running planktonfly ARGS; ready() -> bool polls
-        readiness.  Returns the Proc, or raises with its output."""
-        proc = Proc(name, [self.binary] + args, env)
+        readiness; nofile, if given, is its open-file limit (soft and
+        hard).  Returns the Proc, or raises with its output."""
+        proc = Proc(name, [self.binary] + args, env, nofile)
         self.procs.append(proc)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -419,7 +426,7 @@ class Harness:
 
         return self.start_on_free_port(start)
 
-    def start_serve(self, db_url, extra_env=None):
+    def start_serve(self, db_url, extra_env=None, nofile=None):
         def start(port):
             base = f"http://127.0.0.1:{port}"
             # extra_env may name the role's directories (a restart)
@@ -430,13 +437,15 @@ class Harness:
             def ready():
                 return fetch("GET", base + "/health", timeout=2)[0] == 200
 
-            proc = self.start("serve", ["serve"], env, ready)
+            proc = self.start("serve", ["serve"], env, ready,
+                              nofile=nofile)
             return base + "/v1", proc
 
         return self.start_on_free_port(start)
 
     def gateway(self, models="mock-gpt,gpt-4o-mini", serve_env=None,
-                mock_args=(), upstream=None, prepare=None):
+                mock_args=(), upstream=None, prepare=None,
+                serve_nofile=None):
         """The walking skeleton: a migrated database, a mock model, a user
         with balance, a token, an openai channel to the mock with `models`,
         a price, and `serve`.  upstream (a base URL ending in /v1) replaces
@@ -460,7 +469,8 @@ class Harness:
                        "--output", "1.5")
         if prepare is not None:
             prepare(g)
-        g.base_url, g.proc = self.start_serve(g.db, serve_env)
+        g.base_url, g.proc = self.start_serve(g.db, serve_env,
+                                              nofile=serve_nofile)
         return g
 
 

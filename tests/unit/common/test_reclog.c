@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +67,137 @@ append_n(pf_reclog *log, int n, pf_reclog_pos *pos)
 			return -1;
 	}
 	return 0;
+}
+
+/* Takes every free descriptor under a soft limit of 64; returns how
+ * many (release_fds closes them and restores the limit). */
+static int fillers[64];
+static struct rlimit saved_nofile;
+
+static int
+exhaust_fds(void)
+{
+	struct rlimit rl;
+	int n = 0, fd;
+
+	if (getrlimit(RLIMIT_NOFILE, &saved_nofile) != 0)
+		return -1;
+	rl = saved_nofile;
+	rl.rlim_cur = 64;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	while (n < 64 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		fillers[n++] = fd;
+	return n;
+}
+
+static void
+release_fds(int n)
+{
+	for (int i = 0; i < n; i++)
+		close(fillers[i]);
+	(void)setrlimit(RLIMIT_NOFILE, &saved_nofile);
+}
+
+/* count_records reads segment seq of prefix in dir into a fresh seen. */
+static int
+count_records(const char *dir, const char *prefix, uint64_t seq, int *bad)
+{
+	char path[1024];
+	struct seen s;
+
+	memset(&s, 0, sizeof(s));
+	if (pf_reclog_segment_path(dir, prefix, seq, path, sizeof(path))
+	        != PF_OK
+	    || pf_reclog_read_file(path, seq, 0, collect_cb, &s, NULL) != PF_OK)
+		return -1;
+	*bad = s.bad;
+	return s.n;
+}
+
+/* Out of descriptors at a rotation: the writer stays on its segment and
+ * rotates once a descriptor is free again. */
+static void
+test_rotate_without_fds(const char *dir)
+{
+	pf_reclog *log = NULL;
+	pf_reclog_stats st;
+	pf_reclog_pos pos[64];
+	uint64_t seq0;
+	int n, bad = 0;
+
+	ok(pf_reclog_open(dir, "emf", 200, &log) == PF_OK, "open (emf)");
+	if (log == NULL)
+		return;
+	seq0 = pf_reclog_current_seq(log);
+	n = exhaust_fds();
+	ok(n > 0, "no descriptor free (%d taken)", n);
+	ok(append_n(log, 20, pos) == 0,
+	    "20 appends past the segment size succeed without a descriptor");
+	pf_reclog_get_stats(log, &st);
+	ok(pf_reclog_current_seq(log) == seq0 && st.rotate_failures > 0
+	        && st.rotations == 0 && pf_reclog_fileno(log) >= 0,
+	    "stayed on segment %llu (%llu rotations failed), usable",
+	    (unsigned long long)seq0, (unsigned long long)st.rotate_failures);
+	release_fds(n);
+	ok(pf_reclog_sync(log) == PF_OK, "sync");
+	ok(count_records(dir, "emf", seq0, &bad) == 20 && !bad,
+	    "all 20 records are in the oversized segment");
+	{
+		uint8_t b = 0;
+		pf_reclog_pos p;
+
+		ok(pf_reclog_append(log, &b, 1, 1, &p) == PF_OK
+		        && p.seq == seq0 + 1,
+		    "with a descriptor free the next append rotates");
+	}
+	pf_reclog_close(log);
+}
+
+/* A failed write breaks the writer; pf_reclog_repair opens a new
+ * segment (not while no descriptor is free), the old one keeps what was
+ * written before. */
+static void
+test_repair(const char *dir)
+{
+	pf_reclog *log = NULL;
+	pf_reclog_stats st;
+	uint64_t seq0;
+	int n, bad = 0, ro;
+
+	ok(pf_reclog_open(dir, "rep", 0, &log) == PF_OK, "open (rep)");
+	if (log == NULL)
+		return;
+	seq0 = pf_reclog_current_seq(log);
+	ok(pf_reclog_repair(log) == PF_OK && pf_reclog_current_seq(log) == seq0,
+	    "repair of a sound writer: no-op");
+	ok(append_n(log, 5, NULL) == 0 && pf_reclog_sync(log) == PF_OK,
+	    "5 records synced");
+	/* the segment's descriptor now refers to a read-only file */
+	ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ok(ro >= 0 && dup2(ro, pf_reclog_fileno(log)) >= 0, "break the fd");
+	close(ro);
+	ok(append_n(log, 3, NULL) == 0 && pf_reclog_flush(log) == PF_EIO
+	        && pf_reclog_fileno(log) == -1,
+	    "a failed write leaves the writer broken");
+	ok(append_n(log, 1, NULL) == -1, "a broken writer refuses appends");
+	n = exhaust_fds();
+	ok(n > 0 && pf_reclog_repair(log) == PF_EIO
+	        && pf_reclog_fileno(log) == -1,
+	    "repair without a free descriptor fails, still broken");
+	release_fds(n);
+	ok(pf_reclog_repair(log) == PF_OK && pf_reclog_fileno(log) >= 0
+	        && pf_reclog_current_seq(log) == seq0 + 1,
+	    "repair opens segment %llu", (unsigned long long)(seq0 + 1));
+	ok(append_n(log, 4, NULL) == 0 && pf_reclog_sync(log) == PF_OK,
+	    "4 records synced after the repair");
+	pf_reclog_get_stats(log, &st);
+	ok(st.repairs == 1, "one repair counted");
+	ok(count_records(dir, "rep", seq0, &bad) == 5 && !bad,
+	    "the broken segment keeps its 5 records");
+	ok(count_records(dir, "rep", seq0 + 1, &bad) == 4 && !bad,
+	    "the new segment has the 4");
+	pf_reclog_close(log);
 }
 
 static uint8_t *
@@ -129,6 +261,21 @@ main(void)
 	ok(pf_crc32c(0, "123456789", 9) == 0xe3069283u, "crc32c check value");
 	ok(pf_crc32c(pf_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283u,
 	    "crc32c chains");
+	{ /* RFC 3720 B.4: 32 bytes, whole and split off 8-byte bounds */
+		uint8_t v[32];
+		uint32_t c;
+
+		memset(v, 0, sizeof(v));
+		ok(pf_crc32c(0, v, 32) == 0x8a9136aau, "crc32c of 32 zeros");
+		memset(v, 0xff, sizeof(v));
+		ok(pf_crc32c(0, v, 32) == 0x62a8ab43u, "crc32c of 32 0xff");
+		for (int i = 0; i < 32; i++)
+			v[i] = (uint8_t)i;
+		c = pf_crc32c(
+		    pf_crc32c(pf_crc32c(0, v, 3), v + 3, 13), v + 16, 16);
+		ok(pf_crc32c(0, v, 32) == 0x46dd794eu && c == 0x46dd794eu,
+		    "crc32c of 0..31, whole and in 3 pieces");
+	}
 
 	/* Group commit: 40 appends, one fdatasync. */
 	err = pf_reclog_open(dir, "ev", 0, &log);
@@ -322,6 +469,8 @@ main(void)
 		        && !pf_reclog_parse_name("ev.lock", &plen, &seq),
 		    "other names ignored");
 	}
+	test_rotate_without_fds(dir);
+	test_repair(dir);
 	rm_rf(dir);
 	return tap_done();
 }
