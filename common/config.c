@@ -83,7 +83,8 @@ static const struct key keys[] = {
 	{ "HTTP_CONN_MEMORY", KEY_U32, 0, OFF(http_conn_memory),
 	    PF_HTTP_CONN_MEMORY_MIN, PF_HTTP_CONN_MEMORY_MAX, "4096",
 	    "memory per client connection, bytes; bounds the request header "
-	    "block (4096: ~3 KiB, larger gets 431)" },
+	    "block (its bytes + 64 per header <= this - 256; larger gets "
+	    "431)" },
 	{ "SCHED_BATCH", KEY_U32, 0, OFF(sched_batch), 0, 1, "0",
 	    "1: every thread of serve, ingress and worker runs under "
 	    "SCHED_BATCH (a woken thread does not preempt its waker)" },

@@ -13,10 +13,18 @@
 /* MHD per-connection memory pool (PF_HTTP_CONN_MEMORY): request line +
  * headers, then the response headers and the chunk being written.  Paid
  * in full by every open connection, so by every open stream (MHD zeroes
- * what it frees, so every page is touched).  4 KiB takes header blocks
- * up to ~3 KiB (the SDKs send ~1 KiB); larger ones get 431, and raising
- * the setting to 8192 takes ~7 KiB.  Events bigger than what is left of
- * the pool go out in several writes. */
+ * what it frees, so every page is touched).  libmicrohttpd 0.9.75 keeps
+ * the request head in the pool until the answer is out, and takes a head
+ * that leaves too little for the answer's own head (then closes without
+ * a word): the gateway answers 431 (JSON) to a head whose bytes plus
+ * PF_MHD_HEADER_RECORD per header leave less than PF_HTTP_REPLY_RESERVE
+ * (+ _ANTHROPIC on /v1/messages).  So 4096 takes 3,840 bytes less 64 per
+ * header: ~3.4 KiB in 6 headers, ~2.5 KiB in 20 (the SDKs send ~1 KiB in
+ * ~15); 8192 takes 4 KiB more.  Events bigger than what is left of the
+ * pool go out in several writes. */
+#define PF_HTTP_REPLY_RESERVE 256u /* our largest answer head: 233 bytes */
+#define PF_HTTP_REPLY_RESERVE_ANTHROPIC 48u /* its request-id header */
+#define PF_MHD_HEADER_RECORD 64u /* MHD's record per header (x86-64) */
 #define PF_HTTP_CONN_MEMORY_DEFAULT 4096u
 #define PF_HTTP_CONN_MEMORY_MIN 4096u
 #define PF_HTTP_CONN_MEMORY_MAX (256u * 1024u)

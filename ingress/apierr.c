@@ -22,6 +22,8 @@ const ing_apierr ING_ERR_MODEL_NOT_FOUND
     = { 404, "invalid_request_error", "model_not_found" };
 const ing_apierr ING_ERR_TOO_LARGE
     = { 413, "invalid_request_error", "request_too_large" };
+const ing_apierr ING_ERR_HEADERS_TOO_LARGE
+    = { 431, "invalid_request_error", "request_header_fields_too_large" };
 const ing_apierr ING_ERR_RATE_LIMITED
     = { 429, "requests", "rate_limit_exceeded" };
 const ing_apierr ING_ERR_INSUFFICIENT_QUOTA

@@ -17,14 +17,15 @@ typedef struct ing_apierr {
 	const char *code;
 } ing_apierr;
 
-extern const ing_apierr ING_ERR_BAD_REQUEST;     /* 400 */
-extern const ing_apierr ING_ERR_INVALID_KEY;     /* 401 */
-extern const ing_apierr ING_ERR_MODEL_DENIED;    /* 403 */
-extern const ing_apierr ING_ERR_IP_DENIED;       /* 403 */
-extern const ing_apierr ING_ERR_NOT_FOUND;       /* 404 unknown URL */
-extern const ing_apierr ING_ERR_MODEL_NOT_FOUND; /* 404 */
-extern const ing_apierr ING_ERR_TOO_LARGE;       /* 413 */
-extern const ing_apierr ING_ERR_RATE_LIMITED;    /* 429 from every upstream */
+extern const ing_apierr ING_ERR_BAD_REQUEST;       /* 400 */
+extern const ing_apierr ING_ERR_INVALID_KEY;       /* 401 */
+extern const ing_apierr ING_ERR_MODEL_DENIED;      /* 403 */
+extern const ing_apierr ING_ERR_IP_DENIED;         /* 403 */
+extern const ing_apierr ING_ERR_NOT_FOUND;         /* 404 unknown URL */
+extern const ing_apierr ING_ERR_MODEL_NOT_FOUND;   /* 404 */
+extern const ing_apierr ING_ERR_TOO_LARGE;         /* 413 */
+extern const ing_apierr ING_ERR_HEADERS_TOO_LARGE; /* 431 */
+extern const ing_apierr ING_ERR_RATE_LIMITED;      /* 429 from every upstream */
 extern const ing_apierr ING_ERR_INSUFFICIENT_QUOTA; /* 429 no credit */
 extern const ing_apierr ING_ERR_INTERNAL;           /* 500 */
 extern const ing_apierr ING_ERR_UPSTREAM;           /* 502 */

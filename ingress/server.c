@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -974,6 +975,105 @@ notify_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
 	}
 }
 
+/* --- request heads that leave no room for the answer -----------------
+ *
+ * libmicrohttpd 0.9.75 keeps the request line and headers (their bytes
+ * and a record per header) in the connection's pool until the answer is
+ * out, takes a head as long as it fits the pool at all, and builds the
+ * answer's head in what is left (connection.c build_header_response):
+ * when that is too little it closes the connection without a word.  Its
+ * own 431 comes only for heads that do not fit at all.  So the gateway
+ * refuses, at the request's first call, a head that leaves less than
+ * PF_HTTP_REPLY_RESERVE of the pool (common/limits.h). */
+
+/* head_fits: whether the request head leaves PF_HTTP_REPLY_RESERVE of the
+ * pool (more for Anthropic's shape), as MHD lays it out: the head's bytes
+ * (rounded to MHD's 16-byte alignment), a record per header, cookie and
+ * query argument, and the copy of a Cookie header it parses.  (Blank
+ * lines before the request line, which MHD skips but keeps, are not
+ * seen.) */
+static int
+head_fits(const ing_server *srv, struct MHD_Connection *conn, int anthropic)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+	    conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	const char *cookie = MHD_lookup_connection_value(
+	    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+	int n = MHD_get_connection_values(conn,
+	    MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND, NULL,
+	    NULL);
+	size_t used;
+
+	if (ci == NULL || n < 0)
+		return 1;
+	used = (ci->header_size + 15) / 16 * 16
+	    + (size_t)n * PF_MHD_HEADER_RECORD;
+	if (cookie != NULL)
+		used += (strlen(cookie) + 1 + 15) / 16 * 16;
+	return used + PF_HTTP_REPLY_RESERVE
+	    + (anthropic ? PF_HTTP_REPLY_RESERVE_ANTHROPIC : 0)
+	    <= srv->cfg->http_conn_memory;
+}
+
+/* refuse_head answers 431 (the API's JSON error) to a request whose head
+ * head_fits refused, written to the socket here: MHD could not build even
+ * that answer's head in what is left of the pool.  The connection is the
+ * request's alone and nothing has been written for it (MHD reads a
+ * request only once the previous answer is out), and a few hundred bytes
+ * fit any socket's send buffer.  Returns MHD_NO: MHD closes it. */
+static enum MHD_Result
+refuse_head(struct MHD_Connection *conn, conn_state *st)
+{
+	const union MHD_ConnectionInfo *ci
+	    = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char msg[160];
+	char id_hex[PF_ID_HEX_LEN + 1];
+	char date[64];
+	char head[512];
+	size_t len = 0;
+	char *body;
+	struct tm tm;
+	time_t now = time(NULL);
+	int hl;
+
+	snprintf(msg, sizeof(msg),
+	    "Request header fields too large: the request line and headers "
+	    "must leave %u of the %u bytes of PF_HTTP_CONN_MEMORY.",
+	    PF_HTTP_REPLY_RESERVE
+	        + (st->anthropic ? PF_HTTP_REPLY_RESERVE_ANTHROPIC : 0),
+	    st->srv->cfg->http_conn_memory);
+	body = st->anthropic
+	    ? ing_apierr_anthropic_json(&ING_ERR_HEADERS_TOO_LARGE, msg, &len)
+	    : ing_apierr_json(&ING_ERR_HEADERS_TOO_LARGE, msg, &len);
+	if (body == NULL || ci == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	pf_hex_encode(st->id, PF_ID_LEN, id_hex);
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	hl = snprintf(head, sizeof(head),
+	    "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+	    "Date: %s\r\nConnection: close\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+	    "x-request-id: %s\r\n%s%s%s\r\n",
+	    date, len, id_hex, st->anthropic ? "request-id: " : "",
+	    st->anthropic ? id_hex : "", st->anthropic ? "\r\n" : "");
+	if (hl > 0 && (size_t)hl < sizeof(head)) {
+		struct iovec iov[2] = { { head, (size_t)hl }, { body, len } };
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+		ssize_t w
+		    = sendmsg(ci->connect_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w != (ssize_t)((size_t)hl + len))
+			pf_debug("PF-HTTP-431", "msg=\"short write\" n=%zd", w);
+	}
+	free(body);
+	pf_debug("PF-HTTP-431",
+	    "msg=\"request head leaves too little of "
+	    "the connection's memory\"");
+	return MHD_NO;
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -1002,6 +1102,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		if (wrong_method)
 			st->route = R_NOT_FOUND;
 		st->anthropic = st->route == R_MESSAGES;
+		if (!head_fits(srv, conn, st->anthropic))
+			return refuse_head(conn, st);
 		const char *cl = MHD_lookup_connection_value(
 		    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && strtoull(cl, NULL, 10) > srv->cfg->body_max) {
