@@ -17,7 +17,7 @@ import os
 import signal
 import time
 
-from harness import Harness, TableLock, mock_knobs_url
+from harness import Harness, TableLock, mock_knobs_url, wait_for
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -53,6 +53,9 @@ with Harness() as h:
              "it said it cancelled a statement (PF-DB-STOP-CANCEL)")
     finally:
         lock.release()
-    t.eq(h.scalar(g.db, "SELECT count(*) FROM pg_stat_activity WHERE "
-                  "application_name = 'planktonfly-ingress'"), "0",
-         "no session of the gateway is left")
+    # a backend ends a moment after its client has gone: wait for it
+    left = lambda: h.scalar(  # noqa: E731
+        g.db, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+        "current_database() AND application_name = 'planktonfly-ingress'")
+    wait_for(lambda: left() == "0", timeout=20, step=0.2)
+    t.eq(left(), "0", "no session of the gateway is left")
