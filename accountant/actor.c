@@ -31,6 +31,7 @@
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/pgcancel.h"
 #include "common/reclog.h"
 #include "common/thread.h"
 
@@ -261,13 +262,7 @@ gave_up(acct_accountant *a)
 static void
 conn_close(acct_accountant *a)
 {
-	PGcancel *cancel;
-
-	pthread_mutex_lock(&a->mu);
-	cancel = a->conn_cancel;
-	a->conn_cancel = NULL;
-	pthread_mutex_unlock(&a->mu);
-	PQfreeCancel(cancel);
+	pf_pgcancel_set(&a->mu, &a->conn_cancel, NULL);
 	acct_db_close(a->conn);
 	a->conn = NULL;
 }
@@ -290,14 +285,9 @@ db_ready(acct_accountant *a, char *errbuf, size_t errlen)
 	conn_close(a);
 	err = acct_db_connect(a->cfg->database_url, &a->conn, errbuf, errlen);
 	if (err == PF_OK) {
-		/* made by the actor, the connection's owner, before the
-		 * ledger's statements (a PREPARE waits for locks too): the
-		 * stop cancels through it without touching the connection */
-		PGcancel *cancel = PQgetCancel(a->conn);
-
-		pthread_mutex_lock(&a->mu);
-		a->conn_cancel = cancel;
-		pthread_mutex_unlock(&a->mu);
+		/* by the actor, before the ledger's statements (common/
+		 * pgcancel.h) */
+		pf_pgcancel_set(&a->mu, &a->conn_cancel, a->conn);
 		err = acct_ledger_new(a->conn, &a->ledger, errbuf, errlen);
 	}
 	if (err != PF_OK) {
@@ -1161,14 +1151,10 @@ acct_accountant_start(
 static void
 cancel_statements(acct_accountant *a)
 {
-	char errbuf[256];
-
 	acct_lanes_cancel(a->lanes);
 	acct_durable_cancel(a->dur);
 	pthread_mutex_lock(&a->mu);
-	/* a failed request changes nothing: the next round retries */
-	if (a->conn_cancel != NULL)
-		(void)PQcancel(a->conn_cancel, errbuf, sizeof(errbuf));
+	pf_pgcancel_send(a->conn_cancel);
 	pthread_mutex_unlock(&a->mu);
 }
 

@@ -13,6 +13,7 @@
 
 #include "accountant/db.h"
 #include "common/clock.h"
+#include "common/pgcancel.h"
 
 /* An upsert, not an UPDATE: a statement that changed no row would write
  * no WAL, and its commit would flush nothing. */
@@ -57,13 +58,7 @@ acct_durable_new(const char *url, acct_durable **ret)
 static void
 drop(acct_durable *d)
 {
-	PGcancel *cancel;
-
-	pthread_mutex_lock(&d->mu);
-	cancel = d->cancel;
-	d->cancel = NULL;
-	pthread_mutex_unlock(&d->mu);
-	PQfreeCancel(cancel);
+	pf_pgcancel_set(&d->mu, &d->cancel, NULL);
 	acct_db_close(d->conn);
 	d->conn = NULL;
 	d->busy = 0;
@@ -88,15 +83,10 @@ acct_durable_connect(acct_durable *d, char *errbuf, size_t errlen)
 	drop(d);
 	err = acct_db_connect(d->url, &d->conn, errbuf, errlen);
 	if (err == PF_OK) {
-		PGcancel *cancel = PQgetCancel(d->conn);
-
-		pthread_mutex_lock(&d->mu);
-		d->cancel = cancel;
-		pthread_mutex_unlock(&d->mu);
-	}
-	if (err == PF_OK)
+		pf_pgcancel_set(&d->mu, &d->cancel, d->conn);
 		err = acct_db_exec(
 		    d->conn, sync_sql, 0, NULL, NULL, errbuf, errlen);
+	}
 	if (err != PF_OK)
 		drop(d);
 	return err;
@@ -105,12 +95,8 @@ acct_durable_connect(acct_durable *d, char *errbuf, size_t errlen)
 void
 acct_durable_cancel(acct_durable *d)
 {
-	char errbuf[256];
-
 	pthread_mutex_lock(&d->mu);
-	/* a failed request changes nothing: the next call retries */
-	if (d->cancel != NULL)
-		(void)PQcancel(d->cancel, errbuf, sizeof(errbuf));
+	pf_pgcancel_send(d->cancel);
 	pthread_mutex_unlock(&d->mu);
 }
 

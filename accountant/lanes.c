@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "common/grow.h"
 #include "common/limits.h"
+#include "common/pgcancel.h"
 #include "common/thread.h"
 
 #define LANE_ERR_MAX 1024
@@ -67,13 +68,7 @@ struct acct_lanes {
 static void
 lane_drop(struct lane *ln)
 {
-	PGcancel *cancel;
-
-	pthread_mutex_lock(&ln->mu);
-	cancel = ln->cancel;
-	ln->cancel = NULL;
-	pthread_mutex_unlock(&ln->mu);
-	PQfreeCancel(cancel);
+	pf_pgcancel_set(&ln->mu, &ln->cancel, NULL);
 	acct_ledger_free(ln->ledger);
 	ln->ledger = NULL;
 	acct_db_close(ln->conn);
@@ -95,16 +90,8 @@ lane_ready(struct lane *ln)
 	lane_drop(ln);
 	err = acct_db_connect(
 	    ln->ls->url, &ln->conn, ln->errbuf, sizeof(ln->errbuf));
-	if (err == PF_OK) {
-		/* made here, by the connection's owner, before any statement
-		 * (a PREPARE waits for locks too): another thread may then
-		 * cancel one without touching the connection */
-		PGcancel *cancel = PQgetCancel(ln->conn);
-
-		pthread_mutex_lock(&ln->mu);
-		ln->cancel = cancel;
-		pthread_mutex_unlock(&ln->mu);
-	}
+	if (err == PF_OK) /* before any statement (common/pgcancel.h) */
+		pf_pgcancel_set(&ln->mu, &ln->cancel, ln->conn);
 	if (err == PF_OK && ln->ls->async_commit)
 		err = acct_db_exec(ln->conn, "SET synchronous_commit = off", 0,
 		    NULL, NULL, ln->errbuf, sizeof(ln->errbuf));
@@ -448,15 +435,12 @@ acct_lanes_retry_now(acct_lanes *ls)
 void
 acct_lanes_cancel(acct_lanes *ls)
 {
-	char errbuf[256];
-
 	for (size_t i = 0; i < ls->n_lanes; i++) {
 		struct lane *ln = &ls->lanes[i];
 
 		pthread_mutex_lock(&ln->mu);
-		/* a failed request changes nothing: the next call retries */
-		if (ln->state == LANE_WORK && ln->cancel != NULL)
-			(void)PQcancel(ln->cancel, errbuf, sizeof(errbuf));
+		if (ln->state == LANE_WORK)
+			pf_pgcancel_send(ln->cancel);
 		pthread_mutex_unlock(&ln->mu);
 	}
 }

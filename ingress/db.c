@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/pgcancel.h"
 #include "ingress/db.h"
 
 pf_err
@@ -68,12 +69,7 @@ ing_db_guard_set(ing_db_guard *g, PGconn *conn)
 {
 	/* a fresh handle each time: cheap (no I/O), and never one of a
 	 * closed connection whose address a new one reuses */
-	PGcancel *c = conn != NULL ? PQgetCancel(conn) : NULL;
-
-	pthread_mutex_lock(&g->mu);
-	PQfreeCancel(g->cancel);
-	g->cancel = c;
-	pthread_mutex_unlock(&g->mu);
+	pf_pgcancel_set(&g->mu, &g->cancel, conn);
 }
 
 void
@@ -99,11 +95,7 @@ ing_db_join_cancelling(pthread_t t, ing_db_guard *g, const char *what)
 			logged = 1;
 		}
 		pthread_mutex_lock(&g->mu);
-		if (g->cancel != NULL) {
-			char errbuf[256];
-
-			(void)PQcancel(g->cancel, errbuf, sizeof(errbuf));
-		}
+		pf_pgcancel_send(g->cancel);
 		pthread_mutex_unlock(&g->mu);
 	}
 }
