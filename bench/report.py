@@ -31,6 +31,9 @@ for fn in sorted(os.listdir(stages_dir)):
         cpu = read(n + ".cpu")
         if cpu is not None:
             stages[n]["gateway_cpu_ticks"] = int(cpu)
+        dbcpu = read(n + ".dbcpu")
+        if dbcpu is not None:
+            stages[n]["db_cpu_ticks"] = int(dbcpu)
         cs = read(n + ".cs")
         if cs is not None:
             stages[n]["gateway_ctx_switches"] = int(cs)
@@ -63,6 +66,13 @@ def cpu_per_req(n):
     if not s or "gateway_cpu_ticks" not in s or not s["usage"]["answers"]:
         return None
     return s["gateway_cpu_ticks"] * 1e6 / clk_tck / s["usage"]["answers"]
+
+
+def db_cpu_per_req(n):
+    s = st(n)
+    if not s or "db_cpu_ticks" not in s or not s["usage"]["answers"]:
+        return None
+    return s["db_cpu_ticks"] * 1e6 / clk_tck / s["usage"]["answers"]
 
 
 def cs_per_req(n):
@@ -246,6 +256,8 @@ for t in ("serve", "split"):
     d["cpu_us_per_req_c64"] = cpu_per_req("c64-" + t)
     d["cpu_us_per_req_c1"] = cpu_per_req("c1-" + t)
     d["cpu_us_per_stream_s64"] = cpu_per_req("s64-" + t)
+    d["db_cpu_us_per_req_c1"] = db_cpu_per_req("c1-" + t)
+    d["db_cpu_us_per_req_c64"] = db_cpu_per_req("c64-" + t)
     d["ctx_switches_per_req_c1"] = cs_per_req("c1-" + t)
     d["ctx_switches_per_req_c64"] = cs_per_req("c64-" + t)
     g, dr = st("c64-" + t), st("c64-direct")
@@ -461,6 +473,10 @@ w("| CPU µs per request, 64 connections | %s | %s |" % (
     fmt(S["cpu_us_per_req_c64"]), fmt(P["cpu_us_per_req_c64"])))
 w("| CPU µs per stream (22 events), 64 connections | %s | %s |" % (
     fmt(S["cpu_us_per_stream_s64"]), fmt(P["cpu_us_per_stream_s64"])))
+w("| PostgreSQL CPU µs per request, 1 connection (not in the rows above) | %s | %s |" % (
+    fmt(S["db_cpu_us_per_req_c1"]), fmt(P["db_cpu_us_per_req_c1"])))
+w("| PostgreSQL CPU µs per request, 64 connections | %s | %s |" % (
+    fmt(S["db_cpu_us_per_req_c64"]), fmt(P["db_cpu_us_per_req_c64"])))
 w("| context switches per request, 1 connection | %s | %s |" % (
     fmt(S["ctx_switches_per_req_c1"]), fmt(P["ctx_switches_per_req_c1"])))
 w("| context switches per request, 64 connections | %s | %s |" % (
@@ -480,7 +496,10 @@ w("| RSS at 64 connections | %s | %s |" % (
 w("")
 w("CPU = utime + stime of the gateway process(es) from /proc/PID/stat over "
   "the whole stage (warmup included) divided by the 2xx answers of the "
-  "stage (warmup included); resolution 1/%d s.\n" % clk_tck)
+  "stage (warmup included); resolution 1/%d s. PostgreSQL CPU: the same "
+  "for the bench's PostgreSQL (postmaster and children), where the "
+  "accountant's transactions run; it shares the machine's CPUs with the "
+  "gateway but is not counted in its figures.\n" % clk_tck)
 
 if reference:
     names = {"nginx": "nginx", "haproxy": "HAProxy"}
