@@ -76,6 +76,10 @@ static const struct key keys[] = {
 	    "data/spool",
 	    "directory of the ingress usage spool (one ingress per "
 	    "directory)" },
+	{ "SPOOL_SYNC_AFTER_MS", KEY_U32, 0, OFF(spool_sync_after_ms), 0, 60000,
+	    "100",
+	    "fdatasync the spool for events unacked this long after their "
+	    "write (0 = at once)" },
 	{ "BODY_MAX", KEY_U32, 0, OFF(body_max), 1, PF_BODY_MAX_CEILING,
 	    "4194304", "client request body cap, bytes" },
 	{ "HTTP_THREADS", KEY_U32, 0, OFF(http_threads), 1, 1024, "2",

@@ -56,6 +56,11 @@ typedef struct pf_config {
 	 * events kept until the accountant acks them; one ingress per
 	 * directory).  Default data/spool. */
 	char spool_dir[PF_CONFIG_STR];
+	/* PF_SPOOL_SYNC_AFTER_MS: the spool is fdatasync'ed for the events
+	 * still unacked this long after their write (default 100; 0 = as
+	 * soon as written; an acked event is in the accountant's fsync'ed
+	 * event log) */
+	uint32_t spool_sync_after_ms;
 	/* PF_BODY_MAX: client request body cap, bytes */
 	uint32_t body_max;
 	/* PF_HTTP_THREADS: ingress HTTP threads (default 2) */

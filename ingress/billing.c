@@ -56,10 +56,16 @@
  * the gateway 107 -> 87 us) */
 #define SEND_DELAY_MS 20
 #define SEND_NOW_MIN 128u
-/* a spool write waits this long for company before its fdatasync (the
- * send waits SEND_DELAY_MS after that anyway), unless SEND_NOW_MIN wait:
- * the window in which a machine crash (not a SIGKILL: the events are
- * written before the clients see their requests end) loses events */
+/* The spool is fdatasync'ed only for events still unacked
+ * cfg->spool_sync_after_ms (PF_SPOOL_SYNC_AFTER_MS, 100) after their
+ * write: an acked event is in the accountant's event log, fsync'ed there
+ * before its ack, so a healthy accountant leaves the spool nothing to
+ * sync (its fdatasync was a second fsync of the same events, and in
+ * serve of the same disk).  A SIGKILL is what the spool must survive,
+ * and the write(2) before the clients see their requests end does that;
+ * a machine crash can lose the events of the last sync_after_ms that no
+ * accountant had yet.  At most one fdatasync per SYNC_LINGER_MS (an
+ * accountant down, or sync_after_ms 0). */
 #define SYNC_LINGER_MS 10
 /* ing_billing_end_flush spools up to this many ends itself (low load:
  * the answers wait for it); more go to the billing thread, which batches
@@ -130,7 +136,9 @@ typedef struct pending {
 	char model[PF_MODEL_NAME_MAX + 1];
 	uint64_t seq; /* spool segment */
 	int64_t next_try_ms;
-	int64_t ready_ms; /* durable since */
+	int64_t ready_ms; /* spooled since */
+	uint64_t wgen;    /* the spool write that holds it, 0: none to
+	                   * sync (read at start, or kept in memory) */
 	int inflight;
 	int retrying;       /* a send failed: waits for next_try_ms */
 	ing_flight *flight; /* until spooled: told ing_flight_billed */
@@ -187,27 +195,30 @@ struct ing_billing {
 	size_t n_spare_ends;
 	pending *spare_pend; /* for reuse, through next */
 	size_t n_spare_pend;
-	pending *pend_head, *pend_tail; /* durable, oldest first */
+	pending *pend_head, *pend_tail; /* spooled, in write order */
 	size_t n_pending;
 	/* the first pending never sent: those before it are in flight or
 	 * retrying, so send_usage need not walk them */
 	pending *send_from;
-	size_t n_fresh;        /* from send_from on, not in flight */
-	size_t n_retry;        /* retrying */
-	int64_t send_due_ms;   /* send_usage held events back until then */
-	int64_t sync_since_ms; /* the oldest event waiting for the syncer */
-	/* the syncer thread: fdatasync of flushed spool records, off the
-	 * billing thread so ends keep flowing while a sync runs */
+	size_t n_fresh;      /* from send_from on, not in flight */
+	size_t n_retry;      /* retrying */
+	int64_t send_due_ms; /* send_usage held events back until then */
+	/* the syncer thread: fdatasync of the spool for events that stay
+	 * unacked (spool_sync_after_ms), off the billing thread */
 	pthread_t syncer;
 	int syncer_started;
 	pthread_cond_t sync_wake;
-	pending *sync_head, **sync_tail; /* flushed, not yet synced */
-	int sync_fd;                     /* dup of the newest segment */
-	uint64_t sync_seq;               /* ... whose sequence number */
-	int sync_busy;    /* the fd a fdatasync runs on, -1: none */
-	int sync_retired; /* sync_busy replaced meanwhile: the syncer
-	                   * closes it, -1: none */
-	size_t n_syncing;
+	int sync_idle;        /* it waits with no deadline */
+	uint64_t wgen;        /* spool writes so far */
+	uint64_t synced_gen;  /* the writes an fdatasync covers */
+	pending *sync_from;   /* the oldest pending with wgen > synced_gen
+	                       * (pending list order is write order) */
+	int64_t last_sync_ms; /* the last fdatasync ended */
+	int sync_fd;          /* dup of the newest segment */
+	uint64_t sync_seq;    /* ... whose sequence number */
+	int sync_busy;        /* the fd a fdatasync runs on, -1: none */
+	int sync_retired;     /* sync_busy replaced meanwhile: the syncer
+	                       * closes it, -1: none */
 	/* thread only */
 	pf_reclog *spool;
 	seg_count *segs;
@@ -358,6 +369,19 @@ pending_link(ing_billing *b, pending *p)
 	if (b->send_from == NULL)
 		b->send_from = p;
 	b->n_fresh++;
+	if (b->sync_from == NULL && p->wgen > b->synced_gen)
+		b->sync_from = p;
+}
+
+/* sync_from_next moves b->sync_from past p and every event after it
+ * that a sync covers (b->mu held). */
+static void
+sync_from_next(ing_billing *b, pending *p)
+{
+	p = p->next;
+	while (p != NULL && p->wgen <= b->synced_gen)
+		p = p->next;
+	b->sync_from = p;
 }
 
 static void
@@ -365,6 +389,8 @@ pending_unlink(ing_billing *b, pending *p)
 {
 	if (b->send_from == p)
 		b->send_from = p->next;
+	if (b->sync_from == p)
+		sync_from_next(b, p);
 	if (p->retrying)
 		b->n_retry--;
 	else if (!p->inflight)
@@ -1355,13 +1381,14 @@ settle_locked(ing_billing *b, const end_note *n, int64_t now)
 	return p;
 }
 
-/* spool_events appends ps (a list through next) to the spool with one
- * sync, then makes them sendable. */
+/* spool_events appends ps (a list through next) to the spool, and makes
+ * them sendable once written: the clients may see their requests end,
+ * and the accountant may have them. */
 static void
 spool_events(ing_billing *b, pending *ps)
 {
 	pending *p, *next;
-	int io_failed = 0;
+	int io_failed = 0, wrote = 0;
 
 	pthread_mutex_lock(&b->spool_mu);
 	spool_repair_locked(b, pf_clock_ms());
@@ -1381,14 +1408,16 @@ spool_events(ing_billing *b, pending *ps)
 			io_failed = 1;
 		p->seq = pos.seq;
 		seg_count *sc = io_failed ? NULL : seg_find(b, pos.seq, 1);
-		if (sc != NULL)
+		if (sc != NULL) {
 			sc->unacked++;
-		else
+			wrote = 1;
+		} else {
 			p->seq = UINT64_MAX; /* kept in memory only */
+		}
 	}
 	/* in the file: a SIGKILL of this process no longer loses them, so
-	 * the clients may see their requests end; the fdatasync that guards
-	 * against a machine crash comes before the send, not before them */
+	 * the clients may see their requests end; an fdatasync follows only
+	 * for those still unacked after spool_sync_after_ms (syncer_main) */
 	if (!io_failed && pf_reclog_flush(b->spool) != PF_OK)
 		io_failed = 1;
 	for (p = ps; p != NULL; p = p->next) {
@@ -1399,10 +1428,9 @@ spool_events(ing_billing *b, pending *ps)
 		}
 	}
 	uint64_t seq = pf_reclog_current_seq(b->spool);
-	int was_empty, kick;
+	int kick_syncer, kick_thread;
 
 	b->last_append_ms = pf_clock_ms();
-	/* to the syncer, which makes them sendable after its fdatasync */
 	pthread_mutex_lock(&b->mu);
 	/* the syncer's descriptor: a dup of the segment written, one per
 	 * segment (a dup and a close per batch cost two system calls on
@@ -1422,30 +1450,34 @@ spool_events(ing_billing *b, pending *ps)
 			b->sync_seq = seq;
 		}
 	}
-	was_empty = b->sync_head == NULL;
-	if (was_empty)
-		b->sync_since_ms = b->last_append_ms;
+	uint64_t gen = wrote ? ++b->wgen : 0;
+	size_t fresh0 = b->n_fresh;
 	for (p = ps; p != NULL; p = next) {
 		next = p->next;
-		p->next = NULL;
-		*b->sync_tail = p;
-		b->sync_tail = &p->next;
-		b->n_syncing++;
+		p->wgen = p->seq == UINT64_MAX ? 0 : gen;
+		pending_link(b, p);
 		b->st.settled++;
 	}
-	/* a lingering syncer wakes at its deadline by itself */
-	kick = was_empty || b->n_syncing >= SEND_NOW_MIN;
+	kick_syncer = b->sync_idle && b->sync_from != NULL;
+	/* once it knows of fresh events the thread waits for their send
+	 * time by itself */
+	kick_thread = fresh0 == 0 || b->n_fresh >= SEND_NOW_MIN;
 	pthread_mutex_unlock(&b->mu);
 	pthread_mutex_unlock(&b->spool_mu);
-	/* after the unlocks: woken under them, the syncer would only block
-	 * on b->mu again */
-	if (kick)
+	/* after the unlocks (see slot_done_locked) */
+	if (kick_syncer)
 		pthread_cond_signal(&b->sync_wake);
+	if (kick_thread)
+		pthread_cond_signal(&b->wake);
 	if (io_failed)
 		pf_error("PF-SPOOL-IO",
 		    "msg=\"usage events not durable; sent from memory\"");
 }
 
+/* syncer_main fdatasyncs the spool when an event written is still
+ * unacked cfg->spool_sync_after_ms later (at most every SYNC_LINGER_MS),
+ * and at stop when any is left: a healthy accountant acks first, and
+ * then the spool is never synced (see SYNC_LINGER_MS). */
 static void *
 syncer_main(void *arg)
 {
@@ -1459,24 +1491,28 @@ syncer_main(void *arg)
 	(void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
-		while (b->sync_head == NULL && !b->stop)
-			pthread_cond_wait(&b->sync_wake, &b->mu);
-		if (b->sync_head == NULL)
-			break;
-		/* a few events wait a moment for company: one fdatasync for
-		 * many when they come one by one */
-		if (!b->stop && b->n_syncing < SEND_NOW_MIN
-		    && pf_clock_ms() < b->sync_since_ms + SYNC_LINGER_MS) {
-			struct timespec ts;
+		pending *p = b->sync_from;
+		struct timespec ts;
 
-			deadline_ts(b->sync_since_ms + SYNC_LINGER_MS, &ts);
+		if (p == NULL) {
+			if (b->stop)
+				break;
+			b->sync_idle = 1;
+			pthread_cond_wait(&b->sync_wake, &b->mu);
+			b->sync_idle = 0;
+			continue;
+		}
+		int64_t due
+		    = p->ready_ms + (int64_t)b->cfg->spool_sync_after_ms;
+		if (due < b->last_sync_ms + SYNC_LINGER_MS)
+			due = b->last_sync_ms + SYNC_LINGER_MS;
+		if (!b->stop && pf_clock_ms() < due) {
+			deadline_ts(due, &ts);
 			pthread_cond_timedwait(&b->sync_wake, &b->mu, &ts);
 			continue;
 		}
-		pending *ps = b->sync_head;
+		uint64_t target = b->wgen;
 		int fd = b->sync_fd;
-		b->sync_head = NULL;
-		b->sync_tail = &b->sync_head;
 		b->sync_busy = fd;
 		pthread_mutex_unlock(&b->mu);
 		if (fd >= 0 && fdatasync(fd) != 0)
@@ -1489,20 +1525,13 @@ syncer_main(void *arg)
 			close(b->sync_retired);
 			b->sync_retired = -1;
 		}
-		size_t fresh0 = b->n_fresh;
-		while (ps != NULL) {
-			pending *next = ps->next;
-			pending_link(b, ps);
-			b->n_syncing--;
-			ps = next;
-		}
-		/* once it knows of fresh events the thread waits for their
-		 * send time by itself; signalled after the unlock (see
-		 * slot_done_locked) */
-		if (fresh0 == 0 || b->n_fresh >= SEND_NOW_MIN) {
-			pthread_mutex_unlock(&b->mu);
-			pthread_cond_signal(&b->wake);
-			pthread_mutex_lock(&b->mu);
+		b->last_sync_ms = pf_clock_ms();
+		b->st.syncs++;
+		b->synced_gen = target;
+		if (b->sync_from != NULL && b->sync_from->wgen <= target) {
+			/* sync_from_next starts after its argument */
+			pending *from = b->sync_from;
+			sync_from_next(b, from);
 		}
 	}
 	pthread_mutex_unlock(&b->mu);
@@ -1967,11 +1996,6 @@ free_all(ing_billing *b)
 		b->pend_head = p->next;
 		free(p);
 	}
-	while (b->sync_head != NULL) {
-		pending *p = b->sync_head;
-		b->sync_head = p->next;
-		free(p);
-	}
 	if (b->sync_fd >= 0)
 		close(b->sync_fd);
 	if (b->sync_retired >= 0)
@@ -2002,7 +2026,6 @@ ing_billing_start(
 	pf_buf_init(&b->spool_enc);
 	pthread_cond_init(&b->wake, NULL);
 	pthread_cond_init(&b->sync_wake, NULL);
-	b->sync_tail = &b->sync_head;
 	b->sync_fd = b->sync_busy = b->sync_retired = -1;
 	pf_buf_init(&b->enc);
 	err = pf_reclog_open(cfg->spool_dir, SPOOL_PREFIX, 0, &b->spool);
@@ -2081,7 +2104,7 @@ ing_billing_stop(ing_billing *b)
 	for (;;) {
 		size_t left;
 		pthread_mutex_lock(&b->mu);
-		left = b->n_pending + b->n_syncing + (b->ends_head != NULL);
+		left = b->n_pending + (b->ends_head != NULL);
 		pthread_mutex_unlock(&b->mu);
 		if (left == 0 || pf_clock_ms() >= until)
 			break;

@@ -12,9 +12,11 @@
  *     for a user forgets that the user had no credit, so a top-up is
  *     seen by the next request;
  *   - the usage spool in cfg->spool_dir (pf_reclog, prefix "spool"):
- *     each finished request's `usage` event is appended, all events
- *     appended since the last sync are made durable by one fdatasync,
- *     then sent; a segment is deleted once every event in it was acked
+ *     each finished request's `usage` event is appended (write(2)) and
+ *     then sent; events still unacked cfg->spool_sync_after_ms after
+ *     their write are made durable by one fdatasync (an acked event is
+ *     in the accountant's fsync'ed event log); a segment is deleted
+ *     once every event in it was acked
  *     (applied, already present, or rejected).  On start every event
  *     left in the directory is resent.
  *
@@ -74,6 +76,7 @@ typedef struct ing_billing_stats {
 	uint64_t acked;       /* usage events acked */
 	uint64_t pending;     /* spooled, not yet acked */
 	uint64_t open;        /* admitted, not yet ended */
+	uint64_t syncs;       /* spool fdatasyncs (events left unacked) */
 } ing_billing_stats;
 
 /*
@@ -180,7 +183,7 @@ void ing_billing_close_waits(ing_billing *b);
 /*
  * ing_billing_track ties the open request id to its flight (a reference
  * is taken): once the request's usage event is written to the spool
- * file (pf_reclog_flush; the fdatasync follows before the event is sent)
+ * file (pf_reclog_flush; an fdatasync follows only if it stays unacked)
  * the billing thread calls ing_flight_billed(f), so a client never sees
  * a request complete whose event a SIGKILL of the ingress could still
  * lose.  Returns 1
@@ -214,7 +217,8 @@ void ing_billing_end_later(void *arg, const pf_relay_end *e);
  * events to the spool on the calling thread (arg is the ing_billing; the
  * relay's end flush hook), so their answers go out without a hand-over
  * to the billing thread.  Writes the spool file (no fsync: the syncer
- * thread does it); must not be called with a relay lock held. */
+ * thread does it for events left unacked); must not be called with a
+ * relay lock held. */
 void ing_billing_end_flush(void *arg);
 
 /* ing_billing_get_stats copies the counters. */
