@@ -399,6 +399,7 @@ main(int argc, char **argv)
 	        != 0
 	    || nng_dial(s.sock, url, NULL, 0) != 0) {
 		fprintf(stderr, "pf-acct-client: cannot dial %s\n", url);
+		nng_close(s.sock); /* also after a failed open: harmless */
 		for (size_t i = 0; i < s.n; i++)
 			pf_buf_fini(&s.reqs[i].enc);
 		free(s.reqs);
