@@ -8,7 +8,8 @@
  * (60 s here, so the check does not depend on the machine's speed) are
  * never fdatasync'ed; with the default (100 ms), events it leaves
  * unacked are (the wait for that is bounded: a missing sync fails, it
- * does not hang), once: nothing written since, no second sync.
+ * does not hang), once: nothing written since, no second sync; with 0,
+ * an event is synced whether or not it is acked.
  * Nothing asserts how fast. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +309,31 @@ test_unacked(void)
 	ok(pending() == 0, "unacked: acked at last");
 }
 
+/* PF_SPOOL_SYNC_AFTER_MS=0: an event is synced without waiting for its
+ * ack (the accountant here holds the ack until the sync was seen). */
+static void
+test_at_once(void)
+{
+	ing_bill_ticket t;
+	pf_msg *m;
+	uint64_t s0 = syncs();
+
+	ok(start_request(&t), "at once: request admitted");
+	end_request(&t);
+	m = acct_recv(1, 5000);
+	ok(m != NULL && n_events(m) == 1, "at once: one event sent");
+	for (int i = 0; i < 5000 && syncs() == s0; i++)
+		usleep(1000);
+	ok(syncs() > s0, "at once: synced while unacked");
+	if (m != NULL) {
+		ack(m);
+		pf_msg_free(m);
+	}
+	for (int i = 0; i < 5000 && pending() > 0; i++)
+		usleep(1000);
+	ok(pending() == 0, "at once: acked");
+}
+
 /* start_billing starts bill on its own spool directory and fake
  * accountant, with sync_after_ms. */
 static int
@@ -352,6 +378,7 @@ main(void)
 {
 	char dir_a[] = "/tmp/pf-test-billsync-XXXXXX";
 	char dir_b[] = "/tmp/pf-test-billsync-XXXXXX";
+	char dir_c[] = "/tmp/pf-test-billsync-XXXXXX";
 
 	ok(start_billing(60000, "a", dir_a),
 	    "billing started (sync after 60 s)");
@@ -361,5 +388,8 @@ main(void)
 	    "billing started (sync after 100 ms, the default)");
 	test_unacked();
 	stop_billing(dir_b);
+	ok(start_billing(0, "c", dir_c), "billing started (sync at once)");
+	test_at_once();
+	stop_billing(dir_c);
 	return tap_done();
 }
