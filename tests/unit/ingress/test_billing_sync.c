@@ -249,30 +249,58 @@ in_spool(const pf_msg *m)
 	return fc.found;
 }
 
+/* send_requests admits n requests (at most 3), ends them and returns
+ * the usage message the fake accountant got for them (NULL: none came);
+ * *admitted says how many were admitted. */
+static pf_msg *
+send_requests(int n, int *admitted)
+{
+	ing_bill_ticket t[3];
+
+	*admitted = 0;
+	for (int i = 0; i < n; i++)
+		*admitted += start_request(&t[i]);
+	for (int i = 0; i < n; i++)
+		end_request(&t[i]);
+	return acct_recv(1, 5000);
+}
+
+/* wait_sync waits (bounded: 5 s) for a sync after s0 was counted. */
+static void
+wait_sync(uint64_t s0)
+{
+	for (int i = 0; i < 5000 && syncs() == s0; i++)
+		usleep(1000);
+}
+
+/* ack_all acks m (when it came), frees it, and waits (bounded) until
+ * nothing is pending. */
+static void
+ack_all(pf_msg *m)
+{
+	if (m != NULL) {
+		ack(m);
+		pf_msg_free(m);
+	}
+	for (int i = 0; i < 5000 && pending() > 0; i++)
+		usleep(1000);
+}
+
 /* Acked events: written before they are sent, never synced. */
 static void
 test_acked(void)
 {
-	ing_bill_ticket t[3];
-	int admitted = 0;
-	pf_msg *m;
+	int admitted;
 	uint64_t s0 = syncs();
+	pf_msg *m = send_requests(3, &admitted);
 
-	for (int i = 0; i < 3; i++)
-		admitted += start_request(&t[i]);
 	ok(admitted == 3, "acked: 3 requests admitted");
-	for (int i = 0; i < 3; i++)
-		end_request(&t[i]);
-	m = acct_recv(1, 5000);
 	ok(m != NULL && n_events(m) == 3, "acked: one message, 3 events");
 	if (m == NULL)
 		return;
 	ok(in_spool(m) == 3, "acked: all 3 in the spool file when received");
 	ok(syncs() == s0, "acked: sent before any fdatasync");
-	ack(m);
-	pf_msg_free(m);
-	for (int i = 0; i < 5000 && pending() > 0; i++)
-		usleep(1000);
+	ack_all(m);
 	ok(pending() == 0, "acked: nothing pending");
 	usleep(QUIET_MS * 1000);
 	ok(syncs() == s0, "acked: no fdatasync for acked events");
@@ -282,30 +310,18 @@ test_acked(void)
 static void
 test_unacked(void)
 {
-	ing_bill_ticket t[2];
-	int admitted = 0;
-	pf_msg *m;
+	int admitted;
 	uint64_t s0 = syncs(), s1;
+	pf_msg *m = send_requests(2, &admitted);
 
-	for (int i = 0; i < 2; i++)
-		admitted += start_request(&t[i]);
 	ok(admitted == 2, "unacked: 2 requests admitted");
-	for (int i = 0; i < 2; i++)
-		end_request(&t[i]);
-	m = acct_recv(1, 5000);
 	ok(m != NULL && n_events(m) == 2, "unacked: one message, 2 events");
-	for (int i = 0; i < 5000 && syncs() == s0; i++)
-		usleep(1000);
+	wait_sync(s0);
 	s1 = syncs();
 	ok(s1 == s0 + 1, "unacked: one fdatasync");
 	usleep(QUIET_MS * 1000);
 	ok(syncs() == s1, "unacked: no second one with nothing new");
-	if (m != NULL) {
-		ack(m);
-		pf_msg_free(m);
-	}
-	for (int i = 0; i < 5000 && pending() > 0; i++)
-		usleep(1000);
+	ack_all(m);
 	ok(pending() == 0, "unacked: acked at last");
 }
 
@@ -314,23 +330,15 @@ test_unacked(void)
 static void
 test_at_once(void)
 {
-	ing_bill_ticket t;
-	pf_msg *m;
+	int admitted;
 	uint64_t s0 = syncs();
+	pf_msg *m = send_requests(1, &admitted);
 
-	ok(start_request(&t), "at once: request admitted");
-	end_request(&t);
-	m = acct_recv(1, 5000);
+	ok(admitted == 1, "at once: request admitted");
 	ok(m != NULL && n_events(m) == 1, "at once: one event sent");
-	for (int i = 0; i < 5000 && syncs() == s0; i++)
-		usleep(1000);
+	wait_sync(s0);
 	ok(syncs() > s0, "at once: synced while unacked");
-	if (m != NULL) {
-		ack(m);
-		pf_msg_free(m);
-	}
-	for (int i = 0; i < 5000 && pending() > 0; i++)
-		usleep(1000);
+	ack_all(m);
 	ok(pending() == 0, "at once: acked");
 }
 
