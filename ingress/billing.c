@@ -5,8 +5,8 @@
  * Locking: one mutex (b->mu) guards every table and list below.  The
  * billing thread does the NNG sends without it; NNG callbacks take it
  * briefly.  Spool I/O runs under b->spool_mu, on the billing thread or on
- * the thread that hands over a small batch of ends
- * (ing_billing_end_flush: the worker's in serve).  A request waiting for
+ * the thread that hands over a batch of ends (ing_billing_end_flush: the
+ * worker's in serve).  A request waiting for
  * credit is an ing_bill_wait queued on its credit (oldest first).  Credit
  * coming in (a grant answer, a request ending) admits the oldest waits it
  * covers and resumes only those (serve_waits_locked); an answer against
@@ -69,7 +69,8 @@
 #define SYNC_LINGER_MS 10
 /* ing_billing_end_flush spools up to this many ends itself (low load:
  * the answers wait for it); more go to the billing thread, which batches
- * them with later ones and keeps the loaded worker thread free */
+ * them with later ones and keeps the calling NNG callback free (an HTTP
+ * loop spools all of its ends itself: ing_billing_end_spool) */
 #define FLUSH_INLINE_MAX 4u
 /* ended notes and acked events kept for reuse (each list), so a request
  * does not cost the allocator two more round trips: 64 x (72 + 352)
@@ -843,6 +844,12 @@ ing_billing_end_flush(void *arg)
 	 * spool write, and a hand-over adds a thread wake-up to each */
 	if (n > 0 && n <= FLUSH_INLINE_MAX)
 		(void)drain_ends(b);
+}
+
+void
+ing_billing_end_spool(void *arg)
+{
+	(void)drain_ends(arg);
 }
 
 void
@@ -1692,8 +1699,6 @@ tick(ing_billing *b, int64_t now)
 		spool_events(b, ps);
 }
 
-/* step does one round of the thread's work; returns the number of
- * events settled. */
 /* drain_ends settles the ends queued and spools their events (any
  * thread); returns the number of events. */
 static size_t
@@ -1702,12 +1707,17 @@ drain_ends(ing_billing *b)
 	end_note *ends;
 	pending *ps = NULL, **tail = &ps;
 	size_t n = 0;
-	int64_t now = pf_clock_ms();
+	int64_t now;
 
 	pthread_mutex_lock(&b->mu);
 	ends = b->ends_head;
+	if (ends == NULL) {
+		pthread_mutex_unlock(&b->mu);
+		return 0;
+	}
 	b->ends_head = b->ends_tail = NULL;
 	b->n_ends = 0;
+	now = pf_clock_ms();
 	for (end_note *e = ends; e != NULL; e = e->next) {
 		pending *p = settle_locked(b, e, now);
 		if (p != NULL) {
@@ -1734,6 +1744,8 @@ drain_ends(ing_billing *b)
 	return n;
 }
 
+/* step does one round of the thread's work; returns the number of
+ * events settled. */
 static size_t
 step(ing_billing *b)
 {

@@ -214,12 +214,22 @@ void ing_billing_end_cb(void *arg, const pf_relay_end *e);
 void ing_billing_end_later(void *arg, const pf_relay_end *e);
 
 /* ing_billing_end_flush settles the ends queued and appends their usage
- * events to the spool on the calling thread (arg is the ing_billing; the
- * relay's end flush hook), so their answers go out without a hand-over
- * to the billing thread.  Writes the spool file (no fsync: the syncer
- * thread does it for events left unacked); must not be called with a
- * relay lock held. */
+ * events to the spool on the calling thread when there are a few (arg is
+ * the ing_billing; the relay's end flush hook), so their answers go out
+ * without a hand-over to the billing thread; more are left to the
+ * billing thread, which it wakes.  Writes the spool file (no fsync: the
+ * syncer thread does it for events left unacked); must not be called
+ * with a relay lock held. */
 void ing_billing_end_flush(void *arg);
+
+/* ing_billing_end_spool is ing_billing_end_flush for a thread that owns
+ * the answers waiting for the spool write (serve's HTTP loop, once per
+ * loop turn): it spools every end queued itself, however many, as a
+ * hand-over to the billing thread would add a thread wake-up and a loop
+ * turn to each answer.  At 64 connections that took ~0.4 system calls
+ * and ~0.2 context switches per request off serve
+ * (bench/results/2026-11-27-vm-inline-spool.md). */
+void ing_billing_end_spool(void *arg);
 
 /* ing_billing_get_stats copies the counters. */
 void ing_billing_get_stats(ing_billing *b, ing_billing_stats *ret);

@@ -1462,7 +1462,13 @@ end_flush_cb(void *arg)
 {
 	ing_server *srv = arg;
 
-	ing_billing_end_flush(srv->billing);
+	/* serve's HTTP loop (the worker's turn ended on it) spools all of
+	 * them; an NNG callback (split) leaves a larger batch to the billing
+	 * thread */
+	if (tl_loop != NULL)
+		ing_billing_end_spool(srv->billing);
+	else
+		ing_billing_end_flush(srv->billing);
 }
 
 pf_err
