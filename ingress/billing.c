@@ -5,8 +5,9 @@
  * Locking: one mutex (b->mu) guards every table and list below.  The
  * billing thread does the NNG sends without it; NNG callbacks take it
  * briefly.  Spool I/O runs under b->spool_mu, on the billing thread or on
- * the thread that hands over a batch of ends (ing_billing_end_flush: the
- * worker's in serve).  A request waiting for
+ * the thread that hands over a batch of ends (ing_billing_end_spool:
+ * serve's HTTP loop; ing_billing_end_flush: split's NNG callbacks, a few
+ * ends at a time).  A request waiting for
  * credit is an ing_bill_wait queued on its credit (oldest first).  Credit
  * coming in (a grant answer, a request ending) admits the oldest waits it
  * covers and resumes only those (serve_waits_locked); an answer against

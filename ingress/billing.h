@@ -226,8 +226,8 @@ void ing_billing_end_flush(void *arg);
  * the answers waiting for the spool write (serve's HTTP loop, once per
  * loop turn): it spools every end queued itself, however many, as a
  * hand-over to the billing thread would add a thread wake-up and a loop
- * turn to each answer.  At 64 connections that took ~0.4 system calls
- * and ~0.2 context switches per request off serve
+ * turn to each answer.  At 64 connections that took ~0.3 system calls
+ * per request off serve, 0.17 of them futex calls
  * (bench/results/2026-11-27-vm-inline-spool.md). */
 void ing_billing_end_spool(void *arg);
 
