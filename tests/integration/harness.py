@@ -187,10 +187,10 @@ class Proc:
         data = self.out.read().decode("utf-8", errors="replace")
         return data[-limit:]
 
-    def hung_stacks(self):
-        """A process that did not stop in time: its threads' stacks (gdb,
-        when installed) and its last log lines, as TAP comments, so the
-        failure says where it hung."""
+    def hung_stacks(self, why="did not stop in time"):
+        """A process that did not stop in time (or, why, another stall):
+        its threads' stacks (gdb, when installed) and its last log lines,
+        as TAP comments, so the failure says where it hung."""
         lines = []
         if shutil.which("gdb"):
             try:
@@ -203,7 +203,7 @@ class Proc:
                     if ln.startswith(("Thread ", "#"))]
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        print(f"# {self.name}: did not stop in time; its threads:")
+        print(f"# {self.name}: {why}; its threads:")
         for ln in lines[:400]:
             print("#   " + ln)
         print(f"# {self.name}: its last log lines:")

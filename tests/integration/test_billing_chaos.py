@@ -746,6 +746,14 @@ def chaos(h, t, dep, books, rng, n_req, duration, threads, kills, rate,
     for th in ths:
         th.join(max(1.0, bound - (time.monotonic() - t_start)))
     hung = sum(th.is_alive() for th in ths)
+    if hung:
+        # while the requests still hang: where each process is (a stall
+        # seen once after an ingress restart left nothing to go on)
+        with dep.lock:
+            procs = list(dep.procs.values())
+        for p in procs:
+            if p.alive():
+                p.hung_stacks(f"{hung} client threads still waiting")
     state["stop"] = True
     kt.join(60)
     elapsed = time.monotonic() - t_start
