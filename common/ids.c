@@ -4,11 +4,11 @@
 #include "common/ids.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
-
-#include <openssl/rand.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/sha256.h"
@@ -30,12 +30,22 @@ pf_random_bytes(void *buf, size_t n)
 	}
 	if (off == n)
 		return PF_OK;
-	/* RAND_bytes takes an int; ids and keys are tiny. */
-	if (n - off > (size_t)INT32_MAX)
+	/* no getrandom: the same CSPRNG through its device (this was
+	 * OpenSSL's RAND_bytes, which cost every process that links only
+	 * common/ the 1.5 MB of RSS that loading libcrypto takes) */
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return PF_ECRYPTO;
-	if (RAND_bytes(p + off, (int)(n - off)) != 1)
-		return PF_ECRYPTO;
-	return PF_OK;
+	while (off < n) {
+		ssize_t got = read(fd, p + off, n - off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		off += (size_t)got;
+	}
+	close(fd);
+	return off == n ? PF_OK : PF_ECRYPTO;
 }
 
 /* The random part of ids comes from a per-thread pool that one

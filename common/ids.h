@@ -14,7 +14,7 @@
 
 /* pf_id_new fills id with a time-ordered id: the first 6 bytes are the
  * wall clock in milliseconds (big-endian), the other 10 come from the OS
- * CSPRNG (getrandom, falling back to OpenSSL RAND_bytes), through a
+ * CSPRNG (getrandom, falling back to /dev/urandom), through a
  * per-thread pool filled for 24 ids at a time (each byte used once; a
  * forked child refills first).  Ids made later
  * sort later (to the millisecond), so the ledger's unique event_id index
