@@ -92,6 +92,7 @@ typedef struct credit {
 	uint64_t gen;          /* answers received */
 	int asking;            /* a grant.request queued or in flight */
 	int64_t ask_e;         /* the estimate of the admission that asked */
+	int64_t ahead_after_ms; /* no ask ahead (ask_ahead_locked) before */
 	int64_t ask_need;      /* the oldest wait's shortfall when sent */
 	int busy; /* slots, open requests and waits referring to it */
 	int queued;
@@ -602,26 +603,67 @@ ask_more(ing_billing *b, credit *c, int64_t e)
 		return;
 	c->asking = 1;
 	c->ask_e = e;
+	b->st.asks++;
 	ask_queue(b, c);
 }
 
-/* ask_amount_locked returns what the waits on c lack, plus
- * PF_BILLING_GRANT_AHEAD estimates, and notes the oldest wait's
- * shortfall in c->ask_need (a refusal granting less than that denies
- * them).  With no wait left: what ask_e lacks, plus as many ahead. */
+/* ahead_locked returns the credit to ask for beyond what the waits on c
+ * need: as much as the requests open on it hold now, at least
+ * PF_BILLING_GRANT_AHEAD and at most PF_BILLING_GRANT_AHEAD_MAX
+ * estimates e.  An ask only when an admission found the credit short,
+ * for 5 estimates, parked that admission and every later one on the
+ * credit for an accountant round trip: at 17,000 requests/s on one
+ * token (64 connections) the credit ran out every ~60 ms and ~2.5 % of
+ * the requests waited (bench/results/2026-11-27-vm-grant-ahead.md). */
+static int64_t
+ahead_locked(const credit *c, int64_t e)
+{
+	int64_t ahead, cap;
+
+	if (e < 0 || __builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD, &ahead))
+		ahead = 0;
+	if (e < 0 || __builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD_MAX, &cap))
+		cap = 0;
+	if (c->c.held > ahead)
+		ahead = c->c.held;
+	return ahead < cap ? ahead : cap;
+}
+
+/* ask_amount_locked returns what the waits on c lack, plus what
+ * ahead_locked asks for, and notes the oldest wait's shortfall in
+ * c->ask_need (a refusal granting less than that denies them).  With no
+ * wait left: what ask_e lacks, plus as much ahead. */
 static int64_t
 ask_amount_locked(credit *c)
 {
 	int64_t first = c->waits != NULL ? c->waits->_hold : c->ask_e;
 	int64_t all = c->waits != NULL ? c->wait_holds : c->ask_e;
 	int64_t need = ing_credit_shortfall(&c->c, all);
-	int64_t ahead, amount;
+	int64_t amount;
 
 	c->ask_need = ing_credit_shortfall(&c->c, first);
-	if (__builtin_mul_overflow(c->ask_e, PF_BILLING_GRANT_AHEAD, &ahead)
-	    || __builtin_add_overflow(need, ahead, &amount))
+	if (__builtin_add_overflow(need, ahead_locked(c, c->ask_e), &amount))
 		amount = need;
 	return amount;
+}
+
+/* ask_ahead_locked asks for more credit for c, after an admission of
+ * estimate e, once its free credit is below half of what ahead_locked
+ * would ask for: the answer comes back before the credit runs short, so
+ * no admission waits for it.  Not while an ask is out, a wait is listed
+ * (its ask covers it), the accountant is down or refused, or within
+ * PF_BILLING_DENY_MS of an answer that granted less than asked (the
+ * user's balance is running out: the admissions that find no credit ask
+ * for themselves). */
+static void
+ask_ahead_locked(ing_billing *b, credit *c, int64_t e, int64_t now)
+{
+	if (e <= 0 || c->asking || c->waits != NULL || now < c->ahead_after_ms
+	    || b->down_until_ms > now || c->deny_until_ms > now)
+		return;
+	if (ing_credit_free_amount(&c->c) >= ahead_locked(c, e) / 2)
+		return;
+	ask_more(b, c, e);
 }
 
 /* wait_list puts w, waiting to open o, last on c's wait list; w keeps c
@@ -730,11 +772,13 @@ ing_billing_admit(ing_billing *b, const ing_bill_ticket *t, ing_bill_wait *w)
 		}
 		/* when asked already, the next ask covers this one too */
 		wait_list(c, w, o);
+		b->st.waits++;
 		ask_more(b, c, o->hold);
 		pthread_mutex_unlock(&b->mu);
 		return PF_EPENDING;
 	}
 	open_add_locked(b, c, o, now);
+	ask_ahead_locked(b, c, o->hold, now);
 	c = NULL;
 	o = NULL;
 out:
@@ -910,6 +954,7 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 	}
 	c->asking = 0;
 	c->gen++;
+	b->st.answers++;
 	if (m == NULL) {
 		c->status = PF_ENET;
 		b->down_until_ms = now + PF_BILLING_RETRY_MS;
@@ -920,6 +965,8 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 			g = 0;
 		c->status = r->status;
 		ing_credit_grant(&c->c, g, expires);
+		if (g < s->amount) /* no asking ahead for a while */
+			c->ahead_after_ms = now + PF_BILLING_DENY_MS;
 		/* no credit, or no such user/token: refused for a while; a
 		 * database error is the accountant's trouble, not a verdict */
 		if (refusal(r->status) && g < c->ask_need)

@@ -77,6 +77,9 @@ typedef struct ing_billing_stats {
 	uint64_t pending;     /* spooled, not yet acked */
 	uint64_t open;        /* admitted, not yet ended */
 	uint64_t syncs;       /* spool fdatasyncs (events left unacked) */
+	uint64_t asks;        /* grant.requests for more credit queued */
+	uint64_t answers;     /* ... and their answers applied (or timeouts) */
+	uint64_t waits;       /* admissions that waited for credit */
 } ing_billing_stats;
 
 /*
