@@ -163,7 +163,7 @@
 #define PF_BILLING_IDLE_MS 10000u       /* release credit unused this long */
 #define PF_BILLING_DENY_MS 1000u        /* "no credit" trusted this long */
 #define PF_BILLING_GRANT_AHEAD 4        /* ask for 1 + this many estimates */
-#define PF_BILLING_GRANT_AHEAD_MAX 64   /* ... ahead at most (ingress/billing.c) */
+#define PF_BILLING_GRANT_AHEAD_MAX 64   /* ... and at most */
 #define PF_BILLING_CREDITS_MAX 1000000u /* (user, token) credits kept */
 #define PF_BILLING_PENDING_MAX 1000000u /* usage events awaiting an ack */
 /* completion tokens held when a request names no max_tokens */

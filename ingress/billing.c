@@ -92,7 +92,7 @@ typedef struct credit {
 	uint64_t gen;          /* answers received */
 	int asking;            /* a grant.request queued or in flight */
 	int64_t ask_e;         /* the estimate of the admission that asked */
-	int64_t ahead_after_ms; /* no ask ahead (ask_ahead_locked) before */
+	int64_t ahead_at_ms;   /* no ask ahead (ask_ahead_locked) before */
 	int64_t ask_need;      /* the oldest wait's shortfall when sent */
 	int busy; /* slots, open requests and waits referring to it */
 	int queued;
@@ -622,7 +622,8 @@ ahead_locked(const credit *c, int64_t e)
 
 	if (e < 0 || __builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD, &ahead))
 		ahead = 0;
-	if (e < 0 || __builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD_MAX, &cap))
+	if (e < 0
+	    || __builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD_MAX, &cap))
 		cap = 0;
 	if (c->c.held > ahead)
 		ahead = c->c.held;
@@ -658,7 +659,7 @@ ask_amount_locked(credit *c)
 static void
 ask_ahead_locked(ing_billing *b, credit *c, int64_t e, int64_t now)
 {
-	if (e <= 0 || c->asking || c->waits != NULL || now < c->ahead_after_ms
+	if (e <= 0 || c->asking || c->waits != NULL || now < c->ahead_at_ms
 	    || b->down_until_ms > now || c->deny_until_ms > now)
 		return;
 	if (ing_credit_free_amount(&c->c) >= ahead_locked(c, e) / 2)
@@ -966,7 +967,7 @@ grant_answer(ing_billing *b, slot *s, const pf_msg *m)
 		c->status = r->status;
 		ing_credit_grant(&c->c, g, expires);
 		if (g < s->amount) /* no asking ahead for a while */
-			c->ahead_after_ms = now + PF_BILLING_DENY_MS;
+			c->ahead_at_ms = now + PF_BILLING_DENY_MS;
 		/* no credit, or no such user/token: refused for a while; a
 		 * database error is the accountant's trouble, not a verdict */
 		if (refusal(r->status) && g < c->ask_need)
