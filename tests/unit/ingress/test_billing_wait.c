@@ -94,7 +94,7 @@ admit(waiter *x)
 }
 
 static void
-waiter_init(waiter *x, int64_t user_id)
+waiter_start(waiter *x, int64_t user_id)
 {
 	memset(x, 0, sizeof(*x));
 	ing_bill_wait_init(&x->w, x, resume_cb);
@@ -106,12 +106,6 @@ waiter_init(waiter *x, int64_t user_id)
 	x->t.estimate = E;
 	x->t.started_ms = pf_clock_ms();
 	x->t.deadline_ms = x->t.started_ms + 60000;
-}
-
-static void
-waiter_start(waiter *x, int64_t user_id)
-{
-	waiter_init(x, user_id);
 	admit(x);
 }
 
