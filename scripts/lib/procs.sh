@@ -80,3 +80,14 @@ pf_wait_port() {
 	done
 	return 1
 }
+
+# pf_cpu_ticks PIDS: utime + stime of the (space-separated) PIDS, in clock
+# ticks; a pid that is gone counts 0.
+pf_cpu_ticks() {
+	local sum=0 p v
+	for p in $1; do
+		v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+		sum=$((sum + v))
+	done
+	echo "$sum"
+}

@@ -211,6 +211,14 @@ class Proc:
             print("#   " + ln)
         sys.stdout.flush()
 
+    @staticmethod
+    def stacks_of_live(procs, why):
+        """hung_stacks(why) of every process in procs still alive: where
+        each one is while requests hang."""
+        for p in procs:
+            if p.alive():
+                p.hung_stacks(why)
+
     def stop(self, sig=signal.SIGTERM, wait=10):
         if self.alive():
             self.p.send_signal(sig)

@@ -15,7 +15,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BillingSplit as Split, Harness, fetch,  # noqa
+from harness import (BillingSplit as Split, Harness, Proc, fetch,  # noqa
                      fetch_stream, mock_knobs_url, open_stream, read_until,
                      wait_for)
 
@@ -315,10 +315,8 @@ with Harness() as h:
     if hung or 200 not in results:
         # seen once in CI right after the ingress restart above (all 50
         # answers 429, 10 requests hanging): where every process was
-        for proc in h.procs:
-            if proc.alive():
-                proc.hung_stacks(f"{hung} of 60 client threads waiting, "
-                                 f"{results.count(200)} served")
+        Proc.stacks_of_live(h.procs, f"{hung} of 60 client threads "
+                            f"waiting, {results.count(200)} served")
     n_ok = results.count(200)
     t.ok(n_ok >= 1 and results.count(429) >= 1
          and all(c in (200, 429) for c in results),

@@ -58,7 +58,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Harness, clean_env, fetch, free_port,  # noqa: E402
+from harness import (Harness, Proc, clean_env, fetch, free_port,  # noqa: E402
                      mock_knobs_url, parse_sse, spool_setting, tap_todo,
                      wait_for)
 
@@ -751,9 +751,7 @@ def chaos(h, t, dep, books, rng, n_req, duration, threads, kills, rate,
         # seen once after an ingress restart left nothing to go on)
         with dep.lock:
             procs = list(dep.procs.values())
-        for p in procs:
-            if p.alive():
-                p.hung_stacks(f"{hung} client threads still waiting")
+        Proc.stacks_of_live(procs, f"{hung} client threads still waiting")
     state["stop"] = True
     kt.join(60)
     elapsed = time.monotonic() - t_start

@@ -553,13 +553,21 @@ applied(uint64_t answered)
 	return 0;
 }
 
+/* too_big: req asks for more than PF_BILLING_GRANT_AHEAD_MAX + 1
+ * estimates (E each) */
+static int
+too_big(const pf_msg *req)
+{
+	return req->u.grant_request.amount
+	    > (int64_t)(PF_BILLING_GRANT_AHEAD_MAX + 1) * E;
+}
+
 /* answer_asks answers in full every grant.request queued since *answered
  * (stats.asks) for user_id, the others as they come, and waits until the
  * answers are applied; returns 0 when an ask did not come or an answer
- * was not applied (bounded: 5 s each).  *too_big: one asked for more
- * than PF_BILLING_GRANT_AHEAD_MAX + 1 estimates. */
+ * was not applied (bounded: 5 s each).  *big: one was too_big. */
 static int
-answer_asks(int64_t user_id, uint64_t *answered, int *too_big)
+answer_asks(int64_t user_id, uint64_t *answered, int *big)
 {
 	ing_billing_stats st;
 
@@ -572,9 +580,8 @@ answer_asks(int64_t user_id, uint64_t *answered, int *too_big)
 		if (req == NULL)
 			return 0;
 		(*answered)++;
-		if (req->u.grant_request.amount
-		    > (int64_t)(PF_BILLING_GRANT_AHEAD_MAX + 1) * E)
-			*too_big = 1;
+		if (too_big(req))
+			*big = 1;
 		acct_answer(req, req->u.grant_request.amount, PF_OK, 7);
 		pf_msg_free(req);
 	}
@@ -595,7 +602,7 @@ test_ahead(void)
 	static waiter ws[124];
 	ing_billing_stats before, after;
 	uint64_t answered;
-	int too_big = 0, lost = 0, n = 0, burst = 0;
+	int big = 0, lost = 0, n = 0, burst = 0;
 	int64_t partial_ms = 0;
 	pf_msg *req;
 
@@ -604,7 +611,7 @@ test_ahead(void)
 	answers0 = before.answers;
 	for (n = 0; n < 60 && !lost; n++) {
 		waiter_start(&ws[n], 30);
-		lost = !answer_asks(30, &answered, &too_big)
+		lost = !answer_asks(30, &answered, &big)
 		    || !pump_until_done(&ws[n], 1);
 	}
 	ing_billing_get_stats(bill, &after);
@@ -623,16 +630,14 @@ test_ahead(void)
 	    "ahead: a burst of 16 and more admitted without a wait");
 	req = after.asks > answered ? acct_recv_user(30, 5000) : NULL;
 	ok(req != NULL, "ahead: and asked ahead for more");
-	if (req != NULL
-	    && req->u.grant_request.amount
-	        > (int64_t)(PF_BILLING_GRANT_AHEAD_MAX + 1) * E)
-		too_big = 1;
+	if (req != NULL && too_big(req))
+		big = 1;
 	if (req != NULL) {
 		acct_answer(req, req->u.grant_request.amount, PF_OK, 7);
 		answered++;
 	}
 	pf_msg_free(req);
-	ok(!too_big, "ahead: no ask beyond PF_BILLING_GRANT_AHEAD_MAX");
+	ok(!big, "ahead: no ask beyond PF_BILLING_GRANT_AHEAD_MAX");
 	ok(applied(answered), "ahead: every answer applied");
 	release_all(ws, n);
 
@@ -654,7 +659,7 @@ test_ahead(void)
 			lost = lost || !applied(answered);
 			partial_ms = pf_clock_ms();
 		} else {
-			lost = !answer_asks(31, &answered, &too_big);
+			lost = !answer_asks(31, &answered, &big);
 		}
 		lost = lost || !pump_until_done(&ws[n], 1);
 	}
