@@ -620,11 +620,12 @@ ahead_locked(const credit *c, int64_t e)
 {
 	int64_t ahead, cap;
 
-	if (e < 0 || __builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD, &ahead))
-		ahead = 0;
+	_Static_assert(PF_BILLING_GRANT_AHEAD < PF_BILLING_GRANT_AHEAD_MAX,
+	    "e * PF_BILLING_GRANT_AHEAD fits when the cap's product does");
 	if (e < 0
 	    || __builtin_mul_overflow(e, PF_BILLING_GRANT_AHEAD_MAX, &cap))
-		cap = 0;
+		return 0;
+	ahead = e * PF_BILLING_GRANT_AHEAD;
 	if (c->c.held > ahead)
 		ahead = c->c.held;
 	return ahead < cap ? ahead : cap;
