@@ -119,6 +119,11 @@ reply_open(wrk_replies *rs, const char *addr, wrk_reply **ret)
 	/* A queue in the socket absorbs bursts without EAGAIN round trips;
 	 * failure to set it only costs speed. */
 	(void)nng_socket_set_int(r->sock, NNG_OPT_SENDBUF, PF_REPLY_SENDBUF);
+	/* redial a lost ingress every 50 ms, backing off to 250 ms: a
+	 * restarted one gets its replies that soon, not after NNG's default
+	 * of up to 1 s (its first requests wait meanwhile) */
+	(void)nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, 50);
+	(void)nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 250);
 	rv = nng_dial(r->sock, addr, NULL, NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		reply_free(r);
