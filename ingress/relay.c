@@ -87,6 +87,7 @@ struct ing_relay {
 	pthread_mutex_t aio_mu;
 	nng_aio *aios[AIOS_MAX];
 	size_t n_aios;
+	int64_t quiet_logged_ms; /* last PF-RELAY-QUIET (sweeper only) */
 };
 
 static unsigned
@@ -641,6 +642,36 @@ report_lost(ing_relay *r, ing_flight *f)
 		end_flush(r);
 }
 
+/* log_quiet says, at most every PF_RELAY_QUIET_MS, that n requests have
+ * heard nothing from their worker for PF_RELAY_QUIET_MS or more (the
+ * oldest for age_ms), with the relay's live pipes when the workers are
+ * other processes: a slow upstream, or replies that do not come back (a
+ * worker stuck, or a lost connection not redialed). */
+static void
+log_quiet(ing_relay *r, size_t n, int64_t age_ms, int64_t now)
+{
+	int push, pull;
+
+	if (now - r->quiet_logged_ms < PF_RELAY_QUIET_MS)
+		return;
+	r->quiet_logged_ms = now;
+	if (r->lane != NULL) { /* serve: the worker is in this process */
+		pf_info("PF-RELAY-QUIET",
+		    "requests=%zu oldest_s=%lld "
+		    "msg=\"sent, and no answer head from the worker yet\"",
+		    n, (long long)(age_ms / 1000));
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	push = r->push_pipes;
+	pull = r->pull_pipes;
+	pthread_mutex_unlock(&r->mu);
+	pf_info("PF-RELAY-QUIET",
+	    "requests=%zu oldest_s=%lld push_pipes=%d reply_pipes=%d "
+	    "msg=\"sent, and no answer head from the worker yet\"",
+	    n, (long long)(age_ms / 1000), push, pull);
+}
+
 /* sweep ends flights past their deadline + grace, watches parked
  * connections for a hang-up (one epoll set: MHD does not notice one on a
  * suspended connection) and wakes those whose client left, and retries
@@ -653,6 +684,8 @@ sweep(ing_relay *r)
 	size_t n = collect(r, PICK_ALL, 0, &v);
 	int hung[HUNG_MAX];
 	size_t n_hung = hung_up_fds(r, hung);
+	size_t n_quiet = 0;
+	int64_t oldest = now;
 
 	for (size_t i = 0; i < n; i++) {
 		ing_flight *f = v[i];
@@ -674,11 +707,21 @@ sweep(ing_relay *r)
 				}
 			}
 			grant(f); /* one that could not be sent before */
+			if (f->_seen_ms == 0)
+				f->_seen_ms = now;
+			if (!f->head && !f->ended
+			    && now - f->_seen_ms >= PF_RELAY_QUIET_MS) {
+				n_quiet++;
+				if (f->_seen_ms < oldest)
+					oldest = f->_seen_ms;
+			}
 			pthread_mutex_unlock(&f->mu);
 		}
 		ing_flight_unref(f);
 	}
 	free(v);
+	if (n_quiet > 0)
+		log_quiet(r, n_quiet, now - oldest, now);
 }
 
 void

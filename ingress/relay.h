@@ -52,6 +52,9 @@
 #include "common/msg.h"
 
 #define PF_RELAY_GRACE_MS 5000 /* past the deadline before worker_lost */
+/* a request sent this long ago with no word from its worker yet is counted
+ * in the sweeper's PF-RELAY-QUIET line, written at most this often */
+#define PF_RELAY_QUIET_MS 10000
 
 typedef struct ing_relay ing_relay;
 struct ing_ctl;
@@ -101,6 +104,7 @@ typedef struct ing_flight {
 	int _credit;          /* the request offered a credit window */
 	struct ing_ctl *_ctl; /* the worker's control socket, or NULL */
 	ing_relay *_relay;
+	int64_t _seen_ms; /* the sweeper first saw it (0: not yet), unix ms */
 	uint32_t _pipe;   /* NNG pipe the head came through (0: none yet) */
 	uint32_t _push;   /* push socket (index + 1) the request went out on */
 	uint8_t _watched; /* fd is in the relay's hang-up epoll set */

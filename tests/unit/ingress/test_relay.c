@@ -2,8 +2,11 @@
  * with a fake worker: head/data/end land in the right flight, wake the
  * parked connection, order and caps are enforced, late replies are
  * dropped, and a flight past its deadline is ended as worker_lost. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/pull.h>
@@ -225,6 +228,42 @@ start(ing_relay *r, nng_socket worker, fake_conn *fc, int stream,
 	return f;
 }
 
+/* quiet_logged sends this process's log (stderr) to a file for up to
+ * PF_RELAY_QUIET_MS + 5 s and says whether a PF-RELAY-QUIET line holding
+ * both a and b was written. */
+static int
+quiet_logged(const char *a, const char *b)
+{
+	char path[] = "/tmp/pf-test-relay-XXXXXX";
+	char line[1024];
+	int fd = mkstemp(path), saved = dup(2), found = 0;
+	int64_t until = now_ms() + PF_RELAY_QUIET_MS + 5000;
+
+	if (fd < 0 || saved < 0)
+		return 0;
+	fflush(stderr);
+	dup2(fd, 2);
+	while (!found && now_ms() < until) {
+		FILE *fp;
+
+		nng_msleep(200);
+		fp = fopen(path, "r"); /* an offset of its own */
+		if (fp == NULL)
+			break;
+		while (!found && fgets(line, sizeof(line), fp) != NULL)
+			found = strstr(line, "PF-RELAY-QUIET") != NULL
+			    && strstr(line, a) != NULL
+			    && strstr(line, b) != NULL;
+		fclose(fp);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	unlink(path);
+	return found;
+}
+
 int
 main(void)
 {
@@ -410,6 +449,15 @@ main(void)
 	send_head_ctl(reply, orphan, 200, "inproc://t-ctl-0");
 	ok(recv_kind(ctl, orphan, &credit) == PF_MSG_RELAY_CANCEL,
 	    "a head nobody waits for: relay.cancel to its control address");
+
+	/* a request nothing answers: after PF_RELAY_QUIET_MS the sweeper
+	 * says so, with the live pipes (one each way here) */
+	f = start(r, worker, &fc, 0, now_ms() + 60000);
+	ok(quiet_logged("requests=1 ", "push_pipes=1 reply_pipes=1 "),
+	    "a request with no answer for PF_RELAY_QUIET_MS: PF-RELAY-QUIET "
+	    "with the pipe counts");
+	ing_relay_forget(r, f);
+	ing_flight_unref(f);
 
 	/* close_all ends what is left and refuses new flights */
 	f = start(r, worker, &fc, 0, now_ms() + 60000);
