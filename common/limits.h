@@ -74,6 +74,10 @@
 #define PF_CTL_SOCKETS_MAX 256u /* ingress: worker control sockets */
 #define PF_CTL_MSG_MAX 256u     /* worker: control message (cancel, credit) */
 #define PF_CTL_QUEUE 8192 /* control messages queued per socket (NNG max) */
+/* a dialed socket redials a lost peer this often, backing off to the max
+ * (common/nngdial.h) */
+#define PF_REDIAL_MIN_MS 50
+#define PF_REDIAL_MAX_MS 250
 #define PF_RELAY_HEADERS_MAX 16u        /* client headers passed upstream */
 #define PF_RELAY_HEADER_NAME_MAX 64u    /* bytes in such a header name */
 #define PF_RELAY_HEADER_VALUE_MAX 1024u /* bytes in its value */

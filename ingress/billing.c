@@ -36,6 +36,7 @@
 #include "common/ids.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/nngdial.h"
 #include "common/reclog.h"
 #include "common/thread.h"
 #include "ingress/billing.h"
@@ -1966,8 +1967,6 @@ open_sockets(ing_billing *b)
 	        != 0
 	    || nng_socket_set_size(b->req, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0)
 		return PF_ENET;
-	nng_socket_set_ms(b->req, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(b->req, NNG_OPT_RECONNMAXT, 1000);
 	for (unsigned i = 0; i < PF_BILLING_CONTEXTS; i++) {
 		slot *s = &b->slots[i];
 		s->b = b;
@@ -1979,8 +1978,7 @@ open_sockets(ing_billing *b)
 		s->next = b->free_slots;
 		b->free_slots = s;
 	}
-	if (nng_dial(b->req, b->cfg->accountant_url, NULL, NNG_FLAG_NONBLOCK)
-	    != 0)
+	if (pf_nng_dial(b->req, b->cfg->accountant_url) != 0)
 		return PF_ENET;
 	if (nng_sub0_open(&b->sub) != 0)
 		return PF_ENET;
@@ -1989,11 +1987,7 @@ open_sockets(ing_billing *b)
 	    || nng_socket_set_size(b->sub, NNG_OPT_RECVMAXSZ, PF_MSG_MAX) != 0
 	    || nng_aio_alloc(&b->sub_aio, sub_cb, b) != 0)
 		return PF_ENET;
-	nng_socket_set_ms(b->sub, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(b->sub, NNG_OPT_RECONNMAXT, 1000);
-	if (nng_dial(
-	        b->sub, b->cfg->accountant_pub_url, NULL, NNG_FLAG_NONBLOCK)
-	    != 0)
+	if (pf_nng_dial(b->sub, b->cfg->accountant_pub_url) != 0)
 		return PF_ENET;
 	nng_recv_aio(b->sub, b->sub_aio);
 	return PF_OK;

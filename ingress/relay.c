@@ -19,6 +19,7 @@
 #include "common/lane.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/nngdial.h"
 #include "common/nngsend.h"
 #include "common/thread.h"
 #include "ingress/relay.h"
@@ -268,9 +269,7 @@ ctl_get(ing_relay *r, const pf_bytes *addr)
 	/* a queue so a grant is not lost while the pipe connects, and a
 	 * burst of hang-ups (thousands of streams at once) loses no cancel */
 	nng_socket_set_int(c->sock, NNG_OPT_SENDBUF, PF_CTL_QUEUE);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
-	if (nng_dial(c->sock, c->addr, NULL, NNG_FLAG_NONBLOCK) != 0) {
+	if (pf_nng_dial(c->sock, c->addr) != 0) {
 		nng_close(c->sock);
 		free(c);
 		c = NULL;
@@ -1174,9 +1173,7 @@ open_push(ing_relay *r, const char *url)
 	if (nng_pipe_notify(*s, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
 	    || nng_pipe_notify(*s, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
 		return PF_ENET;
-	nng_socket_set_ms(*s, NNG_OPT_RECONNMINT, 50);
-	nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 1000);
-	if (nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK) != 0)
+	if (pf_nng_dial(*s, url) != 0)
 		return PF_ENET;
 	return PF_OK;
 }

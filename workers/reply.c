@@ -5,6 +5,7 @@
 
 #include "common/lane.h"
 #include "common/limits.h"
+#include "common/nngdial.h"
 #include "common/nngsend.h"
 #include "workers/reply.h"
 
@@ -119,12 +120,7 @@ reply_open(wrk_replies *rs, const char *addr, wrk_reply **ret)
 	/* A queue in the socket absorbs bursts without EAGAIN round trips;
 	 * failure to set it only costs speed. */
 	(void)nng_socket_set_int(r->sock, NNG_OPT_SENDBUF, PF_REPLY_SENDBUF);
-	/* redial a lost ingress every 50 ms, backing off to 250 ms: a
-	 * restarted one gets its replies that soon, not after NNG's default
-	 * of up to 1 s (its first requests wait meanwhile) */
-	(void)nng_socket_set_ms(r->sock, NNG_OPT_RECONNMINT, 50);
-	(void)nng_socket_set_ms(r->sock, NNG_OPT_RECONNMAXT, 250);
-	rv = nng_dial(r->sock, addr, NULL, NNG_FLAG_NONBLOCK);
+	rv = pf_nng_dial(r->sock, addr);
 	if (rv != 0) {
 		reply_free(r);
 		return rv == NNG_ENOMEM                           ? PF_ENOMEM
