@@ -1230,6 +1230,7 @@ open_sockets(ing_relay *r)
 {
 	const pf_config *cfg = r->cfg;
 	pf_err err = PF_ENET;
+	int rv;
 
 	if (nng_pull0_open(&r->pull) != 0)
 		return err;
@@ -1238,8 +1239,16 @@ open_sockets(ing_relay *r)
 	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_ADD_POST, pipe_cb, r) != 0
 	    || nng_pipe_notify(r->pull, NNG_PIPE_EV_REM_POST, pipe_cb, r) != 0)
 		return err;
-	if (nng_listen(r->pull, cfg->reply_url, NULL, 0) != 0)
+	rv = nng_listen(r->pull, cfg->reply_url, NULL, 0);
+	if (rv != 0) {
+		pf_error("PF-RELAY-LISTEN", "url=%s err=\"%s\" msg=\"%s\"",
+		    cfg->reply_url, nng_strerror(rv),
+		    rv == NNG_EADDRINUSE
+		        ? "PF_REPLY_URL is in use: another ingress listens "
+		          "there (each ingress needs a PF_REPLY_URL of its own)"
+		        : "cannot listen on PF_REPLY_URL");
 		return err;
+	}
 	err = dial_all(r, cfg->worker_url);
 	if (err != PF_OK)
 		return err;

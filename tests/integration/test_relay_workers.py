@@ -15,11 +15,12 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 
-from harness import (Harness, fetch, mock_knobs_url, mock_stats, open_stream,
-                     read_until, wait_for)
+from harness import (Harness, fetch, free_port, mock_knobs_url, mock_stats,
+                     open_stream, read_until, wait_for)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 STREAMS = 6
@@ -183,6 +184,44 @@ with Harness() as h:
     t.eq(codes, [200] * 6, "after the kill: every request served")
     t.ok(ingress.alive() and workers[1].alive(),
          "ingress and the other worker still run")
+
+    # a second ingress on the first one's PF_REPLY_URL does not start.
+    # Before it fails, NNG's check for a stale ipc:// socket connects to
+    # the first one's reply listener and closes at once: with NNG 1.5.2
+    # alone that listener accepted no worker again (issue #1518;
+    # common/nngfix.c).  Worker 1 is then replaced, and the new one must
+    # get its replies to the first ingress.
+    second = h.env(db, {"PF_LISTEN": f"127.0.0.1:{free_port()}",
+                        "PF_WORKER_URL": ",".join(w_urls),
+                        "PF_REPLY_URL": reply,
+                        "PF_ACCOUNTANT_URL": acct_env["PF_ACCOUNTANT_URL"],
+                        "PF_ACCOUNTANT_PUB_URL":
+                            acct_env["PF_ACCOUNTANT_PUB_URL"],
+                        "PF_SPOOL_DIR": os.path.join(tmp, "spool2")})
+    r = subprocess.run([h.binary, "ingress"], env=second,
+                       capture_output=True, text=True, timeout=60)
+    t.ok(r.returncode != 0 and "PF-RELAY-LISTEN" in r.stderr
+         and "another ingress" in r.stderr,
+         "a second ingress on the same PF_REPLY_URL refuses to start and "
+         "says why", r.stderr[-400:])
+    workers[1].p.send_signal(signal.SIGKILL)
+    workers[1].p.wait(10)
+    workers[1] = h.start("worker", ["worker"], h.env(db, {
+        "PF_WORKER_URL": w_urls[1]}), lambda: os.path.exists(
+            w_urls[1][len("ipc://"):]))
+
+    def quick_chat():
+        try:
+            return fetch("POST", base_url + "/chat/completions",
+                         {"model": "fast", "messages": MESSAGES}, auth,
+                         timeout=5)[0]
+        except (socket.timeout, TimeoutError) as e:
+            return repr(e)
+
+    wait_for(lambda: quick_chat() == 200, timeout=15, step=0.2)
+    codes = [quick_chat() for _ in range(6)]
+    t.eq(codes, [200] * 6, "... and the first ingress still hears a worker "
+         "that connects afterwards")
 
     # the last worker dies while it runs a stream (its head came) and a
     # request still waiting for its first byte: the ingress sees the
