@@ -61,10 +61,11 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 		return -1;
 	}
 	n = fn(fd, msg, flags);
-	if (n < 0 && errno == EPIPE
-	    && from_nng(
-	        __builtin_extract_return_addr(__builtin_return_address(0))))
-		errno = ECONNRESET;
+	if (n < 0 && errno == EPIPE) /* dladdr may change errno */
+		errno = from_nng(__builtin_extract_return_addr(
+		            __builtin_return_address(0)))
+		    ? ECONNRESET
+		    : EPIPE;
 	return n;
 }
 
