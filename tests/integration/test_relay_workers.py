@@ -223,6 +223,27 @@ with Harness() as h:
     t.eq(codes, [200] * 6, "... and the first ingress still hears a worker "
          "that connects afterwards")
 
+    # with a PF_REPLY_URL of its own, a second ingress starts beside the
+    # first (a handover, docs/operating.md) and the same worker answers
+    # both
+    second["PF_REPLY_URL"] = f"ipc://{tmp}/reply2"
+
+    def start_second(port):
+        base = f"http://127.0.0.1:{port}"
+        proc = h.start("ingress", ["ingress"],
+                       dict(second, PF_LISTEN=f"127.0.0.1:{port}"),
+                       lambda: fetch("GET", base + "/health",
+                                     timeout=2)[0] == 200)
+        return base + "/v1", proc
+    base2, ingress2 = h.start_on_free_port(start_second)
+    codes = [fetch("POST", b + "/chat/completions",
+                   {"model": "fast", "messages": MESSAGES}, auth,
+                   timeout=10)[0]
+             for b in (base_url, base2) for _ in range(3)]
+    t.eq(codes, [200] * 6, "a second ingress with a PF_REPLY_URL of its own "
+         "serves beside the first, through the same worker")
+    ingress2.stop()
+
     # the last worker dies while it runs a stream (its head came) and a
     # request still waiting for its first byte: the ingress sees the
     # worker's pipes drop and ends both as worker_lost at once.  The
