@@ -649,26 +649,21 @@ report_lost(ing_relay *r, ing_flight *f)
 static void
 log_quiet(ing_relay *r, size_t n, int64_t age_ms, int64_t now)
 {
-	int push, pull;
+	char pipes[64] = ""; /* serve: the worker is in this process */
 
 	if (now - r->quiet_logged_ms < PF_RELAY_QUIET_MS)
 		return;
 	r->quiet_logged_ms = now;
-	if (r->lane != NULL) { /* serve: the worker is in this process */
-		pf_info("PF-RELAY-QUIET",
-		    "requests=%zu oldest_s=%lld "
-		    "msg=\"sent, and no answer head from the worker yet\"",
-		    n, (long long)(age_ms / 1000));
-		return;
+	if (r->lane == NULL) {
+		pthread_mutex_lock(&r->mu);
+		snprintf(pipes, sizeof(pipes), "push_pipes=%d reply_pipes=%d ",
+		    r->push_pipes, r->pull_pipes);
+		pthread_mutex_unlock(&r->mu);
 	}
-	pthread_mutex_lock(&r->mu);
-	push = r->push_pipes;
-	pull = r->pull_pipes;
-	pthread_mutex_unlock(&r->mu);
 	pf_info("PF-RELAY-QUIET",
-	    "requests=%zu oldest_s=%lld push_pipes=%d reply_pipes=%d "
+	    "requests=%zu oldest_s=%lld %s"
 	    "msg=\"sent, and no answer head from the worker yet\"",
-	    n, (long long)(age_ms / 1000), push, pull);
+	    n, (long long)(age_ms / 1000), pipes);
 }
 
 /* sweep ends flights past their deadline + grace, watches parked

@@ -91,9 +91,10 @@ with Harness() as h:
         t.eq(os.path.basename(os.readlink(f"/proc/{proc.p.pid}/exe")), want,
              f"planktonfly {role} runs as {want}")
 
-    def chat(model="fast"):
-        return fetch("POST", base_url + "/chat/completions",
-                     {"model": model, "messages": MESSAGES}, auth)[0]
+    def chat(model="fast", base=None, timeout=30):
+        return fetch("POST", (base or base_url) + "/chat/completions",
+                     {"model": model, "messages": MESSAGES}, auth,
+                     timeout=timeout)[0]
 
     # both workers connected: a request gets through
     wait_for(lambda: chat() == 200, timeout=15, step=0.2)
@@ -212,9 +213,7 @@ with Harness() as h:
 
     def quick_chat():
         try:
-            return fetch("POST", base_url + "/chat/completions",
-                         {"model": "fast", "messages": MESSAGES}, auth,
-                         timeout=5)[0]
+            return chat(timeout=5)
         except (socket.timeout, TimeoutError) as e:
             return repr(e)
 
@@ -236,10 +235,8 @@ with Harness() as h:
                                      timeout=2)[0] == 200)
         return base + "/v1", proc
     base2, ingress2 = h.start_on_free_port(start_second)
-    codes = [fetch("POST", b + "/chat/completions",
-                   {"model": "fast", "messages": MESSAGES}, auth,
-                   timeout=10)[0]
-             for b in (base_url, base2) for _ in range(3)]
+    codes = [chat(base=b, timeout=10) for b in (base_url, base2)
+             for _ in range(3)]
     t.eq(codes, [200] * 6, "a second ingress with a PF_REPLY_URL of its own "
          "serves beside the first, through the same worker")
     ingress2.stop()
