@@ -57,7 +57,7 @@ usage(FILE *f)
 	    "\n"
 	    "Logs \"PF-MOCK-LISTEN port=N\" to stderr once listening; stops "
 	    "on SIGINT or\nSIGTERM.\n\n");
-	pf_config_usage(f);
+	pf_config_usage_some(f, (const char *const[]) { "LOG_LEVEL", NULL });
 }
 
 /* parse_u32 accepts decimal digits only, up to max. */

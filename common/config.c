@@ -529,8 +529,20 @@ out:
 	return err;
 }
 
+/* named: whether key is in names (NULL: every key is). */
+static int
+named(const struct key *k, const char *const *names)
+{
+	if (names == NULL)
+		return 1;
+	for (; *names != NULL; names++)
+		if (strcmp(*names, k->name) == 0)
+			return 1;
+	return 0;
+}
+
 void
-pf_config_usage(FILE *f)
+pf_config_usage_some(FILE *f, const char *const *names)
 {
 	fprintf(f,
 	    "Configuration: --config FILE (INI; keys without PF_, any "
@@ -538,7 +550,14 @@ pf_config_usage(FILE *f)
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct key *k = &keys[i];
 
-		fprintf(f, "  PF_%-22s %s (default: %s)\n", k->name, k->help,
-		    k->def[0] != '\0' ? k->def : "empty");
+		if (named(k, names))
+			fprintf(f, "  PF_%-22s %s (default: %s)\n", k->name,
+			    k->help, k->def[0] != '\0' ? k->def : "empty");
 	}
+}
+
+void
+pf_config_usage(FILE *f)
+{
+	pf_config_usage_some(f, NULL);
 }

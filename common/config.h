@@ -129,4 +129,8 @@ PF_NODISCARD pf_err pf_config_set(pf_config *cfg, const char *key,
  * the --help of every subcommand. */
 void pf_config_usage(FILE *f);
 
+/* pf_config_usage_some does the same for the keys named in names (without
+ * PF_, NULL-terminated), for a subcommand that reads only those. */
+void pf_config_usage_some(FILE *f, const char *const *names);
+
 #endif /* PF_COMMON_CONFIG_H */

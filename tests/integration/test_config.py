@@ -30,6 +30,10 @@ with Harness(need_services=False) as h:
     r = h.run(["serve", "--help"])
     t.ok("PF_BODY_MAX" in r.stdout and "PF_LISTEN" in r.stdout,
          "serve --help names the PF_ keys")
+    r = h.run(["mock-model", "--help"])
+    t.ok("PF_LOG_LEVEL" in r.stdout and "PF_DATABASE_URL" not in r.stdout,
+         "mock-model --help names only the key it reads (PF_LOG_LEVEL)",
+         r.stdout[-400:])
     r = h.run(["serve", "--no-such-option"], timeout=20)
     t.ok(r.returncode not in (0, -999),
          "serve with an unknown option exits non-zero", r.stderr[-300:])
