@@ -17,6 +17,7 @@
 
 #include "bench/loadgen_billing.h"
 #include "bench/loadgen_run.h"
+#include "bench/loadgen_tls.h"
 #include "common/limits.h"
 
 static volatile sig_atomic_t interrupted;
@@ -35,11 +36,18 @@ usage(FILE *f)
 	    "usage: planktonfly bench --url URL [OPTIONS]\n"
 	    "\n"
 	    "Load-tests an OpenAI-compatible endpoint (Planktonfly, the mock "
-	    "model, or\nanything else speaking HTTP/1.1 without TLS) with "
-	    "POST {URL}/chat/completions.\n"
+	    "model, or\nanything else speaking HTTP/1.1, plain or over TLS) "
+	    "with POST {URL}/chat/completions.\n"
 	    "\n"
 	    "options:\n"
-	    "  --url URL            base URL, e.g. http://127.0.0.1:3000/v1\n"
+	    "  --url URL            base URL, e.g. http://127.0.0.1:3000/v1 "
+	    "or\n"
+	    "                       https://gateway.example.com/v1\n"
+	    "  --cacert FILE        https: trust the CA certificates in FILE "
+	    "(PEM)\n"
+	    "                       instead of the system's\n"
+	    "  --insecure           https: do not check the server's "
+	    "certificate\n"
 	    "  --path PATH          appended to URL (/chat/completions)\n"
 	    "  --key KEY            sent as Authorization: Bearer KEY\n"
 	    "  --model M            model in the body (mock-model)\n"
@@ -117,10 +125,18 @@ parse_seconds(const char *s, uint64_t *ret)
 static int
 parse_url(lg_opts *o, const char *url)
 {
-	if (strlen(url) >= sizeof(o->url) || strncmp(url, "http://", 7) != 0)
+	size_t skip;
+	if (strncmp(url, "http://", 7) == 0)
+		skip = 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		skip = 8;
+	else
 		return -1;
+	if (strlen(url) >= sizeof(o->url))
+		return -1;
+	o->tls = skip == 8;
 	snprintf(o->url, sizeof(o->url), "%s", url);
-	const char *h = url + 7;
+	const char *h = url + skip;
 	const char *slash = strchr(h, '/');
 	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
 	char hostport[256];
@@ -128,7 +144,7 @@ parse_url(lg_opts *o, const char *url)
 		return -1;
 	memcpy(hostport, h, hl);
 	hostport[hl] = '\0';
-	const char *port = "80";
+	const char *port = o->tls ? "443" : "80";
 	char *colon;
 	if (hostport[0] == '[') {
 		char *rb = strchr(hostport, ']');
@@ -199,6 +215,8 @@ enum {
 	OPT_QPU,
 	OPT_PRICE,
 	OPT_QUIET,
+	OPT_CACERT,
+	OPT_INSECURE,
 	OPT_HELP,
 };
 
@@ -224,6 +242,8 @@ static const struct option long_opts[] = {
 	{ "quota-per-unit", required_argument, NULL, OPT_QPU },
 	{ "expect-price", required_argument, NULL, OPT_PRICE },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "cacert", required_argument, NULL, OPT_CACERT },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -358,6 +378,12 @@ parse_args(lg_opts *o, int argc, char **argv, int *done)
 		case OPT_QUIET:
 			o->quiet = 1;
 			break;
+		case OPT_CACERT:
+			o->cafile = optarg;
+			break;
+		case OPT_INSECURE:
+			o->insecure = 1;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			*done = 1;
@@ -381,8 +407,15 @@ parse_args(lg_opts *o, int argc, char **argv, int *done)
 	int r = parse_url(o, url);
 	if (r != 0) {
 		fprintf(stderr, "planktonfly bench: %s\n",
-		    r == -2 ? "cannot resolve the --url host"
-		            : "--url must look like http://HOST:PORT/PATH");
+		    r == -2
+		        ? "cannot resolve the --url host"
+		        : "--url must look like http[s]://HOST[:PORT]/PATH");
+		return 2;
+	}
+	if ((o->cafile || o->insecure) && !o->tls) {
+		fprintf(stderr,
+		    "planktonfly bench: --cacert and --insecure are for an "
+		    "https:// --url\n");
 		return 2;
 	}
 	if (o->rate && !conns_set)
@@ -507,9 +540,9 @@ print_summary(const lg_opts *o, const totals *t, const lg_billing_result *br,
 	const lg_stats *s = &t->st;
 	char b[32];
 	uint64_t rm = rate_milli(s->ok, t->elapsed_ns);
-	printf("planktonfly bench: POST http://%s:%s%s%s model=%s%s\n", o->host,
-	    o->port, o->base_path, o->path, o->model,
-	    o->stream ? " stream" : "");
+	printf("planktonfly bench: POST %s://%s:%s%s%s model=%s%s\n",
+	    o->tls ? "https" : "http", o->host, o->port, o->base_path, o->path,
+	    o->model, o->stream ? " stream" : "");
 	if (o->rate)
 		printf("  open loop at %" PRIu64 " req/s, %u connections, "
 		       "%u threads, %s measured\n",
@@ -810,6 +843,15 @@ lg_cmd(int argc, char **argv)
 		return rc;
 	raise_nofile(o.conns);
 	signal(SIGPIPE, SIG_IGN);
+	if (o.tls) {
+		char why[256];
+		o.tls_ctx
+		    = lg_tls_ctx_new(o.cafile, o.insecure, why, sizeof(why));
+		if (o.tls_ctx == NULL) {
+			fprintf(stderr, "planktonfly bench: %s\n", why);
+			return 1;
+		}
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -828,7 +870,10 @@ lg_cmd(int argc, char **argv)
 			billing_note = msg;
 		}
 	}
-	if (run(&o, &t) != 0) {
+	int ran = run(&o, &t);
+	lg_tls_ctx_free(o.tls_ctx);
+	o.tls_ctx = NULL;
+	if (ran != 0) {
 		fprintf(stderr, "planktonfly bench: cannot start\n");
 		lg_billing_free(bill);
 		return 1;

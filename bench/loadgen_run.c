@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench/loadgen_http.h"
+#include "bench/loadgen_tls.h"
 
 #define RBUF_SIZE (64u * 1024u)
 #define SCAN_NS 20000000u             /* timeouts, reconnects: every 20 ms */
@@ -28,10 +29,17 @@
 #define CONNECT_PHASE_NS 10000000000u /* connections get 10 s to open */
 #define MAX_EVENTS 256
 
-enum { C_DOWN = 0, C_CONNECTING, C_IDLE, C_SEND, C_RECV };
+/* C_HANDSHAKE: connected, TLS handshake under way (https only). */
+enum { C_DOWN = 0, C_CONNECTING, C_HANDSHAKE, C_IDLE, C_SEND, C_RECV };
+
+/* conn_read and conn_write return a count, 0 (read: the server closed),
+ * or one of these. */
+#define IO_WANT LG_TLS_WANT /* wait for the socket */
+#define IO_ERR LG_TLS_ERR
 
 typedef struct conn {
 	int fd;
+	struct ssl_st *ssl; /* https: the session, once connected */
 	uint8_t state;
 	uint8_t stream_open;
 	uint8_t fresh; /* no request sent on this connection yet */
@@ -163,6 +171,8 @@ build_request(loop *l)
 static void
 conn_close(loop *l, conn *c, uint64_t retry_at)
 {
+	lg_tls_close(c->ssl);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -367,19 +377,47 @@ fail(loop *l, conn *c, int kind, uint64_t now)
 	conn_open(l, c, now);
 }
 
+static ssize_t
+conn_write(conn *c, const void *p, size_t n)
+{
+	if (c->ssl != NULL)
+		return lg_tls_write(c->ssl, p, n);
+	for (;;) {
+		ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
+		if (r > 0)
+			return r;
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r < 0 && errno == EAGAIN ? IO_WANT : IO_ERR;
+	}
+}
+
+static ssize_t
+conn_read(conn *c, void *p, size_t n)
+{
+	if (c->ssl != NULL)
+		return lg_tls_read(c->ssl, p, n);
+	for (;;) {
+		ssize_t r = read(c->fd, p, n);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN ? IO_WANT : IO_ERR;
+	}
+}
+
 static void
 send_more(loop *l, conn *c, uint64_t now)
 {
 	while (c->req_off < l->req_len) {
-		ssize_t n = send(c->fd, l->req + c->req_off,
-		    l->req_len - c->req_off, MSG_NOSIGNAL);
+		ssize_t n = conn_write(
+		    c, l->req + c->req_off, l->req_len - c->req_off);
 		if (n > 0) {
 			c->req_off += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		if (n == IO_WANT)
 			return;
 		fail(l, c, LG_ERR_IO, now);
 		return;
@@ -411,10 +449,8 @@ static void
 recv_more(loop *l, conn *c, uint64_t now)
 {
 	for (;;) {
-		ssize_t n = read(c->fd, l->rbuf, RBUF_SIZE);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		ssize_t n = conn_read(c, l->rbuf, RBUF_SIZE);
+		if (n == IO_WANT)
 			return;
 		if (n < 0) {
 			fail(l, c, LG_ERR_IO, now);
@@ -454,9 +490,44 @@ recv_more(loop *l, conn *c, uint64_t now)
 			complete(l, c, now);
 			return;
 		}
-		if ((size_t)n < RBUF_SIZE)
-			return; /* drained; edge-triggered epoll says more */
+		/* drained (edge-triggered epoll says when there is more);
+		 * not with TLS: a record ends a read, not the socket's data */
+		if (c->ssl == NULL && (size_t)n < RBUF_SIZE)
+			return;
 	}
+}
+
+/* tls_step advances the handshake of c; a failed one counts as a connect
+ * error, and the first in the run says why on stderr. */
+static void
+tls_step(loop *l, conn *c, uint64_t now)
+{
+	int r = lg_tls_handshake(c->ssl);
+	char why[256];
+
+	if (r == LG_TLS_WANT)
+		return;
+	if (r == 1) {
+		conn_free(l, c, now);
+		return;
+	}
+	lg_tls_why(c->ssl, why, sizeof(why));
+	if (!atomic_exchange(&l->t->sh->tls_told, 1))
+		fprintf(stderr,
+		    "planktonfly bench: TLS handshake with %s:%s failed: %s "
+		    "(counted as connect errors)\n",
+		    l->o->host, l->o->port, why);
+	count_error(l, c, LG_ERR_CONNECT);
+	conn_close(l, c, now + RETRY_NS);
+}
+
+/* idle_quiet reads what the server sent to an idle TLS connection: 1 when
+ * that was only TLS's own (a session ticket after the handshake), 0 when
+ * it was data or the end of the connection. */
+static int
+idle_quiet(loop *l, conn *c)
+{
+	return c->ssl != NULL && conn_read(c, l->rbuf, RBUF_SIZE) == IO_WANT;
 }
 
 static void
@@ -470,7 +541,18 @@ on_connected(loop *l, conn *c, uint64_t now)
 		conn_close(l, c, now + RETRY_NS);
 		return;
 	}
-	conn_free(l, c, now);
+	if (!l->o->tls) {
+		conn_free(l, c, now);
+		return;
+	}
+	c->ssl = lg_tls_open(l->o->tls_ctx, c->fd, l->o->host);
+	if (c->ssl == NULL) {
+		count_error(l, c, LG_ERR_CONNECT);
+		conn_close(l, c, now + RETRY_NS);
+		return;
+	}
+	c->state = C_HANDSHAKE;
+	tls_step(l, c, now);
 }
 
 static void
@@ -480,6 +562,9 @@ handle(loop *l, conn *c, uint32_t ev, uint64_t now)
 	case C_CONNECTING:
 		if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 			on_connected(l, c, now);
+		break;
+	case C_HANDSHAKE:
+		tls_step(l, c, now);
 		break;
 	case C_SEND:
 		if (ev & (EPOLLERR | EPOLLHUP)) {
@@ -496,6 +581,9 @@ handle(loop *l, conn *c, uint32_t ev, uint64_t now)
 			recv_more(l, c, now);
 		break;
 	case C_IDLE:
+		if ((ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) == 0
+		    && (ev & EPOLLIN) && idle_quiet(l, c))
+			break;
 		if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
 			/* the server closed a kept-alive connection: take it
 			 * off the idle stack and open another */
@@ -527,6 +615,7 @@ scan(loop *l, uint64_t now)
 				conn_open(l, c, now);
 			break;
 		case C_CONNECTING:
+		case C_HANDSHAKE:
 			if (now - c->t_state > to) {
 				count_error(l, c, LG_ERR_CONNECT);
 				conn_close(l, c, now);
@@ -594,6 +683,7 @@ static void
 loop_fini(loop *l)
 {
 	for (uint32_t i = 0; l->conns && i < l->nconns; i++) {
+		lg_tls_close(l->conns[i].ssl);
 		if (l->conns[i].fd >= 0)
 			close(l->conns[i].fd);
 	}
@@ -630,7 +720,8 @@ connect_all(loop *l)
 		uint64_t now = lg_now_ns();
 		uint32_t pending = 0;
 		for (uint32_t i = 0; i < l->nconns; i++)
-			pending += l->conns[i].state == C_CONNECTING;
+			pending += l->conns[i].state == C_CONNECTING
+			    || l->conns[i].state == C_HANDSHAKE;
 		if (pending == 0 || now - t0 > CONNECT_PHASE_NS)
 			break;
 		poll_once(l, now, SCAN_NS);

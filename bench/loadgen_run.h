@@ -26,6 +26,10 @@ typedef struct lg_opts {
 	char path[256];       /* appended to base_path */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	int tls;                    /* --url https:// */
+	int insecure;               /* --insecure: no certificate check */
+	const char *cafile;         /* --cacert; NULL: the system's */
+	struct ssl_ctx_st *tls_ctx; /* made by lg_cmd when tls */
 	const char *key;
 	const char *model;
 	const char *json_path;
@@ -55,7 +59,8 @@ typedef struct lg_opts {
 } lg_opts;
 
 enum lg_err_kind {
-	LG_ERR_CONNECT = 0, /* connect() failed or timed out */
+	LG_ERR_CONNECT = 0, /* connect() or the TLS handshake failed, or
+	                     * timed out */
 	LG_ERR_TIMEOUT,     /* no complete answer within --timeout */
 	LG_ERR_IO,          /* reset, or closed before the answer ended */
 	LG_ERR_MALFORMED,   /* not parseable as HTTP/1.1 */
@@ -104,6 +109,7 @@ typedef struct lg_shared {
 	pthread_barrier_t go;    /* start_ns set */
 	uint64_t start_ns;
 	_Atomic int stop;
+	_Atomic int tls_told; /* the first failed handshake was reported */
 } lg_shared;
 
 /* A completed answer the billing check looks up by its x-request-id. */

@@ -7,7 +7,7 @@ PF_PACKAGES=(
 	build-essential meson ninja-build pkg-config cmake python3
 	libnng-dev libmicrohttpd-dev libcurl4-openssl-dev libpq-dev
 	libhiredis-dev libmsgpack-dev libjansson-dev libinih-dev libssl-dev
-	postgresql postgresql-client redis-server redis-tools curl
+	postgresql postgresql-client redis-server redis-tools curl openssl
 	clang-format clang
 )
 
