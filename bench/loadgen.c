@@ -456,6 +456,7 @@ typedef struct totals {
 	uint64_t max_open_streams;
 	uint64_t elapsed_ns; /* measured part (warmup excluded) */
 	uint64_t connect_ns;
+	int stalled; /* a --requests run stopped: nothing happened (STALL_NS) */
 } totals;
 
 static void
@@ -746,6 +747,12 @@ take_billed(lg_billed_list *dst, lg_billed_list *src)
 	memset(src, 0, sizeof(*src));
 }
 
+/* A --requests run ends after this long with no request in flight and no
+ * answer: no connection could be made, so no request will ever be sent (a
+ * request in flight is bounded by --timeout; an open loop's requests are
+ * at most 1 s apart).  A --duration run ends on time anyway. */
+#define STALL_NS 10000000000u
+
 /* Runs the threads; fills *t.  Returns 0, or -1 if threads failed. */
 static int
 run(const lg_opts *o, totals *t)
@@ -786,6 +793,7 @@ run(const lg_opts *o, totals *t)
 	    ? UINT64_MAX
 	    : sh.start_ns + o->warmup_ns + o->duration_ns;
 	uint64_t next_print = sh.start_ns + 1000000000u, last_done = 0;
+	uint64_t busy_ns = sh.start_ns, busy_done = 0;
 	for (;;) {
 		sleep_ns(20000000u);
 		uint64_t now = lg_now_ns();
@@ -809,6 +817,19 @@ run(const lg_opts *o, totals *t)
 			    done, errs, infl, open);
 			last_done = done;
 			next_print += 1000000000u;
+		}
+		if (infl > 0 || done != busy_done) {
+			busy_ns = now;
+			busy_done = done;
+		}
+		if (o->requests && now - busy_ns >= STALL_NS) {
+			t->stalled = 1;
+			fprintf(stderr,
+			    "planktonfly bench: no request in flight and no "
+			    "answer for %" PRIu64 " s (%" PRIu64
+			    " errors): stopping\n",
+			    (uint64_t)(STALL_NS / 1000000000u), errs);
+			break;
 		}
 		if (all_finished || now >= end || interrupted)
 			break;
@@ -904,5 +925,5 @@ lg_cmd(int argc, char **argv)
 		    o.json_path);
 		return 1;
 	}
-	return failed ? 1 : 0;
+	return failed || t.stalled ? 1 : 0;
 }

@@ -9,7 +9,9 @@
  * progress line a second on stderr, the summary on stdout, and the JSON
  * result to --json FILE.  Returns the exit status: 0 when the run
  * completed (errors are results, not failures), 1 when it could not run
- * or --check-billing found a mismatch, 2 on a usage error.
+ * (also: a --requests run stopped because for 10 s nothing was in
+ * flight and nothing was answered) or
+ * --check-billing found a mismatch, 2 on a usage error.
  */
 int lg_cmd(int argc, char **argv);
 

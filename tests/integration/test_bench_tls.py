@@ -8,7 +8,8 @@ whose idle connections receive the server's session tickets); the
 server's certificate is checked against --cacert or the system's store,
 and against the URL's host (an IP literal or a DNS name), unless
 --insecure; a failed handshake counts as a connect error and says why;
-the TLS options without https:// are a usage error.  Needs no services.
+the TLS options without https:// are a usage error; a --requests run
+that can make no connection stops.  Needs no services.
 """
 import json
 import os
@@ -162,6 +163,15 @@ def main():
              "a self-signed certificate fails against the system's store: "
              "connect errors, and stderr says why",
              (r.stdout + r.stderr)[-600:])
+
+        # every handshake fails, so no request is ever sent: a --requests
+        # run must end by itself, not wait forever
+        r, res = bench(url, "--requests", "5", timeout=40)
+        t.ok(r.returncode == 1 and "stopping" in r.stderr
+             and res is not None and res["ok"] == 0
+             and res["errors"]["connect"] > 0,
+             "a --requests run that cannot connect stops after 10 s, "
+             "exit 1, with its result", (r.stdout + r.stderr)[-600:])
 
         wurl = f"https://127.0.0.1:{wrong.port}/v1"
         r, res = bench(wurl, "--cacert", other, "--duration", "1")
