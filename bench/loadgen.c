@@ -37,7 +37,9 @@ usage(FILE *f)
 	    "\n"
 	    "Load-tests an OpenAI-compatible endpoint (Planktonfly, the mock "
 	    "model, or\nanything else speaking HTTP/1.1, plain or over TLS) "
-	    "with POST {URL}/chat/completions.\n"
+	    "with POST {URL}/chat/completions\n"
+	    "(or Anthropic's Messages API, POST {URL}/messages: --api "
+	    "anthropic).\n"
 	    "\n"
 	    "options:\n"
 	    "  --url URL            base URL, e.g. http://127.0.0.1:3000/v1 "
@@ -48,7 +50,13 @@ usage(FILE *f)
 	    "                       instead of the system's\n"
 	    "  --insecure           https: do not check the server's "
 	    "certificate\n"
-	    "  --path PATH          appended to URL (/chat/completions)\n"
+	    "  --api openai|anthropic  the API: chat completions (openai), "
+	    "or the\n"
+	    "                       Messages API (POST {URL}/messages, "
+	    "x-api-key,\n"
+	    "                       max_tokens 1024 unless --max-tokens)\n"
+	    "  --path PATH          appended to URL (/chat/completions, "
+	    "/messages)\n"
 	    "  --key KEY            sent as Authorization: Bearer KEY\n"
 	    "  --model M            model in the body (mock-model)\n"
 	    "  --stream             ask for a stream (with include_usage)\n"
@@ -217,6 +225,7 @@ enum {
 	OPT_QUIET,
 	OPT_CACERT,
 	OPT_INSECURE,
+	OPT_API,
 	OPT_HELP,
 };
 
@@ -244,6 +253,7 @@ static const struct option long_opts[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "cacert", required_argument, NULL, OPT_CACERT },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "api", required_argument, NULL, OPT_API },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -288,7 +298,7 @@ parse_args(lg_opts *o, int argc, char **argv, int *done)
 	o->max_tokens = -1;
 	o->include_usage = 1;
 	o->quota_per_unit = 500000;
-	snprintf(o->path, sizeof(o->path), "/chat/completions");
+	int path_set = 0;
 	optind = 1;
 	for (;;) {
 		int c = getopt_long(argc, argv, "H:", long_opts, NULL);
@@ -305,6 +315,7 @@ parse_args(lg_opts *o, int argc, char **argv, int *done)
 			if (!bad)
 				snprintf(
 				    o->path, sizeof(o->path), "%s", optarg);
+			path_set = 1;
 			break;
 		case OPT_KEY:
 			bad = strlen(optarg) > PF_API_KEY_MAX * 4u
@@ -384,6 +395,11 @@ parse_args(lg_opts *o, int argc, char **argv, int *done)
 		case OPT_INSECURE:
 			o->insecure = 1;
 			break;
+		case OPT_API:
+			bad = strcmp(optarg, "openai") != 0
+			    && strcmp(optarg, "anthropic") != 0;
+			o->anthropic = strcmp(optarg, "anthropic") == 0;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			*done = 1;
@@ -418,6 +434,9 @@ parse_args(lg_opts *o, int argc, char **argv, int *done)
 		    "https:// --url\n");
 		return 2;
 	}
+	if (!path_set)
+		snprintf(o->path, sizeof(o->path), "%s",
+		    o->anthropic ? "/messages" : "/chat/completions");
 	if (o->rate && !conns_set)
 		o->conns = 64;
 	if (o->threads > o->conns)
@@ -642,14 +661,16 @@ write_json(const lg_opts *o, const totals *t, const lg_billing_result *br,
 	fprintf(f, "{\n  \"tool\": \"planktonfly bench\",\n");
 	fprintf(f, "  \"units\": \"ns\",\n");
 	fprintf(f,
-	    "  \"config\": {\"url\": \"%s\", \"path\": \"%s\", \"model\": "
+	    "  \"config\": {\"url\": \"%s\", \"api\": \"%s\", \"path\": "
+	    "\"%s\", \"model\": "
 	    "\"%s\", \"stream\": %s, \"connections\": %u, \"threads\": %u, "
 	    "\"rate\": %" PRIu64 ", \"duration_ns\": %" PRIu64
 	    ", \"warmup_ns\": %" PRIu64 ", \"requests\": %" PRIu64
 	    ", \"body_bytes\": %u, \"max_tokens\": %" PRId64 "},\n",
-	    o->url, o->path, o->model, o->stream ? "true" : "false", o->conns,
-	    o->threads, o->rate, o->duration_ns, o->warmup_ns, o->requests,
-	    o->body_bytes, o->max_tokens);
+	    o->url, o->anthropic ? "anthropic" : "openai", o->path, o->model,
+	    o->stream ? "true" : "false", o->conns, o->threads, o->rate,
+	    o->duration_ns, o->warmup_ns, o->requests, o->body_bytes,
+	    o->max_tokens);
 	fprintf(f,
 	    "  \"elapsed_ns\": %" PRIu64 ",\n  \"connect_ns\": %" PRIu64
 	    ",\n  \"ok\": %" PRIu64 ",\n  \"rps\": %" PRIu64 ".%03" PRIu64

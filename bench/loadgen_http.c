@@ -211,7 +211,10 @@ end_event(lg_http *p, uint32_t *new_events)
 	size_t n
 	    = p->_ev_len < sizeof(p->_ev) ? p->_ev_len : sizeof(p->_ev) - 1;
 	p->_ev[n] = '\0';
-	if (strstr(p->_ev, "data: [DONE]") || strstr(p->_ev, "data:[DONE]"))
+	/* the end of a stream: OpenAI's [DONE], Anthropic's message_stop */
+	if (strstr(p->_ev, "data: [DONE]") || strstr(p->_ev, "data:[DONE]")
+	    || strstr(p->_ev, "event: message_stop")
+	    || strstr(p->_ev, "\"type\":\"message_stop\""))
 		p->done_marker = 1;
 	else
 		scan_usage(p);

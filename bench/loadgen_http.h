@@ -31,7 +31,7 @@ typedef struct lg_http {
 	int sse;          /* Content-Type text/event-stream */
 	int keep_alive;   /* connection reusable after DONE */
 	int until_close;  /* body delimited by the end of the connection */
-	int done_marker;  /* saw "data: [DONE]" */
+	int done_marker;  /* saw "data: [DONE]" or Anthropic's message_stop */
 	uint64_t events;  /* SSE events completed so far */
 	uint64_t body_bytes;
 	int64_t prompt_tokens;     /* -1 until a usage object was seen */

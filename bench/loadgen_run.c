@@ -114,12 +114,15 @@ build_request(loop *l)
 		return -1;
 	size_t hl = (size_t)n;
 	char mt[64] = "";
-	if (o->max_tokens >= 0)
+	/* the Messages API requires max_tokens; its streams always carry
+	 * their usage */
+	if (o->max_tokens >= 0 || o->anthropic)
 		snprintf(mt, sizeof(mt), ",\"max_tokens\":%lld",
-		    (long long)o->max_tokens);
+		    (long long)(o->max_tokens >= 0 ? o->max_tokens
+		                                   : LG_ANTHROPIC_MAX_TOKENS));
 	n = snprintf(body_tail, sizeof(body_tail), "\"}]%s%s%s}", mt,
 	    o->stream ? ",\"stream\":true" : "",
-	    o->stream && o->include_usage
+	    o->stream && o->include_usage && !o->anthropic
 	        ? ",\"stream_options\":{\"include_usage\":true}"
 	        : "");
 	if (n < 0 || (size_t)n >= sizeof(body_tail))
@@ -142,11 +145,16 @@ build_request(loop *l)
 		return -1;
 	size_t len = (size_t)n;
 	if (o->key && o->key[0]) {
-		if (appends(head, sizeof(head), &len, "Authorization: Bearer ")
+		if (appends(head, sizeof(head), &len,
+		        o->anthropic ? "x-api-key: " : "Authorization: Bearer ")
 		    || appends(head, sizeof(head), &len, o->key)
 		    || appends(head, sizeof(head), &len, "\r\n"))
 			return -1;
 	}
+	if (o->anthropic
+	    && appends(head, sizeof(head), &len,
+	        "anthropic-version: " LG_ANTHROPIC_VERSION "\r\n"))
+		return -1;
 	if (append(head, sizeof(head), &len, o->extra_headers, o->extra_len)
 	    || appends(head, sizeof(head), &len, "\r\n"))
 		return -1;

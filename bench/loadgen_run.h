@@ -17,6 +17,11 @@
 #include "common/limits.h"
 #include "common/money.h"
 
+/* --api anthropic: the max_tokens sent without --max-tokens (the Messages
+ * API requires one), and the anthropic-version header. */
+#define LG_ANTHROPIC_MAX_TOKENS 1024
+#define LG_ANTHROPIC_VERSION "2023-06-01"
+
 typedef struct lg_opts {
 	/* target */
 	char url[2048];
@@ -37,6 +42,7 @@ typedef struct lg_opts {
 	char extra_headers[PF_LOADGEN_EXTRA_HEADERS_MAX]; /* "Name: v\r\n"... */
 	size_t extra_len;
 	/* load */
+	int anthropic; /* --api anthropic: the Messages API, not chat */
 	int stream;
 	int include_usage;
 	int quiet;

@@ -89,6 +89,20 @@ static const char sse[]
       "e\r\ndata: [DONE]\n\n\r\n"
       "0\r\n\r\n";
 
+/* Anthropic's Messages stream: usage in message_start (input, and a first
+ * output count) and in message_delta (the final output count); no [DONE],
+ * message_stop ends it. */
+static const char msgs[]
+    = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+      "Content-Length: 330\r\n\r\n"
+      "event: message_start\ndata: {\"type\":\"message_start\","
+      "\"message\":{\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n"
+      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+      "\"delta\":{\"text\":\"hi\"}}\n\n"
+      "event: message_delta\ndata: {\"type\":\"message_delta\","
+      "\"usage\":{\"output_tokens\":12}}\n\n"
+      "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
 static void
 test_http(void)
 {
@@ -136,6 +150,16 @@ test_http(void)
 		    && p.completion_tokens == 7 && left == 0;
 	}
 	ok(all, "chunked SSE at every split: 4 events, [DONE], usage");
+	all = 1;
+	for (size_t step = 1; step <= sizeof(msgs); step++) {
+		lg_http_rc rc = feed(msgs, step, &ev, &left);
+		all &= rc == LG_HTTP_DONE && p.sse && ev == 4 && p.done_marker
+		    && p.prompt_tokens == 9 && p.completion_tokens == 12
+		    && left == 0;
+	}
+	ok(all,
+	    "Anthropic stream at every split: message_stop ends it, input "
+	    "from message_start, output from message_delta");
 
 	ok(feed("HTTP/1.1 abc\r\n\r\n", 64, &ev, &left) == LG_HTTP_MALFORMED,
 	    "bad status line");

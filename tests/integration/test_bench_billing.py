@@ -4,10 +4,11 @@ can fail.
 
 Against `planktonfly serve` (all in one, billing included) and the mock
 model: the check passes when every completed answer is in the ledger with
-the cost of its usage at the model's price (stream and non-stream, and a
-duration-bound run whose last requests are abandoned), and exits 1 when
-the expected price is wrong (--expect-price), when the answers carry no
-x-request-id (the mock directly) or when nothing bills them.
+the cost of its usage at the model's price (stream and non-stream, the
+chat API and Anthropic's Messages API, and a duration-bound run whose
+last requests are abandoned), and exits 1 when the expected price is
+wrong (--expect-price), when the answers carry no x-request-id (the mock
+directly) or when nothing bills them.
 
 While the ingress side of billing is not built (harness.spool_setting),
 the checks that need a ledger are TODO; the failures are asserted either
@@ -94,6 +95,20 @@ def run(h, t, tmp):
     check(rc == 0 and "billing  OK" in out,
           "a run ended by --duration: the completed answers checked, the "
           "abandoned ones reported apart (exit 0)", out)
+
+    # Anthropic's Messages API through the gateway: x-api-key, its
+    # event stream (message_stop ends it), its usage names
+    rc, out = bench(g.base_url, "--api", "anthropic", "--requests", "80",
+                    "--connections", "4")
+    check(rc == 0 and "/v1/messages" in out
+          and "billing  OK: 80 completed" in out,
+          "--api anthropic: each Messages answer charged as expected", out)
+    rc, out = bench(g.base_url, "--api", "anthropic", "--stream",
+                    "--requests", "60", "--connections", "4")
+    check(rc == 0 and "truncated 0" in out
+          and "billing  OK: 60 completed" in out,
+          "--api anthropic --stream: whole streams (message_stop), each "
+          "charged as expected", out)
 
     rc, out = bench(g.base_url, "--requests", "50", "--connections", "2",
                     "--expect-price", "0.7,2.2")
