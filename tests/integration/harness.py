@@ -689,6 +689,26 @@ def unavailable_503(resp, anthropic, word):
         and word in err.get("message", "")
 
 
+def pipe(a, b):
+    """Copies what socket a receives to socket b until a ends or fails,
+    then shuts both down (a relay's one direction; run one per direction,
+    each in a thread)."""
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 def wait_for(pred, timeout=20.0, step=0.1):
     """Polls pred() until it returns a true value or timeout seconds
     pass; returns the last value.  A bound, not an assertion on time."""

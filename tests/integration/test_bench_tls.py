@@ -20,7 +20,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Harness  # noqa: E402
+from harness import Harness, pipe  # noqa: E402
 
 
 def make_cert(d, name, san):
@@ -71,23 +71,6 @@ class Terminator:
             threading.Thread(target=self._serve, args=(c,),
                              daemon=True).start()
 
-    @staticmethod
-    def _pump(a, b):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        finally:
-            for x in (a, b):
-                try:
-                    x.close()
-                except OSError:
-                    pass
-
     def _serve(self, c):
         try:
             t = self.ctx.wrap_socket(c, server_side=True)
@@ -95,8 +78,8 @@ class Terminator:
             c.close()  # the client refused our certificate
             return
         u = socket.create_connection(("127.0.0.1", self.target))
-        threading.Thread(target=self._pump, args=(t, u), daemon=True).start()
-        self._pump(u, t)
+        threading.Thread(target=pipe, args=(t, u), daemon=True).start()
+        pipe(u, t)
 
     def close(self):
         for s in self.socks:

@@ -9,26 +9,10 @@ import socket
 import struct
 import threading
 
-from harness import Harness, free_port, mock_stats, parse_sse, fetch_stream
+from harness import (Harness, fetch_stream, free_port, mock_stats,
+                     parse_sse, pipe)
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-def pipe(a, b):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d:
-                break
-            b.sendall(d)
-    except OSError:
-        pass
-    finally:
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def recv_exact(s, n):
