@@ -56,9 +56,33 @@ def sus(ns):
     return "–" if ns is None else "%+.1f µs" % (ns / 1000.0)
 
 
+rounds = int(machine.get("rounds", "1"))
+
+
+def round_names(n):
+    """The stage N of each round: N, then NrK (bench/run's one_conn runs
+    the 1-connection stages in rounds; the others run once)."""
+    return [n] + ["%sr%d" % (n, k) for k in range(2, rounds + 1)]
+
+
+def added_rounds(t, n, hist, p):
+    """Gateway - direct in each round that has both (same round: the
+    machine in the same phase)."""
+    out = []
+    for m in round_names(n):
+        a, d = q("%s-%s" % (m, t), hist, p), q("%s-direct" % m, hist, p)
+        if a is not None and d is not None:
+            out.append(a - d)
+    return out
+
+
 def added(t, n, hist, p):
-    a, d = q("%s-%s" % (n, t), hist, p), q("%s-direct" % n, hist, p)
-    return None if a is None or d is None else a - d
+    """The median over the rounds of the added latency (one round: it)."""
+    v = sorted(added_rounds(t, n, hist, p))
+    if not v:
+        return None
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) // 2
 
 
 def cpu_per_req(n):
@@ -249,6 +273,8 @@ for t in ("serve", "split"):
     d["added_p99_ns_c1"] = added(t, "c1", "latency", "p99")
     d["added_ttft_p50_ns"] = added(t, "s1", "ttft", "p50")
     d["added_ttft_p99_ns"] = added(t, "s1", "ttft", "p99")
+    d["added_p50_ns_c1_rounds"] = added_rounds(t, "c1", "latency", "p50")
+    d["added_ttft_p50_ns_rounds"] = added_rounds(t, "s1", "ttft", "p50")
     for r in rates:
         d["added_p50_ns_r%d" % r] = added(t, "r%d" % r, "latency", "p50")
         d["added_p99_ns_r%d" % r] = added(t, "r%d" % r, "latency", "p99")
@@ -282,6 +308,8 @@ for t in reference:
     d["added_p50_ns_c1"] = added(t, "c1", "latency", "p50")
     d["added_p99_ns_c1"] = added(t, "c1", "latency", "p99")
     d["added_ttft_p50_ns"] = added(t, "s1", "ttft", "p50")
+    d["added_p50_ns_c1_rounds"] = added_rounds(t, "c1", "latency", "p50")
+    d["added_ttft_p50_ns_rounds"] = added_rounds(t, "s1", "ttft", "p50")
     d["cpu_us_per_req_c64"] = cpu_per_req("c64-" + t)
     d["ctx_switches_per_req_c64"] = cs_per_req("c64-" + t)
     g, dr = st("c64-" + t), st("c64-direct")
@@ -458,6 +486,27 @@ w("| TTFT, stream, 1 connection | %s | %s | %s | %s |" % (
     sus(S["added_ttft_p50_ns"]), sus(S["added_ttft_p99_ns"]),
     sus(P["added_ttft_p50_ns"]), sus(P["added_ttft_p99_ns"])))
 w("")
+if rounds > 1:
+    cols = [t for t in ("serve", "split", *reference)
+            if derived.get(t, {}).get("added_p50_ns_c1_rounds")]
+    w("At 1 connection (and for TTFT) every figure is the median over %d "
+      "rounds. In each round, direct, serve, split and the reference "
+      "proxies ran one after the other, and added = gateway − direct of "
+      "the same round. Each round's added p50:\n" % rounds)
+    label = {"nginx": "nginx", "haproxy": "HAProxy"}
+    w("| round | " + " | ".join(
+        "%s p50 | %s TTFT p50" % (label.get(t, t), label.get(t, t))
+        for t in cols) + " |")
+    w("|---|" + "---|---|" * len(cols))
+    for k in range(rounds):
+        cells = []
+        for t in cols:
+            a = derived[t]["added_p50_ns_c1_rounds"]
+            b = derived[t]["added_ttft_p50_ns_rounds"]
+            cells.append(sus(a[k]) if k < len(a) else "–")
+            cells.append(sus(b[k]) if k < len(b) else "–")
+        w("| %d | %s |" % (k + 1, " | ".join(cells)))
+    w("")
 if svg:
     w("![added latency against load](%s)\n" % svg)
 
@@ -631,7 +680,8 @@ w("Latency from the intended send time (open loop) or the send "
 w("| stage | measured | req/s | p50 | p90 | p99 | p99.9 | max | TTFT p50 | "
   "TTFT p99 | non-2xx | errors | max open streams |")
 w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-order = ["c1", *("r%d" % r for r in rates), "c64", "s1", "s64", "hold"]
+order = [*round_names("c1"), *("r%d" % r for r in rates), "c64",
+         *round_names("s1"), "s64", "hold"]
 for o in order:
     for t in ("direct", "serve", "split", *reference):
         s = st("%s-%s" % (o, t))
@@ -648,7 +698,8 @@ for o in order:
             non2xx, errs,
             s["max_open_streams"] if s["config"]["stream"] else "–"))
 w("")
-w("Stages: `c1` 1 connection; `rN` open loop at N req/s (64 connections "
+w("Stages: `c1` 1 connection (`c1rK`, `s1rK`: round K of the "
+  "1-connection stages); `rN` open loop at N req/s (64 connections "
   "available); `c64` 64 connections; `s1`/`s64` streams (16 content "
   "chunks, no delay) on 1/64 connections; `hold` %s connections each "
   "holding a stream of %s chunks 1 s apart (the stage ends before the "
