@@ -54,7 +54,7 @@ usage(FILE *f)
 	    "or the\n"
 	    "                       Messages API (POST {URL}/messages, "
 	    "x-api-key,\n"
-	    "                       max_tokens 1024 unless --max-tokens)\n"
+	    "                       max_tokens %d unless --max-tokens)\n"
 	    "  --path PATH          appended to URL (/chat/completions, "
 	    "/messages)\n"
 	    "  --key KEY            sent as Authorization: Bearer KEY "
@@ -91,7 +91,8 @@ usage(FILE *f)
 	    "  --quota-per-unit N   quota units per USD for the check "
 	    "(500000)\n"
 	    "  --quiet              no progress line\n"
-	    "  --help\n");
+	    "  --help\n",
+	    LG_ANTHROPIC_MAX_TOKENS);
 }
 
 static int
